@@ -1,0 +1,52 @@
+# tlens-lsp: every target bootstraps what it needs on a fresh machine.
+#   make demo   - show what the server finds in examples/ (check, hover, a patching sweep)
+#   make test   - the whole test suite (unit, LSP over stdio, real kernels, real editors)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Second environment with TransformerLens 2.x (HookedTransformer), used by catalog and kernel tests.
+HT_VENV := .venv-ht
+HT_PY := $(HT_VENV)/bin/python
+TORCH := torch==2.13.0
+
+.PHONY: demo test test-fast bench vsix editors clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first: a bare torch requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(HT_VENV)/.installed:
+	$(PYTHON) -m venv $(HT_VENV)
+	$(HT_PY) -m pip install -q --upgrade pip
+	$(HT_PY) -m pip install -q $(TORCH)
+	# TL 2.18 pins numpy<2; pyarrow>=21 needs numpy>=2, so cap it (see shared knowledge, 0.).
+	$(HT_PY) -m pip install -q 'transformer-lens==2.18.0' 'pyarrow<21' ipykernel
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) scripts/demo.py
+
+test: $(VENV)/.installed $(HT_VENV)/.installed editors
+	TLENS_HT_PYTHON=$(abspath $(HT_PY)) $(PY) -m pytest -q
+
+# Without the editor suite and the HookedTransformer environment: quick inner loop.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not editor and not ht"
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/lsp_latency.py
+	$(PY) benchmarks/sweep_speed.py
+
+editors: $(VENV)/.installed
+	scripts/install-editors.sh
+
+vsix: editors
+	scripts/build-vsix.sh
+
+clean:
+	rm -rf $(VENV) $(HT_VENV) .editors build dist *.egg-info

@@ -1,0 +1,320 @@
+"""Name diagnostics: unknown hooks, layers out of range, gated hooks, removed APIs.
+
+Calm by design: a finding is reported only when the model (or, for plain typos, every model)
+makes the failure certain; anything the server cannot resolve stays silent.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from ..knowledge.hookpoints import Catalog, HookPoint, catalog_for, union_templates
+from .findings import Edit, Finding, Fix
+from .hookrefs import HookRef
+from .models import ModelInfo
+from .syntax import Node, Parsed, statement_of, text
+
+_GATE_SETTERS = {
+    "use_attn_result": "set_use_attn_result",
+    "use_split_qkv_input": "set_use_split_qkv_input",
+    "use_attn_in": "set_use_attn_in",
+    "use_hook_mlp_in": "set_use_hook_mlp_in",
+    "use_hook_tokens": None,  # a config flag only: there is no setter
+}
+
+
+def _pattern(template: str) -> re.Pattern:
+    return re.compile(re.escape(template).replace(re.escape("{l}"), r"\d+").replace(re.escape("{e}"), r"\d+"))
+
+
+class NameChecker:
+    def __init__(self, parsed: Parsed, tl_major: int | None, flags_mentioned: set[str]):
+        self.parsed = parsed
+        self.tl_major = tl_major
+        self.flags_mentioned = flags_mentioned  # gate flags the file switches on anywhere
+
+    def catalog(self, model: ModelInfo | None) -> Catalog | None:
+        """The model's catalog when its structure is known, else None (lenient checks only)."""
+        if model is None or not model.spec.structure_known:
+            return None
+        return catalog_for(model.effective_spec, self.tl_major or (4 if model.spec.backend == "bridge" else 2))
+
+    def check(self, refs: list[HookRef]) -> list[Finding]:
+        out: list[Finding] = []
+        for ref in refs:
+            finding = self._check(ref)
+            if finding is not None:
+                out.append(finding)
+        return out
+
+    def _check(self, ref: HookRef) -> Finding | None:
+        if ref.error:
+            return Finding(ref.start, ref.end, "unknown-hook", "error", ref.error)
+        if ref.template is None or "sae" in ref.template:
+            return None  # SAE hooks (sae_lens) and unresolved names are not ours to judge
+        catalog = self.catalog(ref.model)
+        if ref.match != "exact":
+            return self._check_filter(ref, catalog)
+        point = catalog.lookup(ref.template.replace("{l}", "0"))[0] if catalog and catalog.lookup(ref.template.replace("{l}", "0")) else None
+        if point is None:
+            return self._unknown(ref, catalog)
+        if (f := self._layer(ref, catalog)) is not None:
+            return f
+        if point.gate and not getattr(catalog.spec, point.gate) and point.gate not in self.flags_mentioned:
+            return self._not_enabled(ref, point)
+        if point.dead:
+            return Finding(ref.start, ref.end, "unknown-hook", "warning",
+                           f"'{_shown(ref)}' exists on {catalog.spec.label} but never fires: {point.dead}.")
+        return None
+
+    # -- unknown names
+
+    def _unknown(self, ref: HookRef, catalog: Catalog | None) -> Finding | None:
+        template = ref.template or ""
+        if catalog is None:
+            if template in union_templates() or not _looks_like_hook(template):
+                return None
+            candidates = sorted(union_templates())
+            where = "any TransformerLens model"
+        else:
+            candidates = catalog.templates()
+            where = catalog.spec.label
+        name = _shown(ref)
+        message = f"'{name}' is not a hook point of {where}."
+        if ref.context == "cache" and ref.how and "get_act_name" in ref.how and "→" in ref.how:
+            message = f"{ref.how}, which is not a hook point of {where}."
+            short = template.removeprefix("hook_").removeprefix("blocks.{l}.hook_")
+            if template.startswith("hook_") and any(c.endswith("." + template) for c in candidates):
+                message += f" '{short}' is per layer: index it as cache[{short!r}, layer]."
+            if template.endswith(("hook_scale", "hook_normalized")) and ".ln" not in template:
+                message += " LayerNorm hooks need a layer type: cache['scale', layer, 'ln1'] (or 'ln2')."
+        suggestion = _suggest(template, candidates)
+        fixes: tuple[Fix, ...] = ()
+        if suggestion:
+            shown = suggestion.replace("{l}", str(ref.layer)) if ref.layer is not None else suggestion
+            message += f" Did you mean '{shown}'?"
+            if ref.literal is not None and ref.context != "cache" or (ref.literal and ref.how is None):
+                if "{l}" not in shown:
+                    fixes = (Fix(f"Replace with '{shown}'", (Edit(ref.literal[0], ref.literal[1], shown),), True),)
+        return Finding(ref.start, ref.end, "unknown-hook", "error", message, fixes)
+
+    def _check_filter(self, ref: HookRef, catalog: Catalog | None) -> Finding | None:
+        needle = ref.template or ""
+        templates = catalog.templates() if catalog else sorted(union_templates())
+        names = [t.replace("{l}", "0") for t in templates]
+        test = {"suffix": str.endswith, "prefix": str.startswith, "substring": str.__contains__}[ref.match]
+        if any(test(n, needle) for n in names) or catalog is None and any(needle in n for n in names):
+            return None
+        where = catalog.spec.label if catalog else "any TransformerLens model"
+        return Finding(ref.start, ref.end, "unknown-hook", "warning",
+                       f"This filter matches no hook point of {where}: no hook name "
+                       f"{ {'suffix': 'ends with', 'prefix': 'starts with', 'substring': 'contains'}[ref.match]} {needle!r}.")
+
+    # -- layers
+
+    def _layer(self, ref: HookRef, catalog: Catalog | None) -> Finding | None:
+        if ref.layer is None or catalog is None or catalog.spec.n_layers is None or "{l}" not in (ref.template or ""):
+            return None
+        n = catalog.spec.n_layers
+        if 0 <= ref.layer < n:
+            return None
+        written = ref.written_layer if ref.written_layer is not None else ref.layer
+        extra = ""
+        if ref.context == "cache" and written < 0:
+            extra = f" (the cache wraps a negative layer once: {written} + {n} = {ref.layer})"
+        elif written < 0:
+            extra = " (only cache[name, layer] wraps negative layers; hook names need the real index)"
+        return Finding(ref.start, ref.end, "layer-out-of-range", "error",
+                       f"Layer {written} is out of range for {catalog.spec.label}: it has {n} layers (0–{n - 1}){extra}.")
+
+    # -- gated hooks
+
+    def _not_enabled(self, ref: HookRef, point: HookPoint) -> Finding:
+        gate = point.gate or ""
+        model = ref.model
+        backend = model.spec.backend if model else "hooked"
+        consequence = {
+            "cache": "the cache will not contain it (KeyError)",
+            "hook": "add_hook raises; run_with_hooks never calls the hook"
+            if backend == "hooked" else "TransformerBridge raises ValueError",
+            "filter": "run_with_cache silently skips it",
+        }.get(ref.context, "it never fires")
+        setter = _GATE_SETTERS.get(gate)
+        how_to = f"call {model.var if model else 'model'}.{setter}(True) first" if setter else f"set {gate}=True in the config"
+        message = f"'{_shown(ref)}' only fires when {gate} is on: {consequence}; {how_to}."
+        fixes: tuple[Fix, ...] = ()
+        if setter and model is not None and model.kind != "param":
+            fixes = (self._insert_after_statement(model.node, f"{model.var}.{setter}(True)",
+                                                   f"Insert {model.var}.{setter}(True) after the model is created"),)
+        return Finding(ref.start, ref.end, "hook-not-enabled", "warning", message, fixes)
+
+    def _insert_after_statement(self, node: Node, code: str, title: str) -> Fix:
+        stmt = statement_of(node)
+        src = self.parsed.source
+        line_start = src.rfind(b"\n", 0, stmt.start_byte) + 1
+        indent = src[line_start:stmt.start_byte].decode("utf-8", "replace")
+        indent = indent if not indent.strip() else ""
+        end = src.find(b"\n", stmt.end_byte)
+        end = len(src) if end < 0 else end
+        return Fix(title, (Edit(end, end, "\n" + indent + code),), True)
+
+
+def _shown(ref: HookRef) -> str:
+    name = ref.name()
+    if name is not None:
+        return name
+    return (ref.template or "").replace("{l}", "{" + (ref.layer_expr or "layer") + "}")
+
+
+def _looks_like_hook(template: str) -> bool:
+    return "hook_" in template or template.startswith("blocks.")
+
+
+def _suggest(template: str, candidates: list[str]) -> str | None:
+    close = difflib.get_close_matches(template, candidates, n=1, cutoff=0.75)
+    if close:
+        return close[0]
+    # Same last component under another parent (e.g. 'blocks.{l}.hook_pattern' -> attn.hook_pattern).
+    tail = template.rsplit(".", 1)[-1]
+    same_tail = [c for c in candidates if c.endswith("." + tail) or c == tail]
+    return same_tail[0] if len(same_tail) == 1 else None
+
+
+# ------------------------------------------------------------------------- removed APIs (TL 4)
+
+REMOVED_NAMES = {
+    "HookedTransformer": "TransformerBridge",
+    "HookedTransformerConfig": "TransformerBridgeConfig",
+    "HookedEncoder": None,
+    "HookedEncoderDecoder": None,
+    "HookedAudioEncoder": None,
+    "BertNextSentencePrediction": None,
+    "loading_from_pretrained": None,
+    "loading": None,
+    "components": None,
+    "train": "tools.training",
+    "utils": "utilities",
+}
+
+
+def check_removed_api(imports: list[Node], source: bytes, tl_major: int | None) -> list[Finding]:
+    """``removed-api`` for imports TL 4 removed, once per import statement, with the migration."""
+    if tl_major is None or tl_major < 4:
+        return []
+    out: list[Finding] = []
+    for imp in imports:
+        module = text(imp.child_by_field_name("module_name"))
+        if imp.type == "import_from_statement" and module == "transformer_lens":
+            for name_node in imp.children_by_field_name("name"):
+                ident = name_node.child_by_field_name("name") if name_node.type == "aliased_import" else name_node
+                name = text(ident)
+                if name in REMOVED_NAMES:
+                    out.append(_removed_name(name, ident, name_node, source))
+        elif imp.type == "import_from_statement" and module.startswith("transformer_lens.utils"):
+            mod = imp.child_by_field_name("module_name")
+            out.append(Finding(mod.start_byte, mod.end_byte, "removed-api", "error",
+                               "transformer_lens.utils was removed in TransformerLens 4.0: use transformer_lens.utilities (same names).",
+                               (Fix("Import from transformer_lens.utilities",
+                                    (Edit(mod.start_byte, mod.end_byte, module.replace("transformer_lens.utils", "transformer_lens.utilities", 1)),), True),)))
+        elif imp.type == "import_statement":
+            for name_node in imp.children_by_field_name("name"):
+                dotted = name_node.child_by_field_name("name") if name_node.type == "aliased_import" else name_node
+                full = text(dotted)
+                if full in ("transformer_lens.utils", "transformer_lens.HookedTransformer", "transformer_lens.loading_from_pretrained"):
+                    fixes: tuple[Fix, ...] = ()
+                    if full == "transformer_lens.utils":
+                        fixes = (Fix("Import transformer_lens.utilities",
+                                     (Edit(dotted.start_byte, dotted.end_byte, "transformer_lens.utilities" + ("" if name_node.type == "aliased_import" else " as utils")),), True),)
+                    out.append(Finding(dotted.start_byte, dotted.end_byte, "removed-api", "error",
+                                       f"{full} was removed in TransformerLens 4.0 (ModuleNotFoundError)."
+                                       + (" Use transformer_lens.utilities (same names)." if fixes else ""), fixes))
+    return out
+
+
+def _removed_name(name: str, ident: Node, name_node: Node, source: bytes) -> Finding:
+    start, end = ident.start_byte, ident.end_byte
+    if name == "utils":
+        alias = "" if name_node.type == "aliased_import" else " as utils"
+        return Finding(start, end, "removed-api", "error",
+                       "'utils' was removed in TransformerLens 4.0: use transformer_lens.utilities (same names).",
+                       (Fix("Import utilities as utils", (Edit(start, end, "utilities" + alias),), True),))
+    if name == "HookedTransformer":
+        return Finding(start, end, "removed-api", "error",
+                       "HookedTransformer was removed in TransformerLens 4.0: use TransformerBridge.boot_transformers(name), "
+                       "then enable_compatibility_mode() for HookedTransformer-equivalent numerics.",
+                       (_migrate_hooked_transformer(ident, name_node, source),))
+    if name == "HookedTransformerConfig":
+        return Finding(start, end, "removed-api", "error",
+                       "HookedTransformerConfig was removed in TransformerLens 4.0: build a TransformerBridgeConfig and "
+                       "boot it with TransformerBridge.boot_native(cfg).",
+                       (_migrate_config(ident, source),))
+    replacement = REMOVED_NAMES.get(name)
+    hint = f" Use transformer_lens.{replacement}." if replacement else ""
+    return Finding(start, end, "removed-api", "error", f"'{name}' was removed in TransformerLens 4.0.{hint}")
+
+
+_FROM_PRETRAINED = re.compile(rb"\bHookedTransformer\.from_pretrained(?:_no_processing)?\(")
+_CTOR = re.compile(rb"\bHookedTransformer\(")
+_CFG = re.compile(rb"\bHookedTransformerConfig\(")
+
+
+def _migrate_hooked_transformer(ident: Node, name_node: Node, source: bytes) -> Fix:
+    """Rewrite the import and every ``HookedTransformer.from_pretrained(...)`` in the file."""
+    edits = [Edit(ident.start_byte, ident.end_byte, "TransformerBridge")]
+    imp = name_node.parent
+    if imp is not None and imp.type == "import_from_statement":
+        # TransformerBridge lives in transformer_lens.model_bridge.
+        module = imp.child_by_field_name("module_name")
+        if any(n != name_node for n in imp.children_by_field_name("name")):
+            edits = _split_import(imp, name_node, source)
+        elif module is not None:
+            edits.append(Edit(module.start_byte, module.end_byte, "transformer_lens.model_bridge"))
+    for m in _FROM_PRETRAINED.finditer(source):
+        edits.append(Edit(m.start(), m.end(), "TransformerBridge.boot_transformers("))
+        line_end = source.find(b"\n", m.end())
+        target = re.match(rb"[ \t]*(\w+)\s*=\s*$", source[source.rfind(b"\n", 0, m.start()) + 1:m.start()])
+        stmt_end = _statement_end(source, m.end() - 1)
+        if target is not None and line_end >= 0:
+            indent = re.match(rb"[ \t]*", source[source.rfind(b"\n", 0, m.start()) + 1:]).group(0).decode()
+            edits.append(Edit(stmt_end, stmt_end, f"\n{indent}{target.group(1).decode()}.enable_compatibility_mode()"))
+    for m in _CTOR.finditer(source):
+        edits.append(Edit(m.start(), m.end(), "TransformerBridge.boot_native("))
+    return Fix("Migrate to TransformerBridge (TransformerLens 4)", tuple(edits), True)
+
+
+def _split_import(imp: Node, name_node: Node, source: bytes) -> list[Edit]:
+    """``from transformer_lens import HookedTransformer, utils`` -> drop it and add a bridge import."""
+    names = imp.children_by_field_name("name")
+    i = names.index(name_node)
+    if i + 1 < len(names):
+        start, end = name_node.start_byte, names[i + 1].start_byte
+    else:
+        start, end = names[i - 1].end_byte, name_node.end_byte
+    line_start = source.rfind(b"\n", 0, imp.start_byte) + 1
+    indent = source[line_start:imp.start_byte].decode()
+    return [Edit(start, end, ""),
+            Edit(imp.end_byte, imp.end_byte, f"\n{indent}from transformer_lens.model_bridge import TransformerBridge")]
+
+
+def _migrate_config(ident: Node, source: bytes) -> Fix:
+    edits = [Edit(ident.start_byte, ident.end_byte, "TransformerBridgeConfig")]
+    for m in _CFG.finditer(source):
+        edits.append(Edit(m.start(), m.end() - 1, "TransformerBridgeConfig"))
+    for m in _CTOR.finditer(source):
+        edits.append(Edit(m.start(), m.end(), "TransformerBridge.boot_native("))
+    return Fix("Migrate to TransformerBridgeConfig + TransformerBridge.boot_native", tuple(edits), True)
+
+
+def _statement_end(source: bytes, open_paren: int) -> int:
+    """Offset just after the call whose '(' is at ``open_paren`` (string-unaware bracket match)."""
+    depth = 0
+    for i in range(open_paren, len(source)):
+        c = source[i]
+        if c in b"([{":
+            depth += 1
+        elif c in b")]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return len(source)

@@ -1,0 +1,123 @@
+"""Analyse one document: parse, bind names, resolve hook names, check them.
+
+:func:`analyze` is the single entry point the server and the CLI use. It is pure (text and a
+context in, an :class:`Analysis` out) and never imports torch or the language-server stack.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..knowledge.spec import GATE_FLAGS, ModelSpec
+from .checks import NameChecker, check_removed_api
+from .findings import Finding, apply_suppressions
+from .hookrefs import HookRef, HookRefCollector
+from .models import ModelInfo, Models, NameResolver
+from .queries import run_query
+from .scopes import Scopes
+from .source import LineIndex
+from .syntax import Node, Parsed, SyntaxParser
+from .values import Evaluator
+
+# Calls the analysis looks at, by method name (everything else is skipped in C).
+METHODS = (
+    "run_with_cache", "run_with_hooks", "add_hook", "add_perma_hook", "hooks", "reset_hooks",
+    "remove_all_hook_fns", "set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in",
+    "set_use_hook_mlp_in", "enable_compatibility_mode", "to_single_token", "to_tokens", "to_str_tokens",
+    "get_token_position", "generate", "get_act_name", "add_caching_hooks", "forward", "backward",
+)
+FLAG_METHODS = frozenset({"set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in",
+                          "set_use_hook_mlp_in", "enable_compatibility_mode"})
+
+FACTS_QUERY = """
+(call function: (attribute attribute: (identifier) @method (#any-of? @method %s))) @method_call
+(call function: (identifier) @fn_name) @ident_call
+(subscript value: (identifier)) @subscript
+(import_from_statement) @import
+(import_statement) @import
+""" % " ".join(f'"{m}"' for m in METHODS)
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """What the analysis may know beyond the text."""
+
+    # Major version of the TransformerLens the workspace uses (None: unknown -> no version checks).
+    tl_major: int | None = None
+    # Official name / hub id / local path -> spec. The default knows nothing (symbolic dims).
+    resolve_model: NameResolver = lambda name: None
+
+
+@dataclass
+class Analysis:
+    """Everything the features need about one version of one document."""
+
+    source: bytes
+    parsed: Parsed
+    lines: LineIndex
+    scopes: Scopes
+    models: Models
+    evaluator: Evaluator
+    refs: list[HookRef]
+    findings: list[Finding]
+    context: AnalysisContext
+    method_calls: list[Node] = field(default_factory=list)
+    ident_calls: list[Node] = field(default_factory=list)
+    registrations: object = None
+    _ref_starts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._ref_starts = [r.start for r in self.refs]
+
+    def ref_at(self, offset: int) -> HookRef | None:
+        """The innermost hook reference containing ``offset``."""
+        i = bisect.bisect_right(self._ref_starts, offset)
+        containing = [r for r in self.refs[max(i - 8, 0):i] if r.start <= offset <= r.end]
+        return min(containing, key=lambda r: r.end - r.start, default=None)
+
+    def model_at(self, node: Node) -> ModelInfo | None:
+        return self.models.model_at(node)
+
+    def default_spec(self) -> ModelSpec | None:
+        sole = self.models.sole_model()
+        return sole.effective_spec if sole else None
+
+
+def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: SyntaxParser | None = None,
+            extra_checks: list[Callable[["Analysis"], list[Finding]]] | None = None) -> Analysis:
+    """Analyse a document. Pass the document's :class:`SyntaxParser` to re-parse incrementally."""
+    context = context or AnalysisContext()
+    source = text.encode("utf-8") if isinstance(text, str) else text
+    parsed = (parser or SyntaxParser()).parse(source)
+    caps = run_query("facts", FACTS_QUERY, parsed.root)
+    method_calls = caps.get("method_call", [])
+    ident_calls = caps.get("ident_call", [])
+    scopes = Scopes(parsed)
+    evaluator = Evaluator(scopes)
+    flag_calls = [c for c, m in zip(method_calls, caps.get("method", [])) if m.text.decode() in FLAG_METHODS]
+    models = Models(scopes, evaluator, context.resolve_model, flag_calls)
+    collector = HookRefCollector(scopes, evaluator, models)
+    refs = collector.collect(method_calls, ident_calls, caps.get("subscript", []))
+
+    checker = NameChecker(parsed, context.tl_major, _flags_mentioned(source))
+    findings = checker.check(refs)
+    findings += check_removed_api(caps.get("import", []), parsed.source, context.tl_major)
+    analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
+                        method_calls, ident_calls, collector)
+    for extra in extra_checks or ():
+        findings += extra(analysis)
+    findings.sort(key=lambda f: (f.start, f.end, f.code))
+    analysis.findings = apply_suppressions(findings, source)
+    return analysis
+
+
+def _flags_mentioned(source: bytes) -> set[str]:
+    """Gate flags switched on anywhere in the text (``use_attn_result=True``, ``set_use_attn_result(True)``)."""
+    out = set()
+    for flag in GATE_FLAGS:
+        if flag.encode() in source and re.search(rb"(?:\bset_|\b)%s\s*[=(]\s*True" % flag.encode(), source):
+            out.add(flag)
+    return out

@@ -1,0 +1,92 @@
+"""Findings: what the analysis reports, with the fixes it can offer. Protocol-free.
+
+Ranges are byte offsets into the document text; the features layer converts them to LSP
+positions. Codes are stable strings users can suppress with ``# tlens: ignore[code]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning", "information", "hint"]
+
+CODES = (
+    "unknown-hook",
+    "layer-out-of-range",
+    "hook-not-enabled",
+    "removed-api",
+    "stale-hook",
+    "hook-accumulates",
+    "reset-hooks-end-false",
+    "hook-signature",
+    "multi-token",
+    "leading-space",
+    "live-hooks",
+    "not-cached",
+)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace bytes ``[start, end)`` with ``new_text`` (an insertion when start == end)."""
+
+    start: int
+    end: int
+    new_text: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    title: str
+    edits: tuple[Edit, ...]
+    preferred: bool = False
+
+
+@dataclass(frozen=True)
+class Related:
+    """A second place that explains the finding (where a hook was added, ...)."""
+
+    start: int
+    end: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    start: int
+    end: int
+    code: str
+    severity: Severity
+    message: str
+    fixes: tuple[Fix, ...] = ()
+    related: tuple[Related, ...] = field(default=())
+
+
+_IGNORE = re.compile(rb"#\s*tlens:\s*ignore(?:\[([\w\-, ]+)\])?")
+
+
+def suppressed_codes(line: bytes) -> set[str] | None:
+    """Codes a ``# tlens: ignore[...]`` comment on this line silences; ``{"*"}`` for a bare ignore."""
+    m = _IGNORE.search(line)
+    if m is None:
+        return None
+    if m.group(1) is None:
+        return {"*"}
+    return {c.strip() for c in m.group(1).decode().split(",") if c.strip()}
+
+
+def apply_suppressions(findings: list[Finding], source: bytes) -> list[Finding]:
+    """Drop findings whose first line carries a matching ``# tlens: ignore`` comment."""
+    if b"tlens:" not in source:
+        return findings
+    kept = []
+    for f in findings:
+        line_start = source.rfind(b"\n", 0, f.start) + 1
+        line_end = source.find(b"\n", f.start)
+        codes = suppressed_codes(source[line_start: line_end if line_end >= 0 else len(source)])
+        if codes is not None and ("*" in codes or f.code in codes):
+            continue
+        kept.append(f)
+    return kept

@@ -1,0 +1,416 @@
+"""Every place a document names a hook point, resolved to a name template and a layer.
+
+Forms: cache subscripts (``cache["pattern", 5]``, ``cache["scale", l, "ln1"]``, ``cache["embed"]``,
+full names, f-strings, ``get_act_name(...)``, variables, ``hook.name``), hook registrations
+(``add_hook(name, fn)``, ``fwd_hooks=[(name, fn)]``, ``hooks(...)``), ``names_filter=`` (strings,
+lists, lambdas using ``==``, ``in``, ``endswith``/``startswith``) and bare ``get_act_name`` calls.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+
+from ..knowledge.act_names import CacheKeyError, cache_key_name, get_act_name
+from ..knowledge.hookpoints import split_layer
+from .models import CacheInfo, ModelInfo, Models
+from .scopes import Scopes
+from .syntax import Node, call_args, call_name, string_content_range, text
+from .values import Evaluator, Hole, Pattern, Seq, Value
+
+HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
+HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
+FILTER_METHODS = frozenset({"run_with_cache", "add_caching_hooks", "get_caching_hooks"})
+_LAYER_HOLE = re.compile(r"^blocks\.\x00\.")
+
+
+@dataclass
+class HookRef:
+    """One hook name written in the document."""
+
+    start: int  # byte range to highlight (the key expression or the string)
+    end: int
+    context: str  # "cache" | "hook" | "filter" | "act_name" | "hook_dict"
+    # The hook name with "{l}" for a layer the server cannot compute, or None if unresolvable.
+    template: str | None
+    layer: int | None = None  # concrete layer index when known (after the cache's negative wrap)
+    layer_expr: str | None = None  # the layer as written when it is not a literal
+    written_layer: int | None = None  # the literal layer as written (before wrapping)
+    how: str | None = None  # how the name was computed, for the hover ("get_act_name('resid_post', 5)")
+    model: ModelInfo | None = None
+    cache: CacheInfo | None = None
+    literal: tuple[int, int] | None = None  # content range of the string literal a fix may replace
+    # For filters: "exact" | "suffix" | "prefix" | "substring"; the matched text is in `template`.
+    match: str = "exact"
+    error: str | None = None  # the key raises before any lookup (e.g. a str layer)
+    alternatives: tuple[str, ...] = field(default=())  # hook.name: every name the hook fn is registered on
+
+    def name(self) -> str | None:
+        """The concrete hook name, when the layer is known (or the hook is global)."""
+        if self.template is None:
+            return None
+        if "{l}" not in self.template:
+            return self.template
+        return self.template.replace("{l}", str(self.layer)) if self.layer is not None else None
+
+
+def _template_of(value: Value) -> tuple[str | None, int | None, str | None]:
+    """(template, literal layer, layer expression) for a computed hook-name value."""
+    if isinstance(value, str):
+        template, layer = split_layer(value)
+        return (template if layer is not None else value), layer, None
+    if isinstance(value, Pattern):
+        parts = value.parts
+        if (len(parts) >= 3 and parts[0] == "blocks." and isinstance(parts[1], Hole)
+                and all(isinstance(p, str) for p in parts[2:]) and str(parts[2]).startswith(".")):
+            return "blocks.{l}" + "".join(parts[2:]), None, parts[1].expr  # type: ignore[arg-type]
+    return None, None, None
+
+
+class HookRefCollector:
+    """Finds and resolves the hook names in one document."""
+
+    def __init__(self, scopes: Scopes, evaluator: Evaluator, models: Models):
+        self.scopes = scopes
+        self.ev = evaluator
+        self.models = models
+        self.refs: list[HookRef] = []
+        # Hook function definition/lambda start byte -> names it is registered on.
+        self.registrations: dict[int, list[tuple[str, int | None, str | None]]] = {}
+        # Every registration site: (call node, name value node, fn node, model).
+        self.registration_sites: list[tuple[Node, Node | None, Node | None, ModelInfo | None]] = []
+
+    # -- entry points
+
+    def collect(self, method_calls: list[Node], ident_calls: list[Node], subscripts: list[Node]) -> list[HookRef]:
+        act_name_calls = []
+        for call in method_calls:
+            _, method, receiver = call_name(call)
+            if method in HOOK_METHODS:
+                self._add_hook(call, receiver)
+            elif method in HOOK_LIST_METHODS:
+                self._hook_lists(call, receiver)
+            if method in FILTER_METHODS or method == "run_with_hooks":
+                self._names_filter(call, receiver)
+            if method == "get_act_name":
+                act_name_calls.append(call)
+        act_name_calls += [c for c in ident_calls if text(c.child_by_field_name("function")) == "get_act_name"]
+        for sub in subscripts:
+            self._subscript(sub)
+        # A get_act_name call that is not already part of a key or registration gets its own ref.
+        covered = sorted((r.start, r.end) for r in self.refs)
+        starts = [s for s, _ in covered]
+        for call in act_name_calls:
+            i = bisect.bisect_right(starts, call.start_byte) - 1
+            if any(covered[j][1] >= call.end_byte for j in range(max(i - 2, 0), i + 1)):
+                continue
+            self._act_name_call(call)
+        self.refs.sort(key=lambda r: (r.start, r.end))
+        return self.refs
+
+    # -- registrations
+
+    def _model_for(self, receiver: Node | None) -> ModelInfo | None:
+        if receiver is None:
+            return None
+        model = self.models.model_at(receiver)
+        if model is None or model.kind == "param" and not model.spec.structure_known:
+            sole = self.models.sole_model()
+            if sole is not None and (model is None or not model.backend_known or model.spec.backend == sole.spec.backend):
+                return sole
+        return model
+
+    def _add_hook(self, call: Node, receiver: Node | None) -> None:
+        positional, keywords = call_args(call)
+        name_node = positional[0] if positional else keywords.get("name")
+        fn_node = positional[1] if len(positional) > 1 else keywords.get("hook")
+        model = self._model_for(receiver)
+        if receiver is not None and receiver.type == "attribute":
+            return  # `model.blocks[0].attn.hook_z.add_hook(fn)`: HookPoint.add_hook, no name argument
+        self.registration_sites.append((call, name_node, fn_node, model))
+        if name_node is None:
+            return
+        if name_node.type == "lambda":
+            self._filter_lambda(name_node, model)
+            return
+        ref = self._name_ref(name_node, "hook", model)
+        if ref is not None:
+            self._register(fn_node, ref)
+
+    def _hook_lists(self, call: Node, receiver: Node | None) -> None:
+        _, keywords = call_args(call)
+        positional = call_args(call)[0]
+        model = self._model_for(receiver)
+        _, method, _ = call_name(call)
+        lists = [keywords.get("fwd_hooks"), keywords.get("bwd_hooks")]
+        if method == "hooks" and positional:
+            lists[0] = lists[0] or positional[0]
+        for node in lists:
+            if node is not None:
+                self._hook_list(call, node, model, depth=0)
+
+    def _hook_list(self, call: Node, node: Node, model: ModelInfo | None, depth: int) -> None:
+        if depth > 3:
+            return
+        if node.type == "identifier":
+            d = self.scopes.lookup(text(node), node.start_byte)
+            if d is not None and d.kind == "assign" and d.target.type == "identifier":
+                self._hook_list(call, d.node, model, depth + 1)
+            return
+        if node.type in ("list", "tuple"):
+            elements = node.named_children
+        elif node.type in ("list_comprehension", "generator_expression"):
+            body = node.child_by_field_name("body")
+            elements = [body] if body is not None else []
+        elif node.type == "binary_operator":  # fwd_hooks=hooks_a + hooks_b
+            for side in ("left", "right"):
+                child = node.child_by_field_name(side)
+                if child is not None:
+                    self._hook_list(call, child, model, depth + 1)
+            return
+        else:
+            return
+        for element in elements:
+            if element.type in ("tuple", "parenthesized_expression") and element.named_child_count >= 2:
+                name_node, fn_node = element.named_children[0], element.named_children[1]
+                self.registration_sites.append((call, name_node, fn_node, model))
+                if name_node.type == "lambda":
+                    self._filter_lambda(name_node, model)
+                    continue
+                ref = self._name_ref(name_node, "hook", model)
+                if ref is not None:
+                    self._register(fn_node, ref)
+
+    def _register(self, fn_node: Node | None, ref: HookRef) -> None:
+        target = self.hook_function(fn_node)
+        if target is not None and ref.template is not None:
+            self.registrations.setdefault(target.start_byte, []).append((ref.template, ref.layer, ref.layer_expr))
+
+    def hook_function(self, node: Node | None, depth: int = 0) -> Node | None:
+        """The def or lambda a hook argument calls (through names and ``functools.partial``)."""
+        if node is None or depth > 4:
+            return None
+        if node.type in ("lambda", "function_definition"):
+            return node
+        if node.type == "identifier":
+            d = self.scopes.lookup(text(node), node.start_byte)
+            if d is None:
+                return None
+            if d.kind == "def":
+                return d.node
+            if d.kind == "assign" and d.target.type == "identifier":
+                return self.hook_function(d.node, depth + 1)
+            return None
+        if node.type == "call":
+            _, fname, _ = call_name(node)
+            if fname == "partial":
+                positional, _ = call_args(node)
+                return self.hook_function(positional[0], depth + 1) if positional else None
+        return None
+
+    # -- filters
+
+    def _names_filter(self, call: Node, receiver: Node | None) -> None:
+        _, keywords = call_args(call)
+        node = keywords.get("names_filter")
+        if node is None:
+            return
+        model = self._model_for(receiver)
+        if node.type == "identifier":
+            d = self.scopes.lookup(text(node), node.start_byte)
+            if d is not None and d.kind == "assign" and d.target.type == "identifier":
+                node = d.node
+            elif d is not None and d.kind == "def":
+                self._filter_lambda(d.node, model)
+                return
+        if node.type in ("lambda", "function_definition"):
+            self._filter_lambda(node, model)
+        elif node.type in ("list", "tuple"):
+            for element in node.named_children:
+                self._name_ref(element, "filter", model)
+        elif node.type in ("list_comprehension", "generator_expression"):
+            body = node.child_by_field_name("body")
+            if body is not None:
+                self._name_ref(body, "filter", model)
+        else:
+            self._name_ref(node, "filter", model)
+
+    def _filter_lambda(self, fn: Node, model: ModelInfo | None) -> None:
+        """Strings a filter function compares the hook name with: ``==``, ``in``, ``endswith``..."""
+        params = fn.child_by_field_name("parameters")
+        if params is None or not params.named_children:
+            return
+        param = text(params.named_children[0].child_by_field_name("name") or params.named_children[0])
+        body = fn.child_by_field_name("body")
+        if body is None:
+            return
+        for node in _descendants(body, ("comparison_operator", "call")):
+            if node.type == "call":
+                obj, method, obj_node = call_name(node)
+                if obj == param and method in ("endswith", "startswith"):
+                    positional, _ = call_args(node)
+                    for arg in positional[:1]:
+                        values = arg.named_children if arg.type == "tuple" else [arg]
+                        for v in values:
+                            self._filter_string(v, "suffix" if method == "endswith" else "prefix", model)
+                continue
+            operands = [c for c in node.named_children]
+            ops = [text(c) for c in node.children if not c.is_named]
+            if len(operands) != 2:
+                continue
+            left, right = operands
+            if "==" in ops or "!=" in ops:
+                other = right if text(left) == param else left if text(right) == param else None
+                if other is not None:
+                    self._name_ref(other, "filter", model)
+            elif "in" in ops and text(right) == param:
+                self._filter_string(left, "substring", model)
+            elif "in" in ops and text(left) == param and right.type in ("list", "tuple", "set"):
+                for element in right.named_children:
+                    self._name_ref(element, "filter", model)
+
+    def _filter_string(self, node: Node, match: str, model: ModelInfo | None) -> None:
+        value = self.ev.eval(node)
+        if isinstance(value, str) and node.type == "string":
+            self.refs.append(HookRef(node.start_byte, node.end_byte, "filter", value, model=model,
+                                     literal=string_content_range(node), match=match))
+
+    # -- names
+
+    def _name_ref(self, node: Node, context: str, model: ModelInfo | None) -> HookRef | None:
+        value = self.ev.eval(node)
+        if value is None and node.type == "attribute" and text(node).endswith(".name"):
+            return self._hook_dot_name(node, context, model)
+        if value is None or isinstance(value, Seq):
+            return None
+        template, layer, layer_expr = _template_of(value)
+        if template is None:
+            return None
+        ref = HookRef(node.start_byte, node.end_byte, context, template, layer=layer, written_layer=layer,
+                      layer_expr=layer_expr, model=model, how=_how(node, value),
+                      literal=string_content_range(node) if node.type == "string" else None)
+        self.refs.append(ref)
+        return ref
+
+    def _act_name_call(self, call: Node) -> None:
+        value = self.ev.act_name(call)
+        template, layer, layer_expr = _template_of(value)
+        if template is None:
+            return
+        self.refs.append(HookRef(call.start_byte, call.end_byte, "act_name", template, layer=layer,
+                                 written_layer=layer, layer_expr=layer_expr, how=text(call),
+                                 model=self.models.sole_model()))
+
+    def _hook_dot_name(self, node: Node, context: str, model: ModelInfo | None) -> HookRef | None:
+        """``hook.name`` inside a hook function: the names that function is registered on."""
+        fn = self.scopes.function_at(node.start_byte)
+        names = self.registrations.get(fn.start_byte, []) if fn is not None else []
+        if not names:
+            return None
+        templates = sorted({t for t, _, _ in names})
+        layers = {l for _, l, _ in names}
+        template = templates[0] if len(templates) == 1 else None
+        ref = HookRef(node.start_byte, node.end_byte, context, template,
+                      layer=next(iter(layers)) if len(layers) == 1 else None,
+                      layer_expr=next((e for _, _, e in names if e), None) if len(layers) != 1 or None in layers else None,
+                      how="hook.name: the hook point this function is registered on", model=model,
+                      alternatives=tuple(templates))
+        self.refs.append(ref)
+        return ref
+
+    # -- cache subscripts
+
+    def _subscript(self, sub: Node) -> None:
+        value_node = sub.child_by_field_name("value")
+        if value_node is None or value_node.type != "identifier":
+            return
+        cache = self.models.cache_at(value_node)
+        if cache is None and "cache" not in text(value_node).lower():
+            return
+        keys = [c for c in sub.children_by_field_name("subscript")]
+        if not keys:
+            return
+        model = (cache.model if cache else None) or self.models.sole_model()
+        if len(keys) == 1 and keys[0].type != "tuple":
+            self._cache_key_single(sub, keys[0], cache, model)
+        else:
+            elements = keys if len(keys) > 1 else keys[0].named_children
+            self._cache_key_tuple(sub, elements, cache, model)
+
+    def _cache_key_single(self, sub: Node, key: Node, cache: CacheInfo | None, model: ModelInfo | None) -> None:
+        if key.type == "slice":
+            return
+        value = self.ev.eval(key)
+        if value is None and key.type == "attribute" and text(key).endswith(".name"):
+            ref = self._hook_dot_name(key, "cache", model)
+            if ref is not None:
+                ref.cache = cache
+            return
+        if isinstance(value, (int, Seq)) or value is None:
+            return
+        if isinstance(value, str) and "." not in value and not value.startswith("hook_"):
+            # ActivationCache looks up non-names through get_act_name: cache["embed"] -> hook_embed
+            looked_up = cache_key_name(value)
+            how = f"cache[{value!r}] → get_act_name({value!r}) = '{looked_up}'"
+            value = looked_up
+        else:
+            how = _how(key, value)
+        template, layer, layer_expr = _template_of(value)
+        if template is None:
+            return
+        self.refs.append(HookRef(key.start_byte, key.end_byte, "cache", template, layer=layer, written_layer=layer,
+                                 layer_expr=layer_expr, how=how, model=model, cache=cache,
+                                 literal=string_content_range(key) if key.type == "string" else None))
+
+    def _cache_key_tuple(self, sub: Node, elements: list[Node], cache: CacheInfo | None, model: ModelInfo | None) -> None:
+        if not elements or len(elements) > 3:
+            return
+        name = self.ev.eval(elements[0])
+        if not isinstance(name, str):
+            return
+        start, end = elements[0].start_byte, elements[-1].end_byte
+        layer_value = self.ev.eval_or_hole(elements[1]) if len(elements) > 1 else None
+        layer_type = self.ev.eval(elements[2]) if len(elements) > 2 else None
+        if layer_type is not None and not isinstance(layer_type, str):
+            return
+        n_layers = model.spec.n_layers if model else None
+        written = layer_value if isinstance(layer_value, int) else None
+        args = ", ".join(text(e) for e in elements)
+        ref = HookRef(start, end, "cache", None, model=model, cache=cache, written_layer=written,
+                      literal=string_content_range(elements[0]) if elements[0].type == "string" else None)
+        if isinstance(layer_value, Hole):
+            full = get_act_name(name, "\x00", layer_type)
+            ref.template = _LAYER_HOLE.sub("blocks.{l}.", full) if _LAYER_HOLE.match(full) else full
+            ref.layer_expr = layer_value.expr
+            ref.how = f"cache[{args}] → get_act_name({name!r}, {layer_value.expr}" + (f", {layer_type!r})" if layer_type else ")")
+        else:
+            try:
+                full = cache_key_name(name, layer_value, layer_type, n_layers=n_layers)  # type: ignore[arg-type]
+            except CacheKeyError as e:
+                ref.error = str(e)
+                self.refs.append(ref)
+                return
+            template, layer, _ = _template_of(full)
+            ref.template, ref.layer = template, layer
+            ref.how = f"cache[{args}] → '{full}'"
+            if written is not None and written < 0:
+                ref.how += f" (negative layers wrap once: {written} + n_layers)" if n_layers else ""
+        self.refs.append(ref)
+
+
+def _how(node: Node, value: Value) -> str | None:
+    if node.type == "string":
+        return None
+    shown = value if isinstance(value, str) else "".join(p if isinstance(p, str) else "{" + p.expr + "}" for p in value.parts) if isinstance(value, Pattern) else None
+    return f"{text(node)} = '{shown}'" if shown else None
+
+
+def _descendants(node: Node, types: tuple[str, ...]) -> list[Node]:
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if n.type in types:
+            out.append(n)
+        stack.extend(n.named_children)
+    return out

@@ -1,0 +1,356 @@
+"""Which names hold a model or an activation cache, and which model a cache came from.
+
+Models are recognised by how research code builds them: ``HookedTransformer.from_pretrained(name)``,
+``HookedTransformer(cfg)`` with ``cfg = HookedTransformerConfig(...)``, ``HookedSAETransformer``,
+``TransformerBridge.boot_transformers(name | hf_model=...)``, ``TransformerBridge.boot_native(cfg)``,
+and function parameters named or annotated as models. Caches come from ``run_with_cache`` (any
+tuple target), ``ActivationCache(...)`` and parameters named ``*cache*``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
+from .scopes import Definition, Scopes
+from .syntax import Node, call_args, call_name, text
+from .values import Evaluator, Seq
+
+HOOKED_CLASSES = frozenset({"HookedTransformer", "HookedSAETransformer", "HookedEncoder", "HookedMamba"})
+BRIDGE_CLASSES = frozenset({"TransformerBridge"})
+MODEL_CLASSES = HOOKED_CLASSES | BRIDGE_CLASSES
+PRETRAINED_METHODS = frozenset({"from_pretrained", "from_pretrained_no_processing"})
+BRIDGE_METHODS = frozenset({"boot_transformers", "boot", "boot_native"})
+# Methods that return the model itself, so `model = model.to(device)` keeps the binding.
+SELF_RETURNING = frozenset({"to", "cuda", "cpu", "eval", "train", "half", "float", "bfloat16", "requires_grad_"})
+CONFIG_CLASSES = frozenset({"HookedTransformerConfig", "TransformerBridgeConfig"})
+FLAG_SETTERS = {f"set_{flag}": flag for flag in GATE_FLAGS}
+
+# HookedTransformerConfig fields the spec carries, with their names there.
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSpec)) - {"name", "source", "backend", "structure_known", "tokenizer", "architecture"}
+
+# Resolves an official or hub model name to a spec (official table, then the local HF cache).
+NameResolver = Callable[[str], "ModelSpec | None"]
+
+
+@dataclass
+class ModelInfo:
+    """A variable that holds a model."""
+
+    var: str
+    offset: int
+    node: Node  # the constructing call, or the parameter
+    kind: str  # "pretrained" | "config" | "bridge" | "native" | "param" | "alias"
+    spec: ModelSpec
+    backend_known: bool = True
+    enabled_flags: set[str] = field(default_factory=set)
+    compat_mode: bool = False
+
+    @property
+    def effective_spec(self) -> ModelSpec:
+        """The spec with every flag the file switches on for this model."""
+        if not self.enabled_flags:
+            return self.spec
+        return self.spec.with_flags(**{f: True for f in self.enabled_flags})
+
+
+@dataclass
+class CacheInfo:
+    var: str
+    offset: int
+    model: ModelInfo | None
+    call: Node | None  # run_with_cache(...) call, when that is where it came from
+    remove_batch_dim: bool = False
+    pos_slice: bool = False
+
+
+class Models:
+    """Model and cache bindings of one document."""
+
+    def __init__(self, scopes: Scopes, evaluator: Evaluator, resolve: NameResolver, flag_calls: list[Node]):
+        self.scopes = scopes
+        self.evaluator = evaluator
+        self.resolve = resolve
+        self._models: dict[int, ModelInfo | None] = {}  # keyed by definition node id
+        self._caches: dict[int, CacheInfo | None] = {}
+        self.all_models: list[ModelInfo] = []
+        self._collect_models()
+        self._apply_flag_calls(flag_calls)
+
+    # -- models
+
+    def _collect_models(self) -> None:
+        for d in self.scopes.all_definitions():
+            if d.kind in ("assign", "param", "with") and (d.kind != "assign" or d.target.type == "identifier"):
+                info = self.model_of_definition(d)
+                if info is not None and info.kind != "alias":
+                    self.all_models.append(info)
+        self.all_models.sort(key=lambda m: m.offset)
+
+    def model_of_definition(self, d: Definition, depth: int = 0) -> ModelInfo | None:
+        key = id(d)
+        if key in self._models:
+            return self._models[key]
+        self._models[key] = None  # guards against cycles
+        info = self._model_from(d, depth)
+        self._models[key] = info
+        return info
+
+    def _model_from(self, d: Definition, depth: int) -> ModelInfo | None:
+        if d.kind == "param":
+            return self._model_param(d)
+        if d.kind != "assign" or d.node.type != "call" or depth > 4:
+            if d.kind == "assign" and d.node.type == "identifier" and depth <= 4:
+                inner = self.model_at(d.node, depth + 1)
+                return dataclasses.replace(inner, var=d.name, offset=d.offset, kind="alias") if inner else None
+            return None
+        call = d.node
+        receiver, method, receiver_node = call_name(call)
+        last = (receiver or "").rsplit(".", 1)[-1]
+        if method in PRETRAINED_METHODS and last in HOOKED_CLASSES:
+            return self._pretrained(d, call, "hooked")
+        if method in BRIDGE_METHODS and last in BRIDGE_CLASSES:
+            return self._bridge(d, call, method)
+        if receiver is None and method in HOOKED_CLASSES:
+            return self._from_config(d, call, "hooked")
+        if method in SELF_RETURNING and receiver_node is not None:
+            inner = self.model_at(receiver_node, depth + 1)
+            return dataclasses.replace(inner, var=d.name, offset=d.offset, kind="alias") if inner else None
+        return None
+
+    def _model_param(self, d: Definition) -> ModelInfo | None:
+        p = d.node
+        annotation = text(p.child_by_field_name("type")) if p.type in ("typed_parameter", "typed_default_parameter") else ""
+        ann_last = annotation.rsplit(".", 1)[-1].strip("'\" ")
+        if ann_last in MODEL_CLASSES or (not annotation and (d.name == "model" or d.name.endswith("_model"))):
+            backend = "bridge" if ann_last in BRIDGE_CLASSES else "hooked"
+            return ModelInfo(d.name, d.offset, p, "param", dataclasses.replace(SYMBOLIC, backend=backend),
+                             backend_known=bool(ann_last in MODEL_CLASSES))
+        return None
+
+    def _pretrained(self, d: Definition, call: Node, backend: str) -> ModelInfo:
+        positional, keywords = call_args(call)
+        name_node = positional[0] if positional else keywords.get("model_name")
+        name = self.evaluator.eval(name_node)
+        spec = None
+        if isinstance(name, str):
+            spec = self.resolve(name)
+            if spec is None:
+                spec = dataclasses.replace(SYMBOLIC, name=name, source=f"'{name}' is not in the official table or the local Hugging Face cache")
+        spec = dataclasses.replace(spec or SYMBOLIC, backend=backend)  # type: ignore[arg-type]
+        info = ModelInfo(d.name, d.offset, call, "pretrained", spec)
+        info.enabled_flags |= self._flag_kwargs(keywords)
+        return info
+
+    def _bridge(self, d: Definition, call: Node, method: str) -> ModelInfo:
+        positional, keywords = call_args(call)
+        if method == "boot_native":
+            cfg_node = positional[0] if positional else keywords.get("config")
+            spec = self._spec_from_config_node(cfg_node) or SYMBOLIC
+            spec = dataclasses.replace(spec, backend="bridge", architecture=spec.architecture or "native")
+            return ModelInfo(d.name, d.offset, call, "native", spec)
+        spec = None
+        if "hf_model" in keywords:
+            spec = self._spec_from_hf_model(keywords["hf_model"])
+        if spec is None:
+            name = self.evaluator.eval(positional[0] if positional else keywords.get("model_name"))
+            if isinstance(name, str):
+                spec = self.resolve(name) or dataclasses.replace(
+                    SYMBOLIC, name=name, source=f"'{name}' is not in the official table or the local Hugging Face cache")
+        spec = dataclasses.replace(spec or SYMBOLIC, backend="bridge")
+        return ModelInfo(d.name, d.offset, call, "bridge", spec)
+
+    def _from_config(self, d: Definition, call: Node, backend: str) -> ModelInfo | None:
+        positional, keywords = call_args(call)
+        cfg_node = positional[0] if positional else keywords.get("cfg")
+        spec = self._spec_from_config_node(cfg_node)
+        if spec is None:
+            spec = SYMBOLIC
+        return ModelInfo(d.name, d.offset, call, "config", dataclasses.replace(spec, backend=backend))  # type: ignore[arg-type]
+
+    def _spec_from_config_node(self, node: Node | None, depth: int = 0) -> ModelSpec | None:
+        """A spec from ``HookedTransformerConfig(...)`` / ``TransformerBridgeConfig(...)`` / a dict literal."""
+        if node is None or depth > 3:
+            return None
+        if node.type == "identifier":
+            d = self.scopes.lookup(text(node), node.start_byte)
+            return self._spec_from_config_node(d.node, depth + 1) if d and d.kind == "assign" else None
+        kwargs = self._literal_kwargs(node, depth)
+        if kwargs is None:
+            return None
+        line = node.start_point[0] + 1
+        return spec_from_tl_config(kwargs, source=f"config in this file (line {line})")
+
+    def _literal_kwargs(self, node: Node, depth: int) -> dict | None:
+        """Literal keyword values of a config call or dict, following ``**cfg_dict`` one step."""
+        if node.type == "dictionary":
+            out = {}
+            for pair in node.named_children:
+                if pair.type == "pair":
+                    key = self.evaluator.eval(pair.child_by_field_name("key"))
+                    if isinstance(key, str):
+                        out[key] = self.evaluator.eval(pair.child_by_field_name("value"))
+            return out
+        if node.type != "call":
+            return None
+        _, fname, _ = call_name(node)
+        if fname not in CONFIG_CLASSES and fname != "dict":
+            return None
+        out: dict = {}
+        args = node.child_by_field_name("arguments")
+        for child in args.named_children if args is not None else ():
+            if child.type == "keyword_argument":
+                out[text(child.child_by_field_name("name"))] = self.evaluator.eval(child.child_by_field_name("value"))
+            elif child.type == "dictionary_splat" and child.named_children:
+                inner = child.named_children[0]
+                if inner.type == "identifier":
+                    d = self.scopes.lookup(text(inner), inner.start_byte)
+                    inner = d.node if d and d.kind == "assign" else inner
+                nested = self._literal_kwargs(inner, depth + 1)
+                if nested:
+                    out.update(nested)
+        return out
+
+    def _spec_from_hf_model(self, node: Node) -> ModelSpec | None:
+        """``hf_model=GPT2LMHeadModel(GPT2Config(...))``: dims from the HF config literal."""
+        from ..knowledge import hf_config  # local import: only needed for this rarer form
+
+        if node.type == "identifier":
+            d = self.scopes.lookup(text(node), node.start_byte)
+            if d is None or d.kind != "assign":
+                return None
+            node = d.node
+        while node.type == "call":
+            _, fname, receiver = call_name(node)
+            if fname in ("eval", "to") and receiver is not None:
+                node = receiver  # `GPT2LMHeadModel(...).eval()`
+                continue
+            positional, keywords = call_args(node)
+            cfg = positional[0] if positional else keywords.get("config")
+            if cfg is None:
+                return None
+            if cfg.type == "identifier":
+                d = self.scopes.lookup(text(cfg), cfg.start_byte)
+                cfg = d.node if d and d.kind == "assign" else cfg
+            if cfg.type != "call":
+                return None
+            _, cfg_class, _ = call_name(cfg)
+            _, kwargs = call_args(cfg)
+            values = {k: self.evaluator.eval(v) for k, v in kwargs.items()}
+            return hf_config.spec_from_config_class(cfg_class or "", values, fname or "",
+                                                    source=f"config in this file (line {cfg.start_point[0] + 1})")
+        return None
+
+    @staticmethod
+    def _flag_kwargs(keywords: dict[str, Node]) -> set[str]:
+        return {k for k, v in keywords.items() if k in GATE_FLAGS and text(v) == "True"}
+
+    def _apply_flag_calls(self, flag_calls: list[Node]) -> None:
+        """``model.set_use_attn_result(True)`` anywhere enables the flag for that model."""
+        for call in flag_calls:
+            receiver, method, receiver_node = call_name(call)
+            if receiver_node is None:
+                continue
+            model = self.model_at(receiver_node)
+            if model is None:
+                continue
+            if method == "enable_compatibility_mode":
+                model.compat_mode = True
+                continue
+            flag = FLAG_SETTERS.get(method or "")
+            positional, keywords = call_args(call)
+            value = positional[0] if positional else keywords.get(flag or "")
+            if flag and (value is None or text(value) != "False"):
+                model.enabled_flags.add(flag)
+                for other in self.all_models:
+                    if other.var == model.var and other.node == model.node:
+                        other.enabled_flags.add(flag)
+
+    def model_at(self, node: Node, depth: int = 0) -> ModelInfo | None:
+        """The model an expression (a name, or ``self.model``-style attribute) refers to."""
+        if node.type == "identifier":
+            d = self.scopes.lookup(text(node), node.start_byte)
+            if d is None:
+                return None
+            info = self.model_of_definition(d, depth)
+            if info is not None and info.kind == "alias":
+                # share flags with the original binding
+                for m in self.all_models:
+                    if m.node == info.node:
+                        return m
+            return info
+        return None
+
+    def sole_model(self) -> ModelInfo | None:
+        """The file's only constructed model (used when a parameter's model cannot be known)."""
+        built = [m for m in self.all_models if m.kind != "param"]
+        distinct = {(m.spec.name, m.spec.n_layers, m.spec.backend) for m in built}
+        return built[-1] if built and len(distinct) == 1 else None
+
+    # -- caches
+
+    def cache_at(self, node: Node) -> CacheInfo | None:
+        """The cache a name refers to, if it holds one."""
+        if node.type != "identifier":
+            return None
+        d = self.scopes.lookup(text(node), node.start_byte)
+        if d is None:
+            return None
+        key = id(d)
+        if key not in self._caches:
+            self._caches[key] = self._cache_from(d)
+        return self._caches[key]
+
+    def _cache_from(self, d: Definition) -> CacheInfo | None:
+        if d.kind == "param":
+            return CacheInfo(d.name, d.offset, None, None) if "cache" in d.name.lower() else None
+        if d.kind != "assign":
+            return None
+        value = d.node
+        if value.type == "call":
+            receiver, method, receiver_node = call_name(value)
+            if method == "run_with_cache":
+                # `logits, cache = ...` -> the cache is the last element; a bare target holds the tuple.
+                if d.target.type == "identifier" and "return_cache_object" not in text(value):
+                    return None
+                if d.target.type != "identifier":
+                    names = [text(c) for c in d.target.named_children]
+                    if not names or names[-1] != d.name:
+                        return None
+                model = self.model_at(receiver_node) if receiver_node is not None else None
+                _, keywords = call_args(value)
+                return CacheInfo(d.name, d.offset, model, value,
+                                 remove_batch_dim=text(keywords.get("remove_batch_dim")) == "True",
+                                 pos_slice="pos_slice" in keywords and text(keywords["pos_slice"]) != "None")
+            if method == "ActivationCache" or (receiver or "").endswith("ActivationCache"):
+                positional, keywords = call_args(value)
+                model_node = positional[1] if len(positional) > 1 else keywords.get("model")
+                model = self.model_at(model_node) if model_node is not None else None
+                return CacheInfo(d.name, d.offset, model, value)
+        if value.type == "identifier":
+            return self.cache_at(value)
+        return None
+
+
+def spec_from_tl_config(kwargs: dict, source: str) -> ModelSpec:
+    """A spec from ``HookedTransformerConfig`` / ``TransformerBridgeConfig`` keyword values."""
+    fields = {k: v for k, v in kwargs.items() if k in _CONFIG_FIELDS and not isinstance(v, Seq)}
+    fields = {k: v for k, v in fields.items() if v is not None or k == "normalization_type"}
+    clean: dict = {}
+    for k, v in fields.items():
+        default = getattr(SYMBOLIC, k)
+        if isinstance(default, bool) and not isinstance(v, bool):
+            continue
+        if k in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx", "n_key_value_heads",
+                 "rotary_dim", "num_experts", "experts_per_token") and not (isinstance(v, int) and not isinstance(v, bool)):
+            continue
+        clean[k] = v
+    if clean.get("n_heads", -1) == -1 and clean.get("d_model") and clean.get("d_head"):
+        clean["n_heads"] = clean["d_model"] // clean["d_head"]
+    if clean.get("d_vocab") == -1:
+        del clean["d_vocab"]
+    if "d_mlp" not in clean and clean.get("d_model") and not clean.get("attn_only"):
+        clean["d_mlp"] = 4 * clean["d_model"]
+    return dataclasses.replace(SYMBOLIC, source=source, structure_known=True, **clean)

@@ -1,0 +1,349 @@
+"""The hook catalog: every hook point a model has, its shape, and what switches it on.
+
+Two backends:
+- ``hooked``: HookedTransformer (TL 2.x/3.x), one name per hook point.
+- ``bridge``: TransformerBridge (TL 3.x/4.x), canonical ``*.hook_in/hook_out`` names plus the legacy
+  names as aliases of the same activation (both appear in a cache).
+
+Shapes are tuples of dimension symbols (``"batch"``, ``"pos"``, ``"d_model"``, ``"1"``, or a product
+like ``"batch*pos*n_heads"``); :func:`concrete_shape` substitutes a spec's numbers.
+The tables mirror what ``run_with_cache`` returns; ``tests/knowledge/test_catalog_vs_tl.py`` builds
+tiny real models for every flag combination and fails when they drift.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .spec import ModelSpec
+
+RESID = ("batch", "pos", "d_model")
+HEAD_VEC = ("batch", "pos", "n_heads", "d_head")
+KV_VEC = ("batch", "pos", "n_key_value_heads", "d_head")
+HEAD_RESID = ("batch", "pos", "n_heads", "d_model")
+KV_RESID = ("batch", "pos", "n_key_value_heads", "d_model")
+ATTN_MAP = ("batch", "n_heads", "query_pos", "key_pos")
+MLP_ACT = ("batch", "pos", "d_mlp")
+SCALE = ("batch", "pos", "1")
+
+
+@dataclass(frozen=True)
+class HookPoint:
+    """One hook point of a model (``{l}`` in the template stands for the layer)."""
+
+    template: str
+    shape: tuple[str, ...]
+    meaning: str
+    # Config flag that must be on for the hook to fire (it exists, but stays silent, otherwise).
+    gate: str | None = None
+    # Why the hook exists but never fires for this configuration (None = it fires).
+    dead: str | None = None
+    # Bridge: the canonical name this legacy alias points at (None for canonical names and HT).
+    canonical: str | None = None
+    # Extra fact worth showing on hover.
+    note: str | None = None
+
+    @property
+    def per_layer(self) -> bool:
+        return "{l}" in self.template
+
+    def name(self, layer: int | str | None = None) -> str:
+        return self.template.replace("{l}", str(layer)) if self.per_layer else self.template
+
+    @property
+    def short(self) -> str:
+        """``hook_resid_post``-style last component, used for did-you-mean and completion."""
+        return self.template.rsplit(".", 1)[-1]
+
+
+_LAYER_RE = re.compile(r"^blocks\.(-?\d+)\.")
+_EXPERT_RE = re.compile(r"\.experts\.(\d+)\.")
+
+
+def split_layer(name: str) -> tuple[str, int | None]:
+    """``blocks.5.attn.hook_z`` -> (``blocks.{l}.attn.hook_z``, 5); globals -> (name, None)."""
+    m = _LAYER_RE.match(name)
+    if not m:
+        return name, None
+    return "blocks.{l}." + name[m.end():], int(m.group(1))
+
+
+class Catalog:
+    """The hook points of one model configuration, looked up by full name or template."""
+
+    def __init__(self, spec: ModelSpec, points: list[HookPoint]):
+        self.spec = spec
+        self.points = points
+        self._by_template = {p.template: p for p in points}
+
+    def __contains__(self, template: str) -> bool:
+        return template in self._by_template
+
+    def get(self, template: str) -> HookPoint | None:
+        return self._by_template.get(template)
+
+    def lookup(self, name: str) -> tuple[HookPoint, int | None] | None:
+        """The hook point behind a full hook name, and its layer."""
+        template, layer = split_layer(name)
+        template = _EXPERT_RE.sub(".experts.{e}.", template)
+        point = self._by_template.get(template)
+        return (point, layer) if point else None
+
+    def templates(self) -> list[str]:
+        return list(self._by_template)
+
+    def firing(self) -> list[HookPoint]:
+        """Hook points that fire in a default forward for this configuration."""
+        return [p for p in self.points if not p.dead and not (p.gate and not getattr(self.spec, p.gate))]
+
+
+def concrete_shape(shape: tuple[str, ...], spec: ModelSpec) -> tuple[str, ...]:
+    """Substitute the spec's known dimensions; batch/pos stay symbolic."""
+    dims = spec.dims()
+
+    def one(sym: str) -> str:
+        if "*" in sym:
+            return "*".join(one(s) for s in sym.split("*"))
+        value = dims.get(sym)
+        return str(value) if value is not None else sym
+
+    return tuple(one(s) for s in shape)
+
+
+def format_shape(shape: tuple[str, ...]) -> str:
+    return "[" + ", ".join(shape) + "]"
+
+
+# --------------------------------------------------------------------------------------------
+# HookedTransformer (TL 2.x / 3.x)
+# --------------------------------------------------------------------------------------------
+
+
+def _ln_points(prefix: str, what: str, width: str = "d_model", headed: str | None = None) -> list[HookPoint]:
+    if headed:
+        scale = ("batch", "pos", headed, "1")
+        normed = ("batch", "pos", headed, width)
+    else:
+        scale, normed = ("batch", "pos", "1"), ("batch", "pos", width)
+    return [
+        HookPoint(f"{prefix}.hook_scale", scale, f"LayerNorm scale (1/std) of {what}"),
+        HookPoint(f"{prefix}.hook_normalized", normed, f"{what}, normalised (before the LN weight and bias)"),
+    ]
+
+
+def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
+    pts: list[HookPoint] = []
+    add = pts.append
+    has_ln = spec.normalization_type is not None
+    rotary = spec.positional_embedding_type == "rotary"
+    kv = "n_heads" if spec.ungroup_grouped_query_attention else "n_key_value_heads"
+    kv_vec = ("batch", "pos", kv, "d_head")
+    kv_resid = ("batch", "pos", kv, "d_model")
+
+    add(HookPoint("hook_tokens", ("batch", "pos"), "Input token ids", gate="use_hook_tokens"))
+    add(HookPoint("hook_embed", RESID, "Token embeddings (W_E[tokens])"))
+    if not rotary:
+        add(HookPoint(
+            "hook_pos_embed", RESID, "Positional embeddings (W_pos[positions])",
+            dead="alibi adds position in the attention scores; hook_pos_embed never fires"
+            if spec.positional_embedding_type == "alibi" else None,
+        ))
+    if spec.post_embedding_ln:
+        pts += _ln_points("embed.ln", "the embedding")
+
+    # ln1 is called separately on the q, k and v inputs; with split inputs it gains a head axis.
+    headed = None
+    if spec.use_split_qkv_input or spec.use_attn_in:
+        headed = kv if spec.use_split_qkv_input else "n_heads"
+    add(HookPoint("blocks.{l}.hook_resid_pre", RESID, "Residual stream entering block {l}"))
+    if has_ln:
+        for p in _ln_points("blocks.{l}.ln1", "the attention input", headed=headed):
+            add(HookPoint(p.template, p.shape, p.meaning,
+                          note="fires 3× per forward (once each for the q, k and v input); the cache keeps the last call"))
+        if spec.use_normalization_before_and_after:
+            pts += _ln_points("blocks.{l}.ln1_post", "the attention output")
+    add(HookPoint("blocks.{l}.hook_q_input", HEAD_RESID, "Per-head query input (residual copy per head)", gate="use_split_qkv_input"))
+    add(HookPoint("blocks.{l}.hook_k_input", kv_resid, "Per-head key input", gate="use_split_qkv_input"))
+    add(HookPoint("blocks.{l}.hook_v_input", kv_resid, "Per-head value input", gate="use_split_qkv_input"))
+    add(HookPoint("blocks.{l}.hook_attn_in", HEAD_RESID, "Per-head attention input", gate="use_attn_in"))
+    add(HookPoint("blocks.{l}.attn.hook_q", HEAD_VEC, "Queries"))
+    add(HookPoint("blocks.{l}.attn.hook_k", kv_vec, "Keys"))
+    add(HookPoint("blocks.{l}.attn.hook_v", kv_vec, "Values"))
+    if spec.use_qk_norm:
+        add(HookPoint("blocks.{l}.attn.q_norm.hook_scale", ("batch*pos*n_heads", "1"), "Query-norm scale (flattened over batch, pos, head)"))
+        add(HookPoint("blocks.{l}.attn.q_norm.hook_normalized", ("batch*pos*n_heads", "d_head"), "Normalised queries (flattened)"))
+        add(HookPoint("blocks.{l}.attn.k_norm.hook_scale", (f"batch*pos*{kv}", "1"), "Key-norm scale (flattened)"))
+        add(HookPoint("blocks.{l}.attn.k_norm.hook_normalized", (f"batch*pos*{kv}", "d_head"), "Normalised keys (flattened)"))
+    if rotary:
+        add(HookPoint("blocks.{l}.attn.hook_rot_q", HEAD_VEC, "Queries after the rotary embedding"))
+        add(HookPoint("blocks.{l}.attn.hook_rot_k", kv_vec, "Keys after the rotary embedding"))
+    if spec.positional_embedding_type == "shortformer":
+        add(HookPoint("blocks.{l}.attn.hook_attn_input", RESID, "Shortformer attention input",
+                      dead="created for shortformer models but never called"))
+    add(HookPoint("blocks.{l}.attn.hook_attn_scores", ATTN_MAP, "Attention scores before softmax (masked)"))
+    add(HookPoint("blocks.{l}.attn.hook_pattern", ATTN_MAP, "Attention pattern (softmax over key positions)"))
+    add(HookPoint("blocks.{l}.attn.hook_z", HEAD_VEC, "Per-head attention output before W_O (pattern-weighted values)"))
+    add(HookPoint("blocks.{l}.attn.hook_result", HEAD_RESID, "Per-head output written to the residual stream", gate="use_attn_result"))
+    add(HookPoint("blocks.{l}.hook_attn_out", RESID, "Attention layer output (sum over heads + b_O)"))
+    if not (spec.attn_only or spec.parallel_attn_mlp):
+        add(HookPoint("blocks.{l}.hook_resid_mid", RESID, "Residual stream between attention and MLP"))
+    if spec.attn_only:
+        add(HookPoint("blocks.{l}.hook_mlp_out", RESID, "MLP output", dead="attn-only model: there is no MLP"))
+        add(HookPoint("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in", dead="attn-only model: there is no MLP"))
+    else:
+        if has_ln:
+            pts += _ln_points("blocks.{l}.ln2", "the MLP input")
+            if spec.use_normalization_before_and_after:
+                pts += _ln_points("blocks.{l}.ln2_post", "the MLP output")
+        add(HookPoint("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in"))
+        if spec.is_moe:
+            add(HookPoint("blocks.{l}.mlp.hook_expert_weights", ("batch*pos", "num_experts"),
+                          "Router softmax over all experts (before top-k)"))
+            add(HookPoint("blocks.{l}.mlp.hook_expert_indices", ("batch*pos", "experts_per_token"), "Chosen experts per token"))
+            for h, what in (("hook_gate", "gate pre-activation"), ("hook_pre", "pre-activation"), ("hook_post", "post-activation")):
+                add(HookPoint(f"blocks.{{l}}.mlp.experts.{{e}}.{h}", ("n_routed_tokens", "d_mlp"),
+                              f"Expert {what} for the tokens routed to it",
+                              note="the first dimension varies from run to run"))
+        else:
+            add(HookPoint("blocks.{l}.mlp.hook_pre", MLP_ACT,
+                          "MLP gate pre-activation" if spec.gated_mlp else "MLP pre-activation (before the nonlinearity)"))
+            if spec.gated_mlp:
+                add(HookPoint("blocks.{l}.mlp.hook_pre_linear", MLP_ACT, "MLP linear (ungated) branch"))
+            if spec.act_fn and spec.act_fn.endswith("_ln"):
+                add(HookPoint("blocks.{l}.mlp.hook_mid", MLP_ACT, "SoLU output before its LayerNorm"))
+                pts += _ln_points("blocks.{l}.mlp.ln", "the SoLU output", width="d_mlp")
+            add(HookPoint("blocks.{l}.mlp.hook_post", MLP_ACT, "MLP activation (after the nonlinearity)"))
+        add(HookPoint("blocks.{l}.hook_mlp_out", RESID, "MLP layer output"))
+    add(HookPoint("blocks.{l}.hook_resid_post", RESID, "Residual stream leaving block {l}"))
+    if has_ln:
+        pts += _ln_points("ln_final", "the final residual stream")
+    if tl_major >= 3:
+        add(HookPoint("unembed.hook_in", RESID, "Unembedding input (TL ≥ 3)"))
+        add(HookPoint("unembed.hook_out", ("batch", "pos", "d_vocab"), "Logits (TL ≥ 3)"))
+    return pts
+
+
+# --------------------------------------------------------------------------------------------
+# TransformerBridge (TL 3.x / 4.x)
+# --------------------------------------------------------------------------------------------
+
+
+def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
+    pts: list[HookPoint] = []
+
+    def canon(template: str, shape: tuple[str, ...], meaning: str, *aliases: str, **kw: str | None) -> None:
+        pts.append(HookPoint(template, shape, meaning, **kw))
+        for alias in aliases:
+            pts.append(HookPoint(alias, shape, meaning, canonical=template, **kw))
+
+    rotary = spec.positional_embedding_type == "rotary"
+    parallel = spec.parallel_attn_mlp
+    neox = spec.architecture == "GPTNeoXForCausalLM"
+    has_ln = spec.normalization_type is not None
+    rot_dim = "rotary_dim" if neox else "d_head"
+
+    canon("embed.hook_in", ("batch", "pos"), "Input token ids")
+    canon("embed.hook_out", RESID, "Token embeddings", "hook_embed")
+    if rotary:
+        canon("rotary_emb.hook_in", RESID, "Rotary embedding input")
+        canon("rotary_emb.hook_cos", ("1", "pos", rot_dim), "Rotary cos table")
+        canon("rotary_emb.hook_sin", ("1", "pos", rot_dim), "Rotary sin table")
+        pts.append(HookPoint("hook_pos_embed", RESID, "Positional embeddings",
+                             dead="rotary model: hook_pos_embed is registered but never fires"))
+    else:
+        canon("pos_embed.hook_in", ("1", "pos"), "Position ids")
+        canon("pos_embed.hook_out", RESID, "Positional embeddings", "hook_pos_embed")
+
+    canon("blocks.{l}.hook_in", RESID, "Residual stream entering block {l}", "blocks.{l}.hook_resid_pre")
+    if has_ln:
+        canon("blocks.{l}.ln1.hook_in", RESID, "Attention LayerNorm input")
+        canon("blocks.{l}.ln1.hook_scale", SCALE, "LayerNorm scale (1/std) of the attention input")
+        canon("blocks.{l}.ln1.hook_normalized", RESID, "The attention input, normalised")
+        canon("blocks.{l}.ln1.hook_out", RESID, "Attention LayerNorm output")
+    canon("blocks.{l}.attn.hook_in", RESID, "Attention input")
+    for x in "qkv":
+        canon(f"blocks.{{l}}.attn.{x}.hook_in", RESID, f"{x.upper()} projection input")
+    canon("blocks.{l}.attn.q.hook_out", HEAD_VEC, "Queries", "blocks.{l}.attn.hook_q")
+    canon("blocks.{l}.attn.k.hook_out", KV_VEC, "Keys", "blocks.{l}.attn.hook_k")
+    canon("blocks.{l}.attn.v.hook_out", KV_VEC, "Values", "blocks.{l}.attn.hook_v")
+    if rotary:
+        canon("blocks.{l}.attn.hook_cos", ("1", "pos", rot_dim), "Rotary cos table")
+        canon("blocks.{l}.attn.hook_sin", ("1", "pos", rot_dim), "Rotary sin table")
+        dead_rot = "GPT-NeoX bridge: rotary hooks are registered but never fire" if neox else None
+        canon("blocks.{l}.attn.hook_rot_q", HEAD_VEC, "Queries after the rotary embedding", dead=dead_rot)
+        canon("blocks.{l}.attn.hook_rot_k", KV_VEC, "Keys after the rotary embedding", dead=dead_rot)
+    canon("blocks.{l}.attn.hook_attn_scores", ATTN_MAP, "Attention scores before softmax (masked)")
+    canon("blocks.{l}.attn.hook_pattern", ATTN_MAP, "Attention pattern (softmax over key positions)")
+    canon("blocks.{l}.attn.o.hook_in", HEAD_VEC, "Per-head attention output before W_O", "blocks.{l}.attn.hook_z")
+    canon("blocks.{l}.attn.o.hook_out", RESID, "Output projection result")
+    canon("blocks.{l}.attn.hook_hidden_states", RESID, "Attention hidden states")
+    canon("blocks.{l}.attn.hook_out", RESID, "Attention layer output", "blocks.{l}.hook_attn_out")
+    canon("blocks.{l}.attn.hook_result", HEAD_RESID, "Per-head output written to the residual stream", gate="use_attn_result")
+    canon("blocks.{l}.attn.hook_q_input", HEAD_RESID, "Per-head query input", "blocks.{l}.hook_q_input", gate="use_split_qkv_input")
+    canon("blocks.{l}.attn.hook_k_input", KV_RESID, "Per-head key input", "blocks.{l}.hook_k_input", gate="use_split_qkv_input")
+    canon("blocks.{l}.attn.hook_v_input", KV_RESID, "Per-head value input", "blocks.{l}.hook_v_input", gate="use_split_qkv_input")
+    canon("blocks.{l}.attn.hook_attn_in", HEAD_RESID, "Per-head attention input", "blocks.{l}.hook_attn_in", gate="use_attn_in")
+    if has_ln:
+        mid = () if parallel else ("blocks.{l}.hook_resid_mid",)
+        canon("blocks.{l}.ln2.hook_in", RESID, "MLP LayerNorm input" + ("" if parallel else " (= resid_mid)"), *mid)
+        canon("blocks.{l}.ln2.hook_scale", SCALE, "LayerNorm scale (1/std) of the MLP input")
+        canon("blocks.{l}.ln2.hook_normalized", RESID, "The MLP input, normalised")
+        canon("blocks.{l}.ln2.hook_out", RESID, "MLP LayerNorm output")
+    canon("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in")
+    canon("blocks.{l}.mlp.hook_in", RESID, "MLP input")
+    canon("blocks.{l}.mlp.in.hook_in", RESID, "MLP input projection input")
+    if spec.gated_mlp:
+        canon("blocks.{l}.mlp.in.hook_out", MLP_ACT, "MLP linear (ungated) branch", "blocks.{l}.mlp.hook_pre_linear")
+        canon("blocks.{l}.mlp.gate.hook_in", RESID, "MLP gate input")
+        canon("blocks.{l}.mlp.gate.hook_out", MLP_ACT, "MLP gate pre-activation", "blocks.{l}.mlp.hook_pre")
+    else:
+        canon("blocks.{l}.mlp.in.hook_out", MLP_ACT, "MLP pre-activation", "blocks.{l}.mlp.hook_pre")
+    canon("blocks.{l}.mlp.out.hook_in", MLP_ACT, "MLP activation (after the nonlinearity)", "blocks.{l}.mlp.hook_post")
+    canon("blocks.{l}.mlp.out.hook_out", RESID, "MLP output projection result")
+    canon("blocks.{l}.mlp.hook_out", RESID, "MLP layer output", "blocks.{l}.hook_mlp_out")
+    canon("blocks.{l}.hook_out", RESID, "Residual stream leaving block {l}", "blocks.{l}.hook_resid_post")
+    if has_ln:
+        canon("ln_final.hook_in", RESID, "Final LayerNorm input")
+        canon("ln_final.hook_scale", SCALE, "LayerNorm scale (1/std) of the final residual stream")
+        canon("ln_final.hook_normalized", RESID, "The final residual stream, normalised")
+        canon("ln_final.hook_out", RESID, "Final LayerNorm output")
+    canon("unembed.hook_in", RESID, "Unembedding input")
+    canon("unembed.hook_out", ("batch", "pos", "d_vocab"), "Logits", "hook_unembed")
+    return pts
+
+
+@lru_cache(maxsize=256)
+def catalog_for(spec: ModelSpec, tl_major: int = 4) -> Catalog:
+    """The hook catalog of ``spec`` (cached: specs are frozen and hashable)."""
+    if spec.backend == "bridge":
+        return Catalog(spec, _bridge_points(spec))
+    return Catalog(spec, _hooked_points(spec, tl_major))
+
+
+def _all_variants() -> list[ModelSpec]:
+    """Configurations whose union is every hook name any supported model can have."""
+    base = ModelSpec(structure_known=True)
+    variants = [
+        base.with_flags(use_attn_result=True, use_split_qkv_input=True, use_attn_in=True,
+                        use_hook_mlp_in=True, use_hook_tokens=True),
+        ModelSpec(positional_embedding_type="rotary", gated_mlp=True, use_qk_norm=True,
+                  use_normalization_before_and_after=True, post_embedding_ln=True),
+        ModelSpec(act_fn="solu_ln", positional_embedding_type="shortformer"),
+        ModelSpec(num_experts=8, experts_per_token=2),
+    ]
+    bridges = [
+        ModelSpec(backend="bridge"),
+        ModelSpec(backend="bridge", positional_embedding_type="rotary", gated_mlp=True),
+    ]
+    return variants + bridges
+
+
+@lru_cache(maxsize=1)
+def union_templates() -> frozenset[str]:
+    """Every hook template any configuration of either backend has (for lenient validation)."""
+    out: set[str] = set()
+    for spec in _all_variants():
+        out.update(catalog_for(spec, 3).templates())
+    return frozenset(out)
