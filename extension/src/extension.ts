@@ -1,0 +1,69 @@
+// Entry point: builds the parts and wires VS Code events to them. Logic lives in the other modules.
+import * as vscode from 'vscode';
+import { HeatmapPanel } from './heatmap';
+import { KernelCommands, KernelStatusBar } from './kernel';
+import { logInfo } from './log';
+import { ClientCommand, KernelStatus, ServerCommand } from './protocol';
+import { onActiveEnvironmentChanged } from './python';
+import { ServerManager } from './server';
+import { affectsInterpreter, affectsServerSettings, readSettings } from './settings';
+import { SweepCommands } from './sweep';
+
+let server: ServerManager | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+    const status = new KernelStatusBar();
+    const heatmap = new HeatmapPanel(context.extensionUri);
+    let sweeps: SweepCommands | undefined;
+    const manager = new ServerManager({
+        onKernelStatus: (s) => status.setKernelStatus(s),
+        onSweepResult: (r) => heatmap.show(r),
+        onServerState: (state) => {
+            status.setServerState(state);
+            if (state === 'running') void refreshKernelStatus(manager, status);
+        },
+        executeCommand: (command, args, next) => sweeps!.executeCommandMiddleware(command, args, next),
+    });
+    server = manager;
+    const kernel = new KernelCommands(manager);
+    sweeps = new SweepCommands(manager, kernel, status);
+
+    context.subscriptions.push(
+        status,
+        heatmap,
+        { dispose: () => void manager.dispose() },
+        vscode.commands.registerCommand(ClientCommand.attachKernel, () => kernel.attach()),
+        vscode.commands.registerCommand(ClientCommand.startKernel, () => kernel.start()),
+        vscode.commands.registerCommand(ClientCommand.interruptKernel, () => kernel.interrupt()),
+        vscode.commands.registerCommand(ClientCommand.runSweep, () => sweeps!.runAtCursor()),
+        vscode.commands.registerCommand(ClientCommand.showHeatmap, () => heatmap.showLatest()),
+        vscode.commands.registerCommand(ClientCommand.restartServer, () => manager.restart('restart command')),
+        vscode.workspace.onDidChangeConfiguration((e) => {
+            if (affectsInterpreter(e)) {
+                manager.scheduleRestart('tlens.interpreter changed');
+            } else if (affectsServerSettings(e)) {
+                void manager.sendSettings();
+            }
+        }),
+        await onActiveEnvironmentChanged(() => {
+            if (!readSettings().interpreter) manager.scheduleRestart('active Python environment changed');
+        }),
+    );
+    logInfo(`TLens ${context.extension.packageJSON.version} activating.`);
+    void manager.restart('activation'); // activation does not wait for Python to start
+}
+
+/** Asks a fresh server for its kernel state (it may have attached `tlens.kernel.connectionFile`). */
+async function refreshKernelStatus(manager: ServerManager, status: KernelStatusBar): Promise<void> {
+    try {
+        const s = await manager.executeServerCommand<KernelStatus | null>(ServerCommand.kernelStatus);
+        if (s?.state) status.setKernelStatus(s);
+    } catch {
+        // A server without the command keeps the default "no kernel" state.
+    }
+}
+
+export async function deactivate(): Promise<void> {
+    await server?.dispose();
+    server = undefined;
+}

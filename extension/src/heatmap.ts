@@ -1,0 +1,136 @@
+// Webview panel with the latest sweep heatmap: the PNG large, the cell value under the mouse, Save PNG.
+import * as crypto from 'crypto';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { logError } from './log';
+import { SweepResult } from './protocol';
+
+const VIEW_TYPE = 'tlens.heatmap';
+
+export class HeatmapPanel implements vscode.Disposable {
+    private panel: vscode.WebviewPanel | undefined;
+    private latest: SweepResult | undefined;
+    private readonly mediaRoot: vscode.Uri;
+
+    constructor(extensionUri: vscode.Uri) {
+        this.mediaRoot = vscode.Uri.joinPath(extensionUri, 'extension', 'media');
+    }
+
+    /** Shows a new result (opening the panel beside the editor without taking focus). */
+    show(result: SweepResult): void {
+        this.latest = result;
+        this.reveal();
+    }
+
+    /** Palette command: shows the latest result again. */
+    showLatest(): void {
+        if (!this.latest) {
+            void vscode.window.showInformationMessage(
+                'TLens: no sweep result yet. Run "Run patch sweep" from the light bulb on a patching line, or "TLens: Run Patch Sweep at Cursor".',
+            );
+            return;
+        }
+        this.reveal();
+    }
+
+    dispose(): void {
+        this.panel?.dispose();
+    }
+
+    private reveal(): void {
+        const result = this.latest;
+        if (!result) return;
+        if (!this.panel) {
+            this.panel = vscode.window.createWebviewPanel(
+                VIEW_TYPE,
+                'TLens Heatmap',
+                { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+                { enableScripts: true, localResourceRoots: [this.mediaRoot] },
+            );
+            this.panel.onDidDispose(() => (this.panel = undefined));
+            this.panel.webview.onDidReceiveMessage((msg: { type?: string }) => {
+                if (msg?.type === 'save') void this.savePng();
+                if (msg?.type === 'openJson') void this.openJson();
+            });
+        } else {
+            this.panel.reveal(undefined, true);
+        }
+        this.panel.title = `TLens: ${result.title}`;
+        this.panel.webview.html = renderHtml(this.panel.webview, this.mediaRoot, result);
+    }
+
+    private async savePng(): Promise<void> {
+        const result = this.latest;
+        if (!result) return;
+        const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+        const name = result.pngPath ? path.basename(result.pngPath) : `tlens-sweep-${result.kind}.png`;
+        const target = await vscode.window.showSaveDialog({
+            title: 'Save heatmap PNG',
+            defaultUri: folder ? vscode.Uri.joinPath(folder, name) : undefined,
+            filters: { 'PNG image': ['png'] },
+        });
+        if (!target) return;
+        try {
+            await vscode.workspace.fs.writeFile(target, Buffer.from(result.png, 'base64'));
+            void vscode.window.showInformationMessage(`TLens: saved ${target.fsPath}`);
+        } catch (err) {
+            logError(`Saving ${target.fsPath} failed`, err);
+            void vscode.window.showErrorMessage(`TLens: could not save ${target.fsPath}: ${String(err)}`);
+        }
+    }
+
+    private async openJson(): Promise<void> {
+        if (this.latest?.jsonPath) {
+            await vscode.window.showTextDocument(vscode.Uri.file(this.latest.jsonPath), { preview: true });
+        }
+    }
+}
+
+function renderHtml(webview: vscode.Webview, mediaRoot: vscode.Uri, r: SweepResult): string {
+    const nonce = crypto.randomBytes(16).toString('base64');
+    const script = webview.asWebviewUri(vscode.Uri.joinPath(mediaRoot, 'heatmap.js'));
+    const style = webview.asWebviewUri(vscode.Uri.joinPath(mediaRoot, 'heatmap.css'));
+    // Only our script and stylesheet run; the image is inline data. JSON goes in a non-executed script tag.
+    const csp = [
+        "default-src 'none'",
+        'img-src data:',
+        `style-src ${webview.cspSource}`,
+        `script-src 'nonce-${nonce}'`,
+    ].join('; ');
+    const data = JSON.stringify({
+        values: r.values,
+        rowLabels: r.rowLabels,
+        colLabels: r.colLabels,
+        plotBox: r.plotBox ?? null,
+    }).replace(/</g, '\\u003c');
+    const partial = r.partial
+        ? '<p class="partial">Partial result: the sweep was cancelled or interrupted before every cell ran.</p>'
+        : '';
+    const json = r.jsonPath ? '<button id="open-json">Open JSON</button>' : '';
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${style}">
+<title>${escapeHtml(r.title)}</title>
+</head>
+<body>
+<header>
+  <h1>${escapeHtml(r.title)}</h1>
+  <p class="meta">kind <code>${escapeHtml(r.kind)}</code> · metric <code>${escapeHtml(r.metric)}</code> · line ${r.line + 1}</p>
+  ${partial}
+  <div class="actions"><button id="save">Save PNG</button>${json}</div>
+</header>
+<p id="readout" class="readout" aria-live="polite">Move the mouse over the heatmap to read a cell.</p>
+<img id="heatmap" alt="${escapeHtml(r.title)}" src="data:image/png;base64,${r.png}">
+<script id="sweep-data" type="application/json">${data}</script>
+<script nonce="${nonce}" src="${script}"></script>
+</body>
+</html>`;
+}
+
+function escapeHtml(s: string): string {
+    return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}

@@ -1,0 +1,219 @@
+// The kernel the server runs sweeps in: a status bar item that follows `tlens/kernelStatus`, and the
+// client side of attach / start / interrupt (the server does the Jupyter work).
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { ClientCommand, KernelStatus, ServerCommand } from './protocol';
+import type { ServerManager, ServerState } from './server';
+import { readSettings } from './settings';
+
+/** Status bar item: server start-up, then the kernel state (with sweep progress while busy). */
+export class KernelStatusBar implements vscode.Disposable {
+    private readonly item = vscode.window.createStatusBarItem('tlens.kernel', vscode.StatusBarAlignment.Left, 50);
+    private server: ServerState = 'starting';
+    private kernel: KernelStatus = { state: 'none' };
+
+    constructor() {
+        this.item.name = 'TLens Kernel';
+        this.render();
+        this.item.show();
+    }
+
+    get status(): KernelStatus {
+        return this.kernel;
+    }
+
+    setServerState(state: ServerState): void {
+        this.server = state;
+        if (state !== 'running') {
+            this.kernel = { state: 'none' }; // a new server process starts without a kernel
+        }
+        this.render();
+    }
+
+    setKernelStatus(status: KernelStatus): void {
+        this.kernel = status;
+        this.render();
+    }
+
+    dispose(): void {
+        this.item.dispose();
+    }
+
+    private render(): void {
+        const item = this.item;
+        item.backgroundColor = undefined;
+        item.command = ClientCommand.attachKernel;
+        if (this.server !== 'running') {
+            const starting = this.server === 'starting';
+            item.text = starting ? '$(loading~spin) TLens' : '$(error) TLens: server stopped';
+            item.tooltip = starting
+                ? 'Starting the TLens language server…'
+                : 'The TLens language server is not running (see the TLens output). Click to restart it.';
+            item.command = starting ? undefined : ClientCommand.restartServer;
+            if (!starting) {
+                item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
+            }
+            return;
+        }
+        const k = this.kernel;
+        const where = k.connectionFile ? `\n${k.connectionFile}` : '';
+        const detail = k.detail ? `\n${k.detail}` : '';
+        switch (k.state) {
+            case 'none':
+                item.text = '$(circle-outline) TLens: no kernel';
+                item.tooltip = 'No Jupyter kernel attached. Click to attach to a running kernel or start one.';
+                break;
+            case 'starting':
+                item.text = '$(loading~spin) TLens: kernel starting';
+                item.tooltip = `Kernel starting${where}${detail}`;
+                break;
+            case 'idle':
+                item.text = '$(circle-filled) TLens: kernel idle';
+                item.tooltip = `Kernel idle${where}${detail}\nClick to attach to another kernel.`;
+                break;
+            case 'busy': {
+                const p = k.progress;
+                item.text = p ? `$(sync~spin) TLens: busy ${p.done}/${p.total}` : '$(sync~spin) TLens: kernel busy';
+                item.tooltip = `Kernel busy${where}${detail}\nUse "TLens: Interrupt Kernel" to stop it.`;
+                item.command = ClientCommand.interruptKernel;
+                break;
+            }
+            case 'dead':
+                item.text = '$(error) TLens: kernel dead';
+                item.tooltip = `The kernel stopped responding${where}${detail}\nClick to attach to another kernel or start one.`;
+                item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
+                break;
+        }
+    }
+}
+
+/** Directories where Jupyter (and VS Code's Jupyter extension) write kernel connection files. */
+export function connectionFileDirs(): string[] {
+    const home = os.homedir();
+    const env = process.env;
+    let runtime = env.JUPYTER_RUNTIME_DIR;
+    if (!runtime) {
+        // Mirrors jupyter_core.paths.jupyter_data_dir() / "runtime".
+        const data =
+            env.JUPYTER_DATA_DIR ??
+            (process.platform === 'darwin'
+                ? path.join(home, 'Library', 'Jupyter')
+                : process.platform === 'win32'
+                  ? path.join(env.APPDATA ?? home, 'jupyter')
+                  : path.join(env.XDG_DATA_HOME || path.join(home, '.local', 'share'), 'jupyter'));
+        runtime = path.join(data, 'runtime');
+    }
+    return [runtime, os.tmpdir()]; // VS Code's Jupyter extension writes kernel-v2-*.json to the temp dir
+}
+
+interface ConnectionFile {
+    file: string;
+    mtimeMs: number;
+}
+
+/** `kernel-*.json` files in the given directories, newest first. */
+export function listConnectionFiles(dirs = connectionFileDirs()): ConnectionFile[] {
+    const found: ConnectionFile[] = [];
+    for (const dir of new Set(dirs)) {
+        let names: string[];
+        try {
+            names = fs.readdirSync(dir);
+        } catch {
+            continue; // a missing runtime dir just means no kernels yet
+        }
+        for (const name of names) {
+            if (/^kernel-.*\.json$/.test(name)) {
+                const file = path.join(dir, name);
+                try {
+                    found.push({ file, mtimeMs: fs.statSync(file).mtimeMs });
+                } catch {
+                    // removed between readdir and stat
+                }
+            }
+        }
+    }
+    return found.sort((a, b) => b.mtimeMs - a.mtimeMs);
+}
+
+function ago(ms: number): string {
+    const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    if (s < 60) return `${s} s ago`;
+    if (s < 3600) return `${Math.round(s / 60)} min ago`;
+    if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+    return `${Math.round(s / 86400)} days ago`;
+}
+
+type Pick = vscode.QuickPickItem & { action: 'file' | 'browse' | 'start'; file?: string };
+
+/** Quick pick over connection files (newest first), "Browse…" and "Start a new kernel". */
+export async function pickConnectionFile(): Promise<Pick | undefined> {
+    const files = listConnectionFiles();
+    const items: Pick[] = files.map((f) => ({
+        label: path.basename(f.file),
+        description: ago(f.mtimeMs),
+        detail: f.file,
+        action: 'file',
+        file: f.file,
+    }));
+    items.push(
+        { label: '$(folder-opened) Browse…', description: 'choose a connection file', action: 'browse' },
+        { label: '$(add) Start a new kernel', description: 'with tlens.kernel.interpreter', action: 'start' },
+    );
+    return vscode.window.showQuickPick(items, {
+        title: 'TLens: attach to a Jupyter kernel',
+        placeHolder: files.length
+            ? 'Connection file of the kernel to attach to (newest first)'
+            : 'No running kernels found; browse for a connection file or start a kernel',
+        matchOnDetail: true,
+    });
+}
+
+/** Client side of attach/start/interrupt: pickers, then the server commands. */
+export class KernelCommands {
+    constructor(private readonly server: ServerManager) {}
+
+    async attach(): Promise<void> {
+        const pick = await pickConnectionFile();
+        if (!pick) return;
+        if (pick.action === 'start') {
+            await this.start();
+            return;
+        }
+        let file = pick.file;
+        if (pick.action === 'browse') {
+            const chosen = await vscode.window.showOpenDialog({
+                title: 'Jupyter connection file',
+                canSelectMany: false,
+                filters: { 'Connection file': ['json'] },
+                defaultUri: vscode.Uri.file(connectionFileDirs()[0]),
+            });
+            file = chosen?.[0]?.fsPath;
+        }
+        if (file) {
+            await this.run(ServerCommand.attachKernel, { connectionFile: file });
+        }
+    }
+
+    /** Starts a kernel with `tlens.kernel.interpreter` (the server's interpreter when empty). */
+    async start(): Promise<boolean> {
+        const interpreter = readSettings().kernel.interpreter;
+        return this.run(ServerCommand.startKernel, interpreter ? { interpreter } : {});
+    }
+
+    async interrupt(): Promise<void> {
+        await this.run(ServerCommand.interruptKernel);
+    }
+
+    /** Runs a server command; failures become one error message. Returns whether it succeeded. */
+    private async run(command: string, ...args: unknown[]): Promise<boolean> {
+        try {
+            await this.server.executeServerCommand(command, ...args);
+            return true;
+        } catch (err) {
+            void vscode.window.showErrorMessage(`TLens: ${command} failed: ${err instanceof Error ? err.message : String(err)}`);
+            return false;
+        }
+    }
+}

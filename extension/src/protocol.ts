@@ -1,0 +1,78 @@
+// The wire contract with the Python server (`python -m lsp_server serve`), in one place.
+// Command-id scheme: the server owns `tlens.*` (vscode-languageclient registers those ids as VS Code
+// commands when the server advertises them); the extension's palette commands are `tlens.client.*`.
+
+/** Commands the server registers (workspace/executeCommand). */
+export const ServerCommand = {
+    attachKernel: 'tlens.attachKernel', // [{connectionFile}]
+    startKernel: 'tlens.startKernel', // [{interpreter?}]
+    interruptKernel: 'tlens.interruptKernel',
+    kernelStatus: 'tlens.kernelStatus', // -> KernelStatus
+    runSweep: 'tlens.runSweep', // [{uri, line, kind?}]; "Run patch sweep" code actions carry it
+    resetKernelHooks: 'tlens.resetKernelHooks',
+} as const;
+
+/** Commands the extension contributes to the palette. */
+export const ClientCommand = {
+    attachKernel: 'tlens.client.attachKernel',
+    startKernel: 'tlens.client.startKernel',
+    interruptKernel: 'tlens.client.interruptKernel',
+    runSweep: 'tlens.client.runSweep',
+    showHeatmap: 'tlens.client.showHeatmap',
+    restartServer: 'tlens.client.restartServer',
+} as const;
+
+/** Server -> client notifications. */
+export const Notification = {
+    kernelStatus: 'tlens/kernelStatus',
+    sweepResult: 'tlens/sweepResult',
+} as const;
+
+export type KernelState = 'none' | 'starting' | 'idle' | 'busy' | 'dead';
+
+export interface KernelStatus {
+    state: KernelState;
+    connectionFile?: string;
+    detail?: string;
+    progress?: { done: number; total: number };
+}
+
+/** Nested number arrays: 2-D for [layer, pos]-style sweeps, deeper for 3-D kinds. */
+export type SweepValues = number | SweepValues[];
+
+export interface SweepResult {
+    uri: string;
+    line: number;
+    kind: string;
+    title: string;
+    /** Base64 PNG (no data: prefix). */
+    png: string;
+    values: SweepValues[];
+    rowLabels: string[];
+    colLabels: string[];
+    pngPath?: string;
+    jsonPath?: string;
+    partial: boolean;
+    metric: string;
+    /** Optional pixel box of the cell grid inside the PNG; without it the grid is taken to fill the image. */
+    plotBox?: { x: number; y: number; width: number; height: number };
+}
+
+export interface RunSweepArgs {
+    uri: string;
+    line: number;
+    kind?: string;
+}
+
+/** The sweep kinds of `tlens.sweep.defaultKind`. */
+export const SWEEP_KINDS = [
+    'resid_pre',
+    'resid_mid',
+    'resid_post',
+    'attn_out',
+    'mlp_out',
+    'heads',
+    'heads_by_pos',
+    'block',
+    'attribution',
+] as const;

@@ -1,0 +1,86 @@
+// Which Python runs the server: `tlens.interpreter` > the Python extension's active environment
+// (only when ms-python.python is installed; it is optional) > `python3` on PATH.
+import { execFile } from 'child_process';
+import * as vscode from 'vscode';
+import { PVSC_EXTENSION_ID, PythonExtension } from '@vscode/python-extension';
+import { logInfo, logWarn } from './log';
+import { readSettings, settingsScope } from './settings';
+
+export type InterpreterSource = 'setting' | 'python-extension' | 'path';
+
+export interface Interpreter {
+    command: string;
+    source: InterpreterSource;
+}
+
+const PATH_FALLBACK = process.platform === 'win32' ? 'python' : 'python3';
+
+/** The interpreter to launch the server with. */
+export async function resolveInterpreter(): Promise<Interpreter> {
+    const fromSetting = readSettings().interpreter;
+    if (fromSetting) {
+        return { command: fromSetting, source: 'setting' };
+    }
+    const fromExtension = await activeEnvironmentOfPythonExtension();
+    if (fromExtension) {
+        return { command: fromExtension, source: 'python-extension' };
+    }
+    return { command: PATH_FALLBACK, source: 'path' };
+}
+
+async function activeEnvironmentOfPythonExtension(): Promise<string | undefined> {
+    if (!vscode.extensions.getExtension(PVSC_EXTENSION_ID)) {
+        return undefined;
+    }
+    try {
+        const api = await PythonExtension.api();
+        const envPath = api.environments.getActiveEnvironmentPath(settingsScope()?.uri);
+        const env = await api.environments.resolveEnvironment(envPath);
+        return env?.executable.uri?.fsPath;
+    } catch (err) {
+        logWarn(`Could not read the Python extension's active environment: ${String(err)}`);
+        return undefined;
+    }
+}
+
+/** Calls `onChange` when the Python extension's active environment changes (no-op without it). */
+export async function onActiveEnvironmentChanged(onChange: () => void): Promise<vscode.Disposable> {
+    if (!vscode.extensions.getExtension(PVSC_EXTENSION_ID)) {
+        return new vscode.Disposable(() => undefined);
+    }
+    try {
+        const api = await PythonExtension.api();
+        return api.environments.onDidChangeActiveEnvironmentPath(() => {
+            logInfo('The Python extension switched environments.');
+            onChange();
+        });
+    } catch (err) {
+        logWarn(`Could not watch the Python extension's environment: ${String(err)}`);
+        return new vscode.Disposable(() => undefined);
+    }
+}
+
+/** Why the server could not start, found by asking the interpreter directly. */
+export type StartProblem =
+    | { kind: 'python-missing'; detail: string }
+    | { kind: 'server-not-installed'; detail: string }
+    | { kind: 'other'; detail: string };
+
+// Finds the package without importing it (importing would be slow and could fail for other reasons).
+const PROBE = "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('lsp_server') else 3)";
+
+export function diagnoseInterpreter(python: string): Promise<StartProblem> {
+    return new Promise((resolve) => {
+        execFile(python, ['-c', PROBE], { timeout: 20_000 }, (err, _stdout, stderr) => {
+            if (!err) {
+                resolve({ kind: 'other', detail: 'lsp_server is importable; the server exited during start-up.' });
+            } else if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES') {
+                resolve({ kind: 'python-missing', detail: `'${python}' was not found or is not executable.` });
+            } else if (err.code === 3) {
+                resolve({ kind: 'server-not-installed', detail: `'${python}' cannot import lsp_server.` });
+            } else {
+                resolve({ kind: 'other', detail: `'${python}' failed: ${stderr.trim() || err.message}` });
+            }
+        });
+    });
+}

@@ -1,0 +1,165 @@
+// Owns the language-client lifecycle: one client at a time, rapid restart requests merged into one,
+// the old client stopped before a new one starts.
+import * as vscode from 'vscode';
+import {
+    DidChangeConfigurationNotification,
+    ExecuteCommandRequest,
+    LanguageClient,
+    LanguageClientOptions,
+    Middleware,
+    RevealOutputChannelOn,
+    ServerOptions,
+    State,
+    TransportKind,
+} from 'vscode-languageclient/node';
+import { logChannel, logError, logInfo } from './log';
+import { ClientCommand, KernelStatus, Notification, ServerCommand, SweepResult } from './protocol';
+import { Interpreter, resolveInterpreter } from './python';
+import { readSettings, settingsScope } from './settings';
+import { reportStartFailure } from './startFailure';
+
+/** Where the server process stands, for the status bar. */
+export type ServerState = 'starting' | 'running' | 'stopped' | 'failed';
+
+export interface ServerHooks {
+    onKernelStatus(status: KernelStatus): void;
+    onSweepResult(result: SweepResult): void;
+    onServerState(state: ServerState): void;
+    /** Runs in place of the server command `command` when the user invokes it (e.g. from a code action). */
+    executeCommand: Middleware['executeCommand'];
+}
+
+const RESTART_DEBOUNCE_MS = 300;
+const STOP_TIMEOUT_MS = 2000;
+
+// Commands that hover markdown may link to (`command:` links need isTrusted); nothing else is trusted.
+const TRUSTED_COMMANDS = [ServerCommand.runSweep, ClientCommand.showHeatmap, ClientCommand.startKernel];
+
+export class ServerManager implements vscode.Disposable {
+    private client: LanguageClient | undefined;
+    private running: Promise<void> | undefined;
+    private restartAgain = false;
+    private debounce: NodeJS.Timeout | undefined;
+
+    constructor(private readonly hooks: ServerHooks) {}
+
+    /** The running client, or undefined while none is up. */
+    get current(): LanguageClient | undefined {
+        return this.client?.isRunning() ? this.client : undefined;
+    }
+
+    /** Restarts after a short pause; calls in that pause make one restart. */
+    scheduleRestart(reason: string): void {
+        clearTimeout(this.debounce);
+        this.debounce = setTimeout(() => void this.restart(reason), RESTART_DEBOUNCE_MS);
+    }
+
+    /** Restarts now. A request during a restart runs one more restart after it, never two at once. */
+    restart(reason: string): Promise<void> {
+        logInfo(`Server restart: ${reason}`);
+        if (this.running) {
+            this.restartAgain = true;
+            return this.running;
+        }
+        this.running = (async () => {
+            do {
+                this.restartAgain = false;
+                await this.stopClient();
+                await this.startClient();
+            } while (this.restartAgain);
+        })().finally(() => (this.running = undefined));
+        return this.running;
+    }
+
+    /** Sends the current settings; the server re-reads them without a restart. */
+    async sendSettings(): Promise<void> {
+        const client = this.current;
+        if (client) {
+            await client.sendNotification(DidChangeConfigurationNotification.type, { settings: readSettings() });
+        }
+    }
+
+    /** Runs a server command (workspace/executeCommand) and returns its result. */
+    async executeServerCommand<T>(command: string, ...args: unknown[]): Promise<T> {
+        const client = this.current;
+        if (!client) {
+            throw new Error('The TLens language server is not running. Run "TLens: Restart Language Server".');
+        }
+        return (await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args })) as T;
+    }
+
+    async dispose(): Promise<void> {
+        clearTimeout(this.debounce);
+        await this.running;
+        await this.stopClient();
+    }
+
+    private async stopClient(): Promise<void> {
+        const old = this.client;
+        this.client = undefined;
+        if (!old) {
+            return;
+        }
+        try {
+            await old.dispose(STOP_TIMEOUT_MS);
+        } catch (err) {
+            logError('Stopping the old server failed; continuing.', err);
+        }
+    }
+
+    private async startClient(): Promise<void> {
+        const interpreter = await resolveInterpreter();
+        const client = this.createClient(interpreter);
+        this.client = client;
+        this.hooks.onServerState('starting');
+        logInfo(`Starting the server: ${interpreter.command} -m lsp_server serve (interpreter from ${interpreter.source})`);
+        try {
+            await client.start();
+        } catch (err) {
+            logError('The server did not start.', err);
+            this.client = undefined;
+            this.hooks.onServerState('failed');
+            void client.dispose(STOP_TIMEOUT_MS).catch(() => undefined);
+            void reportStartFailure(interpreter);
+            return;
+        }
+        this.hooks.onServerState('running');
+        logInfo('Server started.');
+    }
+
+    private createClient(interpreter: Interpreter): LanguageClient {
+        const folder = settingsScope();
+        const serverOptions: ServerOptions = {
+            command: interpreter.command,
+            args: ['-m', 'lsp_server', 'serve'], // languageclient appends --stdio
+            transport: TransportKind.stdio,
+            options: { cwd: folder?.uri.fsPath, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+        };
+        const clientOptions: LanguageClientOptions = {
+            documentSelector: [
+                { scheme: 'file', language: 'python' },
+                { scheme: 'untitled', language: 'python' },
+                { notebook: { notebookType: 'jupyter-notebook' }, language: 'python' },
+            ],
+            initializationOptions: { settings: readSettings() },
+            outputChannel: logChannel(),
+            traceOutputChannel: logChannel(),
+            revealOutputChannelOn: RevealOutputChannelOn.Never, // our own message says what failed
+            initializationFailedHandler: () => false,
+            markdown: { isTrusted: { enabledCommands: TRUSTED_COMMANDS }, supportHtml: true },
+            middleware: { executeCommand: this.hooks.executeCommand },
+        };
+        // The id 'tlens' makes languageclient follow the `tlens.trace.server` setting.
+        const client = new LanguageClient('tlens', 'TLens Language Server', serverOptions, clientOptions);
+        client.onNotification(Notification.kernelStatus, (s: KernelStatus) => this.hooks.onKernelStatus(s));
+        client.onNotification(Notification.sweepResult, (r: SweepResult) => this.hooks.onSweepResult(r));
+        // Follows crashes and languageclient's own restarts after start-up succeeded.
+        client.onDidChangeState((e) => {
+            if (client !== this.client || e.oldState === State.Starting) {
+                return; // start-up is reported by startClient
+            }
+            this.hooks.onServerState(e.newState === State.Running ? 'running' : e.newState === State.Starting ? 'starting' : 'stopped');
+        });
+        return client;
+    }
+}
