@@ -295,7 +295,11 @@ class Models:
         """The cache a name refers to, if it holds one."""
         if node.type != "identifier":
             return None
-        d = self.scopes.lookup(text(node), node.start_byte)
+        return self.cache_named(text(node), node.start_byte)
+
+    def cache_named(self, name: str, offset: int) -> CacheInfo | None:
+        """The cache ``name`` holds at ``offset``, if it holds one."""
+        d = self.scopes.lookup(name, offset)
         if d is None:
             return None
         key = id(d)

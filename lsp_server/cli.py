@@ -1,0 +1,177 @@
+"""Command line: ``tlens-lsp serve | check | hover | sweep``.
+
+``check`` and ``hover`` run the same analysis the editor gets, without an editor, on ``.py`` files
+and ``.ipynb`` notebooks (findings in notebooks are reported as ``cell N, line L``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .analysis.document import AnalysisContext
+from .analysis.findings import Finding
+from .workspace import View, Workspace, findings_in
+
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+
+def _context() -> AnalysisContext:
+    from .knowledge import versions
+    from .knowledge.resolve import resolve_model_name
+
+    tl = versions.in_this_environment()
+    return AnalysisContext(tl_major=tl.major if tl else None, resolve_model=resolve_model_name)
+
+
+def load_views(path: Path, workspace: Workspace) -> list[View]:
+    """Views of a file: one for a script, one per code cell for a notebook."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".ipynb":
+        cells = notebook_code_cells(text)
+        return workspace.notebook_views(str(path), [(f"{path}#cell{i}", src, 0) for i, src in cells])
+    return [workspace.text_view(str(path), text, 0)]
+
+
+def notebook_code_cells(text: str) -> list[tuple[int, str]]:
+    """(1-based cell number, source) of each code cell of an .ipynb document."""
+    try:
+        nb = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not a valid notebook (JSON error at line {e.lineno}: {e.msg})") from e
+    out = []
+    for i, cell in enumerate(nb.get("cells", []), start=1):
+        if cell.get("cell_type") == "code":
+            src = cell.get("source", "")
+            out.append((i, "".join(src) if isinstance(src, list) else str(src)))
+    return out
+
+
+def _where(view: View, path: Path, offset: int) -> tuple[str, int, int]:
+    pos = view.position(offset) or (0, 0)
+    if view.cell is not None:
+        cell_no = view.uri.rsplit("#cell", 1)[1]
+        return f"{path}, cell {cell_no}", pos[0] + 1, pos[1] + 1
+    return str(path), pos[0] + 1, pos[1] + 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    workspace = Workspace(_context)
+    rows: list[dict] = []
+    had_error = False
+    for name in args.paths:
+        path = Path(name)
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".py", ".ipynb")) if path.is_dir() else [path]
+        for file in files:
+            try:
+                views = load_views(file, workspace)
+            except (OSError, UnicodeDecodeError, ValueError) as e:
+                print(f"{file}: cannot read: {e}", file=sys.stderr)
+                had_error = True
+                continue
+            for view in views:
+                for f in findings_in(view):
+                    rows.append(_row(view, file, f))
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        for r in rows:
+            print(f"{r['path']}:{r['line']}:{r['col']}: {r['severity']} [{r['code']}] {r['message']}")
+        errors = sum(r["severity"] == "error" for r in rows)
+        print(f"{len(rows)} finding(s), {errors} error(s)", file=sys.stderr)
+    return EXIT_FINDINGS if had_error or any(r["severity"] == "error" for r in rows) else 0
+
+
+def _row(view: View, file: Path, f: Finding) -> dict:
+    where, line, col = _where(view, file, f.start)
+    _, end_line, end_col = _where(view, file, f.end)
+    return {"path": where, "line": line, "col": col, "end_line": end_line, "end_col": end_col,
+            "severity": f.severity, "code": f.code, "message": f.message}
+
+
+def cmd_hover(args: argparse.Namespace) -> int:
+    from .features.hover import hover
+
+    try:
+        name, line, col = args.location.rsplit(":", 2)
+        line_no, col_no = int(line), int(col)
+    except ValueError:
+        print("hover: expected PATH:LINE:COL (1-based), e.g. examples/ioi_patching.py:41:20", file=sys.stderr)
+        return EXIT_USAGE
+    path = Path(name)
+    workspace = Workspace(_context)
+    try:
+        views = load_views(path, workspace)
+    except (OSError, ValueError) as e:
+        print(f"{path}: cannot read: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    view = views[0]
+    if path.suffix == ".ipynb":
+        print("hover: for notebooks give the line of the notebook's code cells joined in order", file=sys.stderr)
+        view = View(view.analysis, view.uri)
+    result = hover(view.analysis, view.offset(line_no - 1, col_no - 1))
+    if result is None:
+        print(f"{args.location}: nothing to show here", file=sys.stderr)
+        return EXIT_FINDINGS
+    print(result.markdown)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    from .server import server
+
+    server.start_io()
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep_cli import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tlens-lsp", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="speak LSP over stdio (what editors run)")
+    serve.add_argument("--stdio", action="store_true", help="accepted and ignored (stdio is the only transport)")
+    serve.add_argument("-v", "--verbose", action="store_true")
+    serve.set_defaults(func=cmd_serve)
+    check = sub.add_parser("check", help="report diagnostics for files or folders")
+    check.add_argument("paths", nargs="+")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.set_defaults(func=cmd_check)
+    hov = sub.add_parser("hover", help="print the hover at PATH:LINE:COL (1-based)")
+    hov.add_argument("location")
+    hov.set_defaults(func=cmd_hover)
+    sweep = sub.add_parser("sweep", help="run an activation-patching sweep in a Jupyter kernel")
+    sweep.add_argument("location", help="PATH:LINE of the experiment")
+    sweep.add_argument("--kernel", help="connection file of a running kernel (default: start one)")
+    sweep.add_argument("--kind", default="resid_pre",
+                       choices=("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "heads", "heads_by_pos", "block", "attribution"))
+    sweep.add_argument("--python", help="interpreter for a started kernel (default: this one)")
+    sweep.add_argument("--out", required=True, help="where to write the heatmap PNG")
+    sweep.set_defaults(func=cmd_sweep)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] == "--stdio":
+        argv = ["serve"]  # editors may start us bare or with --stdio
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "func", None):
+        build_parser().print_help()
+        return EXIT_USAGE
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

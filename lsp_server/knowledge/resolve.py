@@ -1,0 +1,30 @@
+"""Model name -> ModelSpec, in the documented order: official table, then the local HF cache.
+
+(Configs written in the file are resolved by the analysis itself; a live kernel's model by the
+kernel bridge.) Results are memoised: hovers ask for the same few names over and over.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from .spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=512)
+def resolve_model_name(name: str) -> ModelSpec | None:
+    from . import registry  # local: keeps start-up light
+
+    try:
+        spec = registry.lookup(name)
+        if spec is not None:
+            return spec
+        from . import hf_cache
+
+        return hf_cache.lookup_hf_cache(name)
+    except Exception:  # a broken cache file must never take hovers down
+        log.exception("resolving model name %r failed", name)
+        return None

@@ -1,0 +1,300 @@
+"""The language server: thin pygls wiring from LSP messages to the analysis and features.
+
+Concurrency model: every handler runs on the asyncio loop. Analyses are memoised per document
+version, so hover/completion on an unchanged document only look up a snapshot. Diagnostics are
+published after edits, coalesced: a burst of didChange messages is analysed once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import traceback
+from typing import Any, Callable
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from . import __version__
+from .analysis.document import AnalysisContext
+from .features import code_actions, convert
+from .features.completion import completions
+from .features.hover import hover as hover_at
+from .features.inlay_hints import inlay_hints
+from .knowledge import versions
+from .knowledge.resolve import resolve_model_name
+from .settings import Settings, parse_settings
+from .workspace import View, Workspace, findings_in
+
+log = logging.getLogger(__name__)
+
+NOTEBOOK_SYNC = types.NotebookDocumentSyncOptions(
+    notebook_selector=[
+        types.NotebookDocumentFilterWithCells(
+            notebook="jupyter-notebook", cells=[types.NotebookCellLanguage(language="python")]
+        )
+    ],
+    save=True,
+)
+
+
+class TlensServer(LanguageServer):
+    """Server state: settings, the TransformerLens version in use, and the analysis cache."""
+
+    def __init__(self) -> None:
+        super().__init__("tlens-lsp", __version__, notebook_document_sync=NOTEBOOK_SYNC)
+        self.settings = Settings()
+        self.tl_version: versions.TLVersion | None = versions.in_this_environment()
+        self.workspace_cache = Workspace(self.analysis_context)
+        self._pending: dict[str, asyncio.Task] = {}
+        self.extensions: list[Callable[["TlensServer"], None]] = []
+
+    def analysis_context(self) -> AnalysisContext:
+        return AnalysisContext(
+            tl_major=self.tl_version.major if self.tl_version else None,
+            resolve_model=resolve_model_name,
+        )
+
+    # -- views
+
+    def views_of(self, uri: str) -> list[View]:
+        """Every view sharing ``uri``'s analysis: the file itself, or all cells of its notebook."""
+        notebook = self.workspace.get_notebook_document(cell_uri=uri) or self.workspace.get_notebook_document(notebook_uri=uri)
+        if notebook is not None:
+            cells = []
+            for cell in notebook.cells:
+                if cell.kind != types.NotebookCellKind.Code:
+                    continue
+                doc = self.workspace.get_text_document(cell.document)
+                cells.append((cell.document, doc.source, doc.version))
+            return self.workspace_cache.notebook_views(notebook.uri, cells)
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            return []
+        return [self.workspace_cache.text_view(uri, doc.source, doc.version)]
+
+    def view(self, uri: str) -> View | None:
+        return next((v for v in self.views_of(uri) if v.uri == uri), None)
+
+    # -- diagnostics
+
+    def schedule_diagnostics(self, uri: str) -> None:
+        """Publish diagnostics for ``uri`` once the messages already queued have been handled."""
+        key = self._diagnostics_key(uri)
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            pending.cancel()
+        self._pending[key] = asyncio.get_event_loop().create_task(self._publish_soon(key, uri))
+
+    def _diagnostics_key(self, uri: str) -> str:
+        notebook = self.workspace.get_notebook_document(cell_uri=uri)
+        return notebook.uri if notebook is not None else uri
+
+    async def _publish_soon(self, key: str, uri: str) -> None:
+        await asyncio.sleep(0)  # let queued didChange messages cancel us first
+        self._pending.pop(key, None)
+        try:
+            self.publish_diagnostics(uri)
+        except Exception:
+            self.report_error("publishing diagnostics")
+
+    def publish_diagnostics(self, uri: str) -> None:
+        for view in self.views_of(uri):
+            diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, self.settings)) is not None]
+            version = self.workspace.text_documents[view.uri].version if view.uri in self.workspace.text_documents else None
+            self.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=view.uri, diagnostics=diagnostics, version=version)
+            )
+
+    def clear_diagnostics(self, uri: str) -> None:
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+    # -- settings
+
+    def apply_settings(self, raw: Any) -> None:
+        settings, problems = parse_settings(raw)
+        for problem in problems:
+            self.window_log_message(types.LogMessageParams(type=types.MessageType.Warning, message=problem))
+        if problems:
+            self.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Warning,
+                message=f"tlens: {len(problems)} setting(s) ignored; see the output log. {problems[0]}"))
+        self.settings = settings
+        if settings.tl_version:
+            self.tl_version = versions.from_string(settings.tl_version, "setting tlens.transformerLensVersion") or self.tl_version
+        self.workspace_cache.invalidate()
+
+    def report_error(self, what: str) -> None:
+        """Log a traceback and tell the user once, briefly; the server keeps serving."""
+        detail = traceback.format_exc()
+        log.error("%s failed:\n%s", what, detail)
+        self.window_log_message(types.LogMessageParams(type=types.MessageType.Error, message=f"{what} failed:\n{detail}"))
+
+
+server = TlensServer()
+
+
+def guarded(what: str, default: Any = None) -> Callable:
+    """Error boundary: a bug in one feature logs a traceback and answers ``default``."""
+
+    def wrap(fn: Callable) -> Callable:
+        if asyncio.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def run_async(ls: TlensServer, params: Any) -> Any:
+                try:
+                    return await fn(ls, params)
+                except Exception:
+                    ls.report_error(what)
+                    return default
+            return run_async
+
+        @functools.wraps(fn)
+        def run(ls: TlensServer, params: Any) -> Any:
+            try:
+                return fn(ls, params)
+            except Exception:
+                ls.report_error(what)
+                return default
+        return run
+
+    return wrap
+
+
+# ------------------------------------------------------------------------------- lifecycle
+
+
+@server.feature(types.INITIALIZE)
+@guarded("initialize")
+def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
+    ls.apply_settings(params.initialization_options)
+
+
+@server.feature(types.INITIALIZED)
+@guarded("initialized")
+async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
+    if ls.settings.interpreter and not ls.settings.tl_version:
+        # The workspace interpreter may differ from the server's: ask it which TL it has.
+        found = await asyncio.to_thread(versions.in_interpreter, ls.settings.interpreter)
+        if found is not None and (ls.tl_version is None or found.version != ls.tl_version.version):
+            ls.tl_version = found
+            ls.workspace_cache.invalidate()
+            for uri in list(ls.workspace.text_documents):
+                ls.schedule_diagnostics(uri)
+    for hook in ls.extensions:
+        hook(ls)
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+@guarded("didChangeConfiguration")
+def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurationParams) -> None:
+    if params.settings is not None:
+        ls.apply_settings(params.settings)
+        for uri in list(ls.workspace.text_documents):
+            ls.schedule_diagnostics(uri)
+
+
+# ------------------------------------------------------------------------------- documents
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+@guarded("didOpen")
+def did_open(ls: TlensServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.schedule_diagnostics(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+@guarded("didChange")
+def did_change(ls: TlensServer, params: types.DidChangeTextDocumentParams) -> None:
+    ls.schedule_diagnostics(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+@guarded("didClose")
+def did_close(ls: TlensServer, params: types.DidCloseTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    if ls.workspace.get_notebook_document(cell_uri=uri) is None:
+        ls.workspace_cache.forget(uri)
+        ls.clear_diagnostics(uri)
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+@guarded("notebookDocument/didOpen")
+def notebook_did_open(ls: TlensServer, params: types.DidOpenNotebookDocumentParams) -> None:
+    ls.schedule_diagnostics(params.notebook_document.uri)
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+@guarded("notebookDocument/didChange")
+def notebook_did_change(ls: TlensServer, params: types.DidChangeNotebookDocumentParams) -> None:
+    cells = params.change.cells
+    for removed in (cells.structure.did_close or []) if cells and cells.structure else []:
+        ls.clear_diagnostics(removed.uri)
+    ls.schedule_diagnostics(params.notebook_document.uri)
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+@guarded("notebookDocument/didClose")
+def notebook_did_close(ls: TlensServer, params: types.DidCloseNotebookDocumentParams) -> None:
+    ls.workspace_cache.forget(params.notebook_document.uri)
+    for cell in params.cell_text_documents:
+        ls.clear_diagnostics(cell.uri)
+
+
+# ------------------------------------------------------------------------------- features
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+@guarded("hover")
+def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
+    view = ls.view(params.text_document.uri)
+    if view is None:
+        return None
+    result = hover_at(view.analysis, view.offset(params.position.line, params.position.character))
+    if result is None:
+        return None
+    return types.Hover(
+        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=result.markdown),
+        range=convert.range_(view, result.start, result.end),
+    )
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_COMPLETION,
+    types.CompletionOptions(trigger_characters=['"', "'", "."]),
+)
+@guarded("completion")
+def completion(ls: TlensServer, params: types.CompletionParams) -> types.CompletionList | None:
+    view = ls.view(params.text_document.uri)
+    if view is None:
+        return None
+    candidates = completions(view.analysis, view.offset(params.position.line, params.position.character))
+    if not candidates:
+        return None
+    return types.CompletionList(is_incomplete=True, items=[convert.completion_item(view, c) for c in candidates])
+
+
+@server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False))
+@guarded("inlayHint", default=[])
+def inlay_hint(ls: TlensServer, params: types.InlayHintParams) -> list[types.InlayHint]:
+    if not ls.settings.inlay_hints:
+        return []
+    view = ls.view(params.text_document.uri)
+    if view is None:
+        return []
+    start = view.offset(params.range.start.line, params.range.start.character)
+    end = view.offset(params.range.end.line, params.range.end.character)
+    return [h for hint in inlay_hints(view.analysis, start, end) if (h := convert.inlay_hint(view, hint)) is not None]
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.Empty]),
+)
+@guarded("codeAction", default=[])
+def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    view = ls.view(params.text_document.uri)
+    if view is None:
+        return []
+    return code_actions.code_actions(ls, view, params)
+

@@ -1,0 +1,81 @@
+"""Settings: the wire form the editor sends, resolved to typed values with defaults.
+
+The VS Code extension sends ``initializationOptions: {settings: {...}}`` and the same object in
+``workspace/didChangeConfiguration``; other editors may send nothing. Bad values are logged and
+replaced by defaults, never fatal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .analysis.findings import CODES
+
+SEVERITIES = ("error", "warning", "information", "hint", "off")
+SWEEP_KINDS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "heads", "heads_by_pos", "block", "attribution")
+
+
+@dataclass(frozen=True)
+class Settings:
+    interpreter: str | None = None
+    inlay_hints: bool = True
+    severity: dict[str, str] = field(default_factory=dict)  # diagnostic code -> severity override
+    sweep_kind: str = "resid_pre"
+    connection_file: str | None = None
+    # "4.3.0"-style override of the TransformerLens version the workspace uses.
+    tl_version: str | None = None
+
+
+def parse_settings(raw: Any) -> tuple[Settings, list[str]]:
+    """Typed settings from the editor's JSON, plus a list of problems (for one log line each)."""
+    problems: list[str] = []
+    if isinstance(raw, dict) and "settings" in raw and isinstance(raw["settings"], dict):
+        raw = raw["settings"]
+    if isinstance(raw, dict) and "tlens" in raw and isinstance(raw["tlens"], dict):
+        raw = raw["tlens"]
+    if not isinstance(raw, dict):
+        return Settings(), ([] if raw is None else [f"settings must be an object, got {type(raw).__name__}"])
+
+    def get(path: str, kind: type, default: Any) -> Any:
+        node: Any = raw
+        for part in path.split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                node = raw.get(path)  # also accept flattened keys ("inlayHints.enabled")
+                break
+        if node is None:
+            return default
+        if not isinstance(node, kind):
+            problems.append(f"setting tlens.{path} has an invalid value {node!r}; using {default!r}")
+            return default
+        return node
+
+    severity: dict[str, str] = {}
+    sev_raw = get("diagnostics.severity", dict, {})
+    for code, value in sev_raw.items():
+        if code not in CODES:
+            problems.append(f"tlens.diagnostics.severity: unknown diagnostic code {code!r}")
+        elif value not in SEVERITIES:
+            problems.append(f"tlens.diagnostics.severity.{code}: {value!r} is not one of {', '.join(SEVERITIES)}")
+        else:
+            severity[code] = value
+    kind = get("sweep.defaultKind", str, "resid_pre")
+    if kind not in SWEEP_KINDS:
+        problems.append(f"tlens.sweep.defaultKind: {kind!r} is not one of {', '.join(SWEEP_KINDS)}")
+        kind = "resid_pre"
+    settings = Settings(
+        interpreter=get("interpreter", str, None) or None,
+        inlay_hints=get("inlayHints.enabled", bool, True),
+        severity=severity,
+        sweep_kind=kind,
+        connection_file=get("kernel.connectionFile", str, None) or None,
+        tl_version=get("transformerLensVersion", str, None) or None,
+    )
+    return settings, problems
+
+
+def merge(base: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(base, **changes)

@@ -1,0 +1,123 @@
+"""Open documents and notebooks -> analyses, memoised per version.
+
+A plain file is analysed on its own. A notebook's code cells are analysed *together*, in order,
+as one program (a model built in cell 2 is known in cell 9), through a virtual text made of the
+cells joined by newlines; a :class:`View` maps one cell's positions into that text and back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .analysis.document import Analysis, AnalysisContext, analyze
+from .analysis.findings import Finding
+from .analysis.syntax import SyntaxParser
+
+_CELL_MAGIC = re.compile(r"^\s*%%(\w+)")
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "px", "autoreload", "cython"})
+
+
+@dataclass
+class CellSpan:
+    uri: str
+    start_line: int  # first line of the cell in the virtual text
+    line_count: int
+    start_byte: int
+    end_byte: int
+
+
+@dataclass
+class View:
+    """An analysis as one client URI (a file, or a notebook cell) sees it."""
+
+    analysis: Analysis
+    uri: str
+    cell: CellSpan | None = None
+
+    def offset(self, line: int, character: int) -> int:
+        if self.cell is not None:
+            line += self.cell.start_line
+        return self.analysis.lines.offset(line, character)
+
+    def position(self, offset: int) -> tuple[int, int] | None:
+        """(line, character) in this URI, or None if the offset lies in another cell."""
+        pos = self.analysis.lines.position(offset)
+        if self.cell is None:
+            return pos.line, pos.character
+        if not (self.cell.start_byte <= offset <= self.cell.end_byte):
+            return None
+        return pos.line - self.cell.start_line, pos.character
+
+    def contains(self, offset: int) -> bool:
+        return self.cell is None or self.cell.start_byte <= offset <= self.cell.end_byte
+
+
+def mask_cell_magic(cell: str) -> str:
+    """Blank a non-Python cell magic cell (``%%bash`` ...), keeping its line structure."""
+    m = _CELL_MAGIC.match(cell)
+    if m is None:
+        return cell
+    if m.group(1) in PYTHON_CELL_MAGICS:
+        first, nl, rest = cell.partition("\n")
+        return " " * len(first) + nl + rest
+    return "\n".join(" " * len(line) for line in cell.split("\n"))
+
+
+@dataclass
+class _Entry:
+    key: tuple
+    analysis: Analysis
+    cells: list[CellSpan] = field(default_factory=list)
+
+
+class Workspace:
+    """Caches analyses by document (or notebook) and version."""
+
+    def __init__(self, context: Callable[[], AnalysisContext], extra_checks: list | None = None):
+        self._context = context
+        self._entries: dict[str, _Entry] = {}
+        self._parsers: dict[str, SyntaxParser] = {}
+        self.extra_checks = extra_checks or []
+
+    def invalidate(self) -> None:
+        """Forget every analysis (settings or the TL version changed)."""
+        self._entries.clear()
+
+    def forget(self, uri: str) -> None:
+        self._entries.pop(uri, None)
+        self._parsers.pop(uri, None)
+
+    def text_view(self, uri: str, text: str, version: int | None) -> View:
+        key = ("text", version, len(text), hash(text) if version is None else 0)
+        entry = self._entries.get(uri)
+        if entry is None or entry.key != key:
+            parser = self._parsers.setdefault(uri, SyntaxParser())
+            entry = _Entry(key, analyze(text, self._context(), parser, self.extra_checks))
+            self._entries[uri] = entry
+        return View(entry.analysis, uri)
+
+    def notebook_views(self, notebook_uri: str, cells: list[tuple[str, str, int | None]]) -> list[View]:
+        """Views of every code cell of a notebook; ``cells`` = (cell uri, text, version) in order."""
+        key = ("notebook",) + tuple((uri, version, len(text)) for uri, text, version in cells)
+        entry = self._entries.get(notebook_uri)
+        if entry is None or entry.key != key:
+            parts, spans, line, offset = [], [], 0, 0
+            for uri, text, _ in cells:
+                masked = mask_cell_magic(text)
+                n_lines = masked.count("\n") + 1
+                n_bytes = len(masked.encode("utf-8"))
+                spans.append(CellSpan(uri, line, n_lines, offset, offset + n_bytes))
+                parts.append(masked)
+                line += n_lines
+                offset += n_bytes + 1
+            parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
+            analysis = analyze("\n".join(parts), self._context(), parser, self.extra_checks)
+            entry = _Entry(key, analysis, spans)
+            self._entries[notebook_uri] = entry
+        return [View(entry.analysis, span.uri, span) for span in entry.cells]
+
+
+def findings_in(view: View) -> list[Finding]:
+    return [f for f in view.analysis.findings if view.contains(f.start)]

@@ -1,0 +1,144 @@
+"""End to end over stdio: hover, completion, inlay hints, diagnostics and quick fixes."""
+
+from __future__ import annotations
+
+import pytest
+from lsprotocol import types
+
+from .helpers import diagnostics_for, hover_text, open_doc, pos_of
+
+SCRIPT = '''\
+import torch
+from transformer_lens import HookedTransformer, utils
+
+model = HookedTransformer.from_pretrained("gpt2-small")
+tokens = model.to_tokens("When John and Mary went to the store")
+logits, cache = model.run_with_cache(tokens)
+
+resid = cache["resid_post", 5]
+pattern = cache["pattern", 3]
+last = cache["resid_post", -1]
+typo = cache["blocks.0.hook_resid_pree"]
+too_far = cache["resid_post", 12]
+z = cache[utils.get_act_name("z", 9)]
+heads = cache["result", 4]
+for layer in range(model.cfg.n_layers):
+    scores = cache[f"blocks.{layer}.attn.hook_attn_scores"]
+W = model.W_Q
+'''
+
+
+@pytest.fixture
+def uri(client):
+    return (client.root / "exp.py").as_uri()
+
+
+async def test_hover_shows_full_name_and_shapes(client, uri):
+    open_doc(client, uri, SCRIPT)
+    text = await hover_text(client, uri, pos_of(SCRIPT, '"resid_post", 5', 3))
+    assert text.startswith("`blocks.5.hook_resid_post` · `[batch, pos, d_model]` = `[batch, pos, 768]`")
+    assert "official table" in text
+    text = await hover_text(client, uri, pos_of(SCRIPT, '"pattern", 3', 2))
+    assert "blocks.3.attn.hook_pattern" in text and "[batch, n_heads, query_pos, key_pos]" in text
+    assert "[batch, 12, query_pos, key_pos]" in text
+
+
+async def test_hover_negative_layer_fstring_and_weights(client, uri):
+    open_doc(client, uri, SCRIPT)
+    text = await hover_text(client, uri, pos_of(SCRIPT, '"resid_post", -1', 2))
+    assert text.startswith("`blocks.11.hook_resid_post`")
+    text = await hover_text(client, uri, pos_of(SCRIPT, 'f"blocks.{layer}', 4))
+    assert text.startswith("`blocks.{layer}.attn.hook_attn_scores`") and "0–11" in text
+    text = await hover_text(client, uri, pos_of(SCRIPT, "W_Q", 1))
+    assert "[n_layers, n_heads, d_model, d_head]" in text and "[12, 12, 768, 64]" in text
+
+
+async def test_diagnostics_and_quick_fixes(client, uri):
+    open_doc(client, uri, SCRIPT)
+    diags = await diagnostics_for(client, uri)
+    by_code = {}
+    for d in diags:
+        by_code.setdefault(d.code, []).append(d)
+    assert set(by_code) == {"unknown-hook", "layer-out-of-range", "hook-not-enabled"}, [d.message for d in diags]
+    typo = by_code["unknown-hook"][0]
+    assert typo.range.start.line == 10 and "Did you mean 'blocks.0.hook_resid_pre'" in typo.message
+    assert "12 layers (0–11)" in by_code["layer-out-of-range"][0].message
+    assert "use_attn_result" in by_code["hook-not-enabled"][0].message
+
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=typo.range,
+        context=types.CodeActionContext(diagnostics=[typo])))
+    fix = next(a for a in actions if a.title.startswith("Replace with"))
+    (edit,) = fix.edit.changes[uri]
+    assert edit.new_text == "blocks.0.hook_resid_pre"
+    assert edit.range.start == pos_of(SCRIPT, "blocks.0.hook_resid_pree")
+
+    gated = by_code["hook-not-enabled"][0]
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=gated.range,
+        context=types.CodeActionContext(diagnostics=[gated])))
+    (insert,) = [a for a in actions if "set_use_attn_result" in a.title]
+    (edit,) = insert.edit.changes[uri]
+    assert edit.new_text == "\nmodel.set_use_attn_result(True)" and edit.range.start.line == 3
+
+
+async def test_diagnostics_follow_edits(client, uri):
+    open_doc(client, uri, SCRIPT)
+    await diagnostics_for(client, uri, version=1)
+    fixed = SCRIPT.replace("hook_resid_pree", "hook_resid_pre").replace('"resid_post", 12', '"resid_post", 11')
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text=fixed)]))
+    diags = await diagnostics_for(client, uri, version=2)
+    assert [d.code for d in diags] == ["hook-not-enabled"]
+
+
+async def test_suppression_comment(client, uri):
+    text = SCRIPT.replace('typo = cache["blocks.0.hook_resid_pree"]', 'typo = cache["blocks.0.hook_resid_pree"]  # tlens: ignore[unknown-hook]')
+    open_doc(client, uri, text)
+    diags = await diagnostics_for(client, uri)
+    assert "unknown-hook" not in {d.code for d in diags}
+
+
+async def test_completion_inside_cache_key(client, uri):
+    text = SCRIPT + 'x = cache["res'
+    open_doc(client, uri, text)
+    end = pos_of(text, 'cache["res', len('cache["res'), nth=0)
+    end = types.Position(line=text.count("\n"), character=len('x = cache["res'))
+    result = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=end))
+    labels = [i.label for i in result.items]
+    assert "hook_embed" in labels and "blocks.11." in labels and "blocks.12." not in labels
+
+    text2 = SCRIPT + 'y = cache["", 3]'
+    open_doc(client, uri, text2, version=2)
+    result = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=text2.count("\n"), character=len('y = cache["'))))
+    labels = [i.label for i in result.items]
+    assert {"resid_post", "pattern", "attn_out", "z"} <= set(labels)
+    assert "rot_q" not in labels  # gpt2 has no rotary embedding
+
+    text3 = SCRIPT + 'w = cache["blocks.4.'
+    open_doc(client, uri, text3, version=3)
+    result = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=text3.count("\n"), character=len('w = cache["blocks.4.'))))
+    labels = [i.label for i in result.items]
+    assert "blocks.4.attn.hook_pattern" in labels and "blocks.4.hook_resid_post" in labels
+
+
+async def test_inlay_hints(client, uri):
+    open_doc(client, uri, SCRIPT)
+    hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        range=types.Range(types.Position(0, 0), types.Position(20, 0))))
+    labels = {(h.position.line, h.label) for h in hints}
+    assert (7, ": [batch, pos, 768]") in labels
+    assert (8, ": [batch, 12, query_pos, key_pos]") in labels
+    assert (15, ": [batch, 12, query_pos, key_pos]") in labels
+
+
+async def test_half_typed_line_keeps_hovers(client, uri):
+    broken = SCRIPT.replace("W = model.W_Q", "W = model.W_Q[\nbad = (")
+    open_doc(client, uri, broken)
+    text = await hover_text(client, uri, pos_of(broken, '"resid_post", 5', 3))
+    assert text.startswith("`blocks.5.hook_resid_post`")
