@@ -7,6 +7,7 @@ makes the failure certain; anything the server cannot resolve stays silent.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 
 from ..knowledge.hookpoints import Catalog, HookPoint, catalog_for, union_templates
@@ -75,10 +76,10 @@ class NameChecker:
         if catalog is None:
             if template in union_templates() or not _looks_like_hook(template):
                 return None
-            candidates = sorted(union_templates())
+            candidates = tuple(sorted(union_templates()))
             where = "any TransformerLens model"
         else:
-            candidates = catalog.templates()
+            candidates = tuple(catalog.templates())
             where = catalog.spec.label
         name = _shown(ref)
         message = f"'{name}' is not a hook point of {where}."
@@ -171,7 +172,9 @@ def _looks_like_hook(template: str) -> bool:
     return "hook_" in template or template.startswith("blocks.")
 
 
-def _suggest(template: str, candidates: list[str]) -> str | None:
+@functools.lru_cache(maxsize=4096)
+def _suggest(template: str, candidates: tuple[str, ...]) -> str | None:
+    """Closest known template (difflib is slow: memoised, since the same typo recurs per edit)."""
     close = difflib.get_close_matches(template, candidates, n=1, cutoff=0.75)
     if close:
         return close[0]

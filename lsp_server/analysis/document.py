@@ -9,15 +9,17 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from ..knowledge.spec import GATE_FLAGS, ModelSpec
 from .checks import NameChecker, check_removed_api
 from .findings import Finding, apply_suppressions
 from .hookrefs import HookRef, HookRefCollector
+from .lifetimes import check_hook_lifetimes
+from .tokens import check_tokens
 from .models import ModelInfo, Models, NameResolver
 from .queries import run_query
-from .scopes import Scopes
+from .scopes import DEFS_QUERY, Scopes
 from .source import LineIndex
 from .syntax import Node, Parsed, SyntaxParser
 from .values import Evaluator
@@ -32,8 +34,9 @@ METHODS = (
 FLAG_METHODS = frozenset({"set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in",
                           "set_use_hook_mlp_in", "enable_compatibility_mode"})
 
-FACTS_QUERY = """
+FACTS_QUERY = DEFS_QUERY + """
 (call function: (attribute attribute: (identifier) @method (#any-of? @method %s))) @method_call
+(call function: (attribute attribute: (identifier) @method (#match? @method "^(get_act_patch_|generic_activation_patch)"))) @method_call
 (call function: (identifier) @fn_name) @ident_call
 (subscript value: (identifier)) @subscript
 (import_from_statement) @import
@@ -49,6 +52,8 @@ class AnalysisContext:
     tl_major: int | None = None
     # Official name / hub id / local path -> spec. The default knows nothing (symbolic dims).
     resolve_model: NameResolver = lambda name: None
+    # Spec -> tokenizer (``knowledge.tokenizers.tokenizer_for``); None: no token diagnostics.
+    tokenizer_for: Callable[[ModelSpec], Any] | None = None
 
 
 @dataclass
@@ -66,7 +71,7 @@ class Analysis:
     context: AnalysisContext
     method_calls: list[Node] = field(default_factory=list)
     ident_calls: list[Node] = field(default_factory=list)
-    registrations: object = None
+    registrations: HookRefCollector | None = None
     _ref_starts: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -95,7 +100,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     caps = run_query("facts", FACTS_QUERY, parsed.root)
     method_calls = caps.get("method_call", [])
     ident_calls = caps.get("ident_call", [])
-    scopes = Scopes(parsed)
+    scopes = Scopes(parsed, caps)
     evaluator = Evaluator(scopes)
     flag_calls = [c for c, m in zip(method_calls, caps.get("method", [])) if m.text.decode() in FLAG_METHODS]
     models = Models(scopes, evaluator, context.resolve_model, flag_calls)
@@ -107,8 +112,8 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     findings += check_removed_api(caps.get("import", []), parsed.source, context.tl_major)
     analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
                         method_calls, ident_calls, collector)
-    for extra in extra_checks or ():
-        findings += extra(analysis)
+    for check in (check_hook_lifetimes, check_tokens, *(extra_checks or ())):
+        findings += check(analysis)
     findings.sort(key=lambda f: (f.start, f.end, f.code))
     analysis.findings = apply_suppressions(findings, source)
     return analysis

@@ -9,25 +9,29 @@ scripts and notebooks need, and it never guesses across unrelated scopes.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
-
 from .syntax import Node, Parsed, text
-from .queries import run_query
 
 MODULE = (-1, -1)
 ScopeKey = tuple[int, int]
 
 
-@dataclass(frozen=True)
 class Definition:
-    name: str
-    offset: int  # where the definition takes effect (end of the defining statement)
-    kind: str  # "assign" | "param" | "for" | "with" | "def" | "class" | "import"
-    node: Node  # the value (assign), the parameter node, the iterable (for), the def node
-    target: Node  # the target expression the name appears in (for tuple unpacking)
+    """One binding of a name (a plain slots class: thousands are built per analysis)."""
+
+    __slots__ = ("name", "offset", "kind", "node", "target")
+
+    def __init__(self, name: str, offset: int, kind: str, node: Node, target: Node):
+        self.name = name
+        self.offset = offset  # where the definition takes effect (end of the defining statement)
+        self.kind = kind  # "assign" | "param" | "for" | "with" | "def" | "class"
+        self.node = node  # the value (assign), the parameter node, the iterable (for), the def node
+        self.target = target  # the target expression the name appears in (for tuple unpacking)
+
+    def __repr__(self) -> str:
+        return f"Definition({self.name!r}, {self.kind}, offset={self.offset})"
 
 
-_DEFS_QUERY = """
+DEFS_QUERY = """
 (assignment left: (_) @lhs right: (_) @rhs) @assign
 (function_definition name: (identifier) @fname parameters: (parameters) @params) @func
 (class_definition name: (identifier) @cname) @class
@@ -41,9 +45,9 @@ _DEFS_QUERY = """
 class Scopes:
     """Definitions per scope for one parse, plus the function/lambda nesting."""
 
-    def __init__(self, parsed: Parsed):
+    def __init__(self, parsed: Parsed, caps: dict[str, list[Node]]):
+        """``caps``: captures of :data:`DEFS_QUERY` over the tree (run together with other queries)."""
         self.parsed = parsed
-        caps = run_query("defs", _DEFS_QUERY, parsed.root)
         self.functions: list[Node] = list(caps.get("func", [])) + list(caps.get("lambda", []))
         self.functions.sort(key=lambda n: n.start_byte)
         self._fn_starts = [n.start_byte for n in self.functions]
@@ -80,6 +84,7 @@ class Scopes:
             self._bind_target(target, "with", value, value.end_byte)
         for defs in self._defs.values():
             defs.sort(key=lambda d: d.offset)
+        self._offsets = {key: [d.offset for d in defs] for key, defs in self._defs.items()}
 
     # -- building
 
@@ -137,9 +142,9 @@ class Scopes:
         while True:
             defs = self._defs.get((scope, name))
             if defs:
-                best = _last_before(defs, offset)
-                if best is not None:
-                    return best
+                i = bisect.bisect_left(self._offsets[(scope, name)], offset)
+                if i > 0:
+                    return defs[i - 1]
                 if scope == MODULE and self._is_late_bound(offset):
                     return defs[-1]
             if scope == MODULE:
@@ -184,7 +189,3 @@ def _parents(starts: list[int], ends: list[int]) -> list[int]:
 def _statement_end(node: Node) -> int:
     return node.end_byte
 
-
-def _last_before(defs: list[Definition], offset: int) -> Definition | None:
-    lo = bisect.bisect_left([d.offset for d in defs], offset)
-    return defs[lo - 1] if lo > 0 else None
