@@ -153,9 +153,13 @@ class Evaluator:
         return pattern.literal() if pattern.literal() is not None else pattern
 
     def _call(self, node: Node, depth: int) -> Value:
-        _, fname, _ = call_name(node)
+        receiver, fname, _ = call_name(node)
         if fname in ACT_NAME_FUNCS:
             return self.act_name(node, depth)
+        if fname == "str" and receiver is None:
+            positional, _ = call_args(node)
+            value = self.eval(positional[0], depth + 1) if len(positional) == 1 else None
+            return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
         return None
 
     def act_name(self, call: Node, depth: int = 0) -> Value:

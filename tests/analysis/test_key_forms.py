@@ -1,0 +1,51 @@
+"""Every cache-key form in the fixtures gets the right hook name on hover; report the fraction."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lsp_server.analysis.document import AnalysisContext, analyze
+from lsp_server.features.hover import hover
+from lsp_server.knowledge.resolve import resolve_model_name
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "keys"
+MARK = re.compile(r"#\s*->\s*(\S+)\s*$")
+CACHE_SUBSCRIPT = re.compile(r"\b(cache|clean_cache|corrupted_cache|my_cache|rebuilt)\[")
+
+
+def expectations(path: Path):
+    """(line index, column of the key, expected hook name) for each marked line."""
+    for i, line in enumerate(path.read_text().splitlines()):
+        m = MARK.search(line)
+        if m:
+            key = CACHE_SUBSCRIPT.search(line)
+            assert key, f"{path.name}:{i + 1}: marked line without a cache subscript"
+            yield i, key.end(), m.group(1)
+
+
+def hover_name(analysis, line: int, col: int) -> str | None:
+    result = hover(analysis, analysis.lines.offset(line, col))
+    if result is None:
+        return None
+    m = re.match(r"`([^`]+)`", result.markdown)
+    return m.group(1) if m else None
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.py")))
+def test_key_forms_resolve(fixture, capsys):
+    path = FIXTURES / fixture
+    analysis = analyze(path.read_text(), AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    rows = list(expectations(path))
+    misses = []
+    for line, col, expected in rows:
+        got = hover_name(analysis, line, col)
+        if got != expected:
+            misses.append(f"{fixture}:{line + 1}: expected {expected}, hover shows {got}")
+    fraction = 1 - len(misses) / len(rows)
+    with capsys.disabled():
+        print(f"\n{fixture}: {len(rows) - len(misses)}/{len(rows)} cache subscripts hover correctly ({fraction:.0%})")
+    assert fraction >= 0.95, "\n".join(misses)
+    assert not misses, "\n".join(misses)

@@ -1,0 +1,79 @@
+"""Half-typed, truncated and random documents never crash or hang the analysis or the features."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from lsp_server.analysis.document import AnalysisContext, analyze
+from lsp_server.features.completion import completions
+from lsp_server.features.hover import hover
+from lsp_server.features.inlay_hints import inlay_hints
+from lsp_server.knowledge.resolve import resolve_model_name
+
+ROOT = Path(__file__).parent.parent.parent
+SOURCES = [p.read_text() for p in sorted((ROOT / "examples").glob("*.py"))] + [
+    p.read_text() for p in sorted((ROOT / "tests" / "fixtures").rglob("*.py"))
+]
+CONTEXT = AnalysisContext(tl_major=4, resolve_model=resolve_model_name)
+
+# Fragments research code is made of, recombined at random.
+FRAGMENTS = [
+    'cache["', 'cache["resid_post", ', "5]", "layer]", 'f"blocks.{', "}.hook_z", '"]', "model.", "run_with_cache(",
+    "run_with_hooks(", "fwd_hooks=[(", "lambda n: n.endswith(", "add_hook(", "reset_hooks()", "utils.get_act_name(",
+    "%timeit ", "!pip install ", "?", "\n", "    ", "def f(x, hook):", "for l in range(", "):", "(", ")", "[", "]",
+    '"""', "'", "#", "\\", "ℓ", "😀", "\t", "with model.hooks(", "to_single_token(", '" Neel"', "= ", ", ",
+    "HookedTransformer.from_pretrained(", '"gpt2-small"', "logits, cache = ", "-1", "12", "None", ":", "**",
+]
+
+
+def exercise(text: str) -> None:
+    start = time.perf_counter()
+    analysis = analyze(text, CONTEXT)
+    assert time.perf_counter() - start < 5, "analysis must never hang"
+    n = len(analysis.source)
+    for offset in {0, n // 3, n // 2, n - 1, n} if n else {0}:
+        offset = max(0, min(offset, n))
+        hover(analysis, offset)
+        completions(analysis, offset)
+    inlay_hints(analysis, 0, n)
+    for f in analysis.findings:
+        assert 0 <= f.start <= f.end <= n
+
+
+def test_every_truncation_of_the_examples():
+    for text in SOURCES:
+        step = max(1, len(text) // 150)
+        for cut in range(0, len(text), step):
+            exercise(text[:cut])
+
+
+def test_every_line_deleted():
+    for text in SOURCES[:4]:
+        lines = text.splitlines(keepends=True)
+        for i in range(len(lines)):
+            exercise("".join(lines[:i] + lines[i + 1:]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=60))
+def test_random_fragments(parts):
+    exercise("".join(parts))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_random_text(text):
+    exercise(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, len(SOURCES) - 1), st.data())
+def test_random_splices(index, data):
+    text = SOURCES[index]
+    a = data.draw(st.integers(0, len(text)))
+    b = data.draw(st.integers(a, len(text)))
+    noise = data.draw(st.sampled_from(FRAGMENTS))
+    exercise(text[:a] + noise + text[b:])
