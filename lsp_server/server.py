@@ -141,18 +141,18 @@ def guarded(what: str, default: Any = None) -> Callable:
     def wrap(fn: Callable) -> Callable:
         if asyncio.iscoroutinefunction(fn):
             @functools.wraps(fn)
-            async def run_async(ls: TlensServer, params: Any) -> Any:
+            async def run_async(ls: TlensServer, *args: Any) -> Any:
                 try:
-                    return await fn(ls, params)
+                    return await fn(ls, *args)
                 except Exception:
                     ls.report_error(what)
                     return default
             return run_async
 
         @functools.wraps(fn)
-        def run(ls: TlensServer, params: Any) -> Any:
+        def run(ls: TlensServer, *args: Any) -> Any:
             try:
-                return fn(ls, params)
+                return fn(ls, *args)
             except Exception:
                 ls.report_error(what)
                 return default
@@ -192,6 +192,21 @@ def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurati
         ls.apply_settings(params.settings)
         for uri in list(ls.workspace.text_documents):
             ls.schedule_diagnostics(uri)
+
+
+@server.command("tlens.serverInfo")
+@guarded("tlens.serverInfo")
+def server_info(ls: TlensServer, *args: Any) -> dict:
+    """Versions and what is loaded: lets editors and benchmarks check the server stays light."""
+    import sys
+
+    return {
+        "version": __version__,
+        "transformerLens": ls.tl_version.version if ls.tl_version else None,
+        "transformerLensSource": ls.tl_version.source if ls.tl_version else None,
+        "torchImported": "torch" in sys.modules,
+        "transformerLensImported": "transformer_lens" in sys.modules,
+    }
 
 
 # ------------------------------------------------------------------------------- documents

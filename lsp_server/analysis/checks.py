@@ -263,7 +263,7 @@ _CFG = re.compile(rb"\bHookedTransformerConfig\(")
 
 
 def _migrate_hooked_transformer(ident: Node, name_node: Node, source: bytes) -> Fix:
-    """Rewrite the import and every ``HookedTransformer.from_pretrained(...)`` in the file."""
+    """Rewrite the import and every ``HookedTransformer`` construction in the file."""
     edits = [Edit(ident.start_byte, ident.end_byte, "TransformerBridge")]
     imp = name_node.parent
     if imp is not None and imp.type == "import_from_statement":
@@ -273,17 +273,26 @@ def _migrate_hooked_transformer(ident: Node, name_node: Node, source: bytes) -> 
             edits = _split_import(imp, name_node, source)
         elif module is not None:
             edits.append(Edit(module.start_byte, module.end_byte, "transformer_lens.model_bridge"))
+    return Fix("Migrate to TransformerBridge (TransformerLens 4)", tuple(edits) + _bridge_call_edits(source), True)
+
+
+@functools.lru_cache(maxsize=16)
+def _bridge_call_edits(source: bytes) -> tuple[Edit, ...]:
+    """``HookedTransformer.from_pretrained(...)`` -> ``TransformerBridge.boot_transformers(...)`` plus
+    ``enable_compatibility_mode()``; ``HookedTransformer(cfg)`` -> ``boot_native``. Computed once per
+    text (every import of the file offers the same migration)."""
+    edits = []
     for m in _FROM_PRETRAINED.finditer(source):
         edits.append(Edit(m.start(), m.end(), "TransformerBridge.boot_transformers("))
-        line_end = source.find(b"\n", m.end())
-        target = re.match(rb"[ \t]*(\w+)\s*=\s*$", source[source.rfind(b"\n", 0, m.start()) + 1:m.start()])
-        stmt_end = _statement_end(source, m.end() - 1)
-        if target is not None and line_end >= 0:
-            indent = re.match(rb"[ \t]*", source[source.rfind(b"\n", 0, m.start()) + 1:]).group(0).decode()
-            edits.append(Edit(stmt_end, stmt_end, f"\n{indent}{target.group(1).decode()}.enable_compatibility_mode()"))
+        line_start = source.rfind(b"\n", 0, m.start()) + 1
+        target = re.match(rb"([ \t]*)(\w+)\s*=\s*$", source[line_start:m.start()])
+        if target is not None:
+            end = _statement_end(source, m.end() - 1)
+            indent, var = target.group(1).decode(), target.group(2).decode()
+            edits.append(Edit(end, end, f"\n{indent}{var}.enable_compatibility_mode()"))
     for m in _CTOR.finditer(source):
         edits.append(Edit(m.start(), m.end(), "TransformerBridge.boot_native("))
-    return Fix("Migrate to TransformerBridge (TransformerLens 4)", tuple(edits), True)
+    return tuple(edits)
 
 
 def _split_import(imp: Node, name_node: Node, source: bytes) -> list[Edit]:
@@ -302,10 +311,8 @@ def _split_import(imp: Node, name_node: Node, source: bytes) -> list[Edit]:
 
 def _migrate_config(ident: Node, source: bytes) -> Fix:
     edits = [Edit(ident.start_byte, ident.end_byte, "TransformerBridgeConfig")]
-    for m in _CFG.finditer(source):
-        edits.append(Edit(m.start(), m.end() - 1, "TransformerBridgeConfig"))
-    for m in _CTOR.finditer(source):
-        edits.append(Edit(m.start(), m.end(), "TransformerBridge.boot_native("))
+    edits += [Edit(m.start(), m.end() - 1, "TransformerBridgeConfig") for m in _CFG.finditer(source)]
+    edits += [e for e in _bridge_call_edits(source) if e.new_text == "TransformerBridge.boot_native("]
     return Fix("Migrate to TransformerBridgeConfig + TransformerBridge.boot_native", tuple(edits), True)
 
 

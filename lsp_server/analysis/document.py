@@ -18,10 +18,9 @@ from .hookrefs import HookRef, HookRefCollector
 from .lifetimes import check_hook_lifetimes
 from .tokens import check_tokens
 from .models import ModelInfo, Models, NameResolver
-from .queries import run_query
-from .scopes import DEFS_QUERY, Scopes
+from .scopes import Scopes
 from .source import LineIndex
-from .syntax import Node, Parsed, SyntaxParser
+from .syntax import Node, Parsed, SyntaxParser, call_name
 from .values import Evaluator
 
 # Calls the analysis looks at, by method name (everything else is skipped in C).
@@ -34,14 +33,29 @@ METHODS = (
 FLAG_METHODS = frozenset({"set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in",
                           "set_use_hook_mlp_in", "enable_compatibility_mode"})
 
-FACTS_QUERY = DEFS_QUERY + """
-(call function: (attribute attribute: (identifier) @method (#any-of? @method %s))) @method_call
-(call function: (attribute attribute: (identifier) @method (#match? @method "^(get_act_patch_|generic_activation_patch)"))) @method_call
-(call function: (identifier) @fn_name) @ident_call
-(subscript value: (identifier)) @subscript
-(import_from_statement) @import
-(import_statement) @import
-""" % " ".join(f'"{m}"' for m in METHODS)
+# Calls and subscripts are found with C-speed regexes and verified on the tree: a tree-sitter
+# query costs ~8 ms per pattern on 5,000 lines, the regexes plus node checks ~3 ms in all.
+_METHOD_CALL = re.compile(
+    rb"\.\s*(%s|get_act_patch_\w+|generic_activation_patch)\s*\(" % b"|".join(m.encode() for m in METHODS))
+_NAME_CALL = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\(")
+_NAME_SUBSCRIPT = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\[")
+
+
+def _find(parsed: Parsed, pattern: re.Pattern, wanted: str, field: str, via_attribute: bool = False) -> list[Node]:
+    """Nodes of type ``wanted`` whose ``field`` is the identifier each regex match points at."""
+    root, out = parsed.root, []
+    for m in pattern.finditer(parsed.source):
+        ident = root.descendant_for_byte_range(m.start(1), m.end(1))
+        if ident is None or ident.type != "identifier":
+            continue  # inside a string or comment
+        node = ident.parent
+        if via_attribute:
+            if node is None or node.type != "attribute" or node.child_by_field_name("attribute") != ident:
+                continue
+            ident, node = node, node.parent
+        if node is not None and node.type == wanted and node.child_by_field_name(field) == ident:
+            out.append(node)
+    return out
 
 
 @dataclass(frozen=True)
@@ -97,19 +111,19 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     context = context or AnalysisContext()
     source = text.encode("utf-8") if isinstance(text, str) else text
     parsed = (parser or SyntaxParser()).parse(source)
-    caps = run_query("facts", FACTS_QUERY, parsed.root)
-    method_calls = caps.get("method_call", [])
-    ident_calls = caps.get("ident_call", [])
-    scopes = Scopes(parsed, caps)
+    method_calls = _find(parsed, _METHOD_CALL, "call", "function", via_attribute=True)
+    ident_calls = _find(parsed, _NAME_CALL, "call", "function")
+    subscripts = _find(parsed, _NAME_SUBSCRIPT, "subscript", "value")
+    scopes = Scopes(parsed)
     evaluator = Evaluator(scopes)
-    flag_calls = [c for c, m in zip(method_calls, caps.get("method", [])) if m.text.decode() in FLAG_METHODS]
+    flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
     models = Models(scopes, evaluator, context.resolve_model, flag_calls)
     collector = HookRefCollector(scopes, evaluator, models)
-    refs = collector.collect(method_calls, ident_calls, caps.get("subscript", []))
+    refs = collector.collect(method_calls, ident_calls, subscripts)
 
     checker = NameChecker(parsed, context.tl_major, _flags_mentioned(source))
     findings = checker.check(refs)
-    findings += check_removed_api(caps.get("import", []), parsed.source, context.tl_major)
+    findings += check_removed_api(scopes.imports, parsed.source, context.tl_major)
     analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
                         method_calls, ident_calls, collector)
     for check in (check_hook_lifetimes, check_tokens, *(extra_checks or ())):

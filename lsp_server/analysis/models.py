@@ -10,6 +10,7 @@ tuple target), ``ActivationCache(...)`` and parameters named ``*cache*``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -30,6 +31,9 @@ FLAG_SETTERS = {f"set_{flag}": flag for flag in GATE_FLAGS}
 
 # HookedTransformerConfig fields the spec carries, with their names there.
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSpec)) - {"name", "source", "backend", "structure_known", "tokenizer", "architecture"}
+
+# Bytes that any model-constructing call contains (a C-speed filter over thousands of assignments).
+_CONSTRUCTOR_HINT = re.compile(rb"from_pretrained|boot_|boot\(|Hooked\w*\(|TransformerBridge\(")
 
 # Resolves an official or hub model name to a spec (official table, then the local HF cache).
 NameResolver = Callable[[str], "ModelSpec | None"]
@@ -83,11 +87,24 @@ class Models:
 
     def _collect_models(self) -> None:
         for d in self.scopes.all_definitions():
-            if d.kind in ("assign", "param", "with") and (d.kind != "assign" or d.target.type == "identifier"):
+            if d.kind == "param" or (d.kind == "assign" and d.target.type == "identifier" and d.node.type == "call"
+                                     and _CONSTRUCTOR_HINT.search(d.node.text or b"")):
                 info = self.model_of_definition(d)
                 if info is not None and info.kind != "alias":
                     self.all_models.append(info)
         self.all_models.sort(key=lambda m: m.offset)
+
+    def cache_names(self) -> set[str]:
+        """Names that may hold a cache somewhere (a cheap filter before resolving subscripts)."""
+        names = set()
+        for d in self.scopes.all_definitions():
+            if d.kind == "param" and "cache" in d.name.lower():
+                names.add(d.name)
+            elif d.kind == "assign" and d.node.type in ("call", "identifier"):
+                value = d.node.text or b""
+                if b"run_with_cache" in value or b"ActivationCache" in value or d.node.type == "identifier":
+                    names.add(d.name)
+        return names
 
     def model_of_definition(self, d: Definition, depth: int = 0) -> ModelInfo | None:
         key = id(d)

@@ -4,15 +4,31 @@ Deliberately simple, flow-insensitive within a scope: a name at offset ``p`` ref
 definition before ``p`` in its function, else the module's (Python's late binding makes a module
 global read inside a function see the latest module-level assignment). That is what research
 scripts and notebooks need, and it never guesses across unrelated scopes.
+
+Definitions are collected by walking *statements* only (a few thousand nodes on a 5,000-line
+file, ~2 ms); names bound inside expressions (comprehension variables, lambda parameters) are
+resolved at lookup time from the reference's own ancestors.
 """
 
 from __future__ import annotations
 
 import bisect
+import re
+
 from .syntax import Node, Parsed, text
 
 MODULE = (-1, -1)
+_EXPRESSION_BINDERS = re.compile(rb"(?:\bfor|\blambda|,)\s*\(?\s*([A-Za-z_]\w*)")
 ScopeKey = tuple[int, int]
+
+# Statements whose bodies hold more statements.
+_COMPOUND = frozenset({
+    "if_statement", "elif_clause", "else_clause", "for_statement", "while_statement", "try_statement",
+    "except_clause", "except_group_clause", "finally_clause", "with_statement", "match_statement",
+    "case_clause", "block", "decorated_definition", "class_definition",
+})
+_COMPREHENSIONS = frozenset({"list_comprehension", "set_comprehension", "dictionary_comprehension", "generator_expression"})
+_TARGET_LISTS = frozenset({"pattern_list", "tuple_pattern", "list_pattern", "tuple", "list", "parenthesized_expression"})
 
 
 class Definition:
@@ -31,92 +47,106 @@ class Definition:
         return f"Definition({self.name!r}, {self.kind}, offset={self.offset})"
 
 
-DEFS_QUERY = """
-(assignment left: (_) @lhs right: (_) @rhs) @assign
-(function_definition name: (identifier) @fname parameters: (parameters) @params) @func
-(class_definition name: (identifier) @cname) @class
-(for_statement left: (_) @for_lhs right: (_) @for_rhs) @for
-(for_in_clause left: (_) @comp_lhs right: (_) @comp_rhs) @comp
-(with_item value: (as_pattern (_) @with_value alias: (as_pattern_target (_) @with_lhs)))
-(lambda parameters: (lambda_parameters) @lparams) @lambda
-"""
-
-
 class Scopes:
-    """Definitions per scope for one parse, plus the function/lambda nesting."""
+    """Definitions per scope for one parse, plus the function nesting."""
 
-    def __init__(self, parsed: Parsed, caps: dict[str, list[Node]]):
-        """``caps``: captures of :data:`DEFS_QUERY` over the tree (run together with other queries)."""
+    def __init__(self, parsed: Parsed):
         self.parsed = parsed
-        self.functions: list[Node] = list(caps.get("func", [])) + list(caps.get("lambda", []))
-        self.functions.sort(key=lambda n: n.start_byte)
+        self.functions: list[Node] = []
+        self.classes: list[Node] = []
+        self.imports: list[Node] = []
+        self.function_defs: dict[str, list[Node]] = {}
+        self._defs: dict[tuple[ScopeKey, str], list[Definition]] = {}
+        self._walk(parsed.root, MODULE)
         self._fn_starts = [n.start_byte for n in self.functions]
         self._fn_ends = [n.end_byte for n in self.functions]
         self._fn_body = [_header_end(n) for n in self.functions]
         self._fn_parent = _parents(self._fn_starts, self._fn_ends)
-        self._defs: dict[tuple[ScopeKey, str], list[Definition]] = {}
-        self.function_defs: dict[str, list[Node]] = {}
-        self.classes: list[Node] = list(caps.get("class", []))
-
-        for assign in caps.get("assign", []):
-            lhs, rhs = assign.child_by_field_name("left"), assign.child_by_field_name("right")
-            if lhs is not None and rhs is not None:
-                self._bind_target(lhs, "assign", rhs, _statement_end(assign))
-        for fn in caps.get("func", []):
-            name = text(fn.child_by_field_name("name"))
-            self.function_defs.setdefault(name, []).append(fn)
-            self._add(self.scope_of(fn.start_byte), Definition(name, fn.start_byte, "def", fn, fn))
-            params = fn.child_by_field_name("parameters")
-            if params is not None:
-                self._bind_params(params, fn)
-        for lam in caps.get("lambda", []):
-            params = lam.child_by_field_name("parameters")
-            if params is not None:
-                self._bind_params(params, lam)
-        for cls in caps.get("class", []):
-            name = text(cls.child_by_field_name("name"))
-            self._add(self.scope_of(cls.start_byte), Definition(name, cls.start_byte, "class", cls, cls))
-        for loop in caps.get("for", []) + caps.get("comp", []):
-            lhs, rhs = loop.child_by_field_name("left"), loop.child_by_field_name("right")
-            if lhs is not None and rhs is not None:
-                self._bind_target(lhs, "for", rhs, rhs.end_byte if loop.type == "for_in_clause" else loop.start_byte)
-        for value, target in zip(caps.get("with_value", []), caps.get("with_lhs", [])):
-            self._bind_target(target, "with", value, value.end_byte)
-        for defs in self._defs.values():
-            defs.sort(key=lambda d: d.offset)
         self._offsets = {key: [d.offset for d in defs] for key, defs in self._defs.items()}
+        # Names a comprehension or lambda may bind (a superset, from the text): lookups of other
+        # names skip the ancestor walk that finds such bindings.
+        self._expression_names = {m.decode() for m in _EXPRESSION_BINDERS.findall(parsed.source)}
 
-    # -- building
+    # -- building (statements in source order, so every list comes out sorted)
+
+    def _walk(self, block: Node, scope: ScopeKey) -> None:
+        for stmt in block.named_children:
+            kind = stmt.type
+            if kind == "expression_statement":
+                for expr in stmt.named_children:
+                    while expr.type == "assignment":
+                        right = expr.child_by_field_name("right")
+                        left = expr.child_by_field_name("left")
+                        if left is not None and right is not None:
+                            # `a = b = value`: both names get the innermost value
+                            value = right
+                            while value.type == "assignment" and value.child_by_field_name("right") is not None:
+                                value = value.child_by_field_name("right")
+                            self._bind_target(left, "assign", value, stmt.end_byte, scope)
+                        expr = right if right is not None else expr
+                        if right is None:
+                            break
+            elif kind == "function_definition":
+                self._function(stmt, scope)
+            elif kind in ("import_statement", "import_from_statement"):
+                self.imports.append(stmt)
+            elif kind == "for_statement":
+                left, right = stmt.child_by_field_name("left"), stmt.child_by_field_name("right")
+                if left is not None and right is not None:
+                    self._bind_target(left, "for", right, stmt.start_byte, scope)
+                self._walk(stmt, scope)
+            elif kind == "with_statement":
+                for clause in stmt.named_children:
+                    if clause.type == "with_clause":
+                        for item in clause.named_children:
+                            self._with_item(item, scope)
+                self._walk(stmt, scope)
+            elif kind == "class_definition":
+                self.classes.append(stmt)
+                name = text(stmt.child_by_field_name("name"))
+                self._add(scope, Definition(name, stmt.start_byte, "class", stmt, stmt))
+                self._walk(stmt, scope)
+            elif kind in _COMPOUND:
+                self._walk(stmt, scope)
+
+    def _function(self, fn: Node, scope: ScopeKey) -> None:
+        self.functions.append(fn)
+        name = text(fn.child_by_field_name("name"))
+        self.function_defs.setdefault(name, []).append(fn)
+        self._add(scope, Definition(name, fn.start_byte, "def", fn, fn))
+        inner = _key(fn)
+        params = fn.child_by_field_name("parameters")
+        if params is not None:
+            for name_node, p in _parameters(params):
+                self._add(inner, Definition(text(name_node), fn.start_byte, "param", p, p))
+        body = fn.child_by_field_name("body")
+        if body is not None:
+            self._walk(body, inner)
+
+    def _with_item(self, item: Node, scope: ScopeKey) -> None:
+        value = item.child_by_field_name("value")
+        if value is not None and value.type == "as_pattern":
+            alias = value.child_by_field_name("alias")
+            source = value.named_children[0] if value.named_children else None
+            target = alias.named_children[0] if alias is not None and alias.named_children else None
+            if source is not None and target is not None:
+                self._bind_target(target, "with", source, source.end_byte, scope)
 
     def _add(self, scope: ScopeKey, d: Definition) -> None:
         self._defs.setdefault((scope, d.name), []).append(d)
 
-    def _bind_target(self, target: Node, kind: str, value: Node, offset: int) -> None:
-        scope = self.scope_of(target.start_byte)
+    def _bind_target(self, target: Node, kind: str, value: Node, offset: int, scope: ScopeKey) -> None:
         if target.type == "identifier":
             self._add(scope, Definition(text(target), offset, kind, value, target))
-        elif target.type in ("pattern_list", "tuple_pattern", "list_pattern", "tuple", "list"):
+        elif target.type in _TARGET_LISTS:
             for child in target.named_children:
                 if child.type == "identifier":
                     self._add(scope, Definition(text(child), offset, kind, value, target))
-                elif child.type == "list_splat_pattern":
-                    continue
-
-    def _bind_params(self, params: Node, fn: Node) -> None:
-        scope = _key(fn)
-        for p in params.named_children:
-            name_node = p
-            if p.type in ("typed_parameter", "default_parameter", "typed_default_parameter"):
-                name_node = p.child_by_field_name("name") or (p.named_children[0] if p.named_children else p)
-            if name_node.type in ("list_splat_pattern", "dictionary_splat_pattern"):
-                continue
-            if name_node.type == "identifier":
-                self._add(scope, Definition(text(name_node), fn.start_byte, "param", p, p))
 
     # -- queries
 
     def scope_of(self, offset: int) -> ScopeKey:
-        """The innermost function (or lambda) containing ``offset``, else the module."""
+        """The innermost function containing ``offset`` (its body or parameters), else the module."""
         i = bisect.bisect_right(self._fn_starts, offset) - 1
         while i >= 0:
             if self._fn_body[i] <= offset < self._fn_ends[i]:
@@ -126,18 +156,18 @@ class Scopes:
         return MODULE
 
     def function_at(self, offset: int) -> Node | None:
-        key = self.scope_of(offset)
-        if key == MODULE:
-            return None
-        i = bisect.bisect_left(self._fn_starts, key[0])
-        while i < len(self.functions) and self.functions[i].start_byte == key[0]:
-            if _key(self.functions[i]) == key:
-                return self.functions[i]
-            i += 1
-        return None
+        """The innermost def or lambda containing ``offset``."""
+        node = self.parsed.root.descendant_for_byte_range(offset, offset)
+        while node is not None and node.type not in ("function_definition", "lambda"):
+            node = node.parent
+        return node
 
     def lookup(self, name: str, offset: int) -> Definition | None:
         """The definition ``name`` refers to at ``offset`` (innermost scope first)."""
+        if name in self._expression_names:
+            local = self._expression_binding(name, offset)
+            if local is not None:
+                return local
         scope = self.scope_of(offset)
         while True:
             defs = self._defs.get((scope, name))
@@ -145,11 +175,30 @@ class Scopes:
                 i = bisect.bisect_left(self._offsets[(scope, name)], offset)
                 if i > 0:
                     return defs[i - 1]
-                if scope == MODULE and self._is_late_bound(offset):
+                if scope == MODULE and self.scope_of(offset) != MODULE:
+                    # Inside a function, a module global may be assigned after the def (before the call).
                     return defs[-1]
             if scope == MODULE:
                 return None
-            scope = self._parent_scope(scope)
+            scope = self.scope_of(scope[0] - 1) if scope[0] > 0 else MODULE
+
+    def _expression_binding(self, name: str, offset: int) -> Definition | None:
+        """A comprehension variable or lambda parameter binding ``name`` around ``offset``."""
+        node = self.parsed.root.descendant_for_byte_range(offset, offset)
+        while node is not None and node.type not in ("expression_statement", "block", "module", "function_definition"):
+            if node.type in _COMPREHENSIONS:
+                for clause in node.named_children:
+                    if clause.type == "for_in_clause":
+                        left, right = clause.child_by_field_name("left"), clause.child_by_field_name("right")
+                        if left is not None and right is not None and name in _names(left):
+                            return Definition(name, clause.start_byte, "for", right, left)
+            elif node.type == "lambda":
+                params = node.child_by_field_name("parameters")
+                for name_node, p in _parameters(params) if params is not None else ():
+                    if text(name_node) == name:
+                        return Definition(name, node.start_byte, "param", p, p)
+            node = node.parent
+        return None
 
     def definitions(self, name: str, scope: ScopeKey = MODULE) -> list[Definition]:
         return self._defs.get((scope, name), [])
@@ -157,12 +206,21 @@ class Scopes:
     def all_definitions(self) -> list[Definition]:
         return [d for defs in self._defs.values() for d in defs]
 
-    def _parent_scope(self, scope: ScopeKey) -> ScopeKey:
-        return self.scope_of(scope[0] - 1) if scope[0] > 0 else MODULE
 
-    def _is_late_bound(self, offset: int) -> bool:
-        # Inside a function body a module global may be assigned after the def (still before the call).
-        return self.scope_of(offset) != MODULE
+def _names(target: Node) -> list[str]:
+    if target.type == "identifier":
+        return [text(target)]
+    return [text(c) for c in target.named_children if c.type == "identifier"]
+
+
+def _parameters(params: Node):
+    """(name node, parameter node) for each named parameter."""
+    for p in params.named_children:
+        name_node = p
+        if p.type in ("typed_parameter", "default_parameter", "typed_default_parameter"):
+            name_node = p.child_by_field_name("name") or (p.named_children[0] if p.named_children else p)
+        if name_node.type == "identifier":
+            yield name_node, p
 
 
 def _key(fn: Node) -> ScopeKey:
@@ -170,7 +228,7 @@ def _key(fn: Node) -> ScopeKey:
 
 
 def _header_end(fn: Node) -> int:
-    """Where a function's own scope starts: its parameters (defaults belong to the outer scope)."""
+    """Where a function's own scope starts: its parameters (the name belongs to the outer scope)."""
     params = fn.child_by_field_name("parameters")
     return params.start_byte if params is not None else fn.start_byte
 
@@ -178,14 +236,9 @@ def _header_end(fn: Node) -> int:
 def _parents(starts: list[int], ends: list[int]) -> list[int]:
     """Index of the enclosing interval for each of a sorted list of nested intervals (-1: none)."""
     parents, stack = [], []
-    for i, (start, end) in enumerate(zip(starts, ends)):
+    for start, end in zip(starts, ends):
         while stack and ends[stack[-1]] <= start:
             stack.pop()
         parents.append(stack[-1] if stack else -1)
-        stack.append(i)
+        stack.append(len(parents) - 1)
     return parents
-
-
-def _statement_end(node: Node) -> int:
-    return node.end_byte
-

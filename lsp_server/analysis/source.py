@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -29,11 +30,7 @@ class LineIndex:
 
     def __init__(self, source: bytes):
         self.source = source
-        self.line_starts = [0]
-        pos = source.find(b"\n")
-        while pos >= 0:
-            self.line_starts.append(pos + 1)
-            pos = source.find(b"\n", pos + 1)
+        self.line_starts = [0, *itertools.accumulate(len(line) + 1 for line in source.split(b"\n")[:-1])]
 
     @property
     def line_count(self) -> int:

@@ -1,12 +1,12 @@
 """Model name -> ModelSpec, in the documented order: official table, then the local HF cache.
 
 (Configs written in the file are resolved by the analysis itself; a live kernel's model by the
-kernel bridge.) Results are memoised: hovers ask for the same few names over and over.
+kernel bridge.) Not memoised: a table lookup takes ~10 µs and a cache miss ~40 µs, and a model
+downloaded while the server runs must be found on the next analysis.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from .spec import ModelSpec
@@ -14,7 +14,6 @@ from .spec import ModelSpec
 log = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=512)
 def resolve_model_name(name: str) -> ModelSpec | None:
     from . import registry  # local: keeps start-up light
 

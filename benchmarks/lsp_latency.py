@@ -1,0 +1,156 @@
+"""LSP latency on a 5,000-line research file, measured through the real server over stdio.
+
+Reports (ms): spawn -> first diagnostics, hover p50/p99, completion p99, one-character edit ->
+diagnostics p50/p99, both round-trip (client side) and server-side (the same feature functions
+timed in-process), and whether torch was imported at start-up.
+
+    .venv/bin/python benchmarks/lsp_latency.py [--lines 5000] [--dense]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from benchmarks.corpus import research_file  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+def key_positions(text: str, needle: str) -> list[types.Position]:
+    out, start = [], 0
+    while (i := text.find(needle, start)) >= 0:
+        line = text.count("\n", 0, i)
+        out.append(types.Position(line=line, character=i - text.rfind("\n", 0, i) - 1 + len(needle) + 1))
+        start = i + 1
+    return out
+
+
+async def measure(text: str, rounds: int) -> dict:
+    client = LanguageClient("bench", "0")
+    published: dict[int, float] = {}
+    first = asyncio.get_event_loop().create_future()
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def on_diagnostics(params: types.PublishDiagnosticsParams):
+        published[params.version] = time.perf_counter()
+        if not first.done():
+            first.set_result(time.perf_counter())
+
+    folder = Path(tempfile.mkdtemp())
+    uri = (folder / "research.py").as_uri()
+    t0 = time.perf_counter()
+    await client.start_io(sys.executable, "-m", "lsp_server", "serve")
+    await client.initialize_async(types.InitializeParams(capabilities=types.ClientCapabilities(), root_uri=folder.as_uri()))
+    client.initialized(types.InitializedParams())
+    t_init = time.perf_counter()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
+    t_first = await asyncio.wait_for(first, 60)
+    info = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.serverInfo"))
+
+    doc = types.TextDocumentIdentifier(uri=uri)
+    positions = key_positions(text, 'cache["resid_post"')[:rounds]
+    hover_times, completion_times = [], []
+    for pos in positions:
+        t = time.perf_counter()
+        await client.text_document_hover_async(types.HoverParams(text_document=doc, position=pos))
+        hover_times.append(time.perf_counter() - t)
+    for pos in positions:
+        t = time.perf_counter()
+        await client.text_document_completion_async(types.CompletionParams(text_document=doc, position=pos))
+        completion_times.append(time.perf_counter() - t)
+
+    edit_times = []
+    line_no = text.count("\n") // 2
+    for version in range(2, 2 + rounds // 4):
+        edit = types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(line_no, 0), types.Position(line_no, 0)), text="x" if version % 2 else "")
+        if version % 2 == 0:  # undo the previous insertion
+            edit = types.TextDocumentContentChangePartial(
+                range=types.Range(types.Position(line_no, 0), types.Position(line_no, 1)), text="")
+        t = time.perf_counter()
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[edit]))
+        while version not in published:
+            await asyncio.sleep(0.0005)
+        edit_times.append(published[version] - t)
+
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return {
+        "start_ms": (t_init - t0) * 1000, "first_diag_ms": (t_first - t0) * 1000, "info": info,
+        "hover": hover_times, "completion": completion_times, "edit": edit_times,
+    }
+
+
+def server_side(text: str, rounds: int) -> dict:
+    """The same features timed in-process (what the server spends, without JSON-RPC)."""
+    from lsp_server.analysis.document import AnalysisContext, analyze
+    from lsp_server.analysis.syntax import SyntaxParser
+    from lsp_server.features.completion import completions
+    from lsp_server.features.hover import hover
+    from lsp_server.knowledge.resolve import resolve_model_name
+
+    ctx = AnalysisContext(tl_major=4, resolve_model=resolve_model_name)
+    parser = SyntaxParser()
+    t = time.perf_counter()
+    analysis = analyze(text, ctx, parser)
+    full = time.perf_counter() - t
+    offsets = [analysis.lines.offset(p.line, p.character) for p in key_positions(text, 'cache["resid_post"')[:rounds]]
+    hovers, comps = [], []
+    for off in offsets:
+        t = time.perf_counter()
+        hover(analysis, off)
+        hovers.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        completions(analysis, off)
+        comps.append(time.perf_counter() - t)
+    edits = []
+    lines = text.split("\n")
+    mid = len(lines) // 2
+    for k in range(rounds // 4):
+        edited = "\n".join(lines[:mid] + [("x" if k % 2 == 0 else "") + lines[mid]] + lines[mid + 1:])
+        t = time.perf_counter()
+        analyze(edited, ctx, parser)
+        edits.append(time.perf_counter() - t)
+    return {"full": full, "hover": hovers, "completion": comps, "edit": edits}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--dense", action="store_true", help="TransformerLens code only (worst case)")
+    args = ap.parse_args()
+    text = research_file(args.lines, dense=args.dense)
+    rt = asyncio.run(measure(text, args.rounds))
+    ss = server_side(text, args.rounds)
+    kind = "dense" if args.dense else "realistic"
+    print(f"\nLSP latency, {text.count(chr(10))}-line {kind} research file ({len(rt['hover'])} hovers)\n")
+    print("| measure | round trip (ms) | server-side (ms) | target |")
+    print("|---|---|---|---|")
+    print(f"| spawn → initialized | {rt['start_ms']:.0f} | | ≤ 1000 |")
+    print(f"| spawn → first diagnostics | {rt['first_diag_ms']:.0f} | {ss['full'] * 1000:.0f} (full analysis) | |")
+    print(f"| hover p50 / p99 | {pct(rt['hover'], .5):.2f} / {pct(rt['hover'], .99):.2f} | {pct(ss['hover'], .5):.3f} / {pct(ss['hover'], .99):.3f} | p99 ≤ 5 |")
+    print(f"| completion p50 / p99 | {pct(rt['completion'], .5):.2f} / {pct(rt['completion'], .99):.2f} | {pct(ss['completion'], .5):.3f} / {pct(ss['completion'], .99):.3f} | p99 ≤ 5 |")
+    print(f"| 1-char edit → diagnostics p50 / p99 | {pct(rt['edit'], .5):.1f} / {pct(rt['edit'], .99):.1f} | {pct(ss['edit'], .5):.1f} / {pct(ss['edit'], .99):.1f} | p50 ≤ 50 |")
+    info = rt["info"]
+    print(f"\ntorch imported by the server: {info['torchImported']}; transformer_lens imported: {info['transformerLensImported']}")
+
+
+if __name__ == "__main__":
+    main()

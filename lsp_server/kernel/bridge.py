@@ -1,0 +1,609 @@
+"""KernelBridge: one asyncio connection to a Jupyter kernel (attach or start), via jupyter-client.
+
+Usage::
+
+    bridge = await KernelBridge.attach("/path/kernel-1234.json")      # the user's kernel
+    bridge = await KernelBridge.start("/venv/bin/python", cwd=root)    # a kernel we own
+    res = await bridge.execute("x = 1", user_expressions={"x": "x"})   # silent, no history
+    env = await bridge.probe()                                         # torch / TL versions
+    await bridge.interrupt(); await bridge.restart()  # restart: own kernels only
+    await bridge.shutdown()   # own kernel: stopped; attached kernel: we only disconnect
+
+``state`` is one of "none", "starting", "idle", "busy", "dead"; ``on_state(state)`` is called
+on every change. Busy/idle comes from the kernel's iopub status (any client's requests,
+so a running notebook cell shows as busy). A kernel we started is dead when its process
+exits; an attached kernel is dead when its heartbeat stops answering.
+
+Everything we execute is ``silent=True, store_history=False``: no execution count, no
+``In``/``Out``/``_`` history, no output in the user's notebook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
+from typing import Any, Awaitable, Callable
+
+from jupyter_client import AsyncKernelClient, AsyncKernelManager
+from jupyter_client.kernelspec import KernelSpecManager
+
+from . import payload
+from .connection import load_connection_file
+from .errors import (
+    ExecuteTimeout,
+    KernelDiedError,
+    KernelEnvironmentError,
+    KernelError,
+    KernelNotResponding,
+    KernelStartError,
+    PayloadError,
+)
+
+StateCallback = Callable[[str], "Awaitable[None] | None"]
+_KERNEL_NAME = "tlens-python"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class ExecResult:
+    """Outcome of one execute request.
+
+    Attributes:
+        status: "ok", "error" or "aborted".
+        ename, evalue, traceback: the exception, when status is "error" (ANSI codes removed).
+        user_expressions: name -> text/plain value; failed expressions map to an
+            ``ExprError`` string "<ename>: <evalue>" and are listed in ``expression_errors``.
+        stdout, stderr: stream output produced by this request.
+    """
+
+    status: str
+    ename: str | None = None
+    evalue: str | None = None
+    traceback: list[str] = field(default_factory=list)
+    user_expressions: dict[str, str] = field(default_factory=dict)
+    expression_errors: dict[str, str] = field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def interrupted(self) -> bool:
+        return self.ename == "KeyboardInterrupt"
+
+    def traceback_text(self) -> str:
+        return "\n".join(self.traceback)
+
+
+@dataclass
+class KernelEnvironment:
+    """What ``probe()`` found in the kernel."""
+
+    python: str
+    executable: str
+    torch: str | None
+    cuda: bool
+    mps: bool
+    transformer_lens: str | None
+    backends: list[str]
+    models: list[dict]
+    errors: list[str]
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.cuda else "mps" if self.mps else "cpu"
+
+
+class KernelBridge:
+    """An asyncio connection to one Jupyter kernel. Create it with ``attach`` or ``start``."""
+
+    def __init__(
+        self,
+        client: AsyncKernelClient | None,
+        manager: AsyncKernelManager | None = None,
+        *,
+        connection_file: str | None = None,
+        on_state: StateCallback | None = None,
+    ) -> None:
+        self._kc = client
+        self._km = manager
+        self.connection_file = connection_file
+        self.on_state = on_state
+        self._state = "none"
+        self._exec_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+        self._streams: dict[str, dict[str, list[str]]] = {}
+        self._idle: dict[str, asyncio.Event] = {}
+        self._executing: str | None = None
+        self._restarting = False
+        self._closed = False
+        self._spec_dir: str | None = None
+        self._stderr_path: str | None = None
+        self._payload_hash: str | None = None
+        self._generation = 0  # bumped by restart(): replies from before it never come
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    async def attach(
+        cls, connection_file: str | os.PathLike, *, timeout: float = 10.0, on_state: StateCallback | None = None
+    ) -> "KernelBridge":
+        """Connect to a running kernel from its connection file.
+
+        Raises:
+            ConnectionFileError: missing / malformed file (message names the key).
+            KernelNotResponding: no reply within ``timeout`` (wrong key or dead kernel).
+        """
+        info = load_connection_file(connection_file)
+        kc = AsyncKernelClient()
+        kc.load_connection_info(info)
+        kc.start_channels()
+        bridge = cls(kc, connection_file=str(connection_file), on_state=on_state)
+        bridge._set_state("starting")
+        try:
+            await bridge._wait_ready(timeout)
+        except BaseException:
+            bridge._set_state("none")
+            kc.stop_channels()
+            raise
+        bridge._start_watchers()
+        bridge._set_state("idle")
+        return bridge
+
+    @classmethod
+    async def start(
+        cls,
+        interpreter: str | os.PathLike,
+        cwd: str | os.PathLike | None = None,
+        *,
+        timeout: float = 60.0,
+        env: dict[str, str] | None = None,
+        on_state: StateCallback | None = None,
+    ) -> "KernelBridge":
+        """Start a kernel on ``interpreter`` (``-m ipykernel_launcher``); it is ours to stop.
+
+        Raises:
+            KernelStartError: the interpreter does not exist, or the kernel process exited
+                or stayed silent during start-up (the message quotes its stderr).
+        """
+        exe = _resolve_interpreter(interpreter)
+        spec_dir = tempfile.mkdtemp(prefix="tlens-kernelspec-")
+        (Path(spec_dir) / _KERNEL_NAME).mkdir()
+        (Path(spec_dir) / _KERNEL_NAME / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [exe, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": f"tlens ({exe})",
+                    "language": "python",
+                    "interrupt_mode": "signal",
+                }
+            )
+        )
+        from jupyter_core.paths import jupyter_runtime_dir
+
+        runtime = Path(jupyter_runtime_dir())
+        runtime.mkdir(parents=True, exist_ok=True)
+        km = AsyncKernelManager(
+            kernel_name=_KERNEL_NAME,
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[spec_dir]),
+            connection_file=str(runtime / f"kernel-tlens-{uuid.uuid4()}.json"),
+        )
+        km.shutdown_wait_time = 3.0
+        fd, stderr_path = tempfile.mkstemp(prefix="tlens-kernel-", suffix=".log")
+        bridge = cls(None, km, connection_file=km.connection_file, on_state=on_state)
+        bridge._spec_dir, bridge._stderr_path = spec_dir, stderr_path
+        bridge._set_state("starting")
+        try:
+            with os.fdopen(fd, "wb") as log:
+                kwargs: dict[str, Any] = {"stderr": log, "stdout": log}
+                if cwd is not None:
+                    kwargs["cwd"] = str(cwd)
+                if env is not None:
+                    kwargs["env"] = {**os.environ, **env}
+                await km.start_kernel(**kwargs)
+            bridge._kc = km.client()
+            bridge._kc.start_channels()
+            await bridge._wait_ready(timeout)
+        except BaseException as e:
+            detail = bridge._stderr_tail()
+            await bridge._teardown()
+            if isinstance(e, (KernelError, OSError)):
+                raise KernelStartError(
+                    f"could not start a kernel with {exe}: {e}"
+                    + (f"\nkernel output:\n{detail}" if detail else "")
+                    + f"\nIf ipykernel is missing, install it: {exe} -m pip install ipykernel"
+                ) from None
+            raise
+        bridge._start_watchers()
+        bridge._set_state("idle")
+        return bridge
+
+    async def _wait_ready(self, timeout: float) -> None:
+        """Send kernel_info until it answers; a kernel that never answers gets a clear error."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._km is not None and not await self._km.is_alive():
+                raise KernelStartError("the kernel process exited during start-up")
+            msg_id = self._kc.kernel_info()
+            try:
+                while True:
+                    msg = await self._kc.get_shell_msg(timeout=1.0)
+                    if msg["parent_header"].get("msg_id") == msg_id:
+                        return
+            except Empty:
+                pass
+            if time.monotonic() > deadline:
+                raise KernelNotResponding(
+                    f"kernel did not reply within {timeout:.0f} s ({self.connection_file}): wrong "
+                    "key or dead kernel. Check that the connection file belongs to a running "
+                    "kernel (ipykernel.get_connection_file() in the notebook)."
+                )
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> str:
+        """"none" | "starting" | "idle" | "busy" | "dead"."""
+        return self._state
+
+    @property
+    def owned(self) -> bool:
+        """True when this bridge started the kernel (so it may restart / stop it)."""
+        return self._km is not None
+
+    def _set_state(self, state: str) -> None:
+        if state == self._state:
+            return
+        if self._state == "dead" and state in ("idle", "busy") and not self._restarting:
+            return  # a late status message must not resurrect a dead kernel
+        self._state = state
+        if self.on_state is not None:
+            result = self.on_state(state)
+            if inspect.isawaitable(result):
+                self._tasks.append(asyncio.ensure_future(result))
+
+    def _start_watchers(self) -> None:
+        self._tasks.append(asyncio.create_task(self._watch_iopub()))
+        self._tasks.append(asyncio.create_task(self._watch_alive()))
+
+    async def _watch_iopub(self) -> None:
+        while not self._closed:
+            try:
+                msg = await self._kc.get_iopub_msg(timeout=0.5)
+            except Empty:
+                continue
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception:  # noqa: BLE001 - socket closed during shutdown
+                await asyncio.sleep(0.1)
+                continue
+            parent = msg.get("parent_header", {}).get("msg_id")
+            kind = msg["msg_type"]
+            if kind == "status":
+                st = msg["content"].get("execution_state")
+                if st in ("busy", "idle") and self._state != "dead" and not self._restarting:
+                    self._set_state(st)
+                if st == "idle" and parent in self._idle:
+                    self._idle[parent].set()
+            elif kind == "stream" and parent in self._streams:
+                self._streams[parent].setdefault(msg["content"]["name"], []).append(
+                    msg["content"]["text"]
+                )
+
+    async def _watch_alive(self) -> None:
+        misses = 0
+        while not self._closed:
+            await asyncio.sleep(0.5)
+            if self._restarting or self._state == "dead":
+                continue
+            if self._km is not None:
+                alive = await self._km.is_alive()
+                misses = 0 if alive else 3
+            else:
+                # The heartbeat channel needs ~1 s to notice a silent peer; require a few
+                # misses in a row so a GC pause is not reported as a death.
+                misses = 0 if self._kc.hb_channel.is_beating() else misses + 1
+            if misses >= 3:
+                self._set_state("dead")
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise KernelError("this kernel connection was shut down; attach or start again.")
+        if self._state == "dead":
+            raise KernelDiedError(self._death_message())
+
+    def _death_message(self) -> str:
+        if not self.owned:
+            return (
+                f"the kernel stopped answering its heartbeat ({self.connection_file}); it died "
+                "or was shut down. Restart it in the notebook and attach again."
+            )
+        process = getattr(getattr(self._km, "provisioner", None), "process", None)
+        code = getattr(process, "returncode", None)
+        how = ""
+        if isinstance(code, int) and code < 0:
+            how = f", killed by signal {-code}" + (" (out of memory?)" if code == -9 else "")
+        elif isinstance(code, int):
+            how = f", exit code {code}"
+        return f"the kernel process exited{how}. Start a new kernel to continue."
+
+    # ------------------------------------------------------------------ execute
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        user_expressions: dict[str, str] | None = None,
+        silent: bool = True,
+    ) -> ExecResult:
+        """Run ``code`` in the kernel and wait for the reply.
+
+        Args:
+            code: Python source.
+            timeout: seconds to wait for the reply (None: as long as the kernel lives).
+            user_expressions: name -> expression evaluated after ``code`` succeeds.
+            silent: no output/history in the user's notebook (default).
+
+        Raises:
+            KernelDiedError: the kernel died before replying.
+            ExecuteTimeout: no reply in ``timeout`` s (the code may still be running).
+        """
+        self._check_usable()
+        async with self._exec_lock:
+            self._check_usable()
+            msg_id = self._kc.execute(
+                code,
+                silent=silent,
+                store_history=False,
+                user_expressions=user_expressions or {},
+                allow_stdin=False,
+            )
+            self._streams[msg_id] = {}
+            self._idle[msg_id] = asyncio.Event()
+            self._executing = msg_id
+            try:
+                reply = await self._await_reply(msg_id, timeout)
+                # Streams arrive on iopub; the idle status that ends them follows the reply.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._idle[msg_id].wait(), 1.0)
+                streams = self._streams.get(msg_id, {})
+            finally:
+                self._executing = None
+                self._streams.pop(msg_id, None)
+                self._idle.pop(msg_id, None)
+        return _exec_result(reply["content"], streams)
+
+    async def _await_reply(self, msg_id: str, timeout: float | None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        generation = self._generation
+        while True:
+            if self._state == "dead":
+                raise KernelDiedError(self._death_message())
+            if self._generation != generation:
+                raise KernelDiedError("the kernel was restarted while running the request.")
+            try:
+                msg = await self._kc.get_shell_msg(timeout=0.25)
+            except Empty:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ExecuteTimeout(
+                        f"the kernel did not finish within {timeout:.0f} s; it may still be "
+                        "running (interrupt it to stop)."
+                    ) from None
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+
+    @property
+    def executing(self) -> bool:
+        """True while one of our execute requests is in flight."""
+        return self._executing is not None
+
+    # ------------------------------------------------------------------ control
+
+    async def interrupt(self) -> None:
+        """Interrupt whatever the kernel runs (SIGINT if ours, interrupt_request otherwise)."""
+        self._check_usable()
+        if self._km is not None:
+            await self._km.interrupt_kernel()
+            return
+        self._kc.control_channel.send(self._kc.session.msg("interrupt_request", {}))
+        with contextlib.suppress(Empty):
+            await self._kc.get_control_msg(timeout=2.0)  # interrupt_reply; keep the queue empty
+
+    async def restart(self, timeout: float = 60.0) -> None:
+        """Restart a kernel we started (its variables are lost).
+
+        Raises:
+            KernelError: the kernel was attached, not started by us.
+        """
+        if self._km is None:
+            raise KernelError(
+                "cannot restart a kernel this server did not start; restart it from the notebook."
+            )
+        self._restarting = True
+        self._generation += 1
+        self._set_state("starting")
+        try:
+            await self._km.restart_kernel(now=True)
+            async with self._exec_lock:
+                await self._wait_ready(timeout)
+            self._payload_hash = None
+        finally:
+            self._restarting = False
+        self._set_state("idle")
+
+    async def shutdown(self) -> None:
+        """Stop a kernel we own; for an attached kernel only disconnect. Idempotent."""
+        if self._closed:
+            return
+        await self._teardown()
+        self._set_state("none")
+
+    async def _teardown(self) -> None:
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks.clear()
+        if self._kc is not None:
+            with contextlib.suppress(Exception):
+                self._kc.stop_channels()
+        if self._km is not None:
+            with contextlib.suppress(Exception):
+                await self._km.shutdown_kernel(now=self._state == "dead")
+            with contextlib.suppress(OSError):
+                os.unlink(self._km.connection_file)
+        if self._spec_dir:
+            shutil.rmtree(self._spec_dir, ignore_errors=True)
+        if self._stderr_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self._stderr_path)
+            self._stderr_path = None
+
+    def _stderr_tail(self, limit: int = 1500) -> str:
+        if not self._stderr_path:
+            return ""
+        try:
+            text = Path(self._stderr_path).read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = [l for l in text.splitlines() if "without encryption" not in l]
+        return "\n".join(lines)[-limit:].strip()
+
+    async def __aenter__(self) -> "KernelBridge":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    # ------------------------------------------------------------------ payload
+
+    async def ensure_payload(self) -> None:
+        """Install (or update) the ``__tlens__`` payload in the kernel if needed."""
+        want = payload.payload_hash()
+        if self._payload_hash == want:
+            return
+        res = await self.execute(
+            "pass", user_expressions={"h": payload.installed_hash_expression()}
+        )
+        if res.user_expressions.get("h") != repr(want):
+            res = await self.execute(payload.install_code())
+            if not res.ok:
+                raise PayloadError(
+                    f"installing the tlens payload failed: {res.ename}: {res.evalue}", "install"
+                )
+        self._payload_hash = want
+
+    async def call_payload(self, name: str, timeout: float | None = None, **args: Any) -> Any:
+        """Run ``__tlens__.<name>(**args)`` in the kernel and return its value.
+
+        Raises:
+            PayloadError: the payload reported an error (its message is user-facing).
+            KernelError: interrupted (``.interrupted`` ExecResult), died, timed out.
+        """
+        await self.ensure_payload()
+        res = await self.execute(
+            payload.call_code(name, json.dumps(args)),
+            timeout=timeout,
+            user_expressions={"out": payload.TAKE_EXPRESSION},
+        )
+        if not res.ok:
+            if res.ename == "NameError" and "__tlens__" in (res.evalue or ""):
+                self._payload_hash = None  # kernel restarted behind our back
+            raise PayloadCallInterrupted(res) if res.interrupted else PayloadError(
+                f"{res.ename}: {res.evalue}", "kernel-error"
+            )
+        if "out" in res.expression_errors:
+            raise PayloadError(f"reading the payload's answer failed: {res.expression_errors['out']}")
+        import ast
+
+        answer = json.loads(ast.literal_eval(res.user_expressions["out"]))
+        if not answer["ok"]:
+            raise PayloadError(answer["error"], answer.get("code", "error"), answer.get("details"))
+        return answer["value"]
+
+    async def probe(self) -> KernelEnvironment:
+        """Python / torch / transformer_lens versions and backends in the kernel.
+
+        Raises:
+            KernelEnvironmentError: torch or transformer_lens cannot be imported; the message
+                gives the pip command for the kernel's own interpreter.
+        """
+        info = await self.call_payload("probe")
+        env = KernelEnvironment(**{k: info[k] for k in KernelEnvironment.__dataclass_fields__})
+        exe = env.executable
+        if env.torch is None:
+            raise KernelEnvironmentError(
+                f"PyTorch cannot be imported in the kernel ({exe}, Python {env.python}). "
+                f"Install it with: {exe} -m pip install torch transformer-lens"
+                + _errors_suffix(env.errors)
+            )
+        if env.transformer_lens is None:
+            raise KernelEnvironmentError(
+                f"transformer_lens cannot be imported in the kernel ({exe}, Python {env.python}). "
+                f"Install it with: {exe} -m pip install transformer-lens" + _errors_suffix(env.errors)
+            )
+        return env
+
+
+class PayloadCallInterrupted(KernelError):
+    """A payload call ended with KeyboardInterrupt (cancel, or the user pressed interrupt)."""
+
+    def __init__(self, result: ExecResult):
+        super().__init__("the kernel was interrupted")
+        self.result = result
+
+
+def _errors_suffix(errors: list[str]) -> str:
+    return f" (import error: {errors[0]})" if errors else ""
+
+
+def _exec_result(content: dict, streams: dict[str, list[str]]) -> ExecResult:
+    exprs, expr_errors = {}, {}
+    for name, value in (content.get("user_expressions") or {}).items():
+        if value.get("status") == "ok":
+            exprs[name] = value.get("data", {}).get("text/plain", "")
+        else:
+            expr_errors[name] = f"{value.get('ename')}: {value.get('evalue')}"
+    return ExecResult(
+        status=content.get("status", "error"),
+        ename=content.get("ename"),
+        evalue=content.get("evalue"),
+        traceback=[_ANSI.sub("", line) for line in content.get("traceback", [])],
+        user_expressions=exprs,
+        expression_errors=expr_errors,
+        stdout="".join(streams.get("stdout", [])),
+        stderr="".join(streams.get("stderr", [])),
+    )
+
+
+def _resolve_interpreter(interpreter: str | os.PathLike) -> str:
+    text = os.fspath(interpreter)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not os.access(path, os.X_OK) or path.is_dir():
+            raise KernelStartError(f"interpreter {path} is not an executable file.")
+        return str(path.absolute())
+    found = shutil.which(text)
+    if found:
+        return found
+    raise KernelStartError(
+        f"interpreter {text} not found; give the full path of a Python that has ipykernel "
+        "(e.g. /path/to/.venv/bin/python)."
+    )

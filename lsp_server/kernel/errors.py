@@ -1,0 +1,61 @@
+"""Errors raised by the kernel bridge and the sweep engine.
+
+Every message says what happened and how to fix it; the LSP layer shows ``str(error)``.
+"""
+
+from __future__ import annotations
+
+
+class KernelError(Exception):
+    """Base class for everything that goes wrong talking to a Jupyter kernel."""
+
+
+class ConnectionFileError(KernelError):
+    """The connection file is missing, unreadable, not JSON or lacks a key."""
+
+
+class KernelStartError(KernelError):
+    """A kernel could not be started for the requested interpreter."""
+
+
+class KernelNotResponding(KernelError):
+    """The kernel never answered (wrong HMAC key, dead kernel, or a firewall)."""
+
+
+class KernelDiedError(KernelError):
+    """The kernel process died (or its heartbeat stopped) while we were using it."""
+
+
+class ExecuteTimeout(KernelError):
+    """An execute request got no reply in time; the code may still be running."""
+
+
+class KernelEnvironmentError(KernelError):
+    """The kernel's interpreter lacks torch or transformer_lens."""
+
+
+class PayloadError(KernelError):
+    """The in-kernel payload reported an error (bad spec, missing variables, ...).
+
+    Attributes:
+        code: short machine-readable code, e.g. ``missing-variables``.
+        details: extra data from the payload (e.g. ``{"names": [...]}``).
+    """
+
+    def __init__(self, message: str, code: str = "error", details: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
+
+
+class SweepError(KernelError):
+    """A sweep could not run (its message comes from the payload or the bridge)."""
+
+    def __init__(self, message: str, code: str = "error", details: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
+
+
+class SweepCancelled(KernelError):
+    """The sweep was cancelled before any cell finished."""

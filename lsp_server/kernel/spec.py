@@ -1,0 +1,155 @@
+"""SweepSpec (what to patch) and SweepResult (what came back), both JSON-serialisable.
+
+Grid layouts of ``SweepResult.values`` by kind:
+  resid_pre | resid_mid | resid_post | attn_out | mlp_out : [layer][pos]
+  heads         : [layer][head]        (z of every position patched at once)
+  heads_by_pos  : [layer][pos][head]
+  block         : [3][layer][pos]      (panels resid_pre, attn_out, mlp_out)
+  attribution   : [3][layer][pos] plus ``head_values`` [layer][head]; each value is the
+                  linear estimate of the patched metric (comparable to the exact sweeps)
+Cells not computed (cancelled / kernel died) are ``None``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import SweepError
+
+KINDS = (
+    "resid_pre",
+    "resid_mid",
+    "resid_post",
+    "attn_out",
+    "mlp_out",
+    "heads",
+    "heads_by_pos",
+    "block",
+    "attribution",
+)
+
+
+@dataclass
+class SweepSpec:
+    """A patching sweep, described by expressions evaluated in the kernel.
+
+    Attributes:
+        model: variable name (or expression) of the TL model in the kernel.
+        clean, corrupted: expressions giving token tensors, a prompt string or a list of
+            prompts (tokenized with ``model.to_tokens``); shapes must match.
+        kind: one of ``KINDS``.
+        metric: expression naming a callable ``f(logits) -> scalar tensor``; or else
+        answer, wrong: expressions giving token ids or single-token strings (one, or one per
+            prompt); the metric is then the logit difference at the last position, averaged
+            over the batch.
+        normalize: report (m - corrupted) / (clean - corrupted) instead of the raw metric.
+    """
+
+    model: str
+    clean: str
+    corrupted: str
+    kind: str = "resid_pre"
+    metric: str | None = None
+    answer: str | None = None
+    wrong: str | None = None
+    normalize: bool = False
+
+    def validate(self) -> None:
+        """Check what can be checked without the kernel.
+
+        Raises:
+            SweepError: unknown kind, a metric that is both/neither given, or an expression
+                that does not parse; the message names the field.
+        """
+        if self.kind not in KINDS:
+            raise SweepError(f"unknown sweep kind {self.kind!r}; use one of: {', '.join(KINDS)}.", "bad-kind")
+        if bool(self.metric) == bool(self.answer or self.wrong):
+            raise SweepError(
+                "give either `metric` (a callable f(logits) -> scalar) or `answer` and `wrong` "
+                "(for a logit difference), not both or neither.",
+                "bad-metric",
+            )
+        if not self.metric and not (self.answer and self.wrong):
+            raise SweepError("a logit difference needs both `answer` and `wrong`.", "bad-metric")
+        for name in ("model", "clean", "corrupted", "metric", "answer", "wrong"):
+            expr = getattr(self, name)
+            if expr is None:
+                continue
+            if not isinstance(expr, str) or not expr.strip():
+                raise SweepError(f"`{name}` must be a non-empty Python expression.", "bad-expression")
+            try:
+                ast.parse(expr, mode="eval")
+            except SyntaxError as e:
+                raise SweepError(
+                    f"`{name}` = {expr!r} is not a Python expression: {e.msg}.", "bad-expression"
+                ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SweepSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise SweepError(f"unknown SweepSpec field(s): {', '.join(sorted(unknown))}.", "bad-spec")
+        return cls(**data)
+
+
+@dataclass
+class SweepProgress:
+    """Streamed while a sweep runs."""
+
+    done: int
+    total: int
+    elapsed_s: float
+    eta_s: float | None
+    phase: str  # "preparing" | "running" | "cancelling"
+
+
+@dataclass
+class SweepResult:
+    """Numbers, labels and provenance of one sweep (JSON via ``to_json``)."""
+
+    kind: str
+    values: list
+    row_labels: list[str]
+    col_labels: list[str]
+    metric: str
+    clean_value: float | None
+    corrupted_value: float | None
+    normalized: bool
+    partial: bool
+    cells_done: int
+    cells_total: int
+    elapsed_s: float
+    backend: str
+    tl_version: str
+    device: str
+    head_labels: list[str] = field(default_factory=list)
+    panel_labels: list[str] | None = None
+    head_values: list | None = None
+    path: str = ""
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def value_label(self) -> str:
+        """What a number in ``values`` means, for titles and colour bars."""
+        if self.normalized:
+            return "(m − corrupted) / (clean − corrupted)"
+        return self.metric
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SweepResult":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

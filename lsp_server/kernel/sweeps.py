@@ -1,0 +1,300 @@
+"""Run activation-patching sweeps in a kernel and keep what they produce.
+
+    result = await run_sweep(bridge, SweepSpec(model="model", clean="clean_tokens",
+                             corrupted="corr_tokens", answer="' Mary'", wrong="' John'"),
+                             on_progress=print, cancel_event=event)
+    png = render_heatmap(result)               # lsp_server.render
+    png_path, json_path = save_result(result, png, workspace_root)
+
+``run_sweep`` installs the payload (``__tlens__``) once, prepares the sweep in the kernel,
+then asks for results in time-budgeted steps so progress streams back. Setting
+``cancel_event`` interrupts the kernel; the cells finished so far come back with
+``partial=True``. A kernel that dies mid-sweep gives a partial result with ``error`` set.
+Problems found before any cell runs (missing variables, bad metric, ...) raise
+``SweepError`` with the payload's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from .bridge import ExecResult, KernelBridge, PayloadCallInterrupted
+from .errors import KernelDiedError, KernelError, PayloadError, SweepCancelled, SweepError
+from .spec import SweepProgress, SweepResult, SweepSpec
+
+ProgressCallback = Callable[[SweepProgress], "Awaitable[None] | None"]
+
+
+async def run_sweep(
+    bridge: KernelBridge,
+    spec: SweepSpec,
+    on_progress: ProgressCallback | None = None,
+    cancel_event: asyncio.Event | None = None,
+    *,
+    step_seconds: float = 0.5,
+) -> SweepResult:
+    """Run ``spec`` in the kernel behind ``bridge``.
+
+    Args:
+        bridge: a connected kernel.
+        spec: what to patch and how to score it.
+        on_progress: called (sync or async) after preparation and after every step.
+        cancel_event: set it to stop; the kernel is interrupted and the result is partial.
+        step_seconds: the kernel returns results at least this often (one chunk minimum).
+
+    Raises:
+        SweepError: the sweep could not start (message from the payload, e.g. missing variables).
+        SweepCancelled: cancelled before the preparation finished.
+        KernelError: the kernel died or was unusable before any cell ran.
+    """
+    spec.validate()
+    cancel_event = cancel_event or asyncio.Event()
+    t0 = time.monotonic()
+    await _report(on_progress, SweepProgress(0, 0, 0.0, None, "preparing"))
+    try:
+        prep = await _cancellable(bridge, "prepare", cancel_event, spec=spec.to_dict())
+    except PayloadError as e:
+        raise SweepError(str(e), e.code, e.details) from None
+    except PayloadCallInterrupted:
+        await _release(bridge)
+        raise SweepCancelled("the sweep was cancelled while it was being prepared.") from None
+
+    grid = _Grid(prep)
+    error: str | None = None
+    notes: list[str] = list(prep.get("warnings_notes", []))
+    if prep.get("fallback_reason"):
+        notes.append(f"slow path: {prep['fallback_reason']}")
+    run_t0 = time.monotonic()
+    work_done, work_total = 0, prep.get("work_total", 0)
+    await _report(on_progress, grid.progress(t0, None, "running"))
+    try:
+        while not grid.complete and not cancel_event.is_set():
+            try:
+                step = await _cancellable(bridge, "run", cancel_event, max_seconds=step_seconds)
+            except PayloadCallInterrupted:
+                step = await bridge.call_payload("collect")  # chunks finished before the interrupt
+                grid.fill(step)
+                if not cancel_event.is_set():
+                    error = "the kernel was interrupted (not by tlens) before the sweep finished."
+                break
+            grid.fill(step)
+            work_done, work_total = step["work_done"], step["work_total"]
+            eta = None
+            if work_done:
+                eta = (time.monotonic() - run_t0) * (work_total - work_done) / work_done
+            await _report(on_progress, grid.progress(t0, eta, "running"))
+    except KernelDiedError as e:
+        error = f"the kernel died during the sweep: {e}"
+    except PayloadError as e:
+        error = f"the sweep stopped: {e}"
+    except KernelError as e:
+        error = f"the sweep stopped: {e}"
+    finally:
+        if bridge.state != "dead":
+            await _release(bridge)
+    return grid.result(spec, prep, time.monotonic() - t0, error, notes)
+
+
+async def _cancellable(bridge: KernelBridge, name: str, cancel_event: asyncio.Event, **args: Any) -> Any:
+    """A payload call that interrupts the kernel when ``cancel_event`` is set meanwhile."""
+    call = asyncio.ensure_future(bridge.call_payload(name, **args))
+    waiter = asyncio.ensure_future(cancel_event.wait())
+    try:
+        done, _ = await asyncio.wait({call, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if call not in done:
+            with contextlib.suppress(KernelError):
+                await bridge.interrupt()
+        return await call
+    finally:
+        waiter.cancel()
+        if not call.done():
+            call.cancel()
+
+
+async def _release(bridge: KernelBridge) -> None:
+    """Drop the sweep's tensors in the kernel; a late interrupt may hit this call once."""
+    for _ in range(2):
+        try:
+            await bridge.call_payload("release", timeout=30)
+            return
+        except PayloadCallInterrupted:
+            continue
+        except KernelError:
+            return
+
+
+async def _report(callback: ProgressCallback | None, progress: SweepProgress) -> None:
+    if callback is None:
+        return
+    result = callback(progress)
+    if inspect.isawaitable(result):
+        await result
+
+
+class _Grid:
+    """Flat store of cell values, reshaped into nested lists at the end."""
+
+    def __init__(self, prep: dict) -> None:
+        self.prep = prep
+        self.shape = prep["grid_shape"]
+        self.flat: list[float | None] = [None] * math.prod(self.shape)
+        self.done = 0
+        self.total = prep["total"]
+        self.fill(prep["precomputed"])
+
+    def fill(self, step: dict) -> None:
+        for cell, value in zip(step["cells"], step["values"]):
+            if self.flat[cell] is None and value is not None:
+                self.done += 1
+            elif value is None:
+                self.done += 1  # computed, but NaN/inf: still a finished cell
+            self.flat[cell] = value
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.total
+
+    def progress(self, t0: float, eta: float | None, phase: str) -> SweepProgress:
+        return SweepProgress(self.done, self.total, time.monotonic() - t0, eta, phase)
+
+    def result(
+        self, spec: SweepSpec, prep: dict, elapsed: float, error: str | None, notes: list[str]
+    ) -> SweepResult:
+        clean, corr = prep.get("clean_value"), prep.get("corrupted_value")
+        values, head_values = self.flat, prep.get("head_values")
+        normalized = False
+        if spec.normalize:
+            if clean is None or corr is None or abs(clean - corr) < 1e-9:
+                notes.append(
+                    "not normalised: clean and corrupted baselines are equal "
+                    f"({clean} vs {corr}), so (m − corrupted)/(clean − corrupted) is undefined."
+                )
+            else:
+                normalized = True
+                values = [_norm(v, clean, corr) for v in values]
+                if head_values is not None:
+                    head_values = [[_norm(v, clean, corr) for v in row] for row in head_values]
+        kind = spec.kind
+        cols = prep["head_labels"] if kind == "heads" else prep["pos_labels"]
+        if prep.get("n_prompts", 1) > 1:
+            notes.append(f"position labels are the tokens of the first of {prep['n_prompts']} prompts.")
+        partial = not self.complete
+        if partial and error is None:
+            error = None  # cancelled by the caller: partial, no error
+        return SweepResult(
+            kind=kind,
+            values=_reshape(values, self.shape),
+            row_labels=prep["row_labels"],
+            col_labels=cols,
+            metric=prep["metric"],
+            clean_value=clean,
+            corrupted_value=corr,
+            normalized=normalized,
+            partial=partial,
+            cells_done=self.done,
+            cells_total=self.total,
+            elapsed_s=round(elapsed, 4),
+            backend=prep["backend"],
+            tl_version=prep["tl_version"],
+            device=prep["device"],
+            head_labels=prep["head_labels"],
+            panel_labels=prep.get("panel_labels"),
+            head_values=head_values,
+            path=prep.get("path", ""),
+            error=error,
+            notes=notes,
+        )
+
+
+def _norm(v: float | None, clean: float, corr: float) -> float | None:
+    return None if v is None else (v - corr) / (clean - corr)
+
+
+def _reshape(flat: list, shape: list[int]) -> list:
+    if len(shape) == 1:
+        return list(flat)
+    step = math.prod(shape[1:])
+    return [_reshape(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+# ---------------------------------------------------------------------------- setup code
+
+
+@dataclass
+class SetupResult:
+    """Outcome of ``run_setup``: ``ok``, a one-line ``message``, captured output."""
+
+    ok: bool
+    message: str
+    stdout: str
+    stderr: str
+    traceback: str = ""
+
+
+async def run_setup(bridge: KernelBridge, code: str, timeout: float | None = None) -> SetupResult:
+    """Execute a file's setup code (imports, model, prompts) in the kernel.
+
+    Runs silently (no notebook output or history). On timeout the kernel is interrupted.
+
+    Returns:
+        SetupResult; on failure ``message`` names the exception and the line in the code.
+    """
+    try:
+        res: ExecResult = await bridge.execute(code, timeout=timeout)
+    except KernelError as e:
+        if bridge.state not in ("dead", "none") and bridge.executing is False:
+            with contextlib.suppress(KernelError):
+                await bridge.interrupt()
+        return SetupResult(False, f"setup code did not finish: {e}", "", "")
+    if res.ok:
+        return SetupResult(True, "setup code ran", res.stdout, res.stderr)
+    tb = res.traceback_text()
+    where = _error_line(tb)
+    return SetupResult(
+        False,
+        f"setup code failed{where}: {res.ename}: {res.evalue}",
+        res.stdout,
+        res.stderr,
+        tb,
+    )
+
+
+def _error_line(traceback_text: str) -> str:
+    """' at line N' from an IPython traceback ("Cell In[..], line N"), if present."""
+    import re
+
+    lines = re.findall(r"(?:Cell In\[\d*\]|<module>|line) ?,? line (\d+)|Cell In\[\d*\], line (\d+)", traceback_text)
+    nums = [a or b for a, b in lines if a or b]
+    return f" at line {nums[-1]}" if nums else ""
+
+
+# ---------------------------------------------------------------------------- saving
+
+
+def save_result(result: SweepResult, png_bytes: bytes, workspace_root: str | Path) -> tuple[Path, Path]:
+    """Write ``.tlens/sweeps/<timestamp>-<kind>.png`` and ``.json`` (raw numbers).
+
+    Returns:
+        (png_path, json_path).
+    """
+    folder = Path(workspace_root) / ".tlens" / "sweeps"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{result.kind}"
+    n = 1
+    while (folder / f"{base}.png").exists() or (folder / f"{base}.json").exists():
+        n += 1
+        base = f"{stamp}-{result.kind}-{n}"
+    png_path, json_path = folder / f"{base}.png", folder / f"{base}.json"
+    png_path.write_bytes(png_bytes)
+    json_path.write_text(result.to_json(indent=1), encoding="utf-8")
+    return png_path, json_path
