@@ -1,0 +1,97 @@
+"""The extension in a real VS Code (code-server 4.100.3 = VS Code 1.100.3) driven by Chromium.
+
+Each test opens a private copy of tests/editors/workspace/ in a fresh page; the extension starts the
+real server (`<TLENS_EDITOR_PYTHON or this python> -m lsp_server serve`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.editor
+
+IOI = "ioi_patching.py"
+PATTERN_KEY = 'attn_pattern = cache["pattern", 3]'
+STALE_HOOK = "model.add_hook(utils.get_act_name"
+
+
+def test_status_bar_shows_kernel_state(vscode):
+    vscode.open(IOI, wait_for_text="from_pretrained")
+    item = vscode.status_item().first
+    expect(item).to_have_text(re.compile(r"TLens: no kernel"))
+    # Clicking it opens the attach picker (connection files, Browse…, Start a new kernel).
+    item.click()
+    picker = vscode.page.locator(".quick-input-widget")
+    expect(picker).to_contain_text("Browse…")
+    expect(picker).to_contain_text("Start a new kernel")
+    vscode.page.keyboard.press("Escape")
+
+
+def test_hover_on_cache_key_shows_hook_name_and_shape(vscode):
+    vscode.open(IOI, wait_for_text=PATTERN_KEY)
+    hover = vscode.hover_at(PATTERN_KEY, PATTERN_KEY.index('"pattern"') + 2, "blocks.3.attn.hook_pattern")
+    expect(hover).to_contain_text("[batch, n_heads, query_pos, key_pos]")
+
+
+def test_stale_hook_is_flagged_and_quick_fix_edits_file(vscode):
+    original = (vscode.folder / IOI).read_text()
+    vscode.open(IOI, wait_for_text=STALE_HOOK)
+    # The squiggle in the editor and the entry (with its code) in the Problems panel.
+    expect(vscode.page.locator(".view-overlays .squiggly-warning, .view-overlays .squiggly-error").first).to_be_visible(
+        timeout=30_000
+    )
+    problems = vscode.open_problems()
+    expect(problems).to_contain_text("stale-hook", timeout=30_000)
+
+    menu = vscode.code_action_menu(STALE_HOOK, 2)
+    vscode.choose_code_action(menu, re.compile("patch sweep", re.I), exclude=True)
+    vscode.save()
+    edited = vscode.wait_saved(IOI, original)
+    assert edited != original
+    # The fix resolves the finding: the code disappears from the Problems panel.
+    expect(problems).not_to_contain_text("stale-hook", timeout=30_000)
+
+
+def test_completion_inside_cache_key_lists_hook_names(vscode):
+    vscode.open(IOI, wait_for_text='resid = cache["resid_post", 9]')
+    vscode.click_line_end('resid = cache["resid_post", 9]')
+    vscode.page.keyboard.press("Enter")
+    vscode.page.keyboard.type('probe = cache["')
+    rows = vscode.suggestions()
+    try:
+        rows.first.wait_for(timeout=5_000)
+    except Exception:
+        vscode.page.keyboard.press("Control+Space")  # the server may not use `"` as a trigger character
+    expect(rows.filter(has_text="resid_post").first).to_be_visible(timeout=20_000)
+
+
+@pytest.mark.kernel
+@pytest.mark.ht
+def test_patch_sweep_from_code_action_shows_heatmap(vscode):
+    if not os.environ.get("TLENS_HT_PYTHON"):
+        pytest.skip("TLENS_HT_PYTHON is not set (a Python with TransformerLens 2.x for the sweep kernel)")
+    sweep_line = "resid_pre_results = patching.get_act_patch_resid_pre("
+    vscode.open("sweep_tiny.py", wait_for_text=sweep_line)
+    menu = vscode.code_action_menu(sweep_line, 4)
+    vscode.choose_code_action(menu, re.compile("Run patch sweep", re.I))
+
+    # The extension starts a kernel (none was attached), the server runs the sweep in it.
+    panel_img = vscode.webview_frame().locator("img#heatmap")
+    panel_img.wait_for(timeout=180_000)
+    assert panel_img.evaluate("img => img.complete && img.naturalWidth") > 0
+    expect(vscode.status_item().first).to_have_text(re.compile(r"TLens: kernel idle"), timeout=30_000)
+
+    # The readout names the cell under the mouse.
+    box = panel_img.bounding_box()
+    vscode.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    expect(vscode.webview_frame().locator("#readout")).to_contain_text("=")
+
+    # The hover on the sweep line shows the heatmap too.
+    hover = vscode.hover_at(sweep_line, 4, "")
+    img = hover.locator("img").first
+    expect(img).to_be_visible(timeout=20_000)
+    assert img.evaluate("img => img.complete && img.naturalWidth") > 0

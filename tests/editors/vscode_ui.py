@@ -1,0 +1,196 @@
+"""Drives the VS Code workbench served by code-server through Playwright (sync API).
+
+Only DOM facts that hold on VS Code 1.100 are used: `.view-line` rows, `.monaco-hover`, the suggest
+widget, the action widget (code-action menu), `.statusbar-item` and the webview iframes. Keys reach
+the workbench only after a click in the editor, so every action starts with a click on a line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+from pathlib import Path
+
+from playwright.sync_api import Locator, Page, expect
+
+SERVER_START_TIMEOUT_MS = 90_000
+# The status bar item reads "TLens: no kernel" (or another kernel state) once the server is up.
+READY_TEXT = re.compile(r"TLens: (no kernel|kernel \w+|busy)")
+
+# Finds the on-screen centre of character `offset` of the first occurrence of `needle` in a view line.
+# Monaco renders spaces as U+00A0, so both sides are compared with plain spaces.
+_CHAR_RECT_JS = """
+([needle, offset]) => {
+  const norm = s => s.replace(/\\u00a0/g, ' ');
+  for (const line of document.querySelectorAll('.monaco-editor .view-line')) {
+    const text = norm(line.textContent);
+    const at = text.indexOf(needle);
+    if (at < 0) continue;
+    let target = at + offset;
+    const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (target < node.length) {
+        const range = document.createRange();
+        range.setStart(node, target); range.setEnd(node, target + 1);
+        const r = range.getBoundingClientRect();
+        return {x: r.left + r.width / 2, y: r.top + r.height / 2};
+      }
+      target -= node.length;
+    }
+  }
+  return null;
+}
+"""
+
+
+class VSCode:
+    """One workbench page showing one workspace folder."""
+
+    def __init__(self, page: Page, base_url: str, folder: Path):
+        self.page = page
+        self.base_url = base_url
+        self.folder = folder
+        self.current = ""  # workspace-relative path of the file open in the editor
+
+    # --- navigation --------------------------------------------------------------------------
+
+    def open(self, relpath: str, wait_for_text: str) -> None:
+        """Opens a workspace file by URL payload and waits for the text and the TLens server."""
+        # The authority must be code-server's host: a file opened as vscode-remote:///path is a different
+        # resource from the workspace's, and the server's diagnostics would never reach its editor.
+        authority = urllib.parse.urlparse(self.base_url).netloc
+        payload = json.dumps([["openFile", f"vscode-remote://{authority}{self.folder / relpath}"]])
+        self.page.goto(f"{self.base_url}/?folder={self.folder}&payload={urllib.parse.quote(payload)}")
+        self.current = relpath
+        self.line(wait_for_text).wait_for(timeout=60_000)
+        self.wait_server_ready()
+
+    def status_item(self) -> Locator:
+        return self.page.locator(".statusbar-item", has_text="TLens")
+
+    def wait_server_ready(self) -> None:
+        expect(self.status_item().first).to_have_text(READY_TEXT, timeout=SERVER_START_TIMEOUT_MS)
+
+    def line(self, text: str) -> Locator:
+        return self.page.locator(".monaco-editor .view-line", has_text=text).first
+
+    # --- pointer and keys --------------------------------------------------------------------
+
+    def reveal(self, needle: str) -> None:
+        """Scrolls the line holding `needle` into view (Ctrl+G with its line number in the file on disk)."""
+        if self.page.evaluate(_CHAR_RECT_JS, [needle, 0]):
+            return
+        lines = (self.folder / self.current).read_text().splitlines()
+        number = next((i + 1 for i, text in enumerate(lines) if needle in text), None)
+        assert number, f"{needle!r} is not in {self.current}"
+        self.page.locator(".monaco-editor .view-line").first.click()  # focus the editor
+        self.page.keyboard.press("Control+G")
+        self.page.keyboard.type(str(number))
+        self.page.keyboard.press("Enter")
+        self.line(needle.strip()[:40]).wait_for()
+
+    def char_position(self, needle: str, offset: int = 0) -> dict:
+        self.reveal(needle)
+        pos = self.page.evaluate(_CHAR_RECT_JS, [needle, offset])
+        assert pos, f"{needle!r} is not on screen"
+        return pos
+
+    def click_text(self, needle: str, offset: int = 0) -> None:
+        """Puts the caret before character `offset` of `needle` (a click focuses the workbench)."""
+        pos = self.char_position(needle, offset)
+        self.page.mouse.click(pos["x"] - 1, pos["y"])
+
+    def click_line_end(self, needle: str) -> None:
+        self.click_text(needle)
+        self.page.keyboard.press("End")
+
+    def chord(self, *keys: str) -> None:
+        for key in keys:
+            self.page.keyboard.press(key)
+
+    def run_command(self, title: str) -> None:
+        """Runs a command palette entry by its title."""
+        self.page.keyboard.press("F1")
+        box = self.page.locator(".quick-input-widget input")
+        box.wait_for()
+        box.fill(">" + title)
+        self.page.locator(".quick-input-list .monaco-list-row", has_text=title).first.click()
+
+    # --- what the editor shows -----------------------------------------------------------------
+
+    def hover_at(self, needle: str, offset: int, expect_text: str, timeout: float = 20_000) -> Locator:
+        """Shows the hover at a character via Ctrl+K Ctrl+I, retrying until it holds `expect_text`.
+
+        Retries because the first request can race the server's first analysis of the file.
+        """
+        hover = self.page.locator(".monaco-hover:visible", has_text=expect_text).first
+        deadline = time.monotonic() + timeout / 1000
+        while True:
+            self.click_text(needle, offset)
+            self.chord("Control+K", "Control+I")
+            try:
+                hover.wait_for(timeout=3_000)
+                return hover
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"no hover with {expect_text!r} at {needle!r}+{offset}; hovers shown: {self.visible_hover_texts()}"
+                    ) from None
+                self.page.keyboard.press("Escape")
+
+    def visible_hover_texts(self) -> list[str]:
+        return self.page.locator(".monaco-hover:visible").all_inner_texts()
+
+    def open_problems(self) -> Locator:
+        self.page.keyboard.press("Control+Shift+M")
+        panel = self.page.locator(".markers-panel")
+        panel.wait_for()
+        return panel
+
+    def code_action_menu(self, needle: str, offset: int = 0) -> Locator:
+        """Opens the code-action (light bulb) menu at a character; returns the menu."""
+        self.click_text(needle, offset)
+        self.page.keyboard.press("Control+.")
+        menu = self.page.locator(".action-widget")
+        menu.wait_for()
+        return menu
+
+    def choose_code_action(self, menu: Locator, title: re.Pattern[str], exclude: bool = False) -> str:
+        """Applies the first action whose title matches (or, with `exclude`, does not match) `title`.
+
+        Uses the keyboard: the menu's pointer shield swallows mouse clicks on its rows.
+        """
+        rows = menu.locator(".monaco-list-row.action")
+        rows.first.wait_for()
+        labels = [rows.nth(i).get_attribute("aria-label") or "" for i in range(rows.count())]
+        picked = next((i for i, label in enumerate(labels) if bool(title.search(label)) != exclude), None)
+        assert picked is not None, f"no code action {'without' if exclude else 'matching'} {title.pattern!r} in {labels}"
+        focused = next((i for i in range(len(labels)) if "focused" in (rows.nth(i).get_attribute("class") or "")), 0)
+        key = "ArrowDown" if picked >= focused else "ArrowUp"
+        for _ in range(abs(picked - focused)):
+            self.page.keyboard.press(key)
+        self.page.keyboard.press("Enter")
+        return labels[picked]
+
+    def suggestions(self) -> Locator:
+        return self.page.locator(".suggest-widget.visible .monaco-list-row")
+
+    def webview_frame(self):
+        """The content frame of the (only) visible webview panel."""
+        return self.page.frame_locator("iframe.webview.ready").frame_locator("#active-frame")
+
+    def save(self) -> None:
+        self.page.keyboard.press("Control+S")
+
+    def wait_saved(self, relpath: str, changed_from: str, timeout: float = 10) -> str:
+        """Waits until the file on disk differs from `changed_from`; returns its text."""
+        path = self.folder / relpath
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = path.read_text()
+            if text != changed_from:
+                return text
+            time.sleep(0.1)
+        raise AssertionError(f"{relpath} was not saved with a change within {timeout} s")
