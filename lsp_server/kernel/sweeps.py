@@ -21,6 +21,7 @@ import contextlib
 import inspect
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,14 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from .bridge import ExecResult, KernelBridge, PayloadCallInterrupted
-from .errors import KernelDiedError, KernelError, PayloadError, SweepCancelled, SweepError
+from .errors import (
+    ExecuteTimeout,
+    KernelDiedError,
+    KernelError,
+    PayloadError,
+    SweepCancelled,
+    SweepError,
+)
 from .spec import SweepProgress, SweepResult, SweepSpec
 
 ProgressCallback = Callable[[SweepProgress], "Awaitable[None] | None"]
@@ -70,7 +78,7 @@ async def run_sweep(
 
     grid = _Grid(prep)
     error: str | None = None
-    notes: list[str] = list(prep.get("warnings_notes", []))
+    notes: list[str] = []
     if prep.get("fallback_reason"):
         notes.append(f"slow path: {prep['fallback_reason']}")
     run_t0 = time.monotonic()
@@ -147,16 +155,16 @@ class _Grid:
         self.prep = prep
         self.shape = prep["grid_shape"]
         self.flat: list[float | None] = [None] * math.prod(self.shape)
+        self.filled = [False] * len(self.flat)
         self.done = 0
         self.total = prep["total"]
         self.fill(prep["precomputed"])
 
     def fill(self, step: dict) -> None:
         for cell, value in zip(step["cells"], step["values"]):
-            if self.flat[cell] is None and value is not None:
+            if not self.filled[cell]:  # a NaN metric comes back as None but is still done
+                self.filled[cell] = True
                 self.done += 1
-            elif value is None:
-                self.done += 1  # computed, but NaN/inf: still a finished cell
             self.flat[cell] = value
 
     @property
@@ -188,8 +196,6 @@ class _Grid:
         if prep.get("n_prompts", 1) > 1:
             notes.append(f"position labels are the tokens of the first of {prep['n_prompts']} prompts.")
         partial = not self.complete
-        if partial and error is None:
-            error = None  # cancelled by the caller: partial, no error
         return SweepResult(
             kind=kind,
             values=_reshape(values, self.shape),
@@ -231,13 +237,22 @@ def _reshape(flat: list, shape: list[int]) -> list:
 
 @dataclass
 class SetupResult:
-    """Outcome of ``run_setup``: ``ok``, a one-line ``message``, captured output."""
+    """Outcome of ``run_setup``.
+
+    Attributes:
+        ok: the code ran without an exception.
+        message: one line for the user ("setup code failed at line 3: NameError: ...").
+        stdout, stderr: what the code printed.
+        traceback: the kernel's traceback (ANSI removed), empty when ok.
+        line: 1-based line in ``code`` where the innermost error happened, if known.
+    """
 
     ok: bool
     message: str
     stdout: str
     stderr: str
     traceback: str = ""
+    line: int | None = None
 
 
 async def run_setup(bridge: KernelBridge, code: str, timeout: float | None = None) -> SetupResult:
@@ -250,31 +265,26 @@ async def run_setup(bridge: KernelBridge, code: str, timeout: float | None = Non
     """
     try:
         res: ExecResult = await bridge.execute(code, timeout=timeout)
+    except ExecuteTimeout:
+        with contextlib.suppress(KernelError):
+            await bridge.interrupt()
+        return SetupResult(False, f"setup code did not finish within {timeout:g} s; interrupted it.", "", "")
     except KernelError as e:
-        if bridge.state not in ("dead", "none") and bridge.executing is False:
-            with contextlib.suppress(KernelError):
-                await bridge.interrupt()
-        return SetupResult(False, f"setup code did not finish: {e}", "", "")
+        return SetupResult(False, f"setup code did not run: {e}", "", "")
     if res.ok:
         return SetupResult(True, "setup code ran", res.stdout, res.stderr)
     tb = res.traceback_text()
-    where = _error_line(tb)
+    line = _error_line(tb)
+    where = f" at line {line}" if line else ""
     return SetupResult(
-        False,
-        f"setup code failed{where}: {res.ename}: {res.evalue}",
-        res.stdout,
-        res.stderr,
-        tb,
+        False, f"setup code failed{where}: {res.ename}: {res.evalue}", res.stdout, res.stderr, tb, line
     )
 
 
-def _error_line(traceback_text: str) -> str:
-    """' at line N' from an IPython traceback ("Cell In[..], line N"), if present."""
-    import re
-
-    lines = re.findall(r"(?:Cell In\[\d*\]|<module>|line) ?,? line (\d+)|Cell In\[\d*\], line (\d+)", traceback_text)
-    nums = [a or b for a, b in lines if a or b]
-    return f" at line {nums[-1]}" if nums else ""
+def _error_line(traceback_text: str) -> int | None:
+    """Innermost line of the executed code in an IPython traceback ("Cell In[n], line N")."""
+    found = re.findall(r"Cell In\[\d*\], line (\d+)", traceback_text)
+    return int(found[-1]) if found else None
 
 
 # ---------------------------------------------------------------------------- saving

@@ -1129,6 +1129,7 @@ class _Sweep:
         if isinstance(self.metric, _CallableMetric):
             self.metric.reads = None
         self.reads = None
+        self.path = "gradient"
         names = list(dict.fromkeys(site_names))
         clean_logits, clean, _ = self._cache_run(self.clean_tokens, names)
         self.clean_value = self._metric_full(clean_logits)
