@@ -62,10 +62,13 @@ class TlensServer(LanguageServer):
         """Every view sharing ``uri``'s analysis: the file itself, or all cells of its notebook."""
         notebook = self.workspace.get_notebook_document(cell_uri=uri) or self.workspace.get_notebook_document(notebook_uri=uri)
         if notebook is not None:
+            code = [c for c in notebook.cells if c.kind == types.NotebookCellKind.Code]
+            orders = [c.execution_summary.execution_order if c.execution_summary else None for c in code]
+            if None not in orders and len(set(orders)) == len(orders):
+                # Every cell has run: analyse in the order the kernel saw them.
+                code = [c for _, c in sorted(zip(orders, code), key=lambda pair: pair[0])]
             cells = []
-            for cell in notebook.cells:
-                if cell.kind != types.NotebookCellKind.Code:
-                    continue
+            for cell in code:
                 doc = self.workspace.get_text_document(cell.document)
                 cells.append((cell.document, doc.source, doc.version))
             return self.workspace_cache.notebook_views(notebook.uri, cells)

@@ -113,7 +113,7 @@ class Workspace:
                 line += n_lines
                 offset += n_bytes + 1
             parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
-            analysis = analyze("\n".join(parts), self._context(), parser, self.extra_checks)
+            analysis = analyze("\n".join(parts), self._context(), parser, self.extra_checks, notebook=True)
             entry = _Entry(key, analysis, spans)
             self._entries[notebook_uri] = entry
         return [View(entry.analysis, span.uri, span) for span in entry.cells]

@@ -106,15 +106,19 @@ class Analysis:
 
 
 def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: SyntaxParser | None = None,
-            extra_checks: list[Callable[["Analysis"], list[Finding]]] | None = None) -> Analysis:
-    """Analyse a document. Pass the document's :class:`SyntaxParser` to re-parse incrementally."""
+            extra_checks: list[Callable[["Analysis"], list[Finding]]] | None = None, notebook: bool = False) -> Analysis:
+    """Analyse a document. Pass the document's :class:`SyntaxParser` to re-parse incrementally.
+
+    ``notebook``: the text is a notebook's code cells joined in order. Cells may have run in any
+    order, so a module-level name used before its definition still resolves to that definition.
+    """
     context = context or AnalysisContext()
     source = text.encode("utf-8") if isinstance(text, str) else text
     parsed = (parser or SyntaxParser()).parse(source)
     method_calls = _find(parsed, _METHOD_CALL, "call", "function", via_attribute=True)
     ident_calls = _find(parsed, _NAME_CALL, "call", "function")
     subscripts = _find(parsed, _NAME_SUBSCRIPT, "subscript", "value")
-    scopes = Scopes(parsed)
+    scopes = Scopes(parsed, late_module_lookups=notebook)
     evaluator = Evaluator(scopes)
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
     models = Models(scopes, evaluator, context.resolve_model, flag_calls)

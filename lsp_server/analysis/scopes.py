@@ -50,8 +50,10 @@ class Definition:
 class Scopes:
     """Definitions per scope for one parse, plus the function nesting."""
 
-    def __init__(self, parsed: Parsed):
+    def __init__(self, parsed: Parsed, late_module_lookups: bool = False):
         self.parsed = parsed
+        # Notebooks: a cell may use a name defined in a later cell that already ran.
+        self.late_module_lookups = late_module_lookups
         self.functions: list[Node] = []
         self.classes: list[Node] = []
         self.imports: list[Node] = []
@@ -175,7 +177,7 @@ class Scopes:
                 i = bisect.bisect_left(self._offsets[(scope, name)], offset)
                 if i > 0:
                     return defs[i - 1]
-                if scope == MODULE and self.scope_of(offset) != MODULE:
+                if scope == MODULE and (self.late_module_lookups or self.scope_of(offset) != MODULE):
                     # Inside a function, a module global may be assigned after the def (before the call).
                     return defs[-1]
             if scope == MODULE:

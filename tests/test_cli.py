@@ -1,0 +1,66 @@
+"""The command line: check (text and JSON, scripts and notebooks), hover, serve's argv."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+CLI = [sys.executable, "-m", "lsp_server"]
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_check_json_on_examples():
+    out = run("check", "examples/logit_lens.py", "--format", "json")
+    rows = json.loads(out.stdout)
+    assert out.returncode == 1  # errors present
+    keys = {"path", "line", "col", "end_line", "end_col", "severity", "code", "message"}
+    assert all(set(r) == keys for r in rows)
+    layer = next(r for r in rows if r["code"] == "layer-out-of-range")
+    assert (layer["line"], layer["severity"]) == (24, "error")
+    assert "6 layers" in layer["message"]
+
+
+def test_check_notebook_reports_cells(tmp_path):
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "source": ["# title"]},
+            {"cell_type": "code", "source": ["%pip install transformer_lens\n", "from transformer_lens import HookedTransformer\n",
+                                             "model = HookedTransformer.from_pretrained('gpt2')\n"]},
+            {"cell_type": "code", "source": "_, cache = model.run_with_cache('hi')\nx = cache['blocks.0.hook_resid_pree']"},
+        ],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+    }
+    path = tmp_path / "exp.ipynb"
+    path.write_text(json.dumps(nb))
+    out = run("check", str(path))
+    assert f"{path}, cell 3:2:" in out.stdout and "[unknown-hook]" in out.stdout
+
+
+def test_check_bad_notebook_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    path.write_text("{not json")
+    out = run("check", str(path))
+    assert out.returncode == 1 and "not a valid notebook" in out.stderr
+
+
+def test_hover_prints_markdown():
+    line = next(i for i, l in enumerate((ROOT / "examples/ioi_patching.py").read_text().splitlines(), 1) if 'cache["resid_post", 5]' in l)
+    out = run("hover", f"examples/ioi_patching.py:{line}:30")
+    assert out.returncode == 0
+    assert out.stdout.startswith("`blocks.5.hook_resid_post` · `[batch, pos, d_model]` = `[batch, pos, 768]`")
+
+
+def test_hover_usage_error():
+    out = run("hover", "examples/ioi_patching.py")
+    assert out.returncode == 2 and "PATH:LINE:COL" in out.stderr
+
+
+def test_serve_accepts_stdio_flag_and_exits_on_eof():
+    out = subprocess.run(CLI + ["serve", "--stdio"], input="", capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
