@@ -49,6 +49,7 @@ class TlensServer(LanguageServer):
         self.workspace_cache = Workspace(self.analysis_context)
         self._pending: dict[str, asyncio.Task] = {}
         self.extensions: list[Callable[["TlensServer"], None]] = []
+        self.sweeps = None  # commands.SweepService, registered below
 
     def analysis_context(self) -> AnalysisContext:
         return AnalysisContext(
@@ -268,9 +269,13 @@ def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
     view = ls.view(params.text_document.uri)
     if view is None:
         return None
-    result = hover_at(view.analysis, view.offset(params.position.line, params.position.character))
+    offset = view.offset(params.position.line, params.position.character)
+    result = hover_at(view.analysis, offset)
     if result is None:
-        return None
+        markdown = ls.sweeps.hover(view, offset) if ls.sweeps is not None else None
+        if markdown is None:
+            return None
+        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown))
     return types.Hover(
         contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=result.markdown),
         range=convert.range_(view, result.start, result.end),
@@ -316,3 +321,7 @@ def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.C
         return []
     return code_actions.code_actions(ls, view, params)
 
+
+from . import commands  # noqa: E402  (registers on `server`; imports guarded from this module)
+
+commands.register(server)

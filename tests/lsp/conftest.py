@@ -40,6 +40,12 @@ def _client_factory():
         client.diagnostics[params.uri] = params.diagnostics
         client.diagnostic_versions[params.uri] = params.version
 
+    client.code_lens_refreshes = 0
+
+    @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
+    def code_lens_refresh(params):
+        client.code_lens_refreshes += 1
+
     for method in ("tlens/kernelStatus", "tlens/sweepResult"):
         client.feature(method)(lambda params, method=method: client.notifications.append((method, params)))
     return client

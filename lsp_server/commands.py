@@ -1,0 +1,347 @@
+"""Kernel and sweep commands, the "Run patch sweep" code actions and code lenses, sweep hovers.
+
+Commands (``workspace/executeCommand``; arguments are one optional JSON object):
+    tlens.attachKernel {connectionFile}    tlens.startKernel {interpreter?}
+    tlens.interruptKernel                  tlens.kernelStatus -> {state, connectionFile, owned, detail}
+    tlens.listConnectionFiles -> [path]    tlens.runSweep {uri, line, kind?} -> summary
+Notifications to the client: ``tlens/kernelStatus`` and ``tlens/sweepResult`` (payload documented
+in the README); sweep progress is standard work-done progress, cancellable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from .analysis.experiments import Experiment, experiment_at, find_experiments
+from .features import code_actions, convert
+from .kernel.errors import KernelError, SweepCancelled, SweepError
+from .settings import SWEEP_KINDS
+from .sweep_runner import KernelHolder, SweepOutcome, connection_file_candidates, sweep_experiment
+from .workspace import View
+
+if TYPE_CHECKING:
+    from .server import TlensServer
+
+SWEEP_TITLES = {
+    "resid_pre": "residual stream × position",
+    "resid_mid": "resid_mid × position",
+    "resid_post": "resid_post × position",
+    "attn_out": "attention output × position",
+    "mlp_out": "MLP output × position",
+    "heads": "attention heads (all positions)",
+    "heads_by_pos": "attention heads × position",
+    "block": "resid / attn / MLP side by side",
+    "attribution": "attribution patching (fast, approximate)",
+}
+CODE_ACTION_KINDS = ("resid_pre", "heads", "block", "attribution")
+
+
+@dataclass
+class StoredSweep:
+    outcome: SweepOutcome
+    experiment_start: int
+    when: float
+
+
+class SweepService:
+    """The server's kernel and its sweep results, keyed by document and experiment line."""
+
+    def __init__(self, ls: "TlensServer"):
+        self.ls = ls
+        self.kernel = KernelHolder(on_state=self._state_changed)
+        self.results: dict[tuple[str, int], StoredSweep] = {}
+        self.running: asyncio.Task | None = None
+        self._progress: dict | None = None
+
+    # -- notifications
+
+    def _state_changed(self, state: str) -> None:
+        self.notify_status()
+
+    def notify_status(self, detail: str | None = None) -> None:
+        status = self.kernel.status()
+        if detail is not None:
+            status["detail"] = detail
+        if self._progress is not None:
+            status["progress"] = self._progress
+        self.ls.protocol.notify("tlens/kernelStatus", status)
+
+    def message(self, text: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        self.ls.window_log_message(types.LogMessageParams(type=kind, message=f"tlens: {text}"))
+        self.ls.window_show_message(types.ShowMessageParams(type=kind, message=f"tlens: {text}"))
+
+    # -- kernel commands
+
+    async def attach(self, connection_file: str | None) -> dict:
+        path = connection_file or self.ls.settings.connection_file
+        if not path:
+            candidates = connection_file_candidates()
+            if not candidates:
+                raise KernelError("no connection file given and none found in the Jupyter runtime directory. "
+                                  "Run `import ipykernel; print(ipykernel.get_connection_file())` in your notebook "
+                                  "and attach that file.")
+            path = candidates[0]
+        await self.kernel.attach(path)
+        env = await self.kernel.bridge.probe()
+        self.message(f"attached to {path}: Python {env.python}, torch {env.torch} ({env.device}), "
+                     f"transformer_lens {env.transformer_lens}")
+        self.notify_status()
+        return self.kernel.status()
+
+    async def start(self, interpreter: str | None) -> dict:
+        interpreter = interpreter or self.ls.settings.interpreter
+        await self.kernel.start(interpreter, self.workspace_root(None))
+        self.notify_status()
+        return self.kernel.status()
+
+    def workspace_root(self, uri: str | None) -> str:
+        root = self.ls.workspace.root_path
+        if root:
+            return root
+        if uri and (path := to_fs_path(uri)):
+            return str(Path(path).parent)
+        return str(Path.cwd())
+
+    # -- sweeps
+
+    async def run_sweep(self, uri: str, line: int, kind: str | None) -> dict:
+        view = self.ls.view(uri)
+        if view is None:
+            raise SweepError(f"{uri} is not open in the editor.", "not-open")
+        exp = experiment_at(view.analysis, view.offset(line, 0)) or _experiment_on_line(view, line)
+        if exp is None:
+            raise SweepError(
+                "no patching experiment here: put the cursor on a transformer_lens.patching call or on a loop "
+                "that runs model.run_with_hooks with a hook reading a clean cache and scores the logits.",
+                "no-experiment")
+        kind = kind or self.ls.settings.sweep_kind
+        if kind not in SWEEP_TITLES:
+            raise SweepError(f"unknown sweep kind {kind!r}; use one of {', '.join(SWEEP_TITLES)}.", "bad-kind")
+        if self.running is not None and not self.running.done():
+            raise SweepError("a sweep is already running; cancel it first.", "busy")
+        self.running = asyncio.current_task()
+        cancel = asyncio.Event()
+        token = await self._begin_progress(f"Patch sweep: {SWEEP_TITLES[kind]}", cancel)
+        t0 = time.monotonic()
+
+        async def progress(p) -> None:
+            self._progress = {"done": p.done, "total": p.total}
+            pct = int(100 * p.done / p.total) if p.total else 0
+            eta = f", ~{p.eta_s:.0f} s left" if p.eta_s else ""
+            msg = {"preparing": "preparing (clean and corrupted runs)", "cancelling": "cancelling"}.get(p.phase, f"{p.done}/{p.total} cells{eta}")
+            if token is not None:
+                self.ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=msg, percentage=pct, cancellable=True))
+            self.notify_status()
+
+        try:
+            outcome = await sweep_experiment(
+                self.kernel, view.analysis, exp, kind, self.workspace_root(uri), self.ls.settings.interpreter,
+                progress, cancel, lambda text: self.message(text))
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        except SweepCancelled as e:
+            self._end_progress(token, f"cancelled: {e}")
+            return {"cancelled": True, "message": str(e)}
+        finally:
+            self._progress = None
+            self.running = None
+            self.notify_status()
+        result = outcome.result
+        status = "PARTIAL — " if result.partial else ""
+        self._end_progress(token, f"{status}done in {time.monotonic() - t0:.1f} s; strongest: {outcome.summary}")
+        start_line = view.position(exp.start)[0] if view.position(exp.start) else line
+        self.results[(uri, start_line)] = StoredSweep(outcome, exp.start, time.time())
+        payload = self._result_payload(uri, start_line, kind, exp, outcome)
+        self.ls.protocol.notify("tlens/sweepResult", payload)
+        if outcome.setup_ran:
+            self.message("ran the file's setup code in a fresh kernel before the sweep")
+        if result.partial:
+            self.message(f"the sweep is PARTIAL ({result.cells_done}/{result.cells_total} cells): {result.error or 'cancelled'}",
+                         types.MessageType.Warning)
+        self._refresh_lenses()
+        return {k: v for k, v in payload.items() if k != "png"}
+
+    def _result_payload(self, uri: str, line: int, kind: str, exp: Experiment, outcome: SweepOutcome) -> dict:
+        r = outcome.result
+        return {
+            "uri": uri, "line": line, "kind": kind,
+            "title": f"{SWEEP_TITLES[kind]} — {exp.description}",
+            "png": base64.b64encode(outcome.png).decode(),
+            "values": r.values, "rowLabels": r.row_labels, "colLabels": r.col_labels,
+            "panelLabels": r.panel_labels, "headLabels": r.head_labels,
+            "pngPath": str(outcome.png_path), "jsonPath": str(outcome.json_path),
+            "partial": r.partial, "metric": r.value_label, "summary": outcome.summary,
+            "cellsDone": r.cells_done, "cellsTotal": r.cells_total, "elapsed": r.elapsed_s,
+        }
+
+    async def _begin_progress(self, title: str, cancel: asyncio.Event) -> str | None:
+        caps = self.ls.client_capabilities
+        if not (caps and caps.window and caps.window.work_done_progress):
+            return None
+        token = f"tlens-sweep-{uuid.uuid4()}"
+        try:
+            await self.ls.work_done_progress.create_async(token)
+        except Exception:
+            return None
+        loop = asyncio.get_running_loop()
+        self.ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0))
+        self.ls.work_done_progress.tokens[token].add_done_callback(lambda _: loop.call_soon_threadsafe(cancel.set))
+        return token
+
+    def _end_progress(self, token: str | None, message: str) -> None:
+        if token is not None:
+            self.ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+            self.ls.work_done_progress.tokens.pop(token, None)
+
+    def _refresh_lenses(self) -> None:
+        caps = self.ls.client_capabilities
+        workspace = caps.workspace if caps else None
+        if workspace and workspace.code_lens and workspace.code_lens.refresh_support:
+            self.ls.workspace_code_lens_refresh(None)
+
+    # -- editor surfaces
+
+    def stored_for(self, view: View, exp: Experiment) -> StoredSweep | None:
+        pos = view.position(exp.start)
+        return self.results.get((view.uri, pos[0])) if pos else None
+
+    def code_lenses(self, view: View) -> list[types.CodeLens]:
+        lenses = []
+        for exp in find_experiments(view.analysis):
+            pos = view.position(exp.start)
+            if pos is None:
+                continue
+            stored = self.stored_for(view, exp)
+            title = "▶ Run patch sweep"
+            if stored is not None:
+                partial = " (partial)" if stored.outcome.result.partial else ""
+                title += f" · last: {stored.outcome.summary}{partial}"
+            lenses.append(types.CodeLens(
+                range=types.Range(types.Position(pos[0], 0), types.Position(pos[0], 0)),
+                command=types.Command(title=title, command="tlens.runSweep",
+                                      arguments=[{"uri": view.uri, "line": pos[0]}])))
+        return lenses
+
+    def code_actions(self, ls, view: View, params: types.CodeActionParams, start: int, end: int) -> list[types.CodeAction]:
+        exp = experiment_at(view.analysis, start)
+        if exp is None:
+            return []
+        pos = view.position(exp.start)
+        line = pos[0] if pos else params.range.start.line
+        default = self.ls.settings.sweep_kind
+        kinds = [default] + [k for k in CODE_ACTION_KINDS if k != default]
+        return [
+            types.CodeAction(
+                title=f"Run patch sweep: {SWEEP_TITLES[k]}",
+                kind=types.CodeActionKind.Empty,
+                command=types.Command(title=f"Run patch sweep: {SWEEP_TITLES[k]}", command="tlens.runSweep",
+                                      arguments=[{"uri": view.uri, "line": line, "kind": k}]),
+            )
+            for k in kinds
+        ]
+
+    def hover(self, view: View, offset: int) -> str | None:
+        """The last sweep of the experiment under the cursor, as an inline image."""
+        exp = experiment_at(view.analysis, offset)
+        if exp is None:
+            return None
+        first_line_end = view.analysis.source.find(b"\n", exp.start)
+        if first_line_end >= 0 and offset > first_line_end and exp.end > first_line_end:
+            return None  # only on the experiment's first line: the body has its own hovers
+        stored = self.stored_for(view, exp)
+        if stored is None:
+            return f"**Patching experiment** — {exp.description}\n\nRun *Run patch sweep* (code action or code lens) to see its heatmap here."
+        r = stored.outcome.result
+        image = base64.b64encode(stored.outcome.hover_png).decode()
+        partial = "**PARTIAL** — " if r.partial else ""
+        return (f"**Patch sweep** ({SWEEP_TITLES.get(r.kind, r.kind)}) — {partial}strongest: {stored.outcome.summary}\n\n"
+                f"![patch sweep heatmap](data:image/png;base64,{image})\n\n"
+                f"*{r.cells_done}/{r.cells_total} cells · {r.elapsed_s:.1f} s · {r.backend} {r.tl_version} on {r.device} · "
+                f"values: {r.value_label} · saved to `{stored.outcome.png_path}`*")
+
+    async def shutdown(self) -> None:
+        await self.kernel.close()
+
+
+def _experiment_on_line(view: View, line: int) -> Experiment | None:
+    for exp in find_experiments(view.analysis):
+        pos = view.position(exp.start)
+        if pos and pos[0] == line:
+            return exp
+    return None
+
+
+def _args(args: tuple) -> dict[str, Any]:
+    return args[0] if args and isinstance(args[0], dict) else {}
+
+
+def register(server: "TlensServer") -> None:
+    """Register the kernel and sweep commands and surfaces on ``server``."""
+    from .server import guarded
+
+    service = SweepService(server)
+    server.sweeps = service
+    code_actions.PROVIDERS.append(service.code_actions)
+
+    async def failing(what: str, coro) -> Any:
+        try:
+            return await coro
+        except (KernelError, SweepError, OSError) as e:
+            service.message(f"{what}: {e}", types.MessageType.Error)
+            service.notify_status(detail=str(e))
+            return {"error": str(e)}
+
+    @server.command("tlens.attachKernel")
+    @guarded("tlens.attachKernel")
+    async def attach_kernel(ls, *args: Any) -> Any:
+        return await failing("could not attach the kernel", service.attach(_args(args).get("connectionFile")))
+
+    @server.command("tlens.startKernel")
+    @guarded("tlens.startKernel")
+    async def start_kernel(ls, *args: Any) -> Any:
+        return await failing("could not start a kernel", service.start(_args(args).get("interpreter")))
+
+    @server.command("tlens.interruptKernel")
+    @guarded("tlens.interruptKernel")
+    async def interrupt_kernel(ls, *args: Any) -> Any:
+        return await failing("could not interrupt the kernel", service.kernel.interrupt())
+
+    @server.command("tlens.kernelStatus")
+    @guarded("tlens.kernelStatus")
+    def kernel_status(ls, *args: Any) -> dict:
+        return service.kernel.status()
+
+    @server.command("tlens.listConnectionFiles")
+    @guarded("tlens.listConnectionFiles", default=[])
+    def list_files(ls, *args: Any) -> list[str]:
+        return connection_file_candidates()
+
+    @server.command("tlens.runSweep")
+    @guarded("tlens.runSweep")
+    async def run_sweep(ls, *args: Any) -> Any:
+        a = _args(args)
+        if "uri" not in a or "line" not in a:
+            service.message("tlens.runSweep needs {uri, line} (a code lens or code action passes them)", types.MessageType.Error)
+            return {"error": "missing uri/line"}
+        return await failing("the patch sweep failed", service.run_sweep(a["uri"], int(a["line"]), a.get("kind")))
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    @guarded("codeLens", default=[])
+    def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:
+        view = ls.view(params.text_document.uri)
+        return service.code_lenses(view) if view is not None else []
+
+    @server.feature(types.SHUTDOWN)
+    @guarded("shutdown")
+    async def shutdown(ls, *args: Any) -> None:
+        await service.shutdown()

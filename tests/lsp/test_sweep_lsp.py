@@ -1,0 +1,80 @@
+"""Run patch sweep from the editor: code action -> command -> kernel -> heatmap in hover and lens.
+
+Real ipykernel started by the server (the test's interpreter, TL 4.x), tiny random model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import sys
+
+import pytest
+from lsprotocol import types
+
+from .helpers import hover_text, open_doc, pos_of
+
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
+SCRIPT = '''\
+import torch
+from transformer_lens import TransformerBridgeConfig, patching
+from transformer_lens.model_bridge import TransformerBridge
+
+torch.manual_seed(0)
+cfg = TransformerBridgeConfig(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, d_vocab=50, n_ctx=16, act_fn="gelu", seed=0)
+model = TransformerBridge.boot_native(cfg)
+model.eval()
+clean_tokens = torch.tensor([[1, 5, 7, 9, 11, 13]])
+corrupted_tokens = torch.tensor([[1, 5, 7, 9, 12, 13]])
+
+
+def metric(logits):
+    return logits[0, -1, 3] - logits[0, -1, 4]
+
+
+_, clean_cache = model.run_with_cache(clean_tokens)
+results = patching.get_act_patch_resid_pre(model, corrupted_tokens, clean_cache, metric)
+'''
+
+
+async def test_run_sweep_from_code_action(client):
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"settings": {"interpreter": sys.executable, "transformerLensVersion": "4.3.0"}}))
+    uri = (client.root / "sweep.py").as_uri()
+    open_doc(client, uri, SCRIPT)
+    at = pos_of(SCRIPT, "get_act_patch_resid_pre")
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(at, at),
+        context=types.CodeActionContext(diagnostics=[])))
+    sweep = next(a for a in actions if a.title.startswith("Run patch sweep: residual"))
+    assert sweep.command.command == "tlens.runSweep"
+
+    lenses = await client.text_document_code_lens_async(types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    assert [l.command.title for l in lenses] == ["▶ Run patch sweep"] and lenses[0].range.start.line == at.line
+
+    result = await asyncio.wait_for(client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command=sweep.command.command, arguments=sweep.command.arguments)), 240)
+    assert "error" not in result, result
+    assert result["partial"] is False and result["cellsDone"] == result["cellsTotal"] == 2 * 6
+    assert len(result["values"]) == 2 and len(result["values"][0]) == 6
+
+    notes = [p for m, p in client.notifications if m == "tlens/sweepResult"]
+    assert notes, "a tlens/sweepResult notification carries the image to the editor"
+    from PIL import Image
+    img = Image.open(io.BytesIO(base64.b64decode(notes[-1].png)))
+    assert img.width > 200 and img.height > 100
+
+    states = [p.state for m, p in client.notifications if m == "tlens/kernelStatus"]
+    assert "idle" in states
+
+    assert client.progress_reports, "work-done progress was reported"
+    text = await hover_text(client, uri, at)
+    assert "data:image/png;base64," in text and len(text) < 100_000
+    lenses = await client.text_document_code_lens_async(types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    assert lenses[0].command.title.startswith("▶ Run patch sweep · last: L")
+    assert client.code_lens_refreshes >= 1
+
+    status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.kernelStatus"))
+    assert status["state"] in ("idle", "busy") and status["owned"] is True
