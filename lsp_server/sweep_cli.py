@@ -1,0 +1,81 @@
+"""``tlens-lsp sweep PATH:LINE --out FILE.png``: the editor's sweep path, without an editor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+from .analysis.experiments import experiment_at, find_experiments
+from .kernel.errors import KernelError, SweepCancelled, SweepError
+from .sweep_runner import KernelHolder, sweep_experiment
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        name, line_text = args.location.rsplit(":", 1)
+        line = int(line_text)
+    except ValueError:
+        print("sweep: expected PATH:LINE (1-based), e.g. examples/tiny_patching.py:52", file=sys.stderr)
+        return 2
+    path = Path(name)
+    try:
+        return asyncio.run(_sweep(path, line, args))
+    except KeyboardInterrupt:
+        print("sweep: interrupted", file=sys.stderr)
+        return 130
+
+
+async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
+    from .cli import Workspace, _context, load_views
+
+    try:
+        views = load_views(path, Workspace(_context))
+    except (OSError, ValueError) as e:
+        print(f"sweep: cannot read {path}: {e}", file=sys.stderr)
+        return 2
+    view = views[0]
+    analysis = view.analysis
+    exp = experiment_at(analysis, analysis.lines.offset(line - 1, 0))
+    if exp is None:
+        found = [f"line {analysis.lines.position(e.start).line + 1}: {e.description}" for e in find_experiments(analysis)]
+        print(f"sweep: no patching experiment at {path}:{line}." + ("\n  experiments in this file:\n  " + "\n  ".join(found) if found else ""),
+              file=sys.stderr)
+        return 2
+
+    def say(text: str) -> None:
+        print(f"tlens: {text}", file=sys.stderr)
+
+    def progress(p) -> None:
+        if p.total and sys.stderr.isatty():
+            print(f"\r  {p.done}/{p.total} cells", end="", file=sys.stderr)
+
+    holder = KernelHolder()
+    try:
+        if args.kernel:
+            await holder.attach(args.kernel)
+            say(f"attached to {args.kernel}")
+        say(f"experiment: {exp.description} (model={exp.model}, clean={exp.clean}, corrupted={exp.corrupted})")
+        outcome = await sweep_experiment(holder, analysis, exp, args.kind, str(path.resolve().parent),
+                                         args.python, progress, asyncio.Event(), say)
+    except SweepCancelled as e:
+        say(f"cancelled: {e}")
+        return 130
+    except (SweepError, KernelError) as e:
+        say(f"the sweep failed: {e}")
+        return 1
+    finally:
+        await holder.close()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(outcome.png_path, out)
+    r = outcome.result
+    state = "PARTIAL" if r.partial else "complete"
+    print(f"{state}: {r.cells_done}/{r.cells_total} cells of {r.kind} in {r.elapsed_s:.1f} s "
+          f"({r.backend} {r.tl_version} on {r.device}); strongest cell: {outcome.summary}")
+    print(f"heatmap: {out}\nnumbers: {outcome.json_path}")
+    for note in r.notes:
+        print(f"note: {note}")
+    return 0 if not r.partial else 1
