@@ -44,6 +44,9 @@ class HookPoint:
     canonical: str | None = None
     # Extra fact worth showing on hover.
     note: str | None = None
+    # True when the hook point is only *created* with its gate on (``add_hook`` then raises KeyError,
+    # not the gate's AssertionError); False when it always exists and merely stays silent.
+    created_by_gate: bool = False
 
     @property
     def per_layer(self) -> bool:
@@ -121,16 +124,26 @@ def format_shape(shape: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _ln_points(prefix: str, what: str, width: str = "d_model", headed: str | None = None) -> list[HookPoint]:
+def _ln_points(prefix: str, what: str, width: str = "d_model", headed: str | None = None,
+               note: str | None = None) -> list[HookPoint]:
     if headed:
         scale = ("batch", "pos", headed, "1")
         normed = ("batch", "pos", headed, width)
     else:
         scale, normed = ("batch", "pos", "1"), ("batch", "pos", width)
     return [
-        HookPoint(f"{prefix}.hook_scale", scale, f"LayerNorm scale (1/std) of {what}"),
-        HookPoint(f"{prefix}.hook_normalized", normed, f"{what}, normalised (before the LN weight and bias)"),
+        HookPoint(f"{prefix}.hook_scale", scale, f"LayerNorm scale (1/std) of {what}", note=note),
+        HookPoint(f"{prefix}.hook_normalized", normed, f"{what}, normalised (before the LN weight and bias)", note=note),
     ]
+
+
+def _post_ln_note(spec: ModelSpec) -> str:
+    # TransformerBlock picks the "after" norm with normalization_type.startswith("LayerNorm"), which
+    # "LN"/"LNPre" never match (TL 2.18 and 3.9): the block raises UnboundLocalError when it is built.
+    if spec.normalization_type in ("LN", "LNPre"):
+        return ("use_normalization_before_and_after only builds with normalization_type RMS/RMSPre/None: "
+                "with LN/LNPre TransformerBlock raises UnboundLocalError (normalization_layer_after)")
+    return "the post-norm is always an RMSNorm (also for RMSPre)"
 
 
 def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
@@ -142,7 +155,7 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
     kv_vec = ("batch", "pos", kv, "d_head")
     kv_resid = ("batch", "pos", kv, "d_model")
 
-    add(HookPoint("hook_tokens", ("batch", "pos"), "Input token ids", gate="use_hook_tokens"))
+    add(HookPoint("hook_tokens", ("batch", "pos"), "Input token ids", gate="use_hook_tokens", created_by_gate=True))
     add(HookPoint("hook_embed", RESID, "Token embeddings (W_E[tokens])"))
     if not rotary:
         add(HookPoint(
@@ -163,11 +176,15 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
             add(HookPoint(p.template, p.shape, p.meaning,
                           note="fires 3× per forward (once each for the q, k and v input); the cache keeps the last call"))
         if spec.use_normalization_before_and_after:
-            pts += _ln_points("blocks.{l}.ln1_post", "the attention output")
+            pts += _ln_points("blocks.{l}.ln1_post", "the attention output", note=_post_ln_note(spec))
     add(HookPoint("blocks.{l}.hook_q_input", HEAD_RESID, "Per-head query input (residual copy per head)", gate="use_split_qkv_input"))
     add(HookPoint("blocks.{l}.hook_k_input", kv_resid, "Per-head key input", gate="use_split_qkv_input"))
     add(HookPoint("blocks.{l}.hook_v_input", kv_resid, "Per-head value input", gate="use_split_qkv_input"))
-    add(HookPoint("blocks.{l}.hook_attn_in", HEAD_RESID, "Per-head attention input", gate="use_attn_in"))
+    add(HookPoint("blocks.{l}.hook_attn_in", HEAD_RESID, "Per-head attention input", gate="use_attn_in",
+                  note="with n_key_value_heads (grouped-query attention) use_attn_in crashes the forward "
+                  "(RuntimeError in einsum) unless ungroup_grouped_query_attention is set; "
+                  "use use_split_qkv_input instead"
+                  if spec.n_key_value_heads is not None and not spec.ungroup_grouped_query_attention else None))
     add(HookPoint("blocks.{l}.attn.hook_q", HEAD_VEC, "Queries"))
     add(HookPoint("blocks.{l}.attn.hook_k", kv_vec, "Keys"))
     add(HookPoint("blocks.{l}.attn.hook_v", kv_vec, "Values"))
@@ -196,7 +213,7 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
         if has_ln:
             pts += _ln_points("blocks.{l}.ln2", "the MLP input")
             if spec.use_normalization_before_and_after:
-                pts += _ln_points("blocks.{l}.ln2_post", "the MLP output")
+                pts += _ln_points("blocks.{l}.ln2_post", "the MLP output", note=_post_ln_note(spec))
         add(HookPoint("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in"))
         if spec.is_moe:
             add(HookPoint("blocks.{l}.mlp.hook_expert_weights", ("batch*pos", "num_experts"),
@@ -230,19 +247,59 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BridgeProfile:
+    """What a bridge architecture's components do with their hook points (verified per architecture)."""
+
+    # The attention has one fused QKV projection: ``attn.qkv.hook_in/out`` exist but never fire.
+    joint_qkv: bool = False
+    # ``attn.hook_hidden_states`` fires (it is registered, silent, on the other attention bridges).
+    hidden_states_fires: bool = True
+    # set_use_attn_result / set_use_split_qkv_input / set_use_attn_in work (a plain AttentionBridge
+    # raises NotImplementedError for them, so their hooks can never fire).
+    fine_grained_attention: bool = True
+    # Shape of ``pos_embed.hook_in``: HF models pass position ids [1, pos], boot_native [batch, pos].
+    pos_ids_shape: tuple[str, ...] = ("1", "pos")
+
+
+# Architectures checked against real bridges in tests/knowledge/test_catalog_vs_tl.py. Others get
+# the default profile, which claims no silent hooks: unverified architectures stay lenient.
+BRIDGE_PROFILES: dict[str, BridgeProfile] = {
+    "GPT2LMHeadModel": BridgeProfile(joint_qkv=True),  # JointQKVAttentionBridge
+    "GPTNeoXForCausalLM": BridgeProfile(joint_qkv=True),  # JointQKVPositionEmbeddingsAttentionBridge
+    "LlamaForCausalLM": BridgeProfile(hidden_states_fires=False),  # PositionEmbeddingsAttentionBridge
+    "native": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False,  # AttentionBridge
+                            pos_ids_shape=("batch", "pos")),
+}
+_DEFAULT_PROFILE = BridgeProfile()
+
+
+def bridge_profile(spec: ModelSpec) -> BridgeProfile:
+    return BRIDGE_PROFILES.get(spec.architecture or "", _DEFAULT_PROFILE)
+
+
 def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
     pts: list[HookPoint] = []
 
-    def canon(template: str, shape: tuple[str, ...], meaning: str, *aliases: str, **kw: str | None) -> None:
+    def canon(template: str, shape: tuple[str, ...], meaning: str, *aliases: str, **kw) -> None:
         pts.append(HookPoint(template, shape, meaning, **kw))
         for alias in aliases:
             pts.append(HookPoint(alias, shape, meaning, canonical=template, **kw))
 
+    profile = bridge_profile(spec)
     rotary = spec.positional_embedding_type == "rotary"
     parallel = spec.parallel_attn_mlp
-    neox = spec.architecture == "GPTNeoXForCausalLM"
     has_ln = spec.normalization_type is not None
-    rot_dim = "rotary_dim" if neox else "d_head"
+    # Rotary tables span the rotated part of each head only (GPT-NeoX's rotary_pct < 1); the spec
+    # fills rotary_dim with d_head when it is not set.
+    rot_dim = "rotary_dim"
+    split_inputs = spec.use_split_qkv_input or spec.use_attn_in
+
+    def unsupported(flag: str) -> str | None:
+        if profile.fine_grained_attention:
+            return None
+        return (f"this architecture's attention bridge does not support {flag}: "
+                f"set_{flag}(True) raises NotImplementedError")
 
     canon("embed.hook_in", ("batch", "pos"), "Input token ids")
     canon("embed.hook_out", RESID, "Token embeddings", "hook_embed")
@@ -250,10 +307,10 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
         canon("rotary_emb.hook_in", RESID, "Rotary embedding input")
         canon("rotary_emb.hook_cos", ("1", "pos", rot_dim), "Rotary cos table")
         canon("rotary_emb.hook_sin", ("1", "pos", rot_dim), "Rotary sin table")
-        pts.append(HookPoint("hook_pos_embed", RESID, "Positional embeddings",
-                             dead="rotary model: hook_pos_embed is registered but never fires"))
+        canon("rotary_emb.hook_out", RESID, "Positional embeddings", "hook_pos_embed",
+              dead="rotary model: positions enter inside attention, so this hook is registered but never fires")
     else:
-        canon("pos_embed.hook_in", ("1", "pos"), "Position ids")
+        canon("pos_embed.hook_in", profile.pos_ids_shape, "Position ids")
         canon("pos_embed.hook_out", RESID, "Positional embeddings", "hook_pos_embed")
 
     canon("blocks.{l}.hook_in", RESID, "Residual stream entering block {l}", "blocks.{l}.hook_resid_pre")
@@ -263,28 +320,46 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
         canon("blocks.{l}.ln1.hook_normalized", RESID, "The attention input, normalised")
         canon("blocks.{l}.ln1.hook_out", RESID, "Attention LayerNorm output")
     canon("blocks.{l}.attn.hook_in", RESID, "Attention input")
+    if profile.joint_qkv:
+        dead_qkv = "the fused QKV projection is split into q/k/v by the bridge; its own hooks never fire"
+        canon("blocks.{l}.attn.qkv.hook_in", RESID, "Fused QKV projection input", dead=dead_qkv)
+        canon("blocks.{l}.attn.qkv.hook_out", ("batch", "pos", "3*d_model"), "Fused QKV projection output",
+              dead=dead_qkv)
+    dead_proj_in = ("with use_split_qkv_input / use_attn_in the per-head inputs (hook_q_input, hook_attn_in, …) "
+                    "replace it, so it never fires") if split_inputs else None
     for x in "qkv":
-        canon(f"blocks.{{l}}.attn.{x}.hook_in", RESID, f"{x.upper()} projection input")
+        canon(f"blocks.{{l}}.attn.{x}.hook_in", RESID, f"{x.upper()} projection input", dead=dead_proj_in)
     canon("blocks.{l}.attn.q.hook_out", HEAD_VEC, "Queries", "blocks.{l}.attn.hook_q")
     canon("blocks.{l}.attn.k.hook_out", KV_VEC, "Keys", "blocks.{l}.attn.hook_k")
     canon("blocks.{l}.attn.v.hook_out", KV_VEC, "Values", "blocks.{l}.attn.hook_v")
     if rotary:
         canon("blocks.{l}.attn.hook_cos", ("1", "pos", rot_dim), "Rotary cos table")
         canon("blocks.{l}.attn.hook_sin", ("1", "pos", rot_dim), "Rotary sin table")
-        dead_rot = "GPT-NeoX bridge: rotary hooks are registered but never fire" if neox else None
+        dead_rot = ("GPT-NeoX bridge: rotary hooks are registered but never fire"
+                    if spec.architecture == "GPTNeoXForCausalLM" else None)
         canon("blocks.{l}.attn.hook_rot_q", HEAD_VEC, "Queries after the rotary embedding", dead=dead_rot)
         canon("blocks.{l}.attn.hook_rot_k", KV_VEC, "Keys after the rotary embedding", dead=dead_rot)
     canon("blocks.{l}.attn.hook_attn_scores", ATTN_MAP, "Attention scores before softmax (masked)")
     canon("blocks.{l}.attn.hook_pattern", ATTN_MAP, "Attention pattern (softmax over key positions)")
     canon("blocks.{l}.attn.o.hook_in", HEAD_VEC, "Per-head attention output before W_O", "blocks.{l}.attn.hook_z")
-    canon("blocks.{l}.attn.o.hook_out", RESID, "Output projection result")
-    canon("blocks.{l}.attn.hook_hidden_states", RESID, "Attention hidden states")
+    canon("blocks.{l}.attn.o.hook_out", RESID, "Output projection result",
+          dead="with use_attn_result the output is computed per head (attn.hook_result), so it never fires"
+          if spec.use_attn_result and profile.fine_grained_attention else None)
+    canon("blocks.{l}.attn.hook_hidden_states", RESID, "Attention hidden states",
+          dead=None if profile.hidden_states_fires else
+          "this architecture's attention bridge registers it but never calls it")
     canon("blocks.{l}.attn.hook_out", RESID, "Attention layer output", "blocks.{l}.hook_attn_out")
-    canon("blocks.{l}.attn.hook_result", HEAD_RESID, "Per-head output written to the residual stream", gate="use_attn_result")
-    canon("blocks.{l}.attn.hook_q_input", HEAD_RESID, "Per-head query input", "blocks.{l}.hook_q_input", gate="use_split_qkv_input")
-    canon("blocks.{l}.attn.hook_k_input", KV_RESID, "Per-head key input", "blocks.{l}.hook_k_input", gate="use_split_qkv_input")
-    canon("blocks.{l}.attn.hook_v_input", KV_RESID, "Per-head value input", "blocks.{l}.hook_v_input", gate="use_split_qkv_input")
-    canon("blocks.{l}.attn.hook_attn_in", HEAD_RESID, "Per-head attention input", "blocks.{l}.hook_attn_in", gate="use_attn_in")
+    canon("blocks.{l}.attn.hook_result", HEAD_RESID, "Per-head output written to the residual stream",
+          gate="use_attn_result", dead=unsupported("use_attn_result"))
+    dead_split = unsupported("use_split_qkv_input")
+    canon("blocks.{l}.attn.hook_q_input", HEAD_RESID, "Per-head query input", "blocks.{l}.hook_q_input",
+          gate="use_split_qkv_input", dead=dead_split)
+    canon("blocks.{l}.attn.hook_k_input", KV_RESID, "Per-head key input", "blocks.{l}.hook_k_input",
+          gate="use_split_qkv_input", dead=dead_split)
+    canon("blocks.{l}.attn.hook_v_input", KV_RESID, "Per-head value input", "blocks.{l}.hook_v_input",
+          gate="use_split_qkv_input", dead=dead_split)
+    canon("blocks.{l}.attn.hook_attn_in", HEAD_RESID, "Per-head attention input", "blocks.{l}.hook_attn_in",
+          gate="use_attn_in", dead=unsupported("use_attn_in"))
     if has_ln:
         mid = () if parallel else ("blocks.{l}.hook_resid_mid",)
         canon("blocks.{l}.ln2.hook_in", RESID, "MLP LayerNorm input" + ("" if parallel else " (= resid_mid)"), *mid)
@@ -293,10 +368,14 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
         canon("blocks.{l}.ln2.hook_out", RESID, "MLP LayerNorm output")
     canon("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in")
     canon("blocks.{l}.mlp.hook_in", RESID, "MLP input")
-    canon("blocks.{l}.mlp.in.hook_in", RESID, "MLP input projection input")
+    # In compatibility mode a gated MLP runs functionally on the processed weights: the projections'
+    # own hook_in never fire (TL GatedMLPBridge.forward), their hook_out still do.
+    dead_gated_in = ("after enable_compatibility_mode() the gated MLP runs on processed weights and skips "
+                     "the projection modules' hook_in") if spec.gated_mlp and spec.compat_mode else None
+    canon("blocks.{l}.mlp.in.hook_in", RESID, "MLP input projection input", dead=dead_gated_in)
     if spec.gated_mlp:
         canon("blocks.{l}.mlp.in.hook_out", MLP_ACT, "MLP linear (ungated) branch", "blocks.{l}.mlp.hook_pre_linear")
-        canon("blocks.{l}.mlp.gate.hook_in", RESID, "MLP gate input")
+        canon("blocks.{l}.mlp.gate.hook_in", RESID, "MLP gate input", dead=dead_gated_in)
         canon("blocks.{l}.mlp.gate.hook_out", MLP_ACT, "MLP gate pre-activation", "blocks.{l}.mlp.hook_pre")
     else:
         canon("blocks.{l}.mlp.in.hook_out", MLP_ACT, "MLP pre-activation", "blocks.{l}.mlp.hook_pre")
@@ -334,7 +413,8 @@ def _all_variants() -> list[ModelSpec]:
         ModelSpec(num_experts=8, experts_per_token=2),
     ]
     bridges = [
-        ModelSpec(backend="bridge"),
+        ModelSpec(backend="bridge", architecture="GPT2LMHeadModel"),
+        ModelSpec(backend="bridge", architecture="GPTNeoXForCausalLM", positional_embedding_type="rotary"),
         ModelSpec(backend="bridge", positional_embedding_type="rotary", gated_mlp=True),
     ]
     return variants + bridges

@@ -77,6 +77,9 @@ class ModelSpec:
     use_normalization_before_and_after: bool = False
     post_embedding_ln: bool = False
     use_qk_norm: bool = False
+    # TransformerBridge after ``enable_compatibility_mode()``: a gated MLP then runs on processed
+    # weights and some hooks stop firing (see knowledge/hookpoints.py). Ignored for HookedTransformer.
+    compat_mode: bool = False
     default_prepend_bos: bool | None = None
     # Name of the tokenizer family that fits this model, when known offline ("gpt2", or a HF repo id).
     tokenizer: str | None = None
