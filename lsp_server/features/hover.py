@@ -33,7 +33,9 @@ def hover(analysis: Analysis, offset: int) -> HoverText | None:
         md = hook_ref_markdown(analysis, ref)
         if md:
             return HoverText(md, ref.start, ref.end)
-    return weight_hover(analysis, offset)
+    from .token_hover import token_hover  # local import: token_hover imports this module
+
+    return weight_hover(analysis, offset) or token_hover(analysis, offset)
 
 
 # ------------------------------------------------------------------------------ hook names
