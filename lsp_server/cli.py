@@ -22,9 +22,11 @@ EXIT_USAGE = 2
 def _context() -> AnalysisContext:
     from .knowledge import versions
     from .knowledge.resolve import resolve_model_name
+    from .knowledge.tokenizers import tokenizer_for
 
     tl = versions.in_this_environment()
-    return AnalysisContext(tl_major=tl.major if tl else None, resolve_model=resolve_model_name)
+    return AnalysisContext(tl_major=tl.major if tl else None, resolve_model=resolve_model_name,
+                           tokenizer_for=tokenizer_for)  # the CLI may wait for a load
 
 
 def load_views(path: Path, workspace: Workspace) -> list[View]:

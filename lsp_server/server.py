@@ -22,6 +22,7 @@ from .features import code_actions, convert
 from .features.completion import completions
 from .features.hover import hover as hover_at
 from .features.inlay_hints import inlay_hints
+from .features.token_loading import BackgroundTokenizers
 from .knowledge import versions
 from .knowledge.resolve import resolve_model_name
 from .settings import Settings, parse_settings
@@ -50,11 +51,13 @@ class TlensServer(LanguageServer):
         self._pending: dict[str, asyncio.Task] = {}
         self.extensions: list[Callable[["TlensServer"], None]] = []
         self.sweeps = None  # commands.SweepService, registered below
+        self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
 
     def analysis_context(self) -> AnalysisContext:
         return AnalysisContext(
             tl_major=self.tl_version.major if self.tl_version else None,
             resolve_model=resolve_model_name,
+            tokenizer_for=self.tokenizers,
         )
 
     # -- views
@@ -177,6 +180,7 @@ def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
 @server.feature(types.INITIALIZED)
 @guarded("initialized")
 async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
+    ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
     if ls.settings.interpreter and not ls.settings.tl_version:
         # The workspace interpreter may differ from the server's: ask it which TL it has.
         found = await asyncio.to_thread(versions.in_interpreter, ls.settings.interpreter)
