@@ -1,9 +1,1110 @@
-"""Hook lifetimes: stale hooks, hooks piling up in loops, leaked reset_hooks_end=False hooks."""
+"""Hook lifetimes: stale hooks, hooks piling up in loops, leaked reset_hooks_end=False hooks.
+
+What TransformerLens does (measured on 2.18, 3.9 and 4.3; shared knowledge §3): a hook added with
+``model.add_hook`` or ``HookPoint.add_hook`` stays until ``reset_hooks()`` / ``remove_all_hook_fns()``;
+``run_with_cache``, ``run_with_hooks`` and ``hooks()`` never remove it. Hooks that ``run_with_hooks`` /
+``run_with_cache`` / ``hooks()`` add with ``reset_hooks_end=False`` stay too (HookedTransformer drops them
+after the next default-reset ``run_with_*`` has run them; TransformerBridge keeps them until a reset).
+
+How we follow a program: per scope (the module, each function), the hook events and forward passes in
+source order, which is execution order for scripts, ``# %%`` files and notebooks (cells arrive
+concatenated). A hook is *meant* for the first statement after it that runs a forward pass (a loop
+statement counts as one); a forward after that statement, with no reset in between, is a leak. Calls of
+functions defined in this file count by what they do (forward, reset, leave hooks attached), one level
+deep. Anything we cannot follow ends tracking silently: a model passed to code we cannot see, a name
+rebound to another model, mutually exclusive branches, a ``return`` between the hook and the forward.
+"""
 
 from __future__ import annotations
 
-from .findings import Finding
+import bisect
+import re
+from dataclasses import dataclass, field
+
+from .findings import Edit, Finding, Fix, Related
+from .hook_signatures import HookSite, check_hook_signatures
+from .scopes import MODULE, Scopes
+from .syntax import Node, call_args, call_name, text
+
+FORWARD_METHODS = frozenset({"forward", "run_with_cache", "run_with_hooks", "generate"})
+RESET_METHODS = frozenset({"reset_hooks", "remove_all_hook_fns"})
+# Methods only TransformerLens models have: their receiver is a model.
+EVIDENCE_METHODS = frozenset({"add_perma_hook", "run_with_cache", "run_with_hooks", "hooks", "reset_hooks", "remove_all_hook_fns"})
+PATCHING = re.compile(r"^(get_act_patch_\w+|generic_activation_patch)$")
+# Forwards people expect to start from a clean model: a leak into one of them is never deliberate-looking.
+SURPRISING = frozenset({"run_with_cache", "run_with_hooks", "patching", "hooks-context"})
+# Calls that take a model argument and certainly do not touch its hooks.
+NEUTRAL_CALLS = frozenset({
+    "print", "len", "isinstance", "type", "id", "repr", "str", "getattr", "hasattr", "setattr", "vars", "dir",
+    "display", "partial", "deepcopy", "copy", "ActivationCache", "info", "debug", "warning", "append", "format",
+})
+# A forward whose statement names its result as the unhooked run (`clean_logits = model(tokens)`).
+CLEAN_RUN = re.compile(r"(?i)clean|orig|baseline|unablated|unpatched|unsteered|reference")
+TL_SUBMODULES = frozenset({"blocks", "embed", "pos_embed", "unembed", "ln_final", "hook_dict", "mod_dict"})
+LOOPS = ("for_statement", "while_statement")
+SCOPE_BOUNDARIES = ("function_definition", "lambda", "module")
+SEVERITY_RANK = {"hint": 0, "information": 1, "warning": 2, "error": 3}
+
+Key = tuple
+
+
+@dataclass(eq=False)
+class Event:
+    kind: str  # "add" | "temp" | "forward" | "reset" | "barrier" | "call"
+    node: Node  # the call; for a `with model.hooks(...)` temp: the with statement
+    pos: int  # ordering position in the scope
+    key: Key | None
+    recv: str = ""  # the model expression as written
+    what: str = ""  # forward: "model(...)", "run_with_cache", "patching", "helper", "hooks-context"
+    backend: str | None = None  # "hooked" | "bridge" | None (unknown)
+    # add: hook point label, name/fn expressions, direction; temp: method and the keyword node
+    label: str = ""
+    name_text: str | None = None
+    fn_node: Node | None = None
+    direction: str = "fwd"
+    method: str = ""
+    kw_node: Node | None = None
+    extra: tuple = ()  # add: arguments besides name and function (dir, is_permanent, ...)
+    callee: Node | None = None  # call: the def it runs
+    effects: "Summary | None" = None  # call: the callee's summary with keys mapped to this call's arguments
+
+
+@dataclass(eq=False)
+class Pending:
+    """A hook that is attached and being followed through the rest of its scope."""
+
+    ev: Event  # the add / temp event (possibly inside a helper)
+    key: Key
+    anchor: Node  # where it became attached, in the current scope (the add, or the helper call)
+    recv: str  # the model expression in the current scope
+    use: Node | None = None  # the statement holding the forwards it is meant for
+    first: Event | None = None
+    leak: Event | None = None
+    via: Node | None = None  # helper call that left it attached
+
+
+@dataclass
+class Summary:
+    """What calling a function does to the models it can reach (keys of the function's scope)."""
+
+    forwards: set = field(default_factory=set)
+    resets: set = field(default_factory=set)
+    leaks: list = field(default_factory=list)  # Pending hooks still attached on return (non-local models)
 
 
 def check_hook_lifetimes(analysis) -> list[Finding]:
-    return []
+    """All lifetime and hook-signature findings of one document."""
+    return _Lifetimes(analysis).run()
+
+
+class _Lifetimes:
+    def __init__(self, analysis):
+        self.a = analysis
+        self.scopes: Scopes = analysis.scopes
+        self.src: bytes = analysis.parsed.source
+        self.root: Node = analysis.parsed.root
+        self.line_of = analysis.lines.line_of
+        self.findings: dict[tuple[str, int], Finding] = {}
+        self.tl_keys: set = set()
+        self.method_events: dict = {}  # scope -> [Event]
+        self.hook_sites: list[HookSite] = []
+        self.backwards: list[int] = []
+        self.contexts: list[tuple[int, int, Key]] = []  # `with model.hooks(...)` bodies
+        self._summaries: dict = {}
+        self._events_cache: dict = {}
+        self._model_cache: dict = {}
+        self._fn_by_scope: dict | None = None
+        self._call_sites: dict = {}
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> list[Finding]:
+        calls = [(c, *call_name(c)) for c in self.a.method_calls]
+        for call, _, method, recv in calls:
+            if method in EVIDENCE_METHODS and recv is not None:
+                key = self._key(recv)
+                if key is not None:
+                    self.tl_keys.add(key)
+        for call, _, method, recv in calls:
+            self._classify_method_call(call, method, recv)
+        self._add_list_sites()
+        for scope in [s for s, evs in self.method_events.items() if any(e.kind in ("add", "temp") for e in evs)]:
+            self._summary(scope)
+        # One level up: the scopes that call a function which returns with hooks still attached.
+        for scope, summary in list(self._summaries.items()):
+            fn = self._fn_node(scope) if summary is not None and summary.leaks else None
+            if fn is not None and fn.type == "function_definition":
+                for caller in self._callers(text(fn.child_by_field_name("name")), fn):
+                    self._summary(caller)
+        out = list(self.findings.values())
+        if self.hook_sites:
+            out += check_hook_signatures(self.scopes, self.hook_sites, self.line_of)
+        return out
+
+    def _emit(self, finding: Finding) -> None:
+        k = (finding.code, finding.start)
+        old = self.findings.get(k)
+        if old is None or SEVERITY_RANK[finding.severity] > SEVERITY_RANK[old.severity]:
+            self.findings[k] = finding
+
+    # ------------------------------------------------------------------ models
+
+    def _key(self, node: Node | None) -> Key | None:
+        """Identity of a model expression: a name (per binding scope), a parameter, or a dotted attribute."""
+        if node is None:
+            return None
+        if node.type == "identifier":
+            name = text(node)
+            d = self.scopes.lookup(name, node.start_byte)
+            if d is None:
+                return ("g", name)
+            if d.kind == "param":
+                return ("p", d.node.start_byte, name)
+            scope = self.scopes.scope_of(d.target.start_byte)
+            return ("g", name) if scope == MODULE else ("l", scope, name)
+        if node.type == "attribute" and _dotted(node):
+            return ("a", text(node))
+        return None
+
+    def _is_model(self, key: Key | None, node: Node) -> bool:
+        if key is None:
+            return False
+        if key in self.tl_keys:
+            return True
+        if node.type != "identifier":
+            return False
+        if key not in self._model_cache:
+            self._model_cache[key] = self.a.models.model_at(node) is not None
+        return self._model_cache[key]
+
+    def _backend(self, node: Node) -> tuple[str | None, bool]:
+        """(backend, certain) of the model an expression holds."""
+        info = self.a.models.model_at(node) if node.type == "identifier" else None
+        if info is not None and info.backend_known:
+            return info.spec.backend, info.kind != "param" or info.spec.backend == "bridge"
+        major = self.a.context.tl_major
+        if major is not None:
+            return ("bridge" if major >= 4 else "hooked"), False
+        return None, False
+
+    # ------------------------------------------------------------------ classification
+
+    def _scope_of(self, node: Node) -> tuple:
+        return self.scopes.scope_of(node.start_byte)
+
+    def _add_event(self, scope, ev: Event) -> None:
+        self.method_events.setdefault(scope, []).append(ev)
+
+    def _classify_method_call(self, call: Node, method: str | None, recv: Node | None) -> None:
+        if method in ("add_hook", "add_perma_hook"):
+            self._classify_add(call, method, recv)
+            return
+        if method == "backward":
+            self.backwards.append(call.start_byte)
+            return
+        if method is not None and PATCHING.match(method):
+            self._patching_call(call)
+            return
+        if recv is None:
+            return
+        key = self._key(recv)
+        if not self._is_model(key, recv):
+            return
+        scope = self._scope_of(call)
+        backend, _ = self._backend(recv)
+        if method in RESET_METHODS:
+            self._add_event(scope, Event("reset", call, call.start_byte, key, text(recv)))
+        elif method in FORWARD_METHODS:
+            what = method if method in ("run_with_cache", "run_with_hooks") else f"{text(recv)}.{method}(...)"
+            self._add_event(scope, Event("forward", call, call.start_byte, key, text(recv), what=what, backend=backend))
+            if method in ("run_with_cache", "run_with_hooks"):
+                _, keywords = call_args(call)
+                kw = keywords.get("reset_hooks_end")
+                if kw is not None and text(kw) == "False":
+                    self._add_event(scope, Event("temp", call, call.end_byte, key, text(recv), backend=backend,
+                                                 method=method, kw_node=kw.parent))
+        elif method == "hooks":
+            self._hooks_context(call, key, recv, scope, backend)
+
+    def _hooks_context(self, call: Node, key: Key, recv: Node, scope, backend) -> None:
+        parent = call.parent
+        if parent is not None and parent.type == "as_pattern":
+            parent = parent.parent
+        if parent is None or parent.type != "with_item":
+            return
+        stmt = parent.parent.parent if parent.parent is not None and parent.parent.type == "with_clause" else parent.parent
+        if stmt is None or stmt.type != "with_statement":
+            return
+        self.contexts.append((stmt.start_byte, stmt.end_byte, key))
+        positional, keywords = call_args(call)
+        kw = keywords.get("reset_hooks_end")
+        kw_node = kw.parent if kw is not None else None
+        if kw is None and len(positional) > 2:
+            kw = kw_node = positional[2]
+        if kw is not None and text(kw) == "False":
+            self._add_event(scope, Event("temp", stmt, stmt.end_byte - 1, key, text(recv), backend=backend,
+                                         method="hooks", kw_node=kw_node))
+
+    def _patching_call(self, call: Node) -> None:
+        positional, keywords = call_args(call)
+        model = positional[0] if positional else keywords.get("model")
+        key = self._key(model)
+        if model is not None and self._is_model(key, model):
+            _, method, _ = call_name(call)
+            self._add_event(self._scope_of(call), Event("forward", call, call.start_byte, key, text(model),
+                                                        what="patching", label=method or ""))
+
+    def _classify_add(self, call: Node, method: str, recv: Node | None) -> None:
+        if recv is None:
+            return
+        positional, keywords = call_args(call)
+        hookpoint = _hookpoint(recv)
+        if hookpoint is not None:
+            model_node, label, name_text = hookpoint
+            key = self._key(model_node)
+            if key is None:
+                return
+            self.tl_keys.add(key)
+            fn_node = positional[0] if positional else keywords.get("hook")
+            extra = positional[1:] + [v for k, v in keywords.items() if k != "hook"]
+            direction = _literal(positional[1] if len(positional) > 1 else keywords.get("dir")) or "fwd"
+            perma = _permanent(positional[2] if len(positional) > 2 else keywords.get("is_permanent"))
+            level = positional[3] if len(positional) > 3 else keywords.get("level")
+            model_text = text(model_node)
+        else:
+            key = self._key(recv)
+            name_node = positional[0] if positional else keywords.get("name")
+            fn_node = positional[1] if len(positional) > 1 else keywords.get("hook")
+            if key is None or not (self._is_model(key, recv) or self._tl_name(name_node)):
+                return
+            self.tl_keys.add(key)
+            model_node, model_text = recv, text(recv)
+            label = self._label(name_node)
+            name_text = self._source(name_node) if name_node is not None else None
+            extra = positional[2:] + [v for k, v in keywords.items() if k not in ("name", "hook")]
+            direction = _literal(positional[2] if len(positional) > 2 else keywords.get("dir")) or "fwd"
+            perma = _permanent(positional[3] if len(positional) > 3 else keywords.get("is_permanent"))
+            level = positional[4] if len(positional) > 4 else keywords.get("level")
+        if fn_node is not None:
+            self.hook_sites.append(HookSite(fn_node, f"{model_text}.{method}" if hookpoint is None else "HookPoint.add_hook"))
+        if hookpoint is None and self._bridge_level_error(call, recv, positional, keywords):
+            return
+        if method == "add_perma_hook" or perma is not False or level is not None:
+            return  # permanent hooks are deliberate; a level or an unknown is_permanent: lifetime not ours to guess
+        stmt = call.parent
+        if stmt is None or stmt.type != "expression_statement":
+            return  # the handle is kept (`h = hp.add_hook(...)`): the author manages it
+        if b".remove_hooks(" in self.src[call.end_byte:] and hookpoint is not None:
+            return  # HookPoint.remove_hooks later on: removal we do not track per hook point
+        backend, _ = self._backend(model_node)
+        self._add_event(self._scope_of(call), Event(
+            "add", call, call.start_byte, key, model_text, backend=backend, label=label, name_text=name_text,
+            fn_node=fn_node, direction=direction if direction in ("fwd", "bwd") else "fwd", method=method,
+            extra=tuple(extra)))
+
+    def _tl_name(self, name_node: Node | None) -> bool:
+        ref = self.a.ref_at(name_node.start_byte) if name_node is not None else None
+        return ref is not None and ref.template is not None and ("hook_" in ref.template or ref.template.startswith("blocks."))
+
+    def _label(self, name_node: Node | None) -> str:
+        if name_node is None:
+            return "?"
+        if name_node.type == "lambda":
+            return f"every hook point the filter `{_short(text(name_node))}` accepts"
+        ref = self.a.ref_at(name_node.start_byte)
+        if ref is not None and ref.template is not None and ref.start == name_node.start_byte:
+            name = ref.name() or (ref.template.replace("{l}", "{" + ref.layer_expr + "}") if ref.layer_expr else ref.template)
+            return name
+        return _short(text(name_node))
+
+    def _bridge_level_error(self, call: Node, recv: Node, positional: list[Node], keywords: dict) -> bool:
+        """``level=`` / ``prepend=`` on ``TransformerBridge.add_hook``: TypeError (it has neither)."""
+        bad = [k for k in ("level", "prepend") if k in keywords]
+        if not bad and len(positional) <= 4:
+            return False
+        backend, certain = self._backend(recv)
+        if backend != "bridge":
+            return False
+        what = f"`{bad[0]}=`" if bad else f"{len(positional)} positional arguments"
+        message = (f"`TransformerBridge.add_hook(name, hook_fn, dir, is_permanent)` has no `level` or `prepend`: {what} raises "
+                   f"TypeError. Hook levels are a HookedTransformer mechanism; on a bridge scope temporary hooks with "
+                   f"`with {text(recv)}.hooks(fwd_hooks=[...]):` or remove them with `{text(recv)}.reset_hooks()`.")
+        fixes = ()
+        if bad:
+            edits = tuple(_delete_argument(keywords[k].parent) for k in bad)
+            fixes = (Fix(f"Remove {', '.join(f'`{k}=`' for k in bad)}", tuple(e for e in edits if e is not None)),)
+        node = keywords[bad[0]].parent if bad else call
+        self._emit(Finding(node.start_byte, node.end_byte, "stale-hook", "error" if certain else "warning", message,
+                           fixes=fixes if fixes and fixes[0].edits else ()))
+        return True
+
+    def _add_list_sites(self) -> None:
+        """Hook functions handed over in ``fwd_hooks=[(name, fn)]`` lists (resolved by the hook-name pass)."""
+        collector = self.a.registrations
+        if collector is None:
+            return
+        for call, _name, fn_node, _model in collector.registration_sites:
+            _, method, recv = call_name(call)
+            if method in ("run_with_hooks", "hooks") and fn_node is not None:
+                self.hook_sites.append(HookSite(fn_node, method))
+
+    def _source(self, node: Node) -> str:
+        return self.a.source[node.start_byte:node.end_byte].decode("utf-8", "replace")
+
+    # ------------------------------------------------------------------ events of a scope
+
+    def _fn_node(self, scope) -> Node | None:
+        if self._fn_by_scope is None:
+            self._fn_by_scope = {(n.start_byte, n.end_byte): n for n in self.scopes.functions}
+        return self._fn_by_scope.get(scope)
+
+    def _events(self, scope) -> list[Event]:
+        if scope in self._events_cache:
+            return self._events_cache[scope]
+        events = list(self.method_events.get(scope, ()))
+        known = {e.node.start_byte for e in events}
+        if scope == MODULE:
+            lo, hi = 0, len(self.src)
+        else:
+            lo, hi = scope
+        events += self._plain_call_events(scope, lo, hi, known)
+        for ev in events:
+            if ev.kind == "forward" and ev.what not in ("patching",):
+                for start, end, key in self.contexts:
+                    if key == ev.key and start < ev.node.start_byte < end:
+                        ev.what = "hooks-context"
+        order = {"barrier": 0, "reset": 1, "forward": 2, "call": 2, "add": 3, "temp": 4}
+        events.sort(key=lambda e: (e.pos, order[e.kind]))
+        self._events_cache[scope] = events
+        return events
+
+    def _plain_call_events(self, scope, lo: int, hi: int, known: set) -> list[Event]:
+        """Forwards (`model(x)`), helper calls and models handed to unknown code, found by name in the scope's text."""
+        model_names = {k[-1] for k in self.tl_keys if k[0] != "a"} | {m.var for m in self.a.models.all_models}
+        helper_names = set(self.scopes.function_defs)
+        names = model_names | helper_names
+        region = self.src[lo:hi]
+        out: list[Event] = []
+        attr_keys = sorted(k[1] for k in self.tl_keys if k[0] == "a")
+        alternatives = ([re.escape(n.encode()) for n in sorted(names | set(attr_keys))]
+                        + [rb"get_act_patch_\w+", rb"generic_activation_patch"])
+        if alternatives:
+            pattern = re.compile(rb"(?<![\w.])(" + b"|".join(alternatives) + rb")\s*\(")
+            for m in pattern.finditer(region):
+                ident = self.root.descendant_for_byte_range(lo + m.start(1), lo + m.end(1))
+                call = ident.parent if ident is not None else None
+                if (ident is None or ident.type not in ("identifier", "attribute") or call is None or call.type != "call"
+                        or call.child_by_field_name("function") != ident or call.start_byte in known):
+                    continue
+                if self._scope_of(call) != scope:
+                    continue
+                ev = self._plain_call(call, ident)
+                if ev is not None:
+                    known.add(call.start_byte)
+                    out.append(ev)
+        # Models passed as an argument to code we do not follow: it may reset (or add) hooks.
+        arg_names = {k[-1] for k in self.tl_keys if k[0] != "a"} | {m.var for m in self.a.models.all_models}
+        attr_names = {k[1] for k in self.tl_keys if k[0] == "a"}
+        if arg_names or attr_names:
+            alts = b"|".join(re.escape(n.encode()) for n in sorted(arg_names | attr_names))
+            pattern = re.compile(rb"[(,]\s*(?:\w+\s*=\s*)?(" + alts + rb")\s*[,)]")
+            for m in pattern.finditer(region):
+                arg = self.root.descendant_for_byte_range(lo + m.start(1), lo + m.end(1))
+                if arg is None or arg.start_byte != lo + m.start(1) or arg.end_byte != lo + m.end(1):
+                    continue
+                parent = arg.parent
+                if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("value") == arg:
+                    parent = parent.parent
+                if parent is None or parent.type != "argument_list" or parent.parent is None or parent.parent.type != "call":
+                    continue
+                call = parent.parent
+                if call.start_byte in known or self._scope_of(call) != scope:
+                    continue
+                _, fname, _ = call_name(call)
+                if fname in NEUTRAL_CALLS:
+                    continue
+                target = arg if arg.type in ("identifier", "attribute") else None
+                key = self._key(target)
+                if key is None or not self._is_model(key, target):
+                    continue
+                out.append(Event("barrier", call, call.start_byte, key, text(target)))
+        return out
+
+    def _plain_call(self, call: Node, ident: Node) -> Event | None:
+        name = text(ident)
+        if PATCHING.match(name):  # `from transformer_lens.patching import get_act_patch_resid_pre`
+            positional, keywords = call_args(call)
+            model = positional[0] if positional else keywords.get("model")
+            key = self._key(model)
+            if model is None or not self._is_model(key, model):
+                return None
+            return Event("forward", call, call.start_byte, key, text(model), what="patching", label=name)
+        key = self._key(ident)
+        if self._is_model(key, ident):
+            backend, _ = self._backend(ident)
+            return Event("forward", call, call.start_byte, key, name, what=f"{name}(...)", backend=backend)
+        if ident.type != "identifier":
+            return None
+        d = self.scopes.lookup(name, call.start_byte)
+        if d is None or d.kind != "def":
+            return None
+        summary = self._summary((d.node.start_byte, d.node.end_byte))
+        if summary is None:
+            return None
+        effects = self._map_summary(summary, d.node, call)
+        if not (effects.forwards or effects.resets or effects.leaks):
+            return None
+        return Event("call", call, call.start_byte, None, name, what="helper", callee=d.node, effects=effects)
+
+    def _map_summary(self, summary: Summary, fn: Node, call: Node) -> Summary:
+        """The callee's effects on the caller's models (parameters mapped to the call's arguments)."""
+        positional, keywords = call_args(call)
+        params = fn.child_by_field_name("parameters")
+        index: dict[int, tuple[int, str]] = {}
+        if params is not None:
+            i = 0
+            for p in params.named_children:
+                node = p if p.type == "identifier" else p.child_by_field_name("name") or (p.named_children[0] if p.named_children else p)
+                if p.type in ("list_splat_pattern", "dictionary_splat_pattern", "keyword_separator", "positional_separator"):
+                    i = 10_000  # after *args: keyword-only
+                    continue
+                index[node.start_byte] = (i, text(node))
+                i += 1
+
+        def mapped(key: Key) -> tuple[Key, str] | None:
+            if key[0] == "g":
+                return key, key[1]
+            if key[0] == "p" and key[1] in index:
+                i, name = index[key[1]]
+                arg = keywords.get(name) if name in keywords else (positional[i] if i < len(positional) else None)
+                k = self._key(arg) if arg is not None and arg.type in ("identifier", "attribute") else None
+                return (k, text(arg)) if k is not None else None
+            return None
+
+        out = Summary()
+        for k in summary.forwards:
+            m = mapped(k)
+            if m:
+                out.forwards.add(m[0])
+        for k in summary.resets:
+            m = mapped(k)
+            if m:
+                out.resets.add(m[0])
+        for p in summary.leaks:
+            m = mapped(p.key)
+            if m:
+                out.leaks.append((p, m[0], m[1]))
+        return out
+
+    # ------------------------------------------------------------------ flow
+
+    def _summary(self, scope) -> Summary | None:
+        if scope in self._summaries:
+            return self._summaries[scope]  # None while being computed: recursion stops here
+        self._summaries[scope] = None
+        summary = Summary()
+        events = self._events(scope)
+        pending: list[Pending] = []
+        for ev in events:
+            if ev.kind == "forward":
+                summary.forwards.add(ev.key)
+                self._forward(pending, ev, ev.key)
+            elif ev.kind in ("reset", "barrier"):
+                summary.resets.add(ev.key)
+                self._reset(pending, ev, scope)
+            elif ev.kind == "call":
+                eff = ev.effects
+                for k in eff.resets:
+                    summary.resets.add(k)
+                    self._reset(pending, Event("reset", ev.node, ev.pos, k), scope)
+                for k in eff.forwards:
+                    summary.forwards.add(k)
+                    self._forward(pending, ev, k)
+                for inner, k, recv in eff.leaks:
+                    p = Pending(inner.ev, k, ev.node, recv, via=ev.node)
+                    if inner.first is not None:
+                        p.use, p.first = _statement_in_scope(ev.node), ev
+                    pending.append(p)
+            elif ev.kind == "add":
+                if not self._accumulates(ev, events, scope):
+                    pending.append(Pending(ev, ev.key, ev.node, ev.recv))
+            elif ev.kind == "temp":
+                if not self._temp_in_loop(ev, events, scope):
+                    p = Pending(ev, ev.key, ev.node, ev.recv, use=_statement_in_scope(ev.node), first=ev)
+                    pending.append(p)
+        for p in pending:
+            self._finish(p, scope, None, summary)
+        if scope != MODULE:
+            self._hint_returned(scope, summary)
+        self._summaries[scope] = summary
+        return summary
+
+    def _forward(self, pending: list[Pending], ev: Event, key: Key) -> None:
+        for p in list(pending):
+            if p.key != key or p.leak is not None or ev.node == p.anchor:
+                continue
+            if not _reaches(p.anchor, ev.node):
+                continue
+            if p.use is None:
+                p.use, p.first = _use_statement(p.anchor, ev.node), ev
+                continue
+            if p.use.start_byte <= ev.node.start_byte < p.use.end_byte:
+                continue  # part of the statement the hook is meant for
+            if self._rebound(p, p.use.end_byte, ev.node.start_byte):
+                pending.remove(p)
+                continue
+            p.leak = ev
+
+    def _reset(self, pending: list[Pending], ev: Event, scope) -> None:
+        for p in list(pending):
+            if p.key == ev.key:
+                pending.remove(p)
+                if p.leak is not None:
+                    self._finish(p, scope, ev if ev.kind == "reset" else None, None)
+
+    def _rebound(self, p: Pending, start: int, end: int) -> bool:
+        """The model name is bound to something else between ``start`` and ``end``."""
+        key = p.key
+        if key[0] not in ("g", "l", "p"):
+            return False
+        name = key[-1]
+        scope = MODULE if key[0] == "g" else key[1] if key[0] == "l" else self.scopes.scope_of(key[1])
+        for d in self.scopes.definitions(name, scope):
+            if start <= d.offset <= end and d.kind != "param":
+                value = text(d.node) if d.kind == "assign" else ""
+                if not value.startswith(name + "."):  # `model = model.to(device)` keeps the model
+                    return True
+        return False
+
+    def _finish(self, p: Pending, scope, reset: Event | None, summary: Summary | None) -> None:
+        """Decide what a hook that is no longer followed amounts to."""
+        if p.ev.kind == "temp":
+            if p.leak is not None:
+                self._emit(self._temp_leak_finding(p))
+            return
+        if p.leak is not None:
+            # Kept across two forwards and then reset: deliberate, unless the later pass is one people expect
+            # to start clean, or the hook came out of a helper the caller never saw add it.
+            deliberate = (reset is not None and p.leak.what not in SURPRISING and p.via is None
+                          and not CLEAN_RUN.search(_assigned_names(_use_statement(p.anchor, p.leak.node))))
+            severity = "hint" if deliberate else "warning"
+            self._emit(self._leak_finding(p, severity, reset))
+            return
+        if summary is None:
+            return
+        end = self.scopes.parsed.root.end_byte if scope == MODULE else scope[1]
+        if p.first is not None and scope == MODULE:
+            if not self._rebound(p, p.use.end_byte, end):
+                self._emit(self._never_removed_finding(p))
+            return
+        if scope != MODULE and p.via is None and p.key[0] != "l":
+            summary.leaks.append(p)
+
+    # ------------------------------------------------------------------ loops
+
+    def _loops(self, node: Node) -> list[tuple[Node, bool]]:
+        """Enclosing loops in the node's scope, innermost first, each with "an `if` lies between"."""
+        out, conditional = [], False
+        n = node.parent
+        while n is not None and n.type not in SCOPE_BOUNDARIES:
+            if n.type in ("if_statement", "conditional_expression", "elif_clause", "else_clause"):
+                conditional = True
+            if n.type in LOOPS:
+                out.append((n, conditional))
+            n = n.parent
+        return out
+
+    def _in_loop(self, events: list[Event], loop: Node, key: Key):
+        """(forward events, reset-or-unknown events) on ``key`` inside ``loop``."""
+        starts = [e.pos for e in events]
+        lo = bisect.bisect_left(starts, loop.start_byte)
+        hi = bisect.bisect_right(starts, loop.end_byte)
+        forwards, resets = [], []
+        for e in events[lo:hi]:
+            if e.kind == "forward" and e.key == key:
+                forwards.append(e)
+            elif e.kind in ("reset", "barrier") and e.key == key:
+                resets.append(e)
+            elif e.kind == "call":
+                if key in e.effects.forwards:
+                    forwards.append(e)
+                if key in e.effects.resets:
+                    resets.append(e)
+        return forwards, resets
+
+    def _accumulates(self, ev: Event, events: list[Event], scope) -> bool:
+        """``add_hook`` inside a loop that also runs a forward and never resets: report and stop following it."""
+        for loop, conditional in self._loops(ev.node):
+            forwards, resets = self._in_loop(events, loop, ev.key)
+            if not forwards:
+                continue
+            if conditional or resets or _runs_once(loop):
+                return False
+            self._emit(self._accumulate_finding(ev, loop, forwards))
+            return True
+        return False
+
+    def _temp_in_loop(self, ev: Event, events: list[Event], scope) -> bool:
+        loops = self._loops(ev.node)
+        if not loops:
+            return False
+        loop, conditional = loops[0]
+        forwards, resets = self._in_loop(events, loop, ev.key)
+        if conditional or resets or _runs_once(loop) or not forwards:
+            return False
+        self._emit(self._temp_loop_finding(ev, loop))
+        return True
+
+    # ------------------------------------------------------------------ helpers left with hooks
+
+    def _hint_returned(self, scope, summary: Summary) -> None:
+        """A function that used a hook on a model it did not create and returns with it still attached."""
+        fn = self._fn_node(scope)
+        if fn is None or fn.type != "function_definition":
+            return
+        name = text(fn.child_by_field_name("name"))
+        if self._callers(name, fn):
+            return  # the callers' flows decide (a warning where a caller's later forward runs it)
+        for p in summary.leaks:
+            if p.first is None:
+                continue  # a setup function: the caller is meant to run the hooks
+            if p.key[0] == "a" and self._class_resets(fn, p.recv):
+                continue  # an experiment class that manages its hooks in its own methods
+            owner = "a parameter" if p.key[0] == "p" else "a global" if p.key[0] == "g" else "an attribute"
+            message = (f"`{name}` returns with the hook on `{p.ev.label}` still attached to `{p.recv}` ({owner}: a model "
+                       f"this function did not create). It was used by the forward on line {self._line(p.first.node)}; "
+                       f"every forward the caller runs afterwards runs it too. Remove it before returning with "
+                       f"`{p.recv}.reset_hooks()`, or scope it with `with {p.recv}.hooks(...)`.")
+            self._emit(Finding(*self._add_range(p.ev), "stale-hook", "hint", message,
+                               fixes=self._reset_fixes(p), related=self._related(p)))
+
+    def _callers(self, name: str, fn: Node) -> list:
+        """Scopes that call the function ``fn`` by its name."""
+        k = (name, fn.start_byte)
+        if k not in self._call_sites:
+            scopes = []
+            for m in re.finditer(rb"(?<![\w.])" + re.escape(name.encode()) + rb"\s*\(", self.src):
+                ident = self.root.descendant_for_byte_range(m.start(), m.start() + len(name))
+                call = ident.parent if ident is not None else None
+                if call is not None and call.type == "call" and call.child_by_field_name("function") == ident:
+                    d = self.scopes.lookup(name, call.start_byte)
+                    if d is not None and d.node == fn and self._scope_of(call) not in scopes:
+                        scopes.append(self._scope_of(call))
+            self._call_sites[k] = scopes
+        return self._call_sites[k]
+
+    def _class_resets(self, fn: Node, recv: str) -> bool:
+        cls = fn.parent
+        while cls is not None and cls.type != "class_definition":
+            cls = cls.parent
+        if cls is None:
+            return False
+        return any(e.kind == "reset" and e.recv == recv and cls.start_byte <= e.pos < cls.end_byte
+                   for evs in self.method_events.values() for e in evs)
+
+    # ------------------------------------------------------------------ findings
+
+    def _line(self, node: Node) -> int:
+        return self.line_of(node.start_byte) + 1
+
+    def _add_range(self, ev: Event) -> tuple[int, int]:
+        fn = ev.node.child_by_field_name("function")
+        return ev.node.start_byte, (fn.end_byte if fn is not None else ev.node.end_byte)
+
+    def _related(self, p: Pending, leak: bool = False) -> tuple[Related, ...]:
+        out = [Related(*self._add_range(p.ev), f"hook on `{p.ev.label}` added here")]
+        if p.via is not None:
+            out.append(Related(p.via.start_byte, p.via.end_byte, "the call that leaves it attached"))
+        if p.first is not None and p.first.node != p.via:
+            out.append(Related(p.first.node.start_byte, p.first.node.end_byte, "the forward it is meant for"))
+        if leak and p.leak is not None:
+            out.append(Related(p.leak.node.start_byte, p.leak.node.end_byte, "still attached during this forward"))
+        return tuple(out)
+
+    def _backend_phrase(self, backend: str | None) -> str:
+        return {"hooked": "HookedTransformer 2.x/3.x", "bridge": "TransformerBridge 4.x"}.get(
+            backend or "", "every TransformerLens version")
+
+    def _why(self, leak: Event, backend: str | None) -> str:
+        where = self._backend_phrase(backend)
+        if leak.what == "run_with_cache":
+            return (f"`run_with_cache` does not remove hooks added with `add_hook` (in {where}), so that run is "
+                    f"modified by this hook and so are the activations it caches")
+        if leak.what == "run_with_hooks":
+            return f"`run_with_hooks` only removes the hooks it was given (in {where}), so this hook runs in it too"
+        if leak.what == "patching":
+            return f"`{leak.label}` runs a forward pass per patched position, and every one of them runs this hook too"
+        if leak.what == "hooks-context":
+            return f"`hooks()` only removes the hooks it was given (in {where}), so this hook runs inside it too"
+        if leak.what == "helper":
+            return f"`{leak.recv}(...)` runs a forward pass on the model, and this hook with it"
+        return f"nothing removes it in between (in {where} only `reset_hooks()` does)"
+
+    def _leak_finding(self, p: Pending, severity: str, reset: Event | None) -> Finding:
+        ev, leak = p.ev, p.leak
+        assert leak is not None and p.first is not None
+        desc = self._forward_desc(leak)
+        origin = f" (added inside `{self._fn_name_of(ev.node)}`)" if p.via is not None else ""
+        if severity == "hint":
+            message = (f"Hook on `{ev.label}`{origin} stays attached from the forward on line {self._line(p.first.node)} "
+                       f"through {desc} on line {self._line(leak.node)} (removed on line {self._line(reset.node)}). "
+                       f"If both passes should be hooked this is fine; otherwise call `{p.recv}.reset_hooks()` after "
+                       f"line {self._line(p.first.node)}.")
+        else:
+            message = (f"Hook on `{ev.label}`{origin} is still attached at {desc} on line {self._line(leak.node)}: "
+                       f"{self._why(leak, ev.backend)}. It was meant for the forward on line {self._line(p.first.node)}; "
+                       f"remove it after that with `{p.recv}.reset_hooks()`, or scope it with `with {p.recv}.hooks(...)`.")
+        return Finding(*self._add_range(ev), "stale-hook", severity, message, fixes=self._reset_fixes(p),
+                       related=self._related(p, leak=True))
+
+    def _never_removed_finding(self, p: Pending) -> Finding:
+        ev = p.ev
+        assert p.first is not None
+        origin = f" (inside `{self._fn_name_of(ev.node)}`)" if p.via is not None else ""
+        message = (f"Hook on `{ev.label}`{origin} is never removed: after the forward on line {self._line(p.first.node)} it "
+                   f"stays on `{p.recv}` for the rest of the session, so every later forward (another cell, a re-run "
+                   f"cell, run_with_cache, patching) runs it too; `run_with_cache` and `run_with_hooks` do not remove it. "
+                   f"Remove it with `{p.recv}.reset_hooks()` after line {self._line(p.first.node)}, or scope it with "
+                   f"`with {p.recv}.hooks(...)`.")
+        return Finding(*self._add_range(ev), "stale-hook", "warning", message, fixes=self._reset_fixes(p),
+                       related=self._related(p))
+
+    def _accumulate_finding(self, ev: Event, loop: Node, forwards: list[Event]) -> Finding:
+        fn = f"`{text(ev.fn_node)}`" if ev.fn_node is not None else "the hook"
+        message = (f"`{text(ev.node.child_by_field_name('function'))}` runs on every iteration of the loop on line {self._line(loop)} and nothing in the "
+                   f"loop removes the hooks: the forward on line {self._line(forwards[0].node)} runs one more copy of "
+                   f"{_short(fn, 50)} on `{ev.label}` each iteration (quadratic cost; wrong results unless the hook is "
+                   f"idempotent), and all of them stay attached after the loop. Call `{ev.recv}.reset_hooks()` at the end "
+                   f"of each iteration, or use `run_with_hooks` / `with {ev.recv}.hooks(...)`.")
+        fixes = []
+        body = loop.child_by_field_name("body")
+        edit = _insert_at_block_end(self.a.source, body, f"{ev.recv}.reset_hooks()") if body is not None else None
+        if edit is not None:
+            fixes.append(Fix(f"Insert `{ev.recv}.reset_hooks()` at the end of the loop body", (edit,), preferred=True))
+        wrap = self._wrap_fix(ev, forwards[0].node)
+        if wrap is not None:
+            fixes.insert(0, wrap)
+        related = (Related(forwards[0].node.start_byte, forwards[0].node.end_byte, "forward pass in the same loop"),)
+        return Finding(*self._add_range(ev), "hook-accumulates", "warning", message, fixes=tuple(fixes), related=related)
+
+    def _temp_loop_finding(self, ev: Event, loop: Node) -> Finding:
+        kw = ev.kw_node or ev.node
+        if ev.method == "run_with_cache":
+            detail = ("each iteration leaves its caching hooks attached, and every later forward runs all of them, "
+                      "writing into every earlier cache (memory grows with each iteration, and old caches are overwritten)")
+        else:
+            detail = ("each iteration leaves its hooks attached, so they pile up: iteration k runs k copies of each hook")
+        message = (f"`{ev.method}(..., reset_hooks_end=False)` in the loop on line {self._line(loop)} with no reset in the "
+                   f"loop: {detail}. Drop `reset_hooks_end=False`, or call `{ev.recv}.reset_hooks()` at the end of each "
+                   f"iteration.")
+        fixes = []
+        body = loop.child_by_field_name("body")
+        drop = _delete_argument(kw) if kw.type == "keyword_argument" else None
+        if drop is not None and ev.method == "run_with_cache":
+            fixes.append(Fix("Remove `reset_hooks_end=False`", (drop,), preferred=True))
+        edit = _insert_at_block_end(self.a.source, body, f"{ev.recv}.reset_hooks()") if body is not None else None
+        if edit is not None:
+            fixes.append(Fix(f"Insert `{ev.recv}.reset_hooks()` at the end of the loop body", (edit,), preferred=not fixes))
+        return Finding(kw.start_byte, kw.end_byte, "reset-hooks-end-false", "warning", message, fixes=tuple(fixes),
+                       related=(Related(loop.start_byte, loop.start_byte + 3, "the loop"),))
+
+    def _temp_leak_finding(self, p: Pending) -> Finding:
+        ev, leak = p.ev, p.leak
+        assert leak is not None
+        kw = ev.kw_node or ev.node
+        call = "with hooks(...)" if ev.method == "hooks" else f"{ev.method}(...)"
+        if ev.backend == "bridge":
+            later = "TransformerBridge keeps them until `reset_hooks()`"
+        elif ev.backend == "hooked":
+            later = ("HookedTransformer removes them only at `reset_hooks()` or at the end of the next `run_with_*`/`hooks()` "
+                     "with the default reset, after they have run there too")
+        else:
+            later = ("they stay until `reset_hooks()` (HookedTransformer also drops them after the next default-reset "
+                     "`run_with_*`, once they have run in it)")
+        message = (f"`{call}` with `reset_hooks_end=False` leaves its hooks on `{ev.recv}`, and they are still attached "
+                   f"during {self._forward_desc(leak)} on line {self._line(leak.node)}: {later}. Call `{ev.recv}.reset_hooks()` once the "
+                   f"hooks have done their job (after the backward pass, if that is what they are for).")
+        fixes = []
+        stmt = _use_statement(p.anchor, leak.node)
+        edit = _insert_before(self.a.source, stmt, f"{p.recv}.reset_hooks()")
+        if edit is not None:
+            fixes.append(Fix(f"Insert `{p.recv}.reset_hooks()` before line {self._line(stmt)}", (edit,), preferred=True))
+        related = (Related(leak.node.start_byte, leak.node.end_byte, "runs the leftover hooks"),)
+        return Finding(kw.start_byte, kw.end_byte, "reset-hooks-end-false", "warning", message, fixes=tuple(fixes),
+                       related=related)
+
+    def _forward_desc(self, ev: Event) -> str:
+        if ev.what in ("run_with_cache", "run_with_hooks"):
+            return f"`{ev.recv}.{ev.what}`"
+        if ev.what == "patching":
+            return f"`{ev.label}`"
+        if ev.what == "hooks-context":
+            return f"the forward inside `with {ev.recv}.hooks(...)`"
+        if ev.what == "helper":
+            return f"`{ev.recv}(...)` (a forward pass inside)"
+        return f"`{ev.what}`"
+
+    def _fn_name_of(self, node: Node) -> str:
+        n = node.parent
+        while n is not None and n.type != "function_definition":
+            n = n.parent
+        return text(n.child_by_field_name("name")) if n is not None else "?"
+
+    # ------------------------------------------------------------------ fixes
+
+    def _reset_fixes(self, p: Pending) -> tuple[Fix, ...]:
+        fixes: list[Fix] = []
+        if p.use is None:
+            return ()
+        wrap = self._wrap_fix(p.ev, p.first.node) if p.via is None and p.first is not None else None
+        if wrap is not None:
+            fixes.append(wrap)
+        anchor = p.use
+        # Backward hooks need the graph's backward pass: reset after it, not right after the forward.
+        nxt = anchor.next_named_sibling
+        while p.ev.direction == "bwd" and nxt is not None:
+            if any(nxt.start_byte <= b < nxt.end_byte for b in self.backwards):
+                anchor = nxt
+                break
+            nxt = nxt.next_named_sibling
+        edit = _insert_after(self.a.source, anchor, f"{p.recv}.reset_hooks()")
+        if edit is not None:
+            fixes.append(Fix(f"Insert `{p.recv}.reset_hooks()` after line {self.line_of(anchor.end_byte) + 1}", (edit,),
+                             preferred=not fixes))
+        return tuple(fixes)
+
+    def _wrap_fix(self, ev: Event, forward: Node) -> Fix | None:
+        """Replace the add_hook statement by ``with model.hooks(...):`` around the statements up to the forward."""
+        if ev.name_text is None or ev.fn_node is None:
+            return None
+        if any(_literal(n) not in ("fwd", "bwd") for n in ev.extra):
+            return None  # is_permanent / level / prepend: not expressible in hooks()
+        add_stmt = ev.node.parent
+        if add_stmt is None or add_stmt.type != "expression_statement":
+            return None
+        use = _use_statement(add_stmt, forward)
+        if use is None or use.parent != add_stmt.parent or use.start_byte < add_stmt.end_byte:
+            return None
+        src = self.a.source
+        start = src.rfind(b"\n", 0, add_stmt.start_byte) + 1
+        indent = src[start:add_stmt.start_byte]
+        if indent.strip():
+            return None
+        end = _line_end(src, use.end_byte)
+        body_start = _line_end(src, add_stmt.end_byte)
+        trailing = src[add_stmt.end_byte:body_start].strip()
+        region = src[body_start + 1:end] if body_start < end else b""
+        if b'"""' in region or b"'''" in region or (trailing and not trailing.startswith(b"#")):
+            return None
+        unit = "\t" if indent.startswith(b"\t") else "    "
+        lines = region.decode("utf-8", "replace").split("\n")
+        body = "\n".join(unit + line if line.strip() else line for line in lines)
+        kw = "bwd_hooks" if ev.direction == "bwd" else "fwd_hooks"
+        fn_text = self._source(ev.fn_node)
+        header = f"{indent.decode()}with {ev.recv}.hooks({kw}=[({ev.name_text}, {fn_text})]):"
+        if trailing:
+            header += "  " + trailing.decode("utf-8", "replace")
+        return Fix(f"Scope the hook with `with {ev.recv}.hooks(...)` around the forward on line {self._line(forward)}",
+                   (Edit(start, end, header + "\n" + body),), preferred=True)
+
+
+# ----------------------------------------------------------------------------- syntax helpers
+
+
+def _dotted(node: Node) -> bool:
+    while node.type == "attribute":
+        node = node.child_by_field_name("object")
+        if node is None:
+            return False
+    return node.type == "identifier"
+
+
+def _short(s: str, n: int = 40) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _literal(node: Node | None) -> str | None:
+    if node is None or node.type != "string":
+        return None
+    return text(node).strip("'\"")
+
+
+def _permanent(node: Node | None) -> bool | None:
+    """is_permanent as written: False when absent/False, True when True, None when unknown."""
+    if node is None or text(node) == "False":
+        return False
+    if text(node) == "True":
+        return True
+    return None
+
+
+def _hookpoint(recv: Node) -> tuple[Node, str, str] | None:
+    """``model.blocks[l].attn.hook_z`` -> (model node, label, name expression) for ``HookPoint.add_hook``."""
+    chain: list[Node] = []
+    n = recv
+    while n.type in ("attribute", "subscript"):
+        chain.append(n)
+        n = n.child_by_field_name("object") if n.type == "attribute" else n.child_by_field_name("value")
+        if n is None:
+            return None
+    chain.reverse()  # innermost (closest to the root) first
+    split = None
+    for i, node in enumerate(chain):
+        if node.type == "attribute":
+            attr = text(node.child_by_field_name("attribute"))
+            if attr in TL_SUBMODULES or attr.startswith("hook_"):
+                split = i
+                break
+    if split is None:
+        return None
+    model_node = chain[split].child_by_field_name("object")
+    if model_node is None or not (model_node.type == "identifier" or (model_node.type == "attribute" and _dotted(model_node))):
+        return None
+    last = chain[-1]
+    parts: list[str] = []
+    holes = False
+    for node in chain[split:]:
+        if node.type == "attribute":
+            parts.append(text(node.child_by_field_name("attribute")))
+        else:
+            sub = node.child_by_field_name("subscript")
+            if sub is None:
+                return None
+            if parts and parts[-1] in ("hook_dict", "mod_dict"):
+                if node is not last:
+                    return None
+                label = sub.text.decode().strip("'\"") if sub.type == "string" else text(sub)
+                return model_node, label, text(sub)
+            if sub.type == "integer":
+                parts.append(text(sub))
+            else:
+                parts.append("{" + text(sub) + "}")
+                holes = True
+    if last.type != "attribute" or not parts[-1].startswith("hook_"):
+        return None
+    name = ".".join(parts)
+    return model_node, name, (f'f"{name}"' if holes else f'"{name}"')
+
+
+def _statement_in_scope(node: Node) -> Node:
+    n = node
+    while n.parent is not None and n.parent.type not in ("block", "module"):
+        n = n.parent
+    return n
+
+
+def _use_statement(anchor: Node, fwd: Node) -> Node:
+    """The outermost statement around ``fwd`` (in its scope) that does not contain ``anchor``."""
+    best = None
+    n = fwd
+    while n is not None and n.type not in SCOPE_BOUNDARIES:
+        if n.parent is not None and n.parent.type in ("block", "module"):
+            if n.start_byte <= anchor.start_byte < n.end_byte:
+                break
+            best = n
+        n = n.parent
+    return best or _statement_in_scope(fwd)
+
+
+def _reaches(a: Node, b: Node) -> bool:
+    """Whether ``b`` (later in the text) can run after ``a`` on one path: not in an exclusive branch, no jump away."""
+    chain: list[Node] = []
+    n = a
+    while n is not None:
+        chain.append(n)
+        n = n.parent
+    index = {x.id: i for i, x in enumerate(chain)}
+    n, prev_b = b, None
+    while n is not None and n.id not in index:
+        prev_b, n = n, n.parent
+    if n is None:
+        return False
+    i = index[n.id]
+    lca, prev_a = n, (chain[i - 1] if i > 0 else None)
+    branch = ("block", "elif_clause", "else_clause", "except_clause", "finally_clause", "case_clause")
+    if lca.type in ("if_statement", "match_statement", "conditional_expression"):
+        if prev_a is not None and prev_b is not None and prev_a.type in branch and prev_b.type in branch:
+            return False
+    if lca.type == "try_statement" and prev_a is not None and prev_b is not None:
+        if not (prev_b.type == "finally_clause" or (prev_a.type == "block" and prev_b.type == "else_clause")):
+            return False
+    for j in range(1, i):
+        block = chain[j]
+        if block.type != "block":
+            continue
+        sib = chain[j - 1].next_named_sibling
+        while sib is not None:
+            if sib.type in ("return_statement", "raise_statement"):
+                return False
+            if sib.type in ("break_statement", "continue_statement"):
+                loop = block.parent
+                while loop is not None and loop.type not in LOOPS and loop.type not in SCOPE_BOUNDARIES:
+                    loop = loop.parent
+                if loop is not None and loop.type in LOOPS and loop.start_byte <= b.start_byte < loop.end_byte:
+                    return False
+            sib = sib.next_named_sibling
+    return True
+
+
+def _assigned_names(stmt: Node) -> str:
+    """The target text of an assignment statement (``clean_logits, cache`` in ``clean_logits, cache = ...``)."""
+    expr = stmt.named_children[0] if stmt.type == "expression_statement" and stmt.named_children else None
+    left = expr.child_by_field_name("left") if expr is not None and expr.type == "assignment" else None
+    return text(left)
+
+
+def _runs_once(loop: Node) -> bool:
+    """A loop whose body ends every iteration with break/return at its top level."""
+    body = loop.child_by_field_name("body")
+    return body is not None and any(c.type in ("break_statement", "return_statement") for c in body.named_children)
+
+
+def _line_end(src: bytes, offset: int) -> int:
+    end = src.find(b"\n", offset)
+    return len(src) if end < 0 else end
+
+
+def _indent_of(src: bytes, node: Node) -> bytes | None:
+    start = src.rfind(b"\n", 0, node.start_byte) + 1
+    indent = src[start:node.start_byte]
+    return indent if not indent.strip() else None
+
+
+def _insert_after(src: bytes, stmt: Node, code: str) -> Edit | None:
+    indent = _indent_of(src, stmt)
+    if indent is None:
+        return None
+    pos = _line_end(src, stmt.end_byte)
+    return Edit(pos, pos, "\n" + indent.decode() + code)
+
+
+def _insert_before(src: bytes, stmt: Node, code: str) -> Edit | None:
+    indent = _indent_of(src, stmt)
+    if indent is None:
+        return None
+    start = stmt.start_byte - len(indent)
+    return Edit(start, start, indent.decode() + code + "\n")
+
+
+def _insert_at_block_end(src: bytes, block: Node, code: str) -> Edit | None:
+    stmts = [c for c in block.named_children if c.type != "comment"]
+    if not stmts:
+        return None
+    last = stmts[-1]
+    if last.type in ("continue_statement", "break_statement", "return_statement", "raise_statement"):
+        return _insert_before(src, last, code)
+    return _insert_after(src, last, code)
+
+
+def _delete_argument(kw: Node) -> Edit | None:
+    """Delete one argument with its separating comma."""
+    prev = kw.prev_sibling
+    if prev is not None and prev.type == ",":
+        before = prev.prev_sibling
+        return Edit(before.end_byte if before is not None else prev.start_byte, kw.end_byte, "")
+    nxt = kw.next_sibling
+    if nxt is not None and nxt.type == ",":
+        after = nxt.next_sibling
+        return Edit(kw.start_byte, after.start_byte if after is not None else nxt.end_byte, "")
+    return Edit(kw.start_byte, kw.end_byte, "")
