@@ -119,6 +119,7 @@ class StringResolver:
         self.source = analysis.parsed.source
         self._memo: dict[tuple[int, int, str], list[Candidate] | None] = {}
         self._mutated: dict[str, bool] = {}
+        self._stmt_names: set[str] | None = None
 
     # -- public
 
@@ -165,7 +166,23 @@ class StringResolver:
             return self._name(node, depth)
         if kind == "call":
             return self._format(node, depth)
+        if kind == "subscript":
+            return self._subscript(node, depth)
         return None
+
+    def _subscript(self, node: Node, depth: int) -> list[Candidate] | None:
+        """``names[0]``, ``templates[-1]``: a constant index into a literal list or tuple."""
+        index = node.child_by_field_name("subscript")
+        if index is None or index.type not in ("integer", "unary_operator"):
+            return None
+        try:
+            i = int(text(index).replace(" ", ""), 0)
+        except ValueError:
+            return None
+        elems = self._elements(node.child_by_field_name("value"), depth + 1)
+        if elems is None or not -len(elems) <= i < len(elems) or elems[i].node is None:
+            return None  # resolved-string elements come from comprehensions: no fixed order
+        return self.strings(elems[i].node, depth + 1)
 
     def _string(self, node: Node, depth: int) -> list[Candidate] | None:
         prefix, parts, holes = "", [], False
@@ -209,6 +226,10 @@ class StringResolver:
             body = loop.child_by_field_name("body")
             if body is None or not (body.start_byte <= use.start_byte < loop.end_byte):
                 return None  # after the loop, the variable holds the last element only
+        elif loop is not None and loop.type == "for_in_clause":
+            comprehension = loop.parent
+            if comprehension is None or any(c.type == "if_clause" for c in comprehension.named_children):
+                return None  # `[f(w) for w in words if ...]`: which elements remain is not known
         target = d.target
         pick: int | None = None
         width = 0
@@ -362,12 +383,37 @@ class StringResolver:
     def _is_mutated(self, name: str) -> bool:
         """True when the file changes ``name`` in place (``+=``, ``x[i] =``, ``.pop()``, ``del``)."""
         if name not in self._mutated:
-            n = re.escape(name.encode())
-            pattern = re.compile(
-                rb"(?<![\w.])%s\s*(?:[-+*/%%|&]=|\[[^\]\n]*\]\s*=(?!=)|\.\s*(?:remove|pop|clear|__setitem__|__delitem__)\s*\()"
-                rb"|\bdel\s+%s\b|\bglobal\b[^\n]*\b%s\b|\bnonlocal\b[^\n]*\b%s\b" % (n, n, n, n))
-            self._mutated[name] = pattern.search(self.source) is not None
+            self._mutated[name] = name in self._statement_names() or _mutated_in(self.source, name.encode())
         return self._mutated[name]
+
+    def _statement_names(self) -> set[str]:
+        """Names in ``del`` / ``global`` / ``nonlocal`` statements (found once)."""
+        if self._stmt_names is None:
+            self._stmt_names = set()
+            for pattern in _NAME_STATEMENTS:
+                for m in pattern.finditer(self.source):
+                    line_start = self.source.rfind(b"\n", 0, m.start()) + 1
+                    if not self.source[line_start:m.start()].strip():
+                        self._stmt_names.update(n.decode() for n in _IDENT.findall(m.group(1)))
+        return self._stmt_names
+
+
+_IDENT = re.compile(rb"[A-Za-z_]\w*")
+# Patterns start with a literal so the regex engine scans for it at C speed.
+_NAME_STATEMENTS = [re.compile(kw + rb"[ \t]+([^\n#]*)") for kw in (rb"del", rb"global", rb"nonlocal")]
+# What may follow a name to change it in place: augmented assignment, item assignment, removal.
+_MUTATION_TAIL = (
+    rb"(?!\w)(?:\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)=|\s*\[[^\]\n]*\]\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)?=(?!=)"
+    rb"|\s*\.\s*(?:remove|pop|clear|__setitem__|__delitem__)\s*\()")
+
+
+def _mutated_in(source: bytes, name: bytes) -> bool:
+    """``name`` (a whole word, not an attribute) followed by an in-place change somewhere."""
+    for m in re.finditer(re.escape(name) + _MUTATION_TAIL, source):
+        before = source[m.start() - 1: m.start()] if m.start() else b" "
+        if not (before.isalnum() or before in (b"_", b".")):
+            return True
+    return False
 
 
 def _short(node: Node, limit: int = 40) -> str:
@@ -437,14 +483,24 @@ class _TokenCheck:
         self._seen: set[tuple] = set()
         self._prompts: dict[tuple, list[_Prompt]] = {}
         self._scored: dict[Any, set[str]] = {}
+        self._toks: dict[str, Any] = {}
+        self._sites: dict[Any, list[tuple[Node, Node, Node | None]]] | None = None  # tokenizer family -> Tok (one context lookup per family)
         self._calls: list[Node] = []
+
+    def _tok(self, model: ModelInfo | None):
+        family = model.effective_spec.tokenizer if model is not None else None
+        if not family:
+            return None
+        if family not in self._toks:
+            self._toks[family] = tokenizer_of(self.analysis, model)
+        return self._toks[family]
 
     def run(self, calls: list[Node]) -> list[Finding]:
         self._calls = calls
         for call in calls:
             _, method, receiver = call_name(call)
             model = model_for_receiver(self.analysis, receiver)
-            tok = tokenizer_of(self.analysis, model)
+            tok = self._tok(model)
             if tok is None:
                 continue
             arg = argument(call, 0, SINGLE_TOKEN_METHODS[method])  # type: ignore[index]
@@ -484,9 +540,11 @@ class _TokenCheck:
         if spaced is None or self._bare_in_prompt(call, tokens[0][0], tok) or self._also_scored(call, " " + cand.value):
             return  # the spaced form is scored too: comparing both is deliberate
         prompt, spaced_id = spaced
+        effect = ("looks for a different token from the one in the prompt" if method == "get_token_position"
+                  else "scores a different token from the one in the prompt")
         message = (f"{quoted(cand.value)}{from_list} is token {tokens[0][0]}, but the prompt has "
-                   f"{quoted(' ' + cand.value)} (token {spaced_id}) after a space: {method} scores a different "
-                   f"token from the one in the prompt; add the leading space")
+                   f"{quoted(' ' + cand.value)} (token {spaced_id}) after a space: {method} {effect}; "
+                   f"add the leading space")
         related += (Related(prompt.node.start_byte, prompt.node.end_byte,
                             f"prompt containing {quoted(' ' + cand.value)}"),)
         self.findings.append(Finding(site.start_byte, site.end_byte, "leading-space", "warning", message,
@@ -540,28 +598,33 @@ class _TokenCheck:
             self._prompts[key] = self._collect_prompts(scope, tok)
         return self._prompts[key]
 
+    def _prompt_sites(self) -> dict[Any, list[tuple[Node, Node, Node | None]]]:
+        """(call, prompt argument, receiver) of every prompt-taking call, by scope (found once)."""
+        if self._sites is None:
+            a = self.analysis
+            self._sites = {}
+            found: list[tuple[Node, Node | None, Node | None]] = []
+            for call in a.method_calls:
+                _, method, receiver = call_name(call)
+                if method in PROMPT_METHODS:
+                    found.append((call, argument(call, 0, PROMPT_METHODS[method]), receiver))
+                elif method == "get_token_position":
+                    found.append((call, argument(call, 1, "input"), receiver))
+            model_vars = {m.var for m in a.models.all_models}
+            for call in a.ident_calls:
+                fn = call.child_by_field_name("function")
+                if fn is not None and text(fn) in model_vars:
+                    found.append((call, argument(call, 0, "input"), fn))
+            for call, arg, receiver in found:
+                if arg is not None:
+                    self._sites.setdefault(a.scopes.scope_of(call.start_byte), []).append((call, arg, receiver))
+        return self._sites
+
     def _collect_prompts(self, scope, tok) -> list[_Prompt]:
-        a = self.analysis
-        sites: list[tuple[Node, Node | None]] = []  # (call, prompt argument)
-        for call in a.method_calls:
-            _, method, receiver = call_name(call)
-            if method in PROMPT_METHODS:
-                sites.append((call, argument(call, 0, PROMPT_METHODS[method])))
-            elif method == "get_token_position":
-                sites.append((call, argument(call, 1, "input")))
-        model_vars = {m.var for m in a.models.all_models}
-        for call in a.ident_calls:
-            fn = call.child_by_field_name("function")
-            if fn is not None and text(fn) in model_vars:
-                sites.append((call, argument(call, 0, "input")))
         out: list[_Prompt] = []
         ids_memo: dict[str, list[int]] = {}
-        for call, arg in sites:
-            if arg is None or a.scopes.scope_of(call.start_byte) != scope:
-                continue
-            fn = call.child_by_field_name("function")
-            receiver = fn if fn is not None and fn.type == "identifier" else call_name(call)[2]
-            if tokenizer_of(a, model_for_receiver(a, receiver)) is not tok:
+        for call, arg, receiver in self._prompt_sites().get(scope, ()):
+            if self._tok(model_for_receiver(self.analysis, receiver)) is not tok:
                 continue
             for cand in self.resolver.items(arg) or ():
                 if cand.value not in ids_memo:
@@ -605,11 +668,20 @@ def _jumps_before(body: Node, offset: int) -> bool:
     return re.search(rb"\b(continue|break)\b", chunk) is not None
 
 
+_SINGLE_TOKEN_BYTES = frozenset(m.encode() for m in SINGLE_TOKEN_METHODS)
+
+
+def _method_text(call: Node) -> bytes | None:
+    fn = call.child_by_field_name("function")
+    attr = fn.child_by_field_name("attribute") if fn is not None else None
+    return attr.text if attr is not None else None
+
+
 def check_tokens(analysis: Analysis) -> list[Finding]:
     """``multi-token`` and ``leading-space`` findings (none without a tokenizer)."""
     if analysis.context.tokenizer_for is None:
         return []
-    calls = [c for c in analysis.method_calls if call_name(c)[1] in SINGLE_TOKEN_METHODS]
+    calls = [c for c in analysis.method_calls if _method_text(c) in _SINGLE_TOKEN_BYTES]
     if not calls:
         return []
     return _TokenCheck(analysis).run(calls)

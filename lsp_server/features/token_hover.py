@@ -108,7 +108,8 @@ def _bos_rule(site: _Site, model: ModelInfo, tok: Any) -> tuple[bool, str]:
         return True, f"{bos} first: {label}'s `default_prepend_bos` is True (`prepend_bos=False` drops it)."
     if default is False:
         return False, f"No BOS: {label}'s `default_prepend_bos` is False (`prepend_bos=True` adds it)."
-    return True, f"{bos} prepended unless the model's `default_prepend_bos` is False (not known statically for {label})."
+    return True, (f"BOS prepended unless the model's `default_prepend_bos` is False "
+                  f"({label}'s default is not known statically" + (f"; BOS is {bos})." if tok.bos_token else ")."))
 
 
 def _describe(cand: Candidate, tok: Any, bos: bool, site: _Site, model: ModelInfo) -> str:
