@@ -1,41 +1,50 @@
-// Heatmap webview: cell readout under the mouse and the Save PNG / Open JSON buttons.
-// The cell grid fills `plotBox` (pixels of the PNG) when the server sends one, else the whole image.
+// Heatmap webview: the value of the cell under the mouse, and the Save PNG / Open JSON buttons.
+// `panels` (from the server) give each cell grid's pixel box in the PNG and its values and labels.
 (function () {
     const vscode = acquireVsCodeApi();
-    const data = JSON.parse(document.getElementById('sweep-data').textContent);
+    const panels = JSON.parse(document.getElementById('sweep-data').textContent).panels;
     const img = document.getElementById('heatmap');
     const readout = document.getElementById('readout');
-    const rows = data.values.length;
-    const cols = rows && Array.isArray(data.values[0]) ? data.values[0].length : 0;
+    const idle = panels.length
+        ? 'Move the mouse over the heatmap to read a cell.'
+        : 'This server version sends no cell geometry; the values are in the JSON file.';
+    readout.textContent = idle;
 
     function format(v) {
-        if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toPrecision(4);
-        if (Array.isArray(v)) return '[' + v.map(format).join(', ') + ']';
-        return String(v);
+        if (v === null || v === undefined) return 'not run';
+        return Number.isInteger(v) ? String(v) : v.toPrecision(4);
     }
 
-    function cellAt(event) {
-        const rect = img.getBoundingClientRect();
-        const scale = img.naturalWidth ? rect.width / img.naturalWidth : 1;
-        const box = data.plotBox || { x: 0, y: 0, width: img.naturalWidth, height: img.naturalHeight };
-        const fx = ((event.clientX - rect.left) / scale - box.x) / box.width;
-        const fy = ((event.clientY - rect.top) / scale - box.y) / box.height;
-        if (fx < 0 || fx >= 1 || fy < 0 || fy >= 1) return undefined;
-        return { row: Math.floor(fy * rows), col: Math.floor(fx * cols) };
+    // The panel and cell under a point given in PNG pixels, or undefined.
+    function cellAt(px, py) {
+        for (const p of panels) {
+            const fx = (px - p.x) / p.width;
+            const fy = (py - p.y) / p.height;
+            const rows = p.values.length;
+            const cols = rows ? p.values[0].length : 0;
+            if (fx >= 0 && fx < 1 && fy >= 0 && fy < 1 && rows && cols) {
+                return { panel: p, row: Math.floor(fy * rows), col: Math.floor(fx * cols) };
+            }
+        }
+        return undefined;
     }
 
     img.addEventListener('mousemove', function (event) {
-        const cell = rows && cols ? cellAt(event) : undefined;
-        if (!cell) {
-            readout.textContent = '\u00a0';
+        const rect = img.getBoundingClientRect();
+        const scale = img.naturalWidth / rect.width;
+        const hit = cellAt((event.clientX - rect.left) * scale, (event.clientY - rect.top) * scale);
+        if (!hit) {
+            readout.textContent = idle;
             return;
         }
-        const row = data.rowLabels[cell.row] ?? String(cell.row);
-        const col = data.colLabels[cell.col] ?? String(cell.col);
-        readout.textContent = row + ' \u00d7 ' + col + ' = ' + format(data.values[cell.row][cell.col]);
+        const p = hit.panel;
+        const row = p.rowLabels[hit.row] ?? String(hit.row);
+        const col = p.colLabels[hit.col] ?? String(hit.col);
+        const where = (p.label ? p.label + ' \u00b7 ' : '') + row + ' \u00d7 ' + col;
+        readout.textContent = where + ' = ' + format(p.values[hit.row][hit.col]);
     });
     img.addEventListener('mouseleave', function () {
-        readout.textContent = '\u00a0';
+        readout.textContent = idle;
     });
     document.getElementById('save').addEventListener('click', function () {
         vscode.postMessage({ type: 'save' });

@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import { HeatmapPanel } from './heatmap';
 import { KernelCommands, KernelStatusBar } from './kernel';
-import { logInfo } from './log';
+import { logError, logInfo } from './log';
 import { ClientCommand, KernelStatus, ServerCommand } from './protocol';
 import { onActiveEnvironmentChanged } from './python';
 import { ServerManager } from './server';
@@ -55,11 +55,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
 /** Asks a fresh server for its kernel state (it may have attached `tlens.kernel.connectionFile`). */
 async function refreshKernelStatus(manager: ServerManager, status: KernelStatusBar): Promise<void> {
+    if (!manager.supportsCommand(ServerCommand.kernelStatus)) {
+        return; // keeps the default "no kernel" state
+    }
     try {
         const s = await manager.executeServerCommand<KernelStatus | null>(ServerCommand.kernelStatus);
         if (s?.state) status.setKernelStatus(s);
-    } catch {
-        // A server without the command keeps the default "no kernel" state.
+    } catch (err) {
+        logError('Reading the kernel status failed.', err);
     }
 }
 

@@ -97,12 +97,7 @@ function renderHtml(webview: vscode.Webview, mediaRoot: vscode.Uri, r: SweepResu
         `style-src ${webview.cspSource}`,
         `script-src 'nonce-${nonce}'`,
     ].join('; ');
-    const data = JSON.stringify({
-        values: r.values,
-        rowLabels: r.rowLabels,
-        colLabels: r.colLabels,
-        plotBox: r.plotBox ?? null,
-    }).replace(/</g, '\\u003c');
+    const data = JSON.stringify({ panels: r.panels ?? [] }).replace(/</g, '\\u003c');
     const partial = r.partial
         ? '<p class="partial">Partial result: the sweep was cancelled or interrupted before every cell ran.</p>'
         : '';
@@ -119,16 +114,24 @@ function renderHtml(webview: vscode.Webview, mediaRoot: vscode.Uri, r: SweepResu
 <body>
 <header>
   <h1>${escapeHtml(r.title)}</h1>
-  <p class="meta">kind <code>${escapeHtml(r.kind)}</code> · metric <code>${escapeHtml(r.metric)}</code> · line ${r.line + 1}</p>
+  <p class="meta">${escapeHtml(describe(r))}</p>
   ${partial}
   <div class="actions"><button id="save">Save PNG</button>${json}</div>
 </header>
-<p id="readout" class="readout" aria-live="polite">Move the mouse over the heatmap to read a cell.</p>
+<p id="readout" class="readout" aria-live="polite"></p>
 <img id="heatmap" alt="${escapeHtml(r.title)}" src="data:image/png;base64,${r.png}">
 <script id="sweep-data" type="application/json">${data}</script>
 <script nonce="${nonce}" src="${script}"></script>
 </body>
 </html>`;
+}
+
+function describe(r: SweepResult): string {
+    const parts = [`kind ${r.kind}`, `metric ${r.metric}`, `line ${r.line + 1}`];
+    if (r.cellsTotal) parts.push(`${r.cellsDone ?? r.cellsTotal}/${r.cellsTotal} cells`);
+    if (r.elapsed !== undefined) parts.push(`${r.elapsed.toFixed(1)} s`);
+    if (r.summary) parts.push(`strongest: ${r.summary}`);
+    return parts.join(' · ');
 }
 
 function escapeHtml(s: string): string {

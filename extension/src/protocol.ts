@@ -37,8 +37,8 @@ export interface KernelStatus {
     progress?: { done: number; total: number };
 }
 
-/** Nested number arrays: 2-D for [layer, pos]-style sweeps, deeper for 3-D kinds. */
-export type SweepValues = number | SweepValues[];
+/** Nested number arrays: 2-D for [layer, pos]-style sweeps, deeper for 3-D kinds; null = cell not run. */
+export type SweepValues = number | null | SweepValues[];
 
 export interface SweepResult {
     uri: string;
@@ -54,8 +54,24 @@ export interface SweepResult {
     jsonPath?: string;
     partial: boolean;
     metric: string;
-    /** Optional pixel box of the cell grid inside the PNG; without it the grid is taken to fill the image. */
-    plotBox?: { x: number; y: number; width: number; height: number };
+    summary?: string;
+    cellsDone?: number;
+    cellsTotal?: number;
+    elapsed?: number;
+    /** Where each cell grid lies in the PNG, for the value under the mouse (absent: no readout). */
+    panels?: HeatmapPanelGeometry[];
+}
+
+/** One cell grid of the PNG: pixel box of the cells only (no labels), uniform rows and columns. */
+export interface HeatmapPanelGeometry {
+    label?: string;
+    x: number;
+    y: number;
+    width: number;
+    height: number;
+    values: (number | null)[][];
+    rowLabels: string[];
+    colLabels: string[];
 }
 
 export interface RunSweepArgs {

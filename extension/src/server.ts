@@ -79,11 +79,19 @@ export class ServerManager implements vscode.Disposable {
         }
     }
 
+    /** Whether the running server advertises `command` (executeCommandProvider). */
+    supportsCommand(command: string): boolean {
+        return this.current?.initializeResult?.capabilities.executeCommandProvider?.commands.includes(command) ?? false;
+    }
+
     /** Runs a server command (workspace/executeCommand) and returns its result. */
     async executeServerCommand<T>(command: string, ...args: unknown[]): Promise<T> {
         const client = this.current;
         if (!client) {
             throw new Error('The TLens language server is not running. Run "TLens: Restart Language Server".');
+        }
+        if (!this.supportsCommand(command)) {
+            throw new Error(`this version of the TLens server has no command ${command}; update tlens-lsp.`);
         }
         return (await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args })) as T;
     }

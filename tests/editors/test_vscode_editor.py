@@ -65,8 +65,14 @@ def test_completion_inside_cache_key_lists_hook_names(vscode):
     try:
         rows.first.wait_for(timeout=5_000)
     except Exception:
-        vscode.page.keyboard.press("Control+Space")  # the server may not use `"` as a trigger character
-    expect(rows.filter(has_text="resid_post").first).to_be_visible(timeout=20_000)
+        vscode.page.keyboard.press("Control+Space")  # in case `"` is not a trigger character
+    # Model-wide hooks first (an alias with its full name), then per-layer names once a layer is typed.
+    expect(rows.filter(has_text="hook_embed").first).to_be_visible(timeout=20_000)
+    # The list is virtualised (only visible rows are in the DOM): narrow it the way a user would.
+    vscode.page.keyboard.type("blocks.5.hook_resid_po")
+    row = rows.filter(has_text="blocks.5.hook_resid_post").first
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row).to_contain_text("[batch, pos, 768]")  # gpt2-small's d_model in the detail
 
 
 @pytest.mark.kernel
@@ -85,10 +91,11 @@ def test_patch_sweep_from_code_action_shows_heatmap(vscode):
     assert panel_img.evaluate("img => img.complete && img.naturalWidth") > 0
     expect(vscode.status_item().first).to_have_text(re.compile(r"TLens: kernel idle"), timeout=30_000)
 
-    # The readout names the cell under the mouse.
-    box = panel_img.bounding_box()
-    vscode.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
-    expect(vscode.webview_frame().locator("#readout")).to_contain_text("=")
+    # The readout names the cell under the mouse and its value.
+    readout, cell = vscode.read_heatmap_cell()
+    assert f"{cell['row']} × {cell['col']} = " in readout, (readout, cell)
+    if cell["value"] is not None:
+        assert abs(float(readout.rsplit("= ", 1)[1]) - cell["value"]) <= 1e-3 * max(1.0, abs(cell["value"]))
 
     # The hover on the sweep line shows the heatmap too.
     hover = vscode.hover_at(sweep_line, 4, "")

@@ -19,30 +19,46 @@ SERVER_START_TIMEOUT_MS = 90_000
 # The status bar item reads "TLens: no kernel" (or another kernel state) once the server is up.
 READY_TEXT = re.compile(r"TLens: (no kernel|kernel \w+|busy)")
 
-# Finds the on-screen centre of character `offset` of the first occurrence of `needle` in a view line.
-# Monaco renders spaces as U+00A0, so both sides are compared with plain spaces.
-_CHAR_RECT_JS = """
-([needle, offset]) => {
-  const norm = s => s.replace(/\\u00a0/g, ' ');
-  for (const line of document.querySelectorAll('.monaco-editor .view-line')) {
-    const text = norm(line.textContent);
-    const at = text.indexOf(needle);
-    if (at < 0) continue;
-    let target = at + offset;
-    const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
-    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-      if (target < node.length) {
-        const range = document.createRange();
-        range.setStart(node, target); range.setEnd(node, target + 1);
-        const r = range.getBoundingClientRect();
-        return {x: r.left + r.width / 2, y: r.top + r.height / 2};
-      }
-      target -= node.length;
+# Source text of a view line: inlay hints are injected as extra spans (class dyn-rule-*), which are
+# skipped; Monaco renders spaces as U+00A0, compared as plain spaces.
+_LINE_JS = """
+const sourceNodes = line => {
+  const out = [];
+  const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.parentElement.closest('[class*="dyn-rule"]')) out.push(node);
+  }
+  return out;
+};
+const sourceText = line => sourceNodes(line).map(n => n.data).join('').replace(/\\u00a0/g, ' ');
+const findLine = needle =>
+  [...document.querySelectorAll('.monaco-editor .view-line')].find(l => sourceText(l).includes(needle));
+"""
+
+# Centre of source character `offset` of the first occurrence of `needle` on screen, or null.
+_CHAR_RECT_JS = "([needle, offset]) => {" + _LINE_JS + """
+  const line = findLine(needle);
+  if (!line) return null;
+  let target = sourceText(line).indexOf(needle) + offset;
+  for (const node of sourceNodes(line)) {
+    if (target < node.length) {
+      const range = document.createRange();
+      range.setStart(node, target); range.setEnd(node, target + 1);
+      const r = range.getBoundingClientRect();
+      return {x: r.left + r.width / 2, y: r.top + r.height / 2};
     }
+    target -= node.length;
   }
   return null;
-}
-"""
+}"""
+
+# Bounding box of the view line holding `needle`, or null.
+_LINE_BOX_JS = "(needle) => {" + _LINE_JS + """
+  const line = findLine(needle);
+  if (!line) return null;
+  const r = line.getBoundingClientRect();
+  return {x: r.left, y: r.top, width: r.width, height: r.height};
+}"""
 
 
 class VSCode:
@@ -64,7 +80,7 @@ class VSCode:
         payload = json.dumps([["openFile", f"vscode-remote://{authority}{self.folder / relpath}"]])
         self.page.goto(f"{self.base_url}/?folder={self.folder}&payload={urllib.parse.quote(payload)}")
         self.current = relpath
-        self.line(wait_for_text).wait_for(timeout=60_000)
+        self.wait_line(wait_for_text, timeout=60_000)
         self.wait_server_ready()
 
     def status_item(self) -> Locator:
@@ -73,8 +89,14 @@ class VSCode:
     def wait_server_ready(self) -> None:
         expect(self.status_item().first).to_have_text(READY_TEXT, timeout=SERVER_START_TIMEOUT_MS)
 
-    def line(self, text: str) -> Locator:
-        return self.page.locator(".monaco-editor .view-line", has_text=text).first
+    def wait_line(self, needle: str, timeout: float = 30_000) -> None:
+        """Waits until a line holding `needle` (inlay hints aside) is on screen."""
+        self.page.wait_for_function(_LINE_BOX_JS, arg=needle, timeout=timeout)
+
+    def line_box(self, needle: str) -> dict:
+        box = self.page.evaluate(_LINE_BOX_JS, needle)
+        assert box, f"{needle!r} is not on screen"
+        return box
 
     # --- pointer and keys --------------------------------------------------------------------
 
@@ -89,7 +111,7 @@ class VSCode:
         self.page.keyboard.press("Control+G")
         self.page.keyboard.type(str(number))
         self.page.keyboard.press("Enter")
-        self.line(needle.strip()[:40]).wait_for()
+        self.wait_line(needle)
 
     def char_position(self, needle: str, offset: int = 0) -> dict:
         self.reveal(needle)
@@ -180,6 +202,28 @@ class VSCode:
     def webview_frame(self):
         """The content frame of the (only) visible webview panel."""
         return self.page.frame_locator("iframe.webview.ready").frame_locator("#active-frame")
+
+    def read_heatmap_cell(self) -> tuple[str, dict]:
+        """Moves the mouse to the middle cell of the panel's first grid; returns (readout, expected cell).
+
+        The grid geometry comes from the sweep result embedded in the webview (`panels`, PNG pixels).
+        """
+        frame = self.webview_frame()
+        img = frame.locator("img#heatmap")
+        panels = json.loads(frame.locator("#sweep-data").text_content())["panels"]
+        assert panels, "the sweep result has no `panels` geometry, so the panel cannot show cell values"
+        p = panels[0]
+        row, col = len(p["values"]) // 2, len(p["values"][0]) // 2
+        natural = img.evaluate("img => img.naturalWidth")
+        box = img.bounding_box()
+        scale = box["width"] / natural
+        x = box["x"] + (p["x"] + (col + 0.5) * p["width"] / len(p["values"][0])) * scale
+        y = box["y"] + (p["y"] + (row + 0.5) * p["height"] / len(p["values"])) * scale
+        self.page.mouse.move(x, y)
+        readout = frame.locator("#readout")
+        expect(readout).to_contain_text(" = ")
+        cell = {"row": p["rowLabels"][row], "col": p["colLabels"][col], "value": p["values"][row][col]}
+        return readout.inner_text(), cell
 
     def save(self) -> None:
         self.page.keyboard.press("Control+S")
