@@ -98,10 +98,12 @@ class SweepService:
         return self.kernel.status()
 
     async def start(self, interpreter: str | None) -> dict:
-        interpreter = interpreter or self.ls.settings.interpreter
-        await self.kernel.start(interpreter, self.workspace_root(None))
+        await self.kernel.start(interpreter or self.kernel_interpreter(), self.workspace_root(None))
         self.notify_status()
         return self.kernel.status()
+
+    def kernel_interpreter(self) -> str | None:
+        return self.ls.settings.kernel_interpreter or self.ls.settings.interpreter
 
     def workspace_root(self, uri: str | None) -> str:
         root = self.ls.workspace.root_path
@@ -144,7 +146,7 @@ class SweepService:
 
         try:
             outcome = await sweep_experiment(
-                self.kernel, view.analysis, exp, kind, self.workspace_root(uri), self.ls.settings.interpreter,
+                self.kernel, view.analysis, exp, kind, self.workspace_root(uri), self.kernel_interpreter(),
                 progress, cancel, lambda text: self.message(text))
         except asyncio.CancelledError:
             cancel.set()

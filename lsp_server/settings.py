@@ -24,6 +24,8 @@ class Settings:
     severity: dict[str, str] = field(default_factory=dict)  # diagnostic code -> severity override
     sweep_kind: str = "resid_pre"
     connection_file: str | None = None
+    # Python for kernels the server starts (default: `interpreter`, else the server's own).
+    kernel_interpreter: str | None = None
     # "4.3.0"-style override of the TransformerLens version the workspace uses.
     tl_version: str | None = None
 
@@ -72,6 +74,7 @@ def parse_settings(raw: Any) -> tuple[Settings, list[str]]:
         severity=severity,
         sweep_kind=kind,
         connection_file=get("kernel.connectionFile", str, None) or None,
+        kernel_interpreter=get("kernel.interpreter", str, None) or None,
         tl_version=get("transformerLensVersion", str, None) or None,
     )
     return settings, problems
