@@ -90,12 +90,27 @@ def cache_key_name(
     return get_act_name(name, layer, layer_type)
 
 
+# Hooks that live on the block itself (blocks.{l}.hook_<name>): a sublayer layer_type breaks them.
+BLOCK_NAMES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "attn_in", "mlp_in",
+               "q_input", "k_input", "v_input")
+# layer_type values that name a block's own norm layers (for "scale" / "normalized").
+LN_LAYER_TYPES = ("ln1", "ln2", "ln1_post", "ln2_post")
+_BRIDGE_ATTN_INPUTS = ("attn_in", "q_input", "k_input", "v_input")
+_COMPACT_LIKE = re.compile(r"[a-z_]+\d+[a-z0-9_]*")
+
+
 def act_name_pitfall(name: str, layer: object, layer_type: object, has_layer_arg: bool) -> str | None:
     """A message when a ``get_act_name`` call is a known trap, else None.
 
     ``layer`` / ``layer_type`` are the literal values, or ``...`` when the argument is an
-    expression the server cannot evaluate.
+    expression the server cannot evaluate. Every message describes a result no model has
+    (tests check this against the real library).
     """
+    type_known = layer_type is not ...
+    # A literal None layer is the same as no layer argument.
+    has_layer_arg = has_layer_arg and layer is not None
+    # What the layer_type turns into inside the name ("a" -> "attn", "b" -> ""), when it is a literal.
+    sublayer = LAYER_TYPE_ALIAS.get(layer_type, layer_type) if isinstance(layer_type, str) else None
     if name.startswith("hook_") and has_layer_arg:
         return (
             f"get_act_name({name!r}, …) takes a short name: it would return "
@@ -103,11 +118,33 @@ def act_name_pitfall(name: str, layer: object, layer_type: object, has_layer_arg
         )
     if "." in name and has_layer_arg:
         return f"get_act_name is given a full hook name and a layer: the result is 'blocks.<layer>.hook_{name}'."
-    if name in LAYER_NORM_NAMES and has_layer_arg and layer_type in (None,):
+    if "." not in name and not name.startswith("hook_") and "_" in name and _COMPACT_LIKE.fullmatch(name) \
+            and _COMPACT.match(name) is None:
+        short = name.rstrip("0123456789")
+        return (
+            f"get_act_name({name!r}) does not split off the layer (the compact form only works for names "
+            f"without '_'): it returns a name ending in 'hook_{name}'. Write get_act_name({short!r}, <layer>)."
+        )
+    if name in LAYER_NORM_NAMES and has_layer_arg and layer_type is None:
         return (
             f"get_act_name({name!r}, layer) needs a layer_type ('ln1' or 'ln2'): without it the "
             f"result is 'blocks.<layer>.hook_{name}', which no model has."
         )
-    if name in LAYER_NORM_NAMES and layer is None and layer_type == "ln_final":
-        return f"get_act_name({name!r}, None, 'ln_final') returns 'ln_final.ln_final.hook_{name}'; use get_act_name({name!r})."
+    if name in LAYER_NORM_NAMES and has_layer_arg and type_known and layer_type not in LN_LAYER_TYPES:
+        where = f"{sublayer}." if sublayer else ""
+        return (
+            f"get_act_name({name!r}, layer, {layer_type!r}) gives 'blocks.<layer>.{where}hook_{name}', "
+            f"which no model has: use layer_type 'ln1' or 'ln2'."
+        )
+    if name in LAYER_NORM_NAMES and not has_layer_arg and sublayer:
+        return (
+            f"get_act_name({name!r}, None, {layer_type!r}) returns "
+            f"'{get_act_name(name, None, layer_type)}'; use get_act_name({name!r}) for ln_final."  # type: ignore[arg-type]
+        )
+    # The bridge's canonical attention inputs are attn.hook_attn_in / attn.hook_{q,k,v}_input: real names.
+    if name in BLOCK_NAMES and sublayer and not (sublayer == "attn" and name in _BRIDGE_ATTN_INPUTS):
+        return (
+            f"{name} is a block-level hook: get_act_name({name!r}, layer, {layer_type!r}) returns "
+            f"'blocks.<layer>.{sublayer}.hook_{name}', which no model has. Drop the layer_type."
+        )
     return None

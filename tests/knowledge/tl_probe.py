@@ -138,27 +138,44 @@ def _same_hook_groups(model) -> list[list[str]]:
 
 
 def probe_bridge(request: dict, dims: dict) -> tuple[dict, object]:
+    """Like probe_hooked, for bridges. Booting dominates, so one bridge per (architecture, config,
+    mode) serves every setter case: each setter is switched on for its run and off again after it
+    (the cases with no setter run first, on the untouched bridge)."""
     import torch
 
     tokenizer = _tokenizer()
     out: dict = {}
     first_cache = None
-    for case, recipe in request["cases"].items():
+    booted: dict[str, object] = {}
+    order = sorted(request["cases"].items(), key=lambda item: bool(item[1].get("setters")))
+    for case, recipe in order:
+        key = json.dumps([recipe["arch"], recipe["config"], bool(recipe.get("compat"))], sort_keys=True)
+        setters = recipe.get("setters", [])
         try:
-            model = _boot_bridge(recipe["arch"], recipe["config"], tokenizer)
-            if recipe.get("compat"):
-                model.enable_compatibility_mode(disable_warnings=True)
-            for setter in recipe.get("setters", []):
-                getattr(model, setter)(True)
-            vocab = recipe["config"].get("vocab_size") or recipe["config"].get("d_vocab")
-            with torch.no_grad():
-                _, cache = model.run_with_cache(_tokens(vocab, dims))
+            if key not in booted:
+                model = _boot_bridge(recipe["arch"], recipe["config"], tokenizer)
+                if recipe.get("compat"):
+                    model.enable_compatibility_mode(disable_warnings=True)
+                booted[key] = model
+            model = booted[key]
+            try:
+                for setter in setters:
+                    getattr(model, setter)(True)
+                vocab = recipe["config"].get("vocab_size") or recipe["config"].get("d_vocab")
+                with torch.no_grad():
+                    _, cache = model.run_with_cache(_tokens(vocab, dims))
+            finally:
+                try:
+                    for setter in reversed(setters):
+                        getattr(model, setter)(False)
+                except Exception:  # a bridge that cannot switch back is not reused
+                    booted.pop(key, None)
             out[case] = {**_describe_cache(model, cache), "same_hook": _same_hook_groups(model)}
             if first_cache is None:
                 first_cache = cache
         except Exception as exc:
             out[case] = {"error": _error(exc)}
-    return out, first_cache
+    return {case: out[case] for case in request["cases"]}, first_cache
 
 
 # -- get_act_name and ActivationCache keys -----------------------------------------------------
