@@ -275,7 +275,7 @@ class _Lifetimes:
             key = self._key(recv)
             name_node = positional[0] if positional else keywords.get("name")
             fn_node = positional[1] if len(positional) > 1 else keywords.get("hook")
-            if key is None or not (self._is_model(key, recv) or self._tl_name(name_node)):
+            if key is None or not (self._is_model(key, recv) or self._tl_name(name_node, recv)):
                 return
             self.tl_keys.add(key)
             model_node, model_text = recv, text(recv)
@@ -302,9 +302,15 @@ class _Lifetimes:
             fn_node=fn_node, direction=direction if direction in ("fwd", "bwd") else "fwd", method=method,
             extra=tuple(extra)))
 
-    def _tl_name(self, name_node: Node | None) -> bool:
-        ref = self.a.ref_at(name_node.start_byte) if name_node is not None else None
-        return ref is not None and ref.template is not None and ("hook_" in ref.template or ref.template.startswith("blocks."))
+    def _tl_name(self, name_node: Node | None, recv: Node) -> bool:
+        """A hook name only TransformerLens uses (``blocks.3.attn.hook_z``, get_act_name(...), an f-string of one)."""
+        if name_node is None:
+            return False
+        if name_node.type == "lambda":  # a names filter, on something called like a model
+            return "model" in text(recv).rsplit(".", 1)[-1].lower()
+        value = self.a.evaluator.eval(name_node)
+        parts = [value] if isinstance(value, str) else [p for p in getattr(value, "parts", ()) if isinstance(p, str)]
+        return any("hook_" in p or p.startswith("blocks.") for p in parts)
 
     def _label(self, name_node: Node | None) -> str:
         if name_node is None:
