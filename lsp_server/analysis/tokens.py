@@ -201,8 +201,8 @@ class StringResolver:
                 parts.append([Candidate(value)])
             elif child.type == "interpolation":
                 holes = True
-                if any(c.type in ("type_conversion", "format_specifier") for c in child.named_children):
-                    return None
+                if any(c.type in ("type_conversion", "format_specifier", "=") for c in child.children):
+                    return None  # `{x!r}`, `{x:>5}`, `{x=}` change the text
                 expr = child.child_by_field_name("expression") or next(iter(child.named_children), None)
                 parts.append(self.strings(expr, depth + 1))
         if not holes:
@@ -270,7 +270,7 @@ class StringResolver:
             children = [c for c in node.named_children if c.type != "comment"]
             if any(c.type in ("list_splat", "dictionary_splat") for c in children):
                 return None
-            return [_Elem(c, origin=origin or _short(node)) for c in children]
+            return [_Elem(c, origin=origin) for c in children]  # an inline list needs no name
         if kind == "parenthesized_expression" and node.named_child_count == 1:
             return self._elements(node.named_children[0], depth + 1, top, origin)
         if kind == "identifier":
@@ -416,11 +416,6 @@ def _mutated_in(source: bytes, name: bytes) -> bool:
     return False
 
 
-def _short(node: Node, limit: int = 40) -> str:
-    s = " ".join(text(node).split())
-    return s if len(s) <= limit else s[: limit - 1] + "…"
-
-
 def quoted(s: str) -> str:
     """A string as Python-ish source with double quotes, for messages (``" Neel"``)."""
     return json.dumps(s, ensure_ascii=False)
@@ -483,6 +478,7 @@ class _TokenCheck:
         self._seen: set[tuple] = set()
         self._prompts: dict[tuple, list[_Prompt]] = {}
         self._scored: dict[Any, set[str]] = {}
+        self._encoded: dict[tuple[int, str], list[tuple[int, str]]] = {}  # research code repeats its strings
         self._toks: dict[str, Any] = {}
         self._sites: dict[Any, list[tuple[Node, Node, Node | None]]] | None = None  # tokenizer family -> Tok (one context lookup per family)
         self._calls: list[Node] = []
@@ -509,8 +505,14 @@ class _TokenCheck:
                 self._check(call, method, arg, cand, model, tok)  # type: ignore[arg-type]
         return self.findings
 
+    def _encode(self, tok, value: str) -> list[tuple[int, str]]:
+        key = (id(tok), value)
+        if key not in self._encoded:
+            self._encoded[key] = tok.encode_with_ids(value)
+        return self._encoded[key]
+
     def _check(self, call: Node, method: str, arg: Node, cand: Candidate, model: ModelInfo, tok) -> None:
-        tokens = tok.encode_with_ids(cand.value)
+        tokens = self._encode(tok, cand.value)
         if len(tokens) != 1 and _guarded(call, bool(cand.env)):
             return  # `try: to_single_token(w) except AssertionError:` filters on purpose
         spaced = self._spaced_in_prompt(call, cand.value, tok)
@@ -568,7 +570,7 @@ class _TokenCheck:
         if not value or value[0].isspace():
             return None
         spaced = " " + value
-        spaced_ids = tok.ids(spaced)
+        spaced_ids = [i for i, _ in self._encode(tok, spaced)]
         if len(spaced_ids) != 1:
             return None
         for prompt in self._scope_prompts(call, tok):
