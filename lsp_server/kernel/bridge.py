@@ -132,6 +132,7 @@ class KernelBridge:
         self._closed = False
         self._spec_dir: str | None = None
         self._stderr_path: str | None = None
+        self._stderr_file: Any = None
         self._payload_hash: str | None = None
         self._generation = 0  # bumped by restart(): replies from before it never come
 
@@ -206,14 +207,15 @@ class KernelBridge:
         bridge = cls(None, km, connection_file=km.connection_file, on_state=on_state)
         bridge._spec_dir, bridge._stderr_path = spec_dir, stderr_path
         bridge._set_state("starting")
+        # The log stays open for the bridge's life: restart_kernel() relaunches with it.
+        bridge._stderr_file = os.fdopen(fd, "wb")
         try:
-            with os.fdopen(fd, "wb") as log:
-                kwargs: dict[str, Any] = {"stderr": log, "stdout": log}
-                if cwd is not None:
-                    kwargs["cwd"] = str(cwd)
-                if env is not None:
-                    kwargs["env"] = {**os.environ, **env}
-                await km.start_kernel(**kwargs)
+            kwargs: dict[str, Any] = {"stderr": bridge._stderr_file, "stdout": bridge._stderr_file}
+            if cwd is not None:
+                kwargs["cwd"] = str(cwd)
+            if env is not None:
+                kwargs["env"] = {**os.environ, **env}
+            await km.start_kernel(**kwargs)
             bridge._kc = km.client()
             bridge._kc.start_channels()
             await bridge._wait_ready(timeout)
@@ -471,6 +473,9 @@ class KernelBridge:
                 os.unlink(self._km.connection_file)
         if self._spec_dir:
             shutil.rmtree(self._spec_dir, ignore_errors=True)
+        if self._stderr_file is not None:
+            self._stderr_file.close()
+            self._stderr_file = None
         if self._stderr_path:
             with contextlib.suppress(OSError):
                 os.unlink(self._stderr_path)

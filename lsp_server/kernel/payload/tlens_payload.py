@@ -365,13 +365,14 @@ def _to_tokens_nobos(model, text):
 
 
 def _str_tokens(model, tokens_row):
+    """Token strings of one prompt (a 1-D tensor); '#id' when there is no tokenizer."""
     try:
         toks = model.to_str_tokens(tokens_row)
         if len(toks) == len(tokens_row):
             return [str(t) for t in toks]
     except Exception:  # noqa: BLE001
         pass
-    return [f"#{int(t)}" for t in tokens_row]
+    return [f"#{int(t)}" for t in tokens_row.tolist()]
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -826,7 +827,7 @@ class _Sweep:
         m.reads = reads
 
     def _describe(self):
-        labels = _str_tokens(self.model, self.clean_tokens[0].tolist())
+        labels = _str_tokens(self.model, self.clean_tokens[0])
         return {
             "row_labels": [f"L{l}" for l in range(self.L)],
             "pos_labels": labels,
@@ -1192,13 +1193,17 @@ class _Sweep:
 
 
 def _capture_hook(name, captured, make_leaf):
+    """Record the activation; return it so the model computes on *this* tensor.
+
+    Returning it matters on TransformerBridge: hook_z sees a reshaped view of the attention
+    output and only a returned tensor is fed onward, so a gradient reaches the view.
+    """
+
     def hook(act, hook):
         if make_leaf:
             act = act.detach().requires_grad_(True)
-            captured[name] = act
-            return act
         captured[name] = act
-        return None
+        return act
 
     return hook
 

@@ -1,0 +1,275 @@
+"""Sweeps in a TL 4.x kernel (TransformerBridge): exactness, speed paths, errors, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import pytest_asyncio
+
+from lsp_server.kernel import SweepCancelled, SweepError, SweepSpec, run_sweep, save_result
+from lsp_server.render import render_heatmap
+
+from .conftest import kernel_json
+from .exactness import REFERENCE_HELPER, check_exact, correlation, max_abs_diff, reference
+from .tiny_models import bridge_setup
+
+pytestmark = [pytest.mark.kernel, pytest.mark.asyncio(loop_scope="module")]
+
+GQA = (
+    "_main_model = model\n"
+    + bridge_setup(n_layers=2, d_model=64, n_heads=4, gqa=2).replace("model = ", "model_gqa = ", 1)
+    .replace("\nclean_prompt", "\nmodel, model_gqa = _main_model, model\nclean_prompt", 1)
+)
+
+LONG = '''
+from transformers import GPT2Config, GPT2LMHeadModel
+torch.manual_seed(1)
+_hf_big = GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=256, n_head=8, n_positions=128,
+                                     vocab_size=len(tokenizer))).eval()
+model_big = TransformerBridge.boot_transformers("big", hf_model=_hf_big, tokenizer=tokenizer, device="cpu")
+big_clean = torch.randint(0, 50000, (1, 48))
+big_corrupted = torch.randint(0, 50000, (1, 48))
+def hook_count(m):
+    torch_hooks = sum(len(x._forward_hooks) + len(x._forward_pre_hooks) + len(x._backward_hooks)
+                      for x in m.modules())
+    tl_hooks = sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in m.hook_dict.values())
+    return (torch_hooks, tl_hooks)
+'''
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def kernel(kernel_factory):
+    bridge = await kernel_factory.start(setup=bridge_setup() + REFERENCE_HELPER + LONG)
+    # model_gqa: a random Llama (4 query heads, 2 key/value heads) booted as a bridge.
+    gqa = bridge_setup(n_layers=2, d_model=64, n_heads=4, gqa=2).split("from transformer_lens")[0]
+    res = await bridge.execute(
+        gqa.replace("tokenizer = AutoTokenizer", "_tok2 = AutoTokenizer")
+        + "model_gqa = TransformerBridge.boot_transformers('tiny-gqa', hf_model=_hf, tokenizer=tokenizer, device='cpu')\n"
+    )
+    assert res.ok, res.traceback_text()
+    await bridge.execute("model(big_clean[:, :4]); model_big(big_clean[:, :4])")  # wire lazy hooks
+    return bridge
+
+
+async def globals_of(bridge):
+    res = await bridge.execute("pass", user_expressions={"g": "sorted(globals())"})
+    return set(eval(res.user_expressions["g"]))
+
+
+async def hooks_of(bridge, model="model_big"):
+    return (await bridge.execute("pass", user_expressions={"h": f"hook_count({model})"})).user_expressions["h"]
+
+
+@pytest.mark.parametrize("kind", ["resid_pre", "attn_out", "mlp_out", "heads", "heads_by_pos", "block", "resid_post"])
+@pytest.mark.parametrize("use_answer", [True, False], ids=["answer", "callable"])
+async def test_exact_against_transformer_lens(kernel, kind, use_answer):
+    result = await check_exact(kernel, kind, use_answer=use_answer)
+    assert result.path == "fast"
+    assert result.backend == "TransformerBridge" and result.tl_version.startswith("4.")
+
+
+async def test_resid_mid_matches_transformer_lens_under_no_grad(kernel):
+    # TL 4.x patching clones activations that require grad before editing them; on the bridge
+    # hook_resid_mid is ln2's *input*, so with grad on TL patches only the MLP input and not
+    # the residual stream. Under no_grad (and on HookedTransformer) both are the residual.
+    await check_exact(kernel, "resid_mid", no_grad_reference=True)
+
+
+async def test_exact_with_two_prompts(kernel):
+    await check_exact(kernel, "resid_pre", clean="batch_clean", corrupted="batch_corrupted")
+    await check_exact(kernel, "heads", clean="batch_clean", corrupted="batch_corrupted", use_answer=True)
+
+
+async def test_exact_on_grouped_query_attention(kernel):
+    for kind in ("resid_pre", "heads", "heads_by_pos"):
+        result = await check_exact(kernel, kind, model="model_gqa")
+        assert result.path == "fast"
+
+
+async def test_metric_reading_every_position_uses_full_logits(kernel):
+    result = await check_exact(kernel, "attn_out", metric="full_logits_metric")
+    assert result.path == "fast"
+
+
+async def test_fully_different_prompts_are_exact(kernel):
+    # No position is shared, so no cell can be skipped: every cell goes through the batched replay.
+    await check_exact(kernel, "mlp_out", clean="big_clean[:, :10]", corrupted="big_corrupted[:, :10]")
+
+
+async def test_normalize(kernel):
+    spec = SweepSpec(model="model", clean="clean_tokens", corrupted="corrupted_tokens",
+                     kind="resid_pre", metric="logit_diff", normalize=True)
+    result = await run_sweep(kernel, spec)
+    ref = await reference(kernel, "model", "resid_pre", "logit_diff", "clean_tokens", "corrupted_tokens")
+    clean, corr = ref["clean"], ref["corrupted"]
+    expected = [[(v - corr) / (clean - corr) for v in row] for row in ref["values"]]
+    assert result.normalized and "clean" in result.value_label
+    assert max_abs_diff(result.values, expected) <= 1e-3
+    # Positions before the first differing token are exactly the corrupted run: 0.
+    assert all(v == 0.0 for v in result.values[0][:10])
+
+
+async def test_labels_and_json_roundtrip(kernel, tmp_path):
+    result = await run_sweep(kernel, SweepSpec(model="model", clean="clean_prompt",
+                                               corrupted="corrupted_prompt", answer="' Mary'", wrong="' John'"))
+    assert result.row_labels == ["L0", "L1"]
+    assert result.col_labels[:3] == ["<|endoftext|>", "When", " Mary"]
+    assert "' Mary'" in result.metric and "' John'" in result.metric
+    png = render_heatmap(result)
+    png_path, json_path = save_result(result, png, tmp_path)
+    assert png_path.parent == tmp_path / ".tlens" / "sweeps" and png_path.suffix == ".png"
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(json_path.read_text())
+    assert data["values"] == result.values and data["kind"] == "resid_pre"
+    again, _ = save_result(result, png, tmp_path)
+    assert again != png_path  # same second: a new name, nothing overwritten
+
+
+async def test_attribution_correlates_with_exact_block_sweep(kernel):
+    spec = dict(model="model_big", clean="big_clean", corrupted="big_corrupted", metric="logit_diff_big")
+    await kernel.execute("def logit_diff_big(logits):\n    return (logits[:, -1, 11] - logits[:, -1, 12]).mean()")
+    attr = await run_sweep(kernel, SweepSpec(kind="attribution", **spec))
+    exact = await run_sweep(kernel, SweepSpec(kind="block", **spec))
+    heads = await run_sweep(kernel, SweepSpec(kind="heads", **spec))
+    corr = [correlation(a, e) for a, e in zip(attr.values, exact.values)]
+    corr_heads = correlation(attr.head_values, heads.values)
+    print(f"attribution vs exact correlation: resid_pre {corr[0]:.3f}, attn_out {corr[1]:.3f}, "
+          f"mlp_out {corr[2]:.3f}, heads {corr_heads:.3f}")
+    assert attr.path == "gradient" and len(attr.head_values) == 4
+    assert min(corr) > 0.5 and corr_heads > 0.5
+
+
+async def test_no_stray_globals_and_no_hooks_left(kernel):
+    before_globals = await globals_of(kernel)
+    before_hooks = await hooks_of(kernel, "model")
+    for kind in ("resid_pre", "heads_by_pos", "attribution"):
+        await run_sweep(kernel, SweepSpec(model="model", clean="clean_tokens", corrupted="corrupted_tokens",
+                                          kind=kind, metric="logit_diff"))
+    assert (await globals_of(kernel)) - before_globals <= {"__tlens__"}
+    assert await hooks_of(kernel, "model") == before_hooks
+
+
+async def test_missing_variables_are_named(kernel):
+    spec = SweepSpec(model="modle", clean="clean_tokenz", corrupted="corrupted_tokens", metric="logit_diff")
+    with pytest.raises(SweepError, match="not defined in the kernel: modle, clean_tokenz") as err:
+        await run_sweep(kernel, spec)
+    assert err.value.code == "missing-variables" and err.value.details["names"] == ["modle", "clean_tokenz"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model": "clean_tokens"}, "not a TransformerLens model"),
+        ({"corrupted": "batch_corrupted"}, "same batch and positions"),
+        ({"metric": "lambda logits: logits[:, -1, 0]", "clean": "batch_clean", "corrupted": "batch_corrupted"},
+         "must return a scalar"),
+        ({"metric": None, "answer": "' Mary and John'", "wrong": "wrong"}, "is 3 tokens, not one"),
+        ({"metric": "answer"}, "not a callable"),
+        ({"clean": "['a b', 'a b c d e']"}, "different lengths"),
+    ],
+)
+async def test_bad_specs_give_clear_errors(kernel, overrides, message):
+    spec = dict(model="model", clean="clean_tokens", corrupted="corrupted_tokens", metric="logit_diff")
+    spec.update(overrides)
+    with pytest.raises(SweepError, match=message):
+        await run_sweep(kernel, SweepSpec(**spec))
+
+
+async def test_training_mode_is_refused(kernel):
+    await kernel.execute("model.train()")
+    try:
+        with pytest.raises(SweepError, match=r"training mode.*model.eval\(\)"):
+            await run_sweep(kernel, SweepSpec(model="model", clean="clean_tokens",
+                                              corrupted="corrupted_tokens", metric="logit_diff"))
+    finally:
+        await kernel.execute("model.eval()")
+
+
+LONG_SPEC = dict(model="model_big", clean="big_clean", corrupted="big_corrupted", kind="heads_by_pos",
+                 answer="11", wrong="12")
+
+
+async def run_and_act(bridge, action, delay=0.6, spec=LONG_SPEC):
+    """Start a long sweep, call ``action`` once it is running, return the result."""
+    running = asyncio.Event()
+    progress = []
+
+    def on_progress(p):
+        progress.append(p)
+        if p.phase == "running":
+            running.set()
+
+    cancel = asyncio.Event()
+    task = asyncio.create_task(run_sweep(bridge, SweepSpec(**spec), on_progress, cancel, step_seconds=30))
+    await asyncio.wait_for(running.wait(), 60)
+    await asyncio.sleep(delay)
+    await action(cancel)
+    return await asyncio.wait_for(task, 60), progress
+
+
+async def test_cancel_mid_sweep_keeps_partial_results(kernel):
+    before_globals, before_hooks = await globals_of(kernel), await hooks_of(kernel)
+
+    async def cancel(event):
+        event.set()
+
+    result, progress = await run_and_act(kernel, cancel)
+    assert result.partial and result.error is None
+    assert 0 < result.cells_done < result.cells_total
+    done = [v for layer in result.values for pos in layer for v in pos if v is not None]
+    assert len(done) == result.cells_done
+    # Kernel still usable, nothing left behind.
+    assert await hooks_of(kernel) == before_hooks
+    assert (await globals_of(kernel)) - before_globals <= {"__tlens__"}
+    res = await kernel.execute("pass", user_expressions={"x": "__tlens__._SWEEP is None"})
+    assert res.user_expressions["x"] == "True"
+    # The cells that finished are the exact values.
+    full = await run_sweep(kernel, SweepSpec(**LONG_SPEC))
+    assert not full.partial
+    for l, layer in enumerate(result.values):
+        for p, pos in enumerate(layer):
+            for h, v in enumerate(pos):
+                if v is not None:
+                    assert abs(v - full.values[l][p][h]) <= 1e-4
+
+
+async def test_cancel_during_prepare(kernel):
+    cancel = asyncio.Event()
+    cancel.set()
+    with pytest.raises(SweepCancelled):
+        await run_sweep(kernel, SweepSpec(**LONG_SPEC), cancel_event=cancel)
+    assert (await kernel.execute("pass", user_expressions={"x": "1"})).ok
+
+
+async def test_interrupt_from_another_client_gives_partial_result_with_error(kernel, kernel_factory):
+    other = await kernel_factory.attach(kernel.connection_file)
+
+    async def interrupt(_event):
+        await other.interrupt()
+
+    result, _ = await run_and_act(kernel, interrupt)
+    assert result.partial and "interrupted" in result.error
+    assert 0 <= result.cells_done < result.cells_total
+
+
+async def test_kernel_killed_mid_sweep(kernel_factory):
+    bridge = await kernel_factory.start(setup=bridge_setup() + LONG)
+
+    async def kill(_event):
+        bridge._km.provisioner.process.kill()
+
+    result, _ = await run_and_act(bridge, kill)
+    assert result.partial and "kernel died" in result.error
+    assert result.cells_done < result.cells_total
+    assert bridge.state == "dead"
+
+
+async def test_render_real_results(kernel):
+    for kind in ("block", "heads_by_pos", "attribution"):
+        result = await run_sweep(kernel, SweepSpec(model="model", clean="clean_tokens",
+                                                   corrupted="corrupted_tokens", kind=kind, answer="answer",
+                                                   wrong="wrong"))
+        for size in ("hover", "large"):
+            assert render_heatmap(result, size)[:4] == b"\x89PNG"
