@@ -224,8 +224,8 @@ class StringResolver:
         loop = d.target.parent
         if loop is not None and loop.type == "for_statement":
             body = loop.child_by_field_name("body")
-            if body is None or not (body.start_byte <= use.start_byte < loop.end_byte):
-                return None  # after the loop, the variable holds the last element only
+            if body is None or not (body.start_byte <= use.start_byte < body.end_byte):
+                return None  # after the loop (or in its `else:`), the variable holds the last element only
         elif loop is not None and loop.type == "for_in_clause":
             comprehension = loop.parent
             if comprehension is None or any(c.type == "if_clause" for c in comprehension.named_children):
@@ -266,7 +266,7 @@ class StringResolver:
         if node is None or depth > MAX_DEPTH:
             return None
         kind = node.type
-        if kind in ("list", "tuple", "set"):
+        if kind in ("list", "tuple") or (kind == "set" and top):  # a set's order is arbitrary: not in zip
             children = [c for c in node.named_children if c.type != "comment"]
             if any(c.type in ("list_splat", "dictionary_splat") for c in children):
                 return None
@@ -289,8 +289,8 @@ class StringResolver:
                 return None
             if fname == "zip" and positional and set(keywords) <= {"strict"}:
                 columns = [self._elements(p, depth + 1) for p in positional]
-                if any(c is None for c in columns):
-                    return None
+                if any(c is None or any(e.node is None for e in c) for c in columns):
+                    return None  # comprehension results may not line up one-to-one with the other lists
                 size = min(len(c) for c in columns)  # type: ignore[arg-type]
                 return [_Elem(items=tuple(c[i] for c in columns)) for i in range(size)]  # type: ignore[index]
             if fname == "enumerate" and len(positional) == 1 and set(keywords) <= {"start"}:
@@ -479,8 +479,8 @@ class _TokenCheck:
         self._prompts: dict[tuple, list[_Prompt]] = {}
         self._scored: dict[Any, set[str]] = {}
         self._encoded: dict[tuple[int, str], list[tuple[int, str]]] = {}  # research code repeats its strings
-        self._toks: dict[str, Any] = {}
-        self._sites: dict[Any, list[tuple[Node, Node, Node | None]]] | None = None  # tokenizer family -> Tok (one context lookup per family)
+        self._toks: dict[str, Any] = {}  # tokenizer family -> Tok (one context lookup per family)
+        self._sites: dict[Any, list[tuple[Node, Node, Node | None]]] | None = None
         self._calls: list[Node] = []
 
     def _tok(self, model: ModelInfo | None):
@@ -512,15 +512,14 @@ class _TokenCheck:
         return self._encoded[key]
 
     def _check(self, call: Node, method: str, arg: Node, cand: Candidate, model: ModelInfo, tok) -> None:
+        site = cand.anchor or arg
+        key = (site.start_byte, site.end_byte, cand.value)
+        if key in self._seen:
+            return  # one finding per offending string, even when several calls use it
         tokens = self._encode(tok, cand.value)
         if len(tokens) != 1 and _guarded(call, bool(cand.env)):
             return  # `try: to_single_token(w) except AssertionError:` filters on purpose
         spaced = self._spaced_in_prompt(call, cand.value, tok)
-        site = cand.anchor or arg
-        key = (site.start_byte, site.end_byte, cand.value)
-        if key in self._seen:
-            return
-        self._seen.add(key)
         from_list = f" (from {cand.origin})" if cand.anchor is not None and cand.origin else ""
         related = ()
         if cand.anchor is not None:
@@ -537,6 +536,7 @@ class _TokenCheck:
                 fixes = (self._space_fix(arg, cand),)
                 related += (Related(prompt.node.start_byte, prompt.node.end_byte,
                                     f"prompt containing {quoted(' ' + cand.value)}"),)
+            self._seen.add(key)
             self.findings.append(Finding(site.start_byte, site.end_byte, "multi-token", "warning", message, fixes, related))
             return
         if spaced is None or self._bare_in_prompt(call, tokens[0][0], tok) or self._also_scored(call, " " + cand.value):
@@ -549,6 +549,7 @@ class _TokenCheck:
                    f"add the leading space")
         related += (Related(prompt.node.start_byte, prompt.node.end_byte,
                             f"prompt containing {quoted(' ' + cand.value)}"),)
+        self._seen.add(key)
         self.findings.append(Finding(site.start_byte, site.end_byte, "leading-space", "warning", message,
                                      (self._space_fix(arg, cand),), related))
 
