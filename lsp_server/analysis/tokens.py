@@ -511,6 +511,9 @@ class _TokenCheck:
             self._encoded[key] = tok.encode_with_ids(value)
         return self._encoded[key]
 
+    def _encode_ids(self, tok, value: str) -> list[int]:
+        return [i for i, _ in self._encode(tok, value)]
+
     def _check(self, call: Node, method: str, arg: Node, cand: Candidate, model: ModelInfo, tok) -> None:
         site = cand.anchor or arg
         key = (site.start_byte, site.end_byte, cand.value)
@@ -542,8 +545,13 @@ class _TokenCheck:
         if spaced is None or self._bare_in_prompt(call, tokens[0][0], tok) or self._also_scored(call, " " + cand.value):
             return  # the spaced form is scored too: comparing both is deliberate
         prompt, spaced_id = spaced
-        effect = ("looks for a different token from the one in the prompt" if method == "get_token_position"
-                  else "scores a different token from the one in the prompt")
+        effect = "scores a different token from the one in the prompt"
+        if method == "get_token_position":
+            own = self.resolver.items(argument(call, 1, "input"))
+            if own and all(tokens[0][0] not in self._encode_ids(tok, p.value) for p in own):
+                effect = "raises AssertionError (\"The token does not occur in the prompt\")"
+            else:
+                effect = "looks for a different token from the one in the prompt"
         message = (f"{quoted(cand.value)}{from_list} is token {tokens[0][0]}, but the prompt has "
                    f"{quoted(' ' + cand.value)} (token {spaced_id}) after a space: {method} {effect}; "
                    f"add the leading space")
@@ -571,7 +579,7 @@ class _TokenCheck:
         if not value or value[0].isspace():
             return None
         spaced = " " + value
-        spaced_ids = [i for i, _ in self._encode(tok, spaced)]
+        spaced_ids = self._encode_ids(tok, spaced)
         if len(spaced_ids) != 1:
             return None
         for prompt in self._scope_prompts(call, tok):

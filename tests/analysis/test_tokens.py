@@ -156,6 +156,14 @@ def test_multi_token_with_a_spaced_single_token_in_the_prompt_offers_the_space()
     assert token_findings(apply(text, f.fixes[0])) == []
 
 
+def test_get_token_position_on_its_own_prompt_says_it_raises():
+    # Verified on TL 2.18 with GPT-2's BPE: AssertionError "The token does not occur in the prompt".
+    text = HEADER + 'pos = model.get_token_position("Paris", "The Eiffel Tower is in Paris")\n'
+    (f,) = token_findings(text)
+    assert f.code == "leading-space" and "raises AssertionError" in f.message
+    assert token_findings(apply(text, f.fixes[0])) == []
+
+
 def test_prompt_in_model_call_and_run_with_cache_count():
     for call in ("model(prompt)", "model.run_with_cache(prompt)", "model.generate(prompt)", "model.to_str_tokens(prompt)"):
         text = HEADER + f'prompt = "I really love"\n{call}\nmodel.to_single_token("love")\n'
