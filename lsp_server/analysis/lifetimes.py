@@ -26,6 +26,9 @@ from .hook_signatures import HookSite, check_hook_signatures
 from .scopes import MODULE, Scopes
 from .syntax import Node, call_args, call_name, text
 
+RELEVANT_METHODS = frozenset({"add_hook", "add_perma_hook", "reset_hooks", "remove_all_hook_fns", "run_with_cache",
+                              "run_with_hooks", "hooks", "forward", "generate", "backward"})
+RELEVANT_BYTES = frozenset(m.encode() for m in RELEVANT_METHODS)
 FORWARD_METHODS = frozenset({"forward", "run_with_cache", "run_with_hooks", "generate"})
 RESET_METHODS = frozenset({"reset_hooks", "remove_all_hook_fns"})
 # Methods only TransformerLens models have: their receiver is a model.
@@ -56,7 +59,7 @@ class Event:
     key: Key | None
     recv: str = ""  # the model expression as written
     what: str = ""  # forward: "model(...)", "run_with_cache", "patching", "helper", "hooks-context"
-    backend: str | None = None  # "hooked" | "bridge" | None (unknown)
+    model_node: Node | None = None  # the model expression (its backend is looked up only for messages)
     # add: hook point label, name/fn expressions, direction; temp: method and the keyword node
     label: str = ""
     name_text: str | None = None
@@ -113,20 +116,47 @@ class _Lifetimes:
         self._summaries: dict = {}
         self._events_cache: dict = {}
         self._model_cache: dict = {}
-        self._fn_by_scope: dict | None = None
         self._call_sites: dict = {}
+        self._model_names: tuple | None = None
+        self._relevant: list[tuple] = []  # (start, call, method, receiver) of the method calls that matter
+        self._evidence: list[Node] = []  # receivers of methods only TL models have
+        self._evidence_text: set[str] | None = None
+        self._evidence_keys: set | None = None
+        self._ident_starts: list[int] | None = None
+        self._leaky: list[Node] | None = None
+        self._calls_by_name: dict | None = None
+        self._wanted: set | None = None
+        self._reset_calls: list | None = None
+        self._patterns: dict = {}
 
     # ------------------------------------------------------------------ driver
 
     def run(self) -> list[Finding]:
-        calls = [(c, *call_name(c)) for c in self.a.method_calls]
-        for call, _, method, recv in calls:
-            if method in EVIDENCE_METHODS and recv is not None:
-                key = self._key(recv)
-                if key is not None:
-                    self.tl_keys.add(key)
-        for call, _, method, recv in calls:
-            self._classify_method_call(call, method, recv)
+        # Without add_hook or reset_hooks_end=False nothing can stay attached: only hook functions to check.
+        flow = b"add_hook" in self.src or b"reset_hooks_end" in self.src or b".hooks(" in self.src
+        if not flow:
+            if b"add_perma_hook" in self.src:
+                for call in self.a.method_calls:
+                    _, method, recv = call_name(call)
+                    if method == "add_perma_hook":
+                        self._classify_add(call, method, recv)
+            self._add_list_sites()
+            return check_hook_signatures(self.scopes, self.hook_sites, self.line_of) if self.hook_sites else []
+        # Hook events are classified now; forwards and resets only inside the scopes we end up following.
+        src = self.src
+        for call in self.a.method_calls:
+            fn = call.child_by_field_name("function")
+            attr = fn.child_by_field_name("attribute") if fn is not None else None
+            if attr is None:
+                continue
+            raw = src[attr.start_byte:attr.end_byte]
+            if raw in RELEVANT_BYTES or raw.startswith(b"get_act_patch_") or raw == b"generic_activation_patch":
+                method, recv = raw.decode(), fn.child_by_field_name("object")
+                self._relevant.append((call.start_byte, call, method, recv))
+                if method in EVIDENCE_METHODS and recv is not None:
+                    self._evidence.append(recv)
+        for _, call, method, recv in self._relevant:
+            self._classify_hook_event(call, method, recv)
         self._add_list_sites()
         for scope in [s for s, evs in self.method_events.items() if any(e.kind in ("add", "temp") for e in evs)]:
             self._summary(scope)
@@ -155,27 +185,38 @@ class _Lifetimes:
             return None
         if node.type == "identifier":
             name = text(node)
-            d = self.scopes.lookup(name, node.start_byte)
-            if d is None:
-                return ("g", name)
-            if d.kind == "param":
-                return ("p", d.node.start_byte, name)
-            scope = self.scopes.scope_of(d.target.start_byte)
-            return ("g", name) if scope == MODULE else ("l", scope, name)
+            return self._key_of_definition(self.scopes.lookup(name, node.start_byte), name)
         if node.type == "attribute" and _dotted(node):
             return ("a", text(node))
         return None
 
+    def _key_of_definition(self, d, name: str) -> Key:
+        if d is None:
+            return ("g", name)
+        if d.kind == "param":
+            return ("p", d.node.start_byte, name)
+        scope = self.scopes.scope_of(d.target.start_byte)
+        return ("g", name) if scope == MODULE else ("l", scope, name)
+
     def _is_model(self, key: Key | None, node: Node) -> bool:
+        """A model built the way models are built, or the receiver of a method only TL models have."""
         if key is None:
             return False
         if key in self.tl_keys:
             return True
-        if node.type != "identifier":
-            return False
         if key not in self._model_cache:
-            self._model_cache[key] = self.a.models.model_at(node) is not None
+            found = node.type == "identifier" and self.a.models.model_at(node) is not None
+            if not found and text(node) in self._evidence_texts():
+                if self._evidence_keys is None:
+                    self._evidence_keys = {self._key(r) for r in self._evidence}
+                found = key in self._evidence_keys
+            self._model_cache[key] = found
         return self._model_cache[key]
+
+    def _evidence_texts(self) -> set[str]:
+        if self._evidence_text is None:
+            self._evidence_text = {text(r) for r in self._evidence}
+        return self._evidence_text
 
     def _backend(self, node: Node) -> tuple[str | None, bool]:
         """(backend, certain) of the model an expression holds."""
@@ -193,40 +234,58 @@ class _Lifetimes:
         return self.scopes.scope_of(node.start_byte)
 
     def _add_event(self, scope, ev: Event) -> None:
-        self.method_events.setdefault(scope, []).append(ev)
+        if not _in_lambda(ev.node):
+            self.method_events.setdefault(scope, []).append(ev)
 
-    def _classify_method_call(self, call: Node, method: str | None, recv: Node | None) -> None:
+    def _classify_hook_event(self, call: Node, method: str, recv: Node | None) -> None:
+        """add_hook / reset_hooks_end=False / hooks(): the events that start a lifetime (plus backward calls)."""
         if method in ("add_hook", "add_perma_hook"):
             self._classify_add(call, method, recv)
-            return
-        if method == "backward":
+        elif method == "backward":
             self.backwards.append(call.start_byte)
-            return
-        if method is not None and PATCHING.match(method):
-            self._patching_call(call)
-            return
-        if recv is None:
-            return
-        key = self._key(recv)
-        if not self._is_model(key, recv):
-            return
-        scope = self._scope_of(call)
-        backend, _ = self._backend(recv)
-        if method in RESET_METHODS:
-            self._add_event(scope, Event("reset", call, call.start_byte, key, text(recv)))
-        elif method in FORWARD_METHODS:
-            what = method if method in ("run_with_cache", "run_with_hooks") else f"{text(recv)}.{method}(...)"
-            self._add_event(scope, Event("forward", call, call.start_byte, key, text(recv), what=what, backend=backend))
-            if method in ("run_with_cache", "run_with_hooks"):
-                _, keywords = call_args(call)
-                kw = keywords.get("reset_hooks_end")
-                if kw is not None and text(kw) == "False":
-                    self._add_event(scope, Event("temp", call, call.end_byte, key, text(recv), backend=backend,
-                                                 method=method, kw_node=kw.parent))
-        elif method == "hooks":
-            self._hooks_context(call, key, recv, scope, backend)
+        elif method in ("run_with_cache", "run_with_hooks", "hooks") and recv is not None:
+            if method != "hooks" and b"reset_hooks_end" not in self.src[call.start_byte:call.end_byte]:
+                return
+            key = self._key(recv)
+            if not self._is_model(key, recv):
+                return
+            scope = self._scope_of(call)
+            if method == "hooks":
+                self._hooks_context(call, key, recv, scope)
+                return
+            _, keywords = call_args(call)
+            kw = keywords.get("reset_hooks_end")
+            if kw is not None and text(kw) == "False":
+                self._add_event(scope, Event("temp", call, call.end_byte, key, text(recv), model_node=recv,
+                                             method=method, kw_node=kw.parent))
 
-    def _hooks_context(self, call: Node, key: Key, recv: Node, scope, backend) -> None:
+    def _method_events(self, scope, lo: int, hi: int) -> list[Event]:
+        """Forwards and resets of the scope's own method calls in [lo, hi)."""
+        out: list[Event] = []
+        i = bisect.bisect_left(self._relevant, lo, key=lambda r: r[0])
+        for start, call, method, recv in self._relevant[i:]:
+            if start >= hi:
+                break
+            if method in ("add_hook", "add_perma_hook", "hooks", "backward") or self._scope_of(call) != scope or _in_lambda(call):
+                continue
+            if PATCHING.match(method):
+                ev = self._patching_call(call)
+                if ev is not None:
+                    out.append(ev)
+                continue
+            if recv is None:
+                continue
+            key = self._key(recv)
+            if not self._is_model(key, recv):
+                continue
+            if method in RESET_METHODS:
+                out.append(Event("reset", call, start, key, text(recv)))
+            elif method in FORWARD_METHODS:
+                what = method if method in ("run_with_cache", "run_with_hooks") else f"{text(recv)}.{method}(...)"
+                out.append(Event("forward", call, start, key, text(recv), what=what, model_node=recv))
+        return out
+
+    def _hooks_context(self, call: Node, key: Key, recv: Node, scope) -> None:
         parent = call.parent
         if parent is not None and parent.type == "as_pattern":
             parent = parent.parent
@@ -242,17 +301,17 @@ class _Lifetimes:
         if kw is None and len(positional) > 2:
             kw = kw_node = positional[2]
         if kw is not None and text(kw) == "False":
-            self._add_event(scope, Event("temp", stmt, stmt.end_byte - 1, key, text(recv), backend=backend,
+            self._add_event(scope, Event("temp", stmt, stmt.end_byte - 1, key, text(recv), model_node=recv,
                                          method="hooks", kw_node=kw_node))
 
-    def _patching_call(self, call: Node) -> None:
+    def _patching_call(self, call: Node) -> Event | None:
         positional, keywords = call_args(call)
         model = positional[0] if positional else keywords.get("model")
         key = self._key(model)
-        if model is not None and self._is_model(key, model):
-            _, method, _ = call_name(call)
-            self._add_event(self._scope_of(call), Event("forward", call, call.start_byte, key, text(model),
-                                                        what="patching", label=method or ""))
+        if model is None or not self._is_model(key, model):
+            return None
+        _, method, _ = call_name(call)
+        return Event("forward", call, call.start_byte, key, text(model), what="patching", label=method or "")
 
     def _classify_add(self, call: Node, method: str, recv: Node | None) -> None:
         if recv is None:
@@ -294,11 +353,10 @@ class _Lifetimes:
         stmt = call.parent
         if stmt is None or stmt.type != "expression_statement":
             return  # the handle is kept (`h = hp.add_hook(...)`): the author manages it
-        if b".remove_hooks(" in self.src[call.end_byte:] and hookpoint is not None:
+        if hookpoint is not None and self.src.rfind(b".remove_hooks(") > call.end_byte:
             return  # HookPoint.remove_hooks later on: removal we do not track per hook point
-        backend, _ = self._backend(model_node)
         self._add_event(self._scope_of(call), Event(
-            "add", call, call.start_byte, key, model_text, backend=backend, label=label, name_text=name_text,
+            "add", call, call.start_byte, key, model_text, model_node=model_node, label=label, name_text=name_text,
             fn_node=fn_node, direction=direction if direction in ("fwd", "bwd") else "fwd", method=method,
             extra=tuple(extra)))
 
@@ -360,20 +418,28 @@ class _Lifetimes:
     # ------------------------------------------------------------------ events of a scope
 
     def _fn_node(self, scope) -> Node | None:
-        if self._fn_by_scope is None:
-            self._fn_by_scope = {(n.start_byte, n.end_byte): n for n in self.scopes.functions}
-        return self._fn_by_scope.get(scope)
+        if scope == MODULE:
+            return None
+        n = self.root.descendant_for_byte_range(scope[0], scope[0])
+        while n is not None and not (n.type == "function_definition" and n.start_byte == scope[0] and n.end_byte == scope[1]):
+            n = n.parent
+        return n
 
     def _events(self, scope) -> list[Event]:
         if scope in self._events_cache:
             return self._events_cache[scope]
-        events = list(self.method_events.get(scope, ()))
+        events = list(self.method_events.get(scope, ()))  # add / temp
+        lo = 0 if scope == MODULE else scope[0]
+        hi = len(self.src) if scope == MODULE else scope[1]
+        # Before the first hook (or the outermost loop around it), or the first call of a helper that may
+        # leave one attached, nothing is attached: skip that part. Functions without hooks are summarised whole.
+        starts = [self._outer_loop_start(e.node) for e in events if e.kind in ("add", "temp")]
+        if starts:
+            starts += [c.start_byte for c in self._leaky_calls() if lo <= c.start_byte < hi and self._scope_of(c) == scope]
+            lo = min(starts)
+        events += self._method_events(scope, lo, hi)
         known = {e.node.start_byte for e in events}
-        if scope == MODULE:
-            lo, hi = 0, len(self.src)
-        else:
-            lo, hi = scope
-        events += self._plain_call_events(scope, lo, hi, known)
+        events += self._plain_call_events(scope, known, lo, hi)
         for ev in events:
             if ev.kind == "forward" and ev.what not in ("patching",):
                 for start, end, key in self.contexts:
@@ -384,56 +450,108 @@ class _Lifetimes:
         self._events_cache[scope] = events
         return events
 
-    def _plain_call_events(self, scope, lo: int, hi: int, known: set) -> list[Event]:
-        """Forwards (`model(x)`), helper calls and models handed to unknown code, found by name in the scope's text."""
-        model_names = {k[-1] for k in self.tl_keys if k[0] != "a"} | {m.var for m in self.a.models.all_models}
-        helper_names = set(self.scopes.function_defs)
-        names = model_names | helper_names
+    def _names(self) -> tuple[set, set]:
+        """(names that may hold a model, dotted attributes that hold one)."""
+        if self._model_names is None:
+            dotted = {t for t in self._evidence_texts() if "." in t}
+            plain = {t for t in self._evidence_texts() if t.isidentifier()}
+            self._model_names = ({k[-1] for k in self.tl_keys if k[0] != "a"} | {m.var for m in self.a.models.all_models} | plain,
+                                 {k[1] for k in self.tl_keys if k[0] == "a"} | dotted)
+        return self._model_names
+
+    def _ident_calls_in(self, lo: int, hi: int) -> list[Node]:
+        """``name(...)`` calls starting in [lo, hi) (the analysis found them all, in text order)."""
+        if self._ident_starts is None:
+            self._ident_starts = [c.start_byte for c in self.a.ident_calls]
+        i, j = bisect.bisect_left(self._ident_starts, lo), bisect.bisect_left(self._ident_starts, hi)
+        return self.a.ident_calls[i:j]
+
+    def _called_name(self, call: Node) -> bytes:
+        start = call.start_byte
+        return self.src[start:self.src.find(b"(", start)].rstrip()
+
+    def _plain_entries(self, scope, lo: int, hi: int) -> list[tuple[str, Node, Node]]:
+        """In the scope's text from ``lo``: calls of models, helpers and patching functions ("call"), and
+        calls that take a model as an argument ("arg": code we may not be able to follow)."""
+        model_names, attr_keys = self._names()
+        if self._wanted is None:
+            self._wanted = {n.encode() for n in model_names | set(self.scopes.function_defs)}
+        entries: list[tuple[str, Node, Node]] = []
+        for call in self._ident_calls_in(lo, hi):
+            name = self._called_name(call)
+            if name in self._wanted or name.startswith(b"get_act_patch_") or name == b"generic_activation_patch":
+                entries.append(("call", call, call.child_by_field_name("function")))
         region = self.src[lo:hi]
-        out: list[Event] = []
-        attr_keys = sorted(k[1] for k in self.tl_keys if k[0] == "a")
-        alternatives = ([re.escape(n.encode()) for n in sorted(names | set(attr_keys))]
-                        + [rb"get_act_patch_\w+", rb"generic_activation_patch"])
-        if alternatives:
-            pattern = re.compile(rb"(?<![\w.])(" + b"|".join(alternatives) + rb")\s*\(")
-            for m in pattern.finditer(region):
-                ident = self.root.descendant_for_byte_range(lo + m.start(1), lo + m.end(1))
-                call = ident.parent if ident is not None else None
-                if (ident is None or ident.type not in ("identifier", "attribute") or call is None or call.type != "call"
-                        or call.child_by_field_name("function") != ident or call.start_byte in known):
+        for attr in attr_keys:  # `self.model(...)`
+            if attr.encode() not in region:
+                continue
+            for m in self._pattern(rb"(?<![\w.])%s\s*\(", attr).finditer(region):
+                callee = self.root.descendant_for_byte_range(lo + m.start(), lo + m.start() + len(attr))
+                call = callee.parent if callee is not None else None
+                if call is not None and call.type == "call" and call.child_by_field_name("function") == callee:
+                    entries.append(("call", call, callee))
+        for name in model_names | attr_keys:
+            if name.encode() not in region:
+                continue
+            for m in self._pattern(rb"\b%s\b", name).finditer(region):
+                start = lo + m.start()
+                if start > 0 and self.src[start - 1:start] == b".":
                     continue
-                if self._scope_of(call) != scope:
-                    continue
-                ev = self._plain_call(call, ident)
-                if ev is not None:
-                    known.add(call.start_byte)
-                    out.append(ev)
-        # Models passed as an argument to code we do not follow: it may reset (or add) hooks.
-        arg_names = {k[-1] for k in self.tl_keys if k[0] != "a"} | {m.var for m in self.a.models.all_models}
-        attr_names = {k[1] for k in self.tl_keys if k[0] == "a"}
-        if arg_names or attr_names:
-            alts = b"|".join(re.escape(n.encode()) for n in sorted(arg_names | attr_names))
-            pattern = re.compile(rb"[(,]\s*(?:\w+\s*=\s*)?(" + alts + rb")\s*[,)]")
-            for m in pattern.finditer(region):
-                arg = self.root.descendant_for_byte_range(lo + m.start(1), lo + m.end(1))
-                if arg is None or arg.start_byte != lo + m.start(1) or arg.end_byte != lo + m.end(1):
+                arg = self.root.descendant_for_byte_range(start, start + len(name))
+                if arg is None or arg.start_byte != start or arg.end_byte != start + len(name):
                     continue
                 parent = arg.parent
                 if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("value") == arg:
                     parent = parent.parent
-                if parent is None or parent.type != "argument_list" or parent.parent is None or parent.parent.type != "call":
-                    continue
-                call = parent.parent
-                if call.start_byte in known or self._scope_of(call) != scope:
-                    continue
-                _, fname, _ = call_name(call)
-                if fname in NEUTRAL_CALLS:
-                    continue
-                target = arg if arg.type in ("identifier", "attribute") else None
-                key = self._key(target)
-                if key is None or not self._is_model(key, target):
-                    continue
-                out.append(Event("barrier", call, call.start_byte, key, text(target)))
+                if parent is not None and parent.type == "argument_list" and parent.parent is not None and parent.parent.type == "call":
+                    entries.append(("arg", parent.parent, arg))
+        return [e for e in entries if self._scope_of(e[1]) == scope and not _in_lambda(e[1])]
+
+    def _pattern(self, template: bytes, name: str) -> re.Pattern:
+        key = (template, name)
+        if key not in self._patterns:
+            self._patterns[key] = re.compile(template % re.escape(name.encode()))
+        return self._patterns[key]
+
+    def _leaky_calls(self) -> list[Node]:
+        """Calls of functions defined here whose text adds hooks that might outlive them."""
+        if self._leaky is None:
+            names = set()
+            for pattern in (b"add_hook", b"reset_hooks_end", b".hooks("):
+                pos = self.src.find(pattern)
+                while pos >= 0:
+                    fn = self._fn_node(self.scopes.scope_of(pos))
+                    if fn is not None:
+                        names.add(text(fn.child_by_field_name("name")).encode())
+                    pos = self.src.find(pattern, pos + 1)
+            by_name = self._calls_by_name_index() if names else {}
+            self._leaky = sorted((c for n in names for c in by_name.get(n, ())), key=lambda c: c.start_byte)
+        return self._leaky
+
+    def _outer_loop_start(self, node: Node) -> int:
+        loops = self._loops(node)
+        return loops[-1][0].start_byte if loops else node.start_byte
+
+    def _plain_call_events(self, scope, known: set, lo: int, hi: int) -> list[Event]:
+        entries = self._plain_entries(scope, lo, hi)
+        out: list[Event] = []
+        for kind, call, node in entries:
+            if kind == "call" and call.start_byte not in known:
+                ev = self._plain_call(call, node)
+                if ev is not None:
+                    known.add(call.start_byte)
+                    out.append(ev)
+        for kind, call, arg in entries:
+            if kind != "arg" or call.start_byte in known:
+                continue
+            _, fname, _ = call_name(call)
+            if fname in NEUTRAL_CALLS:
+                continue
+            key = self._key(arg)
+            if key is None or not self._is_model(key, arg):
+                continue
+            known.add(call.start_byte)
+            out.append(Event("barrier", call, call.start_byte, key, text(arg)))
         return out
 
     def _plain_call(self, call: Node, ident: Node) -> Event | None:
@@ -445,13 +563,13 @@ class _Lifetimes:
             if model is None or not self._is_model(key, model):
                 return None
             return Event("forward", call, call.start_byte, key, text(model), what="patching", label=name)
-        key = self._key(ident)
+        if ident.type == "attribute":
+            key = ("a", name)
+            return Event("forward", call, call.start_byte, key, name, what=f"{name}(...)", model_node=ident) if self._is_model(key, ident) else None
+        d = self.scopes.lookup(name, ident.start_byte)
+        key = self._key_of_definition(d, name)
         if self._is_model(key, ident):
-            backend, _ = self._backend(ident)
-            return Event("forward", call, call.start_byte, key, name, what=f"{name}(...)", backend=backend)
-        if ident.type != "identifier":
-            return None
-        d = self.scopes.lookup(name, call.start_byte)
+            return Event("forward", call, call.start_byte, key, name, what=f"{name}(...)", model_node=ident)
         if d is None or d.kind != "def":
             return None
         summary = self._summary((d.node.start_byte, d.node.end_byte))
@@ -622,9 +740,8 @@ class _Lifetimes:
 
     def _in_loop(self, events: list[Event], loop: Node, key: Key):
         """(forward events, reset-or-unknown events) on ``key`` inside ``loop``."""
-        starts = [e.pos for e in events]
-        lo = bisect.bisect_left(starts, loop.start_byte)
-        hi = bisect.bisect_right(starts, loop.end_byte)
+        lo = bisect.bisect_left(events, loop.start_byte, key=lambda e: e.pos)
+        hi = bisect.bisect_right(events, loop.end_byte, key=lambda e: e.pos)
         forwards, resets = [], []
         for e in events[lo:hi]:
             if e.kind == "forward" and e.key == key:
@@ -689,15 +806,19 @@ class _Lifetimes:
         k = (name, fn.start_byte)
         if k not in self._call_sites:
             scopes = []
-            for m in re.finditer(rb"(?<![\w.])" + re.escape(name.encode()) + rb"\s*\(", self.src):
-                ident = self.root.descendant_for_byte_range(m.start(), m.start() + len(name))
-                call = ident.parent if ident is not None else None
-                if call is not None and call.type == "call" and call.child_by_field_name("function") == ident:
-                    d = self.scopes.lookup(name, call.start_byte)
-                    if d is not None and d.node == fn and self._scope_of(call) not in scopes:
-                        scopes.append(self._scope_of(call))
+            for call in self._calls_by_name_index().get(name.encode(), ()):
+                d = self.scopes.lookup(name, call.start_byte)
+                if d is not None and d.node == fn and self._scope_of(call) not in scopes:
+                    scopes.append(self._scope_of(call))
             self._call_sites[k] = scopes
         return self._call_sites[k]
+
+    def _calls_by_name_index(self) -> dict:
+        if self._calls_by_name is None:
+            self._calls_by_name = {}
+            for call in self.a.ident_calls:
+                self._calls_by_name.setdefault(self._called_name(call), []).append(call)
+        return self._calls_by_name
 
     def _class_resets(self, fn: Node, recv: str) -> bool:
         cls = fn.parent
@@ -705,8 +826,9 @@ class _Lifetimes:
             cls = cls.parent
         if cls is None:
             return False
-        return any(e.kind == "reset" and e.recv == recv and cls.start_byte <= e.pos < cls.end_byte
-                   for evs in self.method_events.values() for e in evs)
+        if self._reset_calls is None:
+            self._reset_calls = [(start, text(r)) for start, _, method, r in self._relevant if method in RESET_METHODS and r is not None]
+        return any(r == recv and cls.start_byte <= start < cls.end_byte for start, r in self._reset_calls)
 
     # ------------------------------------------------------------------ findings
 
@@ -726,6 +848,9 @@ class _Lifetimes:
         if leak and p.leak is not None:
             out.append(Related(p.leak.node.start_byte, p.leak.node.end_byte, "still attached during this forward"))
         return tuple(out)
+
+    def _ev_backend(self, ev: Event) -> str | None:
+        return self._backend(ev.model_node)[0] if ev.model_node is not None else None
 
     def _backend_phrase(self, backend: str | None) -> str:
         return {"hooked": "HookedTransformer 2.x/3.x", "bridge": "TransformerBridge 4.x"}.get(
@@ -758,7 +883,7 @@ class _Lifetimes:
                        f"line {self._line(p.first.node)}.")
         else:
             message = (f"Hook on `{ev.label}`{origin} is still attached at {desc} on line {self._line(leak.node)}: "
-                       f"{self._why(leak, ev.backend)}. It was meant for the forward on line {self._line(p.first.node)}; "
+                       f"{self._why(leak, self._ev_backend(ev))}. It was meant for the forward on line {self._line(p.first.node)}; "
                        f"remove it after that with `{p.recv}.reset_hooks()`, or scope it with `with {p.recv}.hooks(...)`.")
         return Finding(*self._add_range(ev), "stale-hook", severity, message, fixes=self._reset_fixes(p),
                        related=self._related(p, leak=True))
@@ -819,9 +944,10 @@ class _Lifetimes:
         assert leak is not None
         kw = ev.kw_node or ev.node
         call = "with hooks(...)" if ev.method == "hooks" else f"{ev.method}(...)"
-        if ev.backend == "bridge":
+        backend = self._ev_backend(ev)
+        if backend == "bridge":
             later = "TransformerBridge keeps them until `reset_hooks()`"
-        elif ev.backend == "hooked":
+        elif backend == "hooked":
             later = ("HookedTransformer removes them only at `reset_hooks()` or at the end of the next `run_with_*`/`hooks()` "
                      "with the default reset, after they have run there too")
         else:
@@ -991,6 +1117,16 @@ def _hookpoint(recv: Node) -> tuple[Node, str, str] | None:
         return None
     name = ".".join(parts)
     return model_node, name, (f'f"{name}"' if holes else f'"{name}"')
+
+
+def _in_lambda(node: Node) -> bool:
+    """Inside a lambda body: runs whenever the lambda is called, not where it is written."""
+    n = node.parent
+    while n is not None and n.type not in ("function_definition", "module"):
+        if n.type == "lambda":
+            return True
+        n = n.parent
+    return False
 
 
 def _statement_in_scope(node: Node) -> Node:
