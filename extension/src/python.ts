@@ -60,20 +60,22 @@ export async function onActiveEnvironmentChanged(onChange: () => void): Promise<
     }
 }
 
-/** Why the server could not start, found by asking the interpreter directly. */
+/** Whether the interpreter can run the server, found by asking it directly. */
 export type StartProblem =
+    | { kind: 'ok'; detail: string }
     | { kind: 'python-missing'; detail: string }
     | { kind: 'server-not-installed'; detail: string }
     | { kind: 'other'; detail: string };
 
-// Finds the package without importing it (importing would be slow and could fail for other reasons).
+// Finds the package without importing it: one bare interpreter start (tens of ms), before the server
+// starts, so a broken interpreter gets one clear message instead of a failed client.
 const PROBE = "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('lsp_server') else 3)";
 
 export function diagnoseInterpreter(python: string): Promise<StartProblem> {
     return new Promise((resolve) => {
         execFile(python, ['-c', PROBE], { timeout: 20_000 }, (err, _stdout, stderr) => {
             if (!err) {
-                resolve({ kind: 'other', detail: 'lsp_server is importable; the server exited during start-up.' });
+                resolve({ kind: 'ok', detail: 'lsp_server is importable.' });
             } else if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES') {
                 resolve({ kind: 'python-missing', detail: `'${python}' was not found or is not executable.` });
             } else if (err.code === 3) {

@@ -14,7 +14,7 @@ import {
 } from 'vscode-languageclient/node';
 import { logChannel, logError, logInfo } from './log';
 import { ClientCommand, KernelStatus, Notification, ServerCommand, SweepResult } from './protocol';
-import { Interpreter, resolveInterpreter } from './python';
+import { diagnoseInterpreter, Interpreter, resolveInterpreter } from './python';
 import { readSettings, settingsScope } from './settings';
 import { reportStartFailure } from './startFailure';
 
@@ -117,6 +117,13 @@ export class ServerManager implements vscode.Disposable {
 
     private async startClient(): Promise<void> {
         const interpreter = await resolveInterpreter();
+        const problem = await diagnoseInterpreter(interpreter.command);
+        if (problem.kind === 'python-missing' || problem.kind === 'server-not-installed') {
+            logError(`Not starting the server: ${problem.detail}`);
+            this.hooks.onServerState('failed');
+            void reportStartFailure(interpreter, problem);
+            return;
+        }
         const client = this.createClient(interpreter);
         this.client = client;
         this.hooks.onServerState('starting');

@@ -2,14 +2,15 @@
 import * as vscode from 'vscode';
 import { logChannel } from './log';
 import { ClientCommand } from './protocol';
-import { diagnoseInterpreter, Interpreter } from './python';
+import { diagnoseInterpreter, Interpreter, StartProblem } from './python';
 
 const INSTALL = 'Install tlens-lsp';
 const SET_INTERPRETER = 'Set tlens.interpreter';
 const SHOW_LOG = 'Show Log';
 
-export async function reportStartFailure(interpreter: Interpreter): Promise<void> {
-    const problem = await diagnoseInterpreter(interpreter.command);
+/** Says why `interpreter` cannot run the server (`problem` from diagnoseInterpreter, else asked now). */
+export async function reportStartFailure(interpreter: Interpreter, problem?: StartProblem): Promise<void> {
+    problem ??= await diagnoseInterpreter(interpreter.command);
     const where =
         interpreter.source === 'setting'
             ? 'from the tlens.interpreter setting'
@@ -28,7 +29,7 @@ export async function reportStartFailure(interpreter: Interpreter): Promise<void
             actions = [INSTALL, SET_INTERPRETER, SHOW_LOG];
             break;
         default:
-            message = `TLens: the language server (${interpreter.command} -m lsp_server serve) exited during start-up. ${problem.detail} See the TLens output for its error.`;
+            message = `TLens: the language server (${interpreter.command} -m lsp_server serve) exited during start-up. ${problem.kind === 'ok' ? '' : problem.detail + ' '}See the TLens output for its error.`;
             actions = [SHOW_LOG, SET_INTERPRETER];
     }
     const choice = await vscode.window.showErrorMessage(message, ...actions);

@@ -69,6 +69,11 @@ USER_SETTINGS = {
 }
 
 
+def session_env(marker: str, **extra: str) -> dict[str, str]:
+    """Environment for a process the fixtures start: carries the session marker (see end_strays)."""
+    return dict(os.environ, **{SESSION_MARKER: marker}, **extra)
+
+
 def server_python() -> str:
     return os.environ.get("TLENS_EDITOR_PYTHON") or sys.executable
 
@@ -170,6 +175,15 @@ class CodeServer:
     def logs_dir(self) -> Path:
         return self.root / "user-data" / "logs"
 
+    @property
+    def jupyter_runtime_dir(self) -> Path:
+        return self.root / "jupyter-runtime"
+
+    def tlens_log(self) -> str:
+        """The TLens output channel of the newest extension host (the current page's)."""
+        logs = sorted(self.logs_dir.glob("*/exthost*/tlens.tlens-lsp/TLens.log"), key=lambda p: p.stat().st_mtime)
+        return logs[-1].read_text() if logs else ""
+
     def copy_logs(self, dest: Path) -> None:
         """Copies code-server's and the extension host's logs (the TLens output channel included)."""
         if self.logs_dir.exists():
@@ -188,13 +202,12 @@ def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer
 
     root = tmp_path_factory.mktemp("code-server")
     marker = uuid.uuid4().hex
-    env = dict(
-        os.environ,
+    env = session_env(
+        marker,
         XDG_DATA_HOME=str(root / "xdg-data"),
         XDG_CONFIG_HOME=str(root / "xdg-config"),
         XDG_CACHE_HOME=str(root / "xdg-cache"),
         JUPYTER_RUNTIME_DIR=str(root / "jupyter-runtime"),
-        **{SESSION_MARKER: marker},
     )
     user_dir = root / "user-data" / "User"
     user_dir.mkdir(parents=True)

@@ -72,14 +72,26 @@ class VSCode:
 
     # --- navigation --------------------------------------------------------------------------
 
-    def open(self, relpath: str, wait_for_text: str) -> None:
-        """Opens a workspace file by URL payload and waits for the text and the TLens server."""
+    def open(self, relpath: str, wait_for_text: str, wait_for_server: bool = True) -> None:
+        """Opens a workspace file by URL payload and waits for the text (and the TLens server)."""
         # The authority must be code-server's host: a file opened as vscode-remote:///path is a different
         # resource from the workspace's, and the server's diagnostics would never reach its editor.
         authority = urllib.parse.urlparse(self.base_url).netloc
         payload = json.dumps([["openFile", f"vscode-remote://{authority}{self.folder / relpath}"]])
         self.page.goto(f"{self.base_url}/?folder={self.folder}&payload={urllib.parse.quote(payload)}")
         self.current = relpath
+        self.wait_line(wait_for_text, timeout=60_000)
+        if wait_for_server:
+            self.wait_server_ready()
+
+    def open_from_explorer(self, name: str, wait_for_text: str) -> None:
+        """Opens a top-level workspace file by clicking it in the explorer, i.e. with its default editor
+        (the URL payload always opens a text editor, even for .ipynb).
+
+        Call after `open`: until the extensions are registered, a click opens a .ipynb as JSON text.
+        """
+        self.page.locator(".explorer-folders-view .monaco-list-row", has_text=name).first.click()
+        self.current = name
         self.wait_line(wait_for_text, timeout=60_000)
         self.wait_server_ready()
 
