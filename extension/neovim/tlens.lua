@@ -30,6 +30,23 @@ local defaults = {
 
 local config = defaults
 
+-- Neovim 0.10 renamed the client lookups and 0.11 made client methods colon calls; these work on 0.7+.
+local function clients(filter)
+  if vim.lsp.get_clients then return vim.lsp.get_clients(filter) end
+  local all = filter and filter.bufnr and vim.lsp.buf_get_clients(filter.bufnr) or vim.lsp.get_active_clients()
+  local out = {}
+  for _, c in pairs(all) do
+    if not (filter and filter.name) or c.name == filter.name then table.insert(out, c) end
+  end
+  return out
+end
+
+local function request(client, method, params, handler, bufnr)
+  if vim.fn.has('nvim-0.11') == 1 then return client:request(method, params, handler, bufnr) end
+  return client.request(method, params, handler, bufnr)
+end
+M.clients = clients
+
 local function root_dir(bufnr)
   local file = vim.api.nvim_buf_get_name(bufnr)
   local dir = file ~= '' and vim.fn.fnamemodify(file, ':p:h') or vim.fn.getcwd()
@@ -74,8 +91,8 @@ function M.attach(bufnr)
   if vim.lsp.start then -- Neovim 0.8+: reuses a client with the same name and root
     return vim.lsp.start(cfg, { bufnr = bufnr })
   end
-  for _, client in pairs(vim.lsp.get_active_clients()) do -- Neovim 0.7
-    if client.name == cfg.name and client.config.root_dir == cfg.root_dir then
+  for _, client in ipairs(clients({ name = cfg.name })) do -- Neovim 0.7
+    if client.config.root_dir == cfg.root_dir then
       vim.lsp.buf_attach_client(bufnr, client.id)
       return client.id
     end
@@ -86,17 +103,16 @@ function M.attach(bufnr)
 end
 
 local function tlens_client()
-  for _, client in pairs(vim.lsp.buf_get_clients(0)) do
-    if client.name == 'tlens' then return client end
-  end
-  vim.notify('tlens: no tlens server attached to this buffer', vim.log.levels.ERROR)
+  local found = clients({ bufnr = vim.api.nvim_get_current_buf(), name = 'tlens' })[1]
+  if not found then vim.notify('tlens: no tlens server attached to this buffer', vim.log.levels.ERROR) end
+  return found
 end
 
 --- Runs a server command (workspace/executeCommand) and reports errors.
 function M.execute(command, args)
   local client = tlens_client()
   if not client then return end
-  client.request('workspace/executeCommand', { command = command, arguments = args }, function(err, result)
+  request(client, 'workspace/executeCommand', { command = command, arguments = args }, function(err, result)
     if err then
       vim.notify('tlens: ' .. command .. ' failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
     elseif command == 'tlens.kernelStatus' and result then

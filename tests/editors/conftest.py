@@ -8,6 +8,7 @@ Env:
   TLENS_REQUIRE_EDITORS=1   missing editors fail the tests instead of skipping them (CI sets it)
   TLENS_EDITOR_PYTHON       Python that runs the server (default: this interpreter)
   TLENS_HT_PYTHON           Python with TransformerLens 2.x for kernels the extension starts (sweeps)
+  TLENS_NVIM                Neovim binary for the Neovim tests (default: nvim on PATH)
   TLENS_UPDATE_SCREENSHOTS=1  the README screenshot test writes docs/images/ (else test-artifacts/)
 """
 
@@ -33,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 CODE_SERVER = REPO / ".editors" / "code-server" / "node_modules" / ".bin" / "code-server"
 VSIX = REPO / "dist" / "tlens-lsp.vsix"
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
-NVIM = shutil.which("nvim")
+NVIM = os.environ.get("TLENS_NVIM") or shutil.which("nvim")  # TLENS_NVIM: try another Neovim build
 WORKSPACE_FIXTURES = Path(__file__).parent / "workspace"
 ARTIFACTS = REPO / "test-artifacts" / "editors"
 SESSION_MARKER = "TLENS_EDITOR_SESSION"  # env var on every process the fixtures start, to find strays

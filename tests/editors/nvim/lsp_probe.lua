@@ -8,26 +8,27 @@
 local result = { attached = false, hover = vim.NIL, diagnostics = {}, error = vim.NIL }
 local timeout = tonumber(vim.env.PROBE_TIMEOUT_MS or '30000')
 
+local tlens
+
 local function finish(code)
   io.stdout:write('PROBE_RESULT ' .. vim.fn.json_encode(result) .. '\n')
-  for _, client in pairs(vim.lsp.get_active_clients()) do client.stop() end
-  vim.wait(3000, function() return #vim.lsp.get_active_clients() == 0 end, 20)
+  if tlens then
+    for _, client in ipairs(tlens.clients()) do vim.lsp.stop_client(client.id) end
+    vim.wait(3000, function() return #tlens.clients() == 0 end, 20)
+  end
   vim.cmd(code == 0 and 'qall!' or 'cquit ' .. code)
 end
 
 local ok, err = pcall(function()
-  local tlens = dofile(vim.env.TLENS_LUA)
+  tlens = dofile(vim.env.TLENS_LUA)
   tlens.setup({ python = vim.env.TLENS_PYTHON })
   vim.cmd('filetype on')
   vim.cmd('edit ' .. vim.fn.fnameescape(vim.env.PROBE_FILE))
   local bufnr = vim.api.nvim_get_current_buf()
 
-  local client
   result.attached = vim.wait(timeout, function()
-    for _, c in pairs(vim.lsp.buf_get_clients(bufnr)) do
-      if c.name == 'tlens' and c.initialized then client = c; return true end
-    end
-    return false
+    local c = tlens.clients({ bufnr = bufnr, name = 'tlens' })[1]
+    return c ~= nil and c.initialized == true
   end, 20)
   if not result.attached then error('the tlens server did not attach and initialize within ' .. timeout .. ' ms') end
 
