@@ -47,8 +47,11 @@ class _Target:
     via_partial: bool
 
 
-def check_hook_signatures(scopes: Scopes, sites: list[HookSite], line_of) -> list[Finding]:
-    """Findings for hook sites whose function would raise TypeError when TransformerLens calls it."""
+def check_hook_signatures(scopes: Scopes, sites: list[HookSite], where) -> list[Finding]:
+    """Findings for hook sites whose function would raise TypeError when TransformerLens calls it.
+
+    ``where(node)`` names a place for a message ("line 12", or the statement in a notebook).
+    """
     inherent: dict[int, tuple[_Target, list[HookSite], str, list[_Param]]] = {}
     findings: list[Finding] = []
     seen_sites: set[int] = set()
@@ -68,9 +71,9 @@ def check_hook_signatures(scopes: Scopes, sites: list[HookSite], line_of) -> lis
             entry[1].append(site)
         elif site.fn_node.start_byte not in seen_sites:
             seen_sites.add(site.fn_node.start_byte)
-            findings.append(_site_finding(site, target, detail, line_of))
+            findings.append(_site_finding(site, target, detail, where))
     for target, hook_sites, detail, params in inherent.values():
-        findings.append(_inherent_finding(scopes, target, hook_sites, detail, params, line_of))
+        findings.append(_inherent_finding(scopes, target, hook_sites, detail, params, where))
     return findings
 
 
@@ -216,10 +219,9 @@ def _fn_label(fn: Node) -> str:
     return f"`{text(fn.child_by_field_name('name'))}{text(params)}`"
 
 
-def _site_finding(site: HookSite, target: _Target, detail: str, line_of) -> Finding:
-    fn_line = line_of(target.fn.start_byte) + 1
+def _site_finding(site: HookSite, target: _Target, detail: str, where) -> Finding:
     call = "fn(*partial_args, activation, hook=hook_point)" if target.via_partial else "fn(activation, hook=hook_point)"
-    message = (f"Hook function {_fn_label(target.fn)} (line {fn_line}) {detail} when TransformerLens calls it as "
+    message = (f"Hook function {_fn_label(target.fn)} ({where(target.fn)}) {detail} when TransformerLens calls it as "
                f"`{call}`: the first forward pass raises TypeError.")
     if "missing" in detail:
         message += " Bind the extra arguments by keyword with `functools.partial(fn, name=value)`."
@@ -231,14 +233,14 @@ def _site_finding(site: HookSite, target: _Target, detail: str, line_of) -> Find
 
 
 def _inherent_finding(scopes: Scopes, target: _Target, sites: list[HookSite], detail: str, params: list[_Param],
-                      line_of) -> Finding:
+                      where) -> Finding:
     fn = target.fn
     params_node = fn.child_by_field_name("parameters")
     start, end = (params_node.start_byte, params_node.end_byte) if params_node is not None else (fn.start_byte, fn.start_byte + 6)
     message = (f"Hook function {_fn_label(fn)} {detail}: TransformerLens calls every hook as "
                f"`fn(activation, hook=hook_point)` (the hook point is passed by keyword), so the first forward pass "
                f"raises `TypeError: got an unexpected keyword argument 'hook'`.")
-    related = tuple(Related(s.fn_node.start_byte, s.fn_node.end_byte, f"registered here ({s.how}, line {line_of(s.fn_node.start_byte) + 1})")
+    related = tuple(Related(s.fn_node.start_byte, s.fn_node.end_byte, f"registered here ({s.how}, {where(s.fn_node)})")
                     for s in sites[:5])
     fix = _rename_fix(fn, params, target.bound_pos)
     return Finding(start, end, "hook-signature", "error", message, fixes=(fix,) if fix else (), related=related)

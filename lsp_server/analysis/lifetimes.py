@@ -107,6 +107,8 @@ class _Lifetimes:
         self.src: bytes = analysis.parsed.source
         self.root: Node = analysis.parsed.root
         self.line_of = analysis.lines.line_of
+        # Notebook cells arrive joined into one text (analyze(..., notebook=True)): its line numbers mean nothing to the user.
+        self._notebook = bool(getattr(analysis.scopes, "late_module_lookups", False))
         self.findings: dict[tuple[str, int], Finding] = {}
         self.tl_keys: set = set()
         self.method_events: dict = {}  # scope -> [Event]
@@ -141,7 +143,7 @@ class _Lifetimes:
                     if method == "add_perma_hook":
                         self._classify_add(call, method, recv)
             self._add_list_sites()
-            return check_hook_signatures(self.scopes, self.hook_sites, self.line_of) if self.hook_sites else []
+            return check_hook_signatures(self.scopes, self.hook_sites, self._where) if self.hook_sites else []
         # Hook events are classified now; forwards and resets only inside the scopes we end up following.
         src = self.src
         for call in self.a.method_calls:
@@ -168,7 +170,7 @@ class _Lifetimes:
                     self._summary(caller)
         out = list(self.findings.values())
         if self.hook_sites:
-            out += check_hook_signatures(self.scopes, self.hook_sites, self.line_of)
+            out += check_hook_signatures(self.scopes, self.hook_sites, self._where)
         return out
 
     def _emit(self, finding: Finding) -> None:
@@ -795,7 +797,7 @@ class _Lifetimes:
                 continue  # an experiment class that manages its hooks in its own methods
             owner = "a parameter" if p.key[0] == "p" else "a global" if p.key[0] == "g" else "an attribute"
             message = (f"`{name}` returns with the hook on `{p.ev.label}` still attached to `{p.recv}` ({owner}: a model "
-                       f"this function did not create). It was used by the forward on line {self._line(p.first.node)}; "
+                       f"this function did not create). It was used by the forward at {self._where(p.first.node)}; "
                        f"every forward the caller runs afterwards runs it too. Remove it before returning with "
                        f"`{p.recv}.reset_hooks()`, or scope it with `with {p.recv}.hooks(...)`.")
             self._emit(Finding(*self._add_range(p.ev), "stale-hook", "hint", message,
@@ -834,6 +836,14 @@ class _Lifetimes:
 
     def _line(self, node: Node) -> int:
         return self.line_of(node.start_byte) + 1
+
+    def _where(self, node: Node) -> str:
+        """``line 31`` in a file; in a notebook (cells joined into one text) the statement itself."""
+        if not self._notebook:
+            return f"line {self._line(node)}"
+        stmt = node if node.parent is not None and node.parent.type in ("block", "module") else _statement_in_scope(node)
+        first = self.src[stmt.start_byte:stmt.end_byte].split(b"\n", 1)[0].decode("utf-8", "replace")
+        return f"`{_short(first, 60)}`"
 
     def _add_range(self, ev: Event) -> tuple[int, int]:
         fn = ev.node.child_by_field_name("function")
@@ -877,13 +887,13 @@ class _Lifetimes:
         desc = self._forward_desc(leak)
         origin = f" (added inside `{self._fn_name_of(ev.node)}`)" if p.via is not None else ""
         if severity == "hint":
-            message = (f"Hook on `{ev.label}`{origin} stays attached from the forward on line {self._line(p.first.node)} "
-                       f"through {desc} on line {self._line(leak.node)} (removed on line {self._line(reset.node)}). "
+            message = (f"Hook on `{ev.label}`{origin} stays attached from the forward at {self._where(p.first.node)} "
+                       f"through {desc} ({self._where(leak.node)}; removed at {self._where(reset.node)}). "
                        f"If both passes should be hooked this is fine; otherwise call `{p.recv}.reset_hooks()` after "
-                       f"line {self._line(p.first.node)}.")
+                       f"{self._where(p.first.node)}.")
         else:
-            message = (f"Hook on `{ev.label}`{origin} is still attached at {desc} on line {self._line(leak.node)}: "
-                       f"{self._why(leak, self._ev_backend(ev))}. It was meant for the forward on line {self._line(p.first.node)}; "
+            message = (f"Hook on `{ev.label}`{origin} is still attached during {desc} ({self._where(leak.node)}): "
+                       f"{self._why(leak, self._ev_backend(ev))}. It was meant for the forward at {self._where(p.first.node)}; "
                        f"remove it after that with `{p.recv}.reset_hooks()`, or scope it with `with {p.recv}.hooks(...)`.")
         return Finding(*self._add_range(ev), "stale-hook", severity, message, fixes=self._reset_fixes(p),
                        related=self._related(p, leak=True))
@@ -892,18 +902,18 @@ class _Lifetimes:
         ev = p.ev
         assert p.first is not None
         origin = f" (inside `{self._fn_name_of(ev.node)}`)" if p.via is not None else ""
-        message = (f"Hook on `{ev.label}`{origin} is never removed: after the forward on line {self._line(p.first.node)} it "
+        message = (f"Hook on `{ev.label}`{origin} is never removed: after the forward at {self._where(p.first.node)} it "
                    f"stays on `{p.recv}` for the rest of the session, so every later forward (another cell, a re-run "
                    f"cell, run_with_cache, patching) runs it too; `run_with_cache` and `run_with_hooks` do not remove it. "
-                   f"Remove it with `{p.recv}.reset_hooks()` after line {self._line(p.first.node)}, or scope it with "
+                   f"Remove it with `{p.recv}.reset_hooks()` after {self._where(p.first.node)}, or scope it with "
                    f"`with {p.recv}.hooks(...)`.")
         return Finding(*self._add_range(ev), "stale-hook", "warning", message, fixes=self._reset_fixes(p),
                        related=self._related(p))
 
     def _accumulate_finding(self, ev: Event, loop: Node, forwards: list[Event]) -> Finding:
         fn = f"`{text(ev.fn_node)}`" if ev.fn_node is not None else "the hook"
-        message = (f"`{text(ev.node.child_by_field_name('function'))}` runs on every iteration of the loop on line {self._line(loop)} and nothing in the "
-                   f"loop removes the hooks: the forward on line {self._line(forwards[0].node)} runs one more copy of "
+        message = (f"`{text(ev.node.child_by_field_name('function'))}` runs on every iteration of the loop at {self._where(loop)} and nothing in the "
+                   f"loop removes the hooks: the forward at {self._where(forwards[0].node)} runs one more copy of "
                    f"{_short(fn, 50)} on `{ev.label}` each iteration (quadratic cost; wrong results unless the hook is "
                    f"idempotent), and all of them stay attached after the loop. Call `{ev.recv}.reset_hooks()` at the end "
                    f"of each iteration, or use `run_with_hooks` / `with {ev.recv}.hooks(...)`.")
@@ -925,7 +935,7 @@ class _Lifetimes:
                       "writing into every earlier cache (memory grows with each iteration, and old caches are overwritten)")
         else:
             detail = ("each iteration leaves its hooks attached, so they pile up: iteration k runs k copies of each hook")
-        message = (f"`{ev.method}(..., reset_hooks_end=False)` in the loop on line {self._line(loop)} with no reset in the "
+        message = (f"`{ev.method}(..., reset_hooks_end=False)` in the loop at {self._where(loop)} with no reset in the "
                    f"loop: {detail}. Drop `reset_hooks_end=False`, or call `{ev.recv}.reset_hooks()` at the end of each "
                    f"iteration.")
         fixes = []
@@ -954,13 +964,13 @@ class _Lifetimes:
             later = ("they stay until `reset_hooks()` (HookedTransformer also drops them after the next default-reset "
                      "`run_with_*`, once they have run in it)")
         message = (f"`{call}` with `reset_hooks_end=False` leaves its hooks on `{ev.recv}`, and they are still attached "
-                   f"during {self._forward_desc(leak)} on line {self._line(leak.node)}: {later}. Call `{ev.recv}.reset_hooks()` once the "
+                   f"during {self._forward_desc(leak)} ({self._where(leak.node)}): {later}. Call `{ev.recv}.reset_hooks()` once the "
                    f"hooks have done their job (after the backward pass, if that is what they are for).")
         fixes = []
         stmt = _use_statement(p.anchor, leak.node)
         edit = _insert_before(self.a.source, stmt, f"{p.recv}.reset_hooks()")
         if edit is not None:
-            fixes.append(Fix(f"Insert `{p.recv}.reset_hooks()` before line {self._line(stmt)}", (edit,), preferred=True))
+            fixes.append(Fix(f"Insert `{p.recv}.reset_hooks()` before {self._where(stmt)}", (edit,), preferred=True))
         related = (Related(leak.node.start_byte, leak.node.end_byte, "runs the leftover hooks"),)
         return Finding(kw.start_byte, kw.end_byte, "reset-hooks-end-false", "warning", message, fixes=tuple(fixes),
                        related=related)
@@ -1001,14 +1011,14 @@ class _Lifetimes:
             nxt = nxt.next_named_sibling
         edit = _insert_after(self.a.source, anchor, f"{p.recv}.reset_hooks()")
         if edit is not None:
-            fixes.append(Fix(f"Insert `{p.recv}.reset_hooks()` after line {self.line_of(anchor.end_byte) + 1}", (edit,),
+            fixes.append(Fix(f"Insert `{p.recv}.reset_hooks()` after {self._where(anchor)}", (edit,),
                              preferred=not fixes))
         return tuple(fixes)
 
     def _wrap_fix(self, ev: Event, forward: Node) -> Fix | None:
         """Replace the add_hook statement by ``with model.hooks(...):`` around the statements up to the forward."""
-        if ev.name_text is None or ev.fn_node is None:
-            return None
+        if ev.name_text is None or ev.fn_node is None or self._notebook:
+            return None  # in a notebook the statements may sit in different cells: one edit cannot span them
         if any(_literal(n) not in ("fwd", "bwd") for n in ev.extra):
             return None  # is_permanent / level / prepend: not expressible in hooks()
         add_stmt = ev.node.parent
@@ -1036,7 +1046,7 @@ class _Lifetimes:
         header = f"{indent.decode()}with {ev.recv}.hooks({kw}=[({ev.name_text}, {fn_text})]):"
         if trailing:
             header += "  " + trailing.decode("utf-8", "replace")
-        return Fix(f"Scope the hook with `with {ev.recv}.hooks(...)` around the forward on line {self._line(forward)}",
+        return Fix(f"Scope the hook with `with {ev.recv}.hooks(...)` around the forward at {self._where(forward)}",
                    (Edit(start, end, header + "\n" + body),), preferred=True)
 
 
