@@ -38,6 +38,27 @@ def _tlens_reference(model_name, kind, metric_name, clean_name, corrupted_name, 
         out = fn(m, corrupted, cache, metric)
     return json.dumps({"values": out.tolist(), "clean": float(metric(clean_logits)),
                        "corrupted": float(metric(corr_logits))})
+
+
+def _tlens_directional(model_name, metric_name, clean_name, corrupted_name, site, pos, head, alpha):
+    # d metric / d alpha at alpha=0 of patching act -> act + alpha * (clean - act), by a
+    # central difference: an independent check of the gradient attribution (no autograd).
+    import torch
+    m, metric = globals()[model_name], globals()[metric_name]
+    clean, corrupted = eval(clean_name, globals()), eval(corrupted_name, globals())
+    with torch.no_grad():
+        _, cache = m.run_with_cache(clean, names_filter=[site])
+        src = cache[site]
+        def run(a):
+            def hook(act, hook):
+                act = act.clone()
+                if head is None:
+                    act[:, pos] = act[:, pos] + a * (src[:, pos] - act[:, pos])
+                else:
+                    act[:, :, head] = act[:, :, head] + a * (src[:, :, head] - act[:, :, head])
+                return act
+            return float(metric(m.run_with_hooks(corrupted, fwd_hooks=[(site, hook)])))
+        return (run(alpha) - run(-alpha)) / (2 * alpha)
 '''
 
 
@@ -57,6 +78,39 @@ async def _reference(bridge, model, kind, metric, clean, corrupted, no_grad):
     res = await bridge.execute("pass", user_expressions={"r": expr})
     assert "r" not in res.expression_errors, res.expression_errors
     return kernel_json(res.user_expressions["r"])
+
+
+async def directional(bridge, model, metric, clean, corrupted, site, pos, head, alpha=1e-2) -> float:
+    expr = (f"_tlens_directional({model!r}, {metric!r}, {clean!r}, {corrupted!r}, {site!r}, "
+            f"{pos!r}, {head!r}, {alpha!r})")
+    res = await bridge.execute("pass", user_expressions={"r": expr})
+    assert "r" not in res.expression_errors, res.expression_errors
+    return float(res.user_expressions["r"])
+
+
+async def check_attribution(bridge, *, model, metric, clean, corrupted, label):
+    """Attribution = first-order effect: compare with a finite difference, report correlation."""
+    spec = dict(model=model, clean=clean, corrupted=corrupted, metric=metric)
+    attr = await run_sweep(bridge, SweepSpec(kind="attribution", **spec))
+    exact = await run_sweep(bridge, SweepSpec(kind="block", **spec))
+    heads = await run_sweep(bridge, SweepSpec(kind="heads", **spec))
+    base = attr.corrupted_value
+    L, P = len(attr.values[0]), len(attr.values[0][0])
+    checks = [("resid_pre", 0, P - 3, None), ("attn_out", L - 1, P - 1, None), ("mlp_out", L // 2, P - 1, None),
+              ("z", L - 1, None, 1), ("z", 0, None, 0)]
+    panels = ["resid_pre", "attn_out", "mlp_out"]
+    for site, layer, pos, head in checks:
+        name = f"blocks.{layer}.attn.hook_z" if site == "z" else f"blocks.{layer}.hook_{site}"
+        got = (attr.head_values[layer][head] if site == "z" else attr.values[panels.index(site)][layer][pos]) - base
+        want = await directional(bridge, model, metric, clean, corrupted, name, pos, head)
+        assert abs(got - want) <= 2e-3 + 2e-2 * abs(want), (name, pos, head, got, want)
+    corr = [correlation(a, e) for a, e in zip(attr.values, exact.values)]
+    corr_heads = correlation(attr.head_values, heads.values)
+    pooled = correlation(attr.values + [attr.head_values], exact.values + [heads.values])
+    print(f"attribution vs exact patching ({label}): resid_pre {corr[0]:.3f}, attn_out {corr[1]:.3f}, "
+          f"mlp_out {corr[2]:.3f}, heads {corr_heads:.3f}, all cells {pooled:.3f}")
+    assert attr.path == "gradient" and attr.head_values is not None
+    return pooled
 
 
 def max_abs_diff(a, b) -> float:

@@ -12,7 +12,7 @@ from lsp_server.kernel import SweepCancelled, SweepError, SweepSpec, run_sweep, 
 from lsp_server.render import render_heatmap
 
 from .conftest import kernel_json
-from .exactness import REFERENCE_HELPER, check_exact, correlation, max_abs_diff, reference
+from .exactness import REFERENCE_HELPER, check_attribution, check_exact, max_abs_diff, reference
 from .tiny_models import bridge_setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.asyncio(loop_scope="module")]
@@ -127,18 +127,11 @@ async def test_labels_and_json_roundtrip(kernel, tmp_path):
     assert again != png_path  # same second: a new name, nothing overwritten
 
 
-async def test_attribution_correlates_with_exact_block_sweep(kernel):
-    spec = dict(model="model_big", clean="big_clean", corrupted="big_corrupted", metric="logit_diff_big")
+async def test_attribution_is_the_first_order_effect(kernel):
     await kernel.execute("def logit_diff_big(logits):\n    return (logits[:, -1, 11] - logits[:, -1, 12]).mean()")
-    attr = await run_sweep(kernel, SweepSpec(kind="attribution", **spec))
-    exact = await run_sweep(kernel, SweepSpec(kind="block", **spec))
-    heads = await run_sweep(kernel, SweepSpec(kind="heads", **spec))
-    corr = [correlation(a, e) for a, e in zip(attr.values, exact.values)]
-    corr_heads = correlation(attr.head_values, heads.values)
-    print(f"attribution vs exact correlation: resid_pre {corr[0]:.3f}, attn_out {corr[1]:.3f}, "
-          f"mlp_out {corr[2]:.3f}, heads {corr_heads:.3f}")
-    assert attr.path == "gradient" and len(attr.head_values) == 4
-    assert min(corr) > 0.5 and corr_heads > 0.5
+    pooled = await check_attribution(kernel, model="model_big", metric="logit_diff_big", clean="big_clean[:, :16]",
+                                     corrupted="big_corrupted[:, :16]", label="TL 4.3 bridge")
+    assert pooled > 0.3
 
 
 async def test_no_stray_globals_and_no_hooks_left(kernel):
@@ -191,20 +184,22 @@ LONG_SPEC = dict(model="model_big", clean="big_clean", corrupted="big_corrupted"
                  answer="11", wrong="12")
 
 
-async def run_and_act(bridge, action, delay=0.6, spec=LONG_SPEC):
-    """Start a long sweep, call ``action`` once it is running, return the result."""
-    running = asyncio.Event()
+async def run_and_act(bridge, action, spec=LONG_SPEC):
+    """Start a long sweep; once some cells are done and the next step runs, call ``action``."""
+    started = asyncio.Event()
     progress = []
 
     def on_progress(p):
         progress.append(p)
-        if p.phase == "running":
-            running.set()
+        if p.phase == "running" and p.done > 0:
+            started.set()
 
     cancel = asyncio.Event()
-    task = asyncio.create_task(run_sweep(bridge, SweepSpec(**spec), on_progress, cancel, step_seconds=30))
-    await asyncio.wait_for(running.wait(), 60)
-    await asyncio.sleep(delay)
+    # Short steps: progress after every chunk, and the next step starts right away, so the
+    # action lands while a step is running in the kernel (the interrupt path).
+    task = asyncio.create_task(run_sweep(bridge, SweepSpec(**spec), on_progress, cancel, step_seconds=0.01))
+    await asyncio.wait_for(started.wait(), 120)
+    await asyncio.sleep(0.05)
     await action(cancel)
     return await asyncio.wait_for(task, 60), progress
 
@@ -251,7 +246,7 @@ async def test_interrupt_from_another_client_gives_partial_result_with_error(ker
 
     result, _ = await run_and_act(kernel, interrupt)
     assert result.partial and "interrupted" in result.error
-    assert 0 <= result.cells_done < result.cells_total
+    assert 0 < result.cells_done < result.cells_total
 
 
 async def test_kernel_killed_mid_sweep(kernel_factory):
