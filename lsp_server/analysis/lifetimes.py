@@ -49,6 +49,8 @@ SCOPE_BOUNDARIES = ("function_definition", "lambda", "module")
 SEVERITY_RANK = {"hint": 0, "information": 1, "warning": 2, "error": 3}
 
 Key = tuple
+# A reset whose model we cannot tell (`hp.remove_hooks()` on some HookPoint): it may remove any hook.
+ANY_MODEL: Key = ("*",)
 
 
 @dataclass(eq=False)
@@ -257,7 +259,7 @@ class _Lifetimes:
                 return
             _, keywords = call_args(call)
             kw = keywords.get("reset_hooks_end")
-            if kw is not None and text(kw) == "False":
+            if kw is not None and text(kw) == "False" and (method == "run_with_cache" or _gives_hooks(keywords)):
                 self._add_event(scope, Event("temp", call, call.end_byte, key, text(recv), model_node=recv,
                                              method=method, kw_node=kw.parent))
 
@@ -302,7 +304,10 @@ class _Lifetimes:
         kw_node = kw.parent if kw is not None else None
         if kw is None and len(positional) > 2:
             kw = kw_node = positional[2]
-        if kw is not None and text(kw) == "False":
+        given = dict(keywords)
+        for name, node in zip(("fwd_hooks", "bwd_hooks"), positional[:2]):
+            given.setdefault(name, node)
+        if kw is not None and text(kw) == "False" and _gives_hooks(given):
             self._add_event(scope, Event("temp", stmt, stmt.end_byte - 1, key, text(recv), model_node=recv,
                                          method="hooks", kw_node=kw_node))
 
@@ -442,6 +447,7 @@ class _Lifetimes:
         events += self._method_events(scope, lo, hi)
         known = {e.node.start_byte for e in events}
         events += self._plain_call_events(scope, known, lo, hi)
+        events += self._hookpoint_removals(scope, lo, hi)
         for ev in events:
             if ev.kind == "forward" and ev.what not in ("patching",):
                 for start, end, key in self.contexts:
@@ -451,6 +457,18 @@ class _Lifetimes:
         events.sort(key=lambda e: (e.pos, order[e.kind]))
         self._events_cache[scope] = events
         return events
+
+    def _hookpoint_removals(self, scope, lo: int, hi: int) -> list[Event]:
+        """``hp.remove_hooks(...)`` on a HookPoint we cannot tie to a model: a reset of any of them."""
+        out = []
+        pos = self.src.find(b".remove_hooks(", lo, hi)
+        while pos >= 0:
+            node = self.root.descendant_for_byte_range(pos + 1, pos + 13)
+            call = node.parent.parent if node is not None and node.parent is not None else None
+            if call is not None and call.type == "call" and self._scope_of(call) == scope and not _in_lambda(call):
+                out.append(Event("reset", call, call.start_byte, ANY_MODEL, ""))
+            pos = self.src.find(b".remove_hooks(", pos + 1, hi)
+        return out
 
     def _names(self) -> tuple[set, set]:
         """(names that may hold a model, dotted attributes that hold one)."""
@@ -598,6 +616,8 @@ class _Lifetimes:
                 i += 1
 
         def mapped(key: Key) -> tuple[Key, str] | None:
+            if key == ANY_MODEL:
+                return key, ""
             if key[0] == "g":
                 return key, key[1]
             if key[0] == "p" and key[1] in index:
@@ -683,7 +703,7 @@ class _Lifetimes:
 
     def _reset(self, pending: list[Pending], ev: Event, scope) -> None:
         for p in list(pending):
-            if p.key == ev.key:
+            if p.key == ev.key or ev.key == ANY_MODEL:
                 pending.remove(p)
                 if p.leak is not None:
                     self._finish(p, scope, ev if ev.kind == "reset" else None, None)
@@ -748,12 +768,12 @@ class _Lifetimes:
         for e in events[lo:hi]:
             if e.kind == "forward" and e.key == key:
                 forwards.append(e)
-            elif e.kind in ("reset", "barrier") and e.key == key:
+            elif e.kind in ("reset", "barrier") and (e.key == key or e.key == ANY_MODEL):
                 resets.append(e)
             elif e.kind == "call":
                 if key in e.effects.forwards:
                     forwards.append(e)
-                if key in e.effects.resets:
+                if key in e.effects.resets or ANY_MODEL in e.effects.resets:
                     resets.append(e)
         return forwards, resets
 
@@ -1127,6 +1147,12 @@ def _hookpoint(recv: Node) -> tuple[Node, str, str] | None:
         return None
     name = ".".join(parts)
     return model_node, name, (f'f"{name}"' if holes else f'"{name}"')
+
+
+def _gives_hooks(keywords: dict) -> bool:
+    """``fwd_hooks=`` / ``bwd_hooks=`` present and not an empty literal: the call adds hooks."""
+    return any(keywords.get(k) is not None and text(keywords[k]).replace(" ", "") not in ("[]", "()", "None")
+               for k in ("fwd_hooks", "bwd_hooks"))
 
 
 def _in_lambda(node: Node) -> bool:
