@@ -45,7 +45,9 @@ def test_screenshot_hover_with_shape(vscode):
     vscode.open("ioi_patching.py", wait_for_text=code)
     hover = vscode.hover_at(code, code.index('"pattern"') + 2, "blocks.3.attn.hook_pattern")
     vscode.page.wait_for_timeout(400)  # the hover fades in
-    clip = clip_around(hover.bounding_box(), vscode.line_box(code))
+    editor = vscode.page.locator(".editor-instance .monaco-editor").first.bounding_box()  # with line numbers
+    line = vscode.line_box(code)
+    clip = clip_around(hover.bounding_box(), dict(line, x=editor["x"], height=line["height"] * 2))
     out = screenshot_dir() / "hover-shape.png"
     vscode.page.screenshot(path=str(out), clip=clip)
     width, height = png_size(out)
