@@ -134,9 +134,14 @@ def processes_with_marker(marker: str) -> list[tuple[int, str]]:
     return found
 
 
-def end_strays(marker: str) -> list[str]:
-    """Ends processes that left our process groups (Jupyter kernels start their own session)."""
-    strays = processes_with_marker(marker)
+def end_strays(marker: str, grace: float = 5) -> list[str]:
+    """Ends processes that left our process groups (Jupyter kernels start their own session).
+
+    Waits `grace` seconds first: a kernel whose parent died exits by itself (ipykernel's parent poller).
+    """
+    deadline = time.monotonic() + grace
+    while (strays := processes_with_marker(marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
     for pid, _ in strays:
         try:
             os.kill(pid, signal.SIGKILL)
