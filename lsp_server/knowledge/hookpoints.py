@@ -13,6 +13,7 @@ tiny real models for every flag combination and fails when they drift.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -249,27 +250,61 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
 
 @dataclass(frozen=True)
 class BridgeProfile:
-    """What a bridge architecture's components do with their hook points (verified per architecture)."""
+    """How one bridge architecture's components name, alias and fire their hooks.
+
+    Every entry of BRIDGE_PROFILES is checked against a real tiny bridge in
+    tests/knowledge/test_catalog_vs_tl.py; the defaults describe the most common layout
+    (Llama-style) and claim no silent hooks, so unverified architectures stay lenient.
+    """
 
     # The attention has one fused QKV projection: ``attn.qkv.hook_in/out`` exist but never fire.
     joint_qkv: bool = False
-    # ``attn.hook_hidden_states`` fires (it is registered, silent, on the other attention bridges).
+    # ``attn.hook_hidden_states`` fires (only the joint-QKV bridges call it; the others register it).
     hidden_states_fires: bool = True
     # set_use_attn_result / set_use_split_qkv_input / set_use_attn_in work (a plain AttentionBridge
     # raises NotImplementedError for them, so their hooks can never fire).
     fine_grained_attention: bool = True
-    # Shape of ``pos_embed.hook_in``: HF models pass position ids [1, pos], boot_native [batch, pos].
+    # Shape of ``pos_embed.hook_in``: HF models mostly pass position ids [1, pos].
     pos_ids_shape: tuple[str, ...] = ("1", "pos")
+    # Rotary models: a ``rotary_emb`` module and ``attn.hook_cos/sin`` exist (GPT-J rotates inside
+    # its attention and has neither, nor ``hook_pos_embed``).
+    rotary_module: bool = True
+    # ``attn.hook_rot_q/rot_k`` fire (registered but silent on GPT-NeoX, GPT-J, Phi-3).
+    rotary_hooks_fire: bool = True
+    # One LayerNorm feeds both attention and MLP (GPT-J, Phi): there is no ln2.
+    shared_ln: bool = False
+    # Norms after attention and after the MLP (Gemma-2): ln1_post / ln2_post, and the legacy
+    # hook_attn_out / hook_mlp_out alias their outputs.
+    post_norms: bool = False
+    # OPT flattens the MLP input: ln2.hook_scale / hook_normalized are [batch*pos, …].
+    ln2_flattened: bool = False
+    # hook_mlp_out aliases the down projection's output (mlp.out.hook_out) instead of mlp.hook_out.
+    mlp_out_is_projection: bool = False
+    # Templates TL 3.x's bridge registers but never calls for this architecture (fixed in 4.x).
+    silent_in_tl3: tuple[str, ...] = ()
 
 
-# Architectures checked against real bridges in tests/knowledge/test_catalog_vs_tl.py. Others get
-# the default profile, which claims no silent hooks: unverified architectures stay lenient.
 BRIDGE_PROFILES: dict[str, BridgeProfile] = {
     "GPT2LMHeadModel": BridgeProfile(joint_qkv=True),  # JointQKVAttentionBridge
-    "GPTNeoXForCausalLM": BridgeProfile(joint_qkv=True),  # JointQKVPositionEmbeddingsAttentionBridge
-    "LlamaForCausalLM": BridgeProfile(hidden_states_fires=False),  # PositionEmbeddingsAttentionBridge
-    "native": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False,  # AttentionBridge
-                            pos_ids_shape=("batch", "pos")),
+    "GPTNeoXForCausalLM": BridgeProfile(joint_qkv=True, rotary_hooks_fire=False),
+    "Phi3ForCausalLM": BridgeProfile(joint_qkv=True, rotary_hooks_fire=False),
+    # PositionEmbeddingsAttentionBridge
+    "LlamaForCausalLM": BridgeProfile(hidden_states_fires=False),
+    "MistralForCausalLM": BridgeProfile(hidden_states_fires=False),
+    "Qwen2ForCausalLM": BridgeProfile(hidden_states_fires=False),
+    "GemmaForCausalLM": BridgeProfile(hidden_states_fires=False),
+    "Gemma2ForCausalLM": BridgeProfile(hidden_states_fires=False, post_norms=True),
+    "PhiForCausalLM": BridgeProfile(hidden_states_fires=False, shared_ln=True),
+    # plain AttentionBridge
+    "GPTJForCausalLM": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False, rotary_module=False,
+                                     rotary_hooks_fire=False, shared_ln=True,
+                                     silent_in_tl3=("blocks.{l}.attn.hook_attn_scores", "blocks.{l}.attn.hook_pattern")),
+    "OPTForCausalLM": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False,
+                                    pos_ids_shape=("batch", "pos"), ln2_flattened=True, mlp_out_is_projection=True,
+                                    silent_in_tl3=("blocks.{l}.attn.hook_attn_scores", "blocks.{l}.attn.hook_pattern",
+                                                   "blocks.{l}.mlp.hook_in", "blocks.{l}.mlp.hook_out")),
+    "GPTNeoForCausalLM": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False),
+    "native": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False, pos_ids_shape=("batch", "pos")),
 }
 _DEFAULT_PROFILE = BridgeProfile()
 
@@ -278,7 +313,15 @@ def bridge_profile(spec: ModelSpec) -> BridgeProfile:
     return BRIDGE_PROFILES.get(spec.architecture or "", _DEFAULT_PROFILE)
 
 
-def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
+def _bridge_ln(canon, prefix: str, what: str, subject: str, *, scale=SCALE, normed=RESID,
+               in_aliases=(), out_aliases=()) -> None:
+    canon(f"{prefix}.hook_in", RESID, f"{what} LayerNorm input", *in_aliases)
+    canon(f"{prefix}.hook_scale", scale, f"LayerNorm scale (1/std) of {subject}")
+    canon(f"{prefix}.hook_normalized", normed, f"{subject[0].upper()}{subject[1:]}, normalised")
+    canon(f"{prefix}.hook_out", RESID, f"{what} LayerNorm output", *out_aliases)
+
+
+def _bridge_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
     pts: list[HookPoint] = []
 
     def canon(template: str, shape: tuple[str, ...], meaning: str, *aliases: str, **kw) -> None:
@@ -288,8 +331,8 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
 
     profile = bridge_profile(spec)
     rotary = spec.positional_embedding_type == "rotary"
-    parallel = spec.parallel_attn_mlp
     has_ln = spec.normalization_type is not None
+    has_ln2 = has_ln and not profile.shared_ln
     # Rotary tables span the rotated part of each head only (GPT-NeoX's rotary_pct < 1); the spec
     # fills rotary_dim with d_head when it is not set.
     rot_dim = "rotary_dim"
@@ -303,22 +346,19 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
 
     canon("embed.hook_in", ("batch", "pos"), "Input token ids")
     canon("embed.hook_out", RESID, "Token embeddings", "hook_embed")
-    if rotary:
+    if rotary and profile.rotary_module:
         canon("rotary_emb.hook_in", RESID, "Rotary embedding input")
         canon("rotary_emb.hook_cos", ("1", "pos", rot_dim), "Rotary cos table")
         canon("rotary_emb.hook_sin", ("1", "pos", rot_dim), "Rotary sin table")
         canon("rotary_emb.hook_out", RESID, "Positional embeddings", "hook_pos_embed",
               dead="rotary model: positions enter inside attention, so this hook is registered but never fires")
-    else:
+    elif not rotary:
         canon("pos_embed.hook_in", profile.pos_ids_shape, "Position ids")
         canon("pos_embed.hook_out", RESID, "Positional embeddings", "hook_pos_embed")
 
     canon("blocks.{l}.hook_in", RESID, "Residual stream entering block {l}", "blocks.{l}.hook_resid_pre")
     if has_ln:
-        canon("blocks.{l}.ln1.hook_in", RESID, "Attention LayerNorm input")
-        canon("blocks.{l}.ln1.hook_scale", SCALE, "LayerNorm scale (1/std) of the attention input")
-        canon("blocks.{l}.ln1.hook_normalized", RESID, "The attention input, normalised")
-        canon("blocks.{l}.ln1.hook_out", RESID, "Attention LayerNorm output")
+        _bridge_ln(canon, "blocks.{l}.ln1", "Attention", "the attention input")
     canon("blocks.{l}.attn.hook_in", RESID, "Attention input")
     if profile.joint_qkv:
         dead_qkv = "the fused QKV projection is split into q/k/v by the bridge; its own hooks never fire"
@@ -333,10 +373,11 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
     canon("blocks.{l}.attn.k.hook_out", KV_VEC, "Keys", "blocks.{l}.attn.hook_k")
     canon("blocks.{l}.attn.v.hook_out", KV_VEC, "Values", "blocks.{l}.attn.hook_v")
     if rotary:
-        canon("blocks.{l}.attn.hook_cos", ("1", "pos", rot_dim), "Rotary cos table")
-        canon("blocks.{l}.attn.hook_sin", ("1", "pos", rot_dim), "Rotary sin table")
-        dead_rot = ("GPT-NeoX bridge: rotary hooks are registered but never fire"
-                    if spec.architecture == "GPTNeoXForCausalLM" else None)
+        if profile.rotary_module:
+            canon("blocks.{l}.attn.hook_cos", ("1", "pos", rot_dim), "Rotary cos table")
+            canon("blocks.{l}.attn.hook_sin", ("1", "pos", rot_dim), "Rotary sin table")
+        dead_rot = None if profile.rotary_hooks_fire else \
+            "this architecture's attention bridge registers the rotary hooks but never calls them"
         canon("blocks.{l}.attn.hook_rot_q", HEAD_VEC, "Queries after the rotary embedding", dead=dead_rot)
         canon("blocks.{l}.attn.hook_rot_k", KV_VEC, "Keys after the rotary embedding", dead=dead_rot)
     canon("blocks.{l}.attn.hook_attn_scores", ATTN_MAP, "Attention scores before softmax (masked)")
@@ -348,7 +389,8 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
     canon("blocks.{l}.attn.hook_hidden_states", RESID, "Attention hidden states",
           dead=None if profile.hidden_states_fires else
           "this architecture's attention bridge registers it but never calls it")
-    canon("blocks.{l}.attn.hook_out", RESID, "Attention layer output", "blocks.{l}.hook_attn_out")
+    attn_out = () if profile.post_norms else ("blocks.{l}.hook_attn_out",)
+    canon("blocks.{l}.attn.hook_out", RESID, "Attention layer output", *attn_out)
     canon("blocks.{l}.attn.hook_result", HEAD_RESID, "Per-head output written to the residual stream",
           gate="use_attn_result", dead=unsupported("use_attn_result"))
     dead_split = unsupported("use_split_qkv_input")
@@ -360,13 +402,15 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
           gate="use_split_qkv_input", dead=dead_split)
     canon("blocks.{l}.attn.hook_attn_in", HEAD_RESID, "Per-head attention input", "blocks.{l}.hook_attn_in",
           gate="use_attn_in", dead=unsupported("use_attn_in"))
-    if has_ln:
-        mid = () if parallel else ("blocks.{l}.hook_resid_mid",)
-        canon("blocks.{l}.ln2.hook_in", RESID, "MLP LayerNorm input" + ("" if parallel else " (= resid_mid)"), *mid)
-        canon("blocks.{l}.ln2.hook_scale", SCALE, "LayerNorm scale (1/std) of the MLP input")
-        canon("blocks.{l}.ln2.hook_normalized", RESID, "The MLP input, normalised")
-        canon("blocks.{l}.ln2.hook_out", RESID, "MLP LayerNorm output")
-    canon("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in")
+    if profile.post_norms and has_ln:
+        _bridge_ln(canon, "blocks.{l}.ln1_post", "Post-attention", "the attention output", out_aliases=("blocks.{l}.hook_attn_out",))
+    if has_ln2:
+        flat = ("batch*pos",) if profile.ln2_flattened else ("batch", "pos")
+        mid = () if spec.parallel_attn_mlp else ("blocks.{l}.hook_resid_mid",)
+        _bridge_ln(canon, "blocks.{l}.ln2", "MLP", "the MLP input", scale=flat + ("1",), normed=flat + ("d_model",), in_aliases=mid)
+    canon("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in",
+          dead="attention and MLP share one LayerNorm here, so hook_mlp_in never fires, even with "
+          "set_use_hook_mlp_in(True)" if profile.shared_ln else None)
     canon("blocks.{l}.mlp.hook_in", RESID, "MLP input")
     # In compatibility mode a gated MLP runs functionally on the processed weights: the projections'
     # own hook_in never fire (TL GatedMLPBridge.forward), their hook_out still do.
@@ -380,16 +424,22 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
     else:
         canon("blocks.{l}.mlp.in.hook_out", MLP_ACT, "MLP pre-activation", "blocks.{l}.mlp.hook_pre")
     canon("blocks.{l}.mlp.out.hook_in", MLP_ACT, "MLP activation (after the nonlinearity)", "blocks.{l}.mlp.hook_post")
-    canon("blocks.{l}.mlp.out.hook_out", RESID, "MLP output projection result")
-    canon("blocks.{l}.mlp.hook_out", RESID, "MLP layer output", "blocks.{l}.hook_mlp_out")
+    mlp_out = () if profile.post_norms else ("blocks.{l}.hook_mlp_out",)
+    proj_out, layer_out = (mlp_out, ()) if profile.mlp_out_is_projection else ((), mlp_out)
+    canon("blocks.{l}.mlp.out.hook_out", RESID, "MLP output projection result", *proj_out)
+    canon("blocks.{l}.mlp.hook_out", RESID, "MLP layer output", *layer_out)
+    if profile.post_norms and has_ln:
+        _bridge_ln(canon, "blocks.{l}.ln2_post", "Post-MLP", "the MLP output", out_aliases=("blocks.{l}.hook_mlp_out",))
     canon("blocks.{l}.hook_out", RESID, "Residual stream leaving block {l}", "blocks.{l}.hook_resid_post")
     if has_ln:
-        canon("ln_final.hook_in", RESID, "Final LayerNorm input")
-        canon("ln_final.hook_scale", SCALE, "LayerNorm scale (1/std) of the final residual stream")
-        canon("ln_final.hook_normalized", RESID, "The final residual stream, normalised")
-        canon("ln_final.hook_out", RESID, "Final LayerNorm output")
+        _bridge_ln(canon, "ln_final", "Final", "the final residual stream")
     canon("unembed.hook_in", RESID, "Unembedding input")
     canon("unembed.hook_out", ("batch", "pos", "d_vocab"), "Logits", "hook_unembed")
+    if tl_major == 3 and profile.silent_in_tl3:
+        silent = "TransformerLens 3.x's bridge registers this hook for this architecture but never calls it (4.x does)"
+        targets = set(profile.silent_in_tl3)
+        pts = [dataclasses.replace(p, dead=p.dead or silent)
+               if p.template in targets or p.canonical in targets else p for p in pts]
     return pts
 
 
@@ -397,7 +447,7 @@ def _bridge_points(spec: ModelSpec) -> list[HookPoint]:
 def catalog_for(spec: ModelSpec, tl_major: int = 4) -> Catalog:
     """The hook catalog of ``spec`` (cached: specs are frozen and hashable)."""
     if spec.backend == "bridge":
-        return Catalog(spec, _bridge_points(spec))
+        return Catalog(spec, _bridge_points(spec, tl_major))
     return Catalog(spec, _hooked_points(spec, tl_major))
 
 
@@ -416,6 +466,8 @@ def _all_variants() -> list[ModelSpec]:
         ModelSpec(backend="bridge", architecture="GPT2LMHeadModel"),
         ModelSpec(backend="bridge", architecture="GPTNeoXForCausalLM", positional_embedding_type="rotary"),
         ModelSpec(backend="bridge", positional_embedding_type="rotary", gated_mlp=True),
+        ModelSpec(backend="bridge", architecture="Gemma2ForCausalLM", positional_embedding_type="rotary",
+                  gated_mlp=True, normalization_type="RMS"),
     ]
     return variants + bridges
 

@@ -131,6 +131,46 @@ BRIDGE_SPECS = {
                         structure_known=True),
 }
 BRIDGE_CONFIGS = {"gpt2": GPT2, "llama": LLAMA, "neox": NEOX, "native": NATIVE}
+# How the probe builds each: transformers "<ConfigClass>/<ModelClass>", or boot_native.
+BRIDGE_BUILDERS = {"gpt2": "GPT2Config/GPT2LMHeadModel", "llama": "LlamaConfig/LlamaForCausalLM",
+                   "neox": "GPTNeoXConfig/GPTNeoXForCausalLM", "native": "native"}
+
+# More architectures the server maps from Hugging Face configs (knowledge/hf_config.py). Each gets
+# raw, compat and one case per setter (raw mode); the four above get the full matrix.
+_HF_GQA = dict(hidden_size=40, num_attention_heads=4, num_key_value_heads=2, intermediate_size=36,
+               num_hidden_layers=2, vocab_size=300, max_position_embeddings=32, head_dim=10)
+_GQA_SPEC = dict(n_key_value_heads=2, positional_embedding_type="rotary", normalization_type="RMS", gated_mlp=True)
+EXTRA_BRIDGES = {
+    # name: (builder, HF config kwargs, ModelSpec fields beyond BRIDGE_DIMS)
+    "mistral": ("MistralConfig/MistralForCausalLM", dict(_HF_GQA, sliding_window=None),
+                dict(architecture="MistralForCausalLM", **_GQA_SPEC)),
+    "qwen2": ("Qwen2Config/Qwen2ForCausalLM", _HF_GQA, dict(architecture="Qwen2ForCausalLM", **_GQA_SPEC)),
+    "gemma": ("GemmaConfig/GemmaForCausalLM", _HF_GQA, dict(architecture="GemmaForCausalLM", **_GQA_SPEC)),
+    "gemma2": ("Gemma2Config/Gemma2ForCausalLM", _HF_GQA, dict(architecture="Gemma2ForCausalLM", **_GQA_SPEC)),
+    "phi3": ("Phi3Config/Phi3ForCausalLM", dict(_HF_GQA, pad_token_id=0), dict(architecture="Phi3ForCausalLM", **_GQA_SPEC)),
+    "phi": ("PhiConfig/PhiForCausalLM",
+            dict(hidden_size=40, num_attention_heads=4, intermediate_size=36, num_hidden_layers=2, vocab_size=300,
+                 max_position_embeddings=32, partial_rotary_factor=0.8),
+            dict(architecture="PhiForCausalLM", positional_embedding_type="rotary", rotary_dim=8,
+                 parallel_attn_mlp=True)),
+    "gptj": ("GPTJConfig/GPTJForCausalLM",
+             dict(n_embd=40, n_head=4, n_layer=2, n_positions=32, rotary_dim=8, n_inner=36, vocab_size=300),
+             dict(architecture="GPTJForCausalLM", positional_embedding_type="rotary", rotary_dim=8,
+                  parallel_attn_mlp=True)),
+    "opt": ("OPTConfig/OPTForCausalLM",
+            dict(hidden_size=40, num_attention_heads=4, ffn_dim=36, num_hidden_layers=2, vocab_size=300,
+                 max_position_embeddings=32, word_embed_proj_dim=40),
+            dict(architecture="OPTForCausalLM")),
+    "gptneo": ("GPTNeoConfig/GPTNeoForCausalLM",
+               dict(hidden_size=40, num_heads=4, num_layers=2, max_position_embeddings=32, intermediate_size=36,
+                    vocab_size=300, attention_types=[[["global"], 2]]),
+               dict(architecture="GPTNeoForCausalLM")),
+}
+for _name, (_builder, _config, _fields) in EXTRA_BRIDGES.items():
+    BRIDGE_BUILDERS[_name] = _builder
+    BRIDGE_CONFIGS[_name] = _config
+BRIDGE_SPECS.update({name: ModelSpec(backend="bridge", **BRIDGE_DIMS, **fields, structure_known=True)
+                     for name, (_, _, fields) in EXTRA_BRIDGES.items()})
 SETTERS = ("set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in", "set_use_hook_mlp_in")
 
 
@@ -141,7 +181,7 @@ class BridgeCase:
     setters: tuple[str, ...] = ()
 
     def request(self) -> dict:
-        return {"arch": self.arch, "config": BRIDGE_CONFIGS[self.arch], "compat": self.compat,
+        return {"arch": BRIDGE_BUILDERS[self.arch], "config": BRIDGE_CONFIGS[self.arch], "compat": self.compat,
                 "setters": list(self.setters)}
 
     def spec(self) -> ModelSpec:
@@ -149,8 +189,10 @@ class BridgeCase:
         return BRIDGE_SPECS[self.arch].with_flags(compat_mode=self.compat, **flags)
 
 
-# A plain AttentionBridge (boot_native) raises NotImplementedError for the per-head attention setters.
-UNSUPPORTED_SETTERS = {"native": ("set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in")}
+# A plain AttentionBridge (boot_native, GPT-J, OPT, GPT-Neo) raises NotImplementedError for the
+# per-head attention setters.
+_ATTN_SETTERS = ("set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in")
+UNSUPPORTED_SETTERS = {arch: _ATTN_SETTERS for arch in ("native", "gptj", "opt", "gptneo")}
 
 
 def _bridge_cases(supported: bool) -> dict[str, BridgeCase]:
@@ -160,6 +202,8 @@ def _bridge_cases(supported: bool) -> dict[str, BridgeCase]:
             mode = "compat" if compat else "raw"
             if supported:
                 cases[f"{arch}_{mode}"] = BridgeCase(arch, compat)
+            if compat and arch in EXTRA_BRIDGES:
+                continue
             for setter in SETTERS:
                 if (setter in UNSUPPORTED_SETTERS.get(arch, ())) != supported:
                     cases[f"{arch}_{mode}_{setter.removeprefix('set_')}"] = BridgeCase(arch, compat, (setter,))

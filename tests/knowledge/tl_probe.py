@@ -8,7 +8,7 @@ request::
 
     {"dims": {"batch": 3, "pos": 7},
      "hooked": {"base": {...HookedTransformerConfig kwargs}, "cases": {name: {overrides}}},
-     "bridge": {"cases": {name: {"arch": "gpt2|llama|neox|native", "config": {...},
+     "bridge": {"cases": {name: {"arch": "native" | "GPT2Config/GPT2LMHeadModel" | ..., "config": {...},
                                  "compat": bool, "setters": ["set_use_attn_result", ...]}}},
      "act_name_calls": [[name, layer, layer_type], ...],
      "cache_keys": [key, ...]}             # a str, or a list standing for a tuple key
@@ -120,11 +120,8 @@ def _boot_bridge(arch: str, config: dict, tokenizer):
         return TransformerBridge.boot_native(TransformerBridgeConfig(**config), tokenizer=tokenizer)
     import transformers
 
-    config_class, model_class = {
-        "gpt2": ("GPT2Config", "GPT2LMHeadModel"),
-        "llama": ("LlamaConfig", "LlamaForCausalLM"),
-        "neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM"),
-    }[arch]
+    # arch is "<ConfigClass>/<ModelClass>" from transformers, e.g. "GPT2Config/GPT2LMHeadModel".
+    config_class, model_class = arch.split("/")
     hf_model = getattr(transformers, model_class)(getattr(transformers, config_class)(**config)).eval()
     return TransformerBridge.boot_transformers(f"local-{arch}", hf_model=hf_model, tokenizer=tokenizer, device="cpu")
 
