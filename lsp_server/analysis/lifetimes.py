@@ -448,6 +448,7 @@ class _Lifetimes:
         known = {e.node.start_byte for e in events}
         events += self._plain_call_events(scope, known, lo, hi)
         events += self._hookpoint_removals(scope, lo, hi)
+        events += self._method_resets(scope, lo, hi)
         for ev in events:
             if ev.kind == "forward" and ev.what not in ("patching",):
                 for start, end, key in self.contexts:
@@ -468,6 +469,27 @@ class _Lifetimes:
             if call is not None and call.type == "call" and self._scope_of(call) == scope and not _in_lambda(call):
                 out.append(Event("reset", call, call.start_byte, ANY_MODEL, ""))
             pos = self.src.find(b".remove_hooks(", pos + 1, hi)
+        return out
+
+    def _method_resets(self, scope, lo: int, hi: int) -> list[Event]:
+        """``self.cleanup()`` where that method of the same class resets ``self.<model>``: a reset of it."""
+        fn = self._fn_node(scope)
+        cls = fn.parent.parent if fn is not None and fn.parent is not None else None
+        if cls is not None and cls.type == "decorated_definition":
+            cls = cls.parent.parent if cls.parent is not None else None
+        if cls is None or cls.type != "class_definition" or b"self." not in self.src[lo:hi]:
+            return []
+        out = []
+        for m in re.finditer(rb"(?<![\w.])self\.(\w+)\s*\(", self.src[lo:hi]):
+            for method in self.scopes.function_defs.get(m.group(1).decode(), ()):
+                if not (cls.start_byte <= method.start_byte < cls.end_byte):
+                    continue
+                body = self.src[method.start_byte:method.end_byte]
+                for recv in set(re.findall(rb"([\w.]+)\.(?:reset_hooks|remove_all_hook_fns)\s*\(", body)):
+                    node = self.root.descendant_for_byte_range(lo + m.start(), lo + m.end(1))
+                    call = node.parent if node is not None and node.parent is not None and node.parent.type == "call" else None
+                    if call is not None and self._scope_of(call) == scope:
+                        out.append(Event("reset", call, call.start_byte, ("a", recv.decode()), recv.decode()))
         return out
 
     def _names(self) -> tuple[set, set]:

@@ -238,9 +238,19 @@ def test_experiment_class_that_resets_in_its_own_methods_is_not_flagged():
                 return self.model(tokens)
             def hook(self, x, hook):
                 return x
-    """
+"""
     assert found(cls + "            def clear(self):\n                self.model.reset_hooks()\n") == set()
     assert found(cls) == {(6, "stale-hook", "hint")}
+    # A method that resets through another method of the class, between two forwards and in a loop.
+    helper = "            def clear(self):\n                self.model.reset_hooks()\n"
+    two = cls.replace("return self.model(tokens)", "a = self.model(tokens)\n                self.clear()\n                return self.model(tokens)")
+    assert found(two + helper) == set()
+    assert found(two.replace("self.clear()", "print(1)") + helper) == {(6, "stale-hook", "warning")}
+    loop = cls.replace("                self.model.add_hook('blocks.0.hook_resid_pre', self.hook)\n                return self.model(tokens)",
+                       "                for t in tokens:\n                    self.model.add_hook('blocks.0.hook_resid_pre', self.hook)\n"
+                       "                    self.model(t)\n                    self.clear()\n")
+    assert found(loop + helper) == set()
+    assert found(loop.replace("self.clear()", "print(t)") + helper) == {(7, "hook-accumulates", "warning")}
 
 
 # ----------------------------------------------------------------------------- loops
