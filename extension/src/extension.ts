@@ -35,6 +35,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         vscode.commands.registerCommand(ClientCommand.attachKernel, () => kernel.attach()),
         vscode.commands.registerCommand(ClientCommand.startKernel, () => kernel.start()),
         vscode.commands.registerCommand(ClientCommand.interruptKernel, () => kernel.interrupt()),
+        vscode.commands.registerCommand(ClientCommand.resetKernelHooks, () => kernel.resetHooks()),
         vscode.commands.registerCommand(ClientCommand.runSweep, () => sweeps!.runAtCursor()),
         vscode.commands.registerCommand(ClientCommand.showHeatmap, () => heatmap.showLatest()),
         vscode.commands.registerCommand(ClientCommand.restartServer, () => manager.restart('restart command')),

@@ -113,9 +113,9 @@ interface ConnectionFile {
     mtimeMs: number;
 }
 
-/** `kernel-*.json` files in the given directories, newest first. */
-export function listConnectionFiles(dirs = connectionFileDirs()): ConnectionFile[] {
-    const found: ConnectionFile[] = [];
+/** `kernel-*.json` files in the given directories plus `extraFiles`, newest first, each once. */
+export function listConnectionFiles(dirs = connectionFileDirs(), extraFiles: string[] = []): ConnectionFile[] {
+    const files = new Set(extraFiles.map((f) => path.resolve(f)));
     for (const dir of new Set(dirs)) {
         let names: string[];
         try {
@@ -124,14 +124,15 @@ export function listConnectionFiles(dirs = connectionFileDirs()): ConnectionFile
             continue; // a missing runtime dir just means no kernels yet
         }
         for (const name of names) {
-            if (/^kernel-.*\.json$/.test(name)) {
-                const file = path.join(dir, name);
-                try {
-                    found.push({ file, mtimeMs: fs.statSync(file).mtimeMs });
-                } catch {
-                    // removed between readdir and stat
-                }
-            }
+            if (/^kernel-.*\.json$/.test(name)) files.add(path.join(dir, name));
+        }
+    }
+    const found: ConnectionFile[] = [];
+    for (const file of files) {
+        try {
+            found.push({ file, mtimeMs: fs.statSync(file).mtimeMs });
+        } catch {
+            // removed since it was listed
         }
     }
     return found.sort((a, b) => b.mtimeMs - a.mtimeMs);
@@ -148,8 +149,8 @@ function ago(ms: number): string {
 type Pick = vscode.QuickPickItem & { action: 'file' | 'browse' | 'start'; file?: string };
 
 /** Quick pick over connection files (newest first), "Browse…" and "Start a new kernel". */
-export async function pickConnectionFile(): Promise<Pick | undefined> {
-    const files = listConnectionFiles();
+export async function pickConnectionFile(fromServer: string[] = []): Promise<Pick | undefined> {
+    const files = listConnectionFiles(connectionFileDirs(), fromServer);
     const items: Pick[] = files.map((f) => ({
         label: path.basename(f.file),
         description: ago(f.mtimeMs),
@@ -175,7 +176,7 @@ export class KernelCommands {
     constructor(private readonly server: ServerManager) {}
 
     async attach(): Promise<void> {
-        const pick = await pickConnectionFile();
+        const pick = await pickConnectionFile(await this.serverConnectionFiles());
         if (!pick) return;
         if (pick.action === 'start') {
             await this.start();
@@ -204,6 +205,24 @@ export class KernelCommands {
 
     async interrupt(): Promise<void> {
         await this.run(ServerCommand.interruptKernel);
+    }
+
+    /** Removes the hooks that user code left on the model in the kernel. */
+    async resetHooks(): Promise<void> {
+        if (await this.run(ServerCommand.resetKernelHooks)) {
+            void vscode.window.showInformationMessage('TLens: removed the hooks left on the model in the kernel.');
+        }
+    }
+
+    /** Connection files the server knows of (it may look in more places); none if it cannot say. */
+    private async serverConnectionFiles(): Promise<string[]> {
+        if (!this.server.supportsCommand(ServerCommand.listConnectionFiles)) return [];
+        try {
+            const files = await this.server.executeServerCommand<unknown>(ServerCommand.listConnectionFiles);
+            return Array.isArray(files) ? files.filter((f): f is string => typeof f === 'string') : [];
+        } catch {
+            return []; // the local scan still lists the usual places
+        }
     }
 
     /** Runs a server command; failures become one error message. Returns whether it succeeded. */

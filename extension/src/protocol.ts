@@ -10,6 +10,7 @@ export const ServerCommand = {
     kernelStatus: 'tlens.kernelStatus', // -> KernelStatus
     runSweep: 'tlens.runSweep', // [{uri, line, kind?}]; "Run patch sweep" code actions carry it
     resetKernelHooks: 'tlens.resetKernelHooks',
+    listConnectionFiles: 'tlens.listConnectionFiles', // -> string[] (optional; merged into the attach picker)
 } as const;
 
 /** Commands the extension contributes to the palette. */
@@ -17,6 +18,7 @@ export const ClientCommand = {
     attachKernel: 'tlens.client.attachKernel',
     startKernel: 'tlens.client.startKernel',
     interruptKernel: 'tlens.client.interruptKernel',
+    resetKernelHooks: 'tlens.client.resetKernelHooks',
     runSweep: 'tlens.client.runSweep',
     showHeatmap: 'tlens.client.showHeatmap',
     restartServer: 'tlens.client.restartServer',
