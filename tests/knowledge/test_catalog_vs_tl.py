@@ -8,10 +8,12 @@ A failure message names every hook that differs, so fixing the catalog is mechan
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 
+from lsp_server.knowledge.hf_cache import spec_from_hf_config
 from lsp_server.knowledge.hookpoints import Catalog, HookPoint, catalog_for, concrete_shape, format_shape, union_templates
 from lsp_server.knowledge.spec import GATE_FLAGS
 
@@ -209,6 +211,25 @@ def test_bridge_hook_points_are_in_catalog(bridge_case, tl_probe):
 
 def test_bridge_gated_hooks_fire_exactly_when_flag_is_on(bridge_case, tl_probe):
     check_gates(*_bridge(bridge_case, tl_probe))
+
+
+def test_bridge_catalog_from_the_models_own_config_json(bridge_case, tl_probe):
+    """End to end: the spec the server derives from the model's config.json gives the same hooks.
+
+    (knowledge/hf_cache.spec_from_hf_config is what the server runs on a local or cached config.)
+    """
+    answer = tl_probe(bridge_case.env, "bridge")
+    result = answer["bridge"][bridge_case.name]
+    if "hf_config" not in result:
+        pytest.skip("boot_native has no config.json")
+    derived = spec_from_hf_config(result["hf_config"])
+    flags = {f: getattr(bridge_case.spec, f) for f in GATE_FLAGS}
+    spec = dataclasses.replace(derived, backend="bridge", compat_mode=bridge_case.spec.compat_mode, **flags)
+    catalog = catalog_for(spec, answer["tl_major"])
+    label = f"TransformerBridge[{bridge_case.env}] {bridge_case.name}, spec from config.json"
+    check_names(catalog, result, label)
+    check_shapes(catalog, result, label)
+    check_hook_dict_in_catalog(catalog, result, label)
 
 
 def test_bridge_aliases_are_the_same_hook_point(bridge_case, tl_probe):

@@ -17,7 +17,8 @@ answer::
 
     {"tl_version": "2.18.0", "tl_major": 2, "has_hooked": bool, "has_bridge": bool,
      "hooked": {case: {"cache": {name: shape}, "hook_dict": [names]} | {"error": "..."}},
-     "bridge": {case: {... same ..., "same_hook": [[names sharing one HookPoint], ...]}},
+     "bridge": {case: {... same ..., "same_hook": [[names sharing one HookPoint], ...],
+                       "hf_config": {config.json of the wrapped HF model}}},
      "act_names": [{"ok": str} | {"exc": type, "msg": str}, ...],
      "cache_keys": {"hooked"|"bridge": {"n_layers": int, "keys": [cache_dict keys],
                     "results": [{"found": [keys]} | {"exc": type, "msg": str, "arg": KeyError arg}]}}}
@@ -168,6 +169,10 @@ def probe_bridge(request: dict, dims: dict) -> tuple[dict, object]:
                 except Exception:  # a bridge that cannot switch back is not reused
                     booted.pop(key, None)
             out[case] = {**_describe_cache(model, cache), "same_hook": _same_hook_groups(model)}
+            hf_config = getattr(getattr(model, "original_model", None), "config", None)
+            if hf_config is not None and recipe["arch"] != "native":
+                # What a config.json of this model says, for the server's own config -> spec mapping.
+                out[case]["hf_config"] = json.loads(hf_config.to_json_string(use_diff=False))
             if first_cache is None:
                 first_cache = cache
         except Exception as exc:
