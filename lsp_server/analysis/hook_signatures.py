@@ -146,12 +146,13 @@ def _params(fn: Node) -> list[_Param] | None:
         if t == "keyword_separator":
             kw_only = True
             continue
-        if t == "list_splat_pattern" or (t == "typed_parameter" and p.named_children and p.named_children[0].type == "list_splat_pattern"):
+        inner = p.named_children[0].type if t == "typed_parameter" and p.named_children else None
+        if t == "list_splat_pattern" or inner == "list_splat_pattern":
             ident = _first_identifier(p)
             out.append(_Param(text(ident) if ident else "*", "varpos", True, ident or p))
             kw_only = True
             continue
-        if t == "dictionary_splat_pattern" or (t == "typed_parameter" and p.named_children and p.named_children[0].type == "dictionary_splat_pattern"):
+        if t == "dictionary_splat_pattern" or inner == "dictionary_splat_pattern":
             ident = _first_identifier(p)
             out.append(_Param(text(ident) if ident else "**", "varkw", True, ident or p))
             continue
@@ -196,7 +197,8 @@ def _bind(params: list[_Param], target: _Target) -> tuple[str, str] | None:
         if kw in by_name:
             if kw in bound:
                 filled = ", ".join(f"`{p.name}`" for p in positional[:target.bound_pos])
-                how = (f"partial(...) fills {filled} positionally and the activation goes to `{positional[target.bound_pos].name}`"
+                receiver = positional[target.bound_pos].name
+                how = (f"partial(...) fills {filled} positionally and the activation goes to `{receiver}`"
                        if target.bound_pos else f"the activation fills `{kw}`")
                 return "multiple", f"gets two values for `{kw}` ({how}, then `{kw}=` arrives by keyword)"
             bound.add(kw)

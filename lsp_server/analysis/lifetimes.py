@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 
 from .findings import Edit, Finding, Fix, Related
 from .hook_signatures import HookSite, check_hook_signatures
+from .lifetime_syntax import (
+    LOOPS, SCOPE_BOUNDARIES, assigned_names, delete_argument, dotted, gives_hooks, hookpoint_of, in_lambda,
+    insert_after, insert_at_block_end, insert_before, line_end, literal, permanent, reaches, runs_once, short,
+    statement_in_scope, use_statement,
+)
 from .scopes import MODULE, Scopes
 from .syntax import Node, call_args, call_name, text
 
@@ -32,7 +37,8 @@ RELEVANT_BYTES = frozenset(m.encode() for m in RELEVANT_METHODS)
 FORWARD_METHODS = frozenset({"forward", "run_with_cache", "run_with_hooks", "generate"})
 RESET_METHODS = frozenset({"reset_hooks", "remove_all_hook_fns"})
 # Methods only TransformerLens models have: their receiver is a model.
-EVIDENCE_METHODS = frozenset({"add_perma_hook", "run_with_cache", "run_with_hooks", "hooks", "reset_hooks", "remove_all_hook_fns"})
+EVIDENCE_METHODS = frozenset({"add_perma_hook", "run_with_cache", "run_with_hooks", "hooks", "reset_hooks",
+                              "remove_all_hook_fns"})
 PATCHING = re.compile(r"^(get_act_patch_\w+|generic_activation_patch)$")
 # Forwards people expect to start from a clean model: a leak into one of them is never deliberate-looking.
 SURPRISING = frozenset({"run_with_cache", "run_with_hooks", "patching", "hooks-context"})
@@ -43,9 +49,6 @@ NEUTRAL_CALLS = frozenset({
 })
 # A forward whose statement names its result as the unhooked run (`clean_logits = model(tokens)`).
 CLEAN_RUN = re.compile(r"(?i)clean|orig|baseline|unablated|unpatched|unsteered|reference")
-TL_SUBMODULES = frozenset({"blocks", "embed", "pos_embed", "unembed", "ln_final", "hook_dict", "mod_dict"})
-LOOPS = ("for_statement", "while_statement")
-SCOPE_BOUNDARIES = ("function_definition", "lambda", "module")
 SEVERITY_RANK = {"hint": 0, "information": 1, "warning": 2, "error": 3}
 
 Key = tuple
@@ -190,7 +193,7 @@ class _Lifetimes:
         if node.type == "identifier":
             name = text(node)
             return self._key_of_definition(self.scopes.lookup(name, node.start_byte), name)
-        if node.type == "attribute" and _dotted(node):
+        if node.type == "attribute" and dotted(node):
             return ("a", text(node))
         return None
 
@@ -238,7 +241,7 @@ class _Lifetimes:
         return self.scopes.scope_of(node.start_byte)
 
     def _add_event(self, scope, ev: Event) -> None:
-        if not _in_lambda(ev.node):
+        if not in_lambda(ev.node):
             self.method_events.setdefault(scope, []).append(ev)
 
     def _classify_hook_event(self, call: Node, method: str, recv: Node | None) -> None:
@@ -259,7 +262,7 @@ class _Lifetimes:
                 return
             _, keywords = call_args(call)
             kw = keywords.get("reset_hooks_end")
-            if kw is not None and text(kw) == "False" and (method == "run_with_cache" or _gives_hooks(keywords)):
+            if kw is not None and text(kw) == "False" and (method == "run_with_cache" or gives_hooks(keywords)):
                 self._add_event(scope, Event("temp", call, call.end_byte, key, text(recv), model_node=recv,
                                              method=method, kw_node=kw.parent))
 
@@ -270,7 +273,7 @@ class _Lifetimes:
         for start, call, method, recv in self._relevant[i:]:
             if start >= hi:
                 break
-            if method in ("add_hook", "add_perma_hook", "hooks", "backward") or self._scope_of(call) != scope or _in_lambda(call):
+            if method in ("add_hook", "add_perma_hook", "hooks", "backward") or self._scope_of(call) != scope or in_lambda(call):
                 continue
             if PATCHING.match(method):
                 ev = self._patching_call(call)
@@ -307,7 +310,7 @@ class _Lifetimes:
         given = dict(keywords)
         for name, node in zip(("fwd_hooks", "bwd_hooks"), positional[:2]):
             given.setdefault(name, node)
-        if kw is not None and text(kw) == "False" and _gives_hooks(given):
+        if kw is not None and text(kw) == "False" and gives_hooks(given):
             self._add_event(scope, Event("temp", stmt, stmt.end_byte - 1, key, text(recv), model_node=recv,
                                          method="hooks", kw_node=kw_node))
 
@@ -324,7 +327,7 @@ class _Lifetimes:
         if recv is None:
             return
         positional, keywords = call_args(call)
-        hookpoint = _hookpoint(recv)
+        hookpoint = hookpoint_of(recv)
         if hookpoint is not None:
             model_node, label, name_text = hookpoint
             key = self._key(model_node)
@@ -333,8 +336,8 @@ class _Lifetimes:
             self.tl_keys.add(key)
             fn_node = positional[0] if positional else keywords.get("hook")
             extra = positional[1:] + [v for k, v in keywords.items() if k != "hook"]
-            direction = _literal(positional[1] if len(positional) > 1 else keywords.get("dir")) or "fwd"
-            perma = _permanent(positional[2] if len(positional) > 2 else keywords.get("is_permanent"))
+            direction = literal(positional[1] if len(positional) > 1 else keywords.get("dir")) or "fwd"
+            perma = permanent(positional[2] if len(positional) > 2 else keywords.get("is_permanent"))
             level = positional[3] if len(positional) > 3 else keywords.get("level")
             model_text = text(model_node)
         else:
@@ -348,8 +351,8 @@ class _Lifetimes:
             label = self._label(name_node)
             name_text = self._source(name_node) if name_node is not None else None
             extra = positional[2:] + [v for k, v in keywords.items() if k not in ("name", "hook")]
-            direction = _literal(positional[2] if len(positional) > 2 else keywords.get("dir")) or "fwd"
-            perma = _permanent(positional[3] if len(positional) > 3 else keywords.get("is_permanent"))
+            direction = literal(positional[2] if len(positional) > 2 else keywords.get("dir")) or "fwd"
+            perma = permanent(positional[3] if len(positional) > 3 else keywords.get("is_permanent"))
             level = positional[4] if len(positional) > 4 else keywords.get("level")
         if fn_node is not None:
             self.hook_sites.append(HookSite(fn_node, f"{model_text}.{method}" if hookpoint is None else "HookPoint.add_hook"))
@@ -381,12 +384,12 @@ class _Lifetimes:
         if name_node is None:
             return "?"
         if name_node.type == "lambda":
-            return f"every hook point the filter `{_short(text(name_node))}` accepts"
+            return f"every hook point the filter `{short(text(name_node))}` accepts"
         ref = self.a.ref_at(name_node.start_byte)
         if ref is not None and ref.template is not None and ref.start == name_node.start_byte:
             name = ref.name() or (ref.template.replace("{l}", "{" + ref.layer_expr + "}") if ref.layer_expr else ref.template)
             return name
-        return _short(text(name_node))
+        return short(text(name_node))
 
     def _bridge_level_error(self, call: Node, recv: Node, positional: list[Node], keywords: dict) -> bool:
         """``level=`` / ``prepend=`` on ``TransformerBridge.add_hook``: TypeError (it has neither)."""
@@ -402,7 +405,7 @@ class _Lifetimes:
                    f"`with {text(recv)}.hooks(fwd_hooks=[...]):` or remove them with `{text(recv)}.reset_hooks()`.")
         fixes = ()
         if bad:
-            edits = tuple(_delete_argument(keywords[k].parent) for k in bad)
+            edits = tuple(delete_argument(keywords[k].parent) for k in bad)
             fixes = (Fix(f"Remove {', '.join(f'`{k}=`' for k in bad)}", tuple(e for e in edits if e is not None)),)
         node = keywords[bad[0]].parent if bad else call
         self._emit(Finding(node.start_byte, node.end_byte, "stale-hook", "error" if certain else "warning", message,
@@ -466,7 +469,7 @@ class _Lifetimes:
         while pos >= 0:
             node = self.root.descendant_for_byte_range(pos + 1, pos + 13)
             call = node.parent.parent if node is not None and node.parent is not None else None
-            if call is not None and call.type == "call" and self._scope_of(call) == scope and not _in_lambda(call):
+            if call is not None and call.type == "call" and self._scope_of(call) == scope and not in_lambda(call):
                 out.append(Event("reset", call, call.start_byte, ANY_MODEL, ""))
             pos = self.src.find(b".remove_hooks(", pos + 1, hi)
         return out
@@ -545,9 +548,10 @@ class _Lifetimes:
                 parent = arg.parent
                 if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("value") == arg:
                     parent = parent.parent
-                if parent is not None and parent.type == "argument_list" and parent.parent is not None and parent.parent.type == "call":
+                call = parent.parent if parent is not None and parent.type == "argument_list" else None
+                if call is not None and call.type == "call":
                     entries.append(("arg", parent.parent, arg))
-        return [e for e in entries if self._scope_of(e[1]) == scope and not _in_lambda(e[1])]
+        return [e for e in entries if self._scope_of(e[1]) == scope and not in_lambda(e[1])]
 
     def _pattern(self, template: bytes, name: str) -> re.Pattern:
         key = (template, name)
@@ -607,7 +611,9 @@ class _Lifetimes:
             return Event("forward", call, call.start_byte, key, text(model), what="patching", label=name)
         if ident.type == "attribute":
             key = ("a", name)
-            return Event("forward", call, call.start_byte, key, name, what=f"{name}(...)", model_node=ident) if self._is_model(key, ident) else None
+            if not self._is_model(key, ident):
+                return None
+            return Event("forward", call, call.start_byte, key, name, what=f"{name}(...)", model_node=ident)
         d = self.scopes.lookup(name, ident.start_byte)
         key = self._key_of_definition(d, name)
         if self._is_model(key, ident):
@@ -630,7 +636,8 @@ class _Lifetimes:
         if params is not None:
             i = 0
             for p in params.named_children:
-                node = p if p.type == "identifier" else p.child_by_field_name("name") or (p.named_children[0] if p.named_children else p)
+                node = p if p.type == "identifier" else p.child_by_field_name("name")
+                node = node or (p.named_children[0] if p.named_children else p)
                 if p.type in ("list_splat_pattern", "dictionary_splat_pattern", "keyword_separator", "positional_separator"):
                     i = 10_000  # after *args: keyword-only
                     continue
@@ -691,14 +698,14 @@ class _Lifetimes:
                 for inner, k, recv in eff.leaks:
                     p = Pending(inner.ev, k, ev.node, recv, via=ev.node)
                     if inner.first is not None:
-                        p.use, p.first = _statement_in_scope(ev.node), ev
+                        p.use, p.first = statement_in_scope(ev.node), ev
                     pending.append(p)
             elif ev.kind == "add":
                 if not self._accumulates(ev, events, scope):
                     pending.append(Pending(ev, ev.key, ev.node, ev.recv))
             elif ev.kind == "temp":
                 if not self._temp_in_loop(ev, events, scope):
-                    p = Pending(ev, ev.key, ev.node, ev.recv, use=_statement_in_scope(ev.node), first=ev)
+                    p = Pending(ev, ev.key, ev.node, ev.recv, use=statement_in_scope(ev.node), first=ev)
                     pending.append(p)
         for p in pending:
             self._finish(p, scope, None, summary)
@@ -711,10 +718,10 @@ class _Lifetimes:
         for p in list(pending):
             if p.key != key or p.leak is not None or ev.node == p.anchor:
                 continue
-            if not _reaches(p.anchor, ev.node):
+            if not reaches(p.anchor, ev.node):
                 continue
             if p.use is None:
-                p.use, p.first = _use_statement(p.anchor, ev.node), ev
+                p.use, p.first = use_statement(p.anchor, ev.node), ev
                 continue
             if p.use.start_byte <= ev.node.start_byte < p.use.end_byte:
                 continue  # part of the statement the hook is meant for
@@ -754,7 +761,7 @@ class _Lifetimes:
             # Kept across two forwards and then reset: deliberate, unless the later pass is one people expect
             # to start clean, or the hook came out of a helper the caller never saw add it.
             deliberate = (reset is not None and p.leak.what not in SURPRISING and p.via is None
-                          and not CLEAN_RUN.search(_assigned_names(_use_statement(p.anchor, p.leak.node))))
+                          and not CLEAN_RUN.search(assigned_names(use_statement(p.anchor, p.leak.node))))
             severity = "hint" if deliberate else "warning"
             self._emit(self._leak_finding(p, severity, reset))
             return
@@ -805,7 +812,7 @@ class _Lifetimes:
             forwards, resets = self._in_loop(events, loop, ev.key)
             if not forwards:
                 continue
-            if conditional or resets or _runs_once(loop):
+            if conditional or resets or runs_once(loop):
                 return False
             self._emit(self._accumulate_finding(ev, loop, forwards))
             return True
@@ -817,7 +824,7 @@ class _Lifetimes:
             return False
         loop, conditional = loops[0]
         forwards, resets = self._in_loop(events, loop, ev.key)
-        if conditional or resets or _runs_once(loop) or not forwards:
+        if conditional or resets or runs_once(loop) or not forwards:
             return False
         self._emit(self._temp_loop_finding(ev, loop))
         return True
@@ -871,7 +878,8 @@ class _Lifetimes:
         if cls is None:
             return False
         if self._reset_calls is None:
-            self._reset_calls = [(start, text(r)) for start, _, method, r in self._relevant if method in RESET_METHODS and r is not None]
+            self._reset_calls = [(start, text(r)) for start, _, method, r in self._relevant
+                                 if method in RESET_METHODS and r is not None]
         return any(r == recv and cls.start_byte <= start < cls.end_byte for start, r in self._reset_calls)
 
     # ------------------------------------------------------------------ findings
@@ -883,9 +891,9 @@ class _Lifetimes:
         """``line 31`` in a file; in a notebook (cells joined into one text) the statement itself."""
         if not self._notebook:
             return f"line {self._line(node)}"
-        stmt = node if node.parent is not None and node.parent.type in ("block", "module") else _statement_in_scope(node)
+        stmt = node if node.parent is not None and node.parent.type in ("block", "module") else statement_in_scope(node)
         first = self.src[stmt.start_byte:stmt.end_byte].split(b"\n", 1)[0].decode("utf-8", "replace")
-        return f"`{_short(first, 60)}`"
+        return f"`{short(first, 60)}`"
 
     def _add_range(self, ev: Event) -> tuple[int, int]:
         fn = ev.node.child_by_field_name("function")
@@ -954,14 +962,15 @@ class _Lifetimes:
 
     def _accumulate_finding(self, ev: Event, loop: Node, forwards: list[Event]) -> Finding:
         fn = f"`{text(ev.fn_node)}`" if ev.fn_node is not None else "the hook"
-        message = (f"`{text(ev.node.child_by_field_name('function'))}` runs on every iteration of the loop at {self._where(loop)} and nothing in the "
+        adder = text(ev.node.child_by_field_name("function"))
+        message = (f"`{adder}` runs on every iteration of the loop at {self._where(loop)} and nothing in the "
                    f"loop removes the hooks: the forward at {self._where(forwards[0].node)} runs one more copy of "
-                   f"{_short(fn, 50)} on `{ev.label}` each iteration (quadratic cost; wrong results unless the hook is "
+                   f"{short(fn, 50)} on `{ev.label}` each iteration (quadratic cost; wrong results unless the hook is "
                    f"idempotent), and all of them stay attached after the loop. Call `{ev.recv}.reset_hooks()` at the end "
                    f"of each iteration, or use `run_with_hooks` / `with {ev.recv}.hooks(...)`.")
         fixes = []
         body = loop.child_by_field_name("body")
-        edit = _insert_at_block_end(self.a.source, body, f"{ev.recv}.reset_hooks()") if body is not None else None
+        edit = insert_at_block_end(self.a.source, body, f"{ev.recv}.reset_hooks()") if body is not None else None
         if edit is not None:
             fixes.append(Fix(f"Insert `{ev.recv}.reset_hooks()` at the end of the loop body", (edit,), preferred=True))
         wrap = self._wrap_fix(ev, forwards[0].node)
@@ -982,10 +991,10 @@ class _Lifetimes:
                    f"iteration.")
         fixes = []
         body = loop.child_by_field_name("body")
-        drop = _delete_argument(kw) if kw.type == "keyword_argument" else None
+        drop = delete_argument(kw) if kw.type == "keyword_argument" else None
         if drop is not None and ev.method == "run_with_cache":
             fixes.append(Fix("Remove `reset_hooks_end=False`", (drop,), preferred=True))
-        edit = _insert_at_block_end(self.a.source, body, f"{ev.recv}.reset_hooks()") if body is not None else None
+        edit = insert_at_block_end(self.a.source, body, f"{ev.recv}.reset_hooks()") if body is not None else None
         if edit is not None:
             fixes.append(Fix(f"Insert `{ev.recv}.reset_hooks()` at the end of the loop body", (edit,), preferred=not fixes))
         return Finding(kw.start_byte, kw.end_byte, "reset-hooks-end-false", "warning", message, fixes=tuple(fixes),
@@ -1006,11 +1015,12 @@ class _Lifetimes:
             later = ("they stay until `reset_hooks()` (HookedTransformer also drops them after the next default-reset "
                      "`run_with_*`, once they have run in it)")
         message = (f"`{call}` with `reset_hooks_end=False` leaves its hooks on `{ev.recv}`, and they are still attached "
-                   f"during {self._forward_desc(leak)} ({self._where(leak.node)}): {later}. Call `{ev.recv}.reset_hooks()` once the "
+                   f"during {self._forward_desc(leak)} ({self._where(leak.node)}): {later}. "
+                   f"Call `{ev.recv}.reset_hooks()` once the "
                    f"hooks have done their job (after the backward pass, if that is what they are for).")
         fixes = []
-        stmt = _use_statement(p.anchor, leak.node)
-        edit = _insert_before(self.a.source, stmt, f"{p.recv}.reset_hooks()")
+        stmt = use_statement(p.anchor, leak.node)
+        edit = insert_before(self.a.source, stmt, f"{p.recv}.reset_hooks()")
         if edit is not None:
             fixes.append(Fix(f"Insert `{p.recv}.reset_hooks()` before {self._where(stmt)}", (edit,), preferred=True))
         related = (Related(leak.node.start_byte, leak.node.end_byte, "runs the leftover hooks"),)
@@ -1051,7 +1061,7 @@ class _Lifetimes:
                 anchor = nxt
                 break
             nxt = nxt.next_named_sibling
-        edit = _insert_after(self.a.source, anchor, f"{p.recv}.reset_hooks()")
+        edit = insert_after(self.a.source, anchor, f"{p.recv}.reset_hooks()")
         if edit is not None:
             fixes.append(Fix(f"Insert `{p.recv}.reset_hooks()` after {self._where(anchor)}", (edit,),
                              preferred=not fixes))
@@ -1061,12 +1071,12 @@ class _Lifetimes:
         """Replace the add_hook statement by ``with model.hooks(...):`` around the statements up to the forward."""
         if ev.name_text is None or ev.fn_node is None or self._notebook:
             return None  # in a notebook the statements may sit in different cells: one edit cannot span them
-        if any(_literal(n) not in ("fwd", "bwd") for n in ev.extra):
+        if any(literal(n) not in ("fwd", "bwd") for n in ev.extra):
             return None  # is_permanent / level / prepend: not expressible in hooks()
         add_stmt = ev.node.parent
         if add_stmt is None or add_stmt.type != "expression_statement":
             return None
-        use = _use_statement(add_stmt, forward)
+        use = use_statement(add_stmt, forward)
         if use is None or use.parent != add_stmt.parent or use.start_byte < add_stmt.end_byte:
             return None
         src = self.a.source
@@ -1074,8 +1084,8 @@ class _Lifetimes:
         indent = src[start:add_stmt.start_byte]
         if indent.strip():
             return None
-        end = _line_end(src, use.end_byte)
-        body_start = _line_end(src, add_stmt.end_byte)
+        end = line_end(src, use.end_byte)
+        body_start = line_end(src, add_stmt.end_byte)
         trailing = src[add_stmt.end_byte:body_start].strip()
         region = src[body_start + 1:end] if body_start < end else b""
         if b'"""' in region or b"'''" in region or (trailing and not trailing.startswith(b"#")):
@@ -1090,221 +1100,3 @@ class _Lifetimes:
             header += "  " + trailing.decode("utf-8", "replace")
         return Fix(f"Scope the hook with `with {ev.recv}.hooks(...)` around the forward at {self._where(forward)}",
                    (Edit(start, end, header + "\n" + body),), preferred=True)
-
-
-# ----------------------------------------------------------------------------- syntax helpers
-
-
-def _dotted(node: Node) -> bool:
-    while node.type == "attribute":
-        node = node.child_by_field_name("object")
-        if node is None:
-            return False
-    return node.type == "identifier"
-
-
-def _short(s: str, n: int = 40) -> str:
-    s = " ".join(s.split())
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def _literal(node: Node | None) -> str | None:
-    if node is None or node.type != "string":
-        return None
-    return text(node).strip("'\"")
-
-
-def _permanent(node: Node | None) -> bool | None:
-    """is_permanent as written: False when absent/False, True when True, None when unknown."""
-    if node is None or text(node) == "False":
-        return False
-    if text(node) == "True":
-        return True
-    return None
-
-
-def _hookpoint(recv: Node) -> tuple[Node, str, str] | None:
-    """``model.blocks[l].attn.hook_z`` -> (model node, label, name expression) for ``HookPoint.add_hook``."""
-    chain: list[Node] = []
-    n = recv
-    while n.type in ("attribute", "subscript"):
-        chain.append(n)
-        n = n.child_by_field_name("object") if n.type == "attribute" else n.child_by_field_name("value")
-        if n is None:
-            return None
-    chain.reverse()  # innermost (closest to the root) first
-    split = None
-    for i, node in enumerate(chain):
-        if node.type == "attribute":
-            attr = text(node.child_by_field_name("attribute"))
-            if attr in TL_SUBMODULES or attr.startswith("hook_"):
-                split = i
-                break
-    if split is None:
-        return None
-    model_node = chain[split].child_by_field_name("object")
-    if model_node is None or not (model_node.type == "identifier" or (model_node.type == "attribute" and _dotted(model_node))):
-        return None
-    last = chain[-1]
-    parts: list[str] = []
-    holes = False
-    for node in chain[split:]:
-        if node.type == "attribute":
-            parts.append(text(node.child_by_field_name("attribute")))
-        else:
-            sub = node.child_by_field_name("subscript")
-            if sub is None:
-                return None
-            if parts and parts[-1] in ("hook_dict", "mod_dict"):
-                if node is not last:
-                    return None
-                label = sub.text.decode().strip("'\"") if sub.type == "string" else text(sub)
-                return model_node, label, text(sub)
-            if sub.type == "integer":
-                parts.append(text(sub))
-            else:
-                parts.append("{" + text(sub) + "}")
-                holes = True
-    if last.type != "attribute" or not parts[-1].startswith("hook_"):
-        return None
-    name = ".".join(parts)
-    return model_node, name, (f'f"{name}"' if holes else f'"{name}"')
-
-
-def _gives_hooks(keywords: dict) -> bool:
-    """``fwd_hooks=`` / ``bwd_hooks=`` present and not an empty literal: the call adds hooks."""
-    return any(keywords.get(k) is not None and text(keywords[k]).replace(" ", "") not in ("[]", "()", "None")
-               for k in ("fwd_hooks", "bwd_hooks"))
-
-
-def _in_lambda(node: Node) -> bool:
-    """Inside a lambda body: runs whenever the lambda is called, not where it is written."""
-    n = node.parent
-    while n is not None and n.type not in ("function_definition", "module"):
-        if n.type == "lambda":
-            return True
-        n = n.parent
-    return False
-
-
-def _statement_in_scope(node: Node) -> Node:
-    n = node
-    while n.parent is not None and n.parent.type not in ("block", "module"):
-        n = n.parent
-    return n
-
-
-def _use_statement(anchor: Node, fwd: Node) -> Node:
-    """The outermost statement around ``fwd`` (in its scope) that does not contain ``anchor``."""
-    best = None
-    n = fwd
-    while n is not None and n.type not in SCOPE_BOUNDARIES:
-        if n.parent is not None and n.parent.type in ("block", "module"):
-            if n.start_byte <= anchor.start_byte < n.end_byte:
-                break
-            best = n
-        n = n.parent
-    return best or _statement_in_scope(fwd)
-
-
-def _reaches(a: Node, b: Node) -> bool:
-    """Whether ``b`` (later in the text) can run after ``a`` on one path: not in an exclusive branch, no jump away."""
-    chain: list[Node] = []
-    n = a
-    while n is not None:
-        chain.append(n)
-        n = n.parent
-    index = {x.id: i for i, x in enumerate(chain)}
-    n, prev_b = b, None
-    while n is not None and n.id not in index:
-        prev_b, n = n, n.parent
-    if n is None:
-        return False
-    i = index[n.id]
-    lca, prev_a = n, (chain[i - 1] if i > 0 else None)
-    branch = ("block", "elif_clause", "else_clause", "except_clause", "finally_clause", "case_clause")
-    if lca.type in ("if_statement", "match_statement", "conditional_expression"):
-        if prev_a is not None and prev_b is not None and prev_a.type in branch and prev_b.type in branch:
-            return False
-    if lca.type == "try_statement" and prev_a is not None and prev_b is not None:
-        if not (prev_b.type == "finally_clause" or (prev_a.type == "block" and prev_b.type == "else_clause")):
-            return False
-    for j in range(1, i):
-        block = chain[j]
-        if block.type != "block":
-            continue
-        sib = chain[j - 1].next_named_sibling
-        while sib is not None:
-            if sib.type in ("return_statement", "raise_statement"):
-                return False
-            if sib.type in ("break_statement", "continue_statement"):
-                loop = block.parent
-                while loop is not None and loop.type not in LOOPS and loop.type not in SCOPE_BOUNDARIES:
-                    loop = loop.parent
-                if loop is not None and loop.type in LOOPS and loop.start_byte <= b.start_byte < loop.end_byte:
-                    return False
-            sib = sib.next_named_sibling
-    return True
-
-
-def _assigned_names(stmt: Node) -> str:
-    """The target text of an assignment statement (``clean_logits, cache`` in ``clean_logits, cache = ...``)."""
-    expr = stmt.named_children[0] if stmt.type == "expression_statement" and stmt.named_children else None
-    left = expr.child_by_field_name("left") if expr is not None and expr.type == "assignment" else None
-    return text(left)
-
-
-def _runs_once(loop: Node) -> bool:
-    """A loop whose body ends every iteration with break/return at its top level."""
-    body = loop.child_by_field_name("body")
-    return body is not None and any(c.type in ("break_statement", "return_statement") for c in body.named_children)
-
-
-def _line_end(src: bytes, offset: int) -> int:
-    end = src.find(b"\n", offset)
-    return len(src) if end < 0 else end
-
-
-def _indent_of(src: bytes, node: Node) -> bytes | None:
-    start = src.rfind(b"\n", 0, node.start_byte) + 1
-    indent = src[start:node.start_byte]
-    return indent if not indent.strip() else None
-
-
-def _insert_after(src: bytes, stmt: Node, code: str) -> Edit | None:
-    indent = _indent_of(src, stmt)
-    if indent is None:
-        return None
-    pos = _line_end(src, stmt.end_byte)
-    return Edit(pos, pos, "\n" + indent.decode() + code)
-
-
-def _insert_before(src: bytes, stmt: Node, code: str) -> Edit | None:
-    indent = _indent_of(src, stmt)
-    if indent is None:
-        return None
-    start = stmt.start_byte - len(indent)
-    return Edit(start, start, indent.decode() + code + "\n")
-
-
-def _insert_at_block_end(src: bytes, block: Node, code: str) -> Edit | None:
-    stmts = [c for c in block.named_children if c.type != "comment"]
-    if not stmts:
-        return None
-    last = stmts[-1]
-    if last.type in ("continue_statement", "break_statement", "return_statement", "raise_statement"):
-        return _insert_before(src, last, code)
-    return _insert_after(src, last, code)
-
-
-def _delete_argument(kw: Node) -> Edit | None:
-    """Delete one argument with its separating comma."""
-    prev = kw.prev_sibling
-    if prev is not None and prev.type == ",":
-        before = prev.prev_sibling
-        return Edit(before.end_byte if before is not None else prev.start_byte, kw.end_byte, "")
-    nxt = kw.next_sibling
-    if nxt is not None and nxt.type == ",":
-        after = nxt.next_sibling
-        return Edit(kw.start_byte, after.start_byte if after is not None else nxt.end_byte, "")
-    return Edit(kw.start_byte, kw.end_byte, "")

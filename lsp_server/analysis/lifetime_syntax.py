@@ -1,0 +1,228 @@
+"""Syntax and control-flow helpers for the hook-lifetime checks, and the edits their quick fixes make.
+
+Everything here works on tree-sitter nodes of one parse and byte offsets into its text.
+"""
+
+from __future__ import annotations
+
+from .findings import Edit
+from .syntax import Node, text
+
+LOOPS = ("for_statement", "while_statement")
+SCOPE_BOUNDARIES = ("function_definition", "lambda", "module")
+TL_SUBMODULES = frozenset({"blocks", "embed", "pos_embed", "unembed", "ln_final", "hook_dict", "mod_dict"})
+
+
+def dotted(node: Node) -> bool:
+    while node.type == "attribute":
+        node = node.child_by_field_name("object")
+        if node is None:
+            return False
+    return node.type == "identifier"
+
+
+def short(s: str, n: int = 40) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def literal(node: Node | None) -> str | None:
+    if node is None or node.type != "string":
+        return None
+    return text(node).strip("'\"")
+
+
+def permanent(node: Node | None) -> bool | None:
+    """is_permanent as written: False when absent/False, True when True, None when unknown."""
+    if node is None or text(node) == "False":
+        return False
+    if text(node) == "True":
+        return True
+    return None
+
+
+def hookpoint_of(recv: Node) -> tuple[Node, str, str] | None:
+    """``model.blocks[l].attn.hook_z`` -> (model node, label, name expression) for ``HookPoint.add_hook``."""
+    chain: list[Node] = []
+    n = recv
+    while n.type in ("attribute", "subscript"):
+        chain.append(n)
+        n = n.child_by_field_name("object") if n.type == "attribute" else n.child_by_field_name("value")
+        if n is None:
+            return None
+    chain.reverse()  # innermost (closest to the root) first
+    split = None
+    for i, node in enumerate(chain):
+        if node.type == "attribute":
+            attr = text(node.child_by_field_name("attribute"))
+            if attr in TL_SUBMODULES or attr.startswith("hook_"):
+                split = i
+                break
+    if split is None:
+        return None
+    model_node = chain[split].child_by_field_name("object")
+    if model_node is None or not (model_node.type == "identifier" or (model_node.type == "attribute" and dotted(model_node))):
+        return None
+    last = chain[-1]
+    parts: list[str] = []
+    holes = False
+    for node in chain[split:]:
+        if node.type == "attribute":
+            parts.append(text(node.child_by_field_name("attribute")))
+        else:
+            sub = node.child_by_field_name("subscript")
+            if sub is None:
+                return None
+            if parts and parts[-1] in ("hook_dict", "mod_dict"):
+                if node is not last:
+                    return None
+                label = sub.text.decode().strip("'\"") if sub.type == "string" else text(sub)
+                return model_node, label, text(sub)
+            if sub.type == "integer":
+                parts.append(text(sub))
+            else:
+                parts.append("{" + text(sub) + "}")
+                holes = True
+    if last.type != "attribute" or not parts[-1].startswith("hook_"):
+        return None
+    name = ".".join(parts)
+    return model_node, name, (f'f"{name}"' if holes else f'"{name}"')
+
+
+def gives_hooks(keywords: dict) -> bool:
+    """``fwd_hooks=`` / ``bwd_hooks=`` present and not an empty literal: the call adds hooks."""
+    return any(keywords.get(k) is not None and text(keywords[k]).replace(" ", "") not in ("[]", "()", "None")
+               for k in ("fwd_hooks", "bwd_hooks"))
+
+
+def in_lambda(node: Node) -> bool:
+    """Inside a lambda body: runs whenever the lambda is called, not where it is written."""
+    n = node.parent
+    while n is not None and n.type not in ("function_definition", "module"):
+        if n.type == "lambda":
+            return True
+        n = n.parent
+    return False
+
+
+def statement_in_scope(node: Node) -> Node:
+    n = node
+    while n.parent is not None and n.parent.type not in ("block", "module"):
+        n = n.parent
+    return n
+
+
+def use_statement(anchor: Node, fwd: Node) -> Node:
+    """The outermost statement around ``fwd`` (in its scope) that does not contain ``anchor``."""
+    best = None
+    n = fwd
+    while n is not None and n.type not in SCOPE_BOUNDARIES:
+        if n.parent is not None and n.parent.type in ("block", "module"):
+            if n.start_byte <= anchor.start_byte < n.end_byte:
+                break
+            best = n
+        n = n.parent
+    return best or statement_in_scope(fwd)
+
+
+def reaches(a: Node, b: Node) -> bool:
+    """Whether ``b`` (later in the text) can run after ``a`` on one path: not in an exclusive branch, no jump away."""
+    chain: list[Node] = []
+    n = a
+    while n is not None:
+        chain.append(n)
+        n = n.parent
+    index = {x.id: i for i, x in enumerate(chain)}
+    n, prev_b = b, None
+    while n is not None and n.id not in index:
+        prev_b, n = n, n.parent
+    if n is None:
+        return False
+    i = index[n.id]
+    lca, prev_a = n, (chain[i - 1] if i > 0 else None)
+    branch = ("block", "elif_clause", "else_clause", "except_clause", "finally_clause", "case_clause")
+    if lca.type in ("if_statement", "match_statement", "conditional_expression"):
+        if prev_a is not None and prev_b is not None and prev_a.type in branch and prev_b.type in branch:
+            return False
+    if lca.type == "try_statement" and prev_a is not None and prev_b is not None:
+        if not (prev_b.type == "finally_clause" or (prev_a.type == "block" and prev_b.type == "else_clause")):
+            return False
+    for j in range(1, i):
+        block = chain[j]
+        if block.type != "block":
+            continue
+        sib = chain[j - 1].next_named_sibling
+        while sib is not None:
+            if sib.type in ("return_statement", "raise_statement"):
+                return False
+            if sib.type in ("break_statement", "continue_statement"):
+                loop = block.parent
+                while loop is not None and loop.type not in LOOPS and loop.type not in SCOPE_BOUNDARIES:
+                    loop = loop.parent
+                if loop is not None and loop.type in LOOPS and loop.start_byte <= b.start_byte < loop.end_byte:
+                    return False
+            sib = sib.next_named_sibling
+    return True
+
+
+def assigned_names(stmt: Node) -> str:
+    """The target text of an assignment statement (``clean_logits, cache`` in ``clean_logits, cache = ...``)."""
+    expr = stmt.named_children[0] if stmt.type == "expression_statement" and stmt.named_children else None
+    left = expr.child_by_field_name("left") if expr is not None and expr.type == "assignment" else None
+    return text(left)
+
+
+def runs_once(loop: Node) -> bool:
+    """A loop whose body ends every iteration with break/return at its top level."""
+    body = loop.child_by_field_name("body")
+    return body is not None and any(c.type in ("break_statement", "return_statement") for c in body.named_children)
+
+
+def line_end(src: bytes, offset: int) -> int:
+    end = src.find(b"\n", offset)
+    return len(src) if end < 0 else end
+
+
+def indent_of(src: bytes, node: Node) -> bytes | None:
+    start = src.rfind(b"\n", 0, node.start_byte) + 1
+    indent = src[start:node.start_byte]
+    return indent if not indent.strip() else None
+
+
+def insert_after(src: bytes, stmt: Node, code: str) -> Edit | None:
+    indent = indent_of(src, stmt)
+    if indent is None:
+        return None
+    pos = line_end(src, stmt.end_byte)
+    return Edit(pos, pos, "\n" + indent.decode() + code)
+
+
+def insert_before(src: bytes, stmt: Node, code: str) -> Edit | None:
+    indent = indent_of(src, stmt)
+    if indent is None:
+        return None
+    start = stmt.start_byte - len(indent)
+    return Edit(start, start, indent.decode() + code + "\n")
+
+
+def insert_at_block_end(src: bytes, block: Node, code: str) -> Edit | None:
+    stmts = [c for c in block.named_children if c.type != "comment"]
+    if not stmts:
+        return None
+    last = stmts[-1]
+    if last.type in ("continue_statement", "break_statement", "return_statement", "raise_statement"):
+        return insert_before(src, last, code)
+    return insert_after(src, last, code)
+
+
+def delete_argument(kw: Node) -> Edit | None:
+    """Delete one argument with its separating comma."""
+    prev = kw.prev_sibling
+    if prev is not None and prev.type == ",":
+        before = prev.prev_sibling
+        return Edit(before.end_byte if before is not None else prev.start_byte, kw.end_byte, "")
+    nxt = kw.next_sibling
+    if nxt is not None and nxt.type == ",":
+        after = nxt.next_sibling
+        return Edit(kw.start_byte, after.start_byte if after is not None else nxt.end_byte, "")
+    return Edit(kw.start_byte, kw.end_byte, "")
