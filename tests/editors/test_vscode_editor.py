@@ -97,6 +97,11 @@ def test_patch_sweep_from_code_action_shows_heatmap(vscode):
     if cell["value"] is not None:
         assert abs(float(readout.rsplit("= ", 1)[1]) - cell["value"]) <= 1e-3 * max(1.0, abs(cell["value"]))
 
+    # Save PNG writes the image the panel shows (into the workspace by default).
+    saved, shown = vscode.save_heatmap_png()
+    assert saved.parent == vscode.folder, saved
+    assert saved.read_bytes() == shown
+
     # The hover on the sweep line shows the heatmap too.
     hover = vscode.hover_at(sweep_line, 4, "")
     img = hover.locator("img").first

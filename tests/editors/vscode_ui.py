@@ -7,6 +7,7 @@ the workbench only after a click in the editor, so every action starts with a cl
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -236,6 +237,22 @@ class VSCode:
         expect(readout).to_contain_text(" = ")
         cell = {"row": p["rowLabels"][row], "col": p["colLabels"][col], "value": p["values"][row][col]}
         return readout.inner_text(), cell
+
+    def save_heatmap_png(self) -> tuple[Path, bytes]:
+        """Clicks Save PNG in the heatmap panel and accepts the proposed path in VS Code's file dialog.
+
+        Returns the saved path and the PNG bytes the panel shows (from its data: URI).
+        """
+        frame = self.webview_frame()
+        src = frame.locator("img#heatmap").get_attribute("src")
+        shown = base64.b64decode(src.split(",", 1)[1])
+        frame.locator("button#save").click()
+        path_box = self.page.locator(".quick-input-widget input")
+        expect(path_box).to_have_value(re.compile(r"\.png$"))  # the dialog fills it in steps
+        proposed = Path(path_box.input_value())
+        path_box.press("Enter")
+        expect(self.page.locator(".notification-toast", has_text="TLens: saved")).to_be_visible()
+        return proposed, shown
 
     def save(self) -> None:
         self.page.keyboard.press("Control+S")
