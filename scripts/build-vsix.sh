@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the VS Code extension: type-check, bundle with esbuild, package with vsce -> dist/tlens-lsp.vsix.
+# Builds the VS Code extension: type-check, bundle with esbuild, package with vsce -> build/tlens-lsp.vsix.
 # Needs the npm dependencies (`npm ci`; scripts/install-editors.sh runs it).
 # vsce walks every file under its working directory (.venv alone has tens of thousands), so it packages
 # a staging copy of just the files that .vscodeignore lets into the .vsix: 1 s instead of 30 s.
@@ -23,7 +23,7 @@ cp -r extension/media "$STAGE/extension/"
 cp extension/README.md "$STAGE/extension/"
 cp extension/neovim/tlens.lua "$STAGE/extension/neovim/"
 
-echo "build-vsix: package (vsce) -> dist/tlens-lsp.vsix"
+echo "build-vsix: package (vsce) -> build/tlens-lsp.vsix"
 (cd "$STAGE" && "$BIN/vsce" package --no-dependencies --skip-license --allow-missing-repository \
-    --readme-path extension/README.md --out "$ROOT/dist/tlens-lsp.vsix")
-ls -l dist/tlens-lsp.vsix
+    --readme-path extension/README.md --out "$ROOT/build/tlens-lsp.vsix")
+ls -l build/tlens-lsp.vsix

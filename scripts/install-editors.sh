@@ -3,7 +3,7 @@
 #   apt:   chromium, ripgrep, neovim, tmux, and the toolchain code-server's native modules build with
 #   .editors/code-server   code-server (VS Code in the browser), scripted npm install on Node 20
 #   node_modules/          the extension's npm dependencies (npm ci, from package-lock.json)
-#   dist/tlens-lsp.vsix    the VS Code extension (scripts/build-vsix.sh)
+#   build/tlens-lsp.vsix    the VS Code extension (scripts/build-vsix.sh)
 # Idempotent: each step is skipped when its version stamp or output is current. Fails loudly.
 # Env: CODE_SERVER_VERSION (default 4.100.3, the newest release that runs on Node 20),
 #      PYTHON (default .venv/bin/python; gets PyPI `playwright` if it lacks it, never a browser download).
@@ -91,7 +91,7 @@ else
 fi
 
 # --- 5. the .vsix -----------------------------------------------------------------------------
-VSIX=dist/tlens-lsp.vsix
+VSIX=build/tlens-lsp.vsix
 if [ -f "$VSIX" ] && [ -z "$(find package.json tsconfig.json .vscodeignore extension -newer "$VSIX" -type f | head -n1)" ]; then
     say "$VSIX is up to date"
 else

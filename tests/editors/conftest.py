@@ -2,7 +2,7 @@
 
 Everything these fixtures start runs in its own process group, in fresh profile/XDG/Jupyter-runtime
 directories under pytest's tmp dir, and is ended at teardown. `make editors`
-(scripts/install-editors.sh) installs the editors and builds dist/tlens-lsp.vsix.
+(scripts/install-editors.sh) installs the editors and builds build/tlens-lsp.vsix.
 
 Env:
   TLENS_REQUIRE_EDITORS=1   missing editors fail the tests instead of skipping them (CI sets it)
@@ -32,7 +32,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CODE_SERVER = REPO / ".editors" / "code-server" / "node_modules" / ".bin" / "code-server"
-VSIX = REPO / "dist" / "tlens-lsp.vsix"
+VSIX = REPO / "build" / "tlens-lsp.vsix"
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 NVIM = os.environ.get("TLENS_NVIM") or shutil.which("nvim")  # TLENS_NVIM: try another Neovim build
 WORKSPACE_FIXTURES = Path(__file__).parent / "workspace"

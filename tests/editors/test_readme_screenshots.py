@@ -48,7 +48,7 @@ def test_screenshot_hover_with_shape(vscode):
     editor = vscode.page.locator(".editor-instance .monaco-editor").first.bounding_box()  # with line numbers
     line = vscode.line_box(code)
     clip = clip_around(hover.bounding_box(), dict(line, x=editor["x"], height=line["height"] * 2))
-    out = screenshot_dir() / "hover-shape.png"
+    out = screenshot_dir() / "hover.png"
     vscode.page.screenshot(path=str(out), clip=clip)
     width, height = png_size(out)
     assert width > 200 and height > 40
@@ -70,7 +70,7 @@ def test_screenshot_heatmap_panel(vscode):
     vscode.page.keyboard.press("Control+B")  # hide the side bar: more room for code and heatmap
     vscode.page.wait_for_timeout(300)
     vscode.read_heatmap_cell()  # shows a cell value in the readout
-    out = screenshot_dir() / "heatmap-panel.png"
+    out = screenshot_dir() / "heatmap.png"
     vscode.page.screenshot(path=str(out))
     width, height = png_size(out)
     assert (width, height) == (1400, 900)
