@@ -966,8 +966,9 @@ class _Lifetimes:
         message = (f"`{adder}` runs on every iteration of the loop at {self._where(loop)} and nothing in the "
                    f"loop removes the hooks: the forward at {self._where(forwards[0].node)} runs one more copy of "
                    f"{short(fn, 50)} on `{ev.label}` each iteration (quadratic cost; wrong results unless the hook is "
-                   f"idempotent), and all of them stay attached after the loop. Call `{ev.recv}.reset_hooks()` at the end "
-                   f"of each iteration, or use `run_with_hooks` / `with {ev.recv}.hooks(...)`.")
+                   f"idempotent). Call `{ev.recv}.reset_hooks()` at the end of each iteration, or use `run_with_hooks` / "
+                   f"`with {ev.recv}.hooks(...)`; if piling up is the point (cumulative ablation), add "
+                   f"`# tlens: ignore[hook-accumulates]`.")
         fixes = []
         body = loop.child_by_field_name("body")
         edit = insert_at_block_end(self.a.source, body, f"{ev.recv}.reset_hooks()") if body is not None else None

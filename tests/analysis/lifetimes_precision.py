@@ -4,7 +4,8 @@ Each fixture marks the findings it expects with a trailing ``# expect: code[seve
 the line where the finding starts, and names its TransformerLens major version as ``tl-major: N``
 in its docstring or header. Run directly for the table:
 
-    .venv/bin/python tests/analysis/lifetimes_precision.py
+    .venv/bin/python tests/analysis/lifetimes_precision.py            # precision table
+    .venv/bin/python tests/analysis/lifetimes_precision.py --timing   # cost on 5,000-line files
 """
 
 from __future__ import annotations
@@ -94,7 +95,43 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(rows)
 
 
+def timing() -> None:
+    """CPU time of the lifetime checks alone, on 5,000-line files (min and median of 41 runs)."""
+    import statistics
+    import time
+
+    from benchmarks.corpus import research_file
+    from lsp_server.analysis.lifetimes import check_hook_lifetimes
+
+    research = research_file(5000)
+    every_fixture = "".join(p.read_text() + "\n" for p in fixtures())
+    repeated = (every_fixture * (5000 // every_fixture.count("\n") + 1)).split("\n")[:5000]
+    cases = {
+        "research file, no hook code": research,
+        "TransformerLens-dense file, no add_hook": research_file(5000, dense=True),
+        "research file ending in ~200 lines of hook code": "\n".join(research.split("\n")[:4700]) + "\n"
+        + (FIXTURES / "ablation_notebook.py").read_text() + (FIXTURES / "hooks_in_loops.py").read_text(),
+        "every fixture repeated (pathological)": "\n".join(repeated) + "\n",
+    }
+    for name, text in cases.items():
+        analysis = analyze(text, AnalysisContext(tl_major=2))
+        runs = []
+        for _ in range(41):
+            t = time.process_time()
+            check_hook_lifetimes(analysis)
+            runs.append(time.process_time() - t)
+        t = time.process_time()
+        analyze(text, AnalysisContext(tl_major=2))
+        whole = time.process_time() - t
+        n = sum(1 for f in analysis.findings if f.code in CODES)
+        print(f"{name:50s} {text.count(chr(10)):5d} lines  check: min {min(runs) * 1000:6.2f} ms, "
+              f"median {statistics.median(runs) * 1000:6.2f} ms  (whole analyze() {whole * 1000:5.0f} ms, {n} findings)")
+
+
 def main() -> int:
+    if "--timing" in sys.argv:
+        timing()
+        return 0
     outcomes = [run_fixture(p)[0] for p in fixtures()]
     print(table(outcomes))
     bad = False

@@ -268,6 +268,13 @@ def test_add_hook_in_loop_with_forward_accumulates_unless_reset_or_conditional()
     assert found(many) == set()
 
 
+def test_cumulative_ablation_can_be_suppressed_on_the_add_line():
+    loop = HT + "for layer in range(12):\n    model.add_hook(f'blocks.{layer}.hook_resid_pre', lambda x, hook: x)\n    model('a')\n"
+    a, f = only(loop)
+    assert "tlens: ignore[hook-accumulates]" in f.message
+    assert found(loop.replace("lambda x, hook: x)", "lambda x, hook: x)  # tlens: ignore[hook-accumulates]")) == set()
+
+
 def test_nested_loop_forward_in_outer_loop_accumulates():
     src = HT + """
 for layer in range(12):
