@@ -105,6 +105,16 @@ def test_every_quick_fix_resolves_its_finding(path, start, code, index):
     assert len(after) == len(before) - (0 if (line, code) in {(l, c) for l, c, _ in after} else 1)
 
 
+@pytest.mark.parametrize("path", fixtures(), ids=lambda p: p.name)
+def test_half_typed_fixtures_never_raise(path):
+    """Every 4th line-prefix of a fixture (half-typed code) analyses without an exception, in both modes."""
+    lines = path.read_text().split("\n")
+    for k in range(1, len(lines), 4):
+        prefix = "\n".join(lines[:k]) + "\nmodel.add_hook(utils.get_act_name('z', 0), lambda z, h"
+        for notebook in (False, True):
+            analyze(prefix, AnalysisContext(tl_major=2), notebook=notebook)
+
+
 # ----------------------------------------------------------------------------- stale-hook
 
 
