@@ -24,6 +24,7 @@ local defaults = {
     diagnostics = { severity = {} },
     sweep = { defaultKind = 'resid_pre' },
     kernel = { connectionFile = '', interpreter = '' },
+    transformerLensVersion = '', -- e.g. '2.18.0' when your code targets another TL than the server's
   },
   root_markers = { 'pyproject.toml', 'setup.py', 'setup.cfg', '.git' },
 }

@@ -13,6 +13,7 @@ export interface ServerSettings {
     diagnostics: { severity: Record<string, Severity> };
     sweep: { defaultKind: string };
     kernel: { connectionFile: string; interpreter: string };
+    transformerLensVersion: string;
     trace: { server: string };
 }
 
@@ -48,6 +49,7 @@ export function readSettings(folder = settingsScope()): ServerSettings {
             connectionFile: expandPath(cfg.get<string>('kernel.connectionFile', ''), folder),
             interpreter: expandPath(cfg.get<string>('kernel.interpreter', ''), folder),
         },
+        transformerLensVersion: cfg.get<string>('transformerLensVersion', '').trim(),
         trace: { server: cfg.get<string>('trace.server', 'off') },
     };
 }

@@ -217,7 +217,8 @@ def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer
     )
     user_dir = root / "user-data" / "User"
     user_dir.mkdir(parents=True)
-    settings = dict(USER_SETTINGS, **{"tlens.interpreter": server_python()})
+    # The fixtures are TransformerLens 2.x code (HookedTransformer), like the sweep kernel's TL 2.18.
+    settings = dict(USER_SETTINGS, **{"tlens.interpreter": server_python(), "tlens.transformerLensVersion": "2.18.0"})
     if os.environ.get("TLENS_HT_PYTHON"):
         settings["tlens.kernel.interpreter"] = os.environ["TLENS_HT_PYTHON"]
     (user_dir / "settings.json").write_text(json.dumps(settings, indent=2))
