@@ -31,6 +31,21 @@ def test_status_bar_shows_kernel_state(vscode):
     vscode.page.keyboard.press("Escape")
 
 
+def test_palette_lists_tlens_commands(vscode):
+    vscode.open(IOI, wait_for_text="from_pretrained")
+    vscode.click_text("from_pretrained")
+    vscode.page.keyboard.press("F1")
+    box = vscode.page.locator(".quick-input-widget input")
+    box.fill(">TLens:")
+    rows = vscode.page.locator(".quick-input-list .monaco-list-row")
+    for title in ["Attach to Jupyter Kernel…", "Start Kernel", "Interrupt Kernel", "Reset Hooks in Kernel",
+                  "Run Patch Sweep at Cursor", "Show Sweep Heatmap", "Restart Language Server"]:
+        expect(rows.filter(has_text=f"TLens: {title}").first).to_be_attached()
+    # Before any sweep, the heatmap command says how to get one.
+    rows.filter(has_text="TLens: Show Sweep Heatmap").first.click()
+    expect(vscode.page.locator(".notification-toast", has_text="no sweep result yet")).to_be_visible()
+
+
 def test_hover_on_cache_key_shows_hook_name_and_shape(vscode):
     vscode.open(IOI, wait_for_text=PATTERN_KEY)
     hover = vscode.hover_at(PATTERN_KEY, PATTERN_KEY.index('"pattern"') + 2, "blocks.3.attn.hook_pattern")
