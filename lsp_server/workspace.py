@@ -35,6 +35,8 @@ class View:
     analysis: Analysis
     uri: str
     cell: CellSpan | None = None
+    # Every cell of the notebook (for findings that point into other cells), in analysis order.
+    cells: list[CellSpan] = field(default_factory=list)
 
     def offset(self, line: int, character: int) -> int:
         if self.cell is not None:
@@ -52,6 +54,17 @@ class View:
 
     def contains(self, offset: int) -> bool:
         return self.cell is None or self.cell.start_byte <= offset <= self.cell.end_byte
+
+    def locate(self, offset: int) -> tuple[str, int, int] | None:
+        """(uri, line, character) of an offset anywhere in the analysed text: this file, or any cell."""
+        if self.cell is None:
+            pos = self.analysis.lines.position(offset)
+            return self.uri, pos.line, pos.character
+        for span in self.cells:
+            if span.start_byte <= offset <= span.end_byte:
+                pos = self.analysis.lines.position(offset)
+                return span.uri, pos.line - span.start_line, pos.character
+        return None
 
 
 def mask_cell_magic(cell: str) -> str:
@@ -116,7 +129,7 @@ class Workspace:
             analysis = analyze("\n".join(parts), self._context(), parser, self.extra_checks, notebook=True)
             entry = _Entry(key, analysis, spans)
             self._entries[notebook_uri] = entry
-        return [View(entry.analysis, span.uri, span) for span in entry.cells]
+        return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]
 
 
 def findings_in(view: View) -> list[Finding]:

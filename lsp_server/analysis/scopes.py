@@ -18,7 +18,9 @@ import re
 from .syntax import Node, Parsed, text
 
 MODULE = (-1, -1)
-_EXPRESSION_BINDERS = re.compile(rb"(?:\bfor|\blambda|,)\s*\(?\s*([A-Za-z_]\w*)")
+# `for a, (b, c) in` targets and `lambda x, *, hook:` parameter lists (comprehensions and lambdas).
+_EXPRESSION_BINDERS = re.compile(rb"\bfor\s+([\w\s,()\[\]]+?)\s+in\b|\blambda\b([^:\n]*):")
+_IDENTIFIER = re.compile(rb"[A-Za-z_]\w*")
 ScopeKey = tuple[int, int]
 
 # Statements whose bodies hold more statements.
@@ -67,7 +69,9 @@ class Scopes:
         self._offsets = {key: [d.offset for d in defs] for key, defs in self._defs.items()}
         # Names a comprehension or lambda may bind (a superset, from the text): lookups of other
         # names skip the ancestor walk that finds such bindings.
-        self._expression_names = {m.decode() for m in _EXPRESSION_BINDERS.findall(parsed.source)}
+        self._expression_names = {
+            name.decode() for groups in _EXPRESSION_BINDERS.findall(parsed.source)
+            for group in groups for name in _IDENTIFIER.findall(group)}
 
     # -- building (statements in source order, so every list comes out sorted)
 

@@ -25,11 +25,14 @@ def code_actions(ls: "TlensServer", view: View, params: types.CodeActionParams) 
             continue
         diagnostic = convert.diagnostic(view, finding, ls.settings)
         for fix in finding.fixes:
+            edit = convert.workspace_edit(view, fix)
+            if edit is None:
+                continue  # an edit that spans cells cannot be expressed
             actions.append(types.CodeAction(
                 title=fix.title,
                 kind=types.CodeActionKind.QuickFix,
                 diagnostics=[diagnostic] if diagnostic else None,
-                edit=convert.workspace_edit(view, fix),
+                edit=edit,
                 is_preferred=fix.preferred or None,
             ))
     for provider in PROVIDERS:

@@ -33,11 +33,12 @@ def diagnostic(view: View, finding: Finding, settings: Settings) -> types.Diagno
     severity = settings.severity.get(finding.code, finding.severity)
     if severity == "off":
         return None
-    related = [
-        types.DiagnosticRelatedInformation(
-            location=types.Location(uri=view.uri, range=range_(view, r.start, r.end)), message=r.message)
-        for r in finding.related if view.contains(r.start)
-    ]
+    related = []
+    for r in finding.related:
+        start, end = view.locate(r.start), view.locate(r.end)
+        if start is not None and end is not None and start[0] == end[0]:
+            location = types.Location(uri=start[0], range=types.Range(types.Position(*start[1:]), types.Position(*end[1:])))
+            related.append(types.DiagnosticRelatedInformation(location=location, message=r.message))
     return types.Diagnostic(
         range=range_(view, finding.start, finding.end),
         message=finding.message,
@@ -48,9 +49,16 @@ def diagnostic(view: View, finding: Finding, settings: Settings) -> types.Diagno
     )
 
 
-def workspace_edit(view: View, fix: Fix) -> types.WorkspaceEdit:
-    edits = [types.TextEdit(range=range_(view, e.start, e.end), new_text=e.new_text) for e in fix.edits if view.contains(e.start)]
-    return types.WorkspaceEdit(changes={view.uri: edits})
+def workspace_edit(view: View, fix: Fix) -> types.WorkspaceEdit | None:
+    """The fix's edits, each in the file or notebook cell it falls in (None if one cannot be placed)."""
+    changes: dict[str, list[types.TextEdit]] = {}
+    for e in fix.edits:
+        start, end = view.locate(e.start), view.locate(e.end)
+        if start is None or end is None or start[0] != end[0]:
+            return None
+        edit_range = types.Range(types.Position(*start[1:]), types.Position(*end[1:]))
+        changes.setdefault(start[0], []).append(types.TextEdit(range=edit_range, new_text=e.new_text))
+    return types.WorkspaceEdit(changes=changes)
 
 
 def completion_item(view: View, c: Candidate) -> types.CompletionItem:

@@ -97,3 +97,18 @@ async def test_cells_run_out_of_order(client):
     uris = open_notebook(client, nb, cells, orders=[2, 1])
     text = await hover_text(client, uris[0], types.Position(line=0, character=17))
     assert text.startswith("`blocks.3.hook_resid_post`") and "512" in text
+
+
+async def test_stale_hook_across_cells_points_into_the_other_cell(client):
+    cells = [
+        ("code", "from transformer_lens import HookedTransformer\nmodel = HookedTransformer.from_pretrained('gpt2-small')"),
+        ("code", "def ablate(z, hook):\n    z[:, :, 5] = 0\n\nmodel.add_hook('blocks.9.attn.hook_z', ablate)\nablated_logits = model('Hello')"),
+        ("code", "logits, cache = model.run_with_cache('Hello')"),
+    ]
+    nb = (client.root / "stale.ipynb").as_uri()
+    uris = open_notebook(client, nb, cells)
+    await wait_for(lambda: any(d.code == "stale-hook" for d in client.diagnostics.get(uris[1], ())))
+    stale = next(d for d in client.diagnostics[uris[1]] if d.code == "stale-hook")
+    assert stale.range.start.line == 3
+    where = {info.location.uri for info in stale.related_information or ()}
+    assert uris[2] in where, [(i.location.uri, i.message) for i in stale.related_information or ()]
