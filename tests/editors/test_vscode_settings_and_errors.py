@@ -49,6 +49,7 @@ def python_without_server(tmp_path: Path) -> Path:
         ("missing", re.compile(r"needs Python, but '.*/no/such/python3' was not found"), ["Set tlens.interpreter"]),
         ("not-installed", re.compile(r"cannot import lsp_server.*pip install tlens-lsp"), ["Install tlens-lsp", "Set tlens.interpreter"]),
     ],
+    ids=["python-missing", "server-not-installed"],
 )
 def test_server_that_cannot_start_explains_the_fix(vscode, tmp_path, case, message, buttons):
     python = tmp_path / "no" / "such" / "python3" if case == "missing" else python_without_server(tmp_path)
