@@ -7,7 +7,6 @@ replace docs/images/ (kept out of ordinary runs so that `make test` leaves the t
 from __future__ import annotations
 
 import os
-import re
 import struct
 from pathlib import Path
 
@@ -62,10 +61,7 @@ def test_screenshot_heatmap_panel(vscode):
         pytest.skip("TLENS_HT_PYTHON is not set (a Python with TransformerLens 2.x for the sweep kernel)")
     sweep_line = "resid_pre_results = patching.get_act_patch_resid_pre("
     vscode.open("sweep_tiny.py", wait_for_text=sweep_line)
-    menu = vscode.code_action_menu(sweep_line, 4)
-    vscode.choose_code_action(menu, re.compile("Run patch sweep", re.I))
-    img = vscode.webview_frame().locator("img#heatmap")
-    img.wait_for(timeout=180_000)
+    img = vscode.run_sweep_from_code_action(sweep_line)
     assert img.evaluate("img => img.complete && img.naturalWidth") > 0
     vscode.page.keyboard.press("Control+B")  # hide the side bar: more room for code and heatmap
     vscode.page.wait_for_timeout(300)

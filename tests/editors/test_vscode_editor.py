@@ -97,12 +97,8 @@ def test_patch_sweep_from_code_action_shows_heatmap(vscode):
         pytest.skip("TLENS_HT_PYTHON is not set (a Python with TransformerLens 2.x for the sweep kernel)")
     sweep_line = "resid_pre_results = patching.get_act_patch_resid_pre("
     vscode.open("sweep_tiny.py", wait_for_text=sweep_line)
-    menu = vscode.code_action_menu(sweep_line, 4)
-    vscode.choose_code_action(menu, re.compile("Run patch sweep", re.I))
-
     # The extension starts a kernel (none was attached), the server runs the sweep in it.
-    panel_img = vscode.webview_frame().locator("img#heatmap")
-    panel_img.wait_for(timeout=180_000)
+    panel_img = vscode.run_sweep_from_code_action(sweep_line)
     assert panel_img.evaluate("img => img.complete && img.naturalWidth") > 0
     expect(vscode.status_item().first).to_have_text(re.compile(r"TLens: kernel idle"), timeout=30_000)
 

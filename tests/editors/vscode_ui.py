@@ -216,6 +216,14 @@ class VSCode:
         """The content frame of the (only) visible webview panel."""
         return self.page.frame_locator("iframe.webview.ready").frame_locator("#active-frame")
 
+    def run_sweep_from_code_action(self, needle: str, timeout: float = 180_000) -> Locator:
+        """Picks "Run patch sweep" in the light-bulb menu at `needle`; returns the panel's image once shown."""
+        menu = self.code_action_menu(needle, 4)
+        self.choose_code_action(menu, re.compile("Run patch sweep", re.I))
+        img = self.webview_frame().locator("img#heatmap")
+        img.wait_for(timeout=timeout)
+        return img
+
     def read_heatmap_cell(self) -> tuple[str, dict]:
         """Moves the mouse to the middle cell of the panel's first grid; returns (readout, expected cell).
 
