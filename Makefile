@@ -32,7 +32,7 @@ demo: $(VENV)/.installed
 	$(PY) scripts/demo.py
 
 test: $(VENV)/.installed $(HT_VENV)/.installed editors
-	TLENS_HT_PYTHON=$(abspath $(HT_PY)) $(PY) -m pytest -q
+	TLENS_REQUIRE_EDITORS=1 TLENS_HT_PYTHON=$(abspath $(HT_PY)) $(PY) -m pytest -q
 
 # Without the editor suite and the HookedTransformer environment: quick inner loop.
 test-fast: $(VENV)/.installed
