@@ -110,7 +110,15 @@ async def check_attribution(bridge, *, model, metric, clean, corrupted, label):
     print(f"attribution vs exact patching ({label}): resid_pre {corr[0]:.3f}, attn_out {corr[1]:.3f}, "
           f"mlp_out {corr[2]:.3f}, heads {corr_heads:.3f}, all cells {pooled:.3f}")
     assert attr.path == "gradient" and attr.head_values is not None
-    return pooled
+    return attr, pooled
+
+
+async def check_attribution_answer_path(bridge, attr, *, model, clean, corrupted):
+    """answer/wrong stops at the final residual and unembeds one position: same numbers."""
+    fast = await run_sweep(bridge, SweepSpec(kind="attribution", model=model, clean=clean, corrupted=corrupted,
+                                             answer="answer", wrong="wrong"))
+    assert max_abs_diff(fast.values, attr.values) <= 1e-4
+    assert max_abs_diff(fast.head_values, attr.head_values) <= 1e-4
 
 
 def max_abs_diff(a, b) -> float:

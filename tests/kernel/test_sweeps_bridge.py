@@ -12,7 +12,7 @@ from lsp_server.kernel import SweepCancelled, SweepError, SweepSpec, run_sweep, 
 from lsp_server.render import render_heatmap
 
 from .conftest import kernel_json
-from .exactness import REFERENCE_HELPER, check_attribution, check_exact, max_abs_diff, reference
+from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact, max_abs_diff, reference
 from .tiny_models import bridge_setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.asyncio(loop_scope="module")]
@@ -128,10 +128,10 @@ async def test_labels_and_json_roundtrip(kernel, tmp_path):
 
 
 async def test_attribution_is_the_first_order_effect(kernel):
-    await kernel.execute("def logit_diff_big(logits):\n    return (logits[:, -1, 11] - logits[:, -1, 12]).mean()")
-    pooled = await check_attribution(kernel, model="model_big", metric="logit_diff_big", clean="big_clean[:, :16]",
+    attr, pooled = await check_attribution(kernel, model="model_big", metric="logit_diff", clean="big_clean[:, :16]",
                                      corrupted="big_corrupted[:, :16]", label="TL 4.3 bridge")
     assert pooled > 0.3
+    await check_attribution_answer_path(kernel, attr, model='model_big', clean='big_clean[:, :16]', corrupted='big_corrupted[:, :16]')
 
 
 async def test_no_stray_globals_and_no_hooks_left(kernel):

@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from lsp_server.kernel import SweepSpec, run_sweep
 
-from .exactness import REFERENCE_HELPER, check_attribution, check_exact
+from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact
 from .tiny_models import ht_setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.ht, pytest.mark.asyncio(loop_scope="module")]
@@ -65,9 +65,10 @@ async def test_exact_on_gqa_rotary_rms_model_with_two_random_prompts(kernel, kin
 
 
 async def test_attribution_is_the_first_order_effect(kernel):
-    pooled = await check_attribution(kernel, model="model_gqa", metric="logit_diff", clean="rand_clean",
+    attr, pooled = await check_attribution(kernel, model="model_gqa", metric="logit_diff", clean="rand_clean",
                                      corrupted="rand_corrupted", label="TL 2.18, GQA")
     assert pooled > 0.3
+    await check_attribution_answer_path(kernel, attr, model='model_gqa', clean='rand_clean', corrupted='rand_corrupted')
 
 
 async def test_no_stray_globals_or_hooks(kernel):

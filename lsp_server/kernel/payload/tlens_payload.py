@@ -53,6 +53,7 @@ _LAYER_POS_KINDS = {
 KINDS = tuple(_LAYER_POS_KINDS) + ("heads", "heads_by_pos", "block", "attribution")
 _BLOCK_PANELS = ("resid_pre", "attn_out", "mlp_out")
 
+_VALIDATED = {}  # (id(model), class, n_layers, batch, pos) -> None (fast path ok) or the reason not
 _NS = None  # the kernel's user namespace (globals of the notebook), bound at install time
 _LAST = None  # JSON answer of the last call(), read once by take()
 _SWEEP = None  # state of the prepared sweep
@@ -393,6 +394,12 @@ class _LogitDiff:
         last = logits[:, -1, :]
         a = self.answer.to(last.device)
         w = self.wrong.to(last.device)
+        return (last.gather(1, a[:, None]) - last.gather(1, w[:, None])).mean()
+
+    def scalar_at(self, logits_sel):
+        """Differentiable metric from logits at ``self.reads`` only ([nb, 1, V])."""
+        last = logits_sel[:, -1, :]
+        a, w = self.answer.to(last.device), self.wrong.to(last.device)
         return (last.gather(1, a[:, None]) - last.gather(1, w[:, None])).mean()
 
     def values(self, logits_sel, n_cells, nb):
@@ -767,7 +774,6 @@ class _Sweep:
         clean_logits, self.clean, _ = self._cache_run(self.clean_tokens, clean_names)
         corr_names = list(dict.fromkeys(site_names + stream))
         corr_logits, corr, recorded = self._cache_run(self.corr_tokens, corr_names, record_blocks=True)
-        self.corr_logits = corr_logits
         self.stream = [corr[n] for n in stream]  # residual entering stage s (s = L: final)
         self.block_args = recorded
         self.clean_value = self._metric_full(clean_logits)
@@ -775,7 +781,7 @@ class _Sweep:
         if isinstance(self.metric, _CallableMetric):
             self._settle_reads(clean_logits, corr_logits)
         self.reads = self.metric.reads
-        del clean_logits
+        del clean_logits, corr_logits
 
         cells = self._cells()
         skipped = self._identical_cells(cells, corr)
@@ -936,34 +942,42 @@ class _Sweep:
     # -- fast path: rows join at their layer ----------------------------------------------
 
     def _choose_path(self):
-        """Trust the block-by-block replay only if it reproduces the model's own forward."""
-        torch = self.torch
-        reason = None
-        try:
-            with torch.no_grad():
-                x = self.stream[0].repeat(2, 1, 1)
-                for s in range(self.L):
-                    x = self._block(s, x)
-                got = self._tail(x)
-                ref = self._select(self.corr_logits).repeat(2, 1, 1)
-                err = float((got - ref).abs().max())
-                scale = 1.0 + float(ref.abs().max())
-                if not err <= 1e-4 * scale:
-                    reason = f"block replay differs from the model's forward by {err:.3g}"
-                elif self.queue:
-                    probe_cell = self.queue[len(self.queue) // 2]
-                    fast = self._chunk_fast([probe_cell])[0]
-                    full = self._chunk_full([probe_cell])[0]
-                    if not abs(fast - full) <= 1e-4 * (1 + abs(full)):
-                        reason = f"patched replay differs from a patched forward ({fast} vs {full})"
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001
-            reason = f"block replay failed: {type(e).__name__}: {e}"
+        """Trust the batched replay only if it matches patched forwards of the model itself.
+
+        Two queued cells are computed both ways: by the replay (rows entering at their
+        layer, recorded block arguments, tail on the read positions) and by plain
+        ``model.hooks(...)`` + ``model(tokens)``, which is what transformer_lens.patching
+        does. Their exact values are kept as results. The verdict is remembered per model
+        object and input shape for the rest of the kernel session.
+        """
+        key = (id(self.model), type(self.model).__name__, self.L, self.nb, self.P)
+        if key in _VALIDATED:
+            reason = _VALIDATED[key]
+        elif not self.queue:
+            return
+        else:
+            probe = list(dict.fromkeys([self.queue[len(self.queue) // 2], self.queue[-1]]))
+            full = self._chunk_full(probe)
+            try:
+                fast = self._chunk_fast(probe)
+                bad = [(f, u) for f, u in zip(fast, full) if not abs(f - u) <= 1e-4 * (1 + abs(u))]
+                reason = f"the batched replay differs from patched forwards {bad}" if bad else None
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # noqa: BLE001 - an architecture the replay cannot drive
+                reason = f"the batched replay failed: {type(e).__name__}: {e}"
+            _VALIDATED[key] = reason
+            self.pending.append(([c.flat for c in probe], full))
+            for c in probe:
+                self.queue.remove(c)
+            self.done += len(probe)
         if reason is not None:
             self.path = "fallback"
             self.fallback_reason = reason
-            self.work_total = sum(self.L + 1 for _ in self.queue)
+        self.work_total = sum(self._work(c) for c in self.queue)
+
+    def _work(self, cell):
+        return cell.work if self.path == "fast" else self.L + 1
 
     def _block(self, layer, x):
         args, kwargs = self.block_args[layer]
@@ -1098,7 +1112,7 @@ class _Sweep:
             self.pending.append(([c.flat for c in chunk], values))
             del self.queue[: len(chunk)]
             self.done += len(chunk)
-            self.work_done += sum(c.work if self.path == "fast" else self.L + 1 for c in chunk)
+            self.work_done += sum(self._work(c) for c in chunk)
         return self.collect()
 
     def collect(self):
@@ -1127,23 +1141,44 @@ class _Sweep:
         """
         torch = self.torch
         model = self.model
+        self.path = "gradient"
+        # A logit difference reads only the last position: the corrupted pass stops at the
+        # final residual and unembeds that position alone (if the clean pass shows the
+        # model's own ln_final + unembed reproduce its logits). Callables get full logits.
+        self.reads = self.metric.reads if isinstance(self.metric, _LogitDiff) else None
         if isinstance(self.metric, _CallableMetric):
             self.metric.reads = None
-        self.reads = None
-        self.path = "gradient"
         names = list(dict.fromkeys(site_names))
-        clean_logits, clean, _ = self._cache_run(self.clean_tokens, names)
+        final = f"blocks.{self.L - 1}.hook_resid_post"
+        self._check_hooks_exist([final])
+        clean_logits, clean, _ = self._cache_run(self.clean_tokens, names + [final])
         self.clean_value = self._metric_full(clean_logits)
+        stop_early = False
+        if self.reads is not None:
+            with torch.no_grad():
+                ref = self._select(clean_logits)
+                err = float((self._tail(clean[final]) - ref).abs().max())
+            stop_early = err <= 1e-4 * (1 + float(ref.abs().max()))
         del clean_logits
+        clean.pop(final)
         captured = {}
         first = _site_hook_name("resid_pre", 0)
         # Hooks capture each activation under the name we asked for (bridge hook points
         # fire under their canonical names). Layer 0's residual becomes a fresh leaf so a
         # gradient exists even when the model's parameters do not require one.
         fwd = [(n, _capture_hook(n, captured, make_leaf=(n == first))) for n in names]
+        if stop_early:
+            fwd.append((final, _stop_hook(captured, final)))
         with torch.enable_grad(), model.hooks(fwd_hooks=fwd):
-            logits = model(self.corr_tokens)
-            metric = self.metric.scalar(logits)
+            try:
+                logits = model(self.corr_tokens)
+            except _StopForward:
+                logits = None
+            if logits is None:
+                metric = self.metric.scalar_at(self._tail(captured.pop(final)))
+            else:
+                metric = self.metric.scalar(logits)
+            del logits
         if not isinstance(metric, torch.Tensor) or not metric.requires_grad:
             raise TlensError(
                 "metric-not-differentiable",
@@ -1190,6 +1225,18 @@ class _Sweep:
             "work_total": 0,
             "prepare_s": time.perf_counter() - t0,
         }
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward once the final residual is known."""
+
+
+def _stop_hook(captured, name):
+    def hook(act, hook):
+        captured[name] = act
+        raise _StopForward()
+
+    return hook
 
 
 def _capture_hook(name, captured, make_leaf):
