@@ -280,8 +280,21 @@ class BridgeProfile:
     ln2_flattened: bool = False
     # hook_mlp_out aliases the down projection's output (mlp.out.hook_out) instead of mlp.hook_out.
     mlp_out_is_projection: bool = False
+    # hook_attn_out aliases the output projection (attn.o.hook_out) instead of attn.hook_out (Bloom).
+    attn_out_is_projection: bool = False
+    # hook_mlp_in fires once set_use_hook_mlp_in(True) is called (never on GPT-J, Phi, Bloom).
+    mlp_in_fires: bool = True
     # Templates TL 3.x's bridge registers but never calls for this architecture (fixed in 4.x).
     silent_in_tl3: tuple[str, ...] = ()
+    # A learned positional embedding (Bloom has none: ALiBi acts inside attention).
+    pos_embed: bool = True
+    # A LayerNorm right after the embedding (Bloom): ``embed_ln.*``, and hook_embed is its output.
+    embed_ln: bool = False
+    # Per-head q/k RMSNorm modules (Qwen3): ``attn.q_norm.*``/``k_norm.*`` as [batch, heads, pos, …].
+    qk_norm: bool = False
+    # Mixture-of-experts MLP (Mixtral): router hooks under ``mlp.gate``; hook_pre / hook_post are
+    # the MLP's input and output (d_model wide), and no per-expert hooks exist.
+    moe: bool = False
 
 
 BRIDGE_PROFILES: dict[str, BridgeProfile] = {
@@ -294,16 +307,20 @@ BRIDGE_PROFILES: dict[str, BridgeProfile] = {
     "Qwen2ForCausalLM": BridgeProfile(hidden_states_fires=False),
     "GemmaForCausalLM": BridgeProfile(hidden_states_fires=False),
     "Gemma2ForCausalLM": BridgeProfile(hidden_states_fires=False, post_norms=True),
-    "PhiForCausalLM": BridgeProfile(hidden_states_fires=False, shared_ln=True),
+    "PhiForCausalLM": BridgeProfile(hidden_states_fires=False, shared_ln=True, mlp_in_fires=False),
     # plain AttentionBridge
     "GPTJForCausalLM": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False, rotary_module=False,
-                                     rotary_hooks_fire=False, shared_ln=True,
+                                     rotary_hooks_fire=False, shared_ln=True, mlp_in_fires=False,
                                      silent_in_tl3=("blocks.{l}.attn.hook_attn_scores", "blocks.{l}.attn.hook_pattern")),
     "OPTForCausalLM": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False,
                                     pos_ids_shape=("batch", "pos"), ln2_flattened=True, mlp_out_is_projection=True,
                                     silent_in_tl3=("blocks.{l}.attn.hook_attn_scores", "blocks.{l}.attn.hook_pattern",
                                                    "blocks.{l}.mlp.hook_in", "blocks.{l}.mlp.hook_out")),
     "GPTNeoForCausalLM": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False),
+    "BloomForCausalLM": BridgeProfile(joint_qkv=True, pos_embed=False, embed_ln=True, mlp_out_is_projection=True,
+                                      attn_out_is_projection=True, mlp_in_fires=False),
+    "Qwen3ForCausalLM": BridgeProfile(hidden_states_fires=False, qk_norm=True),
+    "MixtralForCausalLM": BridgeProfile(hidden_states_fires=False, moe=True),
     "native": BridgeProfile(hidden_states_fires=False, fine_grained_attention=False, pos_ids_shape=("batch", "pos")),
 }
 _DEFAULT_PROFILE = BridgeProfile()
@@ -345,14 +362,18 @@ def _bridge_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
                 f"set_{flag}(True) raises NotImplementedError")
 
     canon("embed.hook_in", ("batch", "pos"), "Input token ids")
-    canon("embed.hook_out", RESID, "Token embeddings", "hook_embed")
+    if profile.embed_ln:
+        canon("embed.hook_out", RESID, "Token embeddings (before the embedding LayerNorm)")
+        _bridge_ln(canon, "embed_ln", "Embedding", "the token embeddings", out_aliases=("hook_embed",))
+    else:
+        canon("embed.hook_out", RESID, "Token embeddings", "hook_embed")
     if rotary and profile.rotary_module:
         canon("rotary_emb.hook_in", RESID, "Rotary embedding input")
         canon("rotary_emb.hook_cos", ("1", "pos", rot_dim), "Rotary cos table")
         canon("rotary_emb.hook_sin", ("1", "pos", rot_dim), "Rotary sin table")
         canon("rotary_emb.hook_out", RESID, "Positional embeddings", "hook_pos_embed",
               dead="rotary model: positions enter inside attention, so this hook is registered but never fires")
-    elif not rotary:
+    elif not rotary and profile.pos_embed:
         canon("pos_embed.hook_in", profile.pos_ids_shape, "Position ids")
         canon("pos_embed.hook_out", RESID, "Positional embeddings", "hook_pos_embed")
 
@@ -372,6 +393,14 @@ def _bridge_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
     canon("blocks.{l}.attn.q.hook_out", HEAD_VEC, "Queries", "blocks.{l}.attn.hook_q")
     canon("blocks.{l}.attn.k.hook_out", KV_VEC, "Keys", "blocks.{l}.attn.hook_k")
     canon("blocks.{l}.attn.v.hook_out", KV_VEC, "Values", "blocks.{l}.attn.hook_v")
+    if profile.qk_norm:
+        for x, heads, what in (("q", "n_heads", "queries"), ("k", "n_key_value_heads", "keys")):
+            per_head = ("batch", heads, "pos", "d_head")
+            canon(f"blocks.{{l}}.attn.{x}_norm.hook_in", per_head, f"Per-head {what} before their RMSNorm")
+            canon(f"blocks.{{l}}.attn.{x}_norm.hook_scale", ("batch", heads, "pos", "1"), f"RMSNorm scale of the {what}")
+            canon(f"blocks.{{l}}.attn.{x}_norm.hook_normalized", per_head, f"Normalised {what}")
+            canon(f"blocks.{{l}}.attn.{x}_norm.hook_out", per_head, f"{what.capitalize()} RMSNorm output")
+            canon(f"blocks.{{l}}.attn.hook_{x}_normed", per_head, f"Normalised {what} as the attention uses them")
     if rotary:
         if profile.rotary_module:
             canon("blocks.{l}.attn.hook_cos", ("1", "pos", rot_dim), "Rotary cos table")
@@ -383,14 +412,15 @@ def _bridge_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
     canon("blocks.{l}.attn.hook_attn_scores", ATTN_MAP, "Attention scores before softmax (masked)")
     canon("blocks.{l}.attn.hook_pattern", ATTN_MAP, "Attention pattern (softmax over key positions)")
     canon("blocks.{l}.attn.o.hook_in", HEAD_VEC, "Per-head attention output before W_O", "blocks.{l}.attn.hook_z")
-    canon("blocks.{l}.attn.o.hook_out", RESID, "Output projection result",
+    attn_out = () if profile.post_norms else ("blocks.{l}.hook_attn_out",)
+    proj_out, layer_out = (attn_out, ()) if profile.attn_out_is_projection else ((), attn_out)
+    canon("blocks.{l}.attn.o.hook_out", RESID, "Output projection result", *proj_out,
           dead="with use_attn_result the output is computed per head (attn.hook_result), so it never fires"
           if spec.use_attn_result and profile.fine_grained_attention else None)
     canon("blocks.{l}.attn.hook_hidden_states", RESID, "Attention hidden states",
           dead=None if profile.hidden_states_fires else
           "this architecture's attention bridge registers it but never calls it")
-    attn_out = () if profile.post_norms else ("blocks.{l}.hook_attn_out",)
-    canon("blocks.{l}.attn.hook_out", RESID, "Attention layer output", *attn_out)
+    canon("blocks.{l}.attn.hook_out", RESID, "Attention layer output", *layer_out)
     canon("blocks.{l}.attn.hook_result", HEAD_RESID, "Per-head output written to the residual stream",
           gate="use_attn_result", dead=unsupported("use_attn_result"))
     dead_split = unsupported("use_split_qkv_input")
@@ -409,8 +439,44 @@ def _bridge_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
         mid = () if spec.parallel_attn_mlp else ("blocks.{l}.hook_resid_mid",)
         _bridge_ln(canon, "blocks.{l}.ln2", "MLP", "the MLP input", scale=flat + ("1",), normed=flat + ("d_model",), in_aliases=mid)
     canon("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in",
-          dead="attention and MLP share one LayerNorm here, so hook_mlp_in never fires, even with "
-          "set_use_hook_mlp_in(True)" if profile.shared_ln else None)
+          dead=None if profile.mlp_in_fires else
+          "this architecture's block never calls hook_mlp_in, even after set_use_hook_mlp_in(True)")
+    if profile.moe:
+        _bridge_moe(canon, tl_major)
+    else:
+        _bridge_dense_mlp(canon, spec, profile)
+    if profile.post_norms and has_ln:
+        _bridge_ln(canon, "blocks.{l}.ln2_post", "Post-MLP", "the MLP output", out_aliases=("blocks.{l}.hook_mlp_out",))
+    canon("blocks.{l}.hook_out", RESID, "Residual stream leaving block {l}", "blocks.{l}.hook_resid_post")
+    if has_ln:
+        _bridge_ln(canon, "ln_final", "Final", "the final residual stream")
+    canon("unembed.hook_in", RESID, "Unembedding input")
+    canon("unembed.hook_out", ("batch", "pos", "d_vocab"), "Logits", "hook_unembed")
+    if tl_major == 3 and profile.silent_in_tl3:
+        silent = "TransformerLens 3.x's bridge registers this hook for this architecture but never calls it (4.x does)"
+        targets = set(profile.silent_in_tl3)
+        pts = [dataclasses.replace(p, dead=p.dead or silent)
+               if p.template in targets or p.canonical in targets else p for p in pts]
+    return pts
+
+
+def _bridge_moe(canon, tl_major: int) -> None:
+    canon("blocks.{l}.mlp.hook_in", RESID, "Mixture-of-experts MLP input", "blocks.{l}.mlp.hook_pre",
+          note="on a MoE bridge hook_pre is the MLP input, d_model wide (not a d_mlp pre-activation)")
+    canon("blocks.{l}.mlp.gate.hook_in", ("batch*pos", "d_model"), "Router input (tokens flattened)")
+    canon("blocks.{l}.mlp.gate.hook_out", ("batch*pos", "num_experts"), "Router logits")
+    weights = ("batch*pos", "num_experts"), "Router softmax over all experts"
+    indices = ("batch*pos", "experts_per_token"), "Chosen experts per token"
+    if tl_major >= 4:  # TL 3.x's MoE bridge has no expert weight / index hooks at all
+        canon("blocks.{l}.mlp.gate.hook_expert_weights", *weights, "blocks.{l}.mlp.hook_expert_weights")
+        canon("blocks.{l}.mlp.gate.hook_expert_indices", *indices, "blocks.{l}.mlp.hook_expert_indices")
+    canon("blocks.{l}.mlp.hook_router_scores", ("batch*pos", "num_experts"), "Router scores",
+          dead="registered by the MoE bridge but never called")
+    canon("blocks.{l}.mlp.hook_out", RESID, "Mixture-of-experts MLP output", "blocks.{l}.hook_mlp_out",
+          "blocks.{l}.mlp.hook_post", note="on a MoE bridge hook_post is the MLP output, d_model wide")
+
+
+def _bridge_dense_mlp(canon, spec: ModelSpec, profile: BridgeProfile) -> None:
     canon("blocks.{l}.mlp.hook_in", RESID, "MLP input")
     # In compatibility mode a gated MLP runs functionally on the processed weights: the projections'
     # own hook_in never fire (TL GatedMLPBridge.forward), their hook_out still do.
@@ -428,19 +494,6 @@ def _bridge_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
     proj_out, layer_out = (mlp_out, ()) if profile.mlp_out_is_projection else ((), mlp_out)
     canon("blocks.{l}.mlp.out.hook_out", RESID, "MLP output projection result", *proj_out)
     canon("blocks.{l}.mlp.hook_out", RESID, "MLP layer output", *layer_out)
-    if profile.post_norms and has_ln:
-        _bridge_ln(canon, "blocks.{l}.ln2_post", "Post-MLP", "the MLP output", out_aliases=("blocks.{l}.hook_mlp_out",))
-    canon("blocks.{l}.hook_out", RESID, "Residual stream leaving block {l}", "blocks.{l}.hook_resid_post")
-    if has_ln:
-        _bridge_ln(canon, "ln_final", "Final", "the final residual stream")
-    canon("unembed.hook_in", RESID, "Unembedding input")
-    canon("unembed.hook_out", ("batch", "pos", "d_vocab"), "Logits", "hook_unembed")
-    if tl_major == 3 and profile.silent_in_tl3:
-        silent = "TransformerLens 3.x's bridge registers this hook for this architecture but never calls it (4.x does)"
-        targets = set(profile.silent_in_tl3)
-        pts = [dataclasses.replace(p, dead=p.dead or silent)
-               if p.template in targets or p.canonical in targets else p for p in pts]
-    return pts
 
 
 @lru_cache(maxsize=256)
@@ -468,6 +521,11 @@ def _all_variants() -> list[ModelSpec]:
         ModelSpec(backend="bridge", positional_embedding_type="rotary", gated_mlp=True),
         ModelSpec(backend="bridge", architecture="Gemma2ForCausalLM", positional_embedding_type="rotary",
                   gated_mlp=True, normalization_type="RMS"),
+        ModelSpec(backend="bridge", architecture="Qwen3ForCausalLM", positional_embedding_type="rotary",
+                  gated_mlp=True, normalization_type="RMS"),
+        ModelSpec(backend="bridge", architecture="MixtralForCausalLM", positional_embedding_type="rotary",
+                  num_experts=8, experts_per_token=2),
+        ModelSpec(backend="bridge", architecture="BloomForCausalLM"),
     ]
     return variants + bridges
 
@@ -477,5 +535,5 @@ def union_templates() -> frozenset[str]:
     """Every hook template any configuration of either backend has (for lenient validation)."""
     out: set[str] = set()
     for spec in _all_variants():
-        out.update(catalog_for(spec, 3).templates())
+        out.update(catalog_for(spec, 4 if spec.backend == "bridge" else 3).templates())
     return frozenset(out)

@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
@@ -161,6 +162,11 @@ EXTRA_BRIDGES = {
             dict(hidden_size=40, num_attention_heads=4, ffn_dim=36, num_hidden_layers=2, vocab_size=300,
                  max_position_embeddings=32, word_embed_proj_dim=40),
             dict(architecture="OPTForCausalLM")),
+    "qwen3": ("Qwen3Config/Qwen3ForCausalLM", _HF_GQA, dict(architecture="Qwen3ForCausalLM", **_GQA_SPEC)),
+    "mixtral": ("MixtralConfig/MixtralForCausalLM", dict(_HF_GQA, num_local_experts=9, num_experts_per_tok=5),
+                dict(architecture="MixtralForCausalLM", num_experts=9, experts_per_token=5, **_GQA_SPEC)),
+    "bloom": ("BloomConfig/BloomForCausalLM", dict(hidden_size=40, n_head=4, n_layer=2, vocab_size=300),
+              dict(architecture="BloomForCausalLM", positional_embedding_type="alibi", d_mlp=160)),
     "gptneo": ("GPTNeoConfig/GPTNeoForCausalLM",
                dict(hidden_size=40, num_heads=4, num_layers=2, max_position_embeddings=32, intermediate_size=36,
                     vocab_size=300, attention_types=[[["global"], 2]]),
@@ -169,7 +175,7 @@ EXTRA_BRIDGES = {
 for _name, (_builder, _config, _fields) in EXTRA_BRIDGES.items():
     BRIDGE_BUILDERS[_name] = _builder
     BRIDGE_CONFIGS[_name] = _config
-BRIDGE_SPECS.update({name: ModelSpec(backend="bridge", **BRIDGE_DIMS, **fields, structure_known=True)
+BRIDGE_SPECS.update({name: ModelSpec(backend="bridge", **{**BRIDGE_DIMS, **fields}, structure_known=True)
                      for name, (_, _, fields) in EXTRA_BRIDGES.items()})
 SETTERS = ("set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in", "set_use_hook_mlp_in")
 
@@ -360,8 +366,10 @@ def probe_request(env: TLEnv) -> dict:
 def run_probe(python: str, request: dict) -> dict:
     """Run tl_probe.py in ``python``; its JSON answer, with the wall time added."""
     start = time.perf_counter()
+    # Tiny models gain nothing from intra-op threads; one thread each lets the probes run side by side.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([python, str(PROBE)], input=json.dumps(request), capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+                          timeout=600, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{PROBE.name} failed in {python} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     answer = json.loads(proc.stdout)
@@ -369,32 +377,53 @@ def run_probe(python: str, request: dict) -> dict:
     return answer
 
 
-@pytest.fixture(scope="session")
-def tl_probe():
-    """``tl_probe(env_key, backend)`` -> the probe's answer for that environment (run once, then cached).
+def _envs_in(items) -> set[str]:
+    """Environment keys the selected tests will ask the probe about."""
+    keys = set()
+    for item in items:
+        for value in getattr(getattr(item, "callspec", None), "params", {}).values():
+            if isinstance(value, Case):
+                keys.add(value.env)
+            elif isinstance(value, str) and value in ENVS:
+                keys.add(value)
+    return keys
 
-    Skips when the environment's interpreter is not configured, or its TL lacks ``backend``.
+
+@pytest.fixture(scope="session")
+def tl_probe(request):
+    """``tl_probe(env_key, backend)`` -> the probe's answer for that environment.
+
+    On first use it starts the probe of every configured environment the selected tests need, side
+    by side, and then caches the answers for the session. Skips when the environment's interpreter
+    is not configured, or its TL lacks ``backend``.
     """
-    answers: dict[str, dict | BaseException] = {}
+    pool = ThreadPoolExecutor(max_workers=len(ENVS))
+    futures: dict[str, Future] = {}
+
+    def start(key: str) -> None:
+        python = ENVS[key].python()
+        if python and key not in futures:
+            futures[key] = pool.submit(run_probe, python, probe_request(ENVS[key]))
 
     def get(key: str, backend: str | None = None) -> dict:
         env = ENVS[key]
         python = env.python()
         if not python:
             pytest.skip(f"{env.variable} is not set: {env.hint}")
-        if key not in answers:
-            try:
-                answers[key] = run_probe(python, probe_request(env))
-            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
-                answers[key] = exc
-        answer = answers[key]
-        if isinstance(answer, BaseException):
-            pytest.fail(str(answer), pytrace=False)
+        if not futures:
+            for needed in sorted(_envs_in(request.session.items) | {key}):
+                start(needed)
+        start(key)
+        try:
+            answer = futures[key].result()
+        except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
+            pytest.fail(str(exc), pytrace=False)
         if backend and not answer.get(f"has_{backend}"):
             pytest.skip(f"transformer-lens {answer['tl_version']} in {python} has no {backend} backend")
         return answer
 
-    return get
+    yield get
+    pool.shutdown(wait=True)
 
 
 @dataclass(frozen=True)
@@ -423,7 +452,8 @@ def pytest_generate_tests(metafunc):
     if "catalog_case" in metafunc.fixturenames:
         cases = [pytest.param((hooked_spec(cfg), major), id=f"hooked-{name}-tl{major}")
                  for name, cfg in HOOKED_CASES.items() for major in (2, 3)]
-        cases += [pytest.param((case.spec(), 4), id=f"bridge-{name}") for name, case in BRIDGE_CASES.items()]
+        cases += [pytest.param((case.spec(), major), id=f"bridge-{name}-tl{major}")
+                  for name, case in BRIDGE_CASES.items() for major in (3, 4)]
         metafunc.parametrize("catalog_case", cases)
     if "documented_act_name" in metafunc.fixturenames:
         metafunc.parametrize("documented_act_name", [pytest.param(row, id=repr(row[0])) for row in DOCUMENTED_ACT_NAMES])
