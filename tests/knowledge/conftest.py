@@ -416,8 +416,9 @@ def tl_probe(request):
         start(key)
         try:
             answer = futures[key].result()
-        except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
-            pytest.fail(str(exc), pytrace=False)
+        except (OSError, RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
+            pytest.fail(f"probing transformer-lens with {python} ({env.variable or 'this interpreter'}) failed: "
+                        f"{type(exc).__name__}: {exc}", pytrace=False)
         if backend and not answer.get(f"has_{backend}"):
             pytest.skip(f"transformer-lens {answer['tl_version']} in {python} has no {backend} backend")
         return answer
