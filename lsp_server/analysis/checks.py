@@ -10,7 +10,7 @@ import difflib
 import functools
 import re
 
-from ..knowledge.hookpoints import Catalog, HookPoint, catalog_for, union_templates
+from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, HookPoint, catalog_for, union_templates
 from .findings import Edit, Finding, Fix
 from .hookrefs import HookRef
 from .models import ModelInfo
@@ -39,6 +39,8 @@ class NameChecker:
         """The model's catalog when its structure is known, else None (lenient checks only)."""
         if model is None or not model.spec.structure_known:
             return None
+        if model.spec.backend == "bridge" and model.spec.architecture not in BRIDGE_PROFILES:
+            return None  # an architecture whose bridge hooks were never verified against TL
         return catalog_for(model.effective_spec, self.tl_major or (4 if model.spec.backend == "bridge" else 2))
 
     def check(self, refs: list[HookRef]) -> list[Finding]:

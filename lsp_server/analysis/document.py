@@ -41,10 +41,14 @@ _NAME_CALL = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\(")
 _NAME_SUBSCRIPT = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\[")
 
 
-def _find(parsed: Parsed, pattern: re.Pattern, wanted: str, field: str, via_attribute: bool = False) -> list[Node]:
-    """Nodes of type ``wanted`` whose ``field`` is the identifier each regex match points at."""
+def _find(parsed: Parsed, pattern: re.Pattern, wanted: str, field: str, via_attribute: bool = False,
+          names: Callable[[bytes], bool] | None = None) -> list[Node]:
+    """Nodes of type ``wanted`` whose ``field`` is the identifier each regex match points at
+    (only for matched names ``names`` accepts, when given: most calls and subscripts are irrelevant)."""
     root, out = parsed.root, []
     for m in pattern.finditer(parsed.source):
+        if names is not None and not names(m.group(1)):
+            continue
         ident = root.descendant_for_byte_range(m.start(1), m.end(1))
         if ident is None or ident.type != "identifier":
             continue  # inside a string or comment
@@ -116,12 +120,19 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     source = text.encode("utf-8") if isinstance(text, str) else text
     parsed = (parser or SyntaxParser()).parse(source)
     method_calls = _find(parsed, _METHOD_CALL, "call", "function", via_attribute=True)
-    ident_calls = _find(parsed, _NAME_CALL, "call", "function")
-    subscripts = _find(parsed, _NAME_SUBSCRIPT, "subscript", "value")
     scopes = Scopes(parsed, late_module_lookups=notebook)
     evaluator = Evaluator(scopes)
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
     models = Models(scopes, evaluator, context.resolve_model, flag_calls)
+    # Plain-name calls that matter: models, functions of this file, patching and hook-name helpers.
+    callees = {n.encode() for n in scopes.function_defs} | {m.var.encode() for m in models.all_models} | {
+        r.text for c in method_calls if (r := c.child_by_field_name("function").child_by_field_name("object")).type == "identifier"
+    } | {b"get_act_name", b"partial", b"generic_activation_patch"}
+    ident_calls = _find(parsed, _NAME_CALL, "call", "function",
+                        names=lambda n: n in callees or n.startswith(b"get_act_patch_"))
+    cache_names = {n.encode() for n in models.cache_names()}
+    subscripts = _find(parsed, _NAME_SUBSCRIPT, "subscript", "value",
+                       names=lambda n: n in cache_names or b"cache" in n.lower())
     collector = HookRefCollector(scopes, evaluator, models)
     refs = collector.collect(method_calls, ident_calls, subscripts)
 

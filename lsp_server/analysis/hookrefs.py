@@ -96,11 +96,8 @@ class HookRefCollector:
             if method == "get_act_name":
                 act_name_calls.append(call)
         act_name_calls += [c for c in ident_calls if text(c.child_by_field_name("function")) == "get_act_name"]
-        cache_names = self.models.cache_names()
-        for sub in subscripts:
-            name = sub.child_by_field_name("value").text.decode()
-            if name in cache_names or "cache" in name.lower():
-                self._subscript(sub)
+        for sub in subscripts:  # already only names that may hold a cache
+            self._subscript(sub)
         # A get_act_name call that is not already part of a key or registration gets its own ref.
         covered = sorted((r.start, r.end) for r in self.refs)
         starts = [s for s, _ in covered]

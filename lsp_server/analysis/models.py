@@ -30,7 +30,8 @@ CONFIG_CLASSES = frozenset({"HookedTransformerConfig", "TransformerBridgeConfig"
 FLAG_SETTERS = {f"set_{flag}": flag for flag in GATE_FLAGS}
 
 # HookedTransformerConfig fields the spec carries, with their names there.
-_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSpec)) - {"name", "source", "backend", "structure_known", "tokenizer", "architecture"}
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSpec)) - {
+    "name", "source", "backend", "structure_known", "tokenizer", "architecture", "compat_mode"}
 
 # Bytes that any model-constructing call contains (a C-speed filter over thousands of assignments).
 _CONSTRUCTOR_HINT = re.compile(rb"from_pretrained|boot_|boot\(|Hooked\w*\(|TransformerBridge\(")
@@ -54,10 +55,11 @@ class ModelInfo:
 
     @property
     def effective_spec(self) -> ModelSpec:
-        """The spec with every flag the file switches on for this model."""
-        if not self.enabled_flags:
-            return self.spec
-        return self.spec.with_flags(**{f: True for f in self.enabled_flags})
+        """The spec with every flag the file switches on (and compatibility mode) for this model."""
+        flags = {f: True for f in self.enabled_flags}
+        if self.compat_mode:
+            flags["compat_mode"] = True
+        return self.spec.with_flags(**flags) if flags else self.spec
 
 
 @dataclass

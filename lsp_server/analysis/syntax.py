@@ -17,9 +17,14 @@ import tree_sitter_python
 LANGUAGE = tree_sitter.Language(tree_sitter_python.language())
 Node = tree_sitter.Node
 
-_MAGIC_LINE = re.compile(rb"^[ \t]*([%!])(?!=)", re.M)
-_ASSIGN_MAGIC = re.compile(rb"^[ \t]*[A-Za-z_][\w, ]*=[ \t]*([%!]\S.*)$", re.M)
-_HELP_LINE = re.compile(rb"^[ \t]*[A-Za-z_][\w.]*(\?\??)[ \t]*$", re.M)
+# IPython-only lines, in one pass: a line magic or shell escape (`%timeit`, `!pip`), an assignment
+# from one (`x = !ls`), or a help request (`obj?`).
+_IPYTHON = re.compile(
+    rb"^[ \t]*(?P<magic>[%!])(?!=)"
+    rb"|^[ \t]*[A-Za-z_][\w, ]*=[ \t]*(?P<assign>[%!]\S.*)$"
+    rb"|^[ \t]*[A-Za-z_][\w.]*(?P<help>\?\??)[ \t]*$",
+    re.M,
+)
 # Constructs inside which a line starting with '%' is a continuation (``a\n % b``), not a magic.
 _OPEN_CONTEXTS = frozenset({
     "string", "parenthesized_expression", "argument_list", "list", "tuple", "dictionary", "set",
@@ -94,19 +99,16 @@ def _mask_ipython(source: bytes, tree: tree_sitter.Tree) -> bytes:
             if out[i] not in (10, 13):
                 out[i] = 32
 
-    for m in _MAGIC_LINE.finditer(source):
-        if statement_start(m.start(1)):
-            blank(m.start(1), m.start(1) + 1)
-            assert out is not None
-            out[m.start(1)] = ord("#")  # the magic becomes a comment
-    for m in _ASSIGN_MAGIC.finditer(source):
-        if statement_start(m.start(1)):
-            blank(m.start(1), m.end(1))
-            assert out is not None
-            out[m.start(1)] = ord("0")  # `x = !ls` -> `x = 0`: keeps the assignment
-    for m in _HELP_LINE.finditer(source):
-        if statement_start(m.start(1)):
-            blank(m.start(1), m.end(1))
+    for m in _IPYTHON.finditer(source):
+        group = m.lastgroup
+        if not statement_start(m.start(group)):
+            continue
+        blank(m.start(group), m.end(group))
+        assert out is not None
+        if group == "magic":
+            out[m.start(group)] = ord("#")  # the magic becomes a comment
+        elif group == "assign":
+            out[m.start(group)] = ord("0")  # `x = !ls` -> `x = 0`: keeps the assignment
     return bytes(out) if out is not None else source
 
 
