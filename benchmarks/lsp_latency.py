@@ -38,6 +38,70 @@ def key_positions(text: str, needle: str) -> list[types.Position]:
     return out
 
 
+def split_cells(text: str, n: int) -> list[str]:
+    """The text as ``n`` notebook cells of about equal length, split at top-level statements."""
+    lines = text.split("\n")
+    starts = [i for i, l in enumerate(lines) if l and not l[0].isspace() and not l.startswith((")", "]", "}"))]
+    step = max(1, len(starts) // n)
+    cuts = starts[::step][:n] + [len(lines)]
+    cuts[0] = 0
+    return ["\n".join(lines[a:b]) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+async def measure_notebook(text: str, cells: int, rounds: int) -> dict:
+    """A notebook of ``cells`` cells: open -> diagnostics, then one-character edits in a middle cell."""
+    client = LanguageClient("bench", "0")
+    published: dict[tuple[str, int], float] = {}
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def on_diagnostics(params: types.PublishDiagnosticsParams):
+        published[(params.uri, params.version)] = time.perf_counter()
+
+    folder = Path(tempfile.mkdtemp())
+    nb = (folder / "research.ipynb").as_uri()
+    sources = split_cells(text, cells)
+    uris = [f"vscode-notebook-cell:{nb}#C{i}" for i in range(len(sources))]
+    await client.start_io(sys.executable, "-m", "lsp_server", "serve")
+    caps = types.ClientCapabilities(notebook_document=types.NotebookDocumentClientCapabilities(
+        synchronization=types.NotebookDocumentSyncClientCapabilities()))
+    await client.initialize_async(types.InitializeParams(capabilities=caps, root_uri=folder.as_uri()))
+    client.initialized(types.InitializedParams())
+    t0 = time.perf_counter()
+    client.notebook_document_did_open(types.DidOpenNotebookDocumentParams(
+        notebook_document=types.NotebookDocument(uri=nb, notebook_type="jupyter-notebook", version=1, cells=[
+            types.NotebookCell(kind=types.NotebookCellKind.Code, document=u) for u in uris]),
+        cell_text_documents=[types.TextDocumentItem(uri=u, language_id="python", version=1, text=src)
+                             for u, src in zip(uris, sources)]))
+    middle = uris[len(uris) // 2]
+    while (middle, 1) not in published:
+        await asyncio.sleep(0.001)
+    first = published[(middle, 1)] - t0
+    edits = []
+    for version in range(2, 2 + rounds // 4):
+        insert = version % 2 == 0
+        change = types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(0, 0), types.Position(0, 0 if insert else 1)), text="x" if insert else "")
+        t = time.perf_counter()
+        client.notebook_document_did_change(types.DidChangeNotebookDocumentParams(
+            notebook_document=types.VersionedNotebookDocumentIdentifier(uri=nb, version=version),
+            change=types.NotebookDocumentChangeEvent(cells=types.NotebookDocumentCellChanges(text_content=[
+                types.NotebookDocumentCellContentChanges(
+                    document=types.VersionedTextDocumentIdentifier(uri=middle, version=version), changes=[change])]))))
+        while (middle, version) not in published:
+            await asyncio.sleep(0.0005)
+        edits.append(published[(middle, version)] - t)
+    hovers = []
+    for line in range(min(rounds, 20)):
+        t = time.perf_counter()
+        await client.text_document_hover_async(types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=middle), position=types.Position(line % 3, 10)))
+        hovers.append(time.perf_counter() - t)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return {"cells": len(sources), "first": first, "edit": edits, "hover": hovers}
+
+
 async def measure(text: str, rounds: int) -> dict:
     client = LanguageClient("bench", "0")
     published: dict[int, float] = {}
@@ -135,6 +199,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--dense", action="store_true", help="TransformerLens code only (worst case)")
+    ap.add_argument("--cells", type=int, default=200, help="cells of the notebook measurement (0: skip it)")
     args = ap.parse_args()
     text = research_file(args.lines, dense=args.dense)
     rt = asyncio.run(measure(text, args.rounds))
@@ -148,6 +213,11 @@ def main() -> None:
     print(f"| hover p50 / p99 | {pct(rt['hover'], .5):.2f} / {pct(rt['hover'], .99):.2f} | {pct(ss['hover'], .5):.3f} / {pct(ss['hover'], .99):.3f} | p99 ≤ 5 |")
     print(f"| completion p50 / p99 | {pct(rt['completion'], .5):.2f} / {pct(rt['completion'], .99):.2f} | {pct(ss['completion'], .5):.3f} / {pct(ss['completion'], .99):.3f} | p99 ≤ 5 |")
     print(f"| 1-char edit → diagnostics p50 / p99 | {pct(rt['edit'], .5):.1f} / {pct(rt['edit'], .99):.1f} | {pct(ss['edit'], .5):.1f} / {pct(ss['edit'], .99):.1f} | p50 ≤ 50 |")
+    if args.cells:
+        nbm = asyncio.run(measure_notebook(text, args.cells, args.rounds))
+        print(f"| notebook ({nbm['cells']} cells): open → diagnostics | {nbm['first'] * 1000:.0f} | | |")
+        print(f"| notebook: 1-char cell edit → diagnostics p50 / p99 | {pct(nbm['edit'], .5):.1f} / {pct(nbm['edit'], .99):.1f} | | p50 ≤ 50 |")
+        print(f"| notebook: hover p50 / p99 | {pct(nbm['hover'], .5):.2f} / {pct(nbm['hover'], .99):.2f} | | p99 ≤ 5 |")
     info = rt["info"]
     print(f"\ntorch imported by the server: {info['torchImported']}; transformer_lens imported: {info['transformerLensImported']}")
 

@@ -41,15 +41,15 @@ _NAME_CALL = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\(")
 _NAME_SUBSCRIPT = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\[")
 
 
-def _find(parsed: Parsed, pattern: re.Pattern, wanted: str, field: str, via_attribute: bool = False,
-          names: Callable[[bytes], bool] | None = None) -> list[Node]:
+def _find(parsed: Parsed, parser: SyntaxParser, pattern: re.Pattern, wanted: str, field: str,
+          via_attribute: bool = False, names: Callable[[bytes], bool] | None = None) -> list[Node]:
     """Nodes of type ``wanted`` whose ``field`` is the identifier each regex match points at
     (only for matched names ``names`` accepts, when given: most calls and subscripts are irrelevant)."""
-    root, out = parsed.root, []
-    for m in pattern.finditer(parsed.source):
-        if names is not None and not names(m.group(1)):
+    root, source, out = parsed.root, parsed.source, []
+    for start, end in parser.scan(pattern, source):
+        if names is not None and not names(source[start:end]):
             continue
-        ident = root.descendant_for_byte_range(m.start(1), m.end(1))
+        ident = root.descendant_for_byte_range(start, end)
         if ident is None or ident.type != "identifier":
             continue  # inside a string or comment
         node = ident.parent
@@ -118,8 +118,9 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     """
     context = context or AnalysisContext()
     source = text.encode("utf-8") if isinstance(text, str) else text
-    parsed = (parser or SyntaxParser()).parse(source)
-    method_calls = _find(parsed, _METHOD_CALL, "call", "function", via_attribute=True)
+    parser = parser or SyntaxParser()
+    parsed = parser.parse(source)
+    method_calls = _find(parsed, parser, _METHOD_CALL, "call", "function", via_attribute=True)
     scopes = Scopes(parsed, late_module_lookups=notebook)
     evaluator = Evaluator(scopes)
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
@@ -128,10 +129,10 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     callees = {n.encode() for n in scopes.function_defs} | {m.var.encode() for m in models.all_models} | {
         r.text for c in method_calls if (r := c.child_by_field_name("function").child_by_field_name("object")).type == "identifier"
     } | {b"get_act_name", b"partial", b"generic_activation_patch"}
-    ident_calls = _find(parsed, _NAME_CALL, "call", "function",
+    ident_calls = _find(parsed, parser, _NAME_CALL, "call", "function",
                         names=lambda n: n in callees or n.startswith(b"get_act_patch_"))
     cache_names = {n.encode() for n in models.cache_names()}
-    subscripts = _find(parsed, _NAME_SUBSCRIPT, "subscript", "value",
+    subscripts = _find(parsed, parser, _NAME_SUBSCRIPT, "subscript", "value",
                        names=lambda n: n in cache_names or b"cache" in n.lower())
     collector = HookRefCollector(scopes, evaluator, models)
     refs = collector.collect(method_calls, ident_calls, subscripts)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import tree_sitter
 import tree_sitter_python
 
+from .textscan import IncrementalScan, edit_between
+
 LANGUAGE = tree_sitter.Language(tree_sitter_python.language())
 Node = tree_sitter.Node
 
@@ -50,6 +52,7 @@ class SyntaxParser:
 
     def __init__(self) -> None:
         self._parser = tree_sitter.Parser(LANGUAGE)
+        self._scans: dict[re.Pattern, IncrementalScan] = {}
         self._raw: Parsed | None = None  # the text as typed
         self._masked: Parsed | None = None  # the text with IPython syntax blanked, if it had any
 
@@ -60,6 +63,13 @@ class SyntaxParser:
             return raw
         self._masked = masked = self._reparse(self._masked, masked_source)
         return masked
+
+    def scan(self, pattern: re.Pattern, source: bytes) -> list[tuple[int, int]]:
+        """Group-1 spans of ``pattern`` in ``source``, updated incrementally from the last version."""
+        scan = self._scans.get(pattern)
+        if scan is None:
+            scan = self._scans[pattern] = IncrementalScan(pattern)
+        return scan.spans(source)
 
     def _reparse(self, old: Parsed | None, source: bytes) -> Parsed:
         if old is None:
@@ -118,29 +128,9 @@ def _point(source: bytes, offset: int) -> tuple[int, int]:
     return line, col
 
 
-def _common_prefix(a: bytes, b: bytes) -> int:
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:  # binary search with C-speed slice comparisons
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def _single_edit(old: bytes, new: bytes) -> dict:
     """The one contiguous edit turning ``old`` into ``new``, in tree-sitter's ``Tree.edit`` terms."""
-    start = _common_prefix(old, new)
-    limit = min(len(old), len(new)) - start
-    lo, hi = 0, limit
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if old[len(old) - mid:] == new[len(new) - mid:]:
-            lo = mid
-        else:
-            hi = mid - 1
-    old_end, new_end = len(old) - lo, len(new) - lo
+    start, old_end, new_end = edit_between(old, new)
     return {
         "start_byte": start,
         "old_end_byte": old_end,

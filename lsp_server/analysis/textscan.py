@@ -1,0 +1,96 @@
+"""Regex scans of a document, updated incrementally between versions.
+
+Scanning 5,000 lines for every ``name(`` or ``name[`` costs ~4 ms per pattern; after a keystroke
+only the lines around the edit can have changed. :class:`IncrementalScan` keeps the previous
+version's match spans, shifts those outside the edited lines and re-scans only the edited lines
+(plus a margin, since a match may span a line break: ``name\\n(``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+
+MARGIN_LINES = 2
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # binary search with C-speed slice comparisons
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid:] == b[len(b) - mid:]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def edit_between(old: bytes, new: bytes) -> tuple[int, int, int]:
+    """(start, old_end, new_end): the one contiguous edit turning ``old`` into ``new``."""
+    start = _common_prefix(old, new)
+    suffix = _common_suffix(old, new, min(len(old), len(new)) - start)
+    return start, len(old) - suffix, len(new) - suffix
+
+
+def _line_start(text: bytes, pos: int, lines: int) -> int:
+    for _ in range(lines + 1):
+        pos = text.rfind(b"\n", 0, max(pos - 1, 0)) + 1 if pos > 0 else 0
+    return pos
+
+
+def _line_end(text: bytes, pos: int, lines: int) -> int:
+    for _ in range(lines + 1):
+        nl = text.find(b"\n", pos)
+        if nl < 0:
+            return len(text)
+        pos = nl + 1
+    return pos
+
+
+class IncrementalScan:
+    """Spans of group 1 of a pattern's matches, per document, re-using the previous version's."""
+
+    def __init__(self, pattern: re.Pattern):
+        self.pattern = pattern
+        self._source: bytes | None = None
+        self._spans: list[tuple[int, int]] = []
+
+    def spans(self, source: bytes) -> list[tuple[int, int]]:
+        old = self._source
+        if old is None or abs(len(source) - len(old)) > len(source) // 2:
+            spans = self._scan(source, 0, len(source))
+        elif old == source:
+            return self._spans
+        else:
+            start, old_end, new_end = edit_between(old, source)
+            lo = _line_start(source, start, MARGIN_LINES)  # same in both texts: before the edit
+            old_hi = _line_end(old, old_end, MARGIN_LINES)
+            new_hi = old_hi + (new_end - old_end)
+            starts = [s for s, _ in self._spans]
+            before = self._spans[:bisect.bisect_left(starts, lo)]
+            while before and before[-1][1] > lo:  # a match running into the re-scanned lines
+                lo = before.pop()[0]
+            delta = new_end - old_end
+            after = [(s + delta, e + delta) for s, e in self._spans[bisect.bisect_left(starts, old_hi):]]
+            spans = before + self._scan(source, lo, new_hi) + after
+        self._source, self._spans = source, spans
+        return spans
+
+    def _scan(self, source: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
+        out = []
+        for m in self.pattern.finditer(source, lo):  # no endpos: a match may run past `hi`
+            if m.start() >= hi:
+                break
+            out.append(m.span(1))
+        return out
