@@ -66,6 +66,8 @@ async def run_sweep(
     """
     spec.validate()
     cancel_event = cancel_event or asyncio.Event()
+    if cancel_event.is_set():
+        raise SweepCancelled("the sweep was cancelled before it started.")
     t0 = time.monotonic()
     await _report(on_progress, SweepProgress(0, 0, 0.0, None, "preparing"))
     try:
@@ -73,12 +75,14 @@ async def run_sweep(
     except PayloadError as e:
         raise SweepError(str(e), e.code, e.details) from None
     except PayloadCallInterrupted:
+        prep = None
+    if prep is None or cancel_event.is_set():  # the interrupt may land after prepare finished
         await _release(bridge)
-        raise SweepCancelled("the sweep was cancelled while it was being prepared.") from None
+        raise SweepCancelled("the sweep was cancelled while it was being prepared.")
 
     grid = _Grid(prep)
     error: str | None = None
-    notes: list[str] = []
+    notes: list[str] = list(prep.get("notes", []))
     if prep.get("fallback_reason"):
         notes.append(f"slow path: {prep['fallback_reason']}")
     run_t0 = time.monotonic()

@@ -183,7 +183,7 @@ def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> Image.Image:
     cw = max(s.cw[0], min(s.cw[1], cw))
     title_band = (line_h + 4) if any(p.title for p in panels) else 0
     ch = (s.max_h - grid_rows * title_band) // max(1, L * grid_rows)
-    ch = max(s.ch[0], min(s.ch[1], ch, max(cw, s.ch[0]) if cw >= 8 else s.ch[1]))
+    ch = max(s.ch[0], min(s.ch[1], ch, max(2 * cw, s.ch[1] // 2)))
 
     # Column labels: rotated when they do not fit the cell; thinned when cells are tiny.
     labels = [[_col_label(p, i, f_small) for i in range(p.n_cols)] for p in panels]
@@ -220,11 +220,10 @@ def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> Image.Image:
         d.text((x0, y), _fit(t, f_title, avail), font=f_title, fill=(20, 20, 20))
         y += _text_h(f_title) + 2
     y += 2
-    sub = (
-        f"{r.backend} · TL {r.tl_version} · {r.device} · clean {fmt(r.clean_value)} · corrupted "
-        f"{fmt(r.corrupted_value)}" if r.clean_value is not None and r.corrupted_value is not None
-        else f"{r.backend} · TL {r.tl_version} · {r.device}"
-    )
+    sub = f"{r.backend} · TL {r.tl_version} · {r.device}"
+    if r.clean_value is not None and r.corrupted_value is not None:
+        sub += f" · clean {fmt(r.clean_value)} · corrupted {fmt(r.corrupted_value)}"
+    sub += " · normalised: 0 = corrupted, 1 = clean" if r.normalized else " · raw metric"
     d.text((x0, y), _fit(plain(sub, f_small), f_small, width - 2 * s.pad), font=f_small, fill=(90, 90, 90))
     y += line_h + 6
 

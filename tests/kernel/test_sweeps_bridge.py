@@ -49,7 +49,9 @@ async def kernel(kernel_factory):
         + "model_gqa = TransformerBridge.boot_transformers('tiny-gqa', hf_model=_hf, tokenizer=tokenizer, device='cpu')\n"
     )
     assert res.ok, res.traceback_text()
-    await bridge.execute("model(big_clean[:, :4]); model_big(big_clean[:, :4])")  # wire lazy hooks
+    # The bridge wires some torch hooks lazily on its first run_with_cache (TL internals);
+    # do that now so hook counts before/after a sweep compare only what the sweep did.
+    await bridge.execute("model.run_with_cache(big_clean[:, :4]); model_big.run_with_cache(big_clean[:, :4])")
     return bridge
 
 
@@ -74,7 +76,8 @@ async def test_resid_mid_matches_transformer_lens_under_no_grad(kernel):
     # TL 4.x patching clones activations that require grad before editing them; on the bridge
     # hook_resid_mid is ln2's *input*, so with grad on TL patches only the MLP input and not
     # the residual stream. Under no_grad (and on HookedTransformer) both are the residual.
-    await check_exact(kernel, "resid_mid", no_grad_reference=True)
+    result = await check_exact(kernel, "resid_mid", no_grad_reference=True)
+    assert any("residual stream" in note for note in result.notes)
 
 
 async def test_exact_with_two_prompts(kernel):
@@ -230,12 +233,21 @@ async def test_cancel_mid_sweep_keeps_partial_results(kernel):
                     assert abs(v - full.values[l][p][h]) <= 1e-4
 
 
-async def test_cancel_during_prepare(kernel):
+async def test_cancel_before_start_and_during_prepare(kernel):
     cancel = asyncio.Event()
     cancel.set()
-    with pytest.raises(SweepCancelled):
+    with pytest.raises(SweepCancelled, match="before it started"):
         await run_sweep(kernel, SweepSpec(**LONG_SPEC), cancel_event=cancel)
-    assert (await kernel.execute("pass", user_expressions={"x": "1"})).ok
+    cancel = asyncio.Event()
+
+    def on_progress(p):
+        if p.phase == "preparing":  # reported just before prepare is sent to the kernel
+            cancel.set()
+
+    with pytest.raises(SweepCancelled, match="while it was being prepared"):
+        await asyncio.wait_for(run_sweep(kernel, SweepSpec(**LONG_SPEC), on_progress, cancel), 60)
+    res = await kernel.execute("pass", user_expressions={"x": "__tlens__._SWEEP is None"})
+    assert res.user_expressions["x"] == "True"
 
 
 async def test_interrupt_from_another_client_gives_partial_result_with_error(kernel, kernel_factory):
@@ -251,6 +263,7 @@ async def test_interrupt_from_another_client_gives_partial_result_with_error(ker
 
 async def test_kernel_killed_mid_sweep(kernel_factory):
     bridge = await kernel_factory.start(setup=bridge_setup() + LONG)
+    await bridge.execute("model_big.run_with_cache(big_clean[:, :4])")
 
     async def kill(_event):
         bridge._km.provisioner.process.kill()

@@ -53,7 +53,9 @@ _LAYER_POS_KINDS = {
 KINDS = tuple(_LAYER_POS_KINDS) + ("heads", "heads_by_pos", "block", "attribution")
 _BLOCK_PANELS = ("resid_pre", "attn_out", "mlp_out")
 
-_VALIDATED = {}  # (id(model), class, n_layers, batch, pos) -> None (fast path ok) or the reason not
+# Per model object: (id, class, n_layers, batch, pos) -> None (batched replay ok) or why not;
+# ("tail", id, class, n_layers) -> whether ln_final + unembed reproduce the logits.
+_VALIDATED = {}
 _NS = None  # the kernel's user namespace (globals of the notebook), bound at install time
 _LAST = None  # JSON answer of the last call(), read once by take()
 _SWEEP = None  # state of the prepared sweep
@@ -851,7 +853,18 @@ class _Sweep:
             "fallback_reason": self.fallback_reason,
             "reads": self.reads if getattr(self, "reads", None) is not None else "all",
             "rows_per_chunk": self.rows_per_chunk,
+            "notes": self._notes(),
         }
+
+    def _notes(self):
+        notes = []
+        if self.is_bridge and self.kind == "resid_mid":
+            notes.append(
+                "resid_mid is patched in the residual stream (as on HookedTransformer). On "
+                "TransformerBridge, transformer_lens.patching with gradients enabled patches a "
+                "copy, which reaches only the MLP input; under torch.no_grad it agrees with this."
+            )
+        return notes
 
     def _grid_shape(self):
         k = self.kind
@@ -1000,11 +1013,61 @@ class _Sweep:
     def _select(self, logits):
         return logits if self.reads is None else logits[:, self.reads]
 
-    def _tail(self, resid):
+    def _metric_at(self, logits_sel):
+        """Differentiable metric from logits at ``self.reads`` (all positions if None)."""
+        if isinstance(self.metric, _LogitDiff):
+            return self.metric.scalar_at(logits_sel)
+        return self.metric.scalar(logits_sel)
+
+    def _capture_pass(self, tokens, names, stop, leaf):
+        """Forward capturing ``names``; returns (activations, logits at the read positions).
+
+        With ``stop`` the forward ends at the final residual (a hook raises) and only the
+        read positions are unembedded by ``_tail``.
+        """
+        captured = {}
+        first = _site_hook_name("resid_pre", 0)
+        final = f"blocks.{self.L - 1}.hook_resid_post"
+        # Each activation is recorded under the name we asked for (bridge hook points fire
+        # under canonical names).
+        fwd = [(n, _capture_hook(n, captured, make_leaf=leaf and n == first)) for n in names]
+        if stop:
+            fwd.append((final, _stop_hook(captured, final)))
+        with self.model.hooks(fwd_hooks=fwd):
+            try:
+                logits = self.model(tokens)
+            except _StopForward:
+                return captured, self._tail(captured.pop(final))
+        return captured, self._select(logits)
+
+    def _tail_reproduces_logits(self):
+        """Does ln_final + unembed on the final residual give the model's logits? (cached)
+
+        Checked on a one-token forward: the tail acts on each position alone.
+        """
+        torch = self.torch
+        key = ("tail", id(self.model), type(self.model).__name__, self.L)
+        if key not in _VALIDATED:
+            final = f"blocks.{self.L - 1}.hook_resid_post"
+            self._check_hooks_exist([final])
+            got = {}
+            try:
+                with torch.no_grad(), self.model.hooks(fwd_hooks=[(final, _capture_hook(final, got, False))]):
+                    ref = self.model(self.corr_tokens[:1, :1])
+                    tail = self._tail(got[final], select=False)
+                err = float((tail - ref).abs().max())
+                _VALIDATED[key] = err <= 1e-4 * (1 + float(ref.abs().max()))
+            except KeyboardInterrupt:
+                raise
+            except Exception:  # noqa: BLE001 - no usable tail: full forwards instead
+                _VALIDATED[key] = False
+        return _VALIDATED[key]
+
+    def _tail(self, resid, select=True):
         """Final residual [rows, P, d] -> logits at the read positions only."""
         torch = self.torch
         model = self.model
-        x = self._select(resid)
+        x = self._select(resid) if select else resid
         ln = getattr(model, "ln_final", None)
         vocab = int(getattr(self.cfg, "d_vocab_out", None) or getattr(self.cfg, "d_vocab", 1))
         elem = x.element_size()
@@ -1140,44 +1203,31 @@ class _Sweep:
         (layer × pos) or over prompts, positions and d_head (heads).
         """
         torch = self.torch
-        model = self.model
         self.path = "gradient"
-        # A logit difference reads only the last position: the corrupted pass stops at the
-        # final residual and unembeds that position alone (if the clean pass shows the
-        # model's own ln_final + unembed reproduce its logits). Callables get full logits.
+        # Both passes stop at the final residual and unembed only what the metric reads
+        # (the last position for a logit difference; everything for a callable), provided
+        # the model's own ln_final + unembed reproduce its logits (checked once per model).
         self.reads = self.metric.reads if isinstance(self.metric, _LogitDiff) else None
         if isinstance(self.metric, _CallableMetric):
             self.metric.reads = None
         names = list(dict.fromkeys(site_names))
-        final = f"blocks.{self.L - 1}.hook_resid_post"
-        self._check_hooks_exist([final])
-        clean_logits, clean, _ = self._cache_run(self.clean_tokens, names + [final])
-        self.clean_value = self._metric_full(clean_logits)
-        stop_early = False
-        if self.reads is not None:
-            with torch.no_grad():
-                ref = self._select(clean_logits)
-                err = float((self._tail(clean[final]) - ref).abs().max())
-            stop_early = err <= 1e-4 * (1 + float(ref.abs().max()))
-        del clean_logits
-        clean.pop(final)
-        captured = {}
-        first = _site_hook_name("resid_pre", 0)
-        # Hooks capture each activation under the name we asked for (bridge hook points
-        # fire under their canonical names). Layer 0's residual becomes a fresh leaf so a
-        # gradient exists even when the model's parameters do not require one.
-        fwd = [(n, _capture_hook(n, captured, make_leaf=(n == first))) for n in names]
-        if stop_early:
-            fwd.append((final, _stop_hook(captured, final)))
-        with torch.enable_grad(), model.hooks(fwd_hooks=fwd):
-            try:
-                logits = model(self.corr_tokens)
-            except _StopForward:
-                logits = None
-            if logits is None:
-                metric = self.metric.scalar_at(self._tail(captured.pop(final)))
-            else:
-                metric = self.metric.scalar(logits)
+        stop = self._tail_reproduces_logits()
+        with torch.no_grad():
+            clean, logits = self._capture_pass(self.clean_tokens, names, stop, leaf=False)
+            self.clean_value = _to_float(self._metric_at(logits), self.metric.description)
+        del logits
+        silent = [n for n in names if n not in clean]
+        if silent:
+            raise TlensError(
+                "missing-activation",
+                f"{silent[0]} did not fire on this model, so attribution cannot use it.",
+                names=silent,
+            )
+        with torch.enable_grad():
+            # Layer 0's residual becomes a fresh leaf so a gradient exists even when the
+            # model's parameters do not require one.
+            captured, logits = self._capture_pass(self.corr_tokens, names, stop, leaf=True)
+            metric = self._metric_at(logits)
             del logits
         if not isinstance(metric, torch.Tensor) or not metric.requires_grad:
             raise TlensError(
