@@ -128,6 +128,8 @@ class KernelBridge:
         self._streams: dict[str, dict[str, list[str]]] = {}
         self._idle: dict[str, asyncio.Event] = {}
         self._executing: str | None = None
+        self._started: set[str] = set()  # our requests the kernel has begun to run
+        self._interrupt_when_started: str | None = None
         self._restarting = False
         self._closed = False
         self._spec_dir: str | None = None
@@ -298,6 +300,11 @@ class KernelBridge:
                 st = msg["content"].get("execution_state")
                 if st in ("busy", "idle") and self._state != "dead" and not self._restarting:
                     self._set_state(st)
+                if st == "busy" and parent in self._idle:
+                    self._started.add(parent)
+                    if parent == self._interrupt_when_started:
+                        self._interrupt_when_started = None
+                        self._tasks.append(asyncio.ensure_future(self._interrupt_quietly()))
                 if st == "idle" and parent in self._idle:
                     self._idle[parent].set()
             elif kind == "stream" and parent in self._streams:
@@ -387,6 +394,9 @@ class KernelBridge:
                 self._executing = None
                 self._streams.pop(msg_id, None)
                 self._idle.pop(msg_id, None)
+                self._started.discard(msg_id)
+                if self._interrupt_when_started == msg_id:
+                    self._interrupt_when_started = None
         return _exec_result(reply["content"], streams)
 
     async def _await_reply(self, msg_id: str, timeout: float | None) -> dict:
@@ -415,6 +425,24 @@ class KernelBridge:
         return self._executing is not None
 
     # ------------------------------------------------------------------ control
+
+    async def interrupt_own(self) -> None:
+        """Interrupt our request in flight, never someone else's code.
+
+        If the kernel is still busy with another client's request (a notebook cell) and has
+        not started ours, the interrupt is sent the moment ours starts.
+        """
+        msg_id = self._executing
+        if msg_id is None:
+            return
+        if msg_id in self._started:
+            await self.interrupt()
+        else:
+            self._interrupt_when_started = msg_id
+
+    async def _interrupt_quietly(self) -> None:
+        with contextlib.suppress(KernelError):
+            await self.interrupt()
 
     async def interrupt(self) -> None:
         """Interrupt whatever the kernel runs (SIGINT if ours, interrupt_request otherwise)."""
@@ -504,16 +532,27 @@ class KernelBridge:
         want = payload.payload_hash()
         if self._payload_hash == want:
             return
-        res = await self.execute(
+        res = await self._execute_unaborted(
             "pass", user_expressions={"h": payload.installed_hash_expression()}
         )
         if res.user_expressions.get("h") != repr(want):
-            res = await self.execute(payload.install_code())
+            res = await self._execute_unaborted(payload.install_code())
             if not res.ok:
                 raise PayloadError(
                     f"installing the tlens payload failed: {res.ename}: {res.evalue}", "install"
                 )
         self._payload_hash = want
+
+    async def _execute_unaborted(self, code: str, **kwargs: Any) -> ExecResult:
+        """``execute``, retried when ipykernel aborts it because a cell before it failed."""
+        for attempt in range(3):
+            res = await self.execute(code, **kwargs)
+            if res.status != "aborted":
+                return res
+            await asyncio.sleep(0.2 * (attempt + 1))
+        raise PayloadError(
+            "the kernel kept aborting the request (the cells before it failed); run it again.", "aborted"
+        )
 
     async def call_payload(self, name: str, timeout: float | None = None, **args: Any) -> Any:
         """Run ``__tlens__.<name>(**args)`` in the kernel and return its value.
@@ -523,7 +562,7 @@ class KernelBridge:
             KernelError: interrupted (``.interrupted`` ExecResult), died, timed out.
         """
         await self.ensure_payload()
-        res = await self.execute(
+        res = await self._execute_unaborted(
             payload.call_code(name, json.dumps(args)),
             timeout=timeout,
             user_expressions={"out": payload.TAKE_EXPRESSION},

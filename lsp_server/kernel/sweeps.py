@@ -71,10 +71,15 @@ async def run_sweep(
     t0 = time.monotonic()
     await _report(on_progress, SweepProgress(0, 0, 0.0, None, "preparing"))
     try:
+        await bridge.ensure_payload()  # outside the cancellable part: never half-installed
         prep = await _cancellable(bridge, "prepare", cancel_event, spec=spec.to_dict())
     except PayloadError as e:
         raise SweepError(str(e), e.code, e.details) from None
     except PayloadCallInterrupted:
+        if not cancel_event.is_set():
+            await _release(bridge)
+            raise SweepError("the kernel was interrupted (not by tlens) while the sweep was being prepared.",
+                             "interrupted") from None
         prep = None
     if prep is None or cancel_event.is_set():  # the interrupt may land after prepare finished
         await _release(bridge)
@@ -111,7 +116,7 @@ async def run_sweep(
     except KernelError as e:
         error = f"the sweep stopped: {e}"
     finally:
-        if bridge.state != "dead":
+        if bridge.state != "dead" and (prep.get("held", True) or not grid.complete or error):
             await _release(bridge)
     return grid.result(spec, prep, time.monotonic() - t0, error, notes)
 
@@ -124,7 +129,7 @@ async def _cancellable(bridge: KernelBridge, name: str, cancel_event: asyncio.Ev
         done, _ = await asyncio.wait({call, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if call not in done:
             with contextlib.suppress(KernelError):
-                await bridge.interrupt()
+                await bridge.interrupt_own()  # never a notebook cell queued before ours
         return await call
     finally:
         waiter.cancel()

@@ -261,6 +261,36 @@ async def test_interrupt_from_another_client_gives_partial_result_with_error(ker
     assert 0 < result.cells_done < result.cells_total
 
 
+async def test_cancel_never_interrupts_a_notebook_cell_queued_before_the_sweep(kernel, kernel_factory):
+    notebook = await kernel_factory.attach(kernel.connection_file)
+    await kernel.ensure_payload()  # so that the sweep's first request is `prepare`, queued
+    cell = asyncio.create_task(notebook.execute("import time as _t; _t.sleep(2); cell_finished = True",
+                                                silent=False))
+    await asyncio.sleep(0.3)  # the cell is running; the sweep's request queues behind it
+    cancel = asyncio.Event()
+    sweep = asyncio.create_task(run_sweep(kernel, SweepSpec(**LONG_SPEC), cancel_event=cancel))
+    await asyncio.sleep(0.5)
+    cancel.set()
+    res = await asyncio.wait_for(cell, 30)
+    assert res.ok, f"the notebook cell was interrupted: {res.ename}"
+    with pytest.raises(SweepCancelled):
+        await asyncio.wait_for(sweep, 60)
+    res = await kernel.execute("pass", user_expressions={"x": "cell_finished", "s": "__tlens__._SWEEP is None"})
+    assert res.user_expressions == {"x": "True", "s": "True"}
+
+
+async def test_sweep_survives_a_failing_cell_queued_before_it(kernel, kernel_factory):
+    # ipykernel aborts requests queued behind a cell that raises; the sweep retries.
+    notebook = await kernel_factory.attach(kernel.connection_file)
+    await kernel.ensure_payload()
+    cell = asyncio.create_task(notebook.execute("import time as _t; _t.sleep(1); 1/0", silent=False))
+    await asyncio.sleep(0.3)
+    result = await run_sweep(kernel, SweepSpec(model="model", clean="clean_tokens", corrupted="corrupted_tokens",
+                                               answer="answer", wrong="wrong"))
+    assert (await cell).ename == "ZeroDivisionError"
+    assert not result.partial and result.error is None
+
+
 async def test_kernel_killed_mid_sweep(kernel_factory):
     bridge = await kernel_factory.start(setup=bridge_setup() + LONG)
     await bridge.execute("model_big.run_with_cache(big_clean[:, :4])")

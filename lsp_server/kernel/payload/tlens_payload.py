@@ -1363,11 +1363,14 @@ def _mem_available():
 
 
 def prepare(spec):
+    """Prepare a sweep; the kernel keeps its state only while cells remain (``held``)."""
     global _SWEEP
     _SWEEP = None
     sweep = _Sweep(spec)
     out = sweep.prepare()
-    _SWEEP = sweep
+    out["held"] = bool(sweep.queue or sweep.pending)
+    if out["held"]:  # else every value is in ``precomputed``: keep nothing in the kernel
+        _SWEEP = sweep
     return out
 
 
