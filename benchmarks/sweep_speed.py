@@ -26,7 +26,6 @@ import ast
 import asyncio
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -117,7 +116,7 @@ async def bench_backend(label: str, python: str, model_code: str, args) -> list[
             # First sweep in a fresh kernel pays the one-time check of the batched replay
             # (two cells computed both ways); report it, then the steady state.
             t = time.perf_counter()
-            first = await run_sweep(bridge, spec)
+            await run_sweep(bridge, spec)
             first_s = time.perf_counter() - t
             ours = []
             for _ in range(args.repeats):

@@ -3,7 +3,7 @@
 Public API (all asyncio):
     KernelBridge.attach(connection_file) / KernelBridge.start(interpreter, cwd)
     bridge.execute(code, timeout=None, user_expressions=None) -> ExecResult
-    bridge.probe() -> KernelEnvironment        bridge.interrupt() / restart() / shutdown()
+    bridge.probe() -> KernelEnvironment        bridge.interrupt() / interrupt_own() / restart() / shutdown()
     bridge.state ("none"|"starting"|"idle"|"busy"|"dead"), bridge.on_state callback
     list_connection_files() -> [Path]          newest first
     run_setup(bridge, code) -> SetupResult

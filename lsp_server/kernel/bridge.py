@@ -6,13 +6,16 @@ Usage::
     bridge = await KernelBridge.start("/venv/bin/python", cwd=root)    # a kernel we own
     res = await bridge.execute("x = 1", user_expressions={"x": "x"})   # silent, no history
     env = await bridge.probe()                                         # torch / TL versions
-    await bridge.interrupt(); await bridge.restart()  # restart: own kernels only
-    await bridge.shutdown()   # own kernel: stopped; attached kernel: we only disconnect
+    await bridge.interrupt()      # whatever runs (SIGINT if ours, interrupt_request if attached)
+    await bridge.interrupt_own()  # only our request in flight, never a queued notebook cell
+    await bridge.restart()        # own kernels only
+    await bridge.shutdown()       # own kernel: stopped; attached kernel: we only disconnect
+    await bridge.call_payload("probe")  # the __tlens__ payload (see payload/), installed once
 
 ``state`` is one of "none", "starting", "idle", "busy", "dead"; ``on_state(state)`` is called
 on every change. Busy/idle comes from the kernel's iopub status (any client's requests,
-so a running notebook cell shows as busy). A kernel we started is dead when its process
-exits; an attached kernel is dead when its heartbeat stops answering.
+so a running notebook cell shows as busy). A kernel is dead when its process exits (ours)
+or its heartbeat stops answering.
 
 Everything we execute is ``silent=True, store_history=False``: no execution count, no
 ``In``/``Out``/``_`` history, no output in the user's notebook.
@@ -313,19 +316,22 @@ class KernelBridge:
                 )
 
     async def _watch_alive(self) -> None:
+        """Mark the kernel dead when its process exits (ours) or its heartbeat stops.
+
+        The heartbeat channel needs ~1 s to notice a silent peer, and ipykernel answers it
+        from a C thread even while Python is busy; several misses in a row are required so
+        a loaded machine is not reported as a death.
+        """
         misses = 0
         while not self._closed:
             await asyncio.sleep(0.5)
             if self._restarting or self._state == "dead":
                 continue
-            if self._km is not None:
-                alive = await self._km.is_alive()
-                misses = 0 if alive else 3
-            else:
-                # The heartbeat channel needs ~1 s to notice a silent peer; require a few
-                # misses in a row so a GC pause is not reported as a death.
-                misses = 0 if self._kc.hb_channel.is_beating() else misses + 1
-            if misses >= 3:
+            if self._km is not None and not await self._km.is_alive():
+                self._set_state("dead")
+                continue
+            misses = 0 if self._kc.hb_channel.is_beating() else misses + 1
+            if misses >= (3 if self._km is None else 8):
                 self._set_state("dead")
 
     def _check_usable(self) -> None:

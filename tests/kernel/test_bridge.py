@@ -211,3 +211,25 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+async def test_run_setup_reports_failures_with_line(kernel):
+    from lsp_server.kernel import run_setup
+
+    ok = await run_setup(kernel, "import math\nsetup_value = math.pi\nprint('ready')")
+    assert ok.ok and ok.stdout == "ready\n"
+    bad = await run_setup(kernel, "import math\n\ndef f():\n    return undefined_thing\n\nf()\n")
+    assert not bad.ok and bad.line == 4
+    assert bad.message == "setup code failed at line 4: NameError: name 'undefined_thing' is not defined"
+    assert "undefined_thing" in bad.traceback
+
+
+async def test_run_setup_timeout_interrupts(kernel):
+    from lsp_server.kernel import run_setup
+
+    res = await run_setup(kernel, "import time\ntime.sleep(30)", timeout=1)
+    assert not res.ok and "did not finish within 1 s" in res.message
+    # The interrupt stopped the sleep: the kernel answers promptly again.
+    t0 = time.monotonic()
+    assert (await kernel.execute("pass", user_expressions={"x": "5"})).user_expressions["x"] == "5"
+    assert time.monotonic() - t0 < 5

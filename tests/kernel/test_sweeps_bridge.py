@@ -11,7 +11,6 @@ import pytest_asyncio
 from lsp_server.kernel import SweepCancelled, SweepError, SweepSpec, run_sweep, save_result
 from lsp_server.render import render_heatmap
 
-from .conftest import kernel_json
 from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact, max_abs_diff, reference
 from .tiny_models import bridge_setup
 

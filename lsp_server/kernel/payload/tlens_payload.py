@@ -762,7 +762,6 @@ class _Sweep:
         return logits, acts, recorded
 
     def prepare(self):
-        torch = self.torch
         t0 = time.perf_counter()
         sites = self._site_names()
         site_names = [_site_hook_name(s, l) for s in sites for l in range(self.L)]
