@@ -238,16 +238,27 @@ class KernelBridge:
         bridge._set_state("idle")
         return bridge
 
-    async def _wait_ready(self, timeout: float) -> None:
-        """Send kernel_info until it answers; a kernel that never answers gets a clear error."""
+    async def _wait_ready(self, timeout: float, check_iopub: bool = True) -> None:
+        """Send kernel_info until it answers; a kernel that never answers gets a clear error.
+
+        With ``check_iopub`` it also waits until our iopub subscription receives the status
+        messages of that request: a fresh SUB socket misses messages published before it
+        is connected, and busy/idle, streams and ``interrupt_own`` rely on iopub.
+        """
         deadline = time.monotonic() + timeout
         while True:
             if self._km is not None and not await self._km.is_alive():
                 raise KernelStartError("the kernel process exited during start-up")
             msg_id = self._kc.kernel_info()
+            replied = False
             try:
-                while True:
+                while not replied:
                     msg = await self._kc.get_shell_msg(timeout=1.0)
+                    replied = msg["parent_header"].get("msg_id") == msg_id
+                if not check_iopub:
+                    return
+                while True:
+                    msg = await self._kc.get_iopub_msg(timeout=0.5)
                     if msg["parent_header"].get("msg_id") == msg_id:
                         return
             except Empty:
@@ -476,7 +487,7 @@ class KernelBridge:
         try:
             await self._km.restart_kernel(now=True)
             async with self._exec_lock:
-                await self._wait_ready(timeout)
+                await self._wait_ready(timeout, check_iopub=False)  # the iopub watcher runs
             self._payload_hash = None
         finally:
             self._restarting = False
