@@ -100,6 +100,19 @@ async def test_fully_different_prompts_are_exact(kernel):
     await check_exact(kernel, "mlp_out", clean="big_clean[:, :10]", corrupted="big_corrupted[:, :10]")
 
 
+async def test_fallback_path_is_exact(kernel):
+    # When the batched replay cannot be trusted every chunk runs model(tokens) with hooks.
+    key = "(id(model), type(model).__name__, model.cfg.n_layers, 1, clean_tokens.shape[-1])"
+    await kernel.ensure_payload()
+    assert (await kernel.execute(f"__tlens__._VALIDATED[{key}] = 'forced by the test'")).ok
+    try:
+        for kind in ("resid_pre", "heads_by_pos", "block"):
+            result = await check_exact(kernel, kind, use_answer=True)
+            assert result.path == "fallback" and any("forced by the test" in n for n in result.notes)
+    finally:
+        await kernel.execute(f"__tlens__._VALIDATED.pop({key}, None)")
+
+
 async def test_normalize(kernel):
     spec = SweepSpec(model="model", clean="clean_tokens", corrupted="corrupted_tokens",
                      kind="resid_pre", metric="logit_diff", normalize=True)

@@ -668,6 +668,7 @@ class _Sweep:
         self.pending = []  # (flat indices, values) finished but not yet reported
         self.done = 0
         self.work_done = 0
+        self.work_total = 0
         self.rows_per_chunk = 1
 
     # -- metric ----------------------------------------------------------------------
@@ -791,9 +792,9 @@ class _Sweep:
         self.queue.sort(key=lambda c: (c.entry, _SITE_ORDER[c.site], c.layer, c.pos or 0, c.head or 0))
         self.total = len(cells)
         self.done = len(skipped)
-        self.work_total = sum(c.work for c in self.queue)
-        self.rows_per_chunk = self._rows_per_chunk()
+        self.rows_per_chunk = self._rows_per_chunk()  # the fast-path size, for the check
         self._choose_path()
+        self.rows_per_chunk = self._rows_per_chunk()
         return {
             "kind": self.kind,
             "grid_shape": self._grid_shape(),
@@ -938,8 +939,11 @@ class _Sweep:
         P, nb = self.P, self.nb
         per_row = P * (8 * d_model + 3 * d_mlp + 4 * self.H * P) * elem
         vocab = int(getattr(cfg, "d_vocab_out", None) or getattr(cfg, "d_vocab", 50000))
-        k = len(self.reads) if self.reads is not None else P
-        per_row += min(k, 4) * vocab * elem  # the tail is sub-batched beyond this
+        if self.path == "fast":
+            k = len(self.reads) if self.reads is not None else P
+            per_row += min(k, 4) * vocab * elem  # the tail is sub-batched beyond this
+        else:
+            per_row += P * vocab * elem  # model(tokens) returns logits at every position
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
             budget = int(free * 0.4)
