@@ -205,7 +205,12 @@ def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> Image.Image:
     one_line = f"{kind_title} · {metric}"
     avail = width - 2 * s.pad - badge_w
     titles = [one_line] if _text_w(f_title, one_line) <= avail else [kind_title, _fit(metric, f_title, avail)]
-    head_h = len(titles) * (_text_h(f_title) + 2) + line_h + 10
+    parts = [f"{r.backend} · TL {r.tl_version} · {r.device}"]
+    if r.clean_value is not None and r.corrupted_value is not None:
+        parts.append(f"clean {fmt(r.clean_value)} · corrupted {fmt(r.corrupted_value)}")
+    parts.append("normalised: 0 = corrupted, 1 = clean" if r.normalized else "raw metric")
+    subs = _pack([plain(p, f_small) for p in parts], f_small, width - 2 * s.pad)
+    head_h = len(titles) * (_text_h(f_title) + 2) + len(subs) * line_h + 10
     height = s.pad * 2 + head_h + plot_h + (line_h + 4 if r.partial or r.notes else 0)
     img = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(img)
@@ -220,12 +225,10 @@ def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> Image.Image:
         d.text((x0, y), _fit(t, f_title, avail), font=f_title, fill=(20, 20, 20))
         y += _text_h(f_title) + 2
     y += 2
-    sub = f"{r.backend} · TL {r.tl_version} · {r.device}"
-    if r.clean_value is not None and r.corrupted_value is not None:
-        sub += f" · clean {fmt(r.clean_value)} · corrupted {fmt(r.corrupted_value)}"
-    sub += " · normalised: 0 = corrupted, 1 = clean" if r.normalized else " · raw metric"
-    d.text((x0, y), _fit(plain(sub, f_small), f_small, width - 2 * s.pad), font=f_small, fill=(90, 90, 90))
-    y += line_h + 6
+    for sub in subs:
+        d.text((x0, y), _fit(sub, f_small, width - 2 * s.pad), font=f_small, fill=(90, 90, 90))
+        y += line_h
+    y += 6
 
     # Panels.
     vmax = _vmax(r, panels)
@@ -312,6 +315,18 @@ def _colorbar(img, r: SweepResult, vmax: float, x: int, y: int, h: int, f) -> No
     lx = x + w + 8 + _text_w(f, "-8.88e-8")
     if tile.height <= h + 40:
         img.paste((70, 70, 70), (lx, y + (h - tile.height) // 2), tile)
+
+
+def _pack(parts: list[str], f, width: int) -> list[str]:
+    """Join parts with ' · ' into as few lines as fit ``width``."""
+    lines: list[str] = []
+    for part in parts:
+        joined = f"{lines[-1]} · {part}" if lines else part
+        if lines and _text_w(f, joined) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    return lines
 
 
 def _fit(text: str, f, width: int) -> str:
