@@ -5,9 +5,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Second environment with TransformerLens 2.x (HookedTransformer), used by catalog and kernel tests.
+# Second and third environments: TransformerLens 2.18 (HookedTransformer) and 3.9 (both
+# HookedTransformer and TransformerBridge), used by the catalog-vs-library and kernel tests.
 HT_VENV := .venv-ht
 HT_PY := $(HT_VENV)/bin/python
+HT3_VENV := .venv-ht3
+HT3_PY := $(HT3_VENV)/bin/python
 TORCH := torch==2.13.0
 
 .PHONY: demo test test-fast bench vsix editors clean
@@ -28,11 +31,23 @@ $(HT_VENV)/.installed:
 	$(HT_PY) -m pip install -q 'transformer-lens==2.18.0' 'pyarrow<21' ipykernel
 	touch $@
 
+$(HT3_VENV)/.installed:
+	$(PYTHON) -m venv $(HT3_VENV)
+	$(HT3_PY) -m pip install -q --upgrade pip
+	$(HT3_PY) -m pip install -q $(TORCH)
+	$(HT3_PY) -m pip install -q 'transformer-lens==3.9.0' ipykernel
+	touch $@
+
 demo: $(VENV)/.installed
 	$(PY) scripts/demo.py
 
-test: $(VENV)/.installed $(HT_VENV)/.installed editors
-	TLENS_REQUIRE_EDITORS=1 TLENS_HT_PYTHON=$(abspath $(HT_PY)) $(PY) -m pytest -q
+TEST_ENV := TLENS_REQUIRE_EDITORS=1 TLENS_HT_PYTHON=$(abspath $(HT_PY)) TLENS_HT3_PYTHON=$(abspath $(HT3_PY))
+
+# The editor suite runs in its own pytest process: Playwright's event loop must not share one
+# with the asyncio tests.
+test: $(VENV)/.installed $(HT_VENV)/.installed $(HT3_VENV)/.installed editors
+	$(TEST_ENV) $(PY) -m pytest -q -m "not editor"
+	$(TEST_ENV) $(PY) -m pytest -q -m editor tests/editors
 
 # Without the editor suite and the HookedTransformer environment: quick inner loop.
 test-fast: $(VENV)/.installed
@@ -49,4 +64,4 @@ vsix: editors
 	scripts/build-vsix.sh
 
 clean:
-	rm -rf $(VENV) $(HT_VENV) .editors build dist *.egg-info
+	rm -rf $(VENV) $(HT_VENV) $(HT3_VENV) .editors build dist *.egg-info
