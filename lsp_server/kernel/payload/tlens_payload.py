@@ -1199,7 +1199,7 @@ class _Sweep:
     # -- attribution patching --------------------------------------------------------------
 
     def _attribution(self, sites, site_names, t0):
-        """Linear estimate of every patch from one clean run, one corrupted run and one backward.
+        """Linear estimate of every patch from one clean+corrupted forward and one backward.
 
         value(site) ≈ metric(corrupted) + Σ (clean_act − corrupted_act) · ∂metric/∂act,
         with the gradient taken on the corrupted run; summed over prompts and d_model
@@ -1207,31 +1207,36 @@ class _Sweep:
         """
         torch = self.torch
         self.path = "gradient"
-        # Both passes stop at the final residual and unembed only what the metric reads
-        # (the last position for a logit difference; everything for a callable), provided
-        # the model's own ln_final + unembed reproduce its logits (checked once per model).
+        # Clean and corrupted prompts share ONE forward (a batch of 2 x prompts: on CPU
+        # that costs far less than two forwards of small matmuls). It stops at the final
+        # residual and unembeds only what the metric reads (the last position for a logit
+        # difference; everything for a callable), provided the model's own ln_final +
+        # unembed reproduce its logits (checked once per model). Rows do not interact, so
+        # the clean rows carry no gradient into the corrupted metric.
         self.reads = self.metric.reads if isinstance(self.metric, _LogitDiff) else None
         if isinstance(self.metric, _CallableMetric):
             self.metric.reads = None
         names = list(dict.fromkeys(site_names))
         stop = self._tail_reproduces_logits()
-        with torch.no_grad():
-            clean, logits = self._capture_pass(self.clean_tokens, names, stop, leaf=False)
-            self.clean_value = _to_float(self._metric_at(logits), self.metric.description)
-        del logits
-        silent = [n for n in names if n not in clean]
-        if silent:
-            raise TlensError(
-                "missing-activation",
-                f"{silent[0]} did not fire on this model, so attribution cannot use it.",
-                names=silent,
-            )
+        nb = self.nb
+        tokens = torch.cat([self.clean_tokens, self.corr_tokens])
         with torch.enable_grad():
             # Layer 0's residual becomes a fresh leaf so a gradient exists even when the
             # model's parameters do not require one.
-            captured, logits = self._capture_pass(self.corr_tokens, names, stop, leaf=True)
-            metric = self._metric_at(logits)
+            both, logits = self._capture_pass(tokens, names, stop, leaf=True)
+            silent = [n for n in names if n not in both]
+            if silent:
+                raise TlensError(
+                    "missing-activation",
+                    f"{silent[0]} did not fire on this model, so attribution cannot use it.",
+                    names=silent,
+                )
+            with torch.no_grad():
+                self.clean_value = _to_float(self._metric_at(logits[:nb]), self.metric.description)
+            metric = self._metric_at(logits[nb:])
             del logits
+        clean = {n: a[:nb].detach() for n, a in both.items()}
+        captured = {n: a[nb:] for n, a in both.items()}
         if not isinstance(metric, torch.Tensor) or not metric.requires_grad:
             raise TlensError(
                 "metric-not-differentiable",
@@ -1239,9 +1244,9 @@ class _Sweep:
                 "returned a value without a gradient (avoid .item() / float() inside it).",
             )
         self.corr_value = float(metric.detach().float().item())
-        order = [n for n in names if n in captured]
-        grads = torch.autograd.grad(metric.float(), [captured[n] for n in order], allow_unused=True)
-        grads = dict(zip(order, grads))
+        order = [n for n in names if n in both]
+        grads = torch.autograd.grad(metric.float(), [both[n] for n in order], allow_unused=True)
+        grads = {n: (g[nb:] if g is not None else None) for n, g in zip(order, grads)}
         L, P, H = self.L, self.P, self.H
         values = [[[None] * P for _ in range(L)] for _ in range(3)]
         head_values = [[None] * H for _ in range(L)]
@@ -1260,7 +1265,7 @@ class _Sweep:
                 values[_BLOCK_PANELS.index(site)][layer] = [
                     _finite(self.corr_value + v) for v in row.tolist()
                 ]
-        del captured, grads, clean
+        del captured, grads, clean, both
         self.total = 3 * L * P
         self.done = self.total
         self.work_total = 0
