@@ -7,6 +7,7 @@ the payload travels as source and must work in both.
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 import pytest_asyncio
@@ -101,3 +102,43 @@ async def test_cancel_leaves_kernel_clean(kernel):
     assert after == before
     if result.partial:  # a tiny sweep may finish before the cancel lands
         assert 0 < result.cells_done < result.cells_total and result.error is None
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def tl3_kernel(kernel_factory):
+    path = os.environ.get("TLENS_HT3_PYTHON")
+    if not path:
+        pytest.skip("TLENS_HT3_PYTHON is not set (make builds .venv-ht3 with TransformerLens 3.9)")
+    return await kernel_factory.start(path, setup=ht_setup() + REFERENCE_HELPER + EXTRA)
+
+
+@pytest.mark.parametrize("kind", ["resid_pre", "resid_mid", "heads_by_pos", "block"])
+async def test_tl3_hooked_transformer_is_exact(tl3_kernel, kind):
+    # TL 3.x still ships HookedTransformer (deprecated) beside TransformerBridge.
+    result = await check_exact(tl3_kernel, kind, model="model_gqa", clean="rand_clean", corrupted="rand_corrupted")
+    assert result.path == "fast" and result.tl_version.startswith("3.")
+
+
+async def test_tl3_attribution_and_cleanliness(tl3_kernel):
+    g = {"g": "sorted(globals())", "h": "hook_count(model)"}
+    before = (await tl3_kernel.execute("pass", user_expressions=g)).user_expressions
+    attr, _ = await check_attribution(tl3_kernel, model="model", metric="logit_diff", clean="clean_tokens",
+                                      corrupted="corrupted_tokens", label="TL 3.9")
+    after = (await tl3_kernel.execute("pass", user_expressions=g)).user_expressions
+    assert set(eval(after["g"])) - set(eval(before["g"])) <= {"__tlens__"}
+    assert after["h"] == before["h"]
+
+
+async def test_tl3_transformer_bridge_is_exact(tl3_kernel):
+    from .tiny_models import bridge_setup
+
+    code = bridge_setup().split("from transformer_lens.model_bridge")[0].split("torch.manual_seed(0)\n", 1)[1]
+    res = await tl3_kernel.execute(
+        "torch.manual_seed(0)\n" + code
+        + "from transformer_lens.model_bridge import TransformerBridge\n"
+        + "model_b3 = TransformerBridge.boot_transformers('tiny', hf_model=_hf, tokenizer=tokenizer, device='cpu')\n"
+    )
+    assert res.ok, res.traceback_text()
+    for kind in ("resid_pre", "heads", "mlp_out"):
+        result = await check_exact(tl3_kernel, kind, model="model_b3")
+        assert result.backend == "TransformerBridge" and result.path == "fast"
