@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "heads", "heads_by_pos", "block", "attribution"))
     sweep.add_argument("--python", help="interpreter for a started kernel (default: this one)")
     sweep.add_argument("--out", required=True, help="where to write the heatmap PNG")
+    sweep.add_argument("--raw", action="store_true",
+                       help="raw metric values (default: normalised, 0 = corrupted, 1 = clean)")
     sweep.set_defaults(func=cmd_sweep)
     return parser
 

@@ -147,7 +147,7 @@ class SweepService:
         try:
             outcome = await sweep_experiment(
                 self.kernel, view.analysis, exp, kind, self.workspace_root(uri), self.kernel_interpreter(),
-                progress, cancel, lambda text: self.message(text))
+                progress, cancel, lambda text: self.message(text), normalize=self.ls.settings.sweep_normalize)
         except asyncio.CancelledError:
             cancel.set()
             raise

@@ -49,7 +49,6 @@ class TlensServer(LanguageServer):
         self.tl_version: versions.TLVersion | None = versions.in_this_environment()
         self.workspace_cache = Workspace(self.analysis_context)
         self._pending: dict[str, asyncio.Task] = {}
-        self.extensions: list[Callable[["TlensServer"], None]] = []
         self.sweeps = None  # commands.SweepService, registered below
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
 
@@ -189,8 +188,6 @@ async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
             ls.workspace_cache.invalidate()
             for uri in list(ls.workspace.text_documents):
                 ls.schedule_diagnostics(uri)
-    for hook in ls.extensions:
-        hook(ls)
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)

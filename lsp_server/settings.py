@@ -23,6 +23,9 @@ class Settings:
     inlay_hints: bool = True
     severity: dict[str, str] = field(default_factory=dict)  # diagnostic code -> severity override
     sweep_kind: str = "resid_pre"
+    # Show (m - corrupted) / (clean - corrupted): 0 = corrupted, 1 = clean (identity for metrics
+    # that are already normalised); raw metric values when False or when the baselines are equal.
+    sweep_normalize: bool = True
     connection_file: str | None = None
     # Python for kernels the server starts (default: `interpreter`, else the server's own).
     kernel_interpreter: str | None = None
@@ -73,6 +76,7 @@ def parse_settings(raw: Any) -> tuple[Settings, list[str]]:
         inlay_hints=get("inlayHints.enabled", bool, True),
         severity=severity,
         sweep_kind=kind,
+        sweep_normalize=get("sweep.normalize", bool, True),
         connection_file=get("kernel.connectionFile", str, None) or None,
         kernel_interpreter=get("kernel.interpreter", str, None) or None,
         tl_version=get("transformerLensVersion", str, None) or None,

@@ -59,7 +59,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
             say(f"attached to {args.kernel}")
         say(f"experiment: {exp.description} (model={exp.model}, clean={exp.clean}, corrupted={exp.corrupted})")
         outcome = await sweep_experiment(holder, analysis, exp, args.kind, str(path.resolve().parent),
-                                         args.python, progress, asyncio.Event(), say)
+                                         args.python, progress, asyncio.Event(), say, normalize=not args.raw)
     except SweepCancelled as e:
         say(f"cancelled: {e}")
         return 130

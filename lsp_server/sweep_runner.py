@@ -145,6 +145,7 @@ async def sweep_experiment(
     on_progress: Callable[[SweepProgress], Awaitable[None] | None] | None,
     cancel_event: asyncio.Event,
     log: Log,
+    normalize: bool = True,
 ) -> SweepOutcome:
     """Run ``exp`` as a ``kind`` sweep; raises SweepError / KernelError with a user-facing message."""
     from .render import render_heatmap  # pillow, loaded only when a sweep runs
@@ -164,7 +165,8 @@ async def sweep_experiment(
                 raise SweepError(f"{setup.message}. Fix the setup code, or attach the kernel your notebook uses.", "setup-failed")
             holder.setups_run.add(key)
             setup_ran = True
-    spec = SweepSpec(model=exp.model, clean=exp.clean, corrupted=exp.corrupted, kind=kind, metric=exp.metric)
+    spec = SweepSpec(model=exp.model, clean=exp.clean, corrupted=exp.corrupted, kind=kind, metric=exp.metric,
+                     normalize=normalize)
     result = await run_sweep(holder.bridge, spec, on_progress, cancel_event)
     png = render_heatmap(result, size="large")
     hover_png = render_heatmap(result, size="hover")
