@@ -45,6 +45,8 @@ def locate(path: Path, needle: str) -> tuple[int, int]:
 
 def main() -> None:
     banner("tlens-lsp check examples/   (diagnostics, as the editor shows them)")
+    print("The examples are written for HookedTransformer (TransformerLens 2.x/3.x); this environment has\n"
+          "TransformerLens 4, so their imports are flagged as removed, with a migration quick fix.\n")
     print(run(["check", "examples/"]))
 
     for name, shown, needle in HOVERS:
@@ -58,7 +60,11 @@ def main() -> None:
         line, _ = locate(sweep_example, "# sweep here")
         out_png = ROOT / ".tlens" / "demo-sweep.png"
         banner(f"tlens-lsp sweep examples/tiny_patching.py:{line} --out {out_png.relative_to(ROOT)}")
+        print("A tiny GPT-2 with RANDOM weights (nothing can be downloaded here), built by the example itself:\n"
+              "the heatmap shows the machinery (a fresh kernel, the file's setup code, a batched sweep),\n"
+              "not a circuit. Swap in TransformerBridge.boot_transformers('gpt2') for the real picture.\n")
         print(run(["sweep", f"examples/tiny_patching.py:{line}", "--out", str(out_png)]))
+        print(f"\nOpen {out_png} to see the heatmap.")
     print()
 
 
