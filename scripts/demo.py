@@ -31,8 +31,8 @@ def banner(title: str) -> None:
 
 
 def run(args: list[str]) -> str:
-    out = subprocess.run(CLI + args, cwd=ROOT, capture_output=True, text=True)
-    return (out.stdout + out.stderr).rstrip()
+    out = subprocess.run(CLI + args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return out.stdout.rstrip()
 
 
 def locate(path: Path, needle: str) -> tuple[int, int]:
