@@ -53,9 +53,10 @@ test: $(VENV)/.installed $(HT_VENV)/.installed $(HT3_VENV)/.installed editors
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not editor and not ht"
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(HT_VENV)/.installed
 	$(PY) benchmarks/lsp_latency.py
-	$(PY) benchmarks/sweep_speed.py
+	$(PY) benchmarks/token_checks.py
+	$(PY) benchmarks/sweep_speed.py --ht-python $(abspath $(HT_PY))
 
 editors: $(VENV)/.installed
 	scripts/install-editors.sh
