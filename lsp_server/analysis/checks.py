@@ -104,8 +104,7 @@ class NameChecker:
 
     def _check_filter(self, ref: HookRef, catalog: Catalog | None) -> Finding | None:
         needle = ref.template or ""
-        templates = catalog.templates() if catalog else sorted(union_templates())
-        names = [t.replace("{l}", "0") for t in templates]
+        names = _layer0_names(tuple(catalog.templates()) if catalog else tuple(sorted(union_templates())))
         test = {"suffix": str.endswith, "prefix": str.startswith, "substring": str.__contains__}[ref.match]
         if any(test(n, needle) for n in names) or catalog is None and any(needle in n for n in names):
             return None
@@ -161,6 +160,11 @@ class NameChecker:
         end = src.find(b"\n", stmt.end_byte)
         end = len(src) if end < 0 else end
         return Fix(title, (Edit(end, end, "\n" + indent + code),), True)
+
+
+@functools.lru_cache(maxsize=64)
+def _layer0_names(templates: tuple[str, ...]) -> list[str]:
+    return [t.replace("{l}", "0") for t in templates]
 
 
 def _shown(ref: HookRef) -> str:

@@ -79,19 +79,16 @@ class Scopes:
         for stmt in block.named_children:
             kind = stmt.type
             if kind == "expression_statement":
-                for expr in stmt.named_children:
-                    while expr.type == "assignment":
-                        right = expr.child_by_field_name("right")
-                        left = expr.child_by_field_name("left")
-                        if left is not None and right is not None:
-                            # `a = b = value`: both names get the innermost value
-                            value = right
-                            while value.type == "assignment" and value.child_by_field_name("right") is not None:
-                                value = value.child_by_field_name("right")
-                            self._bind_target(left, "assign", value, stmt.end_byte, scope)
-                        expr = right if right is not None else expr
-                        if right is None:
-                            break
+                # `a = b = value`: every target gets the innermost value.
+                expr, targets = stmt.named_child(0), []
+                while expr is not None and expr.type == "assignment":
+                    left, right = expr.child_by_field_name("left"), expr.child_by_field_name("right")
+                    if left is None or right is None:
+                        break
+                    targets.append(left)
+                    expr = right
+                for left in targets:
+                    self._bind_target(left, "assign", expr, stmt.end_byte, scope)
             elif kind == "function_definition":
                 self._function(stmt, scope)
             elif kind in ("import_statement", "import_from_statement"):

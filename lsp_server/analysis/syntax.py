@@ -145,7 +145,8 @@ def _single_edit(old: bytes, new: bytes) -> dict:
 
 
 def text(node: Node | None) -> str:
-    return node.text.decode("utf-8", "replace") if node is not None and node.text is not None else ""
+    raw = node.text if node is not None else None
+    return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
 def string_value(node: Node) -> str | None:
