@@ -10,6 +10,10 @@ panels plus a layer × head panel. Cells without a value are grey.
 ``size="hover"`` keeps the base64 data URI under ``HOVER_URI_LIMIT`` characters (shrinking
 cells if needed, down to 48 layers × 64 positions and beyond); ``size="large"`` draws big
 cells and fonts for a webview or a saved file.
+
+``render_heatmap_with_layout(result, size)`` also returns where each panel's cells lie in the
+PNG (``PanelGeometry``), so a viewer can show the value under the mouse without re-deriving
+the layout.
 """
 
 from __future__ import annotations
@@ -59,6 +63,32 @@ _STYLES = {
 }
 
 
+@dataclass(frozen=True)
+class PanelGeometry:
+    """One panel's cell grid in the PNG: pixel box of the cells only, uniform rows and columns.
+
+    ``values[i][j]`` is drawn in the box ``[x + j*width/cols, x + (j+1)*width/cols)`` ×
+    ``[y + i*height/rows, ...)``; ``None`` is a grey (not computed or NaN) cell.
+    """
+
+    label: str | None
+    x: int
+    y: int
+    width: int
+    height: int
+    values: list[list[float | None]]
+    row_labels: list[str]
+    col_labels: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The camelCase object of ``tlens/sweepResult``'s ``panels`` list."""
+        out: dict[str, Any] = {"x": self.x, "y": self.y, "width": self.width, "height": self.height,
+                               "values": self.values, "rowLabels": self.row_labels, "colLabels": self.col_labels}
+        if self.label:
+            out["label"] = self.label
+        return out
+
+
 @dataclass
 class _Panel:
     title: str | None
@@ -83,12 +113,29 @@ def render_heatmap(result: SweepResult | dict[str, Any], size: str = "hover") ->
         result: a ``SweepResult`` or its ``to_dict()``.
         size: "hover" (compact; data URI <= 100,000 chars) or "large" (sharp, big).
     """
+    return render_heatmap_with_layout(result, size)[0]
+
+
+def render_heatmap_with_layout(
+    result: SweepResult | dict[str, Any], size: str = "large"
+) -> tuple[bytes, list[PanelGeometry]]:
+    """PNG bytes of the sweep's heatmap and the pixel geometry of each panel in that PNG.
+
+    Args:
+        result: a ``SweepResult`` or its ``to_dict()``.
+        size: "hover" (compact; data URI <= 100,000 chars) or "large" (sharp, big).
+
+    Returns:
+        ``(png, panels)``; ``panels`` describe the image actually encoded (for "hover", the
+        attempt that fit the budget, e.g. the strongest-head panel for ``heads_by_pos``).
+    """
     if size not in _STYLES:
         raise ValueError(f"size must be 'hover' or 'large', not {size!r}")
     r = result if isinstance(result, SweepResult) else SweepResult.from_dict(result)
     panels = _panels(r)
     if size == "large":
-        return _encode(_draw(r, panels, _STYLES["large"]), palette=False)
+        img, layout = _draw(r, panels, _STYLES["large"])
+        return _encode(img, palette=False), layout
     style = _STYLES["hover"]
     attempts = [(panels, k) for k in (1.0, 0.8, 0.64)]
     if r.kind == "heads_by_pos":
@@ -96,10 +143,11 @@ def render_heatmap(result: SweepResult | dict[str, Any], size: str = "hover") ->
         attempts.append(([_strongest_head(r, panels)], 1.0))
     attempts += [(attempts[-1][0], k) for k in (0.8, 0.64, 0.5, 0.4, 0.3)]
     for ps, k in attempts:
-        png = _encode(_draw(r, ps, _scaled(style, k)), palette=True)
+        img, layout = _draw(r, ps, _scaled(style, k))
+        png = _encode(img, palette=True)
         if len(data_uri(png)) <= HOVER_URI_LIMIT:
-            return png
-    return png
+            break
+    return png, layout
 
 
 def data_uri(png: bytes) -> str:
@@ -168,7 +216,7 @@ def _vmax(r: SweepResult, panels: list[_Panel]) -> float:
 # ------------------------------------------------------------------------------ drawing
 
 
-def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> Image.Image:
+def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> tuple[Image.Image, list[PanelGeometry]]:
     f_small, f_title, f_bold = font(s.font), font(s.title, bold=True), font(s.font, bold=True)
     line_h = _text_h(f_small)
     n = len(panels)
@@ -233,6 +281,7 @@ def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> Image.Image:
     # Panels.
     vmax = _vmax(r, panels)
     top = y
+    layout: list[PanelGeometry] = []
     for i, p in enumerate(panels):
         gr, gc = divmod(i, grid_cols)
         px = x0 + row_lbl_w + sum(panel_w[:gc]) + gc * s.gap
@@ -241,6 +290,7 @@ def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> Image.Image:
             d.text((px, py), plain(p.title, f_bold), font=f_bold, fill=(40, 40, 40))
         py += title_band
         _cells(img, p, px, py, cw, ch, vmax)
+        layout.append(_geometry(p, px, py, cw, ch))
         d.rectangle([px - 1, py - 1, px + p.n_cols * cw, py + p.n_rows * ch], outline=(150, 150, 150))
         if gc == 0:
             for li in range(0, p.n_rows, row_step):
@@ -265,7 +315,20 @@ def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> Image.Image:
                font=f_small, fill=(200, 30, 30) if r.partial else (90, 90, 90))
     if r.partial:
         d.rectangle([0, 0, width - 1, height - 1], outline=(200, 30, 30), width=3)
-    return img
+    return img, layout
+
+
+def _geometry(p: _Panel, x: int, y: int, cw: int, ch: int) -> PanelGeometry:
+    """Pixel box and readout labels of a panel painted at (x, y) with cw × ch cells."""
+    cols = [
+        (f"pos {i} {p.col_labels[i]!r}" if p.tokens else str(p.col_labels[i])) if i < len(p.col_labels)
+        else (f"pos {i}" if p.tokens else str(i))
+        for i in range(p.n_cols)
+    ]
+    rows = [p.row_labels[i] if i < len(p.row_labels) else str(i) for i in range(p.n_rows)]
+    # NaN is not JSON; it is drawn grey like a missing cell, so it is reported as one.
+    values = [[None if v is None or v != v else v for v in row] for row in p.rows]
+    return PanelGeometry(p.title, x, y, p.n_cols * cw, p.n_rows * ch, values, rows, cols)
 
 
 def _cells(img: Image.Image, p: _Panel, x: int, y: int, cw: int, ch: int, vmax: float) -> None:
