@@ -184,6 +184,7 @@ class SweepService:
             "pngPath": str(outcome.png_path), "jsonPath": str(outcome.json_path),
             "partial": r.partial, "metric": r.value_label, "summary": outcome.summary,
             "cellsDone": r.cells_done, "cellsTotal": r.cells_total, "elapsed": r.elapsed_s,
+            "panels": [panel.to_dict() for panel in outcome.panels],  # cell boxes in `png`, for the readout
         }
 
     async def _begin_progress(self, title: str, cancel: asyncio.Event) -> str | None:

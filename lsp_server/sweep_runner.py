@@ -18,13 +18,16 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .analysis.document import Analysis
 from .analysis.experiments import Experiment, setup_code
 from .kernel import KernelBridge, list_connection_files, run_setup, run_sweep, save_result
 from .kernel.errors import KernelError, SweepError
 from .kernel.spec import SweepProgress, SweepResult, SweepSpec
+
+if TYPE_CHECKING:
+    from .render import PanelGeometry
 
 Log = Callable[[str], None]
 StateCallback = Callable[[str], None]
@@ -39,6 +42,7 @@ class SweepOutcome:
     json_path: Path
     summary: str  # "L9 pos 14 = 0.82"
     setup_ran: bool
+    panels: list["PanelGeometry"] = field(default_factory=list)  # cell grids of `png`, for the panel's readout
 
 
 @dataclass
@@ -148,7 +152,7 @@ async def sweep_experiment(
     normalize: bool = True,
 ) -> SweepOutcome:
     """Run ``exp`` as a ``kind`` sweep; raises SweepError / KernelError with a user-facing message."""
-    from .render import render_heatmap  # pillow, loaded only when a sweep runs
+    from .render import render_heatmap, render_heatmap_with_layout  # pillow, loaded only when a sweep runs
 
     started = await holder.ensure(interpreter, workspace_root, log)
     assert holder.bridge is not None
@@ -168,10 +172,10 @@ async def sweep_experiment(
     spec = SweepSpec(model=exp.model, clean=exp.clean, corrupted=exp.corrupted, kind=kind, metric=exp.metric,
                      normalize=normalize)
     result = await run_sweep(holder.bridge, spec, on_progress, cancel_event)
-    png = render_heatmap(result, size="large")
+    png, panels = render_heatmap_with_layout(result, size="large")
     hover_png = render_heatmap(result, size="hover")
     png_path, json_path = save_result(result, png, workspace_root)
-    return SweepOutcome(result, png, hover_png, png_path, json_path, strongest_cell(result), setup_ran)
+    return SweepOutcome(result, png, hover_png, png_path, json_path, strongest_cell(result), setup_ran, panels)
 
 
 def default_workspace_root(path: str) -> str:
