@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .document import Analysis
-from .syntax import Node, call_args, call_name, text
+from .syntax import Node, call_args, call_name, descendants, statement_of, text
 
 _PATCHING_KINDS = {
     "get_act_patch_resid_pre": "resid_pre",
@@ -99,7 +99,7 @@ def _library_call(analysis: Analysis, call: Node, method: str) -> Experiment | N
     clean = _clean_input(analysis, args["clean_cache"])
     if clean is None:
         return None
-    stmt = _statement(call)
+    stmt = statement_of(call)
     kind = _PATCHING_KINDS.get(method, "resid_pre")
     metric = text(args["patching_metric"])
     return Experiment(stmt.start_byte, stmt.end_byte, text(args["model"]), clean, text(args["corrupted_tokens"]),
@@ -146,12 +146,12 @@ def _cache_used_by_hooks(analysis: Analysis, hooks: Node) -> Node | None:
     """The clean cache a patching hook reads: a ``partial(fn, clean_cache=...)`` argument, or a
     cache subscripted inside the hook function."""
     values = [hooks]
-    for ident in _descendants(hooks, "identifier"):  # `hook_fn = partial(...)` assigned before the call
+    for ident in descendants(hooks, "identifier"):  # `hook_fn = partial(...)` assigned before the call
         d = analysis.scopes.lookup(text(ident), ident.start_byte)
         if d is not None and d.kind == "assign":
             values.append(d.node)
     for value_node in values:
-        for call in _descendants(value_node, "call"):
+        for call in descendants(value_node, "call"):
             _, fname, _ = call_name(call)
             if fname == "partial":
                 _, keywords = call_args(call)
@@ -159,11 +159,11 @@ def _cache_used_by_hooks(analysis: Analysis, hooks: Node) -> Node | None:
                     if "cache" in key and value.type == "identifier":
                         return value
     registrations = analysis.registrations
-    for node in _descendants(hooks, "identifier"):
+    for node in descendants(hooks, "identifier"):
         fn = registrations.hook_function(node) if registrations is not None else None
         if fn is None:
             continue
-        for sub in _descendants(fn, "subscript"):
+        for sub in descendants(fn, "subscript"):
             value = sub.child_by_field_name("value")
             if value is not None and value.type == "identifier":
                 d = analysis.scopes.lookup(text(value), value.start_byte)
@@ -174,13 +174,13 @@ def _cache_used_by_hooks(analysis: Analysis, hooks: Node) -> Node | None:
 
 def _metric_applied(analysis: Analysis, call: Node, loop: Node) -> str | None:
     """The function applied to the patched logits inside the loop."""
-    stmt = _statement(call)
+    stmt = statement_of(call)
     target = None
     assign = call.parent
     if assign is not None and assign.type == "assignment":
         left = assign.child_by_field_name("left")
         target = text(left) if left is not None and left.type == "identifier" else None
-    for c in _descendants(loop, "call"):
+    for c in descendants(loop, "call"):
         if c == call:
             continue
         positional, _ = call_args(c)
@@ -221,19 +221,3 @@ def _outermost_loop(node: Node) -> Node | None:
             loop = parent
         parent = parent.parent
     return loop
-
-
-def _statement(node: Node) -> Node:
-    while node.parent is not None and node.parent.type not in ("module", "block"):
-        node = node.parent
-    return node
-
-
-def _descendants(node: Node, kind: str) -> list[Node]:
-    out, stack = [], [node]
-    while stack:
-        n = stack.pop()
-        if n.type == kind:
-            out.append(n)
-        stack.extend(reversed(n.named_children))
-    return out

@@ -16,7 +16,7 @@ from ..knowledge.act_names import CacheKeyError, cache_key_name, get_act_name
 from ..knowledge.hookpoints import split_layer
 from .models import CacheInfo, ModelInfo, Models
 from .scopes import Scopes
-from .syntax import Node, call_args, call_name, string_content_range, text
+from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .values import Evaluator, Hole, Pattern, Seq, Value
 
 HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
@@ -245,7 +245,7 @@ class HookRefCollector:
         body = fn.child_by_field_name("body")
         if body is None:
             return
-        for node in _descendants(body, ("comparison_operator", "call")):
+        for node in descendants(body, "comparison_operator", "call"):
             if node.type == "call":
                 obj, method, obj_node = call_name(node)
                 if obj == param and method in ("endswith", "startswith"):
@@ -404,13 +404,3 @@ def _how(node: Node, value: Value) -> str | None:
         return None
     shown = value if isinstance(value, str) else "".join(p if isinstance(p, str) else "{" + p.expr + "}" for p in value.parts) if isinstance(value, Pattern) else None
     return f"{text(node)} = '{shown}'" if shown else None
-
-
-def _descendants(node: Node, types: tuple[str, ...]) -> list[Node]:
-    out, stack = [], [node]
-    while stack:
-        n = stack.pop()
-        if n.type in types:
-            out.append(n)
-        stack.extend(n.named_children)
-    return out

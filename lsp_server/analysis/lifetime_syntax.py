@@ -6,7 +6,7 @@ Everything here works on tree-sitter nodes of one parse and byte offsets into it
 from __future__ import annotations
 
 from .findings import Edit
-from .syntax import Node, text
+from .syntax import Node, statement_of, text
 
 LOOPS = ("for_statement", "while_statement")
 SCOPE_BOUNDARIES = ("function_definition", "lambda", "module")
@@ -105,13 +105,6 @@ def in_lambda(node: Node) -> bool:
     return False
 
 
-def statement_in_scope(node: Node) -> Node:
-    n = node
-    while n.parent is not None and n.parent.type not in ("block", "module"):
-        n = n.parent
-    return n
-
-
 def use_statement(anchor: Node, fwd: Node) -> Node:
     """The outermost statement around ``fwd`` (in its scope) that does not contain ``anchor``."""
     best = None
@@ -122,7 +115,7 @@ def use_statement(anchor: Node, fwd: Node) -> Node:
                 break
             best = n
         n = n.parent
-    return best or statement_in_scope(fwd)
+    return best or statement_of(fwd)
 
 
 def reaches(a: Node, b: Node) -> bool:

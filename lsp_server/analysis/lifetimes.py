@@ -26,10 +26,10 @@ from .hook_signatures import HookSite, check_hook_signatures
 from .lifetime_syntax import (
     LOOPS, SCOPE_BOUNDARIES, assigned_names, delete_argument, dotted, gives_hooks, hookpoint_of, in_lambda,
     insert_after, insert_at_block_end, insert_before, line_end, literal, permanent, reaches, runs_once, short,
-    statement_in_scope, use_statement,
+    use_statement,
 )
 from .scopes import MODULE, Scopes
-from .syntax import Node, call_args, call_name, text
+from .syntax import Node, call_args, call_name, statement_of, text
 
 RELEVANT_METHODS = frozenset({"add_hook", "add_perma_hook", "reset_hooks", "remove_all_hook_fns", "run_with_cache",
                               "run_with_hooks", "hooks", "forward", "generate", "backward"})
@@ -698,14 +698,14 @@ class _Lifetimes:
                 for inner, k, recv in eff.leaks:
                     p = Pending(inner.ev, k, ev.node, recv, via=ev.node)
                     if inner.first is not None:
-                        p.use, p.first = statement_in_scope(ev.node), ev
+                        p.use, p.first = statement_of(ev.node), ev
                     pending.append(p)
             elif ev.kind == "add":
                 if not self._accumulates(ev, events, scope):
                     pending.append(Pending(ev, ev.key, ev.node, ev.recv))
             elif ev.kind == "temp":
                 if not self._temp_in_loop(ev, events, scope):
-                    p = Pending(ev, ev.key, ev.node, ev.recv, use=statement_in_scope(ev.node), first=ev)
+                    p = Pending(ev, ev.key, ev.node, ev.recv, use=statement_of(ev.node), first=ev)
                     pending.append(p)
         for p in pending:
             self._finish(p, scope, None, summary)
@@ -891,7 +891,7 @@ class _Lifetimes:
         """``line 31`` in a file; in a notebook (cells joined into one text) the statement itself."""
         if not self._notebook:
             return f"line {self._line(node)}"
-        stmt = node if node.parent is not None and node.parent.type in ("block", "module") else statement_in_scope(node)
+        stmt = node if node.parent is not None and node.parent.type in ("block", "module") else statement_of(node)
         first = self.src[stmt.start_byte:stmt.end_byte].split(b"\n", 1)[0].decode("utf-8", "replace")
         return f"`{short(first, 60)}`"
 

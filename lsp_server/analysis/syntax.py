@@ -234,3 +234,14 @@ def statement_of(node: Node) -> Node:
     while current.parent is not None and current.parent.type not in ("module", "block"):
         current = current.parent
     return current
+
+
+def descendants(node: Node, *types: str) -> list[Node]:
+    """Named descendants of ``node`` (itself included) whose type is one of ``types``, in source order."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if n.type in types:
+            out.append(n)
+        stack.extend(reversed(n.named_children))
+    return out
