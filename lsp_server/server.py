@@ -50,14 +50,16 @@ class TlensServer(LanguageServer):
         self.workspace_cache = Workspace(self.analysis_context)
         self._pending: dict[str, asyncio.Task] = {}
         self.sweeps = None  # commands.SweepService, registered below
+        self.live = None  # live.LiveService (what the kernel holds), registered below
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
 
     def analysis_context(self) -> AnalysisContext:
-        return AnalysisContext(
+        context = AnalysisContext(
             tl_major=self.tl_version.major if self.tl_version else None,
             resolve_model=resolve_model_name,
             tokenizer_for=self.tokenizers,
         )
+        return self.live.extend(context) if self.live is not None else context
 
     # -- views
 
@@ -323,6 +325,7 @@ def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.C
     return code_actions.code_actions(ls, view, params)
 
 
-from . import commands  # noqa: E402  (registers on `server`; imports guarded from this module)
+from . import commands, live  # noqa: E402  (register on `server`; import guarded from this module)
 
 commands.register(server)
+live.register(server)

@@ -16,6 +16,7 @@ from .checks import NameChecker, check_removed_api
 from .findings import Finding, apply_suppressions
 from .hookrefs import HookRef, HookRefCollector
 from .lifetimes import check_hook_lifetimes
+from .live_facts import LiveFacts, check_live
 from .tokens import check_tokens
 from .models import ModelInfo, Models, NameResolver
 from .scopes import Scopes
@@ -72,6 +73,8 @@ class AnalysisContext:
     resolve_model: NameResolver = lambda name: None
     # Spec -> tokenizer (``knowledge.tokenizers.tokenizer_for``); None: no token diagnostics.
     tokenizer_for: Callable[[ModelSpec], Any] | None = None
+    # What an attached Jupyter kernel holds (lsp_server.live); None: static knowledge only.
+    live: LiveFacts | None = None
 
 
 @dataclass
@@ -124,7 +127,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     scopes = Scopes(parsed, late_module_lookups=notebook)
     evaluator = Evaluator(scopes)
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
-    models = Models(scopes, evaluator, context.resolve_model, flag_calls)
+    models = Models(scopes, evaluator, context.resolve_model, flag_calls, context.live.specs if context.live else None)
     # Plain-name calls that matter: models, functions of this file, patching and hook-name helpers.
     callees = {n.encode() for n in scopes.function_defs} | {m.var.encode() for m in models.all_models} | {
         r.text for c in method_calls if (r := c.child_by_field_name("function").child_by_field_name("object")).type == "identifier"
@@ -142,7 +145,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     findings += check_removed_api(scopes.imports, parsed.source, context.tl_major)
     analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
                         method_calls, ident_calls, collector)
-    for check in (check_hook_lifetimes, check_tokens, *(extra_checks or ())):
+    for check in (check_hook_lifetimes, check_tokens, check_live, *(extra_checks or ())):
         findings += check(analysis)
     findings.sort(key=lambda f: (f.start, f.end, f.code))
     analysis.findings = apply_suppressions(findings, source)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
 from .scopes import Definition, Scopes
@@ -75,10 +75,12 @@ class CacheInfo:
 class Models:
     """Model and cache bindings of one document."""
 
-    def __init__(self, scopes: Scopes, evaluator: Evaluator, resolve: NameResolver, flag_calls: list[Node]):
+    def __init__(self, scopes: Scopes, evaluator: Evaluator, resolve: NameResolver, flag_calls: list[Node],
+                 live_specs: Mapping[str, ModelSpec] | None = None):
         self.scopes = scopes
         self.evaluator = evaluator
         self.resolve = resolve
+        self.live_specs = live_specs or {}  # module-level variable -> spec of the model a kernel holds
         self._models: dict[int, ModelInfo | None] = {}  # keyed by definition node id
         self._caches: dict[int, CacheInfo | None] = {}
         self.all_models: list[ModelInfo] = []
@@ -90,7 +92,8 @@ class Models:
     def _collect_models(self) -> None:
         for d in self.scopes.all_definitions():
             if d.kind == "param" or (d.kind == "assign" and d.target.type == "identifier" and d.node.type == "call"
-                                     and _CONSTRUCTOR_HINT.search(d.node.text or b"")):
+                                     and _CONSTRUCTOR_HINT.search(d.node.text or b"")) or (
+                    d.kind == "assign" and d.name in self.live_specs):
                 info = self.model_of_definition(d)
                 if info is not None and info.kind != "alias":
                     self.all_models.append(info)
@@ -114,8 +117,26 @@ class Models:
             return self._models[key]
         self._models[key] = None  # guards against cycles
         info = self._model_from(d, depth)
+        if d.name in self.live_specs:
+            info = self._live(d, info)
         self._models[key] = info
         return info
+
+    def _live(self, d: Definition, info: ModelInfo | None) -> ModelInfo | None:
+        """A module-level model variable the kernel holds: the kernel's spec replaces the static one,
+        unless the static dims contradict it (the kernel's model came from another definition)."""
+        if d.kind != "assign" or not any(x is d for x in self.scopes.definitions(d.name)):
+            return info
+        live = self.live_specs[d.name]
+        if info is None:  # built by code the analysis does not recognise (`model = load()`)
+            return ModelInfo(d.name, d.offset, d.node, "live", live)
+        static = info.spec
+        if (info.backend_known and static.backend != live.backend) or any(
+                getattr(static, k) is not None and getattr(static, k) != getattr(live, k)
+                for k in ("n_layers", "d_model", "n_heads")):
+            return info
+        merged = dataclasses.replace(live, name=static.name or live.name, tokenizer=live.tokenizer or static.tokenizer)
+        return dataclasses.replace(info, spec=merged, backend_known=True)
 
     def _model_from(self, d: Definition, depth: int) -> ModelInfo | None:
         if d.kind == "param":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..analysis.document import Analysis
 from ..analysis.hookrefs import HookRef
+from ..analysis.live_facts import live_cache_note
 from ..analysis.models import ModelInfo
 from ..analysis.syntax import Node, text
 from ..knowledge.hookpoints import Catalog, HookPoint, catalog_for, concrete_shape, format_shape, union_templates
@@ -83,6 +84,7 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
     head = f"`{name}` · `{symbolic}`"
     if concrete != symbolic:
         head += f" = `{concrete}`"
+    head += live_cache_note(analysis, ref, concrete_shape(shape, spec))  # "" without a live kernel
     layer_shown = str(ref.layer) if ref.layer is not None else f"`{ref.layer_expr or 'l'}`"
     lines = [head, point.meaning.replace("{l}", layer_shown) + "."]
     if ref.layer is None and ref.layer_expr and spec.n_layers:

@@ -1416,9 +1416,6 @@ _API = {"probe": probe, "prepare": prepare, "run": run, "collect": collect, "rel
 # imported them already); no name is bound in the user's namespace; every loop is capped by a
 # count, the answer by a byte size, and the whole call by a time budget.
 
-import re as _re
-
-_LIVE_LAYER = _re.compile(r"^blocks\.\d+\.")
 _LIVE_CFG_FIELDS = (
     "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx", "n_key_value_heads",
     "rotary_dim", "num_experts", "experts_per_token", "act_fn", "positional_embedding_type",
@@ -1428,6 +1425,14 @@ _LIVE_CFG_FIELDS = (
     "use_qk_norm", "default_prepend_bos", "model_name", "architecture", "original_architecture",
 )
 _LIVE_TL_VERSION = []  # memo: reading package metadata costs a few ms
+
+
+def _live_template(name):
+    """``blocks.5.attn.hook_z`` -> ``blocks.{l}.attn.hook_z``."""
+    parts = name.split(".", 2)
+    if len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit():
+        return "blocks.{l}." + parts[2]
+    return name
 
 
 def _live_classes(obj):
@@ -1528,7 +1533,7 @@ def _live_model(var, model, max_hooks, deadline):
         names_of = {}  # id(hook point) -> (hook point, every name it is registered under)
         for name, hp in hook_dict.items():
             names_of.setdefault(id(hp), (hp, []))[1].append(name)
-        info["hook_templates"] = sorted({_LIVE_LAYER.sub("blocks.{l}.", n) for n in hook_dict})
+        info["hook_templates"] = sorted({_live_template(n) for n in hook_dict})
         for hp, names in names_of.values():
             for direction in ("fwd", "bwd"):
                 for handle in getattr(hp, direction + "_hooks", None) or ():
