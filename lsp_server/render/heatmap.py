@@ -59,7 +59,8 @@ class _Style:
 
 _STYLES = {
     "hover": _Style(font=11, title=13, max_w=720, max_h=520, cw=(2, 30), ch=(2, 22), gap=10, pad=8),
-    "large": _Style(font=20, title=26, max_w=2300, max_h=1600, cw=(6, 72), ch=(6, 48), gap=26, pad=18),
+    # Cells at most 56 px wide: the panel scales the PNG to its width, so text must stay big relative to cells.
+    "large": _Style(font=22, title=28, max_w=2300, max_h=1600, cw=(6, 56), ch=(6, 48), gap=26, pad=18),
 }
 
 
