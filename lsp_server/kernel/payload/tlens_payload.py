@@ -1651,20 +1651,33 @@ def live_state(max_models=16, max_caches=16, max_keys=4096, max_hooks=64, max_by
 
 
 def _live_fit(out, max_bytes):
-    """Halve the largest key lists until the answer fits ``max_bytes`` (marking them incomplete)."""
-    size = len(json.dumps(out))
-    while size > max_bytes:
-        big = max(out["caches"], key=lambda c: len(c["keys"]), default=None)
-        if big is None or len(big["keys"]) <= 1:
-            out["models"] = out["models"][: max(len(out["models"]) // 2, 0)]
-            out["truncated"].append("models left out to fit the size cap")
-            if not out["models"]:
-                break
-        else:
+    """Shrink the answer to ``max_bytes``: halve the longest key list (down to 8 keys), then leave
+    out caches, then hook-name lists, then models; one note per thing cut."""
+    cut = {}
+
+    def size():
+        return len(json.dumps(out)) + sum(len(note) + 4 for note in cut.values())
+
+    while size() > max_bytes:
+        caches, models = out["caches"], out["models"]
+        big = max(caches, key=lambda c: len(c["keys"]), default=None)
+        if big is not None and len(big["keys"]) > 8:
             keep = list(big["keys"].items())[: len(big["keys"]) // 2]
             big["keys"], big["complete"] = dict(keep), False
-            out["truncated"].append(f"{big['var']}: cut to {len(keep)} of {big['n_keys']} keys (size cap)")
-        size = len(json.dumps(out))
+            cut[big["var"]] = f"{big['var']}: {len(keep)} of {big['n_keys']} keys (size cap)"
+        elif caches:
+            gone = caches.pop()
+            cut[gone["var"]] = f"{gone['var']}: left out (size cap)"
+        elif any(m["hook_templates"] for m in models):
+            for m in models:
+                m["hook_templates"] = None
+            cut[" hook names"] = "hook names left out (size cap)"
+        elif models:
+            gone = models.pop()
+            cut[gone["var"]] = f"{gone['var']}: left out (size cap)"
+        else:
+            break
+    out["truncated"].extend(cut.values())
 
 
 def _live_model_named(var):
