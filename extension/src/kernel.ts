@@ -4,6 +4,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import type { Jupyter } from '@vscode/jupyter-extension';
+import { logInfo } from './log';
+import {
+    findNotebookConnectionFile,
+    JUPYTER_EXTENSION_ID,
+    lookupMessage,
+    MANUAL_CODE,
+    NotebookKernelLookup,
+} from './notebookKernel';
 import { ClientCommand, KernelStatus, ServerCommand } from './protocol';
 import type { ServerManager, ServerState } from './server';
 import { readSettings } from './settings';
@@ -146,18 +155,48 @@ function ago(ms: number): string {
     return `${Math.round(s / 86400)} days ago`;
 }
 
-type Pick = vscode.QuickPickItem & { action: 'file' | 'browse' | 'start'; file?: string };
+type Pick = vscode.QuickPickItem & { action: 'notebook' | 'file' | 'browse' | 'start'; file?: string };
 
-/** Quick pick over connection files (newest first), "Browse…" and "Start a new kernel". */
-export async function pickConnectionFile(fromServer: string[] = []): Promise<Pick | undefined> {
+/** The notebook in the active editor (a Jupyter notebook), if any. */
+export function activeJupyterNotebook(): vscode.NotebookDocument | undefined {
+    const notebook = vscode.window.activeNotebookEditor?.notebook;
+    return notebook?.notebookType === 'jupyter-notebook' ? notebook : undefined;
+}
+
+function notebookName(notebook: vscode.NotebookDocument): string {
+    return path.basename(notebook.uri.path);
+}
+
+function hasJupyterExtension(): boolean {
+    return vscode.extensions.getExtension(JUPYTER_EXTENSION_ID) !== undefined;
+}
+
+/**
+ * Quick pick over connection files (newest first), "Browse…" and "Start a new kernel"; with a notebook
+ * in the active editor, "This notebook's kernel" comes first.
+ */
+export async function pickConnectionFile(
+    fromServer: string[] = [],
+    notebook: vscode.NotebookDocument | undefined = activeJupyterNotebook(),
+): Promise<Pick | undefined> {
     const files = listConnectionFiles(connectionFileDirs(), fromServer);
-    const items: Pick[] = files.map((f) => ({
-        label: path.basename(f.file),
-        description: ago(f.mtimeMs),
-        detail: f.file,
-        action: 'file',
-        file: f.file,
-    }));
+    const items: Pick[] = [];
+    if (notebook) {
+        const viaJupyter = hasJupyterExtension();
+        items.push({
+            label: "$(notebook) This notebook's kernel",
+            description: viaJupyter
+                ? notebookName(notebook)
+                : `${notebookName(notebook)} · by hand: the Jupyter extension is not installed`,
+            detail: viaJupyter
+                ? 'Asks the Jupyter extension for the connection file of the kernel this notebook runs on'
+                : `Run ${MANUAL_CODE} in a cell, then paste the path it prints`,
+            action: 'notebook',
+        });
+    }
+    for (const f of files) {
+        items.push({ label: path.basename(f.file), description: ago(f.mtimeMs), detail: f.file, action: 'file', file: f.file });
+    }
     items.push(
         { label: '$(folder-opened) Browse…', description: 'choose a connection file', action: 'browse' },
         { label: '$(add) Start a new kernel', description: 'with tlens.kernel.interpreter', action: 'start' },
@@ -176,10 +215,15 @@ export class KernelCommands {
     constructor(private readonly server: ServerManager) {}
 
     async attach(): Promise<void> {
-        const pick = await pickConnectionFile(await this.serverConnectionFiles());
+        const notebook = activeJupyterNotebook(); // before the picker: it does not change the active editor
+        const pick = await pickConnectionFile(await this.serverConnectionFiles(), notebook);
         if (!pick) return;
         if (pick.action === 'start') {
             await this.start();
+            return;
+        }
+        if (pick.action === 'notebook' && notebook) {
+            await this.attachNotebookKernel(notebook);
             return;
         }
         let file = pick.file;
@@ -195,6 +239,65 @@ export class KernelCommands {
         if (file) {
             await this.run(ServerCommand.attachKernel, { connectionFile: file });
         }
+    }
+
+    /**
+     * Attaches to the kernel `notebook` runs on: its connection file comes from the Jupyter extension's
+     * kernels API, or, without that extension (or when it refuses), from the user (`attachByHand`).
+     */
+    async attachNotebookKernel(notebook: vscode.NotebookDocument): Promise<void> {
+        const name = notebookName(notebook);
+        const extension = vscode.extensions.getExtension<Jupyter>(JUPYTER_EXTENSION_ID);
+        if (!extension) {
+            await this.attachByHand(name);
+            return;
+        }
+        const result = await vscode.window.withProgress(
+            {
+                location: vscode.ProgressLocation.Notification,
+                title: `TLens: asking ${name}'s kernel for its connection file…`,
+                cancellable: true,
+            },
+            async (_progress, token): Promise<NotebookKernelLookup> => {
+                try {
+                    const api = extension.isActive ? extension.exports : await extension.activate();
+                    return await findNotebookConnectionFile(api?.kernels, notebook.uri, token, { exists: fs.existsSync });
+                } catch (err) {
+                    return { kind: 'failed', detail: `the Jupyter extension did not start: ${err instanceof Error ? err.message : String(err)}` };
+                }
+            },
+        );
+        logInfo(`Notebook kernel lookup for ${notebook.uri.toString()}: ${JSON.stringify(result)}`);
+        if (result.kind === 'found') {
+            await this.run(ServerCommand.attachKernel, { connectionFile: result.connectionFile });
+            return;
+        }
+        const message = lookupMessage(result, name);
+        if (!message) return; // cancelled
+        const byHand = 'Attach by Hand…';
+        const offerByHand = result.kind === 'denied' || result.kind === 'failed';
+        const show = result.kind === 'no-kernel' || result.kind === 'timeout' ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
+        const choice = await show(message, ...(offerByHand ? [byHand] : []));
+        if (choice === byHand) await this.attachByHand(name);
+    }
+
+    /** Asks for the connection file the user printed in the notebook (the code goes to the clipboard). */
+    async attachByHand(notebookName: string): Promise<void> {
+        await vscode.env.clipboard.writeText(MANUAL_CODE);
+        const file = await vscode.window.showInputBox({
+            title: `TLens: attach to ${notebookName}'s kernel by hand`,
+            prompt: `Run ${MANUAL_CODE} in a cell of ${notebookName} (copied to the clipboard) and paste the path it prints.`,
+            placeHolder: '/path/to/kernel-….json',
+            ignoreFocusOut: true,
+            validateInput: (value) => {
+                const v = value.trim();
+                if (!v) return undefined;
+                if (!v.endsWith('.json')) return 'A connection file is a .json path, e.g. …/kernel-1234.json';
+                return fs.existsSync(v) ? undefined : `No such file on this machine: ${v}`;
+            },
+        });
+        const connectionFile = file?.trim();
+        if (connectionFile) await this.run(ServerCommand.attachKernel, { connectionFile });
     }
 
     /** Starts a kernel with `tlens.kernel.interpreter` (the server's interpreter when empty). */
