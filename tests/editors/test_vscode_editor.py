@@ -28,6 +28,7 @@ def test_status_bar_shows_kernel_state(vscode):
     picker = vscode.page.locator(".quick-input-widget")
     expect(picker).to_contain_text("Browse…")
     expect(picker).to_contain_text("Start a new kernel")
+    expect(picker).not_to_contain_text("This notebook's kernel")  # only offered with a notebook open
     vscode.page.keyboard.press("Escape")
 
 

@@ -57,3 +57,32 @@ def test_attach_to_running_kernel_from_status_bar(vscode, running_kernel):
     expect(vscode.status_item().first).to_have_text(re.compile(r"TLens: kernel (idle|busy)"), timeout=60_000)
     # The tooltip names the kernel's connection file.
     expect(vscode.status_item().first).to_have_attribute("aria-label", re.compile(re.escape(running_kernel.name)))
+
+
+@pytest.mark.kernel
+def test_notebook_kernel_by_hand_without_jupyter_extension(vscode, running_kernel):
+    """With a notebook open, the picker offers its kernel first; without the Jupyter extension (none is
+    installed here) it says so and takes the path the user printed in the notebook."""
+    vscode.open("typo_hook.py", wait_for_text="hook_resid_pree")  # workbench and extensions up
+    vscode.open_from_explorer("ioi_cells.ipynb", wait_for_text="logits, cache = model.run_with_cache(tokens)")
+    vscode.status_item().first.click()
+    picker = vscode.page.locator(".quick-input-widget")
+    rows = picker.locator(".quick-input-list .monaco-list-row")
+    first = rows.first
+    expect(first).to_contain_text("This notebook's kernel", timeout=10_000)
+    expect(first).to_contain_text("the Jupyter extension is not installed")
+    expect(first).to_contain_text("get_connection_file()")
+    expect(rows.filter(has_text=running_kernel.name).first).to_be_attached()  # the list is still there
+    first.click()
+
+    # An input box says what to run and where, and checks the path it is given.
+    box = picker.locator("input")
+    expect(picker).to_contain_text("import ipykernel; print(ipykernel.get_connection_file())")
+    expect(picker).to_contain_text("ioi_cells.ipynb")
+    box.fill(str(running_kernel.parent / "kernel-missing.json"))
+    expect(picker).to_contain_text("No such file on this machine")
+    box.fill(str(running_kernel))
+    expect(picker).not_to_contain_text("No such file on this machine")
+    box.press("Enter")
+    expect(vscode.status_item().first).to_have_text(re.compile(r"TLens: kernel (idle|busy)"), timeout=60_000)
+    expect(vscode.status_item().first).to_have_attribute("aria-label", re.compile(re.escape(running_kernel.name)))
