@@ -129,7 +129,8 @@ class LiveService:
         self._due = 0.0
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
-        self._waiters: list[asyncio.Future] = []
+        self._waiters: list[tuple[int, asyncio.Future]] = []  # (first refresh round that answers it, future)
+        self._round = 0  # refresh attempts started
         previous = self.holder.on_state
 
         def chained(state: str) -> None:
@@ -184,7 +185,8 @@ class LiveService:
     async def refresh(self, timeout: float = 60.0) -> dict:
         """Introspect now (once the kernel is idle) and return :meth:`summary`."""
         future = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+        waiter = (self._round + 1, future)  # a refresh already under way may predate the caller's change
+        self._waiters.append(waiter)
         self.request(0)
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -192,7 +194,7 @@ class LiveService:
             raise KernelError(f"the kernel stayed busy for {timeout:.0f} s; the live state was not refreshed.") from None
         finally:
             with contextlib.suppress(ValueError):
-                self._waiters.remove(future)
+                self._waiters.remove(waiter)
         return self.summary()
 
     async def _run(self) -> None:
@@ -202,15 +204,15 @@ class LiveService:
             self._wake.clear()
             while (delay := self._due - loop.time()) > 0:
                 await asyncio.sleep(delay)
+            self._round += 1
+            this_round = self._round
             try:
                 done = await self._refresh_once()
             except Exception:  # noqa: BLE001 - the worker must survive anything
                 log.exception("live introspection failed")
                 self.status, self.detail, done = "error", "internal error (see the server log)", True
             if done:
-                for future in self._waiters:
-                    if not future.done():
-                        future.set_result(None)
+                self._answer_waiters(this_round)
 
     async def _refresh_once(self) -> bool:
         """One introspection. False: the kernel is busy with someone else's code (retry on idle)."""
@@ -283,8 +285,12 @@ class LiveService:
         if self.facts is not None:
             self.facts = None
             self._republish()
-        for future in self._waiters if wake else ():  # nothing will answer them now
-            if not future.done():
+        if wake:  # nothing will answer them now
+            self._answer_waiters(None)
+
+    def _answer_waiters(self, round_: int | None) -> None:
+        for needed, future in self._waiters:
+            if (round_ is None or needed <= round_) and not future.done():
                 future.set_result(None)
 
     def _republish(self) -> None:
