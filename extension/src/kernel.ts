@@ -261,7 +261,10 @@ export class KernelCommands {
             async (_progress, token): Promise<NotebookKernelLookup> => {
                 try {
                     const api = extension.isActive ? extension.exports : await extension.activate();
-                    return await findNotebookConnectionFile(api?.kernels, notebook.uri, token, { exists: fs.existsSync });
+                    if (!api?.kernels) {
+                        return { kind: 'failed', detail: 'this version of the Jupyter extension has no kernels API; update it' };
+                    }
+                    return await findNotebookConnectionFile(api.kernels, notebook.uri, token, { exists: fs.existsSync });
                 } catch (err) {
                     return { kind: 'failed', detail: `the Jupyter extension did not start: ${err instanceof Error ? err.message : String(err)}` };
                 }
