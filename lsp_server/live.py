@@ -313,6 +313,8 @@ class LiveService:
             key = tok.get("key") if tok.get("fast") else None
             if not key or key in self._tokenizers or key in self._tokenizer_errors:
                 continue
+            if bridge.state != "idle":  # a cell started meanwhile: do not queue behind it (next round)
+                return
             try:
                 value = await bridge.call_payload("live_tokenizer", timeout=TOKENIZER_TIMEOUT_S, var=m["var"],
                                                   max_bytes=TOKENIZER_MAX_BYTES)
