@@ -65,6 +65,9 @@ async def test_run_sweep_from_code_action(client):
     from PIL import Image
     img = Image.open(io.BytesIO(base64.b64decode(notes[-1].png)))
     assert img.width > 200 and img.height > 100
+    (panel,) = notes[-1].panels  # cell geometry for the editor's value readout
+    assert panel.x + panel.width <= img.width and panel.y + panel.height <= img.height
+    assert len(panel["values"] if isinstance(panel, dict) else panel.values) == 2
 
     states = [p.state for m, p in client.notifications if m == "tlens/kernelStatus"]
     assert "idle" in states
