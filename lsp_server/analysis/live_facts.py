@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
+from ..knowledge.hookpoints import catalog_for
 from ..knowledge.spec import ModelSpec
 from .findings import Finding
 
@@ -230,9 +231,28 @@ def _not_cached(analysis: Analysis, live: LiveFacts) -> list[Finding]:
         n_layers = model.spec.n_layers if model is not None else None
         if ref.layer is not None and n_layers is not None and not 0 <= ref.layer < n_layers:
             continue  # layer-out-of-range says so
+        point = _point(analysis, ref, model)
+        if point is not None and point.dead:
+            continue  # never fires for this model: the hover says so
+        gate = point.gate if point is not None else None
+        if gate and ref.model is not None and not getattr(ref.model.effective_spec, gate):
+            continue  # hook-not-enabled says so
         shown = ref.name() or (ref.template or "").replace("{l}", "{" + (ref.layer_expr or "l") + "}") + " (no layer)"
+        if gate and model is not None and not getattr(model.spec, gate):
+            why = (f"{gate} was off in the kernel when it was cached, so reading it raises KeyError. "
+                   f"Run run_with_cache again now that model.set_{gate}(True) is in the code.")
+        else:
+            why = ("the run_with_cache that made it left it out (names_filter?), so reading it raises KeyError. "
+                   "Add it to the names_filter and run that cell again.")
         out.append(Finding(ref.start, ref.end, "not-cached", "warning",
-                           f"{shown} is not in the kernel's {cache.var} ({cache.n_keys} keys): the run_with_cache "
-                           "that made it left it out (names_filter?), so reading it raises KeyError. "
-                           "Add it to the names_filter and run that cell again."))
+                           f"{shown} is not in the kernel's {cache.var} ({cache.n_keys} keys): {why}"))
     return out
+
+
+def _point(analysis: Analysis, ref: HookRef, model: LiveModel | None):
+    """The catalog's hook point for the reference, for the model that made the cache."""
+    spec = model.spec if model is not None else (ref.model.effective_spec if ref.model is not None else None)
+    if spec is None or not spec.structure_known or ref.template is None:
+        return None
+    tl_major = analysis.context.tl_major or (4 if spec.backend == "bridge" else 2)
+    return catalog_for(spec, tl_major).get(ref.template)

@@ -182,3 +182,20 @@ def test_without_live_facts_nothing_changes(ctx):
     text = "model = load_my_model()\n_, cache = model.run_with_cache(x)\na = cache['resid_pre', 0]\n"
     assert "live" not in hover_md(text, "'resid_pre'", ctx)
     assert codes(CACHED, ctx) == []
+
+
+GATED = """\
+model = load_my_model()
+model.set_use_attn_result(True)
+_, cache = model.run_with_cache(x)
+a = cache["result", 0]
+b = cache["q_input", 0]
+"""
+
+
+def test_not_cached_for_a_gated_hook_says_the_kernel_ran_without_the_flag():
+    live = context([model_answer()], [cache_answer(keys=("blocks.0.hook_resid_pre",))])
+    found = [(f.code, GATED.count("\n", 0, f.start), f.message) for f in analyze(GATED, live).findings]
+    # result: the document switches the flag on, the kernel's cache predates it; q_input: hook-not-enabled only.
+    assert [(c, line) for c, line, _ in found] == [("not-cached", 3), ("hook-not-enabled", 4)]
+    assert "use_attn_result was off in the kernel when it was cached" in found[0][2]

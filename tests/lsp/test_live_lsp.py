@@ -171,7 +171,7 @@ async def test_flag_switched_on_in_the_kernel_makes_the_gated_hook_valid(client,
         # use_attn_result is on in the kernel: no hook-not-enabled; use_split_qkv_input is off: still flagged,
         # and the kernel's cache lacks the key as well.
         await wait_for(lambda: ("hook-not-enabled", 1) not in codes(client, uris[1]), 30)
-        assert ("hook-not-enabled", 2) in codes(client, uris[1])
+        assert ("hook-not-enabled", 2) in codes(client, uris[1]) and ("not-cached", 2) not in codes(client, uris[1])
         text = await hover_text(client, uris[1], types.Position(line=1, character=18))
         shape = await kernel_value(notebook, "list(cache['result', 1].shape)")
         assert f"live: `{shape}` float32 cpu" in text.splitlines()[0]
