@@ -57,6 +57,7 @@ bench: $(VENV)/.installed $(HT_VENV)/.installed
 	$(PY) benchmarks/lsp_latency.py
 	$(PY) benchmarks/token_checks.py
 	$(PY) benchmarks/sweep_speed.py --ht-python $(abspath $(HT_PY))
+	$(PY) benchmarks/live_introspection.py --ht-python $(abspath $(HT_PY))
 
 editors: $(VENV)/.installed
 	scripts/install-editors.sh

@@ -314,10 +314,9 @@ export class KernelCommands {
     }
 
     /** Removes the hooks that user code left on the model in the kernel. */
+    /** The server reports the outcome itself (how many hooks went, that permanent ones stay, or the error). */
     async resetHooks(): Promise<void> {
-        if (await this.run(ServerCommand.resetKernelHooks)) {
-            void vscode.window.showInformationMessage('TLens: removed the hooks left on the model in the kernel.');
-        }
+        await this.run(ServerCommand.resetKernelHooks);
     }
 
     /** Connection files the server knows of (it may look in more places); none if it cannot say. */

@@ -148,6 +148,10 @@ class Models:
             return None
         call = d.node
         receiver, method, receiver_node = call_name(call)
+        # `HookedTransformer(cfg).eval()`, `...from_pretrained(name).to(device)`: the inner call builds it.
+        while method in SELF_RETURNING and receiver_node is not None and receiver_node.type == "call":
+            call = receiver_node
+            receiver, method, receiver_node = call_name(call)
         last = (receiver or "").rsplit(".", 1)[-1]
         if method in PRETRAINED_METHODS and last in HOOKED_CLASSES:
             return self._pretrained(d, call, "hooked")
