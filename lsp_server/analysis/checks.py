@@ -45,7 +45,11 @@ class NameChecker:
 
     def check(self, refs: list[HookRef]) -> list[Finding]:
         out: list[Finding] = []
+        # A name computed by `x = get_act_name(...)` is judged once, at that call, not at every use of x.
+        judged_calls = {r.start for r in refs if r.context == "act_name"}
         for ref in refs:
+            if ref.computed_at is not None and ref.computed_at in judged_calls:
+                continue
             finding = self._check(ref)
             if finding is not None:
                 out.append(finding)
@@ -85,6 +89,8 @@ class NameChecker:
             where = catalog.spec.label
         name = _shown(ref)
         message = f"'{name}' is not a hook point of {where}."
+        if ref.pitfall:
+            message = f"{ref.pitfall} ('{name}' is not a hook point of {where}.)"
         if ref.context == "cache" and ref.how and "get_act_name" in ref.how and "→" in ref.how:
             message = f"{ref.how}, which is not a hook point of {where}."
             short = template.removeprefix("hook_").removeprefix("blocks.{l}.hook_")

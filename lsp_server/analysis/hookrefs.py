@@ -12,7 +12,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-from ..knowledge.act_names import CacheKeyError, cache_key_name, get_act_name
+from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_name, get_act_name
 from ..knowledge.hookpoints import split_layer
 from .models import CacheInfo, ModelInfo, Models
 from .scopes import Scopes
@@ -45,6 +45,9 @@ class HookRef:
     match: str = "exact"
     error: str | None = None  # the key raises before any lookup (e.g. a str layer)
     alternatives: tuple[str, ...] = field(default=())  # hook.name: every name the hook fn is registered on
+    pitfall: str | None = None  # a known get_act_name trap behind this name (what it really returns)
+    # Start of the get_act_name call this name was computed by, when that call is elsewhere (via a variable).
+    computed_at: int | None = None
 
     def name(self) -> str | None:
         """The concrete hook name, when the layer is known (or the hook is global)."""
@@ -289,9 +292,26 @@ class HookRefCollector:
             return None
         ref = HookRef(node.start_byte, node.end_byte, context, template, layer=layer, written_layer=layer,
                       layer_expr=layer_expr, model=model, how=_how(node, value),
-                      literal=string_content_range(node) if node.type == "string" else None)
+                      literal=string_content_range(node) if node.type == "string" else None,
+                      pitfall=self._pitfall(node), computed_at=self._computed_at(node))
         self.refs.append(ref)
         return ref
+
+    def _computed_at(self, node: Node) -> int | None:
+        if node.type != "identifier":
+            return None
+        d = self.scopes.lookup(text(node), node.start_byte)
+        return d.node.start_byte if d is not None and d.kind == "assign" and d.node.type == "call" else None
+
+    def _pitfall(self, node: Node) -> str | None:
+        """The known trap when ``node`` is a ``get_act_name(...)`` call (directly or through a name)."""
+        if node.type == "identifier":
+            d = self.scopes.lookup(text(node), node.start_byte)
+            node = d.node if d is not None and d.kind == "assign" and d.target.type == "identifier" else node
+        if node.type != "call" or call_name(node)[1] != "get_act_name":
+            return None
+        args = self.ev.act_name_args(node)
+        return act_name_pitfall(*args) if args else None
 
     def _act_name_call(self, call: Node) -> None:
         value = self.ev.act_name(call)
@@ -300,7 +320,7 @@ class HookRefCollector:
             return
         self.refs.append(HookRef(call.start_byte, call.end_byte, "act_name", template, layer=layer,
                                  written_layer=layer, layer_expr=layer_expr, how=text(call),
-                                 model=self.models.sole_model()))
+                                 model=self.models.sole_model(), pitfall=self._pitfall(call)))
 
     def _hook_dot_name(self, node: Node, context: str, model: ModelInfo | None) -> HookRef | None:
         """``hook.name`` inside a hook function: the names that function is registered on."""
@@ -361,7 +381,8 @@ class HookRefCollector:
             return
         self.refs.append(HookRef(key.start_byte, key.end_byte, "cache", template, layer=layer, written_layer=layer,
                                  layer_expr=layer_expr, how=how, model=model, cache=cache,
-                                 literal=string_content_range(key) if key.type == "string" else None))
+                                 literal=string_content_range(key) if key.type == "string" else None,
+                                 pitfall=self._pitfall(key), computed_at=self._computed_at(key)))
 
     def _cache_key_tuple(self, sub: Node, elements: list[Node], cache: CacheInfo | None, model: ModelInfo | None) -> None:
         if not elements or len(elements) > 3:

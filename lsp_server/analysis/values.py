@@ -162,6 +162,24 @@ class Evaluator:
             return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
         return None
 
+    def act_name_args(self, call: Node) -> tuple[str, object, object, bool] | None:
+        """(name, layer, layer_type, layer given) of a ``get_act_name`` call; ``...`` for unknown values."""
+        positional, keywords = call_args(call)
+        args: dict[str, Node] = dict(zip(["name", "layer", "layer_type"], positional))
+        args.update({k: v for k, v in keywords.items() if k in ("name", "layer", "layer_type")})
+        name = self.eval(args.get("name"))
+        if not isinstance(name, str):
+            return None
+
+        def literal(key: str) -> object:
+            node = args.get(key)
+            if node is None or node.type == "none":
+                return None
+            value = self.eval(node)
+            return value if isinstance(value, (int, str)) else ...
+
+        return name, literal("layer"), literal("layer_type"), "layer" in args
+
     def act_name(self, call: Node, depth: int = 0) -> Value:
         """The value of ``get_act_name(name, layer, layer_type)`` (a Pattern when the layer is unknown)."""
         positional, keywords = call_args(call)

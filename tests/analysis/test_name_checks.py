@@ -1,0 +1,104 @@
+"""Name diagnostics: unknown hooks, get_act_name traps, layers, gated hooks, removed APIs, fixes."""
+
+from __future__ import annotations
+
+from lsp_server.analysis.document import AnalysisContext, analyze
+from lsp_server.analysis.findings import Fix
+from lsp_server.knowledge.resolve import resolve_model_name
+
+HEADER = '''from transformer_lens import HookedTransformer, utils
+model = HookedTransformer.from_pretrained("gpt2")
+logits, cache = model.run_with_cache("hi")
+'''
+
+
+def findings(body: str, tl_major: int = 2):
+    src = HEADER + body
+    a = analyze(src, AnalysisContext(tl_major=tl_major, resolve_model=resolve_model_name))
+    return [(a.lines.position(f.start).line - 2, f.code, f.message, f) for f in a.findings], src
+
+
+def apply(src: str, fix: Fix) -> str:
+    data = src.encode()
+    for e in sorted(fix.edits, key=lambda e: e.start, reverse=True):
+        data = data[:e.start] + e.new_text.encode() + data[e.end:]
+    return data.decode()
+
+
+def test_get_act_name_traps_explain_what_the_call_returns():
+    rows, _ = findings('a = cache[utils.get_act_name("scale", 4)]\n'
+                       'b = cache[utils.get_act_name("hook_resid_pre", 0)]\n'
+                       'c = cache[utils.get_act_name("mlp_out", 0, "m")]\n')
+    messages = {line: msg for line, _, msg, _ in rows}
+    assert "needs a layer_type ('ln1' or 'ln2')" in messages[1]
+    assert "Drop the 'hook_' prefix" in messages[2]
+    assert "block-level hook" in messages[3]
+
+
+def test_a_trap_behind_a_variable_is_reported_once_at_the_call():
+    rows, _ = findings('name = utils.get_act_name("resid_pre5")\nx = cache[name]\ny = cache[name]\n')
+    assert [(line, code) for line, code, _, _ in rows] == [(1, "unknown-hook")]
+
+
+def test_short_key_without_layer_says_how_to_index():
+    rows, _ = findings('x = cache["resid_pre"]\n')
+    (line, code, msg, _), = rows
+    assert code == "unknown-hook" and "cache['resid_pre', layer]" in msg
+
+
+def test_valid_names_are_silent():
+    rows, _ = findings('a = cache["resid_pre", 3]\nb = cache[utils.get_act_name("scale", 2, "ln1")]\n'
+                       'c = cache["blocks.11.hook_resid_post"]\nd = cache["resid_post", -12]\n')
+    assert rows == []
+
+
+def test_negative_layer_wraps_once():
+    rows, _ = findings('x = cache["resid_post", -13]\n')
+    (_, code, msg, _), = rows
+    assert code == "layer-out-of-range" and "-13 + 12 = -1" in msg
+
+
+def test_gated_hook_fix_inserts_the_setter_and_silences_it():
+    rows, src = findings('r = cache["result", 3]\n')
+    (_, code, _, finding), = rows
+    assert code == "hook-not-enabled"
+    fixed = apply(src, finding.fixes[0])
+    assert "model.set_use_attn_result(True)" in fixed
+    again, _ = analyze(fixed, AnalysisContext(tl_major=2, resolve_model=resolve_model_name)).findings, None
+    assert again == []
+
+
+def test_model_built_with_eval_is_known():
+    src = ('from transformer_lens import HookedTransformer, HookedTransformerConfig\n'
+           'cfg = HookedTransformerConfig(n_layers=3, d_model=16, n_heads=2, d_head=8, d_vocab=10, n_ctx=8, act_fn="gelu")\n'
+           'model = HookedTransformer(cfg).eval()\n_, cache = model.run_with_cache("hi")\nx = cache["resid_post", 3]\n')
+    a = analyze(src, AnalysisContext(tl_major=2))
+    assert [f.code for f in a.findings] == ["layer-out-of-range"]
+
+
+def test_removed_api_migration_fix_rewrites_the_file():
+    src = ('from transformer_lens import HookedTransformer, utils\n'
+           'model = HookedTransformer.from_pretrained("gpt2")\n'
+           'x = utils.get_act_name("resid_pre", 1)\n')
+    a = analyze(src, AnalysisContext(tl_major=4, resolve_model=resolve_model_name))
+    removed = [f for f in a.findings if f.code == "removed-api"]
+    assert len(removed) == 2  # once per removed name
+    migrate = next(f for f in removed if "HookedTransformer" in f.message).fixes[0]
+    fixed = apply(src, migrate)
+    assert "from transformer_lens.model_bridge import TransformerBridge" in fixed
+    assert 'model = TransformerBridge.boot_transformers("gpt2")\nmodel.enable_compatibility_mode()' in fixed
+    compile(fixed, "fixed.py", "exec")
+    utils_fix = next(f for f in removed if "utils" in f.message).fixes[0]
+    assert "from transformer_lens import utilities as utils" in apply(src, utils_fix).replace("HookedTransformer, ", "")
+
+
+def test_removed_api_needs_tl4():
+    rows, _ = findings('x = 1\n', tl_major=2)
+    assert rows == []
+    rows, _ = findings('x = 1\n', tl_major=4)
+    assert {code for _, code, _, _ in rows} == {"removed-api"}
+
+
+def test_suppression():
+    rows, _ = findings('x = cache["resid_pre"]  # tlens: ignore[unknown-hook]\ny = cache["resid_pre"]  # tlens: ignore\n')
+    assert rows == []
