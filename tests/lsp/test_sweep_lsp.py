@@ -81,3 +81,38 @@ async def test_run_sweep_from_code_action(client):
 
     status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.kernelStatus"))
     assert status["state"] in ("idle", "busy") and status["owned"] is True
+
+
+SLOW = SCRIPT.replace("n_layers=2", "n_layers=4").replace(
+    "clean_tokens = torch.tensor([[1, 5, 7, 9, 11, 13]])", "clean_tokens = torch.arange(1, 21).unsqueeze(0)").replace(
+    "corrupted_tokens = torch.tensor([[1, 5, 7, 9, 12, 13]])", "corrupted_tokens = torch.arange(21, 41).unsqueeze(0)").replace(
+    "def metric(logits):\n", "def metric(logits):\n    import time; time.sleep(0.05)  # a slow metric: the sweep takes seconds\n").replace(
+    "d_vocab=50, n_ctx=16", "d_vocab=50, n_ctx=32")
+
+
+async def test_cancel_from_the_editor_gives_a_partial_result(client):
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"settings": {"interpreter": sys.executable, "transformerLensVersion": "4.3.0", "sweep": {"normalize": False}}}))
+    uri = (client.root / "slow.py").as_uri()
+    open_doc(client, uri, SLOW)
+    at = pos_of(SLOW, "get_act_patch_resid_pre")
+    run = asyncio.ensure_future(client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="tlens.runSweep", arguments=[{"uri": uri, "line": at.line}])))
+
+    async def first_cells_done():
+        while True:
+            for token, reports in client.progress_reports.items():
+                if any(isinstance(r, types.WorkDoneProgressReport) and r.percentage and r.percentage > 0 for r in reports):
+                    return token
+            await asyncio.sleep(0.05)
+
+    token = await asyncio.wait_for(first_cells_done(), 120)
+    client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
+    result = await asyncio.wait_for(run, 120)
+    assert result.get("partial") is True or result.get("cancelled") is True, result
+    if result.get("partial"):
+        assert 0 < result["cellsDone"] < result["cellsTotal"] == 4 * 20
+        note = [p for m, p in client.notifications if m == "tlens/sweepResult"][-1]
+        assert note.partial is True
+    status = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.kernelStatus"))
+    assert status["state"] == "idle"  # the kernel survives the cancel
