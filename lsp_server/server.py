@@ -67,6 +67,9 @@ class TlensServer(LanguageServer):
         """Every view sharing ``uri``'s analysis: the file itself, or all cells of its notebook."""
         notebook = self.workspace.get_notebook_document(cell_uri=uri) or self.workspace.get_notebook_document(notebook_uri=uri)
         if notebook is not None:
+            cached = self.workspace_cache.cached_notebook_views(notebook.uri, notebook.version)
+            if cached is not None:
+                return cached
             code = [c for c in notebook.cells if c.kind == types.NotebookCellKind.Code]
             orders = [c.execution_summary.execution_order if c.execution_summary else None for c in code]
             if None not in orders and len(set(orders)) == len(orders):
@@ -76,7 +79,7 @@ class TlensServer(LanguageServer):
             for cell in code:
                 doc = self.workspace.get_text_document(cell.document)
                 cells.append((cell.document, doc.source, doc.version))
-            return self.workspace_cache.notebook_views(notebook.uri, cells)
+            return self.workspace_cache.notebook_views(notebook.uri, cells, notebook.version)
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
             return []

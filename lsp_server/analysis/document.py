@@ -94,6 +94,8 @@ class Analysis:
     ident_calls: list[Node] = field(default_factory=list)
     registrations: HookRefCollector | None = None
     _ref_starts: list[int] = field(default_factory=list)
+    # Patching experiments, found on first use (hovers, code lenses and code actions ask often).
+    experiments_memo: list | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._ref_starts = [r.start for r in self.refs]

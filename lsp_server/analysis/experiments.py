@@ -48,7 +48,13 @@ class Experiment:
 
 
 def find_experiments(analysis: Analysis) -> list[Experiment]:
-    """Every experiment in the document, in source order."""
+    """Every experiment in the document, in source order (memoised on the analysis)."""
+    if analysis.experiments_memo is None:
+        analysis.experiments_memo = _find_experiments(analysis)
+    return analysis.experiments_memo
+
+
+def _find_experiments(analysis: Analysis) -> list[Experiment]:
     out: list[Experiment] = []
     for call in analysis.method_calls:
         _, method, _ = call_name(call)
