@@ -16,7 +16,7 @@ from ..analysis.live_facts import live_cache_note
 from ..analysis.models import ModelInfo
 from ..analysis.syntax import Node, text
 from ..knowledge.hookpoints import Catalog, HookPoint, catalog_for, concrete_shape, format_shape, union_templates
-from ..knowledge.hookpoints import _all_variants as all_variants
+from ..knowledge.hookpoints import all_variants
 from ..knowledge.spec import ModelSpec, SYMBOLIC
 
 

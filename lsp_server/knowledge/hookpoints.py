@@ -504,7 +504,7 @@ def catalog_for(spec: ModelSpec, tl_major: int = 4) -> Catalog:
     return Catalog(spec, _hooked_points(spec, tl_major))
 
 
-def _all_variants() -> list[ModelSpec]:
+def all_variants() -> list[ModelSpec]:
     """Configurations whose union is every hook name any supported model can have."""
     base = ModelSpec(structure_known=True)
     variants = [
@@ -534,6 +534,6 @@ def _all_variants() -> list[ModelSpec]:
 def union_templates() -> frozenset[str]:
     """Every hook template any configuration of either backend has (for lenient validation)."""
     out: set[str] = set()
-    for spec in _all_variants():
+    for spec in all_variants():
         out.update(catalog_for(spec, 4 if spec.backend == "bridge" else 3).templates())
     return frozenset(out)
