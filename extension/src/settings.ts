@@ -11,7 +11,7 @@ export interface ServerSettings {
     interpreter: string;
     inlayHints: { enabled: boolean };
     diagnostics: { severity: Record<string, Severity> };
-    sweep: { defaultKind: string };
+    sweep: { defaultKind: string; normalize: boolean };
     kernel: { connectionFile: string; interpreter: string };
     transformerLensVersion: string;
     trace: { server: string };
@@ -44,7 +44,10 @@ export function readSettings(folder = settingsScope()): ServerSettings {
         interpreter: expandPath(cfg.get<string>('interpreter', ''), folder),
         inlayHints: { enabled: cfg.get<boolean>('inlayHints.enabled', true) },
         diagnostics: { severity: { ...cfg.get<Record<string, Severity>>('diagnostics.severity', {}) } },
-        sweep: { defaultKind: cfg.get<string>('sweep.defaultKind', 'resid_pre') },
+        sweep: {
+            defaultKind: cfg.get<string>('sweep.defaultKind', 'resid_pre'),
+            normalize: cfg.get<boolean>('sweep.normalize', true),
+        },
         kernel: {
             connectionFile: expandPath(cfg.get<string>('kernel.connectionFile', ''), folder),
             interpreter: expandPath(cfg.get<string>('kernel.interpreter', ''), folder),
