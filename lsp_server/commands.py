@@ -22,9 +22,8 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from .analysis.experiments import Experiment, experiment_at, find_experiments
-from .features import code_actions, convert
+from .features import code_actions
 from .kernel.errors import KernelError, SweepCancelled, SweepError
-from .settings import SWEEP_KINDS
 from .sweep_runner import KernelHolder, SweepOutcome, connection_file_candidates, sweep_experiment
 from .workspace import View
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from .analysis.document import Analysis
 from .analysis.experiments import Experiment, setup_code
 from .kernel import KernelBridge, list_connection_files, run_setup, run_sweep, save_result
-from .kernel.errors import KernelError, SweepError
+from .kernel.errors import SweepError
 from .kernel.spec import SweepProgress, SweepResult, SweepSpec
 
 if TYPE_CHECKING:

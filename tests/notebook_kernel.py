@@ -15,8 +15,21 @@ import time
 import uuid
 from pathlib import Path
 
+import os
+
+import pytest
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+
+
+def kernel_python(env: str) -> str:
+    """The interpreter of a kernel environment: "tl4" (this one) or "tl2" (TLENS_HT_PYTHON, else skip)."""
+    if env == "tl4":
+        return sys.executable
+    path = os.environ.get("TLENS_HT_PYTHON")
+    if not path:
+        pytest.skip("TLENS_HT_PYTHON is not set (make builds .venv-ht with TransformerLens 2.18)")
+    return path
 
 
 class CellError(AssertionError):

@@ -8,15 +8,13 @@ as the language server does.
 from __future__ import annotations
 
 import ast
-import os
-import sys
 
 import pytest
 
 from lsp_server.kernel import KernelBridge
 from lsp_server.live import LIMITS, facts_from_answer
 
-from ..notebook_kernel import NotebookKernel
+from ..notebook_kernel import NotebookKernel, kernel_python
 from .tiny_models import bridge_setup, ht_setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
@@ -31,18 +29,11 @@ model.add_perma_hook("blocks.0.hook_resid_pre", lambda x, hook: x)
 '''
 
 
-def _python(env: str) -> str:
-    if env == "tl4":
-        return sys.executable
-    path = os.environ.get("TLENS_HT_PYTHON")
-    if not path:
-        pytest.skip("TLENS_HT_PYTHON is not set (make builds .venv-ht with TransformerLens 2.18)")
-    return path
 
 
 @pytest.fixture(scope="module", params=["tl4", pytest.param("ht", marks=pytest.mark.ht)])
 def notebook(request):
-    kernel = NotebookKernel(_python(request.param))
+    kernel = NotebookKernel(kernel_python(request.param))
     try:
         kernel.run(bridge_setup() if request.param == "tl4" else ht_setup())
         kernel.env = request.param

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import os
 import sys
 
 import pytest
 from lsprotocol import types
 
 from ..kernel.tiny_models import bridge_setup, ht_setup
-from ..notebook_kernel import NotebookKernel
+from ..notebook_kernel import NotebookKernel, kernel_python
 from .helpers import hover_text, open_doc, pos_of
 from .test_notebooks import open_notebook, wait_for
 
@@ -31,13 +30,6 @@ model.add_perma_hook("blocks.0.hook_resid_pre", lambda x, hook: x)
 '''
 
 
-def _python(env: str) -> str:
-    if env == "tl4":
-        return sys.executable
-    path = os.environ.get("TLENS_HT_PYTHON")
-    if not path:
-        pytest.skip("TLENS_HT_PYTHON is not set (make builds .venv-ht with TransformerLens 2.18)")
-    return path
 
 
 def _setup(env: str) -> str:
@@ -52,7 +44,7 @@ def _doc_setup(env: str) -> str:
 
 @pytest.fixture(scope="module", params=["tl4", pytest.param("ht", marks=pytest.mark.ht)])
 def notebook(request):
-    kernel = NotebookKernel(_python(request.param))
+    kernel = NotebookKernel(kernel_python(request.param))
     try:
         kernel.run(_setup(request.param) + "\nlogits, cache = model.run_with_cache(clean_tokens)\n")
         kernel.env = request.param
