@@ -55,6 +55,18 @@ from .errors import (
 
 StateCallback = Callable[[str], "Awaitable[None] | None"]
 _KERNEL_NAME = "tlens-python"
+# An interrupt that lands after the code finished but before ipykernel sent the reply makes it
+# log "KeyboardInterrupt caught in kernel" and go idle without replying. The reply travels on
+# shell and the idle status on iopub, so allow for their skew before calling it dropped.
+_DROPPED_REPLY_GRACE = 2.0
+_DROPPED_REPLY = {
+    "content": {
+        "status": "error",
+        "ename": "KeyboardInterrupt",
+        "evalue": "the kernel was interrupted as the request finished and sent no reply",
+        "traceback": [],
+    }
+}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -419,6 +431,7 @@ class KernelBridge:
     async def _await_reply(self, msg_id: str, timeout: float | None) -> dict:
         deadline = None if timeout is None else time.monotonic() + timeout
         generation = self._generation
+        idle_since: float | None = None
         while True:
             if self._state == "dead":
                 raise KernelDiedError(self._death_message())
@@ -427,6 +440,10 @@ class KernelBridge:
             try:
                 msg = await self._kc.get_shell_msg(timeout=0.25)
             except Empty:
+                if self._idle[msg_id].is_set():
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since > _DROPPED_REPLY_GRACE:
+                        return _DROPPED_REPLY
                 if deadline is not None and time.monotonic() > deadline:
                     raise ExecuteTimeout(
                         f"the kernel did not finish within {timeout:.0f} s; it may still be "
@@ -590,6 +607,8 @@ class KernelBridge:
             raise PayloadCallInterrupted(res) if res.interrupted else PayloadError(
                 f"{res.ename}: {res.evalue}", "kernel-error"
             )
+        if res.expression_errors.get("out", "").startswith("KeyboardInterrupt"):
+            raise PayloadCallInterrupted(res)  # the interrupt landed while the answer was read
         if "out" in res.expression_errors:
             raise PayloadError(f"reading the payload's answer failed: {res.expression_errors['out']}")
         import ast

@@ -8,7 +8,8 @@
 
 ``run_sweep`` installs the payload (``__tlens__``) once, prepares the sweep in the kernel,
 then asks for results in time-budgeted steps so progress streams back. Setting
-``cancel_event`` interrupts the kernel; the cells finished so far come back with
+``cancel_event`` stops the sweep after the step in flight (the kernel is interrupted only if
+that step runs on past a short grace); the cells finished so far come back with
 ``partial=True``. A kernel that dies mid-sweep gives a partial result with ``error`` set.
 Problems found before any cell runs (missing variables, bad metric, ...) raise
 ``SweepError`` with the payload's message.
@@ -55,7 +56,8 @@ async def run_sweep(
         bridge: a connected kernel.
         spec: what to patch and how to score it.
         on_progress: called (sync or async) after preparation and after every step.
-        cancel_event: set it to stop; the kernel is interrupted and the result is partial.
+        cancel_event: set it to stop; the result is partial. A step still running
+            ``2 * step_seconds + 0.5`` s after the cancel is interrupted.
         step_seconds: the kernel returns results at least this often (one chunk minimum).
 
     Raises:
@@ -68,10 +70,11 @@ async def run_sweep(
     if cancel_event.is_set():
         raise SweepCancelled("the sweep was cancelled before it started.")
     t0 = time.monotonic()
+    grace = 2 * step_seconds + 0.5  # a step overshoots its budget by at most one chunk
     await _report(on_progress, SweepProgress(0, 0, 0.0, None, "preparing"))
     try:
         await bridge.ensure_payload()  # outside the cancellable part: never half-installed
-        prep = await _cancellable(bridge, "prepare", cancel_event, spec=spec.to_dict())
+        prep = await _cancellable(bridge, "prepare", cancel_event, grace, spec=spec.to_dict())
     except PayloadError as e:
         raise SweepError(str(e), e.code, e.details) from None
     except PayloadCallInterrupted:
@@ -95,7 +98,7 @@ async def run_sweep(
     try:
         while not grid.complete and not cancel_event.is_set():
             try:
-                step = await _cancellable(bridge, "run", cancel_event, max_seconds=step_seconds)
+                step = await _cancellable(bridge, "run", cancel_event, grace, max_seconds=step_seconds)
             except PayloadCallInterrupted:
                 step = await bridge.call_payload("collect")  # chunks finished before the interrupt
                 grid.fill(step)
@@ -120,13 +123,21 @@ async def run_sweep(
     return grid.result(spec, prep, time.monotonic() - t0, error, notes)
 
 
-async def _cancellable(bridge: KernelBridge, name: str, cancel_event: asyncio.Event, **args: Any) -> Any:
-    """A payload call that interrupts the kernel when ``cancel_event`` is set meanwhile."""
+async def _cancellable(
+    bridge: KernelBridge, name: str, cancel_event: asyncio.Event, grace: float, **args: Any
+) -> Any:
+    """A payload call that stops early when ``cancel_event`` is set meanwhile.
+
+    A call that ends within ``grace`` seconds of the cancel is left to finish: its work is kept
+    and no SIGINT lands in ipykernel's own code. A longer one is interrupted.
+    """
     call = asyncio.ensure_future(bridge.call_payload(name, **args))
     waiter = asyncio.ensure_future(cancel_event.wait())
     try:
         done, _ = await asyncio.wait({call, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if call not in done:
+            await asyncio.wait({call}, timeout=grace)
+        if not call.done():
             with contextlib.suppress(KernelError):
                 await bridge.interrupt_own()  # never a notebook cell queued before ours
         return await call

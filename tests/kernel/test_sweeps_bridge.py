@@ -211,7 +211,7 @@ async def run_and_act(bridge, action, spec=LONG_SPEC):
 
     cancel = asyncio.Event()
     # Short steps: progress after every chunk, and the next step starts right away, so the
-    # action lands while a step is running in the kernel (the interrupt path).
+    # action lands while a step is running in the kernel.
     task = asyncio.create_task(run_sweep(bridge, SweepSpec(**spec), on_progress, cancel, step_seconds=0.01))
     await asyncio.wait_for(started.wait(), 120)
     await asyncio.sleep(0.05)
@@ -243,6 +243,41 @@ async def test_cancel_mid_sweep_keeps_partial_results(kernel):
             for h, v in enumerate(pos):
                 if v is not None:
                     assert abs(v - full.values[l][p][h]) <= 1e-4
+
+
+SLOW_METRIC = """
+import time as _time
+slow_metric_interrupted = False
+def slow_metric(logits):
+    global slow_metric_interrupted
+    try:
+        _time.sleep(0.8)  # one cell outlasts the cancel grace (2 * 0.01 + 0.5 s)
+    except KeyboardInterrupt:
+        slow_metric_interrupted = True
+        raise
+    return logits[:, -1, 11].mean() - logits[:, -1, 12].mean()
+"""
+
+
+async def test_cancel_interrupts_a_step_that_outlasts_the_grace(kernel):
+    await kernel.execute(SLOW_METRIC)
+    before_hooks = await hooks_of(kernel, "model")
+    spec = dict(model="model", clean="clean_tokens", corrupted="corrupted_tokens", kind="resid_pre",
+                metric="slow_metric")
+    cancelled_at = []
+
+    async def cancel(event):
+        cancelled_at.append(asyncio.get_running_loop().time())
+        event.set()
+
+    result, _ = await run_and_act(kernel, cancel, spec)
+    waited = asyncio.get_running_loop().time() - cancelled_at[0]
+    assert result.partial and result.error is None and 0 < result.cells_done < result.cells_total
+    assert waited < 0.8 + 2.0, f"cancel took {waited:.1f} s"
+    res = await kernel.execute("pass", user_expressions={"i": "slow_metric_interrupted",
+                                                         "s": "__tlens__._SWEEP is None"})
+    assert res.user_expressions == {"i": "True", "s": "True"}
+    assert await hooks_of(kernel, "model") == before_hooks
 
 
 async def test_cancel_before_start_and_during_prepare(kernel):

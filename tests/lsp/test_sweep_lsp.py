@@ -86,7 +86,7 @@ async def test_run_sweep_from_code_action(client):
 SLOW = SCRIPT.replace("n_layers=2", "n_layers=4").replace(
     "clean_tokens = torch.tensor([[1, 5, 7, 9, 11, 13]])", "clean_tokens = torch.arange(1, 21).unsqueeze(0)").replace(
     "corrupted_tokens = torch.tensor([[1, 5, 7, 9, 12, 13]])", "corrupted_tokens = torch.arange(21, 41).unsqueeze(0)").replace(
-    "def metric(logits):\n", "def metric(logits):\n    import time; time.sleep(0.05)  # a slow metric: the sweep takes seconds\n").replace(
+    "def metric(logits):\n", "def metric(logits):\n    import time; time.sleep(0.1)  # a slow metric: each step outlasts the cancel grace\n").replace(
     "d_vocab=50, n_ctx=16", "d_vocab=50, n_ctx=32")
 
 
