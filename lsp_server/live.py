@@ -37,6 +37,7 @@ from .analysis.live_facts import LiveCache, LiveFacts, LiveHook, LiveModel, Live
 from .analysis.models import spec_from_tl_config
 from .features import code_actions, convert
 from .kernel.errors import ExecuteTimeout, KernelDiedError, KernelError, PayloadError
+from .knowledge import versions
 from .knowledge.spec import ModelSpec
 from .workspace import View, findings_in
 
@@ -141,6 +142,12 @@ class LiveService:
         self.holder.on_state = chained
 
     # -- analysis inputs
+
+    def kernel_tl_version(self) -> versions.TLVersion | None:
+        """The TL version the attached kernel has imported (None: no kernel, or no TL there)."""
+        if self.answer is None:
+            return None
+        return versions.from_string(self.answer.get("tl_version") or "", "the attached kernel")
 
     def extend(self, context: AnalysisContext) -> AnalysisContext:
         """``context`` plus the live facts and the kernel tokenizers (unchanged without a kernel)."""

@@ -46,12 +46,22 @@ class TlensServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("tlens-lsp", __version__, notebook_document_sync=NOTEBOOK_SYNC)
         self.settings = Settings()
-        self.tl_version: versions.TLVersion | None = versions.in_this_environment()
+        # TL installed where the code runs: the server's environment, or the workspace
+        # interpreter once it has been asked (see `initialized`).
+        self.installed_tl: versions.TLVersion | None = versions.in_this_environment()
         self.workspace_cache = Workspace(self.analysis_context)
         self._pending: dict[str, asyncio.Task] = {}
         self.sweeps = None  # commands.SweepService, registered below
         self.live = None  # live.LiveService (what the kernel holds), registered below
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
+
+    @property
+    def tl_version(self) -> versions.TLVersion | None:
+        """The TL version analyses assume: the user's setting, else the attached kernel's
+        (the code really runs there), else the installed one."""
+        setting = versions.from_string(self.settings.tl_version or "", "setting tlens.transformerLensVersion")
+        live = self.live.kernel_tl_version() if self.live is not None else None
+        return setting or live or self.installed_tl
 
     def analysis_context(self) -> AnalysisContext:
         context = AnalysisContext(
@@ -132,8 +142,6 @@ class TlensServer(LanguageServer):
                 type=types.MessageType.Warning,
                 message=f"tlens: {len(problems)} setting(s) ignored; see the output log. {problems[0]}"))
         self.settings = settings
-        if settings.tl_version:
-            self.tl_version = versions.from_string(settings.tl_version, "setting tlens.transformerLensVersion") or self.tl_version
         self.workspace_cache.invalidate()
 
     def report_error(self, what: str) -> None:
@@ -185,11 +193,13 @@ def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
 @guarded("initialized")
 async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
     ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
-    if ls.settings.interpreter and not ls.settings.tl_version:
-        # The workspace interpreter may differ from the server's: ask it which TL it has.
-        found = await asyncio.to_thread(versions.in_interpreter, ls.settings.interpreter)
-        if found is not None and (ls.tl_version is None or found.version != ls.tl_version.version):
-            ls.tl_version = found
+    python = ls.settings.kernel_interpreter or ls.settings.interpreter
+    if python and not ls.settings.tl_version:
+        # Kernels may run another interpreter than the server's: ask it which TL it has.
+        found = await asyncio.to_thread(versions.in_interpreter, python)
+        changed = found is not None and (ls.installed_tl is None or found.version != ls.installed_tl.version)
+        ls.installed_tl = found or ls.installed_tl
+        if changed:
             ls.workspace_cache.invalidate()
             for uri in list(ls.workspace.text_documents):
                 ls.schedule_diagnostics(uri)

@@ -188,6 +188,24 @@ async def test_key_dropped_by_names_filter_is_not_cached(client, notebook):
         await run_cell(notebook, "del small")
 
 
+@pytest.mark.parametrize("notebook", [pytest.param("ht", marks=pytest.mark.ht)], indirect=True)
+async def test_the_kernels_transformer_lens_version_wins_over_the_servers(client, notebook):
+    # The server runs TL 4 (no HookedTransformer); the notebook's kernel runs TL 2.18, where the
+    # code is right. Without a version setting the kernel decides once attached.
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"settings": {"transformerLensVersion": ""}}))
+    nb = (client.root / "live_version.ipynb").as_uri()
+    uris = open_notebook(client, nb, [("code", _doc_setup(notebook.env))])
+    await wait_for(lambda: any(code == "removed-api" for code, _ in codes(client, uris[0])))
+    info = await command(client, "tlens.serverInfo")
+    assert info["transformerLens"].startswith("4.") and info["transformerLensSource"] == "the server's environment"
+    await command(client, "tlens.attachKernel", {"connectionFile": notebook.connection_file})
+    await command(client, "tlens.refreshLiveState")
+    await wait_for(lambda: not any(code == "removed-api" for code, _ in codes(client, uris[0])), 30)
+    info = await command(client, "tlens.serverInfo")
+    assert info["transformerLens"].startswith("2.18") and info["transformerLensSource"] == "the attached kernel"
+
+
 # ------------------------------------------------------------------------------ tokenizer
 
 TOKENS = '''\
