@@ -46,8 +46,8 @@ class TlensServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("tlens-lsp", __version__, notebook_document_sync=NOTEBOOK_SYNC)
         self.settings = Settings()
-        # TL installed where the code runs: the server's environment, or the workspace
-        # interpreter once it has been asked (see `initialized`).
+        # TL installed where the code runs: the server's environment, or the kernel
+        # interpreter's once it has been asked (see `initialized`).
         self.installed_tl: versions.TLVersion | None = versions.in_this_environment()
         self.workspace_cache = Workspace(self.analysis_context)
         self._pending: dict[str, asyncio.Task] = {}
