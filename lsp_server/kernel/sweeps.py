@@ -100,7 +100,9 @@ async def run_sweep(
             try:
                 step = await _cancellable(bridge, "run", cancel_event, grace, max_seconds=step_seconds)
             except PayloadCallInterrupted:
-                step = await bridge.call_payload("collect")  # chunks finished before the interrupt
+                # Chunks finished before the interrupt, and the last step's again in case the
+                # interrupt cost its reply (cells already filled are not counted twice).
+                step = await bridge.call_payload("collect", resend=True)
                 grid.fill(step)
                 if not cancel_event.is_set():
                     error = "the kernel was interrupted (not by tlens) before the sweep finished."

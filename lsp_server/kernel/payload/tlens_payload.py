@@ -15,7 +15,8 @@ Functions behind ``call``:
   probe()                -> python / torch / transformer_lens versions, backends, TL models in scope
   prepare(spec)          -> clean + corrupted runs, baselines, labels, the cell queue
   run(max_seconds)       -> patches queued cells chunk by chunk until the time budget is spent
-  collect()              -> results finished before an interrupt that were not yet reported
+  collect(resend=False)  -> results finished before an interrupt that were not yet reported
+                            (resend: the last hand-over again, its reply may have been lost)
   release()              -> drops every tensor the sweep holds
 
 Works on HookedTransformer (TL 2.x/3.x) and TransformerBridge (TL 3.x/4.x), GQA included.
@@ -666,6 +667,7 @@ class _Sweep:
         self.fallback_reason = None
         self.queue = []
         self.pending = []  # (flat indices, values) finished but not yet reported
+        self.sent = []  # the last batches reported
         self.done = 0
         self.work_done = 0
         self.work_total = 0
@@ -1181,12 +1183,15 @@ class _Sweep:
             self.work_done += sum(self._work(c) for c in chunk)
         return self.collect()
 
-    def collect(self):
+    def collect(self, resend=False):
+        """Hand over the finished chunks; ``resend`` repeats the last hand-over too (its reply
+        may have been lost to an interrupt)."""
+        batches = (self.sent if resend else []) + self.pending
         cells, values = [], []
-        for flat, vals in self.pending:
+        for flat, vals in batches:
             cells.extend(flat)
             values.extend(_finite(v) if v is not None else None for v in vals)
-        self.pending = []
+        self.sent, self.pending = self.pending, []
         return {
             "cells": cells,
             "values": values,
@@ -1388,10 +1393,10 @@ def run(max_seconds=0.5):
     return _SWEEP.run(float(max_seconds))
 
 
-def collect():
+def collect(resend=False):
     if _SWEEP is None:
         return {"cells": [], "values": [], "done": 0, "total": 0, "work_done": 0, "work_total": 0}
-    return _SWEEP.collect()
+    return _SWEEP.collect(bool(resend))
 
 
 def release():
