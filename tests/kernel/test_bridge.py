@@ -21,6 +21,8 @@ from lsp_server.kernel import (
     KernelStartError,
 )
 
+from .faults import drop_an_execute_reply
+
 pytestmark = [pytest.mark.kernel, pytest.mark.asyncio(loop_scope="module")]
 
 
@@ -101,22 +103,8 @@ async def test_interrupt_attached_kernel_uses_control_channel(kernel, kernel_fac
     assert (await other.execute("pass", user_expressions={"x": "2+2"})).user_expressions["x"] == "4"
 
 
-# What ipykernel does when SIGINT lands after the code finished but before the reply went out:
-# the KeyboardInterrupt escapes the handler, it logs it, goes idle and never replies.
-DROP_NEXT_REPLY = """
-_k = get_ipython().kernel
-_send = _k.session.send
-def _drop_once(stream, msg_or_type, *args, **kwargs):
-    if msg_or_type == "execute_reply":
-        _k.session.send = _send
-        raise KeyboardInterrupt
-    return _send(stream, msg_or_type, *args, **kwargs)
-_k.session.send = _drop_once
-"""
-
-
 async def test_a_dropped_reply_reads_as_interrupted_not_a_hang(kernel):
-    res = await asyncio.wait_for(kernel.execute(DROP_NEXT_REPLY), 10)  # its own reply is dropped
+    res = await asyncio.wait_for(kernel.execute(drop_an_execute_reply(skip=0)), 10)  # its own reply
     assert res.interrupted and "no reply" in res.evalue
     assert (await kernel.execute("pass", user_expressions={"x": "3+3"})).user_expressions["x"] == "6"
 

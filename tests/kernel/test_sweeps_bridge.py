@@ -13,6 +13,7 @@ from lsp_server.kernel import SweepCancelled, SweepError, SweepSpec, run_sweep, 
 from lsp_server.render import render_heatmap
 
 from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact, max_abs_diff, reference
+from .faults import drop_an_execute_reply
 from .tiny_models import bridge_setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.asyncio(loop_scope="module")]
@@ -309,34 +310,16 @@ async def test_interrupt_from_another_client_gives_partial_result_with_error(ker
     assert 0 < result.cells_done < result.cells_total
 
 
-# Another client makes the kernel drop the reply of the sweep's next step, as ipykernel does when
-# a SIGINT lands between the step's code and its reply (see test_bridge.py).
-DROP_THE_NEXT_STEPS_REPLY = """
-_k = get_ipython().kernel
-_send, _skip, dropped_at_done = _k.session.send, [1], []
-def _drop_after_own(stream, msg_or_type, *args, **kwargs):
-    if msg_or_type == "execute_reply":
-        if _skip[0]:
-            _skip[0] -= 1  # this request's own reply
-        else:
-            _k.session.send = _send
-            dropped_at_done.append(__tlens__._SWEEP.done)
-            raise KeyboardInterrupt
-    return _send(stream, msg_or_type, *args, **kwargs)
-_k.session.send = _drop_after_own
-"""
-
-
 async def test_a_step_whose_reply_is_dropped_loses_no_cells(kernel, kernel_factory):
     other = await kernel_factory.attach(kernel.connection_file)
 
-    async def drop(_event):
-        assert (await other.execute(DROP_THE_NEXT_STEPS_REPLY)).ok
+    async def drop(_event):  # the reply of the sweep's next step (see faults.py)
+        assert (await other.execute(drop_an_execute_reply(skip=1, record="__tlens__._SWEEP.done"))).ok
 
     result, _ = await run_and_act(kernel, drop)
     assert result.partial and "interrupted" in result.error
     (done_in_kernel,) = ast.literal_eval((await kernel.execute("pass", user_expressions={
-        "d": "dropped_at_done"})).user_expressions["d"])
+        "d": "dropped_at"})).user_expressions["d"])
     assert result.cells_done == done_in_kernel  # the dropped step's cells came back with `collect`
     assert len([v for layer in result.values for pos in layer for v in pos if v is not None]) == done_in_kernel
 
