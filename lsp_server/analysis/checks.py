@@ -6,11 +6,13 @@ makes the failure certain; anything the server cannot resolve stays silent.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import re
 
 from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, HookPoint, catalog_for, union_templates
+from ..knowledge.sae_hooks import split_sae_name
 from .findings import Edit, Finding, Fix
 from .hookrefs import HookRef
 from .models import ModelInfo
@@ -58,8 +60,15 @@ class NameChecker:
     def _check(self, ref: HookRef) -> Finding | None:
         if ref.error:
             return Finding(ref.start, ref.end, "unknown-hook", "error", ref.error)
-        if ref.template is None or "sae" in ref.template:
-            return None  # SAE hooks (sae_lens) and unresolved names are not ours to judge
+        if ref.template is None or ref.template.startswith("hook_sae_"):
+            return None  # unresolved, or an SAE's own cache (`sae.run_with_cache`): not ours to judge
+        if (sae := split_sae_name(ref.template)) is not None:
+            # The SAE's own hooks exist while it is attached; the model hook under them must exist.
+            found = self._check(dataclasses.replace(ref, template=sae[0], literal=None))
+            if found is not None:
+                found = dataclasses.replace(found, message=f"{found.message} (SAE Lens adds `{sae[1]}` under the "
+                                                            "model hook its SAE is attached to.)")
+            return found
         catalog = self.catalog(ref.model)
         if ref.match != "exact":
             return self._check_filter(ref, catalog)

@@ -17,6 +17,7 @@ from ..analysis.models import ModelInfo
 from ..analysis.syntax import Node, text
 from ..knowledge.hookpoints import Catalog, HookPoint, catalog_for, concrete_shape, format_shape, union_templates
 from ..knowledge.hookpoints import all_variants
+from ..knowledge.sae_hooks import SAE_POINTS, sae_shape, split_sae_name
 from ..knowledge.spec import ModelSpec, SYMBOLIC
 
 
@@ -74,6 +75,8 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
         return _filter_markdown(ref, catalog)
     point = _find_point(catalog, ref.template)
     name = _display_name(ref)
+    if point is None and (sae := split_sae_name(ref.template)) is not None:
+        return _sae_markdown(ref, name, sae, catalog, spec)
     if point is None:
         return f"`{name}`\n\n*Not a hook point of {spec.label if ref.model else 'any known configuration'}.*"
     shape = point.shape
@@ -112,6 +115,34 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
         lines.append("On TransformerBridge, `hook.name` is the canonical name in raw mode and the legacy name after `enable_compatibility_mode()`.")
     lines.append(_provenance(ref.model, spec))
     return "\n\n".join(lines)
+
+
+def _sae_markdown(ref: HookRef, name: str, sae: tuple[str, str], catalog: Catalog, spec: ModelSpec) -> str:
+    base_template, suffix = sae
+    base_name = name[: -len(suffix) - 1]
+    meaning = SAE_POINTS.get(suffix, (None, "A hook point of the SAE"))[1]
+    base = _find_point(catalog, base_template)
+    shape = sae_shape(base.shape, base_template, suffix) if base else None
+    head = f"`{name}`"
+    if shape:
+        concrete = concrete_shape(shape, spec)
+        if spec.n_heads and spec.d_head:  # a hook_z SAE's d_in, as one number
+            concrete = tuple(str(spec.n_heads * spec.d_head) if d == "n_heads*d_head" else c
+                             for d, c in zip(shape, concrete))
+        symbolic, concrete_text = format_shape(shape), format_shape(concrete)
+        head += f" · `{symbolic}`" + (f" = `{concrete_text}`" if concrete_text != symbolic else "")
+    attached = f"`{base_name}`"
+    if base is not None:
+        layer = str(ref.layer) if ref.layer is not None else f"`{ref.layer_expr or 'l'}`"
+        attached += f" ({base.meaning.replace('{l}', layer)})"
+    width = "; `d_sae` is the SAE's width" if shape and "d_sae" in shape else ""
+    return "\n\n".join([
+        head,
+        f"{meaning}, for the SAE attached at {attached}.",
+        "Exists only while that SAE is attached (SAE Lens: `model.add_sae(sae)`, or "
+        f"`model.run_with_cache_with_saes(..., saes=[sae])`){width}.",
+        _provenance(ref.model, spec),
+    ])
 
 
 def _display_name(ref: HookRef) -> str:

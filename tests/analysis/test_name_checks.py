@@ -102,3 +102,37 @@ def test_removed_api_needs_tl4():
 def test_suppression():
     rows, _ = findings('x = cache["resid_pre"]  # tlens: ignore[unknown-hook]\ny = cache["resid_pre"]  # tlens: ignore\n')
     assert rows == []
+
+
+SAE = '''from sae_lens import HookedSAETransformer
+model = HookedSAETransformer.from_pretrained("gpt2-small")
+_, cache = model.run_with_cache_with_saes("hi", saes=[sae], names_filter=lambda n: n.endswith("hook_sae_acts_post"))
+'''
+
+
+def sae_findings(body: str):
+    a = analyze(SAE + body, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    return [(a.lines.position(f.start).line - 2, f.code) for f in a.findings], a
+
+
+def test_sae_hooks_are_judged_by_the_model_hook_they_sit_under():
+    rows, _ = sae_findings('a = cache["blocks.8.hook_resid_pre.hook_sae_acts_post"]\n'
+                           'b = cache["blocks.8.hook_resid_pree.hook_sae_acts_post"]\n'
+                           'c = cache["blocks.12.hook_mlp_out.hook_sae_error"]\n'
+                           'd = cache["blocks.3.attn.hook_result.hook_sae_recons"]\n'
+                           'e = cache["hook_sae_acts_post"]\n'  # an SAE's own cache spells it so
+                           'model.add_hook("blocks.8.hook_resid_pre.hook_sae_input", fn)\nmodel.reset_hooks()\n')
+    assert rows == [(2, "unknown-hook"), (3, "layer-out-of-range"), (4, "hook-not-enabled")]
+
+
+def test_sae_hook_hover_gives_the_sae_shape_and_where_it_is_attached():
+    from lsp_server.features.hover import hover
+
+    body = 'a = cache["blocks.8.hook_resid_pre.hook_sae_acts_post"]\nb = cache["blocks.3.attn.hook_z.hook_sae_recons"]\n'
+    _, a = sae_findings(body)
+    src = SAE + body
+    first = hover(a, len(src.encode()[: src.index('"blocks.8')]) + 2).markdown.split("\n\n")
+    assert first[0] == "`blocks.8.hook_resid_pre.hook_sae_acts_post` · `[batch, pos, d_sae]`"
+    assert "attached at `blocks.8.hook_resid_pre` (Residual stream entering block 8)" in first[1]
+    z = hover(a, len(src.encode()[: src.index('"blocks.3')]) + 2).markdown
+    assert z.startswith("`blocks.3.attn.hook_z.hook_sae_recons` · `[batch, pos, n_heads*d_head]` = `[batch, pos, 768]`")
