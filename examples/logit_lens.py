@@ -9,6 +9,7 @@ tokens = model.to_tokens(prompt)
 answer_token = model.to_single_token(answer)
 
 logits, cache = model.run_with_cache(tokens)
+# Pythia runs attention and MLP in parallel: there is no resid_mid, so incl_mid=True raises KeyError.
 accumulated, labels = cache.accumulated_resid(layer=-1, incl_mid=True, return_labels=True, apply_ln=True)
 lens_logits = accumulated[:, 0, -1, :] @ model.W_U
 ranks = (lens_logits > lens_logits[:, answer_token, None]).sum(-1)

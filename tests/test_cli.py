@@ -22,7 +22,7 @@ def test_check_json_on_examples():
     keys = {"path", "line", "col", "end_line", "end_col", "severity", "code", "message"}
     assert all(set(r) == keys for r in rows)
     layer = next(r for r in rows if r["code"] == "layer-out-of-range")
-    assert (layer["line"], layer["severity"]) == (24, "error")
+    assert (layer["line"], layer["severity"]) == (25, "error")
     assert "6 layers" in layer["message"]
 
 

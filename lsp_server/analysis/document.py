@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..knowledge.spec import GATE_FLAGS, ModelSpec
+from .cache_stacks import SIGNATURES as _STACKING_SIGNATURES
+from .cache_stacks import check_stacking_calls
 from .checks import NameChecker, check_removed_api
 from .findings import Finding, apply_suppressions
 from .hookrefs import HookRef, HookRefCollector
@@ -30,6 +32,7 @@ METHODS = (
     "remove_all_hook_fns", "set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in",
     "set_use_hook_mlp_in", "enable_compatibility_mode", "to_single_token", "to_tokens", "to_str_tokens",
     "get_token_position", "generate", "get_act_name", "add_caching_hooks", "forward", "backward",
+    *_STACKING_SIGNATURES,
 )
 FLAG_METHODS = frozenset({"set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in",
                           "set_use_hook_mlp_in", "enable_compatibility_mode"})
@@ -147,7 +150,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     findings += check_removed_api(scopes.imports, parsed.source, context.tl_major)
     analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
                         method_calls, ident_calls, collector)
-    for check in (check_hook_lifetimes, check_tokens, check_live, *(extra_checks or ())):
+    for check in (check_hook_lifetimes, check_tokens, check_live, check_stacking_calls, *(extra_checks or ())):
         findings += check(analysis)
     findings.sort(key=lambda f: (f.start, f.end, f.code))
     analysis.findings = apply_suppressions(findings, source)

@@ -35,9 +35,10 @@ def hover(analysis: Analysis, offset: int) -> HoverText | None:
         md = hook_ref_markdown(analysis, ref)
         if md:
             return HoverText(md, ref.start, ref.end)
-    from .token_hover import token_hover  # local import: token_hover imports this module
+    from .stack_hover import stack_hover  # local imports: both import this module
+    from .token_hover import token_hover
 
-    return weight_hover(analysis, offset) or token_hover(analysis, offset)
+    return weight_hover(analysis, offset) or stack_hover(analysis, offset) or token_hover(analysis, offset)
 
 
 # ------------------------------------------------------------------------------ hook names

@@ -328,6 +328,30 @@ def cache_keys() -> list:
     return keys
 
 
+# ------------------------------------------------------------------ ActivationCache stacking methods
+
+# (method, kwargs) run on every configuration's cache (n_layers = 2): defaults, every flag, the final
+# layer given explicitly, layer 0, a position slice.
+STACK_CALLS: list[tuple[str, dict]] = [
+    ("accumulated_resid", {}),
+    ("accumulated_resid", dict(layer=1, incl_mid=True, return_labels=True)),
+    ("accumulated_resid", dict(layer=2, incl_mid=True, mlp_input=True, return_labels=True)),
+    ("accumulated_resid", dict(layer=0, mlp_input=True, return_labels=True)),
+    ("accumulated_resid", dict(layer=-1, pos_slice=-1, return_labels=True)),
+    ("decompose_resid", dict(return_labels=True)),
+    ("decompose_resid", dict(layer=1, mode="attn", mlp_input=True, return_labels=True)),
+    ("decompose_resid", dict(mode="mlp", incl_embeds=False, return_labels=True)),
+    ("decompose_resid", dict(layer=1, mlp_input=True, pos_slice=2, return_labels=True)),
+    ("stack_head_results", dict(return_labels=True)),
+    ("stack_head_results", dict(layer=1, incl_remainder=True, return_labels=True)),
+    ("stack_head_results", dict(layer=0, return_labels=True)),
+    ("stack_activation", dict(activation_name="pattern")),
+    ("stack_activation", dict(activation_name="resid_post", layer=1)),
+    ("stack_activation", dict(activation_name="scale", sublayer_type="ln1")),
+    ("stack_activation", dict(activation_name="z")),
+]
+
+
 # ------------------------------------------------------------------ environments and the probe
 
 
@@ -353,7 +377,8 @@ ENVS = {
 
 
 def probe_request(env: TLEnv) -> dict:
-    request: dict = {"dims": DIMS, "act_name_calls": act_name_calls(), "cache_keys": cache_keys()}
+    request: dict = {"dims": DIMS, "act_name_calls": act_name_calls(), "cache_keys": cache_keys(),
+                     "stack_calls": [list(call) for call in STACK_CALLS]}
     if "hooked" in env.backends:
         failing = {name: overrides for name, (overrides, _, _) in HOOKED_FAILING.items()}
         request["hooked"] = {"base": HOOKED_BASE, "cases": {**HOOKED_CASES, **failing}}
@@ -466,4 +491,4 @@ def tables() -> SimpleNamespace:
     return SimpleNamespace(dims=DIMS, hooked_cases=HOOKED_CASES, bridge_cases=BRIDGE_CASES, setters=SETTERS,
                            hooked_failing=HOOKED_FAILING, bridge_failing=BRIDGE_FAILING,
                            act_name_calls=act_name_calls(), cache_keys=cache_keys(),
-                           documented_act_names=DOCUMENTED_ACT_NAMES)
+                           documented_act_names=DOCUMENTED_ACT_NAMES, stack_calls=STACK_CALLS)

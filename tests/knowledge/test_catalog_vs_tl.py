@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from lsp_server.analysis.cache_stacks import bind, stack_of
 from lsp_server.knowledge.hf_cache import spec_from_hf_config
 from lsp_server.knowledge.hookpoints import Catalog, HookPoint, catalog_for, concrete_shape, format_shape, union_templates
 from lsp_server.knowledge.spec import GATE_FLAGS
@@ -330,3 +331,48 @@ def test_real_hook_names_are_in_union_templates(tl_env, tl_probe):
                 if template not in union:
                     missing.add(template)
     assert not missing, f"union_templates() lacks real hook names: {sorted(missing)}"
+
+
+# ------------------------------------------------------------------ ActivationCache stacking methods
+# Every configuration's cache runs conftest.STACK_CALLS; analysis.cache_stacks must give the same
+# shape and the same component labels.
+
+
+def _number(sym: str, dims: dict[str, int]) -> int:
+    out = 1
+    for factor in sym.split("*"):
+        out *= int(factor) if factor.isdigit() else {**_RUNTIME, **dims}[factor]
+    return out
+
+
+def check_stacks(catalog, result: dict, label: str, calls: list) -> None:
+    dims = catalog.spec.dims()
+    problems, compared = [], 0
+    for (method, kwargs), theirs in zip(calls, result["stacks"]):
+        stack = stack_of(method, bind(method, [], kwargs), catalog)
+        compared += 1
+        if "error" in theirs or stack.raises:
+            # What TL raises, e.g. "KeyError: 'blocks.0.hook_resid_mid' at ActivationCache.py:230".
+            if not (stack.raises and theirs.get("error", "").startswith(stack.raises)):
+                problems.append(f"{method}({kwargs}): TL {theirs.get('error') or theirs['shape']}, ours raises {stack.raises}")
+            continue
+        ours_shape = [_number(s, dims) for s in stack.shape] if stack.shape else None
+        ours_labels = stack.labels if theirs["labels"] is not None else None
+        if ours_shape != theirs["shape"] or ours_labels != theirs["labels"]:
+            problems.append(f"{method}({kwargs}): TL {theirs['shape']} {theirs['labels']}, "
+                            f"ours {ours_shape} {ours_labels}")
+    assert compared == len(calls), f"{label}: the probe answered {len(result['stacks'])} of {len(calls)} calls"
+    assert not problems, f"{label}:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def stack_calls(tables):
+    return [list(call) for call in tables.stack_calls]
+
+
+def test_hooked_stacks_match_tl(hooked_case, tl_probe, stack_calls):
+    check_stacks(*_hooked(hooked_case, tl_probe), stack_calls)
+
+
+def test_bridge_stacks_match_tl(bridge_case, tl_probe, stack_calls):
+    check_stacks(*_bridge(bridge_case, tl_probe), stack_calls)

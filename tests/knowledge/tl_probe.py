@@ -10,13 +10,15 @@ request::
      "hooked": {"base": {...HookedTransformerConfig kwargs}, "cases": {name: {overrides}}},
      "bridge": {"cases": {name: {"arch": "native" | "GPT2Config/GPT2LMHeadModel" | ..., "config": {...},
                                  "compat": bool, "setters": ["set_use_attn_result", ...]}}},
+     "stack_calls": [[method, kwargs], ...],   # ActivationCache stacking methods, on every case's cache
      "act_name_calls": [[name, layer, layer_type], ...],
      "cache_keys": [key, ...]}             # a str, or a list standing for a tuple key
 
 answer::
 
     {"tl_version": "2.18.0", "tl_major": 2, "has_hooked": bool, "has_bridge": bool,
-     "hooked": {case: {"cache": {name: shape}, "hook_dict": [names]} | {"error": "..."}},
+     "hooked": {case: {"cache": {name: shape}, "hook_dict": [names],
+                       "stacks": [{"shape": [...], "labels": [...] | None} | {"error": "..."}]} | {"error": "..."}},
      "bridge": {case: {... same ..., "same_hook": [[names sharing one HookPoint], ...],
                        "hf_config": {config.json of the wrapped HF model}}},
      "act_names": [{"ok": str} | {"exc": type, "msg": str}, ...],
@@ -51,11 +53,24 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:400]}{where}"
 
 
-def _describe_cache(model, cache) -> dict:
+def _describe_cache(model, cache, stack_calls: list) -> dict:
     return {
         "cache": {name: list(value.shape) for name, value in cache.items()},
         "hook_dict": list(model.hook_dict),
+        "stacks": [_stack(cache, method, kwargs) for method, kwargs in stack_calls],
     }
+
+
+def _stack(cache, method: str, kwargs: dict) -> dict:
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = getattr(cache, method)(**kwargs)
+        tensor, labels = out if isinstance(out, tuple) else (out, None)
+        return {"shape": list(tensor.shape), "labels": labels}
+    except Exception as exc:
+        return {"error": _error(exc)}
 
 
 def _tokens(vocab: int, dims: dict):
@@ -81,7 +96,7 @@ def probe_hooked(request: dict, dims: dict) -> tuple[dict, object]:
             model = HookedTransformer(HookedTransformerConfig(**{**base, **overrides})).eval()
             with torch.no_grad():
                 _, cache = model.run_with_cache(_tokens(base["d_vocab"], dims))
-            out[case] = _describe_cache(model, cache)
+            out[case] = _describe_cache(model, cache, request.get("stack_calls", []))
             if first_cache is None:
                 first_cache = cache
         except Exception as exc:  # reported to the test, which decides whether it is a skip or a failure
@@ -168,7 +183,8 @@ def probe_bridge(request: dict, dims: dict) -> tuple[dict, object]:
                         getattr(model, setter)(False)
                 except Exception:  # a bridge that cannot switch back is not reused
                     booted.pop(key, None)
-            out[case] = {**_describe_cache(model, cache), "same_hook": _same_hook_groups(model)}
+            out[case] = {**_describe_cache(model, cache, request.get("stack_calls", [])),
+                         "same_hook": _same_hook_groups(model)}
             hf_config = getattr(getattr(model, "original_model", None), "config", None)
             if hf_config is not None and recipe["arch"] != "native":
                 # What a config.json of this model says, for the server's own config -> spec mapping.
@@ -235,12 +251,13 @@ def main() -> None:
         answer["has_bridge"] = _has("transformer_lens.model_bridge", "TransformerBridge")
         dims = request.get("dims", {"batch": 3, "pos": 7})
         answer["cache_keys"] = {}
+        stack_calls = request.get("stack_calls", [])
         if answer["has_hooked"] and request.get("hooked"):
-            answer["hooked"], cache = probe_hooked(request["hooked"], dims)
+            answer["hooked"], cache = probe_hooked({**request["hooked"], "stack_calls": stack_calls}, dims)
             if cache is not None and request.get("cache_keys"):
                 answer["cache_keys"]["hooked"] = probe_cache_keys(cache, request["cache_keys"])
         if answer["has_bridge"] and request.get("bridge"):
-            answer["bridge"], cache = probe_bridge(request["bridge"], dims)
+            answer["bridge"], cache = probe_bridge({**request["bridge"], "stack_calls": stack_calls}, dims)
             if cache is not None and request.get("cache_keys"):
                 answer["cache_keys"]["bridge"] = probe_cache_keys(cache, request["cache_keys"])
         answer["act_names"] = probe_act_names(request.get("act_name_calls", []))

@@ -53,6 +53,13 @@ async def test_hover_negative_layer_fstring_and_weights(client, uri):
     assert "[n_layers, n_heads, d_model, d_head]" in text and "[12, 12, 768, 64]" in text
 
 
+async def test_hover_on_a_stacking_call_lists_its_components(client, uri):
+    src = SCRIPT + "lens, labels = cache.accumulated_resid(layer=2, return_labels=True)\n"
+    open_doc(client, uri, src)
+    text = await hover_text(client, uri, pos_of(src, "accumulated_resid", 3))
+    assert "= `[3, batch, pos, 768]`" in text.splitlines()[0] and "`0_pre`, `1_pre`, `2_pre`" in text
+
+
 async def test_diagnostics_and_quick_fixes(client, uri):
     open_doc(client, uri, SCRIPT)
     diags = await diagnostics_for(client, uri)
