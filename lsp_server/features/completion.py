@@ -96,6 +96,9 @@ def _context(analysis: Analysis, string: Node):
         if method in HOOK_CALLS:
             model = models.model_at(receiver) if receiver is not None and receiver.type == "identifier" else None
             return ("act_name" if method == "get_act_name" else "full"), model or models.sole_model()
+        if method == "stack_activation" and receiver is not None and receiver.type == "identifier":
+            cache = models.cache_at(receiver)  # stacks cache[name, l] over layers: per-layer short names
+            return ("first", cache.model or models.sole_model()) if cache is not None else None
     # fwd_hooks=[("...", fn)]
     if parent.type == "tuple" and parent.named_children and parent.named_children[0] == string:
         holder = parent.parent
@@ -113,6 +116,7 @@ def _context(analysis: Analysis, string: Node):
 
 _OPEN_SUBSCRIPT = re.compile(r"""(?P<obj>[A-Za-z_]\w*)\[\s*["'](?P<typed>[^"'\\]*)$""")
 _OPEN_CALL = re.compile(r"""(?:\.|\b)(?P<fn>add_hook|add_perma_hook|get_act_name)\(\s*["'](?P<typed>[^"'\\]*)$""")
+_OPEN_STACK = re.compile(r"""(?P<obj>[A-Za-z_]\w*)\.stack_activation\(\s*["'](?P<typed>[^"'\\]*)$""")
 _OPEN_HOOK_TUPLE = re.compile(r"""(?:fwd_hooks|bwd_hooks)\s*=\s*\[(?:[^\]]*,)?\s*\(\s*["'](?P<typed>[^"'\\]*)$""")
 
 
@@ -135,6 +139,9 @@ def _context_from_line(analysis: Analysis, offset: int):
     m = _OPEN_HOOK_TUPLE.search(prefix)
     if m:
         return ("full", models.sole_model()), offset - len(m.group("typed").encode())
+    m = _OPEN_STACK.search(prefix)
+    if m and (cache := models.cache_named(m.group("obj"), offset)) is not None:
+        return ("first", cache.model or models.sole_model()), offset - len(m.group("typed").encode())
     return None, offset
 
 

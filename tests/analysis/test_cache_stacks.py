@@ -55,3 +55,12 @@ def test_nothing_is_claimed_for_a_model_of_unknown_structure():
                                          "b = cache.stack_activation('scale', 2, 'ln1')\n")
     assert [f for f in a.findings if f.code == "unknown-hook"] == []
     assert "**5 components**" in hover_at(src, a, "accumulated_resid")
+
+
+def test_stack_activation_completes_per_layer_short_names():
+    from lsp_server.features.completion import completions
+
+    for body in ('x = cache.stack_activation("pat")\n', 'x = cache.stack_activation("pat\n'):  # closed, half-typed
+        src, a = doc("gpt2-small", body)
+        labels = [c.label for c in completions(a, len(src[: src.index('"pat') + 4].encode()))]
+        assert "pattern" in labels and "resid_pre" in labels and "embed" not in labels  # global names take no layer
