@@ -1,13 +1,16 @@
 """Inlay hints: the shape of each activation assigned from a cache. Protocol-free.
 
-``resid = cache["resid_post", 5]`` shows ``: [batch, pos, 768]`` after ``resid``.
+``resid = cache["resid_post", 5]`` shows ``: [batch, pos, 768]`` after ``resid``;
+``lens = cache.accumulated_resid()`` shows ``: [13, batch, pos, 768]``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..analysis.cache_stacks import SIGNATURES, stack_call
 from ..analysis.document import Analysis
+from ..analysis.syntax import Node, call_name
 from ..knowledge.hookpoints import catalog_for, concrete_shape, format_shape
 
 
@@ -44,4 +47,31 @@ def inlay_hints(analysis: Analysis, start: int, end: int) -> list[Hint]:
             shape = shape[1:]
         concrete = format_shape(concrete_shape(shape, spec))
         out.append(Hint(target.end_byte, f": {concrete}", f"{ref.template.replace('{l}', str(ref.layer) if ref.layer is not None else '{layer}')} {format_shape(shape)}"))
+    return sorted(out + _stack_hints(analysis, start, end), key=lambda h: h.offset)
+
+
+def _stack_hints(analysis: Analysis, start: int, end: int) -> list[Hint]:
+    """``x = cache.accumulated_resid(...)`` and ``x, labels = ...(return_labels=True)``."""
+    out = []
+    for call in analysis.method_calls:
+        if not (start <= call.start_byte <= end) or call_name(call)[1] not in SIGNATURES:
+            continue
+        target = _assigned_name(call)
+        found = stack_call(analysis, call) if target is not None else None
+        if found is None or found.stack.shape is None or found.stack.raises or found.cache.model is None:
+            continue
+        spec = found.catalog.spec
+        out.append(Hint(target.end_byte, f": {format_shape(concrete_shape(found.stack.shape, spec))}",
+                        f"{found.method}: {format_shape(('components', *found.stack.shape[1:]))}"))
     return out
+
+
+def _assigned_name(call: Node) -> Node | None:
+    """The name a call's value goes to: ``x = call`` or, for ``(tensor, labels)``, ``x, labels = call``."""
+    assign = call.parent
+    if assign is None or assign.type != "assignment" or assign.child_by_field_name("right") != call:
+        return None
+    target = assign.child_by_field_name("left")
+    if target is not None and target.type in ("pattern_list", "tuple_pattern") and target.named_children:
+        target = target.named_children[0]
+    return target if target is not None and target.type == "identifier" else None

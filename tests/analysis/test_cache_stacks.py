@@ -64,3 +64,13 @@ def test_stack_activation_completes_per_layer_short_names():
         src, a = doc("gpt2-small", body)
         labels = [c.label for c in completions(a, len(src[: src.index('"pat') + 4].encode()))]
         assert "pattern" in labels and "resid_pre" in labels and "embed" not in labels  # global names take no layer
+
+
+def test_inlay_hints_give_the_stacked_shape():
+    from lsp_server.features.inlay_hints import inlay_hints
+
+    src, a = doc("gpt2-small", "lens, labels = cache.accumulated_resid(return_labels=True)\nheads = cache.stack_head_results(layer=2)\n"
+                               "nothing = cache.accumulated_resid(layer=k)\n")
+    hints = {src.encode()[: h.offset].decode().rsplit("\n", 1)[1]: h.label for h in inlay_hints(a, 0, len(src))}
+    assert hints == {"lens": ": [13, batch, pos, 768]", "heads": ": [24, batch, pos, 768]",
+                     "nothing": ": [components, batch, pos, 768]"}
