@@ -96,7 +96,7 @@ def stack_of(method: str, args: dict[str, object], catalog: Catalog, batch: bool
         stack.item_shape = stack.item_shape[1:]
     stack.returns_labels = args.get("return_labels") is True
     if args.get("apply_ln") is True:
-        stack.notes.append("`apply_ln=True` applies the final LayerNorm's scale to each component (same shape).")
+        stack.notes.append("`apply_ln=True` normalises each component like the LayerNorm that reads it (same shape).")
     return stack
 
 
@@ -147,7 +147,9 @@ def _decompose_resid(args: dict, catalog: Catalog, n: int | None) -> Stack:
             "before `layer` (`mode` keeps one kind), plus `attn_out` of `layer` with `mlp_input=True`")
     top = _top_layer(args["layer"], n)
     labels = None
-    if top is not None and _known(mode, mlp_input, incl_embeds) and mode in ("all", "mlp", "attn"):
+    # Which embeddings exist (and whether there are MLPs) needs the model's structure.
+    known = catalog.spec.structure_known and _known(mode, mlp_input, incl_embeds) and mode in ("all", "mlp", "attn")
+    if top is not None and known:
         incl_attn = mode != "mlp"
         incl_mlp = mode != "attn" and not catalog.spec.attn_only
         labels = []
