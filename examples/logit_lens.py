@@ -24,3 +24,4 @@ final_scale = cache["ln_final.hook_scale"]
 mlp_out = cache["mlp_out", 5]
 bad_layer = cache["resid_post", 6]
 typo = cache["blocks.0.hook_resid_pree"]
+parts, part_labels = cache.decompose_resid(layer=3, return_labels=True)

@@ -20,6 +20,8 @@ HOVERS = [
     ("ioi_patching.py", 'clean_cache["pattern", 9]', 'pattern", 9'),
     ("ioi_patching.py", "clean_cache[hook.name]", "hook.name"),
     ("logit_lens.py", 'cache["scale", layer, "ln1"]', 'scale", layer'),
+    ("logit_lens.py", "cache.decompose_resid(layer=3, return_labels=True)", "decompose_resid"),
+    ("logit_lens.py", "cache.accumulated_resid(layer=-1, incl_mid=True, …)", "accumulated_resid"),
     ("induction_heads.py", "lambda name: name.endswith(\"pattern\")", '"pattern")'),
     ("induction_heads.py", "model.W_V[1]", "W_V"),
 ]
