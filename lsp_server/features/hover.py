@@ -126,9 +126,9 @@ def _sae_markdown(ref: HookRef, name: str, sae: tuple[str, str], catalog: Catalo
     shape = sae_shape(base.shape, base_template, suffix) if base else None
     head = f"`{name}`"
     if shape:
-        concrete = concrete_shape(shape, spec)
-        if spec.n_heads and spec.d_head:  # a hook_z SAE's d_in, as one number
-            concrete = tuple(str(spec.n_heads * spec.d_head) if d == "n_heads*d_head" else c
+        concrete, dims = concrete_shape(shape, spec), spec.dims()
+        if "n_heads" in dims and "d_head" in dims:  # a hook_z SAE's d_in, as one number
+            concrete = tuple(str(dims["n_heads"] * dims["d_head"]) if d == "n_heads*d_head" else c
                              for d, c in zip(shape, concrete))
         symbolic, concrete_text = format_shape(shape), format_shape(concrete)
         head += f" · `{symbolic}`" + (f" = `{concrete_text}`" if concrete_text != symbolic else "")
