@@ -189,8 +189,15 @@ def _shown(ref: HookRef) -> str:
     return (ref.template or "").replace("{l}", "{" + (ref.layer_expr or "layer") + "}")
 
 
+# First components of the hook names of TransformerLens decoders (HookedTransformer, TransformerBridge).
+_DECODER_ROOTS = frozenset({"blocks", "hook_embed", "hook_pos_embed", "hook_tokens", "ln_final", "embed", "pos_embed",
+                            "unembed"})
+
+
 def _looks_like_hook(template: str) -> bool:
-    return "hook_" in template or template.startswith("blocks.")
+    """A name in a TransformerLens decoder's naming scheme. Without a known model, other schemes
+    (a custom HookedRootModule's ``layer2.hook_square``, T5's ``encoder_blocks.0...``) are not ours."""
+    return template.split(".", 1)[0] in _DECODER_ROOTS
 
 
 @functools.lru_cache(maxsize=4096)

@@ -23,6 +23,9 @@ HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
 FILTER_METHODS = frozenset({"run_with_cache", "add_caching_hooks", "get_caching_hooks"})
 _LAYER_HOLE = re.compile(r"^blocks\.\x00\.")
+_CONTAINER_LITERALS = frozenset({"dictionary", "dictionary_comprehension", "list", "list_comprehension", "set",
+                                 "set_comprehension", "tuple"})
+_CONTAINER_CALLS = frozenset({"dict", "defaultdict", "OrderedDict", "list", "Counter"})
 
 
 @dataclass
@@ -341,12 +344,21 @@ class HookRefCollector:
 
     # -- cache subscripts
 
+    def _plain_container(self, name: Node) -> bool:
+        """``cache = {}`` (or a list, ``dict()``, ``defaultdict(...)``): a name that only sounds like a cache."""
+        d = self.scopes.lookup(text(name), name.start_byte)
+        if d is None or d.kind != "assign":
+            return False
+        if d.node.type in _CONTAINER_LITERALS:
+            return True
+        return d.node.type == "call" and call_name(d.node)[1] in _CONTAINER_CALLS
+
     def _subscript(self, sub: Node) -> None:
         value_node = sub.child_by_field_name("value")
         if value_node is None or value_node.type != "identifier":
             return
         cache = self.models.cache_at(value_node)
-        if cache is None and "cache" not in text(value_node).lower():
+        if cache is None and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
             return
         keys = [c for c in sub.children_by_field_name("subscript")]
         if not keys:

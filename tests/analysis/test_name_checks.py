@@ -136,3 +136,31 @@ def test_sae_hook_hover_gives_the_sae_shape_and_where_it_is_attached():
     assert "attached at `blocks.8.hook_resid_pre` (Residual stream entering block 8)" in first[1]
     z = hover(a, len(src.encode()[: src.index('"blocks.3')]) + 2).markdown
     assert z.startswith("`blocks.3.attn.hook_z.hook_sae_recons` · `[batch, pos, n_heads*d_head]` = `[batch, pos, 768]`")
+
+
+def bare_findings(src: str):
+    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    return [(a.lines.position(f.start).line, f.code) for f in a.findings]
+
+
+def test_names_of_other_modules_and_plain_dicts_are_not_judged():
+    # Seen in TransformerLens's own demos: a dict named cache, a custom HookedRootModule, T5.
+    src = '''from transformer_lens import HookedEncoderDecoder
+def get_neuron_acts(text, layer):
+    cache = {}
+    def caching_hook(act, hook):
+        cache["activation"] = act[0]
+    model.run_with_hooks(text, fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", caching_hook)])
+    return cache["activation"]
+toy = TwoLayerModel()
+toy.run_with_hooks(x, fwd_hooks=[("layer2.hook_square", fn)])
+t5 = HookedEncoderDecoder.from_pretrained("t5-small")
+_, cache = t5.run_with_cache(ids)
+pattern = cache["encoder_blocks.0.attn.hook_pattern"]
+'''
+    assert bare_findings(src) == []
+
+
+def test_a_decoder_style_typo_is_still_an_error_without_a_known_model():
+    src = 'model = load_model()\n_, cache = model.run_with_cache(x)\ny = cache["blocks.0.hook_resid_pree"]\n'
+    assert bare_findings(src) == [(2, "unknown-hook")]
