@@ -248,11 +248,15 @@ def check_removed_api(imports: list[Node], source: bytes, tl_major: int | None) 
                                "transformer_lens.utils was removed in TransformerLens 4.0: use transformer_lens.utilities (same names).",
                                (Fix("Import from transformer_lens.utilities",
                                     (Edit(mod.start_byte, mod.end_byte, module.replace("transformer_lens.utils", "transformer_lens.utilities", 1)),), True),)))
+        elif imp.type == "import_from_statement" and module.split(".")[:2] in _REMOVED_MODULE_PATHS:
+            # `from transformer_lens.HookedTransformer import HookedTransformer` (as ACDC writes it)
+            mod = imp.child_by_field_name("module_name")
+            out.append(Finding(mod.start_byte, mod.end_byte, "removed-api", "error", _removed_module(module)))
         elif imp.type == "import_statement":
             for name_node in imp.children_by_field_name("name"):
                 dotted = name_node.child_by_field_name("name") if name_node.type == "aliased_import" else name_node
                 full = text(dotted)
-                if full in ("transformer_lens.utils", "transformer_lens.HookedTransformer", "transformer_lens.loading_from_pretrained"):
+                if full.split(".")[:2] in _REMOVED_MODULE_PATHS:
                     fixes: tuple[Fix, ...] = ()
                     if full == "transformer_lens.utils":
                         fixes = (Fix("Import transformer_lens.utilities",
@@ -261,6 +265,20 @@ def check_removed_api(imports: list[Node], source: bytes, tl_major: int | None) 
                                        f"{full} was removed in TransformerLens 4.0 (ModuleNotFoundError)."
                                        + (" Use transformer_lens.utilities (same names)." if fixes else ""), fixes))
     return out
+
+
+# Modules TL 4 no longer has (checked by importing them in TL 4.3).
+REMOVED_MODULES = ("utils", "HookedTransformer", "HookedTransformerConfig", "HookedEncoder", "HookedEncoderDecoder",
+                    "loading_from_pretrained", "components", "past_key_value_caching", "train")
+_REMOVED_MODULE_PATHS = [["transformer_lens", m] for m in REMOVED_MODULES]
+
+
+def _removed_module(module: str) -> str:
+    top = module.split(".")[1]
+    hint = {"HookedTransformer": " Use TransformerBridge (from transformer_lens.model_bridge).",
+            "HookedTransformerConfig": " Use TransformerBridgeConfig.",
+            "train": " Training utilities live in transformer_lens.tools.training."}.get(top, "")
+    return f"transformer_lens.{top} was removed in TransformerLens 4.0 (ModuleNotFoundError).{hint}"
 
 
 def _removed_name(name: str, ident: Node, name_node: Node, source: bytes) -> Finding:

@@ -230,6 +230,8 @@ class _Lifetimes:
         info = self.a.models.model_at(node) if node.type == "identifier" else None
         if info is not None and info.backend_known:
             return info.spec.backend, info.kind != "param" or info.spec.backend == "bridge"
+        if b"HookedTransformer" in self.src and b"TransformerBridge" not in self.src:
+            return "hooked", False  # code written for HookedTransformer (removed-api flags a TL 4 workspace)
         major = self.a.context.tl_major
         if major is not None:
             return ("bridge" if major >= 4 else "hooked"), False

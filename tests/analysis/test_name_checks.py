@@ -164,3 +164,13 @@ pattern = cache["encoder_blocks.0.attn.hook_pattern"]
 def test_a_decoder_style_typo_is_still_an_error_without_a_known_model():
     src = 'model = load_model()\n_, cache = model.run_with_cache(x)\ny = cache["blocks.0.hook_resid_pree"]\n'
     assert bare_findings(src) == [(2, "unknown-hook")]
+
+
+def test_imports_of_removed_modules_are_flagged_under_tl4():
+    src = ("import transformer_lens.components as comps\nfrom transformer_lens.HookedTransformer import HookedTransformer\n"
+           "from transformer_lens.hook_points import HookPoint\nimport transformer_lens.utils\n")
+    a = analyze(src, AnalysisContext(tl_major=4, resolve_model=resolve_model_name))
+    assert [(a.lines.position(f.start).line, f.code) for f in a.findings] == [
+        (0, "removed-api"), (1, "removed-api"), (3, "removed-api")]
+    assert "TransformerBridge" in a.findings[1].message
+    assert analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name)).findings == []
