@@ -174,3 +174,15 @@ def test_imports_of_removed_modules_are_flagged_under_tl4():
         (0, "removed-api"), (1, "removed-api"), (3, "removed-api")]
     assert "TransformerBridge" in a.findings[1].message
     assert analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name)).findings == []
+
+
+def test_bridge_code_without_a_known_model_is_not_judged():
+    # From TransformerLens's own tests: a Mamba bridge's component hooks, through a fixture parameter.
+    src = '''from transformer_lens.model_bridge import TransformerBridge
+def test_projection_shapes(cache, mamba_bridge):
+    assert cache["blocks.0.mixer.in_proj.hook_in"].shape == (1, 4, 768)
+    names = [n for n in cache if "mixer" in n]
+'''
+    assert bare_findings(src) == []
+    hooked = 'def f(cache):\n    return cache["blocks.0.hook_resid_pree"]\n'
+    assert bare_findings(hooked) == [(1, "unknown-hook")]  # no bridge in sight: TL decoder names are closed
