@@ -22,7 +22,7 @@ SAE_POINTS: dict[str, tuple[str, str]] = {
 def split_sae_name(template: str) -> tuple[str, str] | None:
     """``blocks.{l}.hook_resid_pre.hook_sae_acts_post`` -> (model hook, SAE suffix); else None."""
     base, dot, suffix = template.rpartition(".")
-    if not dot or not suffix.startswith("hook_sae_"):
+    if not dot or not base or not suffix.startswith("hook_sae_"):
         return None
     return base, suffix
 
