@@ -283,13 +283,9 @@ def _experiment_on_line(view: View, line: int) -> Experiment | None:
     return None
 
 
-def _args(args: tuple) -> dict[str, Any]:
-    return args[0] if args and isinstance(args[0], dict) else {}
-
-
 def register(server: "TlensServer") -> None:
     """Register the kernel and sweep commands and surfaces on ``server``."""
-    from .server import guarded
+    from .server import command_args, guarded
 
     service = SweepService(server)
     server.sweeps = service
@@ -306,12 +302,12 @@ def register(server: "TlensServer") -> None:
     @server.command("tlens.attachKernel")
     @guarded("tlens.attachKernel")
     async def attach_kernel(ls, *args: Any) -> Any:
-        return await failing("could not attach the kernel", service.attach(_args(args).get("connectionFile")))
+        return await failing("could not attach the kernel", service.attach(command_args(args).get("connectionFile")))
 
     @server.command("tlens.startKernel")
     @guarded("tlens.startKernel")
     async def start_kernel(ls, *args: Any) -> Any:
-        return await failing("could not start a kernel", service.start(_args(args).get("interpreter")))
+        return await failing("could not start a kernel", service.start(command_args(args).get("interpreter")))
 
     @server.command("tlens.interruptKernel")
     @guarded("tlens.interruptKernel")
@@ -331,7 +327,7 @@ def register(server: "TlensServer") -> None:
     @server.command("tlens.runSweep")
     @guarded("tlens.runSweep")
     async def run_sweep(ls, *args: Any) -> Any:
-        a = _args(args)
+        a = command_args(args)
         if "uri" not in a or "line" not in a:
             service.message("tlens.runSweep needs {uri, line} (a code lens or code action passes them)", types.MessageType.Error)
             return {"error": "missing uri/line"}

@@ -403,13 +403,9 @@ class LiveService:
         return actions
 
 
-def _args(args: tuple) -> dict[str, Any]:
-    return args[0] if args and isinstance(args[0], dict) else {}
-
-
 def register(server: "TlensServer") -> None:
     """Create the server's :class:`LiveService` (after ``commands.register``) and its commands."""
-    from .server import guarded
+    from .server import command_args, guarded
 
     service = LiveService(server)
     server.live = service
@@ -423,7 +419,7 @@ def register(server: "TlensServer") -> None:
     @guarded("tlens.resetKernelHooks")
     async def reset_kernel_hooks(ls, *args: Any) -> Any:
         try:
-            return await service.reset_hooks(_args(args).get("model"))
+            return await service.reset_hooks(command_args(args).get("model"))
         except KernelError as e:
             return error("could not reset the hooks in the kernel", e)
 
@@ -436,6 +432,6 @@ def register(server: "TlensServer") -> None:
     @guarded("tlens.refreshLiveState")
     async def refresh_live_state(ls, *args: Any) -> Any:
         try:
-            return await service.refresh(float(_args(args).get("timeout", 60)))
+            return await service.refresh(float(command_args(args).get("timeout", 60)))
         except KernelError as e:
             return {"error": str(e), **service.summary()}

@@ -154,6 +154,11 @@ class TlensServer(LanguageServer):
 server = TlensServer()
 
 
+def command_args(args: tuple) -> dict[str, Any]:
+    """The options object of a ``workspace/executeCommand`` call (``{}`` when none was sent)."""
+    return args[0] if args and isinstance(args[0], dict) else {}
+
+
 def guarded(what: str, default: Any = None) -> Callable:
     """Error boundary: a bug in one feature logs a traceback and answers ``default``."""
 
