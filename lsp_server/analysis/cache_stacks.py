@@ -17,7 +17,7 @@ from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, catalog_for
 from ..knowledge.spec import SYMBOLIC
 from .findings import Finding
 from .models import CacheInfo
-from .syntax import Node, call_args, call_name, text
+from .syntax import Node, call_args, call_name
 from .values import Hole, Pattern, Seq
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ def check_stacking_calls(analysis: "Analysis") -> list[Finding]:
     """Stacking calls that raise for the model in use (a layer's hook it does not have)."""
     out = []
     for call in analysis.method_calls:
-        found = stack_call(analysis, call) if call_name(call)[1] in SIGNATURES else None
+        found = stack_call(analysis, call)
         if found is not None and found.stack.raises:
             function = call.child_by_field_name("function")
             attribute = function.child_by_field_name("attribute") if function is not None else None

@@ -15,7 +15,7 @@ from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, HookPoint, catalog_
 from ..knowledge.sae_hooks import split_sae_name
 from .findings import Edit, Finding, Fix
 from .hookrefs import HookRef
-from .models import ModelInfo
+from .models import ModelInfo, is_bridge_code
 from .syntax import Node, Parsed, statement_of, text
 
 _GATE_SETTERS = {
@@ -38,7 +38,7 @@ class NameChecker:
         self.flags_mentioned = flags_mentioned  # gate flags the file switches on anywhere
         # TransformerBridge code: a bridge of an architecture we do not know (Mamba's
         # `blocks.0.mixer.conv1d.hook_in`, ...) may have any names, so without a known model none is judged.
-        self.bridge_code = b"TransformerBridge" in parsed.source or b"model_bridge" in parsed.source
+        self.bridge_code = is_bridge_code(parsed.source)
 
     def catalog(self, model: ModelInfo | None) -> Catalog | None:
         """The model's catalog when its structure is known, else None (lenient checks only)."""

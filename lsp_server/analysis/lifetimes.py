@@ -28,6 +28,7 @@ from .lifetime_syntax import (
     insert_after, insert_at_block_end, insert_before, line_end, literal, permanent, reaches, runs_once, short,
     use_statement,
 )
+from .models import is_bridge_code
 from .scopes import MODULE, Scopes
 from .syntax import Node, call_args, call_name, statement_of, text
 
@@ -110,6 +111,8 @@ class _Lifetimes:
         self.a = analysis
         self.scopes: Scopes = analysis.scopes
         self.src: bytes = analysis.parsed.source
+        # Written for HookedTransformer: an unresolved model is one (removed-api flags a TL 4 workspace).
+        self._hooked_code = b"HookedTransformer" in self.src and not is_bridge_code(self.src)
         self.root: Node = analysis.parsed.root
         self.line_of = analysis.lines.line_of
         # Notebook cells arrive joined into one text (analyze(..., notebook=True)): its line numbers mean nothing to the user.
@@ -230,8 +233,8 @@ class _Lifetimes:
         info = self.a.models.model_at(node) if node.type == "identifier" else None
         if info is not None and info.backend_known:
             return info.spec.backend, info.kind != "param" or info.spec.backend == "bridge"
-        if b"HookedTransformer" in self.src and b"TransformerBridge" not in self.src:
-            return "hooked", False  # code written for HookedTransformer (removed-api flags a TL 4 workspace)
+        if self._hooked_code:
+            return "hooked", False
         major = self.a.context.tl_major
         if major is not None:
             return ("bridge" if major >= 4 else "hooked"), False

@@ -22,6 +22,11 @@ from .values import Evaluator, Seq
 HOOKED_CLASSES = frozenset({"HookedTransformer", "HookedSAETransformer", "HookedEncoder", "HookedMamba"})
 BRIDGE_CLASSES = frozenset({"TransformerBridge"})
 MODEL_CLASSES = HOOKED_CLASSES | BRIDGE_CLASSES
+
+
+def is_bridge_code(source: bytes) -> bool:
+    """The file uses TransformerBridge (TL 3.x/4.x), whose models may have any hook names."""
+    return b"TransformerBridge" in source or b"model_bridge" in source
 PRETRAINED_METHODS = frozenset({"from_pretrained", "from_pretrained_no_processing"})
 BRIDGE_METHODS = frozenset({"boot_transformers", "boot", "boot_native"})
 # Methods that return the model itself, so `model = model.to(device)` keeps the binding.

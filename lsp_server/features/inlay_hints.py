@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..analysis.cache_stacks import SIGNATURES, stack_call
+from ..analysis.cache_stacks import stack_call
 from ..analysis.document import Analysis
-from ..analysis.syntax import Node, call_name
+from ..analysis.syntax import Node
 from ..knowledge.hookpoints import catalog_for, concrete_shape, format_shape
 
 
@@ -54,9 +54,7 @@ def _stack_hints(analysis: Analysis, start: int, end: int) -> list[Hint]:
     """``x = cache.accumulated_resid(...)`` and ``x, labels = ...(return_labels=True)``."""
     out = []
     for call in analysis.method_calls:
-        if not (start <= call.start_byte <= end) or call_name(call)[1] not in SIGNATURES:
-            continue
-        target = _assigned_name(call)
+        target = _assigned_name(call) if start <= call.start_byte <= end else None
         found = stack_call(analysis, call) if target is not None else None
         if found is None or found.stack.shape is None or found.stack.raises or found.cache.model is None:
             continue
