@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .analysis.document import AnalysisContext
 from .analysis.findings import Finding
-from .workspace import View, Workspace, findings_in
+from .workspace import CellText, View, Workspace, findings_in
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -34,7 +34,7 @@ def load_views(path: Path, workspace: Workspace) -> list[View]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".ipynb":
         cells = notebook_code_cells(text)
-        return workspace.notebook_views(str(path), [(f"{path}#cell{i}", src, 0) for i, src in cells])
+        return workspace.notebook_views(str(path), [CellText(f"{path}#cell{i}", src, 0, i) for i, src in cells])
     return [workspace.text_view(str(path), text, 0)]
 
 
@@ -55,8 +55,7 @@ def notebook_code_cells(text: str) -> list[tuple[int, str]]:
 def _where(view: View, path: Path, offset: int) -> tuple[str, int, int]:
     pos = view.position(offset) or (0, 0)
     if view.cell is not None:
-        cell_no = view.uri.rsplit("#cell", 1)[1]
-        return f"{path}, cell {cell_no}", pos[0] + 1, pos[1] + 1
+        return f"{path}, cell {view.cell.number}", pos[0] + 1, pos[1] + 1
     return str(path), pos[0] + 1, pos[1] + 1
 
 

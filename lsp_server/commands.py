@@ -104,6 +104,15 @@ class SweepService:
     def kernel_interpreter(self) -> str | None:
         return self.ls.settings.kernel_interpreter or self.ls.settings.interpreter
 
+    def display_name(self, uri: str) -> str:
+        """A document's (or a cell's notebook's) path relative to the workspace root, as the user knows it."""
+        notebook = self.ls.workspace.get_notebook_document(cell_uri=uri)
+        path = to_fs_path(notebook.uri if notebook is not None else uri) or uri
+        root = self.ls.workspace.root_path
+        if root and path.startswith(root.rstrip("/") + "/"):
+            return path[len(root.rstrip("/")) + 1:]
+        return Path(path).name
+
     def workspace_root(self, uri: str | None) -> str:
         root = self.ls.workspace.root_path
         if root:
@@ -138,28 +147,37 @@ class SweepService:
             self._progress = {"done": p.done, "total": p.total}
             pct = int(100 * p.done / p.total) if p.total else 0
             eta = f", ~{p.eta_s:.0f} s left" if p.eta_s else ""
-            msg = {"preparing": "preparing (clean and corrupted runs)", "cancelling": "cancelling"}.get(p.phase, f"{p.done}/{p.total} cells{eta}")
+            msg = {"preparing": "preparing (clean and corrupted runs)", "cancelling": "cancelling",
+                   "setup": f"running setup: {p.detail}"}.get(p.phase, f"{p.done}/{p.total} cells{eta}")
             if token is not None:
                 self.ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=msg, percentage=pct, cancellable=True))
             self.notify_status()
 
+        end_message = "failed"  # every way out ends the editor's progress notification
         try:
             outcome = await sweep_experiment(
-                self.kernel, view.analysis, exp, kind, self.workspace_root(uri), self.kernel_interpreter(),
-                progress, cancel, lambda text: self.message(text), normalize=self.ls.settings.sweep_normalize)
+                self.kernel, view, exp, kind, self.workspace_root(uri), self.kernel_interpreter(),
+                progress, cancel, lambda text: self.message(text), normalize=self.ls.settings.sweep_normalize,
+                file_name=self.display_name(uri))
         except asyncio.CancelledError:
             cancel.set()
+            end_message = "cancelled"
             raise
         except SweepCancelled as e:
-            self._end_progress(token, f"cancelled: {e}")
+            end_message = f"cancelled: {e}"
             return {"cancelled": True, "message": str(e)}
+        except (KernelError, OSError) as e:
+            end_message = f"failed: {e}"
+            raise
+        else:
+            status = "PARTIAL — " if outcome.result.partial else ""
+            end_message = f"{status}done in {time.monotonic() - t0:.1f} s; strongest: {outcome.summary}"
         finally:
+            self._end_progress(token, end_message)
             self._progress = None
             self.running = None
             self.notify_status()
         result = outcome.result
-        status = "PARTIAL — " if result.partial else ""
-        self._end_progress(token, f"{status}done in {time.monotonic() - t0:.1f} s; strongest: {outcome.summary}")
         start_line = view.position(exp.start)[0] if view.position(exp.start) else line
         self.results[(uri, start_line)] = StoredSweep(outcome, exp.start, time.time())
         payload = self._result_payload(uri, start_line, kind, exp, outcome)

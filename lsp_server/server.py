@@ -26,7 +26,7 @@ from .features.token_loading import BackgroundTokenizers
 from .knowledge import versions
 from .knowledge.resolve import resolve_model_name
 from .settings import Settings, parse_settings
-from .workspace import View, Workspace, findings_in
+from .workspace import CellText, View, Workspace, findings_in
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +77,24 @@ class TlensServer(LanguageServer):
         """Every view sharing ``uri``'s analysis: the file itself, or all cells of its notebook."""
         notebook = self.workspace.get_notebook_document(cell_uri=uri) or self.workspace.get_notebook_document(notebook_uri=uri)
         if notebook is not None:
-            cached = self.workspace_cache.cached_notebook_views(notebook.uri, notebook.version)
-            if cached is not None:
-                return cached
-            code = [c for c in notebook.cells if c.kind == types.NotebookCellKind.Code]
-            orders = [c.execution_summary.execution_order if c.execution_summary else None for c in code]
-            if None not in orders and len(set(orders)) == len(orders):
-                # Every cell has run: analyse in the order the kernel saw them.
-                code = [c for _, c in sorted(zip(orders, code), key=lambda pair: pair[0])]
-            cells = []
-            for cell in code:
-                doc = self.workspace.get_text_document(cell.document)
-                cells.append((cell.document, doc.source, doc.version))
-            return self.workspace_cache.notebook_views(notebook.uri, cells, notebook.version)
+            return self.workspace_cache.notebook_views(notebook.uri, self._code_cells(notebook))
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
             return []
         return [self.workspace_cache.text_view(uri, doc.source, doc.version)]
+
+    def _code_cells(self, notebook: types.NotebookDocument) -> list[CellText]:
+        """The notebook's code cells in analysis order: as they stand, or in the order the kernel
+        ran them once every cell has run."""
+        code = [(i, c) for i, c in enumerate(notebook.cells, start=1) if c.kind == types.NotebookCellKind.Code]
+        orders = [c.execution_summary.execution_order if c.execution_summary else None for _, c in code]
+        if None not in orders and len(set(orders)) == len(orders):
+            code = [pair for _, pair in sorted(zip(orders, code), key=lambda item: item[0])]
+        cells = []
+        for number, cell in code:
+            doc = self.workspace.get_text_document(cell.document)
+            cells.append(CellText(cell.document, doc.source, doc.version, number))
+        return cells
 
     def view(self, uri: str) -> View | None:
         return next((v for v in self.views_of(uri) if v.uri == uri), None)

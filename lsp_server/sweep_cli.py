@@ -49,7 +49,9 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
         print(f"tlens: {text}", file=sys.stderr)
 
     def progress(p) -> None:
-        if p.total and sys.stderr.isatty():
+        if p.phase == "setup":
+            say(f"running setup: {p.detail}")
+        elif p.total and sys.stderr.isatty():
             print(f"\r  {p.done}/{p.total} cells", end="", file=sys.stderr)
 
     holder = KernelHolder()
@@ -58,8 +60,9 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
             await holder.attach(args.kernel)
             say(f"attached to {args.kernel}")
         say(f"experiment: {exp.description} (model={exp.model}, clean={exp.clean}, corrupted={exp.corrupted})")
-        outcome = await sweep_experiment(holder, analysis, exp, args.kind, str(path.resolve().parent),
-                                         args.python, progress, asyncio.Event(), say, normalize=not args.raw)
+        outcome = await sweep_experiment(holder, view, exp, args.kind, str(path.resolve().parent),
+                                         args.python, progress, asyncio.Event(), say, normalize=not args.raw,
+                                         file_name=str(path))
     except SweepCancelled as e:
         say(f"cancelled: {e}")
         return 130

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from .analysis.document import Analysis
-from .analysis.experiments import Experiment, setup_code
+from .analysis.experiments import Experiment, setup_statements
 from .kernel import KernelBridge, list_connection_files, run_setup, run_sweep, save_result
-from .kernel.errors import SweepError
+from .kernel.errors import SweepCancelled, SweepError
 from .kernel.spec import SweepProgress, SweepResult, SweepSpec
+from .kernel.sweeps import SetupCode, SetupStep
+from .workspace import View
 
 if TYPE_CHECKING:
     from .render import PanelGeometry
@@ -139,9 +142,30 @@ def _cell_label(result: SweepResult, path: tuple[int, ...]) -> str:
     return "/".join(map(str, path))
 
 
+def setup_code(view: View, exp: Experiment, name: str) -> SetupCode:
+    """The setup statements above ``exp``, located in the file (``name``, as the user knows it) or
+    in the notebook cells they were written in (``name, cell 4``)."""
+    source = view.analysis.parsed.source
+    files: dict[str, str] = {}
+    steps: list[SetupStep] = []
+    for stmt in setup_statements(view.analysis, exp):
+        first, last = stmt.start_point[0], stmt.end_point[0]
+        summary = (stmt.text or b"").split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+        span = next((c for c in view.cells if c.start_byte <= stmt.start_byte <= c.end_byte), None)
+        if span is None:
+            label = name
+            files.setdefault(label, source.decode("utf-8", "replace"))
+        else:
+            label = f"{name}, cell {span.number}" if span.number else f"{name}, cell at line {span.start_line + 1}"
+            files.setdefault(label, source[span.start_byte:span.end_byte].decode("utf-8", "replace"))
+            first, last = first - span.start_line, min(last - span.start_line, span.line_count - 1)
+        steps.append(SetupStep(label, first + 1, last + 1, summary if len(summary) <= 60 else summary[:59] + "…"))
+    return SetupCode(files, steps)
+
+
 async def sweep_experiment(
     holder: KernelHolder,
-    analysis: Analysis,
+    view: View,
     exp: Experiment,
     kind: str,
     workspace_root: str,
@@ -150,23 +174,44 @@ async def sweep_experiment(
     cancel_event: asyncio.Event,
     log: Log,
     normalize: bool = True,
+    file_name: str = "this file",
 ) -> SweepOutcome:
-    """Run ``exp`` as a ``kind`` sweep; raises SweepError / KernelError with a user-facing message."""
+    """Run ``exp`` as a ``kind`` sweep; raises SweepError / KernelError with a user-facing message.
+
+    A kernel started for this sweep whose setup code fails is shut down, so the next attempt
+    starts clean.
+    """
     from .render import render_heatmap, render_heatmap_with_layout  # pillow, loaded only when a sweep runs
 
     started = await holder.ensure(interpreter, workspace_root, log)
     assert holder.bridge is not None
     setup_ran = False
     if holder.bridge.owned:
-        code = setup_code(analysis, exp)
-        key = hashlib.sha256(code.encode()).hexdigest()
+        setup = setup_code(view, exp, file_name)
+        key = hashlib.sha256(repr((setup.files, setup.steps)).encode()).hexdigest()
         if key not in holder.setups_run:
-            lines = code.count("\n")
-            log(f"running the file's setup code ({lines} lines above the experiment) in the "
+            log(f"running the setup code of {file_name} ({len(setup.steps)} statements above the experiment) in the "
                 f"{'new ' if started else ''}kernel first")
-            setup = await run_setup(holder.bridge, code)
-            if not setup.ok:
-                raise SweepError(f"{setup.message}. Fix the setup code, or attach the kernel your notebook uses.", "setup-failed")
+            t0 = time.monotonic()
+
+            async def step(s: SetupStep, index: int, count: int) -> None:
+                if on_progress is not None:
+                    detail = f"{setup.describe(s)}: {s.summary}" if s.summary else setup.describe(s)
+                    result = on_progress(SweepProgress(index, count, time.monotonic() - t0, None, "setup", detail))
+                    if inspect.isawaitable(result):
+                        await result
+
+            outcome = await run_setup(holder.bridge, setup, on_step=step, cancel_event=cancel_event)
+            if not outcome.ok:
+                if started:  # nothing of the user's lives there: start clean next time
+                    await holder.close()
+                if outcome.cancelled:
+                    raise SweepCancelled("the sweep was cancelled while the setup code ran" +
+                                         ("; the kernel started for it was shut down." if started else "."))
+                how = ("The kernel started for this sweep was shut down. " if started else "")
+                raise SweepError(f"{outcome.message}. {how}Fix the setup code, or attach the kernel your notebook "
+                                 "uses.", "setup-failed", {"traceback": outcome.traceback, "file": outcome.file,
+                                                           "line": outcome.line})
             holder.setups_run.add(key)
             setup_ran = True
     spec = SweepSpec(model=exp.model, clean=exp.clean, corrupted=exp.corrupted, kind=kind, metric=exp.metric,

@@ -19,6 +19,16 @@ _CELL_MAGIC = re.compile(r"^\s*%%(\w+)")
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "px", "autoreload", "cython"})
 
 
+@dataclass(frozen=True)
+class CellText:
+    """One code cell of a notebook, as the editor holds it."""
+
+    uri: str
+    text: str
+    version: int | None
+    number: int  # 1-based position among all the notebook's cells, as editors show it
+
+
 @dataclass
 class CellSpan:
     uri: str
@@ -26,6 +36,7 @@ class CellSpan:
     line_count: int
     start_byte: int
     end_byte: int
+    number: int = 0  # 1-based position in the notebook (0: unknown)
 
 
 @dataclass
@@ -83,7 +94,6 @@ class _Entry:
     key: tuple
     analysis: Analysis
     cells: list[CellSpan] = field(default_factory=list)
-    notebook_version: int | None = None  # lets a request skip rebuilding the key (200 cells: ~3 ms)
 
 
 class Workspace:
@@ -112,25 +122,21 @@ class Workspace:
             self._entries[uri] = entry
         return View(entry.analysis, uri)
 
-    def cached_notebook_views(self, notebook_uri: str, notebook_version: int | None) -> list[View] | None:
-        """The views of a notebook version analysed before, or None."""
-        entry = self._entries.get(notebook_uri)
-        if entry is None or notebook_version is None or entry.notebook_version != notebook_version:
-            return None
-        return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]
+    def notebook_views(self, notebook_uri: str, cells: list[CellText]) -> list[View]:
+        """Views of every code cell of a notebook, ``cells`` in analysis order.
 
-    def notebook_views(self, notebook_uri: str, cells: list[tuple[str, str, int | None]],
-                       notebook_version: int | None = None) -> list[View]:
-        """Views of every code cell of a notebook; ``cells`` = (cell uri, text, version) in order."""
-        key = ("notebook",) + tuple((uri, version, len(text)) for uri, text, version in cells)
+        Keyed on every cell's version and length, not on the notebook's version: VS Code's first
+        ``notebookDocument/didChange`` may carry the notebook version of ``didOpen``.
+        """
+        key = ("notebook",) + tuple((c.uri, c.version, len(c.text)) for c in cells)
         entry = self._entries.get(notebook_uri)
         if entry is None or entry.key != key:
             parts, spans, line, offset = [], [], 0, 0
-            for uri, text, _ in cells:
-                masked = mask_cell_magic(text)
+            for cell in cells:
+                masked = mask_cell_magic(cell.text)
                 n_lines = masked.count("\n") + 1
                 n_bytes = len(masked.encode("utf-8"))
-                spans.append(CellSpan(uri, line, n_lines, offset, offset + n_bytes))
+                spans.append(CellSpan(cell.uri, line, n_lines, offset, offset + n_bytes, cell.number))
                 parts.append(masked)
                 line += n_lines
                 offset += n_bytes + 1
@@ -138,7 +144,6 @@ class Workspace:
             analysis = analyze("\n".join(parts), self._context(), parser, self.extra_checks, notebook=True)
             entry = _Entry(key, analysis, spans)
             self._entries[notebook_uri] = entry
-        entry.notebook_version = notebook_version
         return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]
 
 

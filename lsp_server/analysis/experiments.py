@@ -76,20 +76,20 @@ def experiment_at(analysis: Analysis, offset: int) -> Experiment | None:
     return None
 
 
-def setup_code(analysis: Analysis, exp: Experiment) -> str:
-    """Top-level code above the experiment, without other experiments' loops (for a fresh kernel)."""
-    root = analysis.parsed.root
+def setup_statements(analysis: Analysis, exp: Experiment) -> list[Node]:
+    """Top-level statements above the experiment, without other experiments' loops: what a fresh
+    kernel runs before the sweep."""
     others = [e for e in find_experiments(analysis) if e.start != exp.start]
-    parts: list[str] = []
-    for stmt in root.named_children:
+    out: list[Node] = []
+    for stmt in analysis.parsed.root.named_children:
         if stmt.start_byte >= exp.start:
             break
-        if any(o.start <= stmt.start_byte and stmt.end_byte <= o.end for o in others):
+        if stmt.type == "comment" or any(o.start <= stmt.start_byte and stmt.end_byte <= o.end for o in others):
             continue  # another experiment: not needed to run this one
         if stmt.type in ("for_statement", "while_statement") and _runs_forwards(analysis, stmt):
             continue
-        parts.append(analysis.parsed.source[stmt.start_byte:stmt.end_byte].decode("utf-8", "replace"))
-    return "\n".join(parts) + "\n"
+        out.append(stmt)
+    return out
 
 
 # ------------------------------------------------------------------------------------------

@@ -87,7 +87,12 @@ def parse(source: bytes) -> Parsed:
 
 
 def _mask_ipython(source: bytes, tree: tree_sitter.Tree) -> bytes:
-    """Blank IPython-only syntax (line magics, shell escapes, ``obj?``) without moving any byte."""
+    """Turn IPython-only syntax into plain Python without moving any byte.
+
+    A magic, shell escape or help line becomes a no-op statement of the same width (``pass``), so
+    a block holding only ``%pip install ...`` under ``if IN_COLAB:`` stays a valid block for the
+    parser and for the kernel that runs the file's setup code. ``x = !ls`` keeps its assignment.
+    """
     if b"%" not in source and b"!" not in source and b"?" not in source:
         return source
     out: bytearray | None = None
@@ -101,25 +106,31 @@ def _mask_ipython(source: bytes, tree: tree_sitter.Tree) -> bytes:
             node = node.parent
         return True
 
-    def blank(start: int, end: int) -> None:
-        nonlocal out
-        if out is None:
-            out = bytearray(source)
-        for i in range(start, end):
-            if out[i] not in (10, 13):
-                out[i] = 32
-
     for m in _IPYTHON.finditer(source):
         group = m.lastgroup
         if not statement_start(m.start(group)):
             continue
-        blank(m.start(group), m.end(group))
-        assert out is not None
-        if group == "magic":
-            out[m.start(group)] = ord("#")  # the magic becomes a comment
-        elif group == "assign":
-            out[m.start(group)] = ord("0")  # `x = !ls` -> `x = 0`: keeps the assignment
+        if out is None:
+            out = bytearray(source)
+        if group == "assign":
+            start, end = m.start(group), m.end(group)
+            out[start:end] = b"0".ljust(end - start)  # `x = !ls` -> `x = 0`
+        else:
+            start = m.start() + len(m.group()) - len(m.group().lstrip(b" \t"))
+            end = source.find(b"\n", start)
+            end = len(source) if end < 0 else end
+            if source[end - 1:end] == b"\r":
+                end -= 1
+            out[start:end] = _no_op(end - start)
     return bytes(out) if out is not None else source
+
+
+def _no_op(width: int) -> bytes:
+    """A statement that does nothing, exactly ``width`` bytes wide (``pass``, ``...``, ``0``)."""
+    for statement in (b"pass", b"...", b"0"):
+        if len(statement) <= width:
+            return statement.ljust(width)
+    return b""
 
 
 def _point(source: bytes, offset: int) -> tuple[int, int]:

@@ -107,7 +107,8 @@ class SweepProgress:
     total: int
     elapsed_s: float
     eta_s: float | None
-    phase: str  # "preparing" | "running" | "cancelling"
+    phase: str  # "setup" | "preparing" | "running" | "cancelling"
+    detail: str | None = None  # setup: which statement runs ("ioi.py, line 48 of 338: model = ...")
 
 
 @dataclass

@@ -89,6 +89,25 @@ async def test_cell_edit_insert_and_delete(client):
     await wait_for(lambda: client.diagnostics.get(new) == ())
 
 
+async def test_first_edit_with_the_open_notebook_version_is_analysed(client):
+    """VS Code's first notebookDocument/didChange can carry the notebook version of didOpen; the
+    edit must still be analysed (it used to be served from the analysis of the opened text)."""
+    nb = (client.root / "same_version.ipynb").as_uri()
+    uris = open_notebook(client, nb)
+    await wait_for(lambda: uris[5] in client.diagnostics)
+    assert await hover_text(client, uris[5], types.Position(line=0, character=16))  # analysed at version 1
+    client.notebook_document_did_change(types.DidChangeNotebookDocumentParams(
+        notebook_document=types.VersionedNotebookDocumentIdentifier(uri=nb, version=1),  # not bumped
+        change=types.NotebookDocumentChangeEvent(cells=types.NotebookDocumentCellChanges(text_content=[
+            types.NotebookDocumentCellContentChanges(
+                document=types.VersionedTextDocumentIdentifier(uri=uris[5], version=2),
+                changes=[types.TextDocumentContentChangePartial(
+                    range=types.Range(types.Position(0, 15), types.Position(0, 25)), text="attn_outt")])]))))
+    await wait_for(lambda: [d.code for d in client.diagnostics.get(uris[5], ())] == ["unknown-hook", "layer-out-of-range"])
+    text = await hover_text(client, uris[5], types.Position(line=0, character=16))
+    assert text is not None and "attn_outt" in text, text
+
+
 async def test_cells_run_out_of_order(client):
     """A cell that ran before the one defining the model still gets the model's shapes."""
     cells = [("code", "resid = cache['resid_post', 3]"),

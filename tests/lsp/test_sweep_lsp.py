@@ -102,7 +102,8 @@ async def test_cancel_from_the_editor_gives_a_partial_result(client):
     async def first_cells_done():
         while True:
             for token, reports in client.progress_reports.items():
-                if any(isinstance(r, types.WorkDoneProgressReport) and r.percentage and r.percentage > 0 for r in reports):
+                if any(isinstance(r, types.WorkDoneProgressReport) and r.percentage and "cells" in (r.message or "")
+                       for r in reports):
                     return token
             await asyncio.sleep(0.05)
 
