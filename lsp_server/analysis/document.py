@@ -133,6 +133,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     evaluator = Evaluator(scopes)
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
     models = Models(scopes, evaluator, context.resolve_model, flag_calls, context.live.specs if context.live else None)
+    evaluator.attribute = models.config_value  # `model.cfg.n_layers - 1` is a number once the model is known
     # Plain-name calls that matter: models, functions of this file, patching and hook-name helpers.
     callees = {n.encode() for n in scopes.function_defs} | {m.var.encode() for m in models.all_models} | {
         r.text for c in method_calls if (r := c.child_by_field_name("function").child_by_field_name("object")).type == "identifier"

@@ -17,7 +17,7 @@ from ..knowledge.hookpoints import split_layer
 from .models import CacheInfo, ModelInfo, Models
 from .scopes import Scopes
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
-from .values import Evaluator, Hole, Pattern, Seq, Value
+from .values import Evaluator, Hole, Pattern, Seq, Value, is_int as _is_int
 
 HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
@@ -404,7 +404,11 @@ class HookRefCollector:
             return
         start, end = elements[0].start_byte, elements[-1].end_byte
         layer_value = self.ev.eval_or_hole(elements[1]) if len(elements) > 1 else None
+        if layer_value is not None and not isinstance(layer_value, (Hole, str)) and not _is_int(layer_value):
+            layer_value = Hole(text(elements[1]))  # a layer computed some other way: unknown, not wrong
         layer_type = self.ev.eval(elements[2]) if len(elements) > 2 else None
+        if layer_type is None and len(elements) > 2 and elements[2].type != "none":
+            return  # an unknown layer type ("ln1"? "ln2"?) is not "no layer type"
         if layer_type is not None and not isinstance(layer_type, str):
             return
         n_layers = model.spec.n_layers if model else None

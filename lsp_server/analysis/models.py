@@ -38,6 +38,9 @@ FLAG_SETTERS = {f"set_{flag}": flag for flag in GATE_FLAGS}
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSpec)) - {
     "name", "source", "backend", "structure_known", "tokenizer", "architecture", "compat_mode"}
 
+# Config fields that are plain numbers (what `model.cfg.<field>` arithmetic in hook names uses).
+_CONFIG_INTS = frozenset({"n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx", "n_key_value_heads"})
+
 # Bytes that any model-constructing call contains (a C-speed filter over thousands of assignments).
 _CONSTRUCTOR_HINT = re.compile(rb"from_pretrained|boot_|boot\(|Hooked\w*\(|TransformerBridge\(")
 
@@ -330,6 +333,35 @@ class Models:
                     if m.node == info.node:
                         return m
             return info
+        return None
+
+    def config_value(self, node: Node) -> int | None:
+        """``model.cfg.n_layers``, ``cfg.d_model`` (``cfg = model.cfg`` or a config built in the file):
+        the number when the model's configuration is known, else None."""
+        if node.type != "attribute":
+            return None
+        field = text(node.child_by_field_name("attribute"))
+        if field not in _CONFIG_INTS:
+            return None
+        spec = self._config_spec(node.child_by_field_name("object"))
+        value = getattr(spec, field, None) if spec is not None else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def _config_spec(self, node: Node | None, depth: int = 0) -> ModelSpec | None:
+        """The spec behind ``model.cfg``, or a name bound to it or to a config call."""
+        if node is None or depth > 3:
+            return None
+        if node.type == "attribute" and text(node.child_by_field_name("attribute")) == "cfg":
+            base = node.child_by_field_name("object")
+            model = self.model_at(base) if base is not None else None
+            return model.effective_spec if model is not None and model.spec.structure_known else None
+        if node.type == "identifier":
+            d = self.scopes.lookup(text(node), node.start_byte)
+            if d is None or d.kind != "assign" or d.target.type != "identifier":
+                return None
+            if d.node.type == "attribute":
+                return self._config_spec(d.node, depth + 1)
+            return self._spec_from_config_node(d.node)
         return None
 
     def sole_model(self) -> ModelInfo | None:

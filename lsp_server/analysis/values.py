@@ -8,8 +8,9 @@ A hole keeps the expression text so a hover can say "for every ``layer``".
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Union
 
 from ..knowledge.act_names import get_act_name
 from .scopes import Scopes
@@ -43,6 +44,15 @@ class Seq:
 Value = Union[str, int, float, bool, None, Pattern, Seq, Hole]
 
 ACT_NAME_FUNCS = ("get_act_name",)
+
+
+_INT_OPS: dict[str, Callable[[int, int], int]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "%": operator.mod}
+
+
+def is_int(v: Value) -> bool:
+    """An int that is not a bool."""
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def concat(a: Value, b: Value) -> Value:
@@ -81,6 +91,9 @@ class Evaluator:
 
     def __init__(self, scopes: Scopes):
         self.scopes = scopes
+        # Values of attributes such as ``model.cfg.n_layers``, once the models are known (set by
+        # the analysis after it has found them; until then attributes are unknown).
+        self.attribute: Callable[[Node], Value] | None = None
 
     def eval(self, node: Node | None, depth: int = 0) -> Value:
         if node is None or depth > MAX_DEPTH:
@@ -113,13 +126,28 @@ class Evaluator:
             return self.eval(node.named_children[0], depth + 1)
         if kind in ("tuple", "list", "expression_list"):
             return Seq(tuple(self.eval(c, depth + 1) for c in node.named_children if c.type != "comment"))
-        if kind == "binary_operator" and text(node.child_by_field_name("operator")) == "+":
-            return concat(self.eval(node.child_by_field_name("left"), depth + 1),
-                          self.eval(node.child_by_field_name("right"), depth + 1))
+        if kind == "binary_operator":
+            return self._binary(node, depth)
         if kind == "identifier":
             return self._name(node, depth)
         if kind == "call":
             return self._call(node, depth)
+        if kind == "attribute" and self.attribute is not None:
+            return self.attribute(node)
+        return None
+
+    def _binary(self, node: Node, depth: int) -> Value:
+        """``a + b`` on strings (concatenation) and ``+ - * // %`` on ints (``n_layers - 1``)."""
+        op = text(node.child_by_field_name("operator"))
+        left = self.eval(node.child_by_field_name("left"), depth + 1)
+        right = self.eval(node.child_by_field_name("right"), depth + 1)
+        if is_int(left) and is_int(right):
+            arithmetic = _INT_OPS.get(op)
+            if arithmetic is None or (op in ("//", "%") and right == 0):
+                return None
+            return arithmetic(left, right)
+        if op == "+" and not is_int(left) and not is_int(right):
+            return concat(left, right)
         return None
 
     def eval_or_hole(self, node: Node | None, depth: int = 0) -> Value:
@@ -193,6 +221,8 @@ class Evaluator:
         if "layer" in args:
             layer = self.eval_or_hole(args["layer"], depth + 1)
         layer_type = self.eval(args.get("layer_type"), depth + 1) if "layer_type" in args else None
+        if layer_type is None and "layer_type" in args and args["layer_type"].type != "none":
+            return None  # an unknown layer type is not "no layer type"
         if layer_type is not None and not isinstance(layer_type, str):
             return None
         if isinstance(layer, Hole):

@@ -186,3 +186,13 @@ def test_projection_shapes(cache, mamba_bridge):
     assert bare_findings(src) == []
     hooked = 'def f(cache):\n    return cache["blocks.0.hook_resid_pree"]\n'
     assert bare_findings(hooked) == [(1, "unknown-hook")]  # no bridge in sight: TL decoder names are closed
+
+
+def test_an_unknown_layer_type_is_unknown_not_missing():
+    """`which_ln` is not a literal: the name may be blocks.{l}.ln1.hook_scale or ln2's, never a
+    layer-type-less `blocks.{l}.hook_scale` (which used to give a false unknown-hook error)."""
+    rows, _ = findings('def scales(layer, which_ln):\n'
+                       '    a = cache[utils.get_act_name("scale", layer, which_ln)]\n'
+                       '    b = cache["scale", layer, which_ln]\n'
+                       '    return a, b\n')
+    assert rows == []

@@ -26,6 +26,7 @@ FRAGMENTS = [
     "%timeit ", "!pip install ", "?", "\n", "    ", "def f(x, hook):", "for l in range(", "):", "(", ")", "[", "]",
     '"""', "'", "#", "\\", "ℓ", "😀", "\t", "with model.hooks(", "to_single_token(", '" Neel"', "= ", ", ",
     "HookedTransformer.from_pretrained(", '"gpt2-small"', "logits, cache = ", "-1", "12", "None", ":", "**",
+    " + 1", ' + "', "layer", " * 2", " // ", "model.cfg.n_layers", "1.5", "True",
 ]
 
 
@@ -77,3 +78,11 @@ def test_random_splices(index, data):
     b = data.draw(st.integers(a, len(text)))
     noise = data.draw(st.sampled_from(FRAGMENTS))
     exercise(text[:a] + noise + text[b:])
+
+
+def test_layers_computed_from_anything_never_crash():
+    """A layer that evaluates to a string pattern, a float or a bool is unknown, not a crash (a
+    `str + str` layer used to reach the cache-key rules as a Pattern and raise TypeError)."""
+    for layer in ('layer + 1', '"a" + name', '1.5', 'True', '2 * "x"', '10 // 0', 'model.cfg.n_layers - 1'):
+        exercise(f'model = HookedTransformer.from_pretrained("gpt2")\nlogits, cache = model.run_with_cache("x")\n'
+                 f'layer = 3\nname = "x"\nv = cache["resid_post", {layer}]\nw = cache["scale", {layer}, "ln1"]\n')
