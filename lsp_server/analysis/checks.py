@@ -11,6 +11,7 @@ import difflib
 import functools
 import re
 
+from ..knowledge.act_names import GLOBAL_SHORT_NAMES, SHORT_NAMES, get_act_name
 from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, HookPoint, catalog_for, union_templates
 from ..knowledge.sae_hooks import split_sae_name
 from .findings import Edit, Finding, Fix
@@ -110,8 +111,14 @@ class NameChecker:
                 message += f" '{short}' is per layer: index it as cache[{short!r}, layer]."
             if template.endswith(("hook_scale", "hook_normalized")) and ".ln" not in template:
                 message += " LayerNorm hooks need a layer type: cache['scale', layer, 'ln1'] (or 'ln2')."
-        suggestion = _suggest(template, candidates)
         fixes: tuple[Fix, ...] = ()
+        short = _short_suggestion(ref, candidates) if ref.short is not None else None
+        suggestion = None if short else _suggest(template, candidates)
+        if short is not None and ref.short is not None:
+            written, expands_to = short
+            message += f" Did you mean {written!r} ({expands_to})?"
+            (start, end) = ref.short[1]
+            fixes = (Fix(f"Replace with '{written}'", (Edit(start, end, written),), True),)
         if suggestion:
             shown = suggestion.replace("{l}", str(ref.layer)) if ref.layer is not None else suggestion
             message += f" Did you mean '{shown}'?"
@@ -203,6 +210,43 @@ def _looks_like_hook(template: str) -> bool:
     """A name in a TransformerLens decoder's naming scheme. Without a known model, other schemes
     (a custom HookedRootModule's ``layer2.hook_square``, T5's ``encoder_blocks.0...``) are not ours."""
     return template.split(".", 1)[0] in _DECODER_ROOTS
+
+
+# Short names researchers write most: preferred when two suggestions are about as close.
+_COMMON_SHORT = frozenset({"resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "pattern", "attn", "z", "q",
+                           "k", "v", "result", "post", "pre", "scale", "embed", "pos_embed", "attn_scores"})
+
+
+def _short_suggestion(ref: HookRef, candidates: tuple[str, ...]) -> tuple[str, str] | None:
+    """(short name, the hook it gives) closest to the short name the user wrote (``"atqtn"`` ->
+    ``"attn"``), among those that name a hook point of the model for this layer and layer type."""
+    assert ref.short is not None
+    layered = "{l}" in (ref.template or "")
+    valid = _valid_short_names(candidates, layered, ref.short_layer_type)
+    written = ref.short[0]
+    scored = sorted(((difflib.SequenceMatcher(None, written, name).ratio() + 0.04 * (name in _COMMON_SHORT), name)
+                     for name in valid), reverse=True)
+    if scored and scored[0][0] >= 0.6:
+        name = scored[0][1]
+    else:  # not close as a short name: the closest full name, if a short name gives it
+        full = _suggest(ref.template or "", candidates)
+        name = next((n for n, template in valid.items() if template == full), None)
+        if name is None:
+            return None
+    layer = str(ref.layer) if ref.layer is not None else "{" + (ref.layer_expr or "layer") + "}"
+    return name, valid[name].replace("{l}", layer)
+
+
+@functools.lru_cache(maxsize=256)
+def _valid_short_names(candidates: tuple[str, ...], layered: bool, layer_type: str | None) -> dict[str, str]:
+    """Short name -> the hook template it gives, for every short name that is a hook point here."""
+    known = set(candidates)
+    out = {}
+    for name in dict.fromkeys(SHORT_NAMES if layered else GLOBAL_SHORT_NAMES):
+        template = get_act_name(name, "{l}" if layered else None, layer_type)
+        if template in known:
+            out[name] = template
+    return out
 
 
 @functools.lru_cache(maxsize=4096)

@@ -51,6 +51,10 @@ class HookRef:
     pitfall: str | None = None  # a known get_act_name trap behind this name (what it really returns)
     # Start of the get_act_name call this name was computed by, when that call is elsewhere (via a variable).
     computed_at: int | None = None
+    # The short name get_act_name expanded (``"pattern"`` in ``cache["pattern", 3]``), with the content
+    # range of its string literal: a typo there is suggested and fixed in that form.
+    short: tuple[str, tuple[int, int]] | None = None
+    short_layer_type: str | None = None
 
     def name(self) -> str | None:
         """The concrete hook name, when the layer is known (or the hook is global)."""
@@ -297,8 +301,23 @@ class HookRefCollector:
                       layer_expr=layer_expr, model=model, how=_how(node, value),
                       literal=string_content_range(node) if node.type == "string" else None,
                       pitfall=self._pitfall(node), computed_at=self._computed_at(node))
+        if node.type == "call" and call_name(node)[1] == "get_act_name":
+            ref.short, ref.short_layer_type = self._act_name_short(node)
         self.refs.append(ref)
         return ref
+
+    def _act_name_short(self, call: Node) -> tuple[tuple[str, tuple[int, int]] | None, str | None]:
+        """The literal short name of a ``get_act_name(name, layer, layer_type)`` call, and its layer type."""
+        positional, keywords = call_args(call)
+        name_node = positional[0] if positional else keywords.get("name")
+        if name_node is None or name_node.type != "string":
+            return None, None
+        name = self.ev.eval(name_node)
+        if not isinstance(name, str) or "." in name or name.startswith("hook_"):
+            return None, None
+        type_node = positional[2] if len(positional) > 2 else keywords.get("layer_type")
+        layer_type = self.ev.eval(type_node) if type_node is not None else None
+        return (name, string_content_range(name_node)), layer_type if isinstance(layer_type, str) else None
 
     def _computed_at(self, node: Node) -> int | None:
         if node.type != "identifier":
@@ -321,9 +340,11 @@ class HookRefCollector:
         template, layer, layer_expr = _template_of(value)
         if template is None:
             return
+        short, layer_type = self._act_name_short(call)
         self.refs.append(HookRef(call.start_byte, call.end_byte, "act_name", template, layer=layer,
                                  written_layer=layer, layer_expr=layer_expr, how=text(call),
-                                 model=self.models.sole_model(), pitfall=self._pitfall(call)))
+                                 model=self.models.sole_model(), pitfall=self._pitfall(call), short=short,
+                                 short_layer_type=layer_type))
 
     def _hook_dot_name(self, node: Node, context: str, model: ModelInfo | None) -> HookRef | None:
         """``hook.name`` inside a hook function: the names that function is registered on."""
@@ -381,10 +402,15 @@ class HookRefCollector:
             return
         if isinstance(value, (int, Seq)) or value is None:
             return
+        short, layer_type = None, None
+        if key.type == "call" and call_name(key)[1] == "get_act_name":
+            short, layer_type = self._act_name_short(key)
         if isinstance(value, str) and "." not in value and not value.startswith("hook_"):
             # ActivationCache looks up non-names through get_act_name: cache["embed"] -> hook_embed
             looked_up = cache_key_name(value)
             how = f"cache[{value!r}] → get_act_name({value!r}) = '{looked_up}'"
+            if key.type == "string":
+                short = (value, string_content_range(key))
             value = looked_up
         else:
             how = _how(key, value)
@@ -394,7 +420,8 @@ class HookRefCollector:
         self.refs.append(HookRef(key.start_byte, key.end_byte, "cache", template, layer=layer, written_layer=layer,
                                  layer_expr=layer_expr, how=how, model=model, cache=cache,
                                  literal=string_content_range(key) if key.type == "string" else None,
-                                 pitfall=self._pitfall(key), computed_at=self._computed_at(key)))
+                                 pitfall=self._pitfall(key), computed_at=self._computed_at(key), short=short,
+                                 short_layer_type=layer_type))
 
     def _cache_key_tuple(self, sub: Node, elements: list[Node], cache: CacheInfo | None, model: ModelInfo | None) -> None:
         if not elements or len(elements) > 3:
@@ -414,8 +441,10 @@ class HookRefCollector:
         n_layers = model.spec.n_layers if model else None
         written = layer_value if isinstance(layer_value, int) else None
         args = ", ".join(text(e) for e in elements)
-        ref = HookRef(start, end, "cache", None, model=model, cache=cache, written_layer=written,
-                      literal=string_content_range(elements[0]) if elements[0].type == "string" else None)
+        literal = string_content_range(elements[0]) if elements[0].type == "string" else None
+        ref = HookRef(start, end, "cache", None, model=model, cache=cache, written_layer=written, literal=literal,
+                      short=(name, literal) if literal is not None and "." not in name else None,
+                      short_layer_type=layer_type)
         if isinstance(layer_value, Hole):
             full = get_act_name(name, "\x00", layer_type)
             ref.template = _LAYER_HOLE.sub("blocks.{l}.", full) if _LAYER_HOLE.match(full) else full

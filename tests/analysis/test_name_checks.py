@@ -196,3 +196,30 @@ def test_an_unknown_layer_type_is_unknown_not_missing():
                        '    b = cache["scale", layer, which_ln]\n'
                        '    return a, b\n')
     assert rows == []
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("typo, fixed, suggested", [
+    ('cache["atqtn", 3]', 'cache["attn", 3]', "'attn' (blocks.3.attn.hook_pattern)"),
+    ('cache["patern", 3]', 'cache["pattern", 3]', "'pattern' (blocks.3.attn.hook_pattern)"),
+    ('cache["resid_psot", layer]', 'cache["resid_post", layer]', "'resid_post' (blocks.{layer}.hook_resid_post)"),
+    ('cache["scael", 3, "ln1"]', 'cache["scale", 3, "ln1"]', "'scale' (blocks.3.ln1.hook_scale)"),
+    ('cache["emb"]', 'cache["embed"]', "'embed' (hook_embed)"),
+    ('cache[utils.get_act_name("atn_out", 2)]', 'cache[utils.get_act_name("attn_out", 2)]', "'attn_out'"),
+    ('model.add_hook(utils.get_act_name("resid_psot", 3), f)', 'model.add_hook(utils.get_act_name("resid_post", 3), f)',
+     "'resid_post'"),
+    ('utils.get_act_name("patern", 3)', 'utils.get_act_name("pattern", 3)', "'pattern'"),
+    ('cache["blocks.3.attn.hook_patern"]', 'cache["blocks.3.attn.hook_pattern"]', "'blocks.3.attn.hook_pattern'"),
+])
+def test_a_typo_is_suggested_and_fixed_in_the_form_written(typo, fixed, suggested):
+    body = f"def f(x, hook):\n    return x\nfor layer in range(12):\n    v = {typo}\n"
+    rows, src = findings(body)
+    (line, code, message, finding), = rows
+    assert code == "unknown-hook" and f"Did you mean {suggested}" in message, message
+    (fix,) = finding.fixes
+    after = apply(src, fix)
+    assert after == src.replace(typo, fixed)
+    a = analyze(after, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    assert not a.findings
