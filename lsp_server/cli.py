@@ -25,7 +25,8 @@ def _context() -> AnalysisContext:
     from .knowledge.tokenizers import tokenizer_for
 
     tl = versions.in_this_environment()
-    return AnalysisContext(tl_major=tl.major if tl else None, resolve_model=resolve_model_name,
+    return AnalysisContext(tl_major=tl.major if tl else None, tl_label=tl.label if tl else None,
+                           resolve_model=resolve_model_name,
                            tokenizer_for=tokenizer_for)  # the CLI may wait for a load
 
 

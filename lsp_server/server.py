@@ -59,13 +59,14 @@ class TlensServer(LanguageServer):
     def tl_version(self) -> versions.TLVersion | None:
         """The TL version analyses assume: the user's setting, else the attached kernel's
         (the code really runs there), else the installed one."""
-        setting = versions.from_string(self.settings.tl_version or "", "setting tlens.transformerLensVersion")
+        setting = versions.from_string(self.settings.tl_version or "", "the setting tlens.transformerLensVersion")
         live = self.live.kernel_tl_version() if self.live is not None else None
         return setting or live or self.installed_tl
 
     def analysis_context(self) -> AnalysisContext:
         context = AnalysisContext(
             tl_major=self.tl_version.major if self.tl_version else None,
+            tl_label=self.tl_version.label if self.tl_version else None,
             resolve_model=resolve_model_name,
             tokenizer_for=self.tokenizers,
         )

@@ -316,6 +316,57 @@ def check_removed_api(imports: list[Node], source: bytes, tl_major: int | None) 
     return out
 
 
+# Imports that older TransformerLens versions lack: (module, imported name or None) -> the first major
+# version that has it (checked by importing each in TL 2.18, 3.9 and 4.3).
+ADDED_IN = {
+    ("transformer_lens.model_bridge", None): 3,
+    ("transformer_lens.config", None): 3,
+    ("transformer_lens.tools", None): 3,
+    ("transformer_lens.tools.training", None): 4,
+    ("transformer_lens", "TransformerBridgeConfig"): 3,
+    ("transformer_lens", "TransformerBridge"): 4,  # in 3.x: from transformer_lens.model_bridge import TransformerBridge
+}
+
+
+def check_unavailable_api(imports: list[Node], tl_major: int | None, tl_label: str | None) -> list[Finding]:
+    """``unavailable-api`` for imports the workspace's (older) TransformerLens does not have yet."""
+    if tl_major is None or tl_major >= max(ADDED_IN.values()):
+        return []
+    out: list[Finding] = []
+    for imp in imports:
+        for node, module, name in _imported(imp):
+            needed = max((v for (m, n), v in ADDED_IN.items()
+                          if (name is None and n is None and (module == m or module.startswith(m + ".")))
+                          or (name is not None and (m, n) == (module, name))), default=None)
+            if needed is None or tl_major >= needed:
+                continue
+            what = f"{module}.{name}" if name and module == "transformer_lens" else module
+            error = "ImportError" if name and module == "transformer_lens" else "ModuleNotFoundError"
+            used = f"TransformerLens {tl_label}" if tl_label else f"TransformerLens {tl_major}.x"
+            hint = (" In 3.x it is imported from transformer_lens.model_bridge." if what == "transformer_lens.TransformerBridge"
+                    and tl_major == 3 else " HookedTransformer code runs on TransformerLens 2.x and 3.x.")
+            out.append(Finding(node.start_byte, node.end_byte, "unavailable-api", "error",
+                               f"{what} needs TransformerLens ≥ {needed}.0, and the code runs on {used} ({error}): "
+                               f"install transformer-lens>={needed} where it runs.{hint}"))
+    return out
+
+
+def _imported(imp: Node):
+    """(node to flag, module, imported name or None) for each thing an import statement imports."""
+    if imp.type == "import_from_statement":
+        module_node = imp.child_by_field_name("module_name")
+        module = text(module_node)
+        names = imp.children_by_field_name("name")
+        yield module_node, module, None
+        for name_node in names:
+            ident = name_node.child_by_field_name("name") if name_node.type == "aliased_import" else name_node
+            yield ident, module, text(ident)
+    elif imp.type == "import_statement":
+        for name_node in imp.children_by_field_name("name"):
+            dotted = name_node.child_by_field_name("name") if name_node.type == "aliased_import" else name_node
+            yield dotted, text(dotted), None
+
+
 # Modules TL 4 no longer has (checked by importing them in TL 4.3).
 REMOVED_MODULES = ("utils", "HookedTransformer", "HookedTransformerConfig", "HookedEncoder", "HookedEncoderDecoder",
                     "loading_from_pretrained", "components", "past_key_value_caching", "train")

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ..knowledge.spec import GATE_FLAGS, ModelSpec
 from .cache_stacks import SIGNATURES as _STACKING_SIGNATURES
 from .cache_stacks import check_stacking_calls
-from .checks import NameChecker, check_removed_api
+from .checks import NameChecker, check_removed_api, check_unavailable_api
 from .findings import Finding, apply_suppressions
 from .hookrefs import HookRef, HookRefCollector
 from .lifetimes import check_hook_lifetimes
@@ -72,6 +72,8 @@ class AnalysisContext:
 
     # Major version of the TransformerLens the workspace uses (None: unknown -> no version checks).
     tl_major: int | None = None
+    # That version and where it was read, for messages ("2.18.0, from the setting tlens.transformerLensVersion").
+    tl_label: str | None = None
     # Official name / hub id / local path -> spec. The default knows nothing (symbolic dims).
     resolve_model: NameResolver = lambda name: None
     # Spec -> tokenizer (``knowledge.tokenizers.tokenizer_for``); None: no token diagnostics.
@@ -149,6 +151,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     checker = NameChecker(parsed, context.tl_major, _flags_mentioned(source))
     findings = checker.check(refs)
     findings += check_removed_api(scopes.imports, parsed.source, context.tl_major)
+    findings += check_unavailable_api(scopes.imports, context.tl_major, context.tl_label)
     analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
                         method_calls, ident_calls, collector)
     for check in (check_hook_lifetimes, check_tokens, check_live, check_stacking_calls, *(extra_checks or ())):

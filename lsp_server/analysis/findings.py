@@ -17,6 +17,7 @@ CODES = (
     "layer-out-of-range",
     "hook-not-enabled",
     "removed-api",
+    "unavailable-api",
     "stale-hook",
     "hook-accumulates",
     "reset-hooks-end-false",

@@ -32,6 +32,11 @@ class TLVersion:
             return 0
 
     @property
+    def label(self) -> str:
+        """``2.18.0, from the setting tlens.transformerLensVersion``: the version and where it was read."""
+        return f"{self.version}, from {self.source}"
+
+    @property
     def has_hooked_transformer(self) -> bool:
         return self.major < 4
 
@@ -54,4 +59,4 @@ def in_interpreter(python: str, timeout: float = 10.0) -> TLVersion | None:
         version = json.loads(out.stdout.strip() or "null")
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
-    return TLVersion(version, python) if version else None
+    return TLVersion(version, f"the interpreter {python}") if version else None

@@ -138,8 +138,8 @@ def test_sae_hook_hover_gives_the_sae_shape_and_where_it_is_attached():
     assert z.startswith("`blocks.3.attn.hook_z.hook_sae_recons` · `[batch, pos, n_heads*d_head]` = `[batch, pos, 768]`")
 
 
-def bare_findings(src: str):
-    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+def bare_findings(src: str, tl_major: int = 2):
+    a = analyze(src, AnalysisContext(tl_major=tl_major, resolve_model=resolve_model_name))
     return [(a.lines.position(f.start).line, f.code) for f in a.findings]
 
 
@@ -183,7 +183,7 @@ def test_projection_shapes(cache, mamba_bridge):
     assert cache["blocks.0.mixer.in_proj.hook_in"].shape == (1, 4, 768)
     names = [n for n in cache if "mixer" in n]
 '''
-    assert bare_findings(src) == []
+    assert bare_findings(src, tl_major=4) == []
     hooked = 'def f(cache):\n    return cache["blocks.0.hook_resid_pree"]\n'
     assert bare_findings(hooked) == [(1, "unknown-hook")]  # no bridge in sight: TL decoder names are closed
 
@@ -223,3 +223,30 @@ def test_a_typo_is_suggested_and_fixed_in_the_form_written(typo, fixed, suggeste
     assert after == src.replace(typo, fixed)
     a = analyze(after, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
     assert not a.findings
+
+
+def _version_findings(src: str, tl_major: int, label: str):
+    a = analyze(src, AnalysisContext(tl_major=tl_major, tl_label=label, resolve_model=resolve_model_name))
+    return [(f.code, a.source[f.start:f.end].decode(), f.message) for f in a.findings]
+
+
+def test_bridge_code_under_tl2_is_flagged_with_the_version_it_needs():
+    src = ("from transformer_lens.model_bridge import TransformerBridge\n"
+           "from transformer_lens import TransformerBridgeConfig\n"
+           "model = TransformerBridge.boot_transformers('gpt2')\n")
+    rows = _version_findings(src, 2, "2.18.0, from the attached kernel")
+    assert [(code, where) for code, where, _ in rows] == [("unavailable-api", "transformer_lens.model_bridge"),
+                                                          ("unavailable-api", "TransformerBridgeConfig")]
+    assert "needs TransformerLens ≥ 3.0, and the code runs on TransformerLens 2.18.0, from the attached kernel" in rows[0][2]
+    assert _version_findings(src, 3, "3.9.0") == [] and _version_findings(src, 4, "4.3.0") == []
+
+
+def test_the_top_level_bridge_import_needs_tl4():
+    rows = _version_findings("from transformer_lens import TransformerBridge\n", 3, "3.9.0, from the setting")
+    (code, where, message), = rows
+    assert code == "unavailable-api" and where == "TransformerBridge" and "imported from transformer_lens.model_bridge" in message
+
+
+def test_hooked_transformer_code_is_not_flagged_on_tl2():
+    src = "from transformer_lens import HookedTransformer, utils\nimport transformer_lens.utils as u\n"
+    assert _version_findings(src, 2, "2.18.0") == []

@@ -42,7 +42,7 @@ async def test_the_kernel_interpreters_version_is_used(client):
         if info["transformerLens"].startswith("2."):
             break
         await asyncio.sleep(0.05)
-    assert info["transformerLens"].startswith("2.18") and info["transformerLensSource"] == os.environ["TLENS_HT_PYTHON"]
+    assert info["transformerLens"].startswith("2.18") and info["transformerLensSource"] == f"the interpreter {os.environ['TLENS_HT_PYTHON']}"
     uri = (client.root / "ht.py").as_uri()
     open_doc(client, uri, CODE)
     assert [d.code for d in await diagnostics_for(client, uri)] == []
@@ -52,7 +52,19 @@ async def test_a_version_setting_wins(client):
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
         settings={"settings": {"transformerLensVersion": "4.3.0"}}))
     info = await command(client, "tlens.serverInfo")
-    assert info["transformerLens"] == "4.3.0" and info["transformerLensSource"] == "setting tlens.transformerLensVersion"
+    assert info["transformerLens"] == "4.3.0" and info["transformerLensSource"] == "the setting tlens.transformerLensVersion"
     uri = (client.root / "ht.py").as_uri()
     open_doc(client, uri, CODE)
     assert "removed-api" in [d.code for d in await diagnostics_for(client, uri)]
+
+
+async def test_bridge_code_on_the_kernel_interpreters_tl2_is_flagged(client):
+    """The kernel interpreter has TL 2.18: TransformerBridge imports fail there (ModuleNotFoundError)."""
+    for _ in range(200):
+        if (await command(client, "tlens.serverInfo"))["transformerLens"].startswith("2."):
+            break
+        await asyncio.sleep(0.05)
+    uri = (client.root / "bridge.py").as_uri()
+    open_doc(client, uri, "from transformer_lens.model_bridge import TransformerBridge\n")
+    (diag,) = await diagnostics_for(client, uri)
+    assert diag.code == "unavailable-api" and "the interpreter " in diag.message and "≥ 3.0" in diag.message
