@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .document import Analysis
+from .scopes import parameters
 from .syntax import Node, call_args, call_name, descendants, statement_of, text
 
 _PATCHING_KINDS = {
@@ -102,14 +103,15 @@ def _library_call(analysis: Analysis, call: Node, method: str) -> Experiment | N
     args.update({k: v for k, v in keywords.items() if k in names})
     if len(args) < 4:
         return None
-    clean = _clean_input(analysis, args["clean_cache"])
-    if clean is None:
+    found = _clean_input(analysis, args["clean_cache"])
+    if found is None:
         return None
+    clean, note = found
     stmt = statement_of(call)
     kind = _PATCHING_KINDS.get(method, "resid_pre")
     metric = text(args["patching_metric"])
     return Experiment(stmt.start_byte, stmt.end_byte, text(args["model"]), clean, text(args["corrupted_tokens"]),
-                      metric, kind, f"{method}(…, metric={metric})")
+                      metric, kind, f"{method}(…, metric={metric})" + (f"; {note}" if note else ""))
 
 
 def _hand_loop(analysis: Analysis, call: Node) -> Experiment | None:
@@ -124,28 +126,71 @@ def _hand_loop(analysis: Analysis, call: Node) -> Experiment | None:
     if receiver_node is None or corrupted is None or hooks is None:
         return None
     clean_cache = _cache_used_by_hooks(analysis, hooks)
-    clean = _clean_input(analysis, clean_cache) if clean_cache is not None else None
+    found = _clean_input(analysis, clean_cache) if clean_cache is not None else None
     metric = _metric_applied(analysis, call, loop)
-    if clean is None or metric is None:
+    if found is None or metric is None:
         return None
+    clean, note = found
     kind = _kind_from_hook_names(analysis, hooks)
     return Experiment(loop.start_byte, loop.end_byte, text(receiver_node), clean, text(corrupted), metric, kind,
-                      f"patching loop over {text(loop.child_by_field_name('left'))} (metric={metric})")
+                      f"patching loop over {text(loop.child_by_field_name('left'))} (metric={metric})"
+                      + (f"; {note}" if note else ""))
 
 
-def _clean_input(analysis: Analysis, cache_node: Node) -> str | None:
-    """The input a clean cache was computed from: ``_, clean_cache = model.run_with_cache(clean_tokens)``."""
+def _clean_input(analysis: Analysis, cache_node: Node) -> tuple[str, str | None] | None:
+    """The input a clean cache was computed from, and how it was found when not seen directly:
+    ``_, clean_cache = model.run_with_cache(clean_tokens)``, or ``clean_cache = run_and_cache(model,
+    clean_tokens)`` through a function (of this file, or assumed for one defined elsewhere)."""
     if cache_node.type != "identifier":
         return None
     d = analysis.scopes.lookup(text(cache_node), cache_node.start_byte)
     if d is None or d.kind != "assign" or d.node.type != "call":
         return None
     _, method, _ = call_name(d.node)
-    if method != "run_with_cache":
+    if method == "run_with_cache":
+        positional, keywords = call_args(d.node)
+        arg = positional[0] if positional else keywords.get("input")
+        return (text(arg), None) if arg is not None else None
+    found = _input_through_helper(analysis, d.node)
+    if found is None:
         return None
-    positional, keywords = call_args(d.node)
-    arg = positional[0] if positional else keywords.get("input")
-    return text(arg) if arg is not None else None
+    fname = text(d.node.child_by_field_name("function"))
+    if fname in analysis.scopes.function_defs:
+        return found, f"clean input `{found}`, passed to {fname}(…)"
+    return found, f"clean input assumed to be `{found}`, the argument of {fname}(…) that is not the model"
+
+
+def _input_through_helper(analysis: Analysis, call: Node) -> str | None:
+    """``run_and_cache(model, prompts)`` where the function runs ``model.run_with_cache(<parameter>)``:
+    the argument the caller passes for that parameter. For a function defined elsewhere, its one
+    argument that is not a model (an assumption the experiment's description states)."""
+    fn = call.child_by_field_name("function")
+    defs = analysis.scopes.function_defs.get(text(fn)) if fn is not None and fn.type == "identifier" else None
+    definition = defs[-1] if defs else None
+    if definition is None:
+        return _only_input_argument(analysis, call)
+    inner = next((c for c in descendants(definition, "call") if call_name(c)[1] == "run_with_cache"), None)
+    if inner is None:
+        return None
+    inner_positional, inner_keywords = call_args(inner)
+    arg = inner_positional[0] if inner_positional else inner_keywords.get("input")
+    if arg is None or arg.type != "identifier":
+        return None
+    names = [text(name) for name, _ in parameters(definition)]
+    if text(arg) not in names:
+        return text(arg)  # a module-level input the function reads
+    positional, keywords = call_args(call)
+    index = names.index(text(arg))
+    passed = keywords.get(text(arg)) or (positional[index] if index < len(positional) else None)
+    return text(passed) if passed is not None else None
+
+
+def _only_input_argument(analysis: Analysis, call: Node) -> str | None:
+    positional, _ = call_args(call)
+    inputs = [a for a in positional if not (a.type == "identifier" and analysis.models.model_at(a) is not None)]
+    if len(inputs) != 1 or len(inputs) == len(positional):
+        return None  # no model among the arguments: not a cache-making helper we can read
+    return text(inputs[0])
 
 
 def _cache_used_by_hooks(analysis: Analysis, hooks: Node) -> Node | None:

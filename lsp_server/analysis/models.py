@@ -78,6 +78,8 @@ class CacheInfo:
     call: Node | None  # run_with_cache(...) call, when that is where it came from
     remove_batch_dim: bool = False
     pos_slice: bool = False
+    # Set when the model was inferred, not seen: what was assumed, for hovers ("… assumed to be a cache of model").
+    assumed: str | None = None
 
 
 class Models:
@@ -414,9 +416,28 @@ class Models:
                 model_node = positional[1] if len(positional) > 1 else keywords.get("model")
                 model = self.model_at(model_node) if model_node is not None else None
                 return CacheInfo(d.name, d.offset, model, value)
+            if "cache" in d.name.lower() and d.target.type == "identifier":
+                return self._cache_from_helper(d, value)
         if value.type == "identifier":
             return self.cache_at(value)
         return None
+
+
+    def _cache_from_helper(self, d: Definition, call: Node) -> CacheInfo | None:
+        """``clean_cache = run_and_cache(model, prompts)``: a cache from the user's own function, of the
+        model passed to it (else the file's only model), with what was assumed."""
+        fname = text(call.child_by_field_name("function"))
+        positional, keywords = call_args(call)
+        for arg in [*positional, *keywords.values()]:
+            model = self.model_at(arg) if arg.type == "identifier" else None
+            if model is not None:
+                return CacheInfo(d.name, d.offset, model, call, assumed=(
+                    f"`{d.name}` comes from `{fname}(…)`: assumed to be a cache of `{text(arg)}`, the model passed to it"))
+        sole = self.sole_model()
+        if sole is None or call_name(call)[1] not in self.scopes.function_defs:
+            return None
+        return CacheInfo(d.name, d.offset, sole, call, assumed=(
+            f"`{d.name}` comes from `{fname}(…)`: assumed to be a cache of `{sole.var}`, the file's model"))
 
 
 def spec_from_tl_config(kwargs: dict, source: str) -> ModelSpec:

@@ -226,6 +226,12 @@ def _parameters(params: Node):
             yield name_node, p
 
 
+def parameters(fn: Node) -> list[tuple[Node, Node]]:
+    """(name node, parameter node) of each named parameter of a def or lambda, in order."""
+    params = fn.child_by_field_name("parameters")
+    return list(_parameters(params)) if params is not None else []
+
+
 def _key(fn: Node) -> ScopeKey:
     return (fn.start_byte, fn.end_byte)
 

@@ -106,6 +106,8 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
         lines.append(f"⚠ Never fires: {point.dead}.")
     if point.note and spec.backend == "hooked":
         lines.append(f"Note: {point.note}.")
+    if ref.cache is not None and ref.cache.assumed:
+        lines.append(ref.cache.assumed + ".")
     if ref.cache is not None and ref.cache.remove_batch_dim:
         lines.append("Cached with `remove_batch_dim=True`: no batch axis.")
     if ref.cache is not None and ref.cache.pos_slice:
