@@ -280,7 +280,8 @@ class SweepService:
             return None  # only on the experiment's first line: the body has its own hovers
         stored = self.stored_for(view, exp)
         if stored is None:
-            return f"**Patching experiment** — {exp.description}\n\nRun *Run patch sweep* (code action or code lens) to see its heatmap here."
+            return (f"**Patching experiment** — {exp.description}\n\n"
+                    "Its heatmap shows here after a sweep: ▶ Run patch sweep (the code lens above it, or the light bulb).")
         r = stored.outcome.result
         image = base64.b64encode(stored.outcome.hover_png).decode()
         partial = "**PARTIAL** — " if r.partial else ""

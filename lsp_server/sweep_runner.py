@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .analysis.experiments import Experiment, setup_statements
+from .analysis.findings import sentence
 from .kernel import KernelBridge, list_connection_files, run_setup, run_sweep, save_result
 from .kernel.errors import SweepCancelled, SweepError
 from .kernel.spec import SweepProgress, SweepResult, SweepSpec
@@ -209,7 +210,7 @@ async def sweep_experiment(
                     raise SweepCancelled("the sweep was cancelled while the setup code ran" +
                                          ("; the kernel started for it was shut down." if started else "."))
                 how = ("The kernel started for this sweep was shut down. " if started else "")
-                raise SweepError(f"{outcome.message}. {how}Fix the setup code, or attach the kernel your notebook "
+                raise SweepError(f"{sentence(outcome.message)} {how}Fix the setup code, or attach the kernel your notebook "
                                  "uses.", "setup-failed", {"traceback": outcome.traceback, "file": outcome.file,
                                                            "line": outcome.line})
             holder.setups_run.add(key)

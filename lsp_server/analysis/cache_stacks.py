@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..knowledge.act_names import get_act_name
 from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, catalog_for
 from ..knowledge.spec import SYMBOLIC
-from .findings import Finding
+from .findings import Finding, sentence
 from .models import CacheInfo
 from .syntax import Node, call_args, call_name
 from .values import Hole, Pattern, Seq
@@ -271,7 +271,7 @@ def why_it_raises(found: StackCall) -> str:
         reason = f"`{name}` never fires ({point[0].dead})"
     else:
         reason = f"`{name}` only fires with `{point[0].gate}=True`"
-    return f"`{found.method}` raises {stack.raises} for {spec.label}: {reason}."
+    return sentence(f"`{found.method}` raises {stack.raises} for {spec.label}: {reason}")
 
 
 def check_stacking_calls(analysis: "Analysis") -> list[Finding]:

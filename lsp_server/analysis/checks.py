@@ -14,7 +14,7 @@ import re
 from ..knowledge.act_names import GLOBAL_SHORT_NAMES, SHORT_NAMES, get_act_name
 from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, HookPoint, catalog_for, union_templates
 from ..knowledge.sae_hooks import split_sae_name
-from .findings import Edit, Finding, Fix
+from .findings import Edit, Finding, Fix, sentence
 from .hookrefs import HookRef
 from .models import ModelInfo, is_bridge_code
 from .syntax import Node, Parsed, statement_of, text
@@ -85,7 +85,7 @@ class NameChecker:
             return self._not_enabled(ref, point)
         if point.dead:
             return Finding(ref.start, ref.end, "unknown-hook", "warning",
-                           f"'{_shown(ref)}' exists on {catalog.spec.label} but never fires: {point.dead}.")
+                           sentence(f"'{_shown(ref)}' exists on {catalog.spec.label} but never fires: {point.dead}"))
         return None
 
     # -- unknown names

@@ -98,6 +98,7 @@ class Analysis:
     method_calls: list[Node] = field(default_factory=list)
     ident_calls: list[Node] = field(default_factory=list)
     registrations: HookRefCollector | None = None
+    flags_mentioned: set[str] = field(default_factory=set)  # gate flags the text switches on anywhere
     _ref_starts: list[int] = field(default_factory=list)
     # Patching experiments, found on first use (hovers, code lenses and code actions ask often).
     experiments_memo: list | None = field(default=None, repr=False)
@@ -148,12 +149,13 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     collector = HookRefCollector(scopes, evaluator, models)
     refs = collector.collect(method_calls, ident_calls, subscripts)
 
-    checker = NameChecker(parsed, context.tl_major, _flags_mentioned(source))
+    flags = _flags_mentioned(source)
+    checker = NameChecker(parsed, context.tl_major, flags)
     findings = checker.check(refs)
     findings += check_removed_api(scopes.imports, parsed.source, context.tl_major)
     findings += check_unavailable_api(scopes.imports, context.tl_major, context.tl_label)
     analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
-                        method_calls, ident_calls, collector)
+                        method_calls, ident_calls, collector, flags)
     for check in (check_hook_lifetimes, check_tokens, check_live, check_stacking_calls, *(extra_checks or ())):
         findings += check(analysis)
     findings.sort(key=lambda f: (f.start, f.end, f.code))

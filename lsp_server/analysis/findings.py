@@ -65,6 +65,12 @@ class Finding:
     related: tuple[Related, ...] = field(default=())
 
 
+def sentence(text: str) -> str:
+    """``text`` ending in exactly one full stop (knowledge and kernel messages may already end in one)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
+
+
 _IGNORE = re.compile(rb"#\s*tlens:\s*ignore(?:\[([\w\-, ]+)\])?")
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ..analysis.document import Analysis
+from ..analysis.findings import sentence
 from ..analysis.hookrefs import HookRef
 from ..analysis.live_facts import live_cache_note
 from ..analysis.models import ModelInfo
@@ -100,12 +101,16 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
         shown = canonical.replace("{l}", str(ref.layer) if ref.layer is not None else "{" + (ref.layer_expr or "l") + "}")
         if point.canonical:
             lines.append(f"TransformerBridge canonical name: `{shown}` (the cache holds both spellings).")
-    if point.gate:
+    if point.gate and getattr(spec, point.gate, False):
+        lines.append(f"Fires: `{point.gate}` is on for `{ref.model.var if ref.model else 'the model'}`.")
+    elif point.gate and point.gate in analysis.flags_mentioned:
+        lines.append(f"Fires once `{point.gate}` is on (this file switches it on).")
+    elif point.gate:
         lines.append(f"Only fires with `{point.gate}=True` (`model.set_{point.gate}(True)`).")
     if point.dead:
-        lines.append(f"⚠ Never fires: {point.dead}.")
+        lines.append(sentence(f"⚠ Never fires: {point.dead}"))
     if point.note and spec.backend == "hooked":
-        lines.append(f"Note: {point.note}.")
+        lines.append(sentence(f"Note: {point.note}"))
     if ref.cache is not None and ref.cache.assumed:
         lines.append(ref.cache.assumed + ".")
     if ref.cache is not None and ref.cache.remove_batch_dim:

@@ -250,3 +250,23 @@ def test_the_top_level_bridge_import_needs_tl4():
 def test_hooked_transformer_code_is_not_flagged_on_tl2():
     src = "from transformer_lens import HookedTransformer, utils\nimport transformer_lens.utils as u\n"
     assert _version_findings(src, 2, "2.18.0") == []
+
+
+def test_messages_end_in_one_full_stop():
+    """Knowledge text that already ends a sentence is not given a second full stop (".." seen in messages)."""
+    from lsp_server.analysis.findings import sentence
+    from lsp_server.features.hover import hook_ref_markdown
+    from lsp_server.knowledge.hookpoints import all_variants, catalog_for
+    import re
+
+    assert sentence("interrupted it.") == "interrupted it." and sentence("it failed") == "it failed."
+    double = re.compile(r"(?<!\.)\.\.(?!\.)")
+    src = HEADER
+    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    from lsp_server.analysis.hookrefs import HookRef
+    for spec in all_variants():
+        for point in catalog_for(spec, 3).points:
+            if point.dead or point.note:
+                ref = HookRef(0, 1, "cache", point.template, layer=0)
+                md = hook_ref_markdown(a, ref) or ""
+                assert not double.search(md.replace("...", "")), md

@@ -149,3 +149,15 @@ async def test_half_typed_line_keeps_hovers(client, uri):
     open_doc(client, uri, broken)
     text = await hover_text(client, uri, pos_of(broken, '"resid_post", 5', 3))
     assert text.startswith("`blocks.5.hook_resid_post`")
+
+
+async def test_a_gated_hook_hover_agrees_with_the_file(client, uri):
+    """`heads = cache["result", 4]` without the flag: "only fires with"; after
+    `model.set_use_attn_result(True)` the hover says it fires (it used to keep the warning)."""
+    open_doc(client, uri, SCRIPT)
+    text = await hover_text(client, uri, pos_of(SCRIPT, '"result", 4', 2))
+    assert "Only fires with `use_attn_result=True`" in text
+    enabled = SCRIPT.replace("tokens = model.to_tokens", "model.set_use_attn_result(True)\ntokens = model.to_tokens")
+    open_doc(client, (client.root / "enabled.py").as_uri(), enabled)
+    text = await hover_text(client, (client.root / "enabled.py").as_uri(), pos_of(enabled, '"result", 4', 2))
+    assert "Fires: `use_attn_result` is on for `model`." in text and "Only fires" not in text

@@ -55,6 +55,7 @@ async def test_a_clean_cache_from_a_function_of_the_file(client):
     assert "assumed to be a cache of `model`, the model passed to it" in text  # gpt2, not gpt2-medium's 1024
     experiment = await hover_text(client, uri, pos_of(HELPER_IN_FILE, "results ="))
     assert "clean input `clean_tokens`, passed to run_and_cache(…)" in experiment
+    assert "Run *Run" not in experiment and "▶ Run patch sweep (the code lens above it" in experiment
 
 
 async def test_a_clean_cache_from_an_imported_function_says_what_it_assumed(client):
