@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from . import __version__
 from .analysis.document import AnalysisContext
@@ -40,11 +41,21 @@ NOTEBOOK_SYNC = types.NotebookDocumentSyncOptions(
 )
 
 
+class TlensProtocol(LanguageServerProtocol):
+    def _handle_cancel_notification(self, msg_id):
+        """A cancel for a request that already finished is routine (editors cancel hovers and code
+        actions as the cursor moves): no warning in the user's output channel."""
+        if msg_id not in self._request_futures:
+            log.debug("cancel for request %s, which already finished", msg_id)
+            return
+        super()._handle_cancel_notification(msg_id)
+
+
 class TlensServer(LanguageServer):
     """Server state: settings, the TransformerLens version in use, and the analysis cache."""
 
     def __init__(self) -> None:
-        super().__init__("tlens-lsp", __version__, notebook_document_sync=NOTEBOOK_SYNC)
+        super().__init__("tlens-lsp", __version__, notebook_document_sync=NOTEBOOK_SYNC, protocol_cls=TlensProtocol)
         self.settings = Settings()
         # TL installed where the code runs: the server's environment, or the kernel
         # interpreter's once it has been asked (see `initialized`).
@@ -273,6 +284,12 @@ def notebook_did_change(ls: TlensServer, params: types.DidChangeNotebookDocument
     for removed in (cells.structure.did_close or []) if cells and cells.structure else []:
         ls.clear_diagnostics(removed.uri)
     ls.schedule_diagnostics(params.notebook_document.uri)
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_SAVE)
+@guarded("notebookDocument/didSave")
+def notebook_did_save(ls: TlensServer, params: types.DidSaveNotebookDocumentParams) -> None:
+    """Nothing to redo: analyses read the editor's text, which a save does not change."""
 
 
 @server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)

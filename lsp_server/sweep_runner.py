@@ -179,8 +179,9 @@ async def sweep_experiment(
 ) -> SweepOutcome:
     """Run ``exp`` as a ``kind`` sweep; raises SweepError / KernelError with a user-facing message.
 
-    A kernel started for this sweep whose setup code fails is shut down, so the next attempt
-    starts clean.
+    A kernel we started that no setup has succeeded in yet holds nothing of the user's: when the
+    setup code fails it is shut down, so the next attempt starts clean. (In VS Code the extension
+    starts the kernel just before the sweep, so "started for this sweep" cannot be told from ``ensure``.)
     """
     from .render import render_heatmap, render_heatmap_with_layout  # pillow, loaded only when a sweep runs
 
@@ -202,14 +203,15 @@ async def sweep_experiment(
                     if inspect.isawaitable(result):
                         await result
 
+            fresh = not holder.setups_run
             outcome = await run_setup(holder.bridge, setup, on_step=step, cancel_event=cancel_event)
             if not outcome.ok:
-                if started:  # nothing of the user's lives there: start clean next time
+                if fresh:
                     await holder.close()
                 if outcome.cancelled:
                     raise SweepCancelled("the sweep was cancelled while the setup code ran" +
-                                         ("; the kernel started for it was shut down." if started else "."))
-                how = ("The kernel started for this sweep was shut down. " if started else "")
+                                         ("; the kernel started for it was shut down." if fresh else "."))
+                how = ("The kernel started for this sweep was shut down. " if fresh else "")
                 raise SweepError(f"{sentence(outcome.message)} {how}Fix the setup code, or attach the kernel your notebook "
                                  "uses.", "setup-failed", {"traceback": outcome.traceback, "file": outcome.file,
                                                            "line": outcome.line})

@@ -32,11 +32,27 @@ export interface ServerHooks {
 const RESTART_DEBOUNCE_MS = 300;
 const STOP_TIMEOUT_MS = 2000;
 
+// Editor features that query the server. While a client stops (window close, restart) they answer
+// empty: a request racing the stop would otherwise fail inside languageclient with "Starting server
+// failed" and a stack trace in the output channel.
+const QUERY_MIDDLEWARE = [
+    'provideHover',
+    'provideCompletionItem',
+    'provideCodeActions',
+    'provideCodeLenses',
+    'provideInlayHints',
+    'provideDefinition',
+    'provideReferences',
+    'provideDocumentSymbols',
+    'provideWorkspaceSymbols',
+] as const;
+
 // Commands that hover markdown may link to (`command:` links need isTrusted); nothing else is trusted.
 const TRUSTED_COMMANDS = [ServerCommand.runSweep, ClientCommand.showHeatmap, ClientCommand.startKernel];
 
 export class ServerManager implements vscode.Disposable {
     private client: LanguageClient | undefined;
+    private stopping = false;
     private running: Promise<void> | undefined;
     private restartAgain = false;
     private debounce: NodeJS.Timeout | undefined;
@@ -108,11 +124,28 @@ export class ServerManager implements vscode.Disposable {
         if (!old) {
             return;
         }
+        this.stopping = true;
+        // Requests already past the middleware get their connection before it goes.
+        await new Promise((resolve) => setImmediate(resolve));
         try {
             await old.dispose(STOP_TIMEOUT_MS);
         } catch (err) {
             logError('Stopping the old server failed; continuing.', err);
+        } finally {
+            this.stopping = false;
         }
+    }
+
+    /** Middleware that answers nothing while the client stops, and passes through otherwise. */
+    private queryMiddleware(): Middleware {
+        const middleware: Record<string, unknown> = {};
+        for (const name of QUERY_MIDDLEWARE) {
+            middleware[name] = (...args: unknown[]) => {
+                const next = args.pop() as (...rest: unknown[]) => unknown;
+                return this.stopping ? undefined : next(...args);
+            };
+        }
+        return middleware as Middleware;
     }
 
     private async startClient(): Promise<void> {
@@ -162,7 +195,7 @@ export class ServerManager implements vscode.Disposable {
             revealOutputChannelOn: RevealOutputChannelOn.Never, // our own message says what failed
             initializationFailedHandler: () => false,
             markdown: { isTrusted: { enabledCommands: TRUSTED_COMMANDS }, supportHtml: true },
-            middleware: { executeCommand: this.hooks.executeCommand },
+            middleware: { ...this.queryMiddleware(), executeCommand: this.hooks.executeCommand },
         };
         // The id 'tlens' makes languageclient follow the `tlens.trace.server` setting.
         const client = new LanguageClient('tlens', 'TLens Language Server', serverOptions, clientOptions);

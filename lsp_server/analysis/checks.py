@@ -346,8 +346,8 @@ def check_unavailable_api(imports: list[Node], tl_major: int | None, tl_label: s
             hint = (" In 3.x it is imported from transformer_lens.model_bridge." if what == "transformer_lens.TransformerBridge"
                     and tl_major == 3 else " HookedTransformer code runs on TransformerLens 2.x and 3.x.")
             out.append(Finding(node.start_byte, node.end_byte, "unavailable-api", "error",
-                               f"{what} needs TransformerLens ≥ {needed}.0, and the code runs on {used} ({error}): "
-                               f"install transformer-lens>={needed} where it runs.{hint}"))
+                               f"{what} needs TransformerLens ≥ {needed}.0; importing it raises {error} on {used}. "
+                               f"Install transformer-lens>={needed} where the code runs.{hint}"))
     return out
 
 

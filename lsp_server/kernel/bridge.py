@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -55,6 +56,9 @@ from .errors import (
 
 StateCallback = Callable[[str], "Awaitable[None] | None"]
 _KERNEL_NAME = "tlens-python"
+# Kernels we start talk over Unix sockets: no TCP ports for editors to list and forward (VS Code's
+# Ports view showed five per kernel) and none reachable from other users. Windows has no IPC transport.
+KERNEL_TRANSPORT = "tcp" if sys.platform == "win32" else "ipc"
 # An interrupt that lands after the code finished but before ipykernel sent the reply makes it
 # log "KeyboardInterrupt caught in kernel" and go idle without replying. The reply travels on
 # shell and the idle status on iopub, so allow for their skew before calling it dropped.
@@ -217,7 +221,9 @@ class KernelBridge:
         km = AsyncKernelManager(
             kernel_name=_KERNEL_NAME,
             kernel_spec_manager=KernelSpecManager(kernel_dirs=[spec_dir]),
-            connection_file=str(runtime / f"kernel-tlens-{uuid.uuid4()}.json"),
+            # Short: IPC socket paths (<connection file stem>-ipc-<n>) must fit in 104 bytes on macOS.
+            connection_file=str(runtime / f"kernel-tlens-{uuid.uuid4().hex[:12]}.json"),
+            transport=KERNEL_TRANSPORT,
         )
         km.shutdown_wait_time = 3.0
         fd, stderr_path = tempfile.mkstemp(prefix="tlens-kernel-", suffix=".log")

@@ -237,7 +237,7 @@ def test_bridge_code_under_tl2_is_flagged_with_the_version_it_needs():
     rows = _version_findings(src, 2, "2.18.0, from the attached kernel")
     assert [(code, where) for code, where, _ in rows] == [("unavailable-api", "transformer_lens.model_bridge"),
                                                           ("unavailable-api", "TransformerBridgeConfig")]
-    assert "needs TransformerLens ≥ 3.0, and the code runs on TransformerLens 2.18.0, from the attached kernel" in rows[0][2]
+    assert "needs TransformerLens ≥ 3.0; importing it raises ModuleNotFoundError on TransformerLens 2.18.0, from the attached kernel" in rows[0][2]
     assert _version_findings(src, 3, "3.9.0") == [] and _version_findings(src, 4, "4.3.0") == []
 
 

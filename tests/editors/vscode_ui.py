@@ -117,6 +117,14 @@ class VSCode:
         """Scrolls the line holding `needle` into view (Ctrl+G with its line number in the file on disk)."""
         if self.page.evaluate(_CHAR_RECT_JS, [needle, 0]):
             return
+        if self.current.endswith(".ipynb"):  # Ctrl+G moves within a cell: step through the cells instead
+            self.page.locator(".monaco-editor .view-line").first.click()
+            self.page.keyboard.press("Escape")  # command mode: Down focuses (and reveals) the next cell
+            for _ in range(40):
+                self.page.keyboard.press("ArrowDown")
+                if self.page.evaluate(_CHAR_RECT_JS, [needle, 0]):
+                    return
+            raise AssertionError(f"{needle!r} is not in the notebook")
         lines = (self.folder / self.current).read_text().splitlines()
         number = next((i + 1 for i, text in enumerate(lines) if needle in text), None)
         assert number, f"{needle!r} is not in {self.current}"
@@ -213,8 +221,8 @@ class VSCode:
         return self.page.locator(".suggest-widget.visible .monaco-list-row")
 
     def webview_frame(self):
-        """The content frame of the (only) visible webview panel."""
-        return self.page.frame_locator("iframe.webview.ready").frame_locator("#active-frame")
+        """The content frame of the extension's webview panel (a notebook editor has a webview of its own)."""
+        return self.page.frame_locator('iframe.webview.ready[src*="extensionId=tlens.tlens-lsp"]').frame_locator("#active-frame")
 
     def run_sweep_from_code_action(self, needle: str, timeout: float = 180_000) -> Locator:
         """Picks "Run patch sweep" in the light-bulb menu at `needle`; returns the panel's image once shown."""

@@ -219,6 +219,9 @@ print(model.to_str_tokens("When Mary and John went to the store"))
 
 @pytest.mark.parametrize("notebook", ["tl4"], indirect=True)  # one backend is enough for the tokenizer path (TL 2.x runs the same payload code)
 async def test_token_checks_use_the_kernels_tokenizer(client, notebook):
+    # The document is TL 4 code: say so, or the client's 2.18 setting flags its import (unavailable-api).
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"settings": {"transformerLensVersion": "4.3.0"}}))
     uri = (client.root / "live_tokens.py").as_uri()
     open_doc(client, uri, TOKENS)
     await wait_for(lambda: uri in client.diagnostics)

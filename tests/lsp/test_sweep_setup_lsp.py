@@ -125,6 +125,20 @@ async def test_setup_failure_names_the_users_line_ends_progress_and_stops_the_ke
     assert any("fail.py, line 11" in m for m in shown), shown
 
 
+async def test_a_kernel_the_editor_started_just_before_a_failed_setup_is_stopped_too(client):
+    # VS Code starts the kernel (tlens.startKernel) and then asks for the sweep: the server did not
+    # start it for the sweep, but nothing but the failed setup ever ran in it.
+    await _configure(client)
+    await asyncio.wait_for(client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="tlens.startKernel", arguments=[{"interpreter": sys.executable}])), 120)
+    await _wait_for_kernel_state(client, "idle")
+    uri = (client.root / "fail.py").as_uri()
+    open_doc(client, uri, FAILING_SCRIPT)
+    result = await _run(client, uri, pos_of(FAILING_SCRIPT, "results =").line)
+    assert "fail.py, line 11" in result.get("error", "") and "was shut down" in result["error"], result
+    await _wait_for_kernel_state(client, "none")
+
+
 async def test_setup_failure_in_a_notebook_names_the_cell_and_its_line(client):
     await _configure(client)
     nb = (client.root / "broken.ipynb").as_uri()
