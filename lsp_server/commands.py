@@ -22,7 +22,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from .analysis.experiments import Experiment, experiment_at, find_experiments
-from .features import code_actions
+from .handlers import command, handles
 from .kernel.errors import KernelError, SweepCancelled, SweepError
 from .sweep_runner import KernelHolder, SweepOutcome, connection_file_candidates, sweep_experiment
 from .workspace import View
@@ -303,12 +303,8 @@ def _experiment_on_line(view: View, line: int) -> Experiment | None:
 
 
 def register(server: "TlensServer") -> None:
-    """Register the kernel and sweep commands and surfaces on ``server``."""
-    from .server import command_args, guarded
-
-    service = SweepService(server)
-    server.sweeps = service
-    code_actions.PROVIDERS.append(service.code_actions)
+    """Register the kernel and sweep commands and the sweep code lenses on ``server``."""
+    service = server.sweeps
 
     async def failing(what: str, coro) -> Any:
         try:
@@ -318,47 +314,38 @@ def register(server: "TlensServer") -> None:
             service.notify_status(detail=str(e))
             return {"error": str(e)}
 
-    @server.command("tlens.attachKernel")
-    @guarded("tlens.attachKernel")
-    async def attach_kernel(ls, *args: Any) -> Any:
-        return await failing("could not attach the kernel", service.attach(command_args(args).get("connectionFile")))
+    @command(server, "tlens.attachKernel")
+    async def attach_kernel(ls, args: dict) -> Any:
+        return await failing("could not attach the kernel", service.attach(args.get("connectionFile")))
 
-    @server.command("tlens.startKernel")
-    @guarded("tlens.startKernel")
-    async def start_kernel(ls, *args: Any) -> Any:
-        return await failing("could not start a kernel", service.start(command_args(args).get("interpreter")))
+    @command(server, "tlens.startKernel")
+    async def start_kernel(ls, args: dict) -> Any:
+        return await failing("could not start a kernel", service.start(args.get("interpreter")))
 
-    @server.command("tlens.interruptKernel")
-    @guarded("tlens.interruptKernel")
-    async def interrupt_kernel(ls, *args: Any) -> Any:
+    @command(server, "tlens.interruptKernel")
+    async def interrupt_kernel(ls, args: dict) -> Any:
         return await failing("could not interrupt the kernel", service.kernel.interrupt())
 
-    @server.command("tlens.kernelStatus")
-    @guarded("tlens.kernelStatus")
-    def kernel_status(ls, *args: Any) -> dict:
+    @command(server, "tlens.kernelStatus")
+    def kernel_status(ls, args: dict) -> dict:
         return service.kernel.status()
 
-    @server.command("tlens.listConnectionFiles")
-    @guarded("tlens.listConnectionFiles", default=[])
-    def list_files(ls, *args: Any) -> list[str]:
+    @command(server, "tlens.listConnectionFiles", default=[])
+    def list_files(ls, args: dict) -> list[str]:
         return connection_file_candidates()
 
-    @server.command("tlens.runSweep")
-    @guarded("tlens.runSweep")
-    async def run_sweep(ls, *args: Any) -> Any:
-        a = command_args(args)
-        if "uri" not in a or "line" not in a:
+    @command(server, "tlens.runSweep")
+    async def run_sweep(ls, args: dict) -> Any:
+        if "uri" not in args or "line" not in args:
             service.message("tlens.runSweep needs {uri, line} (a code lens or code action passes them)", types.MessageType.Error)
             return {"error": "missing uri/line"}
-        return await failing("the patch sweep failed", service.run_sweep(a["uri"], int(a["line"]), a.get("kind")))
+        return await failing("the patch sweep failed", service.run_sweep(args["uri"], int(args["line"]), args.get("kind")))
 
-    @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
-    @guarded("codeLens", default=[])
+    @handles(server, types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False), default=[])
     def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:
         view = ls.view(params.text_document.uri)
         return service.code_lenses(view) if view is not None else []
 
-    @server.feature(types.SHUTDOWN)
-    @guarded("shutdown")
-    async def shutdown(ls, *args: Any) -> None:
+    @handles(server, types.SHUTDOWN)
+    async def shutdown(ls, params: None) -> None:
         await service.shutdown()

@@ -35,7 +35,8 @@ from lsprotocol import types
 from .analysis.document import AnalysisContext
 from .analysis.live_facts import LiveCache, LiveFacts, LiveHook, LiveModel, LiveTensor
 from .analysis.models import spec_from_tl_config
-from .features import code_actions, convert
+from .features import convert
+from .handlers import command
 from .kernel.errors import ExecuteTimeout, KernelDiedError, KernelError, PayloadError
 from .knowledge import versions
 from .knowledge.spec import ModelSpec
@@ -404,34 +405,27 @@ class LiveService:
 
 
 def register(server: "TlensServer") -> None:
-    """Create the server's :class:`LiveService` (after ``commands.register``) and its commands."""
-    from .server import command_args, guarded
-
-    service = LiveService(server)
-    server.live = service
-    code_actions.PROVIDERS.append(service.code_actions)
+    """Register the live-kernel commands on ``server``."""
+    service = server.live
 
     def error(what: str, e: Exception) -> dict:
         server.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=f"tlens: {what}: {e}"))
         return {"error": str(e)}
 
-    @server.command("tlens.resetKernelHooks")
-    @guarded("tlens.resetKernelHooks")
-    async def reset_kernel_hooks(ls, *args: Any) -> Any:
+    @command(server, "tlens.resetKernelHooks")
+    async def reset_kernel_hooks(ls, args: dict) -> Any:
         try:
-            return await service.reset_hooks(command_args(args).get("model"))
+            return await service.reset_hooks(args.get("model"))
         except KernelError as e:
             return error("could not reset the hooks in the kernel", e)
 
-    @server.command("tlens.liveState")
-    @guarded("tlens.liveState")
-    def live_state(ls, *args: Any) -> dict:
+    @command(server, "tlens.liveState")
+    def live_state(ls, args: dict) -> dict:
         return service.summary()
 
-    @server.command("tlens.refreshLiveState")
-    @guarded("tlens.refreshLiveState")
-    async def refresh_live_state(ls, *args: Any) -> Any:
+    @command(server, "tlens.refreshLiveState")
+    async def refresh_live_state(ls, args: dict) -> Any:
         try:
-            return await service.refresh(float(command_args(args).get("timeout", 60)))
+            return await service.refresh(float(args.get("timeout", 60)))
         except KernelError as e:
             return {"error": str(e), **service.summary()}

@@ -8,24 +8,27 @@ published after edits, coalesced: a burst of didChange messages is analysed once
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import traceback
-from typing import Any, Callable
+from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from . import __version__
+from . import commands, live
 from .analysis.document import AnalysisContext
+from .commands import SweepService
 from .features import code_actions, convert
 from .features.completion import completions
 from .features.hover import hover as hover_at
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
+from .handlers import command, handles
 from .knowledge import versions
 from .knowledge.resolve import resolve_model_name
+from .live import LiveService
 from .settings import Settings, parse_settings
 from .workspace import CellText, View, Workspace, findings_in
 
@@ -62,16 +65,18 @@ class TlensServer(LanguageServer):
         self.installed_tl: versions.TLVersion | None = versions.in_this_environment()
         self.workspace_cache = Workspace(self.analysis_context)
         self._pending: dict[str, asyncio.Task] = {}
-        self.sweeps = None  # commands.SweepService, registered below
-        self.live = None  # live.LiveService (what the kernel holds), registered below
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
+        self.sweeps = SweepService(self)  # the kernel, patch sweeps and their results
+        self.live = LiveService(self)  # what the kernel holds, asked after each execution
+        # Code actions beyond the findings' quick fixes: (server, view, params, start, end) -> actions.
+        self.code_action_providers = [self.sweeps.code_actions, self.live.code_actions]
 
     @property
     def tl_version(self) -> versions.TLVersion | None:
         """The TL version analyses assume: the user's setting, else the attached kernel's
         (the code really runs there), else the installed one."""
         setting = versions.from_string(self.settings.tl_version or "", "the setting tlens.transformerLensVersion")
-        live = self.live.kernel_tl_version() if self.live is not None else None
+        live = self.live.kernel_tl_version()
         return setting or live or self.installed_tl
 
     def analysis_context(self) -> AnalysisContext:
@@ -81,7 +86,7 @@ class TlensServer(LanguageServer):
             resolve_model=resolve_model_name,
             tokenizer_for=self.tokenizers,
         )
-        return self.live.extend(context) if self.live is not None else context
+        return self.live.extend(context)
 
     # -- views
 
@@ -167,48 +172,15 @@ class TlensServer(LanguageServer):
 server = TlensServer()
 
 
-def command_args(args: tuple) -> dict[str, Any]:
-    """The options object of a ``workspace/executeCommand`` call (``{}`` when none was sent)."""
-    return args[0] if args and isinstance(args[0], dict) else {}
-
-
-def guarded(what: str, default: Any = None) -> Callable:
-    """Error boundary: a bug in one feature logs a traceback and answers ``default``."""
-
-    def wrap(fn: Callable) -> Callable:
-        if asyncio.iscoroutinefunction(fn):
-            @functools.wraps(fn)
-            async def run_async(ls: TlensServer, *args: Any) -> Any:
-                try:
-                    return await fn(ls, *args)
-                except Exception:
-                    ls.report_error(what)
-                    return default
-            return run_async
-
-        @functools.wraps(fn)
-        def run(ls: TlensServer, *args: Any) -> Any:
-            try:
-                return fn(ls, *args)
-            except Exception:
-                ls.report_error(what)
-                return default
-        return run
-
-    return wrap
-
-
 # ------------------------------------------------------------------------------- lifecycle
 
 
-@server.feature(types.INITIALIZE)
-@guarded("initialize")
+@handles(server, types.INITIALIZE)
 def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
     ls.apply_settings(params.initialization_options)
 
 
-@server.feature(types.INITIALIZED)
-@guarded("initialized")
+@handles(server, types.INITIALIZED)
 async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
     ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
     python = ls.settings.kernel_interpreter or ls.settings.interpreter
@@ -223,8 +195,7 @@ async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
                 ls.schedule_diagnostics(uri)
 
 
-@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-@guarded("didChangeConfiguration")
+@handles(server, types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurationParams) -> None:
     if params.settings is not None:
         ls.apply_settings(params.settings)
@@ -232,9 +203,8 @@ def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurati
             ls.schedule_diagnostics(uri)
 
 
-@server.command("tlens.serverInfo")
-@guarded("tlens.serverInfo")
-def server_info(ls: TlensServer, *args: Any) -> dict:
+@command(server, "tlens.serverInfo")
+def server_info(ls: TlensServer, args: dict) -> dict:
     """Versions and what is loaded: lets editors and benchmarks check the server stays light."""
     import sys
 
@@ -250,20 +220,17 @@ def server_info(ls: TlensServer, *args: Any) -> dict:
 # ------------------------------------------------------------------------------- documents
 
 
-@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-@guarded("didOpen")
+@handles(server, types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: TlensServer, params: types.DidOpenTextDocumentParams) -> None:
     ls.schedule_diagnostics(params.text_document.uri)
 
 
-@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-@guarded("didChange")
+@handles(server, types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: TlensServer, params: types.DidChangeTextDocumentParams) -> None:
     ls.schedule_diagnostics(params.text_document.uri)
 
 
-@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-@guarded("didClose")
+@handles(server, types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: TlensServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     if ls.workspace.get_notebook_document(cell_uri=uri) is None:
@@ -271,14 +238,12 @@ def did_close(ls: TlensServer, params: types.DidCloseTextDocumentParams) -> None
         ls.clear_diagnostics(uri)
 
 
-@server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
-@guarded("notebookDocument/didOpen")
+@handles(server, types.NOTEBOOK_DOCUMENT_DID_OPEN)
 def notebook_did_open(ls: TlensServer, params: types.DidOpenNotebookDocumentParams) -> None:
     ls.schedule_diagnostics(params.notebook_document.uri)
 
 
-@server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
-@guarded("notebookDocument/didChange")
+@handles(server, types.NOTEBOOK_DOCUMENT_DID_CHANGE)
 def notebook_did_change(ls: TlensServer, params: types.DidChangeNotebookDocumentParams) -> None:
     cells = params.change.cells
     for removed in (cells.structure.did_close or []) if cells and cells.structure else []:
@@ -286,14 +251,12 @@ def notebook_did_change(ls: TlensServer, params: types.DidChangeNotebookDocument
     ls.schedule_diagnostics(params.notebook_document.uri)
 
 
-@server.feature(types.NOTEBOOK_DOCUMENT_DID_SAVE)
-@guarded("notebookDocument/didSave")
+@handles(server, types.NOTEBOOK_DOCUMENT_DID_SAVE)
 def notebook_did_save(ls: TlensServer, params: types.DidSaveNotebookDocumentParams) -> None:
     """Nothing to redo: analyses read the editor's text, which a save does not change."""
 
 
-@server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
-@guarded("notebookDocument/didClose")
+@handles(server, types.NOTEBOOK_DOCUMENT_DID_CLOSE)
 def notebook_did_close(ls: TlensServer, params: types.DidCloseNotebookDocumentParams) -> None:
     ls.workspace_cache.forget(params.notebook_document.uri)
     for cell in params.cell_text_documents:
@@ -303,8 +266,7 @@ def notebook_did_close(ls: TlensServer, params: types.DidCloseNotebookDocumentPa
 # ------------------------------------------------------------------------------- features
 
 
-@server.feature(types.TEXT_DOCUMENT_HOVER)
-@guarded("hover")
+@handles(server, types.TEXT_DOCUMENT_HOVER)
 def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
     view = ls.view(params.text_document.uri)
     if view is None:
@@ -312,7 +274,7 @@ def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
     offset = view.offset(params.position.line, params.position.character)
     result = hover_at(view.analysis, offset)
     if result is None:
-        markdown = ls.sweeps.hover(view, offset) if ls.sweeps is not None else None
+        markdown = ls.sweeps.hover(view, offset)
         if markdown is None:
             return None
         return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown))
@@ -322,11 +284,7 @@ def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
     )
 
 
-@server.feature(
-    types.TEXT_DOCUMENT_COMPLETION,
-    types.CompletionOptions(trigger_characters=['"', "'", "."]),
-)
-@guarded("completion")
+@handles(server, types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=['"', "'", "."]))
 def completion(ls: TlensServer, params: types.CompletionParams) -> types.CompletionList | None:
     view = ls.view(params.text_document.uri)
     if view is None:
@@ -337,8 +295,7 @@ def completion(ls: TlensServer, params: types.CompletionParams) -> types.Complet
     return types.CompletionList(is_incomplete=True, items=[convert.completion_item(view, c) for c in candidates])
 
 
-@server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False))
-@guarded("inlayHint", default=[])
+@handles(server, types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False), default=[])
 def inlay_hint(ls: TlensServer, params: types.InlayHintParams) -> list[types.InlayHint]:
     if not ls.settings.inlay_hints:
         return []
@@ -350,11 +307,8 @@ def inlay_hint(ls: TlensServer, params: types.InlayHintParams) -> list[types.Inl
     return [h for hint in inlay_hints(view.analysis, start, end) if (h := convert.inlay_hint(view, hint)) is not None]
 
 
-@server.feature(
-    types.TEXT_DOCUMENT_CODE_ACTION,
-    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.Empty]),
-)
-@guarded("codeAction", default=[])
+@handles(server, types.TEXT_DOCUMENT_CODE_ACTION,
+         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.Empty]), default=[])
 def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     view = ls.view(params.text_document.uri)
     if view is None:
@@ -362,7 +316,5 @@ def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.C
     return code_actions.code_actions(ls, view, params)
 
 
-from . import commands, live  # noqa: E402  (register on `server`; import guarded from this module)
-
-commands.register(server)
-live.register(server)
+commands.register(server)  # kernel and sweep commands, code lenses
+live.register(server)  # live-kernel commands

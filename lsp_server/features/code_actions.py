@@ -12,10 +12,6 @@ from . import convert
 if TYPE_CHECKING:
     from ..server import TlensServer
 
-# Extra providers (patch sweeps, kernel actions) register here: (server, view, params) -> actions.
-PROVIDERS: list = []
-
-
 def code_actions(ls: "TlensServer", view: View, params: types.CodeActionParams) -> list[types.CodeAction]:
     start = view.offset(params.range.start.line, params.range.start.character)
     end = view.offset(params.range.end.line, params.range.end.character)
@@ -35,6 +31,6 @@ def code_actions(ls: "TlensServer", view: View, params: types.CodeActionParams) 
                 edit=edit,
                 is_preferred=fix.preferred or None,
             ))
-    for provider in PROVIDERS:
+    for provider in ls.code_action_providers:
         actions += provider(ls, view, params, start, end)
     return actions

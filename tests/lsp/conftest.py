@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Union
 
@@ -64,7 +65,7 @@ SERVER = [sys.executable, "-m", "lsp_server", "serve"]
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, client_factory=_client_factory))
-async def client(lsp_client: LanguageClient, tmp_path):
+async def client(lsp_client: LanguageClient, tmp_path, request):
     result = await lsp_client.initialize_session(
         types.InitializeParams(
             capabilities=capabilities(),
@@ -76,3 +77,20 @@ async def client(lsp_client: LanguageClient, tmp_path):
     lsp_client.root = tmp_path
     yield
     await lsp_client.shutdown_session()
+    _fail_on_server_errors(lsp_client, request)
+
+
+def _fail_on_server_errors(client: LanguageClient, request) -> None:
+    """A crash fails the test: the server's error boundary keeps users served, but a handler that raised
+    (a traceback in the log) is a bug, and so is any Error-level message a test does not expect.
+
+    ``@pytest.mark.server_errors("pattern", ...)``: Error-level messages matching one of the patterns
+    are expected (a failed sweep setup, a bad connection file); tracebacks never are.
+    """
+    marker = request.node.get_closest_marker("server_errors")
+    expected = [re.compile(p) for p in (marker.args if marker else ())]
+    errors = [m.message for m in client.log_messages if m.type == types.MessageType.Error]
+    crashes = [m for m in errors if "Traceback (most recent call last)" in m]
+    unexpected = [m for m in errors if m not in crashes and not any(p.search(m) for p in expected)]
+    assert not crashes, "a server handler raised:\n" + "\n".join(crashes)
+    assert not unexpected, "unexpected Error-level server messages:\n" + "\n".join(unexpected)
