@@ -11,46 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from .analysis.document import AnalysisContext
 from .analysis.findings import Finding
-from .workspace import CellText, View, Workspace, findings_in
+from .files import cli_context, load_views
+from .workspace import View, Workspace, findings_in
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
-
-
-def _context() -> AnalysisContext:
-    from .knowledge import versions
-    from .knowledge.resolve import resolve_model_name
-    from .knowledge.tokenizers import tokenizer_for
-
-    tl = versions.in_this_environment()
-    return AnalysisContext(tl_major=tl.major if tl else None, tl_label=tl.label if tl else None,
-                           resolve_model=resolve_model_name,
-                           tokenizer_for=tokenizer_for)  # the CLI may wait for a load
-
-
-def load_views(path: Path, workspace: Workspace) -> list[View]:
-    """Views of a file: one for a script, one per code cell for a notebook."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".ipynb":
-        cells = notebook_code_cells(text)
-        return workspace.notebook_views(str(path), [CellText(f"{path}#cell{i}", src, 0, i) for i, src in cells])
-    return [workspace.text_view(str(path), text, 0)]
-
-
-def notebook_code_cells(text: str) -> list[tuple[int, str]]:
-    """(1-based cell number, source) of each code cell of an .ipynb document."""
-    try:
-        nb = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not a valid notebook (JSON error at line {e.lineno}: {e.msg})") from e
-    out = []
-    for i, cell in enumerate(nb.get("cells", []), start=1):
-        if cell.get("cell_type") == "code":
-            src = cell.get("source", "")
-            out.append((i, "".join(src) if isinstance(src, list) else str(src)))
-    return out
 
 
 def _where(view: View, path: Path, offset: int) -> tuple[str, int, int]:
@@ -61,7 +27,7 @@ def _where(view: View, path: Path, offset: int) -> tuple[str, int, int]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    workspace = Workspace(_context)
+    workspace = Workspace(cli_context)
     rows: list[dict] = []
     had_error = False
     for name in args.paths:
@@ -105,7 +71,7 @@ def cmd_hover(args: argparse.Namespace) -> int:
         print("hover: expected PATH:LINE:COL (1-based), e.g. examples/ioi_patching.py:41:20", file=sys.stderr)
         return EXIT_USAGE
     path = Path(name)
-    workspace = Workspace(_context)
+    workspace = Workspace(cli_context)
     try:
         views = load_views(path, workspace)
     except (OSError, ValueError) as e:

@@ -29,10 +29,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
-    from .cli import Workspace, _context, load_views
+    from .files import cli_context, load_views
+    from .workspace import Workspace
 
     try:
-        views = load_views(path, Workspace(_context))
+        views = load_views(path, Workspace(cli_context))
     except (OSError, ValueError) as e:
         print(f"sweep: cannot read {path}: {e}", file=sys.stderr)
         return 2

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..analysis.document import Analysis
-from ..analysis.models import ModelInfo
-from ..analysis.syntax import Node, call_args, call_name, text
-from ..analysis.tokens import (SINGLE_TOKEN_METHODS, TOKEN_HOVER_METHODS, Candidate, StringResolver, model_for_receiver,
+from ...analysis.document import Analysis
+from ...analysis.models import ModelInfo
+from ...analysis.syntax import Node, call_args, call_name, text
+from ...analysis.tokens import (SINGLE_TOKEN_METHODS, TOKEN_HOVER_METHODS, Candidate, StringResolver, model_for_receiver,
                                model_label, quoted, tokenizer_of)
-from .hover import HoverText  # hover.py imports this module lazily, inside hover()
+from .text import HoverText
 
 MAX_STRINGS = 6  # strings shown for a list of prompts or a loop variable
 MAX_TOKENS = 64  # tokens shown per string

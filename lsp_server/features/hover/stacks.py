@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..analysis.cache_stacks import SIGNATURES, StackCall, stack_call, why_it_raises
-from ..analysis.document import Analysis
-from ..analysis.syntax import text
-from ..knowledge.hookpoints import concrete_shape, format_shape
-from .hover import HoverText, _provenance
+from ...analysis.cache_stacks import SIGNATURES, StackCall, stack_call, why_it_raises
+from ...analysis.document import Analysis
+from ...analysis.syntax import text
+from ...knowledge.hookpoints import concrete_shape, format_shape
+from .text import HoverText, provenance
 
 _SHOWN_LABELS = 16
 
@@ -24,7 +24,7 @@ def stack_hover(analysis: Analysis, offset: int) -> HoverText | None:
     found = stack_call(analysis, call)
     if found is None:
         return None
-    md = _markdown(found) + "\n\n" + _provenance(found.cache.model, found.catalog.spec)
+    md = _markdown(found) + "\n\n" + provenance(found.cache.model, found.catalog.spec)
     return HoverText(md, node.start_byte, node.end_byte)
 
 

@@ -1,4 +1,4 @@
-"""Hover text: hook names with their shapes, weights with theirs. Markdown, protocol-free.
+"""Hover on hook names (with their shapes) and weights (with theirs).
 
 First line contract (editors and tests rely on it): the full hook name, then the symbolic shape,
 then the concrete shape for the model in use:
@@ -8,38 +8,18 @@ then the concrete shape for the model in use:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from ..analysis.document import Analysis
-from ..analysis.findings import sentence
-from ..analysis.hookrefs import HookRef
-from ..analysis.live_facts import live_cache_note
-from ..analysis.models import ModelInfo
-from ..analysis.syntax import Node, text
-from ..knowledge.hookpoints import Catalog, HookPoint, catalog_for, concrete_shape, format_shape, union_templates
-from ..knowledge.hookpoints import all_variants
-from ..knowledge.sae_hooks import SAE_POINTS, sae_shape, split_sae_name
-from ..knowledge.spec import ModelSpec, SYMBOLIC
-
-
-@dataclass(frozen=True)
-class HoverText:
-    markdown: str
-    start: int
-    end: int
-
-
-def hover(analysis: Analysis, offset: int) -> HoverText | None:
-    """Hover for the hook reference or weight at ``offset``, if any."""
-    ref = analysis.ref_at(offset)
-    if ref is not None:
-        md = hook_ref_markdown(analysis, ref)
-        if md:
-            return HoverText(md, ref.start, ref.end)
-    from .stack_hover import stack_hover  # local imports: both import this module
-    from .token_hover import token_hover
-
-    return weight_hover(analysis, offset) or stack_hover(analysis, offset) or token_hover(analysis, offset)
+from ...analysis.document import Analysis
+from ...analysis.findings import sentence
+from ...analysis.hookrefs import HookRef
+from ...analysis.live_facts import live_cache_note
+from ...analysis.models import ModelInfo
+from ...analysis.syntax import Node, text
+from ...knowledge.hookpoints import Catalog, HookPoint, catalog_for, concrete_shape, format_shape, union_templates
+from ...knowledge.hookpoints import all_variants
+from ...knowledge.sae_hooks import SAE_POINTS, sae_shape, split_sae_name
+from ...knowledge.spec import ModelSpec, SYMBOLIC
+from .text import HoverText, provenance
 
 
 # ------------------------------------------------------------------------------ hook names
@@ -121,7 +101,7 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
         lines.append("`hook.name` may also be: " + ", ".join(f"`{a}`" for a in ref.alternatives[1:]))
     if ref.model is not None and ref.model.spec.backend == "bridge" and ref.alternatives:
         lines.append("On TransformerBridge, `hook.name` is the canonical name in raw mode and the legacy name after `enable_compatibility_mode()`.")
-    lines.append(_provenance(ref.model, spec))
+    lines.append(provenance(ref.model, spec))
     return "\n\n".join(lines)
 
 
@@ -149,7 +129,7 @@ def _sae_markdown(ref: HookRef, name: str, sae: tuple[str, str], catalog: Catalo
         f"{meaning}, for the SAE attached at {attached}.",
         "Exists only while that SAE is attached (SAE Lens: `model.add_sae(sae)`, or "
         f"`model.run_with_cache_with_saes(..., saes=[sae])`){width}.",
-        _provenance(ref.model, spec),
+        provenance(ref.model, spec),
     ])
 
 
@@ -158,17 +138,6 @@ def _display_name(ref: HookRef) -> str:
     if name is not None:
         return name
     return (ref.template or "").replace("{l}", "{" + (ref.layer_expr or "l") + "}")
-
-
-def _provenance(model: ModelInfo | None, spec: ModelSpec) -> str:
-    backend = "TransformerBridge" if spec.backend == "bridge" else "HookedTransformer"
-    if model is None:
-        return f"*Symbolic shape: no model found ({backend} names).*"
-    if spec.n_layers is None and spec.d_model is None:
-        reason = spec.source if spec.source != "symbolic" else "the model's configuration is not known statically"
-        return f"*`{model.var}`: {backend}; symbolic shape only ({reason}).*"
-    label = f"{spec.name} — " if spec.name else ""
-    return f"*`{model.var}`: {backend} · {label}dims from {spec.source}.*"
 
 
 def _filter_markdown(ref: HookRef, catalog: Catalog) -> str:
@@ -242,7 +211,7 @@ def weight_hover(analysis: Analysis, offset: int) -> HoverText | None:
     symbolic = format_shape(shape)
     concrete = format_shape(concrete_shape(shape, spec))
     head = f"`{text(attr)}` · `{symbolic}`" + (f" = `{concrete}`" if concrete != symbolic else "")
-    md = "\n\n".join([head, meaning + ".", _provenance(model, spec)])
+    md = "\n\n".join([head, meaning + ".", provenance(model, spec)])
     return HoverText(md, attr.start_byte, attr.end_byte)
 
 

@@ -1,0 +1,47 @@
+"""Files read from disk, outside an editor: scripts and notebooks as views, and the context they are analysed in.
+
+Shared by the command line's ``check``/``hover`` and ``sweep``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .analysis.document import AnalysisContext
+from .workspace import CellText, View, Workspace
+
+
+def cli_context() -> AnalysisContext:
+    """The analysis context outside an editor: the TransformerLens installed here; tokenizers loaded on demand."""
+    from .knowledge import versions
+    from .knowledge.resolve import resolve_model_name
+    from .knowledge.tokenizers import tokenizer_for
+
+    tl = versions.in_this_environment()
+    return AnalysisContext(tl_major=tl.major if tl else None, tl_label=tl.label if tl else None,
+                           resolve_model=resolve_model_name,
+                           tokenizer_for=tokenizer_for)  # the CLI may wait for a load
+
+
+def load_views(path: Path, workspace: Workspace) -> list[View]:
+    """Views of a file: one for a script, one per code cell for a notebook."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".ipynb":
+        cells = notebook_code_cells(text)
+        return workspace.notebook_views(str(path), [CellText(f"{path}#cell{i}", src, 0, i) for i, src in cells])
+    return [workspace.text_view(str(path), text, 0)]
+
+
+def notebook_code_cells(text: str) -> list[tuple[int, str]]:
+    """(1-based cell number, source) of each code cell of an .ipynb document."""
+    try:
+        nb = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not a valid notebook (JSON error at line {e.lineno}: {e.msg})") from e
+    out = []
+    for i, cell in enumerate(nb.get("cells", []), start=1):
+        if cell.get("cell_type") == "code":
+            src = cell.get("source", "")
+            out.append((i, "".join(src) if isinstance(src, list) else str(src)))
+    return out

@@ -1,0 +1,98 @@
+"""Import structure of lsp_server: no import circles, and the pure layers stay protocol- and torch-free.
+
+Imports under ``if TYPE_CHECKING:`` are annotations only and do not count; imports inside functions do
+(a lazy import that closes a circle is still a circle to untangle).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "lsp_server"
+PURE_LAYERS = ("analysis", "knowledge", "render")
+FORBIDDEN_IN_PURE = ("pygls", "lsprotocol", "torch", "transformer_lens")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _runtime_imports(path: Path) -> list[ast.Import | ast.ImportFrom]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    type_only = {id(n) for node in ast.walk(tree)
+                 if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in type_only]
+
+
+def _targets(module: str, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """Modules of lsp_server that an import statement loads (``from . import x`` names module ``x``)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+    origin = ".".join(base + ([node.module] if node.module else []))
+    return [f"{origin}.{a.name}" if f"{origin}.{a.name}" in MODULES else origin for a in node.names]
+
+
+def _graph() -> dict[str, set[str]]:
+    return {m: {t for node in _runtime_imports(p) for t in _targets(m, node) if t in MODULES and t != m}
+            for m, p in MODULES.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while (w := stack.pop()) != v:
+                component.append(w)
+            if component:
+                found.append(sorted(component + [v]))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circles():
+    graph = _graph()
+    assert len(graph) > 50  # the scan sees the package
+    cycles = _cycles(graph)
+    detail = "\n".join(" <-> ".join(c) + ": " + "; ".join(f"{m} -> {sorted(graph[m] & set(c))}" for m in c) for c in cycles)
+    assert not cycles, "import circles:\n" + detail
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("layer", PURE_LAYERS)
+def test_pure_layers_import_no_protocol_or_torch(layer):
+    bad = [f"{path.relative_to(ROOT)}: {name}" for path in (ROOT / layer).rglob("*.py") for node in _runtime_imports(path)
+           for name in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""])
+           if name.split(".")[0] in FORBIDDEN_IN_PURE]
+    assert not bad, bad
