@@ -143,6 +143,8 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     } | {b"get_act_name", b"partial", b"generic_activation_patch"}
     ident_calls = _find(parsed, parser, _NAME_CALL, "call", "function",
                         names=lambda n: n in callees or n.startswith(b"get_act_patch_"))
+    # Calls that bind the file's function parameters: `fn(...)`, `partial(fn, ...)`, `functools.partial(fn, ...)`.
+    evaluator.calls = ident_calls + [c for c in method_calls if call_name(c)[1] == "partial"]
     cache_names = {n.encode() for n in models.cache_names()}
     subscripts = _find(parsed, parser, _NAME_SUBSCRIPT, "subscript", "value",
                        names=lambda n: n in cache_names or b"cache" in n.lower())

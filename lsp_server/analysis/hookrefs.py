@@ -17,7 +17,7 @@ from ..knowledge.hookpoints import split_layer
 from .models import CacheInfo, ModelInfo, Models
 from .scopes import Scopes
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
-from .values import Evaluator, Hole, Pattern, Seq, Value, is_int as _is_int
+from .values import Evaluator, Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, options_of
 
 HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
@@ -55,6 +55,9 @@ class HookRef:
     # range of its string literal: a typo there is suggested and fixed in that form.
     short: tuple[str, tuple[int, int]] | None = None
     short_layer_type: str | None = None
+    # A name with several possible values (a loop over a literal list, a parameter with several call
+    # sites): one resolved ref per value, and `template` None. Never checked: any one may be meant.
+    options: tuple["HookRef", ...] = field(default=())
 
     def name(self) -> str | None:
         """The concrete hook name, when the layer is known (or the hook is global)."""
@@ -292,6 +295,8 @@ class HookRefCollector:
         value = self.ev.eval(node)
         if value is None and node.type == "attribute" and text(node).endswith(".name"):
             return self._hook_dot_name(node, context, model)
+        if isinstance(value, OneOf):
+            return self._one_of_ref(node, context, value, model, None)
         if value is None or isinstance(value, Seq):
             return None
         template, layer, layer_expr = _template_of(value)
@@ -363,6 +368,30 @@ class HookRefCollector:
         self.refs.append(ref)
         return ref
 
+    def _one_of_ref(self, node: Node, context: str, value: OneOf, model: ModelInfo | None,
+                    cache: CacheInfo | None) -> HookRef | None:
+        """One ref listing every possible name, if each resolves (else none: an unknown part is unknown)."""
+        options = []
+        for option in value.options:
+            if context == "cache" and isinstance(option, str) and "." not in option and not option.startswith("hook_"):
+                option = cache_key_name(option)  # cache["embed"] -> hook_embed, as for a single key
+            template, layer, layer_expr = _template_of(option)
+            if template is None:
+                return None
+            options.append(HookRef(node.start_byte, node.end_byte, context, template, layer=layer, written_layer=layer,
+                                   layer_expr=layer_expr, model=model, cache=cache))
+        return self._add_options(node.start_byte, node.end_byte, context, options, model, cache, _how_options(node, value))
+
+    def _add_options(self, start: int, end: int, context: str, options: list[HookRef], model: ModelInfo | None,
+                     cache: CacheInfo | None, how: str | None) -> HookRef:
+        if len({(o.template, o.layer, o.layer_expr) for o in options}) == 1:
+            ref = options[0]
+            ref.how = how
+        else:
+            ref = HookRef(start, end, context, None, model=model, cache=cache, how=how, options=tuple(options))
+        self.refs.append(ref)
+        return ref
+
     # -- cache subscripts
 
     def _plain_container(self, name: Node) -> bool:
@@ -400,6 +429,9 @@ class HookRefCollector:
             if ref is not None:
                 ref.cache = cache
             return
+        if isinstance(value, OneOf):
+            self._one_of_ref(key, "cache", value, model, cache)
+            return
         if isinstance(value, (int, Seq)) or value is None:
             return
         short, layer_type = None, None
@@ -427,22 +459,39 @@ class HookRefCollector:
         if not elements or len(elements) > 3:
             return
         name = self.ev.eval(elements[0])
-        if not isinstance(name, str):
+        if not all(isinstance(n, str) for n in options_of(name)):
             return
-        start, end = elements[0].start_byte, elements[-1].end_byte
         layer_value = self.ev.eval_or_hole(elements[1]) if len(elements) > 1 else None
-        if layer_value is not None and not isinstance(layer_value, (Hole, str)) and not _is_int(layer_value):
-            layer_value = Hole(text(elements[1]))  # a layer computed some other way: unknown, not wrong
+        layers = [l if l is None or isinstance(l, (Hole, str)) or _is_int(l) else Hole(text(elements[1]))  # computed some
+                  for l in options_of(layer_value)]                                                     # other way: unknown
         layer_type = self.ev.eval(elements[2]) if len(elements) > 2 else None
         if layer_type is None and len(elements) > 2 and elements[2].type != "none":
             return  # an unknown layer type ("ln1"? "ln2"?) is not "no layer type"
         if layer_type is not None and not isinstance(layer_type, str):
             return
+        if not isinstance(name, OneOf) and len(layers) == 1:
+            self.refs.append(self._tuple_ref(elements, name, layers[0], layer_type, cache, model))  # type: ignore[arg-type]
+            return
+        rows = self.ev.loop_rows(elements[:2]) if len(elements) > 1 else None
+        pairs = [(n, l) for n, l in rows] if rows else [(n, l) for n in options_of(name) for l in layers]
+        if not all(isinstance(n, str) and (l is None or isinstance(l, (Hole, str)) or _is_int(l)) for n, l in pairs):
+            return
+        options = [self._tuple_ref(elements, n, l, layer_type, cache, model) for n, l in pairs]  # type: ignore[arg-type]
+        if all(o.template is not None and o.error is None for o in options):
+            self._add_options(elements[0].start_byte, elements[-1].end_byte, "cache", options, model, cache,
+                              f"cache[{', '.join(text(e) for e in elements)}]: " + (
+                                  "one of " + ", ".join(f"({n!r}, {l!r})" for n, l in pairs) if rows
+                                  else _listed(options_of(name), layers)))
+
+    def _tuple_ref(self, elements: list[Node], name: str, layer_value: Value, layer_type: str | None,
+                   cache: CacheInfo | None, model: ModelInfo | None) -> HookRef:
+        """The ref of ``cache[name, layer, layer_type]`` for one value of each part."""
         n_layers = model.spec.n_layers if model else None
-        written = layer_value if isinstance(layer_value, int) else None
+        written = layer_value if _is_int(layer_value) else None
         args = ", ".join(text(e) for e in elements)
+        start, end = elements[0].start_byte, elements[-1].end_byte
         literal = string_content_range(elements[0]) if elements[0].type == "string" else None
-        ref = HookRef(start, end, "cache", None, model=model, cache=cache, written_layer=written, literal=literal,
+        ref = HookRef(start, end, "cache", None, model=model, cache=cache, written_layer=written, literal=literal,  # type: ignore[arg-type]
                       short=(name, literal) if literal is not None and "." not in name else None,
                       short_layer_type=layer_type)
         if isinstance(layer_value, Hole):
@@ -450,19 +499,30 @@ class HookRefCollector:
             ref.template = _LAYER_HOLE.sub("blocks.{l}.", full) if _LAYER_HOLE.match(full) else full
             ref.layer_expr = layer_value.expr
             ref.how = f"cache[{args}] → get_act_name({name!r}, {layer_value.expr}" + (f", {layer_type!r})" if layer_type else ")")
-        else:
-            try:
-                full = cache_key_name(name, layer_value, layer_type, n_layers=n_layers)  # type: ignore[arg-type]
-            except CacheKeyError as e:
-                ref.error = str(e)
-                self.refs.append(ref)
-                return
-            template, layer, _ = _template_of(full)
-            ref.template, ref.layer = template, layer
-            ref.how = f"cache[{args}] → '{full}'"
-            if written is not None and written < 0:
-                ref.how += f" (negative layers wrap once: {written} + n_layers)" if n_layers else ""
-        self.refs.append(ref)
+            return ref
+        try:
+            full = cache_key_name(name, layer_value, layer_type, n_layers=n_layers)  # type: ignore[arg-type]
+        except CacheKeyError as e:
+            ref.error = str(e)
+            return ref
+        template, layer, _ = _template_of(full)
+        ref.template, ref.layer = template, layer
+        ref.how = f"cache[{args}] → '{full}'"
+        if written is not None and written < 0:
+            ref.how += f" (negative layers wrap once: {written} + n_layers)" if n_layers else ""
+        return ref
+
+
+def _listed(names: tuple[Value, ...], layers: list[Value]) -> str:
+    shown_layers = [l.expr if isinstance(l, Hole) else repr(l) for l in layers]
+    return (f"name one of {', '.join(repr(n) for n in names)}" if len(names) > 1 else f"name {names[0]!r}") + (
+        f"; layer one of {', '.join(shown_layers)}" if len(layers) > 1 else "")
+
+
+def _how_options(node: Node, value: OneOf) -> str:
+    shown = ", ".join(repr(o) if isinstance(o, str) else "…" for o in value.options[:8])
+    more = f" and {len(value.options) - 8} more" if len(value.options) > 8 else ""
+    return f"{text(node)}: one of {shown}{more}"
 
 
 def _how(node: Node, value: Value) -> str | None:

@@ -2,21 +2,29 @@
 
 Covers what research code writes: string and int literals, negative numbers, f-strings with holes
 (``f"blocks.{layer}.hook_resid_post"``), ``+`` concatenation, ``get_act_name(...)``, tuples and lists,
-and one step of local data flow through names (``name = "blocks.0.hook_z"; cache[name]``).
-A hole keeps the expression text so a hover can say "for every ``layer``".
+and data flow through names (``name = "blocks.0.hook_z"; cache[name]``), through loops over literal
+collections, through parameters (every call site of the function in the file, and ``partial``), and
+through the return values of the file's functions. A hole keeps the expression text so a hover can say
+"for every ``layer``"; a value with several possibilities is a :class:`OneOf`.
+
+Never a guess: one unknown possibility makes the whole value unknown, and so does passing a bound
+(options, call sites, depth).
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 from dataclasses import dataclass
 from typing import Callable, Union
 
 from ..knowledge.act_names import get_act_name
 from .scopes import Scopes
-from .syntax import Node, call_args, call_name, string_value, text
+from .syntax import Node, call_args, call_name, descendants, string_value, text
 
-MAX_DEPTH = 4
+MAX_DEPTH = 8
+MAX_OPTIONS = 16  # more possible values than this: unknown
+MAX_CALL_SITES = 8  # a parameter of a function called from more places than this: unknown
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,41 @@ class Seq:
     items: tuple["Value", ...]
 
 
-Value = Union[str, int, float, bool, None, Pattern, Seq, Hole]
+@dataclass(frozen=True)
+class OneOf:
+    """Several possible values, each known: a loop over a literal list, a parameter passed different
+    values at its call sites."""
+
+    options: tuple["Value", ...]
+
+
+Value = Union[str, int, float, bool, None, Pattern, Seq, Hole, OneOf]
+
+
+def options_of(v: Value) -> tuple[Value, ...]:
+    return v.options if isinstance(v, OneOf) else (v,)
+
+
+def one_of(values) -> Value:
+    """The union of ``values``: unknown if any is unknown or there are too many."""
+    flat: list[Value] = []
+    for v in values:
+        if v is None:
+            return None
+        for option in options_of(v):
+            if option not in flat:
+                flat.append(option)
+    if not flat or len(flat) > MAX_OPTIONS:
+        return None
+    return flat[0] if len(flat) == 1 else OneOf(tuple(flat))
+
+
+def lift(fn: Callable[..., Value], *values: Value) -> Value:
+    """``fn`` applied to every combination of the values' options (``fn`` itself when none has several)."""
+    if not any(isinstance(v, OneOf) for v in values):
+        return fn(*values)
+    combos = list(itertools.islice(itertools.product(*(options_of(v) for v in values)), MAX_OPTIONS + 1))
+    return one_of(fn(*combo) for combo in combos) if len(combos) <= MAX_OPTIONS else None
 
 ACT_NAME_FUNCS = ("get_act_name",)
 
@@ -56,12 +98,25 @@ def is_int(v: Value) -> bool:
 
 
 def concat(a: Value, b: Value) -> Value:
+    if isinstance(a, OneOf) or isinstance(b, OneOf):
+        return lift(concat, a, b)
     if isinstance(a, str) and isinstance(b, str):
         return a + b
     pa, pb = as_pattern(a), as_pattern(b)
     if pa is None or pb is None:
         return None
     return _normalise(pa.parts + pb.parts)
+
+
+def _binary_value(op: str, left: Value, right: Value) -> Value:
+    if is_int(left) and is_int(right):
+        arithmetic = _INT_OPS.get(op)
+        if arithmetic is None or (op in ("//", "%") and right == 0):
+            return None
+        return arithmetic(left, right)  # type: ignore[arg-type]
+    if op == "+" and not is_int(left) and not is_int(right):
+        return concat(left, right)
+    return None
 
 
 def as_pattern(v: Value) -> Pattern | None:
@@ -94,6 +149,13 @@ class Evaluator:
         # Values of attributes such as ``model.cfg.n_layers``, once the models are known (set by
         # the analysis after it has found them; until then attributes are unknown).
         self.attribute: Callable[[Node], Value] | None = None
+        # Calls of plain names (``fn(...)``, ``partial(fn, ...)``), set by the analysis once found: the
+        # call sites that bind the file's function parameters. Until then parameters are unknown.
+        self.calls: list[Node] | None = None
+        self._calls_by_name: dict[str, list[Node]] | None = None
+        self._bindings: list[tuple[int, dict[str, Value]]] = []  # (def start, parameter values) of calls being followed
+        self._following: set[tuple[int, str]] = set()  # parameters being resolved (recursion guard)
+        self._param_memo: dict[tuple[int, str], Value] = {}
 
     def eval(self, node: Node | None, depth: int = 0) -> Value:
         if node is None or depth > MAX_DEPTH:
@@ -115,9 +177,7 @@ class Evaluator:
         if kind == "unary_operator":
             operand = self.eval(node.child_by_field_name("argument"), depth + 1)
             op = text(node.child_by_field_name("operator"))
-            if isinstance(operand, int) and op == "-":
-                return -operand
-            return None
+            return lift(lambda v: -v if is_int(v) and op == "-" else None, operand)
         if kind in ("true", "false"):
             return kind == "true"
         if kind == "none":
@@ -141,14 +201,7 @@ class Evaluator:
         op = text(node.child_by_field_name("operator"))
         left = self.eval(node.child_by_field_name("left"), depth + 1)
         right = self.eval(node.child_by_field_name("right"), depth + 1)
-        if is_int(left) and is_int(right):
-            arithmetic = _INT_OPS.get(op)
-            if arithmetic is None or (op in ("//", "%") and right == 0):
-                return None
-            return arithmetic(left, right)
-        if op == "+" and not is_int(left) and not is_int(right):
-            return concat(left, right)
-        return None
+        return lift(lambda l, r: _binary_value(op, l, r), left, right)
 
     def eval_or_hole(self, node: Node | None, depth: int = 0) -> Value:
         """Like :meth:`eval`, but an unknown expression becomes a :class:`Hole` with its text."""
@@ -159,9 +212,157 @@ class Evaluator:
 
     def _name(self, node: Node, depth: int) -> Value:
         d = self.scopes.lookup(text(node), node.start_byte)
-        if d is None or d.kind != "assign" or d.target.type != "identifier":
+        if d is None:
             return None
-        return self.eval(d.node, depth + 1)
+        if d.kind == "assign" and d.target.type == "identifier":
+            return self.eval(d.node, depth + 1)
+        if d.kind == "for":
+            return self._loop_variable(d.name, d.target, d.node, depth)
+        if d.kind == "param":
+            return self._parameter(d.name, d.node, depth)
+        return None
+
+    def _loop_variable(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
+        """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items."""
+        if iterable.type not in ("list", "tuple", "set"):
+            return None
+        items = [c for c in iterable.named_children if c.type != "comment"]
+        if target.type == "identifier":
+            return one_of(self.eval(item, depth + 1) for item in items)
+        names = [text(c) for c in target.named_children]
+        index = names.index(name)
+        if any(item.type not in ("tuple", "list", "parenthesized_expression") for item in items):
+            return None
+        rows = [[c for c in (item.named_children[0] if item.type == "parenthesized_expression" else item).named_children
+                 if c.type != "comment"] for item in items]
+        if any(len(row) != len(names) for row in rows):
+            return None
+        return one_of(self.eval(row[index], depth + 1) for row in rows)
+
+    def loop_rows(self, nodes: list[Node]) -> list[tuple[Value, ...]] | None:
+        """Values of names unpacked together by one loop, row by row: ``for name, layer in [("z", 3), ("q", 5)]``
+        gives ``[("z", 3), ("q", 5)]`` for ``(name, layer)``, not every combination."""
+        defs = [self.scopes.lookup(text(n), n.start_byte) if n.type == "identifier" else None for n in nodes]
+        if any(d is None or d.kind != "for" for d in defs) or len({d.target.start_byte for d in defs}) != 1:
+            return None
+        target, iterable = defs[0].target, defs[0].node
+        if target.type == "identifier" or iterable.type not in ("list", "tuple", "set"):
+            return None
+        names = [text(c) for c in target.named_children]
+        rows = []
+        for item in (c for c in iterable.named_children if c.type != "comment"):
+            item = item.named_children[0] if item.type == "parenthesized_expression" and item.named_children else item
+            cells = [c for c in item.named_children if c.type != "comment"] if item.type in ("tuple", "list") else []
+            if len(cells) != len(names):
+                return None
+            rows.append(tuple(self.eval(cells[names.index(d.name)]) for d in defs))
+        return rows if len(rows) <= MAX_OPTIONS else None
+
+    # -- through functions
+
+    def _parameter(self, name: str, param: Node, depth: int) -> Value:
+        """A parameter of a function of this file: bound by the call being followed, else every call site's value."""
+        fn = _function_of(param)
+        if fn is None:
+            return None
+        for start, values in reversed(self._bindings):
+            if start == fn.start_byte:
+                return values.get(name)
+        key = (fn.start_byte, name)
+        if key in self._param_memo:
+            return self._param_memo[key]
+        if key in self._following or self.calls is None:
+            return None
+        self._following.add(key)
+        try:
+            sites = self._call_sites(fn)
+            value = None if sites is None or not sites else one_of(self._argument(fn, site, name, depth) for site in sites)
+        finally:
+            self._following.discard(key)
+        if not self._bindings:  # a value computed under a followed call's bindings holds only there
+            self._param_memo[key] = value
+        return value
+
+    def _call_sites(self, fn: Node) -> list[tuple[Node, bool]] | None:
+        """(call, through partial) for each call of ``fn`` in the file; None past the bound."""
+        name_node = fn.child_by_field_name("name")
+        if name_node is None or fn.type != "function_definition" or _is_method(fn):
+            return None
+        name = text(name_node)
+        sites = []
+        for call in self._calls_named(name):
+            sites.append((call, False))
+        for call in self._calls_named("partial"):
+            positional, _ = call_args(call)
+            if positional and positional[0].type == "identifier" and text(positional[0]) == name:
+                sites.append((call, True))
+        resolved = [(c, p) for c, p in sites if self._resolves_to(c, name, fn)]
+        return resolved if len(resolved) <= MAX_CALL_SITES else None
+
+    def _calls_named(self, name: str) -> list[Node]:
+        if self._calls_by_name is None:
+            self._calls_by_name = {}
+            for call in self.calls or ():
+                function = call.child_by_field_name("function")
+                if function is not None:
+                    callee = text(function).rpartition(".")[2]  # `functools.partial` too
+                    self._calls_by_name.setdefault(callee, []).append(call)
+        return self._calls_by_name.get(name, [])
+
+    def _resolves_to(self, call: Node, name: str, fn: Node) -> bool:
+        d = self.scopes.lookup(name, call.start_byte)
+        return d is not None and d.kind == "def" and d.node.start_byte == fn.start_byte
+
+    def _argument(self, fn: Node, site: tuple[Node, bool], name: str, depth: int) -> Value:
+        """The value ``fn``'s parameter ``name`` gets at one call site (a default where none is passed)."""
+        call, through_partial = site
+        bound = self._bind(fn, call, skip=1 if through_partial else 0)
+        if bound is None:
+            return None
+        if name in bound:
+            return self.eval(bound[name], depth + 1)
+        default = _default_of(fn, name)
+        # Through partial, whoever calls the partial may still pass it: unknown.
+        return self.eval(default, depth + 1) if default is not None and not through_partial else None
+
+    def _bind(self, fn: Node, call: Node, skip: int = 0) -> dict[str, Node] | None:
+        """Parameter name -> argument node of ``call``; None when it splats ``*args``/``**kwargs``."""
+        args = call.child_by_field_name("arguments")
+        if args is None:
+            return None
+        if any(c.type in ("list_splat", "dictionary_splat") for c in args.named_children):
+            return None
+        positional, keywords = call_args(call)
+        names = [n for n, _ in _parameter_names(fn)]
+        bound = dict(zip(names, positional[skip:]))
+        bound.update({k: v for k, v in keywords.items() if k in names})
+        return bound
+
+    def _returned(self, call: Node, fn: Node, depth: int) -> Value:
+        """What ``fn`` returns for this call: its ``return`` expressions with the call's arguments bound."""
+        if _is_method(fn) or (fn.start_byte, "") in self._following:
+            return None
+        bound = self._bind(fn, call)
+        if bound is None:
+            return None
+        values: dict[str, Value] = {}
+        for name, _ in _parameter_names(fn):
+            if name in bound:
+                values[name] = self.eval(bound[name], depth + 1)
+            elif (default := _default_of(fn, name)) is not None:
+                values[name] = self.eval(default, depth + 1)
+        body = fn.child_by_field_name("body")
+        returns = [r for r in descendants(body, "return_statement")
+                   if (owner := _function_of(r)) is not None and owner.start_byte == fn.start_byte] if body is not None else []
+        if not returns or len(returns) > MAX_OPTIONS:
+            return None
+        self._bindings.append((fn.start_byte, values))
+        self._following.add((fn.start_byte, ""))
+        try:
+            return one_of(self.eval(r.named_children[0] if r.named_children else None, depth + 1) for r in returns)
+        finally:
+            self._bindings.pop()
+            self._following.discard((fn.start_byte, ""))
 
     def _fstring(self, node: Node, depth: int) -> Value:
         parts: list = []
@@ -170,15 +371,16 @@ class Evaluator:
                 parts.append(text(child))
             elif child.type == "interpolation":
                 expr = child.child_by_field_name("expression") or (child.named_children[0] if child.named_children else None)
-                value = self.eval(expr, depth + 1)
-                if isinstance(value, (str, int)) and not isinstance(value, bool):
-                    parts.append(str(value))
-                else:
-                    parts.append(Hole(text(expr)))
+                shown = lift(_interpolated, self.eval(expr, depth + 1))
+                parts.append(shown if shown is not None else Hole(text(expr)))
             elif child.type == "string_start" and "b" in text(child).lower():
                 return None
-        pattern = _normalise(tuple(parts))
-        return pattern.literal() if pattern.literal() is not None else pattern
+
+        def build(*values: Value) -> Value:
+            pattern = _normalise(tuple(values))
+            return pattern.literal() if pattern.literal() is not None else pattern
+
+        return lift(build, *parts)
 
     def _call(self, node: Node, depth: int) -> Value:
         receiver, fname, _ = call_name(node)
@@ -186,8 +388,16 @@ class Evaluator:
             return self.act_name(node, depth)
         if fname == "str" and receiver is None:
             positional, _ = call_args(node)
-            value = self.eval(positional[0], depth + 1) if len(positional) == 1 else None
-            return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
+            if len(positional) != 1:
+                return None
+            value = lift(lambda v: str(v) if is_int(v) else None, self.eval(positional[0], depth + 1))
+            # str() of something unknown is still a string: a hole (`"blocks." + str(layer) + ".hook_z"`).
+            return value if value is not None else Hole(text(positional[0]))
+        function = node.child_by_field_name("function")
+        if receiver is None and function is not None and function.type == "identifier" and self.calls is not None:
+            d = self.scopes.lookup(fname, node.start_byte)
+            if d is not None and d.kind == "def" and d.node.type == "function_definition":
+                return self._returned(node, d.node, depth)
         return None
 
     def act_name_args(self, call: Node) -> tuple[str, object, object, bool] | None:
@@ -215,21 +425,62 @@ class Evaluator:
         args: dict[str, Node] = dict(zip(names, positional))
         args.update({k: v for k, v in keywords.items() if k in names})
         name = self.eval(args.get("name"), depth + 1)
-        if not isinstance(name, str):
-            return None
         layer: Value = None
         if "layer" in args:
             layer = self.eval_or_hole(args["layer"], depth + 1)
         layer_type = self.eval(args.get("layer_type"), depth + 1) if "layer_type" in args else None
         if layer_type is None and "layer_type" in args and args["layer_type"].type != "none":
             return None  # an unknown layer type is not "no layer type"
-        if layer_type is not None and not isinstance(layer_type, str):
-            return None
-        if isinstance(layer, Hole):
-            marker = "\x00"
-            full = get_act_name(name, marker, layer_type)
-            before, _, after = full.partition(marker)
-            return _normalise((before, layer, after))
-        if layer is not None and not isinstance(layer, (int, str)):
-            return None
-        return get_act_name(name, layer, layer_type)  # type: ignore[arg-type]
+        return lift(_act_name_value, name, layer, layer_type)
+
+
+def _act_name_value(name: Value, layer: Value, layer_type: Value) -> Value:
+    if not isinstance(name, str) or (layer_type is not None and not isinstance(layer_type, str)):
+        return None
+    if isinstance(layer, Hole):
+        marker = "\x00"
+        full = get_act_name(name, marker, layer_type)
+        before, _, after = full.partition(marker)
+        return _normalise((before, layer, after))
+    if layer is not None and not isinstance(layer, (int, str)):
+        return None
+    return get_act_name(name, layer, layer_type)  # type: ignore[arg-type]
+
+
+def _interpolated(v: Value) -> Value:
+    return str(v) if isinstance(v, (str, int)) and not isinstance(v, bool) else None
+
+
+def _function_of(node: Node) -> Node | None:
+    """The innermost def or lambda ``node`` is in (a parameter's own function)."""
+    parent = node.parent
+    while parent is not None and parent.type not in ("function_definition", "lambda"):
+        parent = parent.parent
+    return parent
+
+
+def _is_method(fn: Node) -> bool:
+    parent = fn.parent
+    while parent is not None and parent.type in ("block", "decorated_definition"):
+        parent = parent.parent
+    return parent is not None and parent.type == "class_definition"
+
+
+def _parameter_names(fn: Node) -> list[tuple[str, Node]]:
+    """(name, parameter node) of each parameter that can be passed by position or keyword, in order."""
+    params = fn.child_by_field_name("parameters")
+    out = []
+    for p in params.named_children if params is not None else ():
+        if p.type in ("list_splat_pattern", "dictionary_splat_pattern", "keyword_separator", "positional_separator"):
+            continue
+        name = p if p.type == "identifier" else p.child_by_field_name("name") or (p.named_children[0] if p.named_children else None)
+        if name is not None and name.type == "identifier":
+            out.append((text(name), p))
+    return out
+
+
+def _default_of(fn: Node, name: str) -> Node | None:
+    for n, p in _parameter_names(fn):
+        if n == name and p.type in ("default_parameter", "typed_default_parameter"):
+            return p.child_by_field_name("value")
+    return None

@@ -12,8 +12,9 @@ from lsp_server.features.hover import hover
 from lsp_server.knowledge.resolve import resolve_model_name
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "keys"
-MARK = re.compile(r"#\s*->\s*(\S+)\s*$")
-CACHE_SUBSCRIPT = re.compile(r"\b(cache|clean_cache|corrupted_cache|my_cache|rebuilt)\[")
+# `# -> name`, `# -> name | name` (one of several, in order), `# -> unknown` (no hook name on hover).
+MARK = re.compile(r"#\s*->\s*(.+?)\s*$")
+CACHE_SUBSCRIPT = re.compile(r"\b(cache|clean_cache|corrupted_cache|my_cache|rebuilt|act_cache)\[")
 
 
 def expectations(path: Path):
@@ -29,9 +30,11 @@ def expectations(path: Path):
 def hover_name(analysis, line: int, col: int) -> str | None:
     result = hover(analysis, analysis.lines.offset(line, col))
     if result is None:
-        return None
+        return "unknown"
+    if result.markdown.startswith("One of "):
+        return " | ".join(re.findall(r"^- `([^`]+)`", result.markdown, re.M))
     m = re.match(r"`([^`]+)`", result.markdown)
-    return m.group(1) if m else None
+    return m.group(1) if m else "unknown"
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.py")))

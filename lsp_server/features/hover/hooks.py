@@ -48,6 +48,8 @@ def _find_point(catalog: Catalog, template: str) -> HookPoint | None:
 def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
     if ref.error:
         return f"**Invalid cache key**\n\n{ref.error}"
+    if ref.options:
+        return _options_markdown(analysis, ref)
     if ref.template is None:
         if ref.alternatives:
             return "`hook.name` is one of: " + ", ".join(f"`{a}`" for a in ref.alternatives)
@@ -101,6 +103,23 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
         lines.append("`hook.name` may also be: " + ", ".join(f"`{a}`" for a in ref.alternatives[1:]))
     if ref.model is not None and ref.model.spec.backend == "bridge" and ref.alternatives:
         lines.append("On TransformerBridge, `hook.name` is the canonical name in raw mode and the legacy name after `enable_compatibility_mode()`.")
+    lines.append(provenance(ref.model, spec))
+    return "\n\n".join(lines)
+
+
+MAX_OPTIONS_SHOWN = 8
+
+
+def _options_markdown(analysis: Analysis, ref: HookRef) -> str:
+    """Every possible name, each with its shape (the first few when there are many)."""
+    heads = [(hook_ref_markdown(analysis, o) or f"`{o.name() or o.template}`").split("\n\n")[0]
+             for o in ref.options[:MAX_OPTIONS_SHOWN]]
+    lines = [f"One of {len(ref.options)} hook names:", "\n".join(f"- {h}" for h in heads)]
+    if len(ref.options) > MAX_OPTIONS_SHOWN:
+        lines.append(f"… and {len(ref.options) - MAX_OPTIONS_SHOWN} more.")
+    if ref.how:
+        lines.append(f"`{ref.how}`")
+    _, spec = _catalog(analysis, ref.model)
     lines.append(provenance(ref.model, spec))
     return "\n\n".join(lines)
 
