@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .analysis.findings import Finding
 from .files import cli_context, load_views
+from .protocol import SWEEP_KIND_NAMES
 from .workspace import View, Workspace, findings_in
 
 EXIT_FINDINGS = 1
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("location", help="PATH:LINE of the experiment")
     sweep.add_argument("--kernel", help="connection file of a running kernel (default: start one)")
     sweep.add_argument("--kind", default="resid_pre",
-                       choices=("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "heads", "heads_by_pos", "block", "attribution"))
+                       choices=SWEEP_KIND_NAMES)
     sweep.add_argument("--python", help="interpreter for a started kernel (default: this one)")
     sweep.add_argument("--out", required=True, help="where to write the heatmap PNG")
     sweep.add_argument("--raw", action="store_true",

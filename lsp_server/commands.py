@@ -1,11 +1,7 @@
 """Kernel and sweep commands, the "Run patch sweep" code actions and code lenses, sweep hovers.
 
-Commands (``workspace/executeCommand``; arguments are one optional JSON object):
-    tlens.attachKernel {connectionFile}    tlens.startKernel {interpreter?}
-    tlens.interruptKernel                  tlens.kernelStatus -> {state, connectionFile, owned, detail}
-    tlens.listConnectionFiles -> [path]    tlens.runSweep {uri, line, kind?} -> summary
-Notifications to the client: ``tlens/kernelStatus`` and ``tlens/sweepResult`` (payload documented
-in the README); sweep progress is standard work-done progress, cancellable.
+The commands, notifications and payloads are declared in :mod:`lsp_server.protocol`; sweep progress
+is standard work-done progress, cancellable.
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ from pygls.uris import to_fs_path
 
 from .analysis.experiments import Experiment, experiment_at, find_experiments
 from .handlers import command, handles
+from .protocol import CODE_ACTION_KINDS, NOTIFICATIONS, SWEEP_TITLES, SweepResult
 from .kernel.errors import KernelError, SweepCancelled, SweepError
 from .sweep_runner import KernelHolder, SweepOutcome, connection_file_candidates, sweep_experiment
 from .workspace import View
@@ -30,18 +27,6 @@ from .workspace import View
 if TYPE_CHECKING:
     from .server import TlensServer
 
-SWEEP_TITLES = {
-    "resid_pre": "residual stream × position",
-    "resid_mid": "resid_mid × position",
-    "resid_post": "resid_post × position",
-    "attn_out": "attention output × position",
-    "mlp_out": "MLP output × position",
-    "heads": "attention heads (all positions)",
-    "heads_by_pos": "attention heads × position",
-    "block": "resid / attn / MLP side by side",
-    "attribution": "attribution patching (fast, approximate)",
-}
-CODE_ACTION_KINDS = ("resid_pre", "heads", "block", "attribution")
 
 
 @dataclass
@@ -72,7 +57,7 @@ class SweepService:
             status["detail"] = detail
         if self._progress is not None:
             status["progress"] = self._progress
-        self.ls.protocol.notify("tlens/kernelStatus", status)
+        self.ls.protocol.notify(NOTIFICATIONS["kernelStatus"], status)
 
     def message(self, text: str, kind: types.MessageType = types.MessageType.Info) -> None:
         self.ls.window_log_message(types.LogMessageParams(type=kind, message=f"tlens: {text}"))
@@ -181,7 +166,7 @@ class SweepService:
         start_line = view.position(exp.start)[0] if view.position(exp.start) else line
         self.results[(uri, start_line)] = StoredSweep(outcome, exp.start, time.time())
         payload = self._result_payload(uri, start_line, kind, exp, outcome)
-        self.ls.protocol.notify("tlens/sweepResult", payload)
+        self.ls.protocol.notify(NOTIFICATIONS["sweepResult"], payload)
         if outcome.setup_ran:
             self.message("ran the file's setup code in a fresh kernel before the sweep")
         if result.partial:
@@ -190,7 +175,7 @@ class SweepService:
         self._refresh_lenses()
         return {k: v for k, v in payload.items() if k != "png"}
 
-    def _result_payload(self, uri: str, line: int, kind: str, exp: Experiment, outcome: SweepOutcome) -> dict:
+    def _result_payload(self, uri: str, line: int, kind: str, exp: Experiment, outcome: SweepOutcome) -> SweepResult:
         r = outcome.result
         return {
             "uri": uri, "line": line, "kind": kind,

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analysis.findings import CODES
+from .protocol import SWEEP_KIND_NAMES as SWEEP_KINDS
 
 SEVERITIES = ("error", "warning", "information", "hint", "off")
-SWEEP_KINDS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "heads", "heads_by_pos", "block", "attribution")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,21 @@ class Settings:
     kernel_interpreter: str | None = None
     # "4.3.0"-style override of the TransformerLens version the workspace uses.
     tl_version: str | None = None
+
+
+# The settings the server reads: wire name (after ``tlens.``) -> Settings field. package.json declares the
+# same names (tests/test_protocol_contract.py checks names, defaults and enums).
+WIRE_NAMES = {
+    "interpreter": "interpreter",
+    "inlayHints.enabled": "inlay_hints",
+    "diagnostics.severity": "severity",
+    "sweep.defaultKind": "sweep_kind",
+    "sweep.normalize": "sweep_normalize",
+    "kernel.connectionFile": "connection_file",
+    "kernel.interpreter": "kernel_interpreter",
+    "transformerLensVersion": "tl_version",
+}
+CLIENT_ONLY = ("trace.server",)  # read by the editor's language client, not the server
 
 
 def parse_settings(raw: Any) -> tuple[Settings, list[str]]:

@@ -1,4 +1,5 @@
-// The wire contract with the Python server (`python -m lsp_server serve`), in one place.
+// The wire contract with the Python server (`python -m lsp_server serve`), in one place. It mirrors
+// lsp_server/protocol.py; tests/test_protocol_contract.py checks that the two agree.
 // Command-id scheme: the server owns `tlens.*` (vscode-languageclient registers those ids as VS Code
 // commands when the server advertises them); the extension's palette commands are `tlens.client.*`.
 
@@ -11,6 +12,9 @@ export const ServerCommand = {
     runSweep: 'tlens.runSweep', // [{uri, line, kind?}]; "Run patch sweep" code actions carry it
     resetKernelHooks: 'tlens.resetKernelHooks',
     listConnectionFiles: 'tlens.listConnectionFiles', // -> string[] (optional; merged into the attach picker)
+    liveState: 'tlens.liveState', // -> what the attached kernel holds
+    refreshLiveState: 'tlens.refreshLiveState', // [{timeout?}] -> the same, asked again
+    serverInfo: 'tlens.serverInfo', // -> versions; whether torch / transformer_lens were imported
 } as const;
 
 /** Commands the extension contributes to the palette. */
@@ -34,8 +38,10 @@ export type KernelState = 'none' | 'starting' | 'idle' | 'busy' | 'dead';
 
 export interface KernelStatus {
     state: KernelState;
-    connectionFile?: string;
-    detail?: string;
+    connectionFile?: string | null;
+    /** Started by tlens (shut down with the server) rather than attached. */
+    owned?: boolean;
+    detail?: string | null;
     progress?: { done: number; total: number };
 }
 
@@ -52,6 +58,9 @@ export interface SweepResult {
     values: SweepValues[];
     rowLabels: string[];
     colLabels: string[];
+    /** The panels of 3-D kinds (block: resid / attn / MLP), and the head axis where there is one. */
+    panelLabels?: string[] | null;
+    headLabels?: string[] | null;
     pngPath?: string;
     jsonPath?: string;
     partial: boolean;

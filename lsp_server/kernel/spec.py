@@ -17,19 +17,10 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..protocol import SWEEP_KIND_NAMES
 from .errors import SweepError
 
-KINDS = (
-    "resid_pre",
-    "resid_mid",
-    "resid_post",
-    "attn_out",
-    "mlp_out",
-    "heads",
-    "heads_by_pos",
-    "block",
-    "attribution",
-)
+KINDS = SWEEP_KIND_NAMES
 
 
 @dataclass

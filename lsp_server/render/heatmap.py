@@ -27,22 +27,11 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from ..kernel.spec import SweepResult
+from ..protocol import HEATMAP_TITLES
 from .colors import MISSING, color_for, diverging
 from .text import fmt, font, plain, token_label
 
 HOVER_URI_LIMIT = 100_000
-
-KIND_TITLES = {
-    "resid_pre": "resid_pre patching",
-    "resid_mid": "resid_mid patching",
-    "resid_post": "resid_post patching",
-    "attn_out": "attn_out patching",
-    "mlp_out": "mlp_out patching",
-    "heads": "head (z) patching, all positions",
-    "heads_by_pos": "head (z) patching by position",
-    "block": "block patching",
-    "attribution": "attribution patching (gradient estimate)",
-}
 
 
 @dataclass
@@ -249,7 +238,7 @@ def _draw(r: SweepResult, panels: list[_Panel], s: _Style) -> tuple[Image.Image,
     width = max(s.pad * 2 + plot_w + cbar_w, 320)
     badge = f"PARTIAL {r.cells_done}/{r.cells_total}" if r.partial else ""
     badge_w = _text_w(f_title, badge) + 20 if badge else 0
-    kind_title = plain(KIND_TITLES.get(r.kind, r.kind), f_title)
+    kind_title = plain(HEATMAP_TITLES.get(r.kind, r.kind), f_title)
     metric = plain(r.metric, f_title)
     one_line = f"{kind_title} · {metric}"
     avail = width - 2 * s.pad - badge_w

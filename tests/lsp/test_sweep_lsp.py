@@ -13,6 +13,8 @@ import sys
 import pytest
 from lsprotocol import types
 
+from lsp_server.protocol import SweepResult
+
 from .helpers import hover_text, open_doc, pos_of
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
@@ -62,6 +64,8 @@ async def test_run_sweep_from_code_action(client):
 
     notes = [p for m, p in client.notifications if m == "tlens/sweepResult"]
     assert notes, "a tlens/sweepResult notification carries the image to the editor"
+    sent = set(notes[-1]._fields) if hasattr(notes[-1], "_fields") else set(vars(notes[-1]))
+    assert sent == set(SweepResult.__annotations__), sent ^ set(SweepResult.__annotations__)  # lsp_server/protocol.py
     from PIL import Image
     img = Image.open(io.BytesIO(base64.b64decode(notes[-1].png)))
     assert img.width > 200 and img.height > 100
