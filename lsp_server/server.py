@@ -2,27 +2,32 @@
 
 Concurrency model: every handler runs on the asyncio loop. Analyses are memoised per document
 version, so hover/completion on an unchanged document only look up a snapshot. Diagnostics are
-published after edits, coalesced: a burst of didChange messages is analysed once.
+published after edits, coalesced (a burst of didChange messages is analysed once), from an analysis
+that runs on one worker thread: meanwhile the loop keeps answering, and a hover the edit cannot have
+changed is answered from the previous analysis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import traceback
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
-from . import __version__
-from . import commands, live
+from . import __version__, commands, live
 from .analysis.document import AnalysisContext
+from .analysis.source import LineIndex
 from .commands import SweepService
 from .features import code_actions, convert
 from .features.completion import completions
 from .features.hover import hover as hover_at
+from .features.hover import hover_after_edit
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
@@ -66,6 +71,10 @@ class TlensServer(LanguageServer):
         self.workspace_cache = Workspace(self.analysis_context)
         self._pending: dict[str, asyncio.Task] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
+        self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
+        self._analysis_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlens-analysis")
+        # While the worker analyses, the loop needs the GIL back quickly to answer (default: every 5 ms).
+        sys.setswitchinterval(0.0005)
         self.sweeps = SweepService(self)  # the kernel, patch sweeps and their results
         self.live = LiveService(self)  # what the kernel holds, asked after each execution
         # Code actions beyond the findings' quick fixes: (server, view, params, start, end) -> actions.
@@ -92,13 +101,21 @@ class TlensServer(LanguageServer):
 
     def views_of(self, uri: str) -> list[View]:
         """Every view sharing ``uri``'s analysis: the file itself, or all cells of its notebook."""
+        analyse = self._analysis_of(uri)
+        return analyse() if analyse is not None else []
+
+    def _analysis_of(self, uri: str) -> Callable[[], list[View]] | None:
+        """The texts ``views_of(uri)`` analyses, read now (on the event loop), and a function that
+        analyses them (safe on any thread: the workspace cache locks)."""
         notebook = self.workspace.get_notebook_document(cell_uri=uri) or self.workspace.get_notebook_document(notebook_uri=uri)
         if notebook is not None:
-            return self.workspace_cache.notebook_views(notebook.uri, self._code_cells(notebook))
+            notebook_uri, cells = notebook.uri, self._code_cells(notebook)
+            return lambda: self.workspace_cache.notebook_views(notebook_uri, cells)
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
-            return []
-        return [self.workspace_cache.text_view(uri, doc.source, doc.version)]
+            return None
+        source, version = doc.source, doc.version
+        return lambda: [self.workspace_cache.text_view(uri, source, version)]
 
     def _code_cells(self, notebook: types.NotebookDocument) -> list[CellText]:
         """The notebook's code cells in analysis order: as they stand, or in the order the kernel
@@ -116,6 +133,25 @@ class TlensServer(LanguageServer):
     def view(self, uri: str) -> View | None:
         return next((v for v in self.views_of(uri) if v.uri == uri), None)
 
+    def hover_before_analysis(self, uri: str, position: types.Position) -> types.Hover | None:
+        """Right after an edit, a hover the edit cannot have changed comes from the previous analysis:
+        no waiting for the whole file to be analysed again (the diagnostics run does that)."""
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None or self.workspace.get_notebook_document(cell_uri=uri) is not None:
+            return None
+        previous = self.workspace_cache.previous_text_view(uri, doc.source, doc.version)
+        if previous is None:
+            return None
+        view, edit = previous
+        lines = LineIndex(doc.source.encode("utf-8"))
+        result = hover_after_edit(view.analysis, edit, lines.offset(position.line, position.character))
+        if result is None:
+            return None
+        self.hovers_before_analysis += 1
+        start, end = lines.position(result.start), lines.position(result.end)
+        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=result.markdown),
+                           range=types.Range(types.Position(start.line, start.character), types.Position(end.line, end.character)))
+
     # -- diagnostics
 
     def schedule_diagnostics(self, uri: str) -> None:
@@ -132,14 +168,24 @@ class TlensServer(LanguageServer):
 
     async def _publish_soon(self, key: str, uri: str) -> None:
         await asyncio.sleep(0)  # let queued didChange messages cancel us first
-        self._pending.pop(key, None)
+        analyse = self._analysis_of(uri)
         try:
-            self.publish_diagnostics(uri)
+            if analyse is not None:
+                views = await asyncio.get_running_loop().run_in_executor(self._analysis_worker, analyse)
+                self._publish(views)
+        except asyncio.CancelledError:
+            raise  # a newer edit: its own run publishes
         except Exception:
             self.report_error("publishing diagnostics")
+        finally:
+            if self._pending.get(key) is asyncio.current_task():
+                self._pending.pop(key, None)
 
     def publish_diagnostics(self, uri: str) -> None:
-        for view in self.views_of(uri):
+        self._publish(self.views_of(uri))
+
+    def _publish(self, views: list[View]) -> None:
+        for view in views:
             diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, self.settings)) is not None]
             version = self.workspace.text_documents[view.uri].version if view.uri in self.workspace.text_documents else None
             self.text_document_publish_diagnostics(
@@ -206,14 +252,13 @@ def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurati
 @command(server, "tlens.serverInfo")
 def server_info(ls: TlensServer, args: dict) -> dict:
     """Versions and what is loaded: lets editors and benchmarks check the server stays light."""
-    import sys
-
     return {
         "version": __version__,
         "transformerLens": ls.tl_version.version if ls.tl_version else None,
         "transformerLensSource": ls.tl_version.source if ls.tl_version else None,
         "torchImported": "torch" in sys.modules,
         "transformerLensImported": "transformer_lens" in sys.modules,
+        "hoversBeforeAnalysis": ls.hovers_before_analysis,
     }
 
 
@@ -268,6 +313,9 @@ def notebook_did_close(ls: TlensServer, params: types.DidCloseNotebookDocumentPa
 
 @handles(server, types.TEXT_DOCUMENT_HOVER)
 def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
+    quick = ls.hover_before_analysis(params.text_document.uri, params.position)
+    if quick is not None:
+        return quick
     view = ls.view(params.text_document.uri)
     if view is None:
         return None

@@ -8,10 +8,12 @@ cells joined by newlines; a :class:`View` maps one cell's positions into that te
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .analysis.document import Analysis, AnalysisContext, analyze
+from .analysis.edits import Edit, diff
 from .analysis.findings import Finding
 from .analysis.syntax import SyntaxParser
 
@@ -94,6 +96,7 @@ class _Entry:
     key: tuple
     analysis: Analysis
     cells: list[CellSpan] = field(default_factory=list)
+    source: bytes = b""  # the text analysed, unmasked (text documents)
 
 
 class Workspace:
@@ -104,23 +107,37 @@ class Workspace:
         self._entries: dict[str, _Entry] = {}
         self._parsers: dict[str, SyntaxParser] = {}
         self.extra_checks = extra_checks or []
+        # Analyses run on the server's worker thread and, when a request needs one first, on the event
+        # loop: one at a time (a parser keeps the previous tree of its document).
+        self._lock = threading.RLock()
 
     def invalidate(self) -> None:
         """Forget every analysis (settings or the TL version changed)."""
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
     def forget(self, uri: str) -> None:
-        self._entries.pop(uri, None)
-        self._parsers.pop(uri, None)
+        with self._lock:
+            self._entries.pop(uri, None)
+            self._parsers.pop(uri, None)
 
     def text_view(self, uri: str, text: str, version: int | None) -> View:
-        key = ("text", version, len(text), hash(text) if version is None else 0)
-        entry = self._entries.get(uri)
-        if entry is None or entry.key != key:
-            parser = self._parsers.setdefault(uri, SyntaxParser())
-            entry = _Entry(key, analyze(text, self._context(), parser, self.extra_checks))
-            self._entries[uri] = entry
+        key = _text_key(text, version)
+        with self._lock:
+            entry = self._entries.get(uri)
+            if entry is None or entry.key != key:
+                parser = self._parsers.setdefault(uri, SyntaxParser())
+                entry = _Entry(key, analyze(text, self._context(), parser, self.extra_checks), source=text.encode("utf-8"))
+                self._entries[uri] = entry
         return View(entry.analysis, uri)
+
+    def previous_text_view(self, uri: str, text: str, version: int | None) -> tuple[View, Edit] | None:
+        """The last analysed version of a text document and the edit from it to ``text``, while ``text``
+        itself is not analysed yet (None once it is, or when there is none)."""
+        entry = self._entries.get(uri)
+        if entry is None or entry.cells or entry.key == _text_key(text, version):
+            return None
+        return View(entry.analysis, uri), diff(entry.source, text.encode("utf-8"))
 
     def notebook_views(self, notebook_uri: str, cells: list[CellText]) -> list[View]:
         """Views of every code cell of a notebook, ``cells`` in analysis order.
@@ -129,6 +146,10 @@ class Workspace:
         ``notebookDocument/didChange`` may carry the notebook version of ``didOpen``.
         """
         key = ("notebook",) + tuple((c.uri, c.version, len(c.text)) for c in cells)
+        with self._lock:
+            return self._notebook_views(notebook_uri, cells, key)
+
+    def _notebook_views(self, notebook_uri: str, cells: list[CellText], key: tuple) -> list[View]:
         entry = self._entries.get(notebook_uri)
         if entry is None or entry.key != key:
             parts, spans, line, offset = [], [], 0, 0
@@ -145,6 +166,10 @@ class Workspace:
             entry = _Entry(key, analysis, spans)
             self._entries[notebook_uri] = entry
         return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]
+
+
+def _text_key(text: str, version: int | None) -> tuple:
+    return ("text", version, len(text), hash(text) if version is None else 0)
 
 
 def findings_in(view: View) -> list[Finding]:

@@ -58,6 +58,9 @@ class HookRef:
     # A name with several possible values (a loop over a literal list, a parameter with several call
     # sites): one resolved ref per value, and `template` None. Never checked: any one may be meant.
     options: tuple["HookRef", ...] = field(default=())
+    # Names the ref was computed from (variables, functions whose call sites bind its parameters, the
+    # cache and model): an edit that mentions none of them, elsewhere, leaves it unchanged.
+    deps: frozenset[str] = field(default=frozenset())
 
     def name(self) -> str | None:
         """The concrete hook name, when the layer is known (or the hook is global)."""
@@ -101,16 +104,16 @@ class HookRefCollector:
         for call in method_calls:
             _, method, receiver = call_name(call)
             if method in HOOK_METHODS:
-                self._add_hook(call, receiver)
+                self._recording(self._add_hook, call, receiver)
             elif method in HOOK_LIST_METHODS:
-                self._hook_lists(call, receiver)
+                self._recording(self._hook_lists, call, receiver)
             if method in FILTER_METHODS or method == "run_with_hooks":
-                self._names_filter(call, receiver)
+                self._recording(self._names_filter, call, receiver)
             if method == "get_act_name":
                 act_name_calls.append(call)
         act_name_calls += [c for c in ident_calls if text(c.child_by_field_name("function")) == "get_act_name"]
         for sub in subscripts:  # already only names that may hold a cache
-            self._subscript(sub)
+            self._recording(self._subscript, sub)
         # A get_act_name call that is not already part of a key or registration gets its own ref.
         covered = sorted((r.start, r.end) for r in self.refs)
         starts = [s for s, _ in covered]
@@ -118,9 +121,21 @@ class HookRefCollector:
             i = bisect.bisect_right(starts, call.start_byte) - 1
             if any(covered[j][1] >= call.end_byte for j in range(max(i - 2, 0), i + 1)):
                 continue
-            self._act_name_call(call)
+            self._recording(self._act_name_call, call)
         self.refs.sort(key=lambda r: (r.start, r.end))
         return self.refs
+
+    def _recording(self, process, *args) -> None:
+        """Run one site's resolution, noting on each ref it adds the names its value was read from."""
+        first = len(self.refs)
+        self.ev.reads = reads = set()
+        try:
+            process(*args)
+        finally:
+            self.ev.reads = None
+        for ref in self.refs[first:]:
+            owners = {ref.model.var if ref.model else "", ref.cache.var if ref.cache else ""}
+            ref.deps = frozenset(reads | owners)
 
     # -- registrations
 
@@ -354,6 +369,8 @@ class HookRefCollector:
     def _hook_dot_name(self, node: Node, context: str, model: ModelInfo | None) -> HookRef | None:
         """``hook.name`` inside a hook function: the names that function is registered on."""
         fn = self.scopes.function_at(node.start_byte)
+        if fn is not None and self.ev.reads is not None:  # registered wherever its name is passed
+            self.ev.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
         names = self.registrations.get(fn.start_byte, []) if fn is not None else []
         if not names:
             return None
@@ -407,6 +424,8 @@ class HookRefCollector:
         value_node = sub.child_by_field_name("value")
         if value_node is None or value_node.type != "identifier":
             return
+        if self.ev.reads is not None:
+            self.ev.reads.add(text(value_node))
         cache = self.models.cache_at(value_node)
         if cache is None and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
             return

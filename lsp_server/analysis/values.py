@@ -156,6 +156,9 @@ class Evaluator:
         self._bindings: list[tuple[int, dict[str, Value]]] = []  # (def start, parameter values) of calls being followed
         self._following: set[tuple[int, str]] = set()  # parameters being resolved (recursion guard)
         self._param_memo: dict[tuple[int, str], Value] = {}
+        # Names read while evaluating, when recording (a hook ref's dependencies: an edit that mentions
+        # none of them leaves the ref as it was).
+        self.reads: set[str] | None = None
 
     def eval(self, node: Node | None, depth: int = 0) -> Value:
         if node is None or depth > MAX_DEPTH:
@@ -193,6 +196,8 @@ class Evaluator:
         if kind == "call":
             return self._call(node, depth)
         if kind == "attribute" and self.attribute is not None:
+            if self.reads is not None:
+                self.reads.update(text(n) for n in descendants(node, "identifier"))
             return self.attribute(node)
         return None
 
@@ -211,6 +216,8 @@ class Evaluator:
         return value
 
     def _name(self, node: Node, depth: int) -> Value:
+        if self.reads is not None:
+            self.reads.add(text(node))
         d = self.scopes.lookup(text(node), node.start_byte)
         if d is None:
             return None
@@ -268,6 +275,8 @@ class Evaluator:
         for start, values in reversed(self._bindings):
             if start == fn.start_byte:
                 return values.get(name)
+        if self.reads is not None:  # its call sites name the function
+            self.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
         key = (fn.start_byte, name)
         if key in self._param_memo:
             return self._param_memo[key]
@@ -395,6 +404,8 @@ class Evaluator:
             return value if value is not None else Hole(text(positional[0]))
         function = node.child_by_field_name("function")
         if receiver is None and function is not None and function.type == "identifier" and self.calls is not None:
+            if self.reads is not None:
+                self.reads.add(fname)
             d = self.scopes.lookup(fname, node.start_byte)
             if d is not None and d.kind == "def" and d.node.type == "function_definition":
                 return self._returned(node, d.node, depth)

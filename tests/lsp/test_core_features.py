@@ -161,3 +161,28 @@ async def test_a_gated_hook_hover_agrees_with_the_file(client, uri):
     open_doc(client, (client.root / "enabled.py").as_uri(), enabled)
     text = await hover_text(client, (client.root / "enabled.py").as_uri(), pos_of(enabled, '"result", 4', 2))
     assert "Fires: `use_attn_result` is on for `model`." in text and "Only fires" not in text
+
+
+async def test_a_hover_right_after_an_edit_answers_as_a_fresh_analysis_would(client, uri):
+    """A hover sent right after a keystroke (before the re-analysis) on a key the edit cannot change
+    gets the previous analysis's answer, at its place in the new text; a key on the edited line gets
+    the new text's answer."""
+    # Long enough that the re-analysis is still running when the hover arrives.
+    script = SCRIPT + "".join(f"rows_{i} = [r * {i} for r in range(10)]\nprint(rows_{i})\n" for i in range(5000))
+    open_doc(client, uri, script)
+    await diagnostics_for(client, uri, version=1)
+    typed = script.replace('pattern = cache["pattern", 3]', 'pattern = cache["pattern", 3] ')
+    retyped = typed.replace('"resid_post", 12]', '"resid_post", 11]')
+    for version, text in ((2, typed), (3, retyped)):
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+        at = pos_of(text, '"result", 4', 2)
+        result = await client.text_document_hover_async(types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=at))
+        assert result.contents.value.startswith("`blocks.4.attn.hook_result`"), result.contents.value
+        assert (result.range.start.line, result.range.start.character) == (at.line, at.character - 2)
+    edited_key = await hover_text(client, uri, pos_of(retyped, '"resid_post", 11', 3))
+    assert edited_key.startswith("`blocks.11.hook_resid_post`"), edited_key
+    info = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.serverInfo"))
+    assert info["hoversBeforeAnalysis"] >= 1, info  # not waiting for the re-analysis

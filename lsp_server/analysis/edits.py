@@ -1,0 +1,96 @@
+"""What a text edit can have changed, so that the previous version's facts keep serving the rest.
+
+An edit is the span of whole lines that differ between two versions (common prefix and suffix
+aside). Offsets outside it map between the versions. A fact of the previous analysis still holds
+after the edit when the edit is *local* (same lines, same indentation, no word that changes the
+file's structure, models or flags) and mentions none of the names the fact was computed from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from ..knowledge.spec import GATE_FLAGS, ModelSpec
+
+_WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+# Names an edited line can change facts of: every word except one only read through a subscript or an
+# attribute (`cache[...]`, `model.run(...)`), which binds nothing and passes nothing anywhere.
+_CHANGING_WORD = re.compile(rb"\b([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*[\[.])")
+# Words whose edit can change facts anywhere: scopes and bindings, imports, models and their
+# configuration, caches, gate flags. An edit mentioning one is never local.
+GLOBAL_WORDS = frozenset({
+    "def", "class", "lambda", "for", "with", "import", "from", "global", "nonlocal", "del", "async", "await",
+    "match", "case", "try", "except", "finally",
+    "HookedTransformer", "HookedTransformerConfig", "TransformerBridge", "TransformerBridgeConfig", "HookedSAETransformer",
+    "from_pretrained", "from_pretrained_no_processing", "boot_transformers", "run_with_cache", "ActivationCache",
+    "add_caching_hooks", "get_caching_hooks", "cfg", "config", *GATE_FLAGS,
+    *(f"set_{flag}" for flag in GATE_FLAGS), *(f.name for f in dataclasses.fields(ModelSpec)),
+})
+
+
+@dataclass(frozen=True)
+class Edit:
+    """The lines that changed between two versions of a text (byte offsets)."""
+
+    start: int  # start of the first changed line (the same in both versions)
+    old_end: int  # end of the last changed line in the old version
+    new_end: int  # ... and in the new one
+    names: frozenset[str]  # the words on the changed lines (before and after) that can change other facts
+    local: bool
+
+    @property
+    def delta(self) -> int:
+        return self.new_end - self.old_end
+
+    def to_old(self, new_offset: int) -> int | None:
+        """The old offset of a new one outside the changed lines (None inside them)."""
+        if new_offset < self.start:
+            return new_offset
+        return new_offset - self.delta if new_offset > self.new_end else None
+
+    def to_new(self, old_offset: int) -> int | None:
+        if old_offset < self.start:
+            return old_offset
+        return old_offset + self.delta if old_offset > self.old_end else None
+
+    def spares(self, start: int, end: int, deps: frozenset[str]) -> bool:
+        """Whether a fact about old bytes [start, end), computed from the names ``deps``, still holds."""
+        return self.local and (end < self.start or start > self.old_end) and not (deps & self.names)
+
+
+def diff(old: bytes, new: bytes) -> Edit:
+    """The changed lines between ``old`` and ``new``."""
+    limit = min(len(old), len(new))
+    prefix = _common_prefix(old, new, limit)
+    suffix = _common_prefix(old[::-1], new[::-1], limit - prefix)
+    start = old.rfind(b"\n", 0, prefix) + 1
+    old_end = _line_end(old, len(old) - suffix)
+    new_end = _line_end(new, len(new) - suffix)
+    before, after = old[start:old_end], new[start:new_end]
+    words = frozenset(w.decode() for w in _WORD.findall(before) + _WORD.findall(after))
+    names = frozenset(w.decode() for w in _CHANGING_WORD.findall(before) + _CHANGING_WORD.findall(after))
+    same_shape = before.count(b"\n") == after.count(b"\n") and _indents(before) == _indents(after)
+    return Edit(start, old_end, new_end, names, same_shape and not (words & GLOBAL_WORDS))
+
+
+def _common_prefix(a: bytes, b: bytes, limit: int) -> int:
+    """Length of the common prefix of ``a`` and ``b`` (at most ``limit``), by halving: C-speed compares."""
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _line_end(text: bytes, offset: int) -> int:
+    end = text.find(b"\n", offset)
+    return len(text) if end < 0 else end
+
+
+def _indents(block: bytes) -> list[int]:
+    return [len(line) - len(line.lstrip(b" \t")) for line in block.split(b"\n")]

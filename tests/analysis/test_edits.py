@@ -1,0 +1,61 @@
+"""After an edit, the previous analysis answers hovers the edit cannot have changed, and only those."""
+
+from __future__ import annotations
+
+import pytest
+
+from lsp_server.analysis.document import AnalysisContext, analyze
+from lsp_server.analysis.edits import diff
+from lsp_server.features.hover import hover, hover_after_edit
+from lsp_server.knowledge.resolve import resolve_model_name
+
+SOURCE = '''\
+from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+logits, cache = model.run_with_cache("The Eiffel Tower is in")
+site = "blocks.3.hook_resid_post"
+early = cache["pattern", 1]
+resid = cache[site]
+plots = []  # ordinary code between
+def get_acts(layer_name):
+    return cache[layer_name]
+get_acts("blocks.5.attn.hook_z")
+late = cache["mlp_out", 7]
+'''
+CTX = AnalysisContext(tl_major=2, resolve_model=resolve_model_name)
+
+
+def _after(old: str, new: str, needle: str, offset: int = 2):
+    """(previous analysis's answer, fresh analysis's answer) at ``needle`` in the new text."""
+    previous = analyze(old, CTX)
+    at = new.encode().index(needle.encode()) + offset
+    edit = diff(previous.source, new.encode())
+    quick = hover_after_edit(previous, edit, at)
+    fresh = hover(analyze(new, CTX), at)
+    return quick, fresh
+
+
+@pytest.mark.parametrize("needle", ['"pattern", 1', '"mlp_out", 7', "[site]", "[layer_name]"])
+def test_an_edit_elsewhere_keeps_every_hover_and_it_equals_a_fresh_one(needle):
+    new = SOURCE.replace("plots = []", "plots = [1]")  # a one-character edit between the keys
+    quick, fresh = _after(SOURCE, new, needle, 1)
+    assert quick is not None and quick == fresh
+
+
+@pytest.mark.parametrize("old,new,needle", [
+    ('site = "blocks.3.hook_resid_post"', 'site = "blocks.4.hook_resid_post"', "[site]"),  # its variable
+    ('get_acts("blocks.5.attn.hook_z")', 'get_acts("blocks.6.attn.hook_z")', "[layer_name]"),  # a call site
+    ('gpt2', 'gpt2-medium', '"mlp_out", 7'),  # the model
+    ('plots = []', 'for x in y: pass', '"mlp_out", 7'),  # structure
+    ('late = cache["mlp_out", 7]', 'late = cache["mlp_out", 8]', '"mlp_out"'),  # the key itself
+])
+def test_an_edit_a_hover_depends_on_is_analysed_again(old, new, needle):
+    quick, fresh = _after(SOURCE, SOURCE.replace(old, new), needle, 1)
+    assert quick is None and fresh is not None
+
+
+def test_offsets_after_the_edit_shift_and_inside_it_do_not_map():
+    edit = diff(b"a = 1\nbb = 2\nc = 3\n", b"a = 1\nbbb = 2\nc = 3\n")
+    assert (edit.start, edit.old_end, edit.new_end) == (6, 12, 13) and edit.local
+    assert edit.to_old(2) == 2 and edit.to_old(15) == 14 and edit.to_old(8) is None
+    assert edit.to_new(14) == 15 and edit.names == {"bb", "bbb"}
