@@ -54,6 +54,7 @@ test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not editor and not ht"
 
 bench: $(VENV)/.installed $(HT_VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) benchmarks/lsp_latency.py
 	$(PY) benchmarks/token_checks.py
 	$(PY) benchmarks/sweep_speed.py --ht-python $(abspath $(HT_PY))

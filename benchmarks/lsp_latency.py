@@ -181,6 +181,46 @@ async def measure(text: str, rounds: int) -> dict:
     }
 
 
+async def measure_peer(command: list[str], text: str, rounds: int) -> dict | None:
+    """jedi-language-server on the same file, side by side: hover (on the cache variable of the same
+    subscripts, where jedi infers something) and a hover right after the same one-character edit.
+    Peers publish diagnostics on their own schedule, so the edit is followed by a hover only."""
+    import shutil
+
+    if shutil.which(command[0]) is None:
+        return None
+    client = LanguageClient("bench-peer", "0")
+    folder = Path(tempfile.mkdtemp())
+    uri = (folder / "research.py").as_uri()
+    await client.start_io(*command)
+    await client.initialize_async(types.InitializeParams(capabilities=types.ClientCapabilities(), root_uri=folder.as_uri()))
+    client.initialized(types.InitializedParams())
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
+    doc = types.TextDocumentIdentifier(uri=uri)
+    positions = [types.Position(p.line, p.character - len('cache["') - 2) for p in key_positions(text, 'cache["resid_post"')[:rounds]]
+    await client.text_document_hover_async(types.HoverParams(text_document=doc, position=positions[0]))  # warm-up
+    hovers = []
+    for pos in positions:
+        t = time.perf_counter()
+        await client.text_document_hover_async(types.HoverParams(text_document=doc, position=pos))
+        hovers.append(time.perf_counter() - t)
+    after_edit, line_no, far = [], text.count("\n") // 2, positions[len(positions) // 4]
+    for version in range(2, 2 + max(rounds // 2, 2)):
+        insert = version % 2 == 0
+        edit = types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(line_no, 0), types.Position(line_no, 0 if insert else 1)), text="x" if insert else "")
+        t = time.perf_counter()
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[edit]))
+        await client.text_document_hover_async(types.HoverParams(text_document=doc, position=far))
+        after_edit.append(time.perf_counter() - t)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return {"hover": hovers, "hover_after_edit": after_edit}
+
+
 def server_side(text: str, rounds: int) -> dict:
     """The same features timed in-process (what the server spends, without JSON-RPC)."""
     from lsp_server.analysis.document import AnalysisContext, analyze
@@ -226,11 +266,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--dense", action="store_true", help="TransformerLens code only (worst case)")
     ap.add_argument("--cells", type=int, default=200, help="cells of the notebook measurement (0: skip it)")
+    ap.add_argument("--peer-rounds", type=int, default=12, help="hovers asked of jedi-language-server (slow: seconds each)")
     args = ap.parse_args()
     text = research_file(args.lines, dense=args.dense)
     rt = asyncio.run(measure(text, args.rounds))
     ss = server_side(text, args.rounds)
     parse = min(_timed(lambda: ast.parse(text)) for _ in range(10))
+    jedi = asyncio.run(measure_peer([str(Path(sys.executable).parent / "jedi-language-server")], text, args.peer_rounds))
     kind = "dense" if args.dense else "realistic"
     print(f"\nLSP latency, {text.count(chr(10))}-line {kind} research file ({len(rt['hover'])} hovers)\n")
     print("| measure | round trip (ms) | server-side (ms) | target |")
@@ -243,9 +285,14 @@ def main() -> None:
     after = rt["hover_after_edit"]
     print(f"| hover right after a 1-char edit p50 / p99 | {pct(after, .5):.1f} / {pct(after, .99):.1f} | | p50 ≤ 0.25× ast.parse |")
     print(f"| `ast.parse` of the same file (best of 10) | | {parse * 1000:.1f} | |")
+    if jedi is not None:
+        print(f"| jedi-language-server: hover p50 / p99 | {pct(jedi['hover'], .5):.1f} / {pct(jedi['hover'], .99):.1f} | | peer |")
+        print(f"| jedi-language-server: hover right after a 1-char edit p50 / p99 | "
+              f"{pct(jedi['hover_after_edit'], .5):.1f} / {pct(jedi['hover_after_edit'], .99):.1f} | | peer |")
     print(f"\nAs ratios to ast.parse: 1-char edit → diagnostics p50 {pct(rt['edit'], .5) / (parse * 1000):.2f}×; "
           f"hover right after an edit p50 {pct(after, .5) / (parse * 1000):.2f}× "
-          f"({rt['quick_hovers']} of {len(after)} answered before the re-analysis)")
+          f"({rt['quick_hovers']} of {len(after)} answered before the re-analysis)"
+          + (f"; vs jedi-language-server: hover right after an edit {pct(after, .5) / pct(jedi['hover_after_edit'], .5):.2f}×" if jedi else ""))
     if args.cells:
         nbm = asyncio.run(measure_notebook(text, args.cells, args.rounds))
         print(f"| notebook ({nbm['cells']} cells): open → diagnostics | {nbm['first'] * 1000:.0f} | | |")

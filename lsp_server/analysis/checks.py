@@ -131,7 +131,10 @@ class NameChecker:
         needle = ref.template or ""
         if catalog is None and self.bridge_code:
             return None
-        names = _layer0_names(tuple(catalog.templates()) if catalog else tuple(sorted(union_templates())))
+        templates = tuple(catalog.templates()) if catalog else tuple(sorted(union_templates()))
+        n_layers = catalog.spec.n_layers if catalog and catalog.spec.n_layers else _MAX_LAYERS
+        # Every layer's names: a filter may name one (`name.endswith(".11.hook_resid_post")`).
+        names = [t.replace("{l}", str(layer)) for t in templates for layer in (range(n_layers) if "{l}" in t else (0,))]
         test = {"suffix": str.endswith, "prefix": str.startswith, "substring": str.__contains__}[ref.match]
         if any(test(n, needle) for n in names) or catalog is None and any(needle in n for n in names):
             return None
@@ -189,9 +192,7 @@ class NameChecker:
         return Fix(title, (Edit(end, end, "\n" + indent + code),), True)
 
 
-@functools.lru_cache(maxsize=64)
-def _layer0_names(templates: tuple[str, ...]) -> list[str]:
-    return [t.replace("{l}", "0") for t in templates]
+_MAX_LAYERS = 100  # layers tried for a model whose depth is unknown
 
 
 def _shown(ref: HookRef) -> str:

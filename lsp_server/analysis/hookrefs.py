@@ -412,13 +412,19 @@ class HookRefCollector:
     # -- cache subscripts
 
     def _plain_container(self, name: Node) -> bool:
-        """``cache = {}`` (or a list, ``dict()``, ``defaultdict(...)``): a name that only sounds like a cache."""
-        d = self.scopes.lookup(text(name), name.start_byte)
-        if d is None or d.kind != "assign":
-            return False
-        if d.node.type in _CONTAINER_LITERALS:
-            return True
-        return d.node.type == "call" and call_name(d.node)[1] in _CONTAINER_CALLS
+        """A name that only sounds like a cache: in its scope it is (also) bound to a dict or list
+        (``cache = {}``, ``dict()``, ``defaultdict(...)``), an instance of a class of this file or
+        another non-TransformerLens class (``metric_cache = MetricCache(...)``), or a parameter
+        annotated as a dict of something other than tensors (``cached_data: Optional[dict]``)."""
+        word = text(name)
+        for d in self.scopes.definitions(word, self.scopes.scope_of(name.start_byte)):
+            if d.kind == "assign" and d.target.type == "identifier" and _is_container(d.node, self.scopes):
+                return True
+            if d.kind == "param" and (annotation := d.node.child_by_field_name("type")) is not None:
+                written = text(annotation).lower()  # dict[str, Tensor] may well be keyed by hook names
+                if "dict" in written and "tensor" not in written and "activationcache" not in written:
+                    return True
+        return False
 
     def _subscript(self, sub: Node) -> None:
         value_node = sub.child_by_field_name("value")
@@ -427,7 +433,8 @@ class HookRefCollector:
         if self.ev.reads is not None:
             self.ev.reads.add(text(value_node))
         cache = self.models.cache_at(value_node)
-        if cache is None and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
+        guessed = cache is None or (cache.model is None and cache.call is None)  # by its name (a parameter)
+        if guessed and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
             return
         keys = [c for c in sub.children_by_field_name("subscript")]
         if not keys:
@@ -530,6 +537,18 @@ class HookRefCollector:
         if written is not None and written < 0:
             ref.how += f" (negative layers wrap once: {written} + n_layers)" if n_layers else ""
         return ref
+
+
+def _is_container(value: Node, scopes: Scopes) -> bool:
+    if value.type in _CONTAINER_LITERALS:
+        return True
+    if value.type != "call":
+        return False
+    callee = call_name(value)[1] or ""
+    if callee in _CONTAINER_CALLS:
+        return True
+    own_class = any(text(c.child_by_field_name("name")) == callee for c in scopes.classes)
+    return (own_class or callee[:1].isupper()) and callee != "ActivationCache"
 
 
 def _listed(names: tuple[Value, ...], layers: list[Value]) -> str:

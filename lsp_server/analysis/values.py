@@ -191,6 +191,14 @@ class Evaluator:
             return Seq(tuple(self.eval(c, depth + 1) for c in node.named_children if c.type != "comment"))
         if kind == "binary_operator":
             return self._binary(node, depth)
+        if kind == "conditional_expression" and node.named_child_count == 3:  # `a if cond else b`
+            consequence, condition, alternative = node.named_children
+            test = self.eval(condition, depth + 1)
+            if isinstance(test, bool):
+                return self.eval(consequence if test else alternative, depth + 1)
+            return one_of((self.eval(consequence, depth + 1), self.eval(alternative, depth + 1)))
+        if kind == "subscript":
+            return self._dict_item(node, depth)
         if kind == "identifier":
             return self._name(node, depth)
         if kind == "call":
@@ -227,6 +235,24 @@ class Evaluator:
             return self._loop_variable(d.name, d.target, d.node, depth)
         if d.kind == "param":
             return self._parameter(d.name, d.node, depth)
+        return None
+
+    def _dict_item(self, node: Node, depth: int) -> Value:
+        """``cfg["act_name"]`` where ``cfg`` is a dict literal of the file (``cfg = {"act_name": ...}``)."""
+        container, key = node.child_by_field_name("value"), node.child_by_field_name("subscript")
+        if container is None or key is None or container.type != "identifier":
+            return None
+        d = self.scopes.lookup(text(container), node.start_byte)
+        if d is None or d.kind != "assign" or d.target.type != "identifier" or d.node.type != "dictionary":
+            return None
+        if self.reads is not None:
+            self.reads.add(text(container))
+        wanted = self.eval(key, depth + 1)
+        if not isinstance(wanted, str):
+            return None
+        for pair in d.node.named_children:
+            if pair.type == "pair" and self.eval(pair.child_by_field_name("key"), depth + 1) == wanted:
+                return self.eval(pair.child_by_field_name("value"), depth + 1)
         return None
 
     def _loop_variable(self, name: str, target: Node, iterable: Node, depth: int) -> Value:

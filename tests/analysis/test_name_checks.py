@@ -270,3 +270,19 @@ def test_messages_end_in_one_full_stop():
                 ref = HookRef(0, 1, "cache", point.template, layer=0)
                 md = hook_ref_markdown(a, ref) or ""
                 assert not double.search(md.replace("...", "")), md
+
+
+def test_a_filter_naming_one_later_layer_matches_it_and_one_past_the_last_layer_does_not():
+    # Seen in real code: names_filter=lambda name: name.endswith((..., ".11.hook_resid_post")) on gpt2.
+    ok, _ = findings('_, c = model.run_with_cache("x", names_filter=lambda n: n.endswith(".11.hook_resid_post"))')
+    assert ok == []
+    past, _ = findings('_, c = model.run_with_cache("x", names_filter=lambda n: n.endswith(".12.hook_resid_post"))')
+    assert [code for _, code, *_ in past] == ["unknown-hook"]
+
+
+def test_caches_that_only_sound_like_caches_are_not_checked():
+    # Seen in real code: ARENA's MetricCache (keys 'train_loss', ...), a dict parameter of plotting data.
+    src = ("class MetricCache:\n    def __getitem__(self, k): ...\n"
+           "metric_cache = MetricCache()\nloss = metric_cache['train_loss']\n"
+           "def plot(cached_data: dict | None = None):\n    return cached_data[('OV', False)]\n")
+    assert findings(src)[0] == []

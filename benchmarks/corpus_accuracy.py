@@ -1,0 +1,93 @@
+"""Hover coverage and findings on a corpus of real research code (not committed: build your own).
+
+For every subscript of a name that holds a cache (or is called like one: ``*cache*``), asks the hover
+whether it names a hook point with its shape, and groups the subscripts by how the key is written;
+names the analysis finds bound to a dict or a non-TransformerLens class are counted apart. Also counts
+every finding by code, and writes them out for reading by hand (precision is judged, not computed).
+
+    .venv/bin/python benchmarks/corpus_accuracy.py CORPUS_DIR [--tl 2] [--findings findings.tsv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from lsp_server.analysis.document import AnalysisContext  # noqa: E402
+from lsp_server.analysis.syntax import descendants, text  # noqa: E402
+from lsp_server.features.hover import hover  # noqa: E402
+from lsp_server.files import load_views  # noqa: E402
+from lsp_server.knowledge.resolve import resolve_model_name  # noqa: E402
+from lsp_server.workspace import Workspace  # noqa: E402
+
+
+def key_form(key) -> str:
+    if key.type == "string":
+        return "f-string" if text(key)[:2].lower() in ("f'", 'f"') or text(key)[:3].lower() in ("rf'", 'rf"') else "literal"
+    if key.type in ("tuple", "expression_list") or key.type == "slice":
+        return "tuple"
+    if key.type == "call" and "get_act_name" in text(key.child_by_field_name("function")):
+        return "get_act_name"
+    if key.type == "identifier":
+        return "variable"
+    if key.type == "attribute" and text(key).endswith(".name"):
+        return "hook.name"
+    return "other"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--tl", type=int, default=2, help="TransformerLens major version the code targets")
+    ap.add_argument("--findings", type=Path, help="write every finding here (tsv) to judge by hand")
+    args = ap.parse_args()
+    workspace = Workspace(lambda: AnalysisContext(tl_major=args.tl, resolve_model=resolve_model_name))
+    by_form: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    codes: collections.Counter = collections.Counter()
+    rows = []
+    files = sorted(p for p in args.corpus.rglob("*") if p.suffix in (".py", ".ipynb"))
+    for path in files:
+        try:
+            views = load_views(path, workspace)
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        analysis = views[0].analysis
+        for sub in descendants(analysis.parsed.root, "subscript"):
+            value = sub.child_by_field_name("value")
+            if value is None or value.type != "identifier" or "cache" not in text(value).lower():
+                continue
+            keys = sub.children_by_field_name("subscript")
+            if not keys or (len(keys) == 1 and keys[0].type == "slice"):
+                continue
+            key = keys[0] if len(keys) == 1 else keys[0].parent
+            form = "tuple" if len(keys) > 1 else key_form(keys[0])
+            result = hover(analysis, keys[0].start_byte + 1)
+            head = result.markdown.split("\n\n")[0] if result is not None else ""
+            named = (head.startswith("`") and " · `[" in head) or head.startswith("One of")  # a name with its shape
+            if analysis.registrations._plain_container(value) and analysis.models.cache_at(value) is None:
+                form = "not a cache (dict, own class)"
+            by_form[form][0] += 1
+            by_form[form][1] += named
+        for f in analysis.findings:
+            codes[f.code] += 1
+            line = analysis.lines.position(f.start).line + 1
+            rows.append(f"{path.relative_to(args.corpus)}\t{line}\t{f.code}\t{f.message[:160]}")
+    caches = {f: v for f, v in by_form.items() if not f.startswith("not a cache")}
+    total = [sum(v[0] for v in caches.values()), sum(v[1] for v in caches.values())]
+    print(f"{len(files)} files; cache subscripts whose hover names a hook point, by key form:\n")
+    print("| key form | subscripts | hover names a hook | share |")
+    print("|---|---|---|---|")
+    for form, (n, ok) in sorted(by_form.items(), key=lambda kv: -kv[1][0]):
+        print(f"| {form} | {n} | {ok} | {ok / n:.0%} |")
+    print(f"| **all but the non-caches** | {total[0]} | {total[1]} | {total[1] / max(total[0], 1):.0%} |")
+    print("\nfindings by code: " + (", ".join(f"{c} {n}" for c, n in codes.most_common()) or "none"))
+    if args.findings:
+        args.findings.write_text("\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
