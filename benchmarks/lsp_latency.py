@@ -198,7 +198,8 @@ async def measure_peer(command: list[str], text: str, rounds: int) -> dict | Non
     client.text_document_did_open(types.DidOpenTextDocumentParams(
         types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
     doc = types.TextDocumentIdentifier(uri=uri)
-    positions = [types.Position(p.line, p.character - len('cache["') - 2) for p in key_positions(text, 'cache["resid_post"')[:rounds]]
+    needle = 'cache["resid_post"'
+    positions = [types.Position(p.line, p.character - len(needle) + 1) for p in key_positions(text, needle)[:rounds]]
     await client.text_document_hover_async(types.HoverParams(text_document=doc, position=positions[0]))  # warm-up
     hovers = []
     for pos in positions:
@@ -215,9 +216,13 @@ async def measure_peer(command: list[str], text: str, rounds: int) -> dict | Non
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[edit]))
         await client.text_document_hover_async(types.HoverParams(text_document=doc, position=far))
         after_edit.append(time.perf_counter() - t)
-    await client.shutdown_async(None)
-    client.exit(None)
-    await client.stop()
+    try:
+        await asyncio.wait_for(client.shutdown_async(None), 10)
+        client.exit(None)
+        await asyncio.wait_for(client.stop(), 10)
+    except (asyncio.TimeoutError, Exception):  # a peer that does not exit cleanly must not hang the benchmark
+        if client._server is not None:
+            client._server.kill()
     return {"hover": hovers, "hover_after_edit": after_edit}
 
 

@@ -14,11 +14,13 @@ import logging
 import sys
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Callable
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.uris import to_fs_path
 
 from . import __version__, commands, live
 from .analysis.document import AnalysisContext
@@ -28,14 +30,15 @@ from .features import code_actions, convert
 from .features.completion import completions
 from .features.hover import hover as hover_at
 from .features.hover import hover_after_edit
+from .features import navigation
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
-from .knowledge import versions
+from .knowledge import hook_sources, versions
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
 from .settings import Settings, parse_settings
-from .workspace import CellText, View, Workspace, findings_in
+from .workspace import CellText, View, Workspace, findings_in, python_files
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class TlensServer(LanguageServer):
         # interpreter's once it has been asked (see `initialized`).
         self.installed_tl: versions.TLVersion | None = versions.in_this_environment()
         self.workspace_cache = Workspace(self.analysis_context)
+        self.disk_cache = Workspace(self.analysis_context)  # workspace files not open in the editor (references)
         self._pending: dict[str, asyncio.Task] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
         self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
@@ -197,6 +201,38 @@ class TlensServer(LanguageServer):
 
     # -- settings
 
+    # -- navigation
+
+    def tl_package(self) -> Path | None:
+        """The installed ``transformer_lens`` the code runs with: the kernel interpreter's, else the server's."""
+        python = self.settings.kernel_interpreter or self.settings.interpreter
+        return (hook_sources.package_dir(python) if python else None) or hook_sources.package_dir(None)
+
+    def all_views(self) -> Callable[[], list[View]]:
+        """Views of every open document and of the workspace's other Python files (for references):
+        the open texts are read now, on the event loop; the returned function analyses (any thread)."""
+        jobs, seen = [], set()
+        for notebook in list(self.workspace.notebook_documents.values()):
+            jobs.append(self._analysis_of(notebook.uri))
+            seen.add(notebook.uri)
+        for uri in list(self.workspace.text_documents):
+            if self.workspace.get_notebook_document(cell_uri=uri) is None:
+                jobs.append(self._analysis_of(uri))
+                seen.add(uri)
+        root = to_fs_path(self.workspace.root_uri) if self.workspace.root_uri else None
+
+        def on_disk() -> list[View]:
+            views = []
+            for path in python_files(Path(root)) if root else []:
+                if path.as_uri() not in seen:
+                    try:
+                        views.append(self.disk_cache.text_view(path.as_uri(), path.read_text(encoding="utf-8"), None))
+                    except (OSError, UnicodeDecodeError):
+                        continue
+            return views
+
+        return lambda: [v for job in jobs if job is not None for v in job()] + on_disk()
+
     def apply_settings(self, raw: Any) -> None:
         settings, problems = parse_settings(raw)
         for problem in problems:
@@ -207,6 +243,7 @@ class TlensServer(LanguageServer):
                 message=f"tlens: {len(problems)} setting(s) ignored; see the output log. {problems[0]}"))
         self.settings = settings
         self.workspace_cache.invalidate()
+        self.disk_cache.invalidate()
 
     def report_error(self, what: str) -> None:
         """Log a traceback and tell the user once, briefly; the server keeps serving."""
@@ -330,6 +367,49 @@ def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
         contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=result.markdown),
         range=convert.range_(view, result.start, result.end),
     )
+
+
+@handles(server, types.TEXT_DOCUMENT_DEFINITION, default=None)
+async def definition(ls: TlensServer, params: types.DefinitionParams) -> list[types.Location] | None:
+    """On a hook name: where the installed TransformerLens defines that hook point."""
+    view = ls.view(params.text_document.uri)
+    if view is None:
+        return None
+    offset = view.offset(params.position.line, params.position.character)
+    if not navigation.hook_names_at(view.analysis, offset):
+        return None
+    package = await asyncio.to_thread(ls.tl_package)  # may ask another interpreter, once
+    found = navigation.definition(view.analysis, offset, package)
+    return [types.Location(uri=loc.path.as_uri(), range=types.Range(types.Position(loc.line, loc.column),
+                                                                     types.Position(loc.line, loc.column)))
+            for loc in found] or None
+
+
+@handles(server, types.TEXT_DOCUMENT_REFERENCES, default=None)
+async def references(ls: TlensServer, params: types.ReferenceParams) -> list[types.Location] | None:
+    """On a hook name: every read, registration, filter and get_act_name of that hook point in the
+    open documents and the workspace's Python files (any layer, where a layer is unknown)."""
+    view = ls.view(params.text_document.uri)
+    if view is None:
+        return None
+    targets = navigation.hook_names_at(view.analysis, view.offset(params.position.line, params.position.character))
+    if not targets:
+        return None
+    views = await asyncio.get_running_loop().run_in_executor(ls._analysis_worker, ls.all_views())
+    out, seen = [], set()
+    for other in views:
+        if id(other.analysis) in seen and other.cell is None:
+            continue
+        seen.add(id(other.analysis))
+        for start, end in navigation.references(other.analysis, targets):
+            where = other.locate(start)
+            stop = other.locate(end)
+            if where is None or stop is None or (other.cell is not None and where[0] != other.uri):
+                continue
+            out.append(types.Location(uri=where[0], range=types.Range(types.Position(where[1], where[2]),
+                                                                       types.Position(stop[1], stop[2]))))
+    unique = {(l.uri, l.range.start.line, l.range.start.character): l for l in out}
+    return list(unique.values()) or None
 
 
 @handles(server, types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=['"', "'", "."]))

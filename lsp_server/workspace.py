@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from .analysis.document import Analysis, AnalysisContext, analyze
@@ -166,6 +167,28 @@ class Workspace:
             entry = _Entry(key, analysis, spans)
             self._entries[notebook_uri] = entry
         return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]
+
+
+_SKIPPED_DIRS = frozenset({"node_modules", "site-packages", "__pycache__", "build", "dist", "venv", "env"})
+
+
+def python_files(root: Path, limit: int = 300) -> list[Path]:
+    """The workspace's own ``.py`` files (no hidden folders, environments or build output), at most ``limit``."""
+    out: list[Path] = []
+    stack = [root]
+    while stack and len(out) < limit:
+        folder = stack.pop()
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir():
+                if not entry.name.startswith(".") and entry.name not in _SKIPPED_DIRS and not (entry / "pyvenv.cfg").exists():
+                    stack.append(entry)
+            elif entry.suffix == ".py" and len(out) < limit:
+                out.append(entry)
+    return out
 
 
 def _text_key(text: str, version: int | None) -> tuple:

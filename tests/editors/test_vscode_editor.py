@@ -119,3 +119,16 @@ def test_patch_sweep_from_code_action_shows_heatmap(vscode):
     img = hover.locator("img").first
     expect(img).to_be_visible(timeout=20_000)
     assert img.evaluate("img => img.complete && img.naturalWidth") > 0
+
+
+def test_go_to_definition_on_a_hook_name_opens_the_transformer_lens_source(vscode):
+    vscode.open("ioi_patching.py", wait_for_text="from_pretrained")
+    vscode.hover_at('attn_pattern = cache["pattern", 3]', 22, "blocks.3.attn.hook_pattern")  # analysed
+    vscode.page.keyboard.press("Escape")
+    vscode.click_text('attn_pattern = cache["pattern", 3]', 22)
+    vscode.page.keyboard.press("F12")
+    # TL 2.x (TLENS_HT_PYTHON as the kernel interpreter): components/abstract_attention.py; else the
+    # server's TL 4: the bridge's attention component.
+    tab = vscode.page.locator(".tab", has_text=re.compile(r"^(abstract_)?attention\.py"))
+    expect(tab.first).to_be_visible(timeout=30_000)
+    vscode.wait_line("hook_pattern", timeout=30_000)

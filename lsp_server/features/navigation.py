@@ -1,0 +1,57 @@
+"""Go to definition and find references on hook names (protocol-free).
+
+Definition: where the installed TransformerLens defines the hook point (see knowledge.hook_sources).
+References: every place an analysis names the same hook point — cache reads, hook registrations,
+filters that select it, ``get_act_name`` calls — where a name with an unknown layer
+(``blocks.{l}.attn.hook_z``) matches every layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..analysis.document import Analysis
+from ..analysis.hookrefs import HookRef
+from ..knowledge.hook_sources import SourceLocation, hook_definition
+
+_FILTER_TESTS = {"suffix": str.endswith, "prefix": str.startswith, "substring": str.__contains__}
+
+
+def hook_names_at(analysis: Analysis, offset: int) -> list[HookRef]:
+    """The hook names the reference at ``offset`` may mean (one, or each of a "one of")."""
+    ref = analysis.ref_at(offset)
+    if ref is None or ref.match != "exact":
+        return []
+    names = list(ref.options) if ref.options else [ref]
+    return [r for r in names if r.template is not None]
+
+
+def definition(analysis: Analysis, offset: int, package: Path | None) -> list[SourceLocation]:
+    if package is None:
+        return []
+    out = []
+    for ref in hook_names_at(analysis, offset):
+        bridge = ref.model.spec.backend == "bridge" if ref.model is not None else (analysis.context.tl_major or 2) >= 4
+        # The package may lack the code's backend (TL 4 has no HookedTransformer): then the one it has.
+        location = hook_definition(ref.template, package, bridge) or hook_definition(ref.template, package, not bridge)  # type: ignore[arg-type]
+        if location is not None and location not in out:
+            out.append(location)
+    return out
+
+
+def references(analysis: Analysis, targets: list[HookRef]) -> list[tuple[int, int]]:
+    """Byte ranges in ``analysis`` of every reference to one of ``targets``."""
+    return [(ref.start, ref.end) for ref in analysis.refs if any(_same_point(ref, t) for t in targets)]
+
+
+def _same_point(ref: HookRef, target: HookRef) -> bool:
+    if ref.options:
+        return any(_same_point(option, target) for option in ref.options)
+    if ref.template is None:
+        return False
+    if ref.match != "exact":  # a filter selects it
+        name = target.name() or (target.template or "").replace("{l}", "0")
+        return _FILTER_TESTS[ref.match](name, ref.template)
+    if ref.template != target.template:
+        return False
+    return ref.layer is None or target.layer is None or ref.layer == target.layer

@@ -1,0 +1,79 @@
+"""Go to definition on a hook name opens the installed TransformerLens where the hook point is defined;
+find references lists every read, registration, filter and get_act_name of it in the workspace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+from lsprotocol import types
+
+from .helpers import diagnostics_for, open_doc, pos_of
+
+HOOKED = '''\
+from transformer_lens import HookedTransformer, utils
+model = HookedTransformer.from_pretrained("gpt2")
+logits, cache = model.run_with_cache("hi", names_filter=lambda n: n.endswith("hook_pattern"))
+pattern = cache["pattern", 3]
+other = cache["pattern", 4]
+def ablate(p, hook):
+    return p * 0
+model.add_hook("blocks.3.attn.hook_pattern", ablate)
+'''
+HELPER = '''\
+from transformer_lens import utils
+def patterns(cache, layers):
+    return [cache[utils.get_act_name("pattern", l)] for l in layers]
+resid = None
+'''
+
+
+def _line_at(location: types.Location) -> str:
+    path = Path(unquote(urlparse(location.uri).path))
+    return path.read_text().split("\n")[location.range.start.line]
+
+
+async def _definition(client, uri, text, needle, delta):
+    return await client.text_document_definition_async(types.DefinitionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos_of(text, needle, delta)))
+
+
+async def test_definition_of_a_bridge_hook_opens_the_bridge_component(client):
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"settings": {"transformerLensVersion": "4.3.0"}}))
+    text = HOOKED.replace("HookedTransformer.from_pretrained", "TransformerBridge.boot_transformers").replace(
+        "import HookedTransformer", "import TransformerBridge")
+    uri = (client.root / "bridge.py").as_uri()
+    open_doc(client, uri, text)
+    (location,) = await _definition(client, uri, text, '"pattern", 3', 2)
+    assert location.uri.endswith("model_bridge/generalized_components/attention.py"), location.uri
+    assert "hook_pattern" in _line_at(location)
+
+
+@pytest.mark.ht
+async def test_definition_of_a_hooked_transformer_hook_opens_its_component(client):
+    python = os.environ.get("TLENS_HT_PYTHON")
+    if not python:
+        pytest.skip("TLENS_HT_PYTHON is not set (a Python with TransformerLens 2.x)")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"settings": {"transformerLensVersion": "2.18.0", "kernel": {"interpreter": python}}}))
+    uri = (client.root / "hooked.py").as_uri()
+    open_doc(client, uri, HOOKED)
+    (location,) = await _definition(client, uri, HOOKED, '"pattern", 3', 2)
+    assert location.uri.endswith("components/abstract_attention.py") and ".venv-ht" in location.uri, location.uri
+    assert "self.hook_pattern = HookPoint()" in _line_at(location)
+    assert await _definition(client, uri, HOOKED, "logits, cache", 2) is None  # not a hook name
+
+
+async def test_references_cover_reads_registrations_filters_and_helpers_across_files(client):
+    uri = (client.root / "main.py").as_uri()
+    (client.root / "helpers.py").write_text(HELPER)  # on disk only, never opened
+    open_doc(client, uri, HOOKED)
+    await diagnostics_for(client, uri)
+    found = await client.text_document_references_async(types.ReferenceParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos_of(HOOKED, '"pattern", 3', 2),
+        context=types.ReferenceContext(include_declaration=True)))
+    lines = sorted((Path(unquote(urlparse(l.uri).path)).name, l.range.start.line) for l in found)
+    assert lines == [("helpers.py", 2), ("main.py", 2), ("main.py", 3), ("main.py", 7)], lines  # not layer 4
