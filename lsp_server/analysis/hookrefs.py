@@ -211,31 +211,36 @@ class HookRefCollector:
                     self._register(fn_node, ref)
 
     def _register(self, fn_node: Node | None, ref: HookRef) -> None:
-        target = self.hook_function(fn_node)
-        if target is not None and ref.template is not None:
-            self.registrations.setdefault(target.start_byte, []).append((ref.template, ref.layer, ref.layer_expr))
+        names = [(o.template, o.layer, o.layer_expr) for o in (ref.options or (ref,)) if o.template is not None]
+        for target in self.hook_functions(fn_node):
+            self.registrations.setdefault(target.start_byte, []).extend(names)
 
-    def hook_function(self, node: Node | None, depth: int = 0) -> Node | None:
-        """The def or lambda a hook argument calls (through names and ``functools.partial``)."""
+    def hook_function(self, node: Node | None) -> Node | None:
+        """The def or lambda a hook argument calls, when it is one (see :meth:`hook_functions`)."""
+        found = self.hook_functions(node)
+        return found[0] if len(found) == 1 else None
+
+    def hook_functions(self, node: Node | None, depth: int = 0) -> list[Node]:
+        """The defs or lambdas a hook argument may call: through names, ``functools.partial`` and
+        ``a if cond else b`` (each branch)."""
         if node is None or depth > 4:
-            return None
+            return []
         if node.type in ("lambda", "function_definition"):
-            return node
+            return [node]
         if node.type == "identifier":
             d = self.scopes.lookup(text(node), node.start_byte)
-            if d is None:
-                return None
-            if d.kind == "def":
-                return d.node
-            if d.kind == "assign" and d.target.type == "identifier":
-                return self.hook_function(d.node, depth + 1)
-            return None
-        if node.type == "call":
-            _, fname, _ = call_name(node)
-            if fname == "partial":
-                positional, _ = call_args(node)
-                return self.hook_function(positional[0], depth + 1) if positional else None
-        return None
+            if d is not None and d.kind == "def":
+                return [d.node]
+            if d is not None and d.kind == "assign" and d.target.type == "identifier":
+                return self.hook_functions(d.node, depth + 1)
+            return []
+        if node.type == "conditional_expression" and node.named_child_count == 3:
+            consequence, _, alternative = node.named_children
+            return self.hook_functions(consequence, depth + 1) + self.hook_functions(alternative, depth + 1)
+        if node.type == "call" and call_name(node)[1] == "partial":
+            positional, _ = call_args(node)
+            return self.hook_functions(positional[0], depth + 1) if positional else []
+        return []
 
     # -- filters
 
@@ -377,11 +382,15 @@ class HookRefCollector:
         templates = sorted({t for t, _, _ in names})
         layers = {l for _, l, _ in names}
         template = templates[0] if len(templates) == 1 else None
+        how = "hook.name: the hook point this function is registered on"
         ref = HookRef(node.start_byte, node.end_byte, context, template,
                       layer=next(iter(layers)) if len(layers) == 1 else None,
                       layer_expr=next((e for _, _, e in names if e), None) if len(layers) != 1 or None in layers else None,
-                      how="hook.name: the hook point this function is registered on", model=model,
-                      alternatives=tuple(templates))
+                      how=how, model=model, alternatives=tuple(templates))
+        if template is None:  # registered on several hook points: each, with its shape
+            ref.options = tuple(HookRef(node.start_byte, node.end_byte, context, t, layer_expr=ref.layer_expr or "l",
+                                        how=how, model=model) for t in templates)
+            ref.how = "hook.name: one of the hook points this function is registered on"
         self.refs.append(ref)
         return ref
 
