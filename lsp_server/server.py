@@ -139,22 +139,33 @@ class TlensServer(LanguageServer):
 
     def hover_before_analysis(self, uri: str, position: types.Position) -> types.Hover | None:
         """Right after an edit, a hover the edit cannot have changed comes from the previous analysis:
-        no waiting for the whole file to be analysed again (the diagnostics run does that)."""
-        doc = self.workspace.text_documents.get(uri)
-        if doc is None or self.workspace.get_notebook_document(cell_uri=uri) is not None:
-            return None
-        previous = self.workspace_cache.previous_text_view(uri, doc.source, doc.version)
-        if previous is None:
-            return None
-        view, edit = previous
-        lines = LineIndex(doc.source.encode("utf-8"))
-        result = hover_after_edit(view.analysis, edit, lines.offset(position.line, position.character))
-        if result is None:
+        no waiting for the whole file (or notebook) to be analysed again (the diagnostics run does that)."""
+        notebook = self.workspace.get_notebook_document(cell_uri=uri)
+        if notebook is not None:
+            previous = self.workspace_cache.previous_notebook_view(notebook.uri, self._code_cells(notebook))
+            if previous is None:
+                return None
+            analysis, edit, source, spans = previous
+            cell = next((s for s in spans if s.uri == uri), None)
+            if cell is None:
+                return None
+        else:
+            doc = self.workspace.text_documents.get(uri)
+            text_view = self.workspace_cache.previous_text_view(uri, doc.source, doc.version) if doc is not None else None
+            if text_view is None:
+                return None
+            (view, edit), source, cell = text_view, doc.source.encode("utf-8"), None
+            analysis = view.analysis
+        lines = LineIndex(source)
+        first_line = cell.start_line if cell is not None else 0
+        result = hover_after_edit(analysis, edit, lines.offset(first_line + position.line, position.character))
+        if result is None or (cell is not None and not cell.start_byte <= result.start <= result.end <= cell.end_byte):
             return None
         self.hovers_before_analysis += 1
         start, end = lines.position(result.start), lines.position(result.end)
         return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=result.markdown),
-                           range=types.Range(types.Position(start.line, start.character), types.Position(end.line, end.character)))
+                           range=types.Range(types.Position(start.line - first_line, start.character),
+                                             types.Position(end.line - first_line, end.character)))
 
     # -- diagnostics
 

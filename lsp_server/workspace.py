@@ -146,27 +146,43 @@ class Workspace:
         Keyed on every cell's version and length, not on the notebook's version: VS Code's first
         ``notebookDocument/didChange`` may carry the notebook version of ``didOpen``.
         """
-        key = ("notebook",) + tuple((c.uri, c.version, len(c.text)) for c in cells)
         with self._lock:
-            return self._notebook_views(notebook_uri, cells, key)
-
-    def _notebook_views(self, notebook_uri: str, cells: list[CellText], key: tuple) -> list[View]:
-        entry = self._entries.get(notebook_uri)
-        if entry is None or entry.key != key:
-            parts, spans, line, offset = [], [], 0, 0
-            for cell in cells:
-                masked = mask_cell_magic(cell.text)
-                n_lines = masked.count("\n") + 1
-                n_bytes = len(masked.encode("utf-8"))
-                spans.append(CellSpan(cell.uri, line, n_lines, offset, offset + n_bytes, cell.number))
-                parts.append(masked)
-                line += n_lines
-                offset += n_bytes + 1
-            parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
-            analysis = analyze("\n".join(parts), self._context(), parser, self.extra_checks, notebook=True)
-            entry = _Entry(key, analysis, spans)
-            self._entries[notebook_uri] = entry
+            entry = self._entries.get(notebook_uri)
+            if entry is None or entry.key != _notebook_key(cells):
+                text, spans = joined_cells(cells)
+                parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
+                analysis = analyze(text, self._context(), parser, self.extra_checks, notebook=True)
+                entry = _Entry(_notebook_key(cells), analysis, spans, source=text.encode("utf-8"))
+                self._entries[notebook_uri] = entry
         return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]
+
+    def previous_notebook_view(self, notebook_uri: str, cells: list[CellText]) -> tuple[Analysis, Edit, bytes, list[CellSpan]] | None:
+        """The last analysis of a notebook, the edit from its text to the cells' joined text now, that
+        text and its cell spans, while the cells as they are now are not analysed yet."""
+        entry = self._entries.get(notebook_uri)
+        if entry is None or not entry.cells or entry.key == _notebook_key(cells):
+            return None
+        text, spans = joined_cells(cells)
+        source = text.encode("utf-8")
+        return entry.analysis, diff(entry.source, source), source, spans
+
+
+def joined_cells(cells: list[CellText]) -> tuple[str, list[CellSpan]]:
+    """The text a notebook is analysed as (its code cells joined by newlines) and where each cell lies."""
+    parts, spans, line, offset = [], [], 0, 0
+    for cell in cells:
+        masked = mask_cell_magic(cell.text)
+        n_lines = masked.count("\n") + 1
+        n_bytes = len(masked.encode("utf-8"))
+        spans.append(CellSpan(cell.uri, line, n_lines, offset, offset + n_bytes, cell.number))
+        parts.append(masked)
+        line += n_lines
+        offset += n_bytes + 1
+    return "\n".join(parts), spans
+
+
+def _notebook_key(cells: list[CellText]) -> tuple:
+    return ("notebook",) + tuple((c.uri, c.version, len(c.text)) for c in cells)
 
 
 _SKIPPED_DIRS = frozenset({"node_modules", "site-packages", "__pycache__", "build", "dist", "venv", "env"})

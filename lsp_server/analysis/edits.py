@@ -18,17 +18,17 @@ _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 # Names an edited line can change facts of: every word except one only read through a subscript or an
 # attribute (`cache[...]`, `model.run(...)`), which binds nothing and passes nothing anywhere.
 _CHANGING_WORD = re.compile(rb"\b([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*[\[.])")
-# Words whose edit can change facts anywhere: scopes and bindings, imports, models and their
-# configuration, caches, gate flags. An edit mentioning one is never local.
+# An edited statement starting with one of these can change scopes and bindings anywhere.
+STATEMENT_WORDS = frozenset({"def", "class", "for", "with", "import", "from", "global", "nonlocal", "del", "async",
+                             "match", "case", "try", "except", "finally"})
+# Words whose edit can change facts anywhere, wherever they stand: models and their configuration,
+# caches, gate flags, scopes made inline.
 GLOBAL_WORDS = frozenset({
-    "def", "class", "lambda", "for", "with", "import", "from", "global", "nonlocal", "del", "async", "await",
-    "match", "case", "try", "except", "finally",
-    "HookedTransformer", "HookedTransformerConfig", "TransformerBridge", "TransformerBridgeConfig", "HookedSAETransformer",
-    "from_pretrained", "from_pretrained_no_processing", "boot_transformers", "run_with_cache", "ActivationCache",
-    "add_caching_hooks", "get_caching_hooks", "cfg", "config", *GATE_FLAGS,
+    "lambda", "HookedTransformer", "HookedTransformerConfig", "TransformerBridge", "TransformerBridgeConfig",
+    "HookedSAETransformer", "from_pretrained", "from_pretrained_no_processing", "boot_transformers", "run_with_cache",
+    "ActivationCache", "add_caching_hooks", "get_caching_hooks", "cfg", "config", *GATE_FLAGS,
     *(f"set_{flag}" for flag in GATE_FLAGS), *(f.name for f in dataclasses.fields(ModelSpec)),
 })
-
 
 @dataclass(frozen=True)
 class Edit:
@@ -72,7 +72,10 @@ def diff(old: bytes, new: bytes) -> Edit:
     words = frozenset(w.decode() for w in _WORD.findall(before) + _WORD.findall(after))
     names = frozenset(w.decode() for w in _CHANGING_WORD.findall(before) + _CHANGING_WORD.findall(after))
     same_shape = before.count(b"\n") == after.count(b"\n") and _indents(before) == _indents(after)
-    return Edit(start, old_end, new_end, names, same_shape and not (words & GLOBAL_WORDS))
+    statements = {w.decode() for block in (before, after) for line in block.split(b"\n")
+                  for w in _WORD.findall(line.lstrip())[:1]}
+    return Edit(start, old_end, new_end, names,
+                same_shape and not (words & GLOBAL_WORDS) and not (statements & STATEMENT_WORDS))
 
 
 def _common_prefix(a: bytes, b: bytes, limit: int) -> int:

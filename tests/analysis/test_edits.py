@@ -59,3 +59,10 @@ def test_offsets_after_the_edit_shift_and_inside_it_do_not_map():
     assert (edit.start, edit.old_end, edit.new_end) == (6, 12, 13) and edit.local
     assert edit.to_old(2) == 2 and edit.to_old(15) == 14 and edit.to_old(8) is None
     assert edit.to_new(14) == 15 and edit.names == {"bb", "bbb"}
+
+
+def test_a_comprehension_is_not_a_loop_statement():
+    old = SOURCE.replace("plots = []", "plots = [r for r in range(3)]")
+    quick, fresh = _after(old, old.replace("range(3)", "range(4)"), '"mlp_out", 7', 1)
+    assert quick is not None and quick == fresh
+    assert not diff(b"x = 1\n", b"for x in y: pass\n").local and not diff(b"a = 1\n", b"a = lambda: 1\n").local

@@ -131,3 +131,27 @@ async def test_stale_hook_across_cells_points_into_the_other_cell(client):
     assert stale.range.start.line == 3
     where = {info.location.uri for info in stale.related_information or ()}
     assert uris[2] in where, [(i.location.uri, i.message) for i in stale.related_information or ()]
+
+
+async def test_a_hover_right_after_a_cell_edit_is_answered_from_the_previous_analysis(client):
+    """In a notebook too, a hover the edit cannot have changed does not wait for the re-analysis."""
+    filler = "".join(f"rows_{i} = [r * {i} for r in range(10)]\nprint(rows_{i})\n" for i in range(5000))
+    nb = (client.root / "quick.ipynb").as_uri()
+    uris = open_notebook(client, nb, [CELLS[1], CELLS[2], CELLS[3], ("code", filler), ("code", 'pattern = cache["pattern", 3]')])
+    await wait_for(lambda: uris[4] in client.diagnostics, 30)
+    at = types.Position(line=0, character=len('pattern = cache["') + 2)
+    for version in (2, 3):
+        client.notebook_document_did_change(types.DidChangeNotebookDocumentParams(
+            notebook_document=types.VersionedNotebookDocumentIdentifier(uri=nb, version=version),
+            change=types.NotebookDocumentChangeEvent(cells=types.NotebookDocumentCellChanges(text_content=[
+                types.NotebookDocumentCellContentChanges(
+                    document=types.VersionedTextDocumentIdentifier(uri=uris[3], version=version),
+                    changes=[types.TextDocumentContentChangePartial(
+                        range=types.Range(types.Position(5, 0), types.Position(5, 0 if version == 2 else 1)),  # print(rows_2)
+                        text="x" if version == 2 else "")])]))))
+        result = await client.text_document_hover_async(types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uris[4]), position=at))
+        assert result.contents.value.startswith("`blocks.3.attn.hook_pattern`"), result.contents.value
+        assert (result.range.start.line, result.range.start.character) == (0, len('pattern = cache['))
+    info = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.serverInfo"))
+    assert info["hoversBeforeAnalysis"] >= 1, info
