@@ -43,6 +43,7 @@ _METHOD_CALL = re.compile(
     rb"\.\s*(%s|get_act_patch_\w+|generic_activation_patch)\s*\(" % b"|".join(m.encode() for m in METHODS))
 _NAME_CALL = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\(")
 _NAME_SUBSCRIPT = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\[")
+_CACHE_DICT_SUBSCRIPT = re.compile(rb"\.\s*(cache_dict)\s*\[")
 
 
 def _find(parsed: Parsed, parser: SyntaxParser, pattern: re.Pattern, wanted: str, field: str,
@@ -148,6 +149,9 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     cache_names = {n.encode() for n in models.cache_names()}
     subscripts = _find(parsed, parser, _NAME_SUBSCRIPT, "subscript", "value",
                        names=lambda n: n in cache_names or b"cache" in n.lower())
+    subscripts += _find(parsed, parser, _CACHE_DICT_SUBSCRIPT, "subscript", "value", via_attribute=True)
+    subscripts += [_returned_cache_subscript(c) for c in method_calls
+                   if call_name(c)[1] == "run_with_cache" and _returned_cache_subscript(c) is not None]
     collector = HookRefCollector(scopes, evaluator, models)
     refs = collector.collect(method_calls, ident_calls, subscripts)
 
@@ -163,6 +167,13 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     findings.sort(key=lambda f: (f.start, f.end, f.code))
     analysis.findings = apply_suppressions(findings, source)
     return analysis
+
+
+def _returned_cache_subscript(call: Node) -> Node | None:
+    """``model.run_with_cache(x)[1][name]``: the subscript of the cache the call returns."""
+    item = call.parent
+    outer = item.parent if item is not None and item.type == "subscript" and item.child_by_field_name("value") == call else None
+    return outer if outer is not None and outer.type == "subscript" and outer.child_by_field_name("value") == item else None
 
 
 def _flags_mentioned(source: bytes) -> set[str]:

@@ -437,23 +437,53 @@ class HookRefCollector:
 
     def _subscript(self, sub: Node) -> None:
         value_node = sub.child_by_field_name("value")
-        if value_node is None or value_node.type != "identifier":
+        if value_node is None:
+            return
+        if value_node.type == "attribute":  # `cache.cache_dict[name]`: the cache's own dict, full names only
+            owner, attr = value_node.child_by_field_name("object"), value_node.child_by_field_name("attribute")
+            cache = self.models.cache_at(owner) if owner is not None and text(attr) == "cache_dict" else None
+            if cache is not None:
+                self._keys(sub, cache, cache.model or self.models.sole_model(), full_names_only=True)
+            return
+        if value_node.type == "subscript":  # `model.run_with_cache(x)[1][name]`: the returned cache, subscripted
+            call, index = value_node.child_by_field_name("value"), value_node.child_by_field_name("subscript")
+            if call is not None and call.type == "call" and call_name(call)[1] == "run_with_cache" and text(index) in ("1", "-1"):
+                self._keys(sub, None, self._model_for(call_name(call)[2]))
+            return
+        if value_node.type != "identifier":
             return
         if self.ev.reads is not None:
             self.ev.reads.add(text(value_node))
+        if text(value_node).lower().endswith("caches"):  # a list or dict of caches: its items are subscripted
+            outer = sub.parent
+            if outer is not None and outer.type == "subscript" and outer.child_by_field_name("value") == sub:
+                self._keys(outer, None, self.models.sole_model())
+            return
         cache = self.models.cache_at(value_node)
         guessed = cache is None or (cache.model is None and cache.call is None)  # by its name (a parameter)
         if guessed and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
             return
+        self._keys(sub, cache, (cache.model if cache else None) or self.models.sole_model())
+
+    def _keys(self, sub: Node, cache: CacheInfo | None, model: ModelInfo | None, full_names_only: bool = False) -> None:
         keys = [c for c in sub.children_by_field_name("subscript")]
         if not keys:
             return
-        model = (cache.model if cache else None) or self.models.sole_model()
         if len(keys) == 1 and keys[0].type != "tuple":
+            if full_names_only and not self._full_name(keys[0]):
+                return  # cache_dict has no short names (a KeyError, but not a hook name either)
             self._cache_key_single(sub, keys[0], cache, model)
-        else:
+        elif not full_names_only:
             elements = keys if len(keys) > 1 else keys[0].named_children
             self._cache_key_tuple(sub, elements, cache, model)
+
+    def _full_name(self, key: Node) -> bool:
+        """Whether every value of ``key`` is written as a full hook name (``blocks.…``, ``hook_…``)."""
+        for v in options_of(self.ev.eval(key)):
+            first = v if isinstance(v, str) else v.parts[0] if isinstance(v, Pattern) else None
+            if not isinstance(first, str) or not ("." in first or first.startswith("hook_")):
+                return False
+        return True
 
     def _cache_key_single(self, sub: Node, key: Node, cache: CacheInfo | None, model: ModelInfo | None) -> None:
         if key.type == "slice":

@@ -14,7 +14,8 @@ from lsp_server.knowledge.resolve import resolve_model_name
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "keys"
 # `# -> name`, `# -> name | name` (one of several, in order), `# -> unknown` (no hook name on hover).
 MARK = re.compile(r"#\s*->\s*(.+?)\s*$")
-CACHE_SUBSCRIPT = re.compile(r"\b(cache|clean_cache|corrupted_cache|my_cache|rebuilt|act_cache)\[")
+# A cache subscript's "[": after a cache's name, or after another subscript (`caches[0]["pattern", 5]`).
+CACHE_SUBSCRIPT = re.compile(r"\b(cache|clean_cache|corrupted_cache|my_cache|rebuilt|act_cache|cache_dict)\[|(?<=\])\[(?=[\"'])")
 
 
 def expectations(path: Path):
