@@ -21,10 +21,11 @@ from .lifetimes import check_hook_lifetimes
 from .live_facts import LiveFacts, check_live
 from .tokens import check_tokens
 from .models import ModelInfo, Models, NameResolver
+from .saes import sae_hook_name
 from .scopes import Scopes
 from .source import LineIndex
 from .syntax import Node, Parsed, SyntaxParser, call_name
-from .values import Evaluator
+from .values import Evaluator, Value
 
 # Calls the analysis looks at, by method name (everything else is skipped in C).
 METHODS = (
@@ -137,7 +138,12 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     evaluator = Evaluator(scopes)
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
     models = Models(scopes, evaluator, context.resolve_model, flag_calls, context.live.specs if context.live else None)
-    evaluator.attribute = models.config_value  # `model.cfg.n_layers - 1` is a number once the model is known
+    def attribute(node: Node) -> Value:
+        """`model.cfg.n_layers` once the model is known; `sae.cfg.hook_name` of an SAE loaded by id."""
+        value = models.config_value(node)
+        return value if value is not None else sae_hook_name(node, scopes, evaluator)
+
+    evaluator.attribute = attribute
     # Plain-name calls that matter: models, functions of this file, patching and hook-name helpers.
     callees = {n.encode() for n in scopes.function_defs} | {m.var.encode() for m in models.all_models} | {
         r.text for c in method_calls if (r := c.child_by_field_name("function").child_by_field_name("object")).type == "identifier"
