@@ -17,20 +17,13 @@ from .protocol import SWEEP_KIND_NAMES
 from .workspace import View, Workspace, findings_in
 
 EXIT_FINDINGS = 1
-EXIT_USAGE = 2
-
-
-def _where(view: View, path: Path, offset: int) -> tuple[str, int, int]:
-    pos = view.position(offset) or (0, 0)
-    if view.cell is not None:
-        return f"{path}, cell {view.cell.number}", pos[0] + 1, pos[1] + 1
-    return str(path), pos[0] + 1, pos[1] + 1
+EXIT_USAGE = 2  # also: a file could not be read (it wins over findings: CI must not pass on it)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    workspace = Workspace(cli_context)
+    workspace = Workspace(lambda: cli_context(args.tl_version))
     rows: list[dict] = []
-    had_error = False
+    unreadable = False
     for name in args.paths:
         path = Path(name)
         files = sorted(p for p in path.rglob("*") if p.suffix in (".py", ".ipynb")) if path.is_dir() else [path]
@@ -39,27 +32,49 @@ def cmd_check(args: argparse.Namespace) -> int:
                 views = load_views(file, workspace)
             except (OSError, UnicodeDecodeError, ValueError) as e:
                 print(f"{file}: cannot read: {e}", file=sys.stderr)
-                had_error = True
+                unreadable = True
                 continue
             for view in views:
-                for f in findings_in(view):
-                    rows.append(_row(view, file, f))
+                rows += [_row(view, file, f) for f in findings_in(view)]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=2)
         print()
+    elif args.format == "github":
+        for r in rows:  # GitHub Actions workflow commands: annotations on the pull request
+            level = {"error": "error", "warning": "warning"}.get(r["severity"], "notice")
+            print(f"::{level} file={r['path']},line={r['line']},col={r['col']},endLine={r['end_line']},"
+                  f"endColumn={r['end_col']},title=tlens [{r['code']}]::{_escape(_shown_where(r))}{_escape(r['message'])}")
     else:
         for r in rows:
-            print(f"{r['path']}:{r['line']}:{r['col']}: {r['severity']} [{r['code']}] {r['message']}")
+            print(f"{_shown_path(r)}:{r['line']}:{r['col']}: {r['severity']} [{r['code']}] {r['message']}")
         errors = sum(r["severity"] == "error" for r in rows)
         print(f"{len(rows)} finding(s), {errors} error(s)", file=sys.stderr)
-    return EXIT_FINDINGS if had_error or any(r["severity"] == "error" for r in rows) else 0
+    if unreadable:
+        return EXIT_USAGE
+    return EXIT_FINDINGS if any(r["severity"] == "error" for r in rows) else 0
 
 
 def _row(view: View, file: Path, f: Finding) -> dict:
-    where, line, col = _where(view, file, f.start)
-    _, end_line, end_col = _where(view, file, f.end)
-    return {"path": where, "line": line, "col": col, "end_line": end_line, "end_col": end_col,
-            "severity": f.severity, "code": f.code, "message": f.message}
+    """One finding: ``path`` the file on disk; for notebooks ``cell`` (1-based, as editors show it)
+    and ``line``/``col`` within that cell (1-based)."""
+    start, end = view.position(f.start) or (0, 0), view.position(f.end) or view.position(f.start) or (0, 0)
+    row = {"path": str(file), "line": start[0] + 1, "col": start[1] + 1, "end_line": end[0] + 1, "end_col": end[1] + 1,
+           "severity": f.severity, "code": f.code, "message": f.message}
+    if view.cell is not None:
+        row["cell"] = view.cell.number
+    return row
+
+
+def _shown_path(row: dict) -> str:
+    return f"{row['path']}, cell {row['cell']}" if "cell" in row else row["path"]
+
+
+def _shown_where(row: dict) -> str:
+    return f"cell {row['cell']}, line {row['line']}: " if "cell" in row else ""
+
+
+def _escape(message: str) -> str:
+    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def cmd_hover(args: argparse.Namespace) -> int:
@@ -115,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check", help="report diagnostics for files or folders")
     check.add_argument("paths", nargs="+")
-    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--format", choices=("text", "json", "github"), default="text",
+                       help="json: one object per finding; github: GitHub Actions annotations")
+    check.add_argument("--tl-version", help="the TransformerLens version the code targets (default: the installed one)")
     check.set_defaults(func=cmd_check)
     hov = sub.add_parser("hover", help="print the hover at PATH:LINE:COL (1-based)")
     hov.add_argument("location")

@@ -38,15 +38,28 @@ def test_check_notebook_reports_cells(tmp_path):
     }
     path = tmp_path / "exp.ipynb"
     path.write_text(json.dumps(nb))
-    out = run("check", str(path))
+    out = run("check", str(path), "--tl-version", "2.18")
     assert f"{path}, cell 3:2:" in out.stdout and "[unknown-hook]" in out.stdout
+    # JSON: the real path (a tool can open it), the cell as editors number it, the line within the cell.
+    (row,) = [r for r in json.loads(run("check", str(path), "--tl-version", "2.18", "--format", "json").stdout)
+              if r["code"] == "unknown-hook"]
+    assert (row["path"], row["cell"], row["line"]) == (str(path), 3, 2)
+    github = run("check", str(path), "--tl-version", "2.18", "--format", "github").stdout
+    assert f"::error file={path},line=2," in github and "title=tlens [unknown-hook]::cell 3, line 2: " in github
 
 
-def test_check_bad_notebook_is_a_clear_error(tmp_path):
+def test_tl_version_decides_what_check_reports():
+    on_4 = json.loads(run("check", "examples/logit_lens.py", "--format", "json", "--tl-version", "4.3").stdout)
+    on_2 = json.loads(run("check", "examples/logit_lens.py", "--format", "json", "--tl-version", "2.18").stdout)
+    assert any(r["code"] == "removed-api" for r in on_4) and not any(r["code"] == "removed-api" for r in on_2)
+
+
+def test_check_bad_notebook_is_a_clear_error_and_wins_over_findings(tmp_path):
     path = tmp_path / "broken.ipynb"
     path.write_text("{not json")
-    out = run("check", str(path))
-    assert out.returncode == 1 and "not a valid notebook" in out.stderr
+    out = run("check", str(path), "examples/logit_lens.py")
+    assert out.returncode == 2 and "not a valid notebook" in out.stderr
+    assert "[layer-out-of-range]" in out.stdout  # the readable file is still checked
 
 
 def test_hover_prints_markdown():
