@@ -44,7 +44,7 @@ print(f"run {i}: best layer", df_{i}["score"].idxmax())
 
 def research_file(lines: int = 5000, dense: bool = False) -> str:
     """A file of about ``lines`` lines (whole examples); ``dense`` = TransformerLens code only (the worst case)."""
-    parts = [p.read_text() for p in sorted(EXAMPLES.glob("*.py"))]
+    parts = [p.read_text() for p in sorted(EXAMPLES.rglob("*.py"))]
     header = "import pandas as pd\nfrom dataclasses import dataclass\n"
     out, i = [header], 0
     while sum(s.count("\n") for s in out) < lines:

@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--tl", type=int, default=2, help="TransformerLens major version the code targets")
     ap.add_argument("--findings", type=Path, help="write every finding here (tsv) to judge by hand")
     args = ap.parse_args()
-    workspace = Workspace(lambda: AnalysisContext(tl_major=args.tl, resolve_model=resolve_model_name))
+    workspace = Workspace(lambda _: AnalysisContext(tl_major=args.tl, resolve_model=resolve_model_name))
     by_form: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     codes: collections.Counter = collections.Counter()
     rows = []

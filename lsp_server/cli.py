@@ -21,7 +21,7 @@ EXIT_USAGE = 2  # also: a file could not be read (it wins over findings: CI must
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    workspace = Workspace(lambda: cli_context(args.tl_version))
+    workspace = Workspace(lambda path: cli_context(args.tl_version, path))
     rows: list[dict] = []
     unreadable = False
     for name in args.paths:
@@ -84,10 +84,10 @@ def cmd_hover(args: argparse.Namespace) -> int:
         name, line, col = args.location.rsplit(":", 2)
         line_no, col_no = int(line), int(col)
     except ValueError:
-        print("hover: expected PATH:LINE:COL (1-based), e.g. examples/ioi_patching.py:41:20", file=sys.stderr)
+        print("hover: expected PATH:LINE:COL (1-based), e.g. examples/hooked_transformer/ioi_patching.py:41:20", file=sys.stderr)
         return EXIT_USAGE
     path = Path(name)
-    workspace = Workspace(cli_context)
+    workspace = Workspace(lambda path: cli_context(None, path))
     try:
         views = load_views(path, workspace)
     except (OSError, ValueError) as e:

@@ -12,14 +12,17 @@ from .analysis.document import AnalysisContext
 from .workspace import CellText, View, Workspace
 
 
-def cli_context(tl_version: str | None = None) -> AnalysisContext:
-    """The analysis context outside an editor: the TransformerLens ``tl_version`` (``--tl-version``), else
-    the one installed here; tokenizers loaded on demand."""
+def cli_context(tl_version: str | None = None, path: str | None = None) -> AnalysisContext:
+    """The analysis context outside an editor for the file ``path``: the TransformerLens ``tl_version``
+    (``--tl-version``), else the one its project declares, else the one installed here; tokenizers
+    loaded on demand."""
     from .knowledge import versions
+    from .knowledge.project_versions import declared_version
     from .knowledge.resolve import resolve_model_name
     from .knowledge.tokenizers import tokenizer_for
 
-    tl = versions.from_string(tl_version or "", "--tl-version") or versions.in_this_environment()
+    declared = declared_version(Path(path).resolve().parent, Path.cwd().resolve()) if path else None
+    tl = versions.from_string(tl_version or "", "--tl-version") or declared or versions.in_this_environment()
     return AnalysisContext(tl_major=tl.major if tl else None, tl_label=tl.label if tl else None,
                            resolve_model=resolve_model_name,
                            tokenizer_for=tokenizer_for)  # the CLI may wait for a load

@@ -35,6 +35,7 @@ from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
 from .knowledge import hook_sources, versions
+from .knowledge.project_versions import declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
 from .settings import Settings, parse_settings
@@ -84,18 +85,26 @@ class TlensServer(LanguageServer):
         # Code actions beyond the findings' quick fixes: (server, view, params, start, end) -> actions.
         self.code_action_providers = [self.sweeps.code_actions, self.live.code_actions]
 
-    @property
-    def tl_version(self) -> versions.TLVersion | None:
-        """The TL version analyses assume: the user's setting, else the attached kernel's
-        (the code really runs there), else the installed one."""
+    def tl_version(self, uri: str | None = None) -> versions.TLVersion | None:
+        """The TL version the code of ``uri`` targets: the user's setting, else the attached kernel's
+        (the code really runs there), else the one its project declares (requirements, pyproject, lock
+        file, from its folder up to the workspace root), else the installed one."""
         setting = versions.from_string(self.settings.tl_version or "", "the setting tlens.transformerLensVersion")
         live = self.live.kernel_tl_version()
-        return setting or live or self.installed_tl
+        return setting or live or self._declared_version(uri) or self.installed_tl
 
-    def analysis_context(self) -> AnalysisContext:
+    def _declared_version(self, uri: str | None) -> versions.TLVersion | None:
+        path = to_fs_path(uri) if uri and uri.startswith("file:") else None
+        if not path:
+            return None
+        root = to_fs_path(self.workspace.root_uri) if self.workspace.root_uri else None
+        return declared_version(Path(path).parent, Path(root) if root else None)
+
+    def analysis_context(self, uri: str | None = None) -> AnalysisContext:
+        tl = self.tl_version(uri)
         context = AnalysisContext(
-            tl_major=self.tl_version.major if self.tl_version else None,
-            tl_label=self.tl_version.label if self.tl_version else None,
+            tl_major=tl.major if tl else None,
+            tl_label=tl.label if tl else None,
             resolve_model=resolve_model_name,
             tokenizer_for=self.tokenizers,
         )
@@ -299,11 +308,13 @@ def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurati
 
 @command(server, "tlens.serverInfo")
 def server_info(ls: TlensServer, args: dict) -> dict:
-    """Versions and what is loaded: lets editors and benchmarks check the server stays light."""
+    """Versions and what is loaded: lets editors and benchmarks check the server stays light.
+    With ``{uri}``: the TransformerLens version that document's code targets, and why."""
+    tl = ls.tl_version(args.get("uri"))
     return {
         "version": __version__,
-        "transformerLens": ls.tl_version.version if ls.tl_version else None,
-        "transformerLensSource": ls.tl_version.source if ls.tl_version else None,
+        "transformerLens": tl.version if tl else None,
+        "transformerLensSource": tl.source if tl else None,
         "torchImported": "torch" in sys.modules,
         "transformerLensImported": "transformer_lens" in sys.modules,
         "hoversBeforeAnalysis": ls.hovers_before_analysis,

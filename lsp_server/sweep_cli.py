@@ -33,7 +33,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     from .workspace import Workspace
 
     try:
-        views = load_views(path, Workspace(cli_context))
+        views = load_views(path, Workspace(lambda file: cli_context(None, file)))
     except (OSError, ValueError) as e:
         print(f"sweep: cannot read {path}: {e}", file=sys.stderr)
         return 2

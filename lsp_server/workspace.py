@@ -103,7 +103,9 @@ class _Entry:
 class Workspace:
     """Caches analyses by document (or notebook) and version."""
 
-    def __init__(self, context: Callable[[], AnalysisContext], extra_checks: list | None = None):
+    def __init__(self, context: Callable[[str], AnalysisContext], extra_checks: list | None = None):
+        """``context(uri)``: what the analysis of that document may know (its TransformerLens version
+        may come from its project's files)."""
         self._context = context
         self._entries: dict[str, _Entry] = {}
         self._parsers: dict[str, SyntaxParser] = {}
@@ -128,7 +130,7 @@ class Workspace:
             entry = self._entries.get(uri)
             if entry is None or entry.key != key:
                 parser = self._parsers.setdefault(uri, SyntaxParser())
-                entry = _Entry(key, analyze(text, self._context(), parser, self.extra_checks), source=text.encode("utf-8"))
+                entry = _Entry(key, analyze(text, self._context(uri), parser, self.extra_checks), source=text.encode("utf-8"))
                 self._entries[uri] = entry
         return View(entry.analysis, uri)
 
@@ -151,7 +153,7 @@ class Workspace:
             if entry is None or entry.key != _notebook_key(cells):
                 text, spans = joined_cells(cells)
                 parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
-                analysis = analyze(text, self._context(), parser, self.extra_checks, notebook=True)
+                analysis = analyze(text, self._context(notebook_uri), parser, self.extra_checks, notebook=True)
                 entry = _Entry(_notebook_key(cells), analysis, spans, source=text.encode("utf-8"))
                 self._entries[notebook_uri] = entry
         return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]

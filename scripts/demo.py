@@ -16,14 +16,14 @@ EXAMPLES = ROOT / "examples"
 CLI = [sys.executable, "-m", "lsp_server"]
 
 HOVERS = [
-    ("ioi_patching.py", 'cache["resid_post", 5]', 'resid_post", 5'),
-    ("ioi_patching.py", 'clean_cache["pattern", 9]', 'pattern", 9'),
-    ("ioi_patching.py", "clean_cache[hook.name]", "hook.name"),
-    ("logit_lens.py", 'cache["scale", layer, "ln1"]', 'scale", layer'),
-    ("logit_lens.py", "cache.decompose_resid(layer=3, return_labels=True)", "decompose_resid"),
-    ("logit_lens.py", "cache.accumulated_resid(layer=-1, incl_mid=True, …)", "accumulated_resid"),
-    ("induction_heads.py", "lambda name: name.endswith(\"pattern\")", '"pattern")'),
-    ("induction_heads.py", "model.W_V[1]", "W_V"),
+    ("hooked_transformer/ioi_patching.py", 'cache["resid_post", 5]', 'resid_post", 5'),
+    ("hooked_transformer/ioi_patching.py", 'clean_cache["pattern", 9]', 'pattern", 9'),
+    ("hooked_transformer/ioi_patching.py", "clean_cache[hook.name]", "hook.name"),
+    ("hooked_transformer/logit_lens.py", 'cache["scale", layer, "ln1"]', 'scale", layer'),
+    ("hooked_transformer/logit_lens.py", "cache.decompose_resid(layer=3, return_labels=True)", "decompose_resid"),
+    ("hooked_transformer/logit_lens.py", "cache.accumulated_resid(layer=-1, incl_mid=True, …)", "accumulated_resid"),
+    ("hooked_transformer/induction_heads.py", "lambda name: name.endswith(\"pattern\")", '"pattern")'),
+    ("hooked_transformer/induction_heads.py", "model.W_V[1]", "W_V"),
 ]
 
 
@@ -47,8 +47,9 @@ def locate(path: Path, needle: str) -> tuple[int, int]:
 
 def main() -> None:
     banner("tlens-lsp check examples/   (diagnostics, as the editor shows them)")
-    print("The examples are written for HookedTransformer (TransformerLens 2.x/3.x); this environment has\n"
-          "TransformerLens 4, so their imports are flagged as removed, with a migration quick fix.\n")
+    print("examples/tiny_patching.py is TransformerBridge code (TransformerLens 4, as installed here);\n"
+          "examples/hooked_transformer/ holds HookedTransformer code, and its requirements.txt pins\n"
+          "TransformerLens 2.x: the server reads the pin and checks that code as 2.x code.\n")
     print(run(["check", "examples/"]))
 
     for name, shown, needle in HOVERS:

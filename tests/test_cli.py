@@ -16,7 +16,7 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def test_check_json_on_examples():
-    out = run("check", "examples/logit_lens.py", "--format", "json")
+    out = run("check", "examples/hooked_transformer/logit_lens.py", "--format", "json")
     rows = json.loads(out.stdout)
     assert out.returncode == 1  # errors present
     keys = {"path", "line", "col", "end_line", "end_col", "severity", "code", "message"}
@@ -49,31 +49,41 @@ def test_check_notebook_reports_cells(tmp_path):
 
 
 def test_tl_version_decides_what_check_reports():
-    on_4 = json.loads(run("check", "examples/logit_lens.py", "--format", "json", "--tl-version", "4.3").stdout)
-    on_2 = json.loads(run("check", "examples/logit_lens.py", "--format", "json", "--tl-version", "2.18").stdout)
+    on_4 = json.loads(run("check", "examples/hooked_transformer/logit_lens.py", "--format", "json", "--tl-version", "4.3").stdout)
+    on_2 = json.loads(run("check", "examples/hooked_transformer/logit_lens.py", "--format", "json", "--tl-version", "2.18").stdout)
     assert any(r["code"] == "removed-api" for r in on_4) and not any(r["code"] == "removed-api" for r in on_2)
 
 
 def test_check_bad_notebook_is_a_clear_error_and_wins_over_findings(tmp_path):
     path = tmp_path / "broken.ipynb"
     path.write_text("{not json")
-    out = run("check", str(path), "examples/logit_lens.py")
+    out = run("check", str(path), "examples/hooked_transformer/logit_lens.py")
     assert out.returncode == 2 and "not a valid notebook" in out.stderr
     assert "[layer-out-of-range]" in out.stdout  # the readable file is still checked
 
 
 def test_hover_prints_markdown():
-    line = next(i for i, l in enumerate((ROOT / "examples/ioi_patching.py").read_text().splitlines(), 1) if 'cache["resid_post", 5]' in l)
-    out = run("hover", f"examples/ioi_patching.py:{line}:30")
+    line = next(i for i, l in enumerate((ROOT / "examples/hooked_transformer/ioi_patching.py").read_text().splitlines(), 1) if 'cache["resid_post", 5]' in l)
+    out = run("hover", f"examples/hooked_transformer/ioi_patching.py:{line}:30")
     assert out.returncode == 0
     assert out.stdout.startswith("`blocks.5.hook_resid_post` · `[batch, pos, d_model]` = `[batch, pos, 768]`")
 
 
 def test_hover_usage_error():
-    out = run("hover", "examples/ioi_patching.py")
+    out = run("hover", "examples/hooked_transformer/ioi_patching.py")
     assert out.returncode == 2 and "PATH:LINE:COL" in out.stderr
 
 
 def test_serve_accepts_stdio_flag_and_exits_on_eof():
     out = subprocess.run(CLI + ["serve", "--stdio"], input="", capture_output=True, text=True, timeout=30)
     assert out.returncode == 0
+
+
+def test_check_uses_the_version_the_project_declares(tmp_path):
+    code = "from transformer_lens import HookedTransformer\nmodel = HookedTransformer.from_pretrained('gpt2')\n"
+    (tmp_path / "exp.py").write_text(code)
+    on_4 = json.loads(run("check", "exp.py", "--format", "json", cwd=tmp_path).stdout)
+    assert [r["code"] for r in on_4] == ["removed-api"]  # the server's own TransformerLens 4
+    assert "The code targets TransformerLens 4." in on_4[0]["message"]
+    (tmp_path / "requirements.txt").write_text("torch\ntransformer-lens>=2.16,<3\n")
+    assert json.loads(run("check", "exp.py", "--format", "json", cwd=tmp_path).stdout) == []

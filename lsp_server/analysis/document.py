@@ -7,6 +7,7 @@ context in, an :class:`Analysis` out) and never imports torch or the language-se
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -164,7 +165,8 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     flags = _flags_mentioned(source)
     checker = NameChecker(parsed, context.tl_major, flags)
     findings = checker.check(refs)
-    findings += check_removed_api(scopes.imports, parsed.source, context.tl_major)
+    findings += [dataclasses.replace(f, message=f"{f.message} (The code targets TransformerLens {context.tl_label}.)")
+                 if context.tl_label else f for f in check_removed_api(scopes.imports, parsed.source, context.tl_major)]
     findings += check_unavailable_api(scopes.imports, context.tl_major, context.tl_label)
     analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
                         method_calls, ident_calls, collector, flags)

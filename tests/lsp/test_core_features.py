@@ -186,3 +186,22 @@ async def test_a_hover_right_after_an_edit_answers_as_a_fresh_analysis_would(cli
     assert edited_key.startswith("`blocks.11.hook_resid_post`"), edited_key
     info = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.serverInfo"))
     assert info["hoversBeforeAnalysis"] >= 1, info  # not waiting for the re-analysis
+
+
+async def test_the_version_a_project_declares_is_the_one_its_code_targets(client):
+    """No setting: the server's own TransformerLens is 4.x, but a folder whose requirements pin 2.x
+    holds HookedTransformer code, which is right there (and wrong next to it)."""
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"settings": {"transformerLensVersion": ""}}))
+    old = client.root / "replication"
+    old.mkdir()
+    (old / "requirements.txt").write_text("torch\ntransformer-lens>=2.16,<3\n")
+    code = "from transformer_lens import HookedTransformer\nmodel = HookedTransformer.from_pretrained('gpt2')\n"
+    pinned, unpinned = (old / "ioi.py").as_uri(), (client.root / "new.py").as_uri()
+    open_doc(client, pinned, code)
+    open_doc(client, unpinned, code)
+    assert [d.code for d in await diagnostics_for(client, unpinned)] == ["removed-api"]
+    assert list(await diagnostics_for(client, pinned)) == []
+    info = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="tlens.serverInfo", arguments=[{"uri": pinned}]))
+    assert (info["transformerLens"], info["transformerLensSource"]) == ("2.x", "replication/requirements.txt (transformer-lens>=2.16,<3)")
