@@ -26,11 +26,10 @@ from . import __version__, commands, live
 from .analysis.document import AnalysisContext
 from .analysis.source import LineIndex
 from .commands import SweepService
-from .features import code_actions, convert
+from .features import code_actions, convert, navigation
 from .features.completion import completions
 from .features.hover import hover as hover_at
 from .features.hover import hover_after_edit
-from .features import navigation
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
@@ -219,8 +218,6 @@ class TlensServer(LanguageServer):
     def clear_diagnostics(self, uri: str) -> None:
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
-    # -- settings
-
     # -- navigation
 
     def tl_package(self) -> Path | None:
@@ -252,6 +249,8 @@ class TlensServer(LanguageServer):
             return views
 
         return lambda: [v for job in jobs if job is not None for v in job()] + on_disk()
+
+    # -- settings
 
     def apply_settings(self, raw: Any) -> None:
         settings, problems = parse_settings(raw)

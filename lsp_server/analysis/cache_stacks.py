@@ -18,7 +18,7 @@ from ..knowledge.spec import SYMBOLIC
 from .findings import Finding, sentence
 from .models import CacheInfo
 from .syntax import Node, call_args, call_name
-from .values import Hole, Pattern, Seq
+from .value_types import Hole, Pattern, Seq
 
 if TYPE_CHECKING:
     from .document import Analysis

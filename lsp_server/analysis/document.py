@@ -26,7 +26,8 @@ from .saes import sae_hook_name
 from .scopes import Scopes
 from .source import LineIndex
 from .syntax import Node, Parsed, SyntaxParser, call_name
-from .values import Evaluator, Value
+from .value_types import Value
+from .values import Evaluator
 
 # Calls the analysis looks at, by method name (everything else is skipped in C).
 METHODS = (

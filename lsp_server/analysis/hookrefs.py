@@ -17,7 +17,8 @@ from ..knowledge.hookpoints import split_layer
 from .models import CacheInfo, ModelInfo, Models
 from .scopes import Scopes
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
-from .values import Evaluator, Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, options_of
+from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, options_of
+from .values import Evaluator
 
 HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})

@@ -17,7 +17,8 @@ from typing import Callable, Mapping
 from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
 from .scopes import Definition, Scopes
 from .syntax import Node, call_args, call_name, text
-from .values import Evaluator, Seq
+from .value_types import Seq
+from .values import Evaluator
 
 HOOKED_CLASSES = frozenset({"HookedTransformer", "HookedSAETransformer", "HookedEncoder", "HookedMamba"})
 BRIDGE_CLASSES = frozenset({"TransformerBridge"})

@@ -11,7 +11,8 @@ from __future__ import annotations
 from ..knowledge.hookpoints import split_layer
 from .scopes import Scopes
 from .syntax import Node, call_args, call_name, text
-from .values import Evaluator, Value, lift
+from .value_types import Value, lift
+from .values import Evaluator
 
 LOADERS = frozenset({"from_pretrained", "from_pretrained_with_cfg_and_sparsity"})
 # `sae.cfg.hook_name` (SAE Lens 4–5), `sae.cfg.metadata.hook_name` (6+), `sae.cfg.hook_point` (before 4).

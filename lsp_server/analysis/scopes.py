@@ -251,3 +251,38 @@ def _parents(starts: list[int], ends: list[int]) -> list[int]:
         parents.append(stack[-1] if stack else -1)
         stack.append(len(parents) - 1)
     return parents
+
+
+def function_of(node: Node) -> Node | None:
+    """The innermost def or lambda ``node`` is in (a parameter's own function)."""
+    parent = node.parent
+    while parent is not None and parent.type not in ("function_definition", "lambda"):
+        parent = parent.parent
+    return parent
+
+
+def is_method(fn: Node) -> bool:
+    parent = fn.parent
+    while parent is not None and parent.type in ("block", "decorated_definition"):
+        parent = parent.parent
+    return parent is not None and parent.type == "class_definition"
+
+
+def parameter_names(fn: Node) -> list[tuple[str, Node]]:
+    """(name, parameter node) of each parameter that can be passed by position or keyword, in order."""
+    params = fn.child_by_field_name("parameters")
+    out = []
+    for p in params.named_children if params is not None else ():
+        if p.type in ("list_splat_pattern", "dictionary_splat_pattern", "keyword_separator", "positional_separator"):
+            continue
+        name = p if p.type == "identifier" else p.child_by_field_name("name") or (p.named_children[0] if p.named_children else None)
+        if name is not None and name.type == "identifier":
+            out.append((text(name), p))
+    return out
+
+
+def default_of(fn: Node, name: str) -> Node | None:
+    for n, p in parameter_names(fn):
+        if n == name and p.type in ("default_parameter", "typed_default_parameter"):
+            return p.child_by_field_name("value")
+    return None

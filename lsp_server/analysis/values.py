@@ -13,132 +13,15 @@ Never a guess: one unknown possibility makes the whole value unknown, and so doe
 
 from __future__ import annotations
 
-import itertools
-import operator
-from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable
 
-from ..knowledge.act_names import get_act_name
-from .scopes import Scopes
+from .scopes import Scopes, default_of, function_of, is_method, parameter_names
 from .syntax import Node, call_args, call_name, descendants, string_value, text
+from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_name_value, binary_value, concat, interpolated,
+                          is_int, lift, normalise, one_of)
 
 MAX_DEPTH = 8
-MAX_OPTIONS = 16  # more possible values than this: unknown
 MAX_CALL_SITES = 8  # a parameter of a function called from more places than this: unknown
-
-
-@dataclass(frozen=True)
-class Hole:
-    """A part of a string the server cannot compute (``{layer}`` in an f-string)."""
-
-    expr: str
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """A string made of literal parts and holes."""
-
-    parts: tuple[Union[str, Hole], ...]
-
-    def literal(self) -> str | None:
-        return "".join(self.parts) if all(isinstance(p, str) for p in self.parts) else None  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class Seq:
-    items: tuple["Value", ...]
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """Several possible values, each known: a loop over a literal list, a parameter passed different
-    values at its call sites."""
-
-    options: tuple["Value", ...]
-
-
-Value = Union[str, int, float, bool, None, Pattern, Seq, Hole, OneOf]
-
-
-def options_of(v: Value) -> tuple[Value, ...]:
-    return v.options if isinstance(v, OneOf) else (v,)
-
-
-def one_of(values) -> Value:
-    """The union of ``values``: unknown if any is unknown or there are too many."""
-    flat: list[Value] = []
-    for v in values:
-        if v is None:
-            return None
-        for option in options_of(v):
-            if option not in flat:
-                flat.append(option)
-    if not flat or len(flat) > MAX_OPTIONS:
-        return None
-    return flat[0] if len(flat) == 1 else OneOf(tuple(flat))
-
-
-def lift(fn: Callable[..., Value], *values: Value) -> Value:
-    """``fn`` applied to every combination of the values' options (``fn`` itself when none has several)."""
-    if not any(isinstance(v, OneOf) for v in values):
-        return fn(*values)
-    combos = list(itertools.islice(itertools.product(*(options_of(v) for v in values)), MAX_OPTIONS + 1))
-    return one_of(fn(*combo) for combo in combos) if len(combos) <= MAX_OPTIONS else None
-
-ACT_NAME_FUNCS = ("get_act_name",)
-
-
-_INT_OPS: dict[str, Callable[[int, int], int]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "%": operator.mod}
-
-
-def is_int(v: Value) -> bool:
-    """An int that is not a bool."""
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def concat(a: Value, b: Value) -> Value:
-    if isinstance(a, OneOf) or isinstance(b, OneOf):
-        return lift(concat, a, b)
-    if isinstance(a, str) and isinstance(b, str):
-        return a + b
-    pa, pb = as_pattern(a), as_pattern(b)
-    if pa is None or pb is None:
-        return None
-    return _normalise(pa.parts + pb.parts)
-
-
-def _binary_value(op: str, left: Value, right: Value) -> Value:
-    if is_int(left) and is_int(right):
-        arithmetic = _INT_OPS.get(op)
-        if arithmetic is None or (op in ("//", "%") and right == 0):
-            return None
-        return arithmetic(left, right)  # type: ignore[arg-type]
-    if op == "+" and not is_int(left) and not is_int(right):
-        return concat(left, right)
-    return None
-
-
-def as_pattern(v: Value) -> Pattern | None:
-    if isinstance(v, str):
-        return Pattern((v,))
-    if isinstance(v, Pattern):
-        return v
-    if isinstance(v, Hole):
-        return Pattern((v,))
-    if isinstance(v, int) and not isinstance(v, bool):
-        return Pattern((str(v),))
-    return None
-
-
-def _normalise(parts: tuple) -> Pattern:
-    out: list = []
-    for p in parts:
-        if isinstance(p, str) and out and isinstance(out[-1], str):
-            out[-1] += p
-        elif p != "":
-            out.append(p)
-    return Pattern(tuple(out))
 
 
 class Evaluator:
@@ -214,7 +97,7 @@ class Evaluator:
         op = text(node.child_by_field_name("operator"))
         left = self.eval(node.child_by_field_name("left"), depth + 1)
         right = self.eval(node.child_by_field_name("right"), depth + 1)
-        return lift(lambda l, r: _binary_value(op, l, r), left, right)
+        return lift(lambda l, r: binary_value(op, l, r), left, right)
 
     def eval_or_hole(self, node: Node | None, depth: int = 0) -> Value:
         """Like :meth:`eval`, but an unknown expression becomes a :class:`Hole` with its text."""
@@ -295,7 +178,7 @@ class Evaluator:
 
     def _parameter(self, name: str, param: Node, depth: int) -> Value:
         """A parameter of a function of this file: bound by the call being followed, else every call site's value."""
-        fn = _function_of(param)
+        fn = function_of(param)
         if fn is None:
             return None
         for start, values in reversed(self._bindings):
@@ -321,7 +204,7 @@ class Evaluator:
     def _call_sites(self, fn: Node) -> list[tuple[Node, bool]] | None:
         """(call, through partial) for each call of ``fn`` in the file; None past the bound."""
         name_node = fn.child_by_field_name("name")
-        if name_node is None or fn.type != "function_definition" or _is_method(fn):
+        if name_node is None or fn.type != "function_definition" or is_method(fn):
             return None
         name = text(name_node)
         sites = []
@@ -356,7 +239,7 @@ class Evaluator:
             return None
         if name in bound:
             return self.eval(bound[name], depth + 1)
-        default = _default_of(fn, name)
+        default = default_of(fn, name)
         # Through partial, whoever calls the partial may still pass it: unknown.
         return self.eval(default, depth + 1) if default is not None and not through_partial else None
 
@@ -368,27 +251,27 @@ class Evaluator:
         if any(c.type in ("list_splat", "dictionary_splat") for c in args.named_children):
             return None
         positional, keywords = call_args(call)
-        names = [n for n, _ in _parameter_names(fn)]
+        names = [n for n, _ in parameter_names(fn)]
         bound = dict(zip(names, positional[skip:]))
         bound.update({k: v for k, v in keywords.items() if k in names})
         return bound
 
     def _returned(self, call: Node, fn: Node, depth: int) -> Value:
         """What ``fn`` returns for this call: its ``return`` expressions with the call's arguments bound."""
-        if _is_method(fn) or (fn.start_byte, "") in self._following:
+        if is_method(fn) or (fn.start_byte, "") in self._following:
             return None
         bound = self._bind(fn, call)
         if bound is None:
             return None
         values: dict[str, Value] = {}
-        for name, _ in _parameter_names(fn):
+        for name, _ in parameter_names(fn):
             if name in bound:
                 values[name] = self.eval(bound[name], depth + 1)
-            elif (default := _default_of(fn, name)) is not None:
+            elif (default := default_of(fn, name)) is not None:
                 values[name] = self.eval(default, depth + 1)
         body = fn.child_by_field_name("body")
         returns = [r for r in descendants(body, "return_statement")
-                   if (owner := _function_of(r)) is not None and owner.start_byte == fn.start_byte] if body is not None else []
+                   if (owner := function_of(r)) is not None and owner.start_byte == fn.start_byte] if body is not None else []
         if not returns or len(returns) > MAX_OPTIONS:
             return None
         self._bindings.append((fn.start_byte, values))
@@ -406,13 +289,13 @@ class Evaluator:
                 parts.append(text(child))
             elif child.type == "interpolation":
                 expr = child.child_by_field_name("expression") or (child.named_children[0] if child.named_children else None)
-                shown = lift(_interpolated, self.eval(expr, depth + 1))
+                shown = lift(interpolated, self.eval(expr, depth + 1))
                 parts.append(shown if shown is not None else Hole(text(expr)))
             elif child.type == "string_start" and "b" in text(child).lower():
                 return None
 
         def build(*values: Value) -> Value:
-            pattern = _normalise(tuple(values))
+            pattern = normalise(tuple(values))
             return pattern.literal() if pattern.literal() is not None else pattern
 
         return lift(build, *parts)
@@ -468,56 +351,4 @@ class Evaluator:
         layer_type = self.eval(args.get("layer_type"), depth + 1) if "layer_type" in args else None
         if layer_type is None and "layer_type" in args and args["layer_type"].type != "none":
             return None  # an unknown layer type is not "no layer type"
-        return lift(_act_name_value, name, layer, layer_type)
-
-
-def _act_name_value(name: Value, layer: Value, layer_type: Value) -> Value:
-    if not isinstance(name, str) or (layer_type is not None and not isinstance(layer_type, str)):
-        return None
-    if isinstance(layer, Hole):
-        marker = "\x00"
-        full = get_act_name(name, marker, layer_type)
-        before, _, after = full.partition(marker)
-        return _normalise((before, layer, after))
-    if layer is not None and not isinstance(layer, (int, str)):
-        return None
-    return get_act_name(name, layer, layer_type)  # type: ignore[arg-type]
-
-
-def _interpolated(v: Value) -> Value:
-    return str(v) if isinstance(v, (str, int)) and not isinstance(v, bool) else None
-
-
-def _function_of(node: Node) -> Node | None:
-    """The innermost def or lambda ``node`` is in (a parameter's own function)."""
-    parent = node.parent
-    while parent is not None and parent.type not in ("function_definition", "lambda"):
-        parent = parent.parent
-    return parent
-
-
-def _is_method(fn: Node) -> bool:
-    parent = fn.parent
-    while parent is not None and parent.type in ("block", "decorated_definition"):
-        parent = parent.parent
-    return parent is not None and parent.type == "class_definition"
-
-
-def _parameter_names(fn: Node) -> list[tuple[str, Node]]:
-    """(name, parameter node) of each parameter that can be passed by position or keyword, in order."""
-    params = fn.child_by_field_name("parameters")
-    out = []
-    for p in params.named_children if params is not None else ():
-        if p.type in ("list_splat_pattern", "dictionary_splat_pattern", "keyword_separator", "positional_separator"):
-            continue
-        name = p if p.type == "identifier" else p.child_by_field_name("name") or (p.named_children[0] if p.named_children else None)
-        if name is not None and name.type == "identifier":
-            out.append((text(name), p))
-    return out
-
-
-def _default_of(fn: Node, name: str) -> Node | None:
-    for n, p in _parameter_names(fn):
-        if n == name and p.type in ("default_parameter", "typed_default_parameter"):
-            return p.child_by_field_name("value")
-    return None
+        return lift(act_name_value, name, layer, layer_type)

@@ -14,7 +14,7 @@ from lsp_server.features.inlay_hints import inlay_hints
 from lsp_server.knowledge.resolve import resolve_model_name
 
 ROOT = Path(__file__).parent.parent.parent
-SOURCES = [p.read_text() for p in sorted((ROOT / "examples").glob("*.py"))] + [
+SOURCES = [p.read_text() for p in sorted((ROOT / "examples").rglob("*.py"))] + [
     p.read_text() for p in sorted((ROOT / "tests" / "fixtures").rglob("*.py"))
 ]
 CONTEXT = AnalysisContext(tl_major=4, resolve_model=resolve_model_name)

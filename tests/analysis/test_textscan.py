@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from lsp_server.analysis.document import _METHOD_CALL, _NAME_CALL, _NAME_SUBSCRIPT
 from lsp_server.analysis.textscan import IncrementalScan, edit_between
 
-TEXT = (Path(__file__).parent.parent.parent / "examples" / "ioi_patching.py").read_bytes()
+TEXT = (Path(__file__).parent.parent.parent / "examples" / "hooked_transformer" / "ioi_patching.py").read_bytes()
 INSERTS = [b"", b"x", b"(", b"[", b"\n", b"cache[", b"model(", b".run_with_cache(", b" \n(", b"'", b'"', b"# (", b"f(\n"]
 
 

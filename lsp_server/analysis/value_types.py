@@ -1,0 +1,147 @@
+"""The values hook-name expressions evaluate to, and the operations on them (pure: no syntax trees).
+
+A string or int is known; a :class:`Hole` is a part of a string that is not; a :class:`Pattern`
+mixes both (``blocks.{layer}.hook_z``); a :class:`OneOf` lists every possible value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from ..knowledge.act_names import get_act_name
+
+MAX_OPTIONS = 16  # more possible values than this: unknown
+
+
+@dataclass(frozen=True)
+class Hole:
+    """A part of a string the server cannot compute (``{layer}`` in an f-string)."""
+
+    expr: str
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A string made of literal parts and holes."""
+
+    parts: tuple[Union[str, Hole], ...]
+
+    def literal(self) -> str | None:
+        return "".join(self.parts) if all(isinstance(p, str) for p in self.parts) else None  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Seq:
+    items: tuple["Value", ...]
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Several possible values, each known: a loop over a literal list, a parameter passed different
+    values at its call sites."""
+
+    options: tuple["Value", ...]
+
+
+Value = Union[str, int, float, bool, None, Pattern, Seq, Hole, OneOf]
+
+
+def options_of(v: Value) -> tuple[Value, ...]:
+    return v.options if isinstance(v, OneOf) else (v,)
+
+
+def one_of(values) -> Value:
+    """The union of ``values``: unknown if any is unknown or there are too many."""
+    flat: list[Value] = []
+    for v in values:
+        if v is None:
+            return None
+        for option in options_of(v):
+            if option not in flat:
+                flat.append(option)
+    if not flat or len(flat) > MAX_OPTIONS:
+        return None
+    return flat[0] if len(flat) == 1 else OneOf(tuple(flat))
+
+
+def lift(fn: Callable[..., Value], *values: Value) -> Value:
+    """``fn`` applied to every combination of the values' options (``fn`` itself when none has several)."""
+    if not any(isinstance(v, OneOf) for v in values):
+        return fn(*values)
+    combos = list(itertools.islice(itertools.product(*(options_of(v) for v in values)), MAX_OPTIONS + 1))
+    return one_of(fn(*combo) for combo in combos) if len(combos) <= MAX_OPTIONS else None
+
+ACT_NAME_FUNCS = ("get_act_name",)
+
+
+_INT_OPS: dict[str, Callable[[int, int], int]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "%": operator.mod}
+
+
+def is_int(v: Value) -> bool:
+    """An int that is not a bool."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def concat(a: Value, b: Value) -> Value:
+    if isinstance(a, OneOf) or isinstance(b, OneOf):
+        return lift(concat, a, b)
+    if isinstance(a, str) and isinstance(b, str):
+        return a + b
+    pa, pb = as_pattern(a), as_pattern(b)
+    if pa is None or pb is None:
+        return None
+    return normalise(pa.parts + pb.parts)
+
+
+def binary_value(op: str, left: Value, right: Value) -> Value:
+    if is_int(left) and is_int(right):
+        arithmetic = _INT_OPS.get(op)
+        if arithmetic is None or (op in ("//", "%") and right == 0):
+            return None
+        return arithmetic(left, right)  # type: ignore[arg-type]
+    if op == "+" and not is_int(left) and not is_int(right):
+        return concat(left, right)
+    return None
+
+
+def as_pattern(v: Value) -> Pattern | None:
+    if isinstance(v, str):
+        return Pattern((v,))
+    if isinstance(v, Pattern):
+        return v
+    if isinstance(v, Hole):
+        return Pattern((v,))
+    if isinstance(v, int) and not isinstance(v, bool):
+        return Pattern((str(v),))
+    return None
+
+
+def normalise(parts: tuple) -> Pattern:
+    out: list = []
+    for p in parts:
+        if isinstance(p, str) and out and isinstance(out[-1], str):
+            out[-1] += p
+        elif p != "":
+            out.append(p)
+    return Pattern(tuple(out))
+
+
+def act_name_value(name: Value, layer: Value, layer_type: Value) -> Value:
+    if not isinstance(name, str) or (layer_type is not None and not isinstance(layer_type, str)):
+        return None
+    if isinstance(layer, Hole):
+        marker = "\x00"
+        full = get_act_name(name, marker, layer_type)
+        before, _, after = full.partition(marker)
+        return normalise((before, layer, after))
+    if layer is not None and not isinstance(layer, (int, str)):
+        return None
+    return get_act_name(name, layer, layer_type)  # type: ignore[arg-type]
+
+
+def interpolated(v: Value) -> Value:
+    return str(v) if isinstance(v, (str, int)) and not isinstance(v, bool) else None
