@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from .analysis.findings import Finding
-from .files import cli_context, load_views
+from .analysis.findings import CODES, Finding
+from .files import cli_context, load_views, project_severities
 from .protocol import SWEEP_KIND_NAMES
 from .workspace import View, Workspace, findings_in
 
@@ -34,8 +34,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"{file}: cannot read: {e}", file=sys.stderr)
                 unreadable = True
                 continue
+            severity = project_severities(file)
             for view in views:
-                rows += [_row(view, file, f) for f in findings_in(view)]
+                rows += [row for f in findings_in(view) if (row := _row(view, file, f, severity, args)) is not None]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=2)
         print()
@@ -54,15 +55,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if any(r["severity"] == "error" for r in rows) else 0
 
 
-def _row(view: View, file: Path, f: Finding) -> dict:
-    """One finding: ``path`` the file on disk; for notebooks ``cell`` (1-based, as editors show it)
-    and ``line``/``col`` within that cell (1-based)."""
+def _row(view: View, file: Path, f: Finding, severity: dict[str, str], args: argparse.Namespace) -> dict | None:
+    """One finding (None when ``--select``/``--ignore`` or the project's severities drop it): ``path``
+    the file on disk; for notebooks ``cell`` (1-based, as editors show it) and ``line``/``col``
+    within that cell (1-based)."""
+    shown = severity.get(f.code, f.severity)
+    if shown == "off" or (args.select and f.code not in args.select) or f.code in (args.ignore or ()):
+        return None
     start, end = view.position(f.start) or (0, 0), view.position(f.end) or view.position(f.start) or (0, 0)
     row = {"path": str(file), "line": start[0] + 1, "col": start[1] + 1, "end_line": end[0] + 1, "end_col": end[1] + 1,
-           "severity": f.severity, "code": f.code, "message": f.message}
+           "severity": shown, "code": f.code, "message": f.message}
     if view.cell is not None:
         row["cell"] = view.cell.number
     return row
+
+
+def _codes(value: str) -> set[str]:
+    chosen = {c.strip() for c in value.split(",") if c.strip()}
+    unknown = chosen - set(CODES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown code(s) {', '.join(sorted(unknown))}; codes: {', '.join(sorted(CODES))}")
+    return chosen
 
 
 def _shown_path(row: dict) -> str:
@@ -133,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json", "github"), default="text",
                        help="json: one object per finding; github: GitHub Actions annotations")
     check.add_argument("--tl-version", help="the TransformerLens version the code targets (default: the installed one)")
+    codes = sorted(CODES)
+    check.add_argument("--select", type=_codes, help=f"only these codes (comma-separated): {', '.join(codes)}")
+    check.add_argument("--ignore", type=_codes, help="not these codes (comma-separated)")
     check.set_defaults(func=cmd_check)
     hov = sub.add_parser("hover", help="print the hover at PATH:LINE:COL (1-based)")
     hov.add_argument("location")

@@ -6,6 +6,7 @@ Shared by the command line's ``check``/``hover`` and ``sweep``.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from .analysis.document import AnalysisContext
@@ -49,3 +50,30 @@ def notebook_code_cells(text: str) -> list[tuple[int, str]]:
             src = cell.get("source", "")
             out.append((i, "".join(src) if isinstance(src, list) else str(src)))
     return out
+
+
+def project_severities(path: Path, stop: Path | None = None) -> dict[str, str]:
+    """Per-code severities from the nearest ``pyproject.toml`` with a ``[tool.tlens.diagnostics.severity]``
+    table (the same keys and values as the editor setting ``tlens.diagnostics.severity``)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: no TOML reader in the standard library
+        return {}
+    from .settings import parse_settings
+
+    folder, stop = path.resolve().parent, (stop or Path.cwd()).resolve()
+    while True:
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                table = tomllib.loads(candidate.read_text(encoding="utf-8")).get("tool", {}).get("tlens")
+            except (OSError, tomllib.TOMLDecodeError):
+                table = None
+            if table is not None:
+                settings, problems = parse_settings({"tlens": table})
+                for problem in problems:
+                    print(f"{candidate}: {problem}", file=sys.stderr)
+                return settings.severity
+        if folder == stop or folder.parent == folder:
+            return {}
+        folder = folder.parent

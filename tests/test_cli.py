@@ -87,3 +87,23 @@ def test_check_uses_the_version_the_project_declares(tmp_path):
     assert "The code targets TransformerLens 4." in on_4[0]["message"]
     (tmp_path / "requirements.txt").write_text("torch\ntransformer-lens>=2.16,<3\n")
     assert json.loads(run("check", "exp.py", "--format", "json", cwd=tmp_path).stdout) == []
+
+
+def test_select_ignore_and_the_projects_severities(tmp_path):
+    code = ("from transformer_lens import HookedTransformer\nmodel = HookedTransformer.from_pretrained('gpt2')\n"
+            "_, cache = model.run_with_cache('hi')\nx = cache['blocks.0.hook_resid_pree']\ny = cache['resid_post', 12]\n")
+    (tmp_path / "exp.py").write_text(code)
+    (tmp_path / "requirements.txt").write_text("transformer-lens==2.18.0\n")
+
+    def codes(*extra: str) -> list[str]:
+        out = run("check", "exp.py", "--format", "json", *extra, cwd=tmp_path)
+        return sorted(r["code"] for r in json.loads(out.stdout))
+
+    assert codes() == ["layer-out-of-range", "unknown-hook"]
+    assert codes("--select", "unknown-hook") == ["unknown-hook"]
+    assert codes("--ignore", "unknown-hook,layer-out-of-range") == []
+    assert "unknown code(s) nonsense" in run("check", "exp.py", "--select", "nonsense", cwd=tmp_path).stderr
+    (tmp_path / "pyproject.toml").write_text('[tool.tlens.diagnostics.severity]\n"layer-out-of-range" = "off"\n"unknown-hook" = "warning"\n')
+    out = run("check", "exp.py", "--format", "json", cwd=tmp_path)
+    assert [(r["code"], r["severity"]) for r in json.loads(out.stdout)] == [("unknown-hook", "warning")]
+    assert out.returncode == 0  # no error left
