@@ -34,7 +34,7 @@ from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
 from .knowledge import hook_sources, versions
-from .knowledge.project_versions import declared_version
+from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
 from .settings import Settings, parse_settings
@@ -250,6 +250,27 @@ class TlensServer(LanguageServer):
 
         return lambda: [v for job in jobs if job is not None for v in job()] + on_disk()
 
+    async def watch_declaring_files(self) -> None:
+        """Ask the editor to tell us when a file that declares the TransformerLens version changes."""
+        caps = self.client_capabilities.workspace if self.client_capabilities else None
+        watched = caps.did_change_watched_files if caps else None
+        if not (watched and watched.dynamic_registration):
+            return
+        pattern = "**/{" + ",".join(DECLARING) + ",requirements*.txt}"
+        options = types.DidChangeWatchedFilesRegistrationOptions(watchers=[types.FileSystemWatcher(glob_pattern=pattern)])
+        try:
+            await self.client_register_capability_async(types.RegistrationParams(registrations=[types.Registration(
+                id="tlens-declaring-files", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES, register_options=options)]))
+        except Exception as e:  # the editor said no: versions are read again on the next edit
+            log.info("could not watch the files that declare the TransformerLens version: %s", e)
+
+    def reanalyse_all(self) -> None:
+        """Every analysis may be stale (settings, the TransformerLens version, a declaring file changed)."""
+        self.workspace_cache.invalidate()
+        self.disk_cache.invalidate()
+        for uri in list(self.workspace.text_documents):
+            self.schedule_diagnostics(uri)
+
     # -- settings
 
     def apply_settings(self, raw: Any) -> None:
@@ -285,6 +306,7 @@ def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
 @handles(server, types.INITIALIZED)
 async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
     ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
+    await ls.watch_declaring_files()
     python = ls.settings.kernel_interpreter or ls.settings.interpreter
     if python and not ls.settings.tl_version:
         # Kernels may run another interpreter than the server's: ask it which TL it has.
@@ -292,17 +314,21 @@ async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
         changed = found is not None and (ls.installed_tl is None or found.version != ls.installed_tl.version)
         ls.installed_tl = found or ls.installed_tl
         if changed:
-            ls.workspace_cache.invalidate()
-            for uri in list(ls.workspace.text_documents):
-                ls.schedule_diagnostics(uri)
+            ls.reanalyse_all()
+
+
+@handles(server, types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: TlensServer, params: types.DidChangeWatchedFilesParams) -> None:
+    """A requirements / pyproject / lock file changed: the version the code targets may have too."""
+    if any(Path(to_fs_path(change.uri) or "").name in DECLARING or "requirements" in change.uri for change in params.changes):
+        ls.reanalyse_all()
 
 
 @handles(server, types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurationParams) -> None:
     if params.settings is not None:
         ls.apply_settings(params.settings)
-        for uri in list(ls.workspace.text_documents):
-            ls.schedule_diagnostics(uri)
+        ls.reanalyse_all()
 
 
 @command(server, "tlens.serverInfo")

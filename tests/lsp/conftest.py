@@ -47,6 +47,12 @@ def _client_factory():
     def code_lens_refresh(params):
         client.code_lens_refreshes += 1
 
+    client.registrations = []
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register_capability(params: types.RegistrationParams):
+        client.registrations += params.registrations
+
     for method in ("tlens/kernelStatus", "tlens/sweepResult"):
         client.feature(method)(lambda params, method=method: client.notifications.append((method, params)))
     return client

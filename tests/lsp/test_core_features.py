@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from lsprotocol import types
 
@@ -205,3 +207,28 @@ async def test_the_version_a_project_declares_is_the_one_its_code_targets(client
     info = await client.workspace_execute_command_async(types.ExecuteCommandParams(
         command="tlens.serverInfo", arguments=[{"uri": pinned}]))
     assert (info["transformerLens"], info["transformerLensSource"]) == ("2.x", "replication/requirements.txt (transformer-lens>=2.16,<3)")
+
+
+async def test_a_changed_requirements_file_changes_the_version_the_code_targets(client):
+    for _ in range(100):  # the server asks the editor to watch the declaring files (after `initialized`)
+        if client.registrations:
+            break
+        await asyncio.sleep(0.05)
+    (watch,) = client.registrations
+    assert watch.method == "workspace/didChangeWatchedFiles" and "requirements*.txt" in str(watch.register_options)
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"settings": {"transformerLensVersion": ""}}))
+    requirements = client.root / "requirements.txt"
+    requirements.write_text("transformer-lens>=2.16,<3\n")
+    uri = (client.root / "ioi.py").as_uri()
+    open_doc(client, uri, "from transformer_lens import HookedTransformer\n")
+    assert list(await diagnostics_for(client, uri)) == []
+    requirements.write_text("transformer-lens>=4,<5\n")  # ported to TransformerLens 4
+    client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
+        changes=[types.FileEvent(uri=requirements.as_uri(), type=types.FileChangeType.Changed)]))
+    for _ in range(200):
+        if [d.code for d in client.diagnostics.get(uri, ())] == ["removed-api"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [d.code for d in client.diagnostics[uri]] == ["removed-api"]
+    assert "requirements.txt (transformer-lens>=4,<5)" in client.diagnostics[uri][0].message
