@@ -30,6 +30,7 @@ GLOBAL_WORDS = frozenset({
     *(f"set_{flag}" for flag in GATE_FLAGS), *(f.name for f in dataclasses.fields(ModelSpec)),
 })
 
+
 @dataclass(frozen=True)
 class Edit:
     """The lines that changed between two versions of a text (byte offsets)."""
