@@ -432,6 +432,22 @@ async def definition(ls: TlensServer, params: types.DefinitionParams) -> list[ty
             for loc in found] or None
 
 
+@handles(server, types.TEXT_DOCUMENT_DOCUMENT_SYMBOL, default=None)
+def document_symbol(ls: TlensServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol] | None:
+    """The patching experiments and hook functions of a file (or of a notebook cell)."""
+    view = ls.view(params.text_document.uri)
+    if view is None:
+        return None
+    kinds = {"experiment": types.SymbolKind.Event, "hook function": types.SymbolKind.Function}
+    out = []
+    for symbol in navigation.document_symbols(view.analysis):
+        if view.contains(symbol.start):  # a notebook cell lists its own
+            out.append(types.DocumentSymbol(name=symbol.name, detail=symbol.detail, kind=kinds[symbol.kind],
+                                            range=convert.range_(view, symbol.start, symbol.end),
+                                            selection_range=convert.range_(view, symbol.name_start, symbol.name_end)))
+    return out or None
+
+
 @handles(server, types.TEXT_DOCUMENT_REFERENCES, default=None)
 async def references(ls: TlensServer, params: types.ReferenceParams) -> list[types.Location] | None:
     """On a hook name: every read, registration, filter and get_act_name of that hook point in the

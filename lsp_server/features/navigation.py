@@ -1,4 +1,4 @@
-"""Go to definition and find references on hook names (protocol-free).
+"""Go to definition, find references and document symbols for hook names (protocol-free).
 
 Definition: where the installed TransformerLens defines the hook point (see knowledge.hook_sources).
 References: every place an analysis names the same hook point — cache reads, hook registrations,
@@ -8,9 +8,12 @@ filters that select it, ``get_act_name`` calls — where a name with an unknown 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..analysis.document import Analysis
+from ..analysis.experiments import find_experiments
+from ..analysis.syntax import text
 from ..analysis.hookrefs import HookRef
 from ..knowledge.hook_sources import SourceLocation, hook_definition
 
@@ -55,3 +58,32 @@ def _same_point(ref: HookRef, target: HookRef) -> bool:
     if ref.template != target.template:
         return False
     return ref.layer is None or target.layer is None or ref.layer == target.layer
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    detail: str
+    kind: str  # "experiment" | "hook function"
+    start: int  # the whole statement or definition
+    end: int
+    name_start: int  # what the editor selects
+    name_end: int
+
+
+def document_symbols(analysis: Analysis) -> list[Symbol]:
+    """The file's patching experiments and the functions it registers as hooks, in source order."""
+    out = [Symbol(f"Patch sweep: {e.description}", e.kind, "experiment", e.start, e.end, e.start, e.end)
+           for e in find_experiments(analysis)]
+    collector = analysis.registrations
+    for fn_start, names in (collector.registrations.items() if collector is not None else ()):
+        fn = analysis.parsed.root.descendant_for_byte_range(fn_start, fn_start)
+        while fn is not None and fn.start_byte == fn_start and fn.type not in ("function_definition", "lambda"):
+            fn = fn.parent
+        if fn is None or fn.type != "function_definition":
+            continue  # lambdas have no name to list
+        name = fn.child_by_field_name("name")
+        hooks = sorted({t.replace("{l}", str(layer)) if layer is not None else t for t, layer, _ in names})
+        out.append(Symbol(text(name), "hook on " + ", ".join(hooks), "hook function", fn.start_byte, fn.end_byte,
+                          name.start_byte, name.end_byte))
+    return sorted(out, key=lambda s: s.start)

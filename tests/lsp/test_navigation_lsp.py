@@ -77,3 +77,30 @@ async def test_references_cover_reads_registrations_filters_and_helpers_across_f
         context=types.ReferenceContext(include_declaration=True)))
     lines = sorted((Path(unquote(urlparse(l.uri).path)).name, l.range.start.line) for l in found)
     assert lines == [("helpers.py", 2), ("main.py", 2), ("main.py", 3), ("main.py", 7)], lines  # not layer 4
+
+
+PATCHING = '''\
+from functools import partial
+from transformer_lens import HookedTransformer, patching, utils
+model = HookedTransformer.from_pretrained("gpt2")
+clean_tokens, corrupted_tokens = model.to_tokens("a"), model.to_tokens("b")
+_, clean_cache = model.run_with_cache(clean_tokens)
+def metric(logits):
+    return logits[0, -1, 0]
+def patch_z(z, hook, clean_cache):
+    z[:] = clean_cache[hook.name]
+    return z
+results = patching.get_act_patch_resid_pre(model, corrupted_tokens, clean_cache, metric)
+model.run_with_hooks(corrupted_tokens, fwd_hooks=[(utils.get_act_name("z", 3), partial(patch_z, clean_cache=clean_cache))])
+'''
+
+
+async def test_document_symbols_list_experiments_and_hook_functions(client):
+    uri = (client.root / "symbols.py").as_uri()
+    open_doc(client, uri, PATCHING)
+    symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+    shown = [(s.name, s.detail, s.kind, s.selection_range.start.line) for s in symbols]
+    assert ("patch_z", "hook on blocks.3.attn.hook_z", types.SymbolKind.Function, 7) in shown, shown
+    assert any(kind == types.SymbolKind.Event and name.startswith("Patch sweep:") and line == 10
+               for name, _, kind, line in shown), shown
