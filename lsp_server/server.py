@@ -22,18 +22,18 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
-from . import __version__, commands, live
+from . import __version__, commands, live, navigate
 from .analysis.document import AnalysisContext
 from .analysis.source import LineIndex
 from .commands import SweepService
-from .features import code_actions, convert, navigation
+from .features import code_actions, convert
 from .features.completion import completions
 from .features.hover import hover as hover_at
 from .features.hover import hover_after_edit
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
-from .knowledge import hook_sources, versions
+from .knowledge import versions
 from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
@@ -76,7 +76,7 @@ class TlensServer(LanguageServer):
         self._pending: dict[str, asyncio.Task] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
         self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
-        self._analysis_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlens-analysis")
+        self.analysis_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlens-analysis")
         # While the worker analyses, the loop needs the GIL back quickly to answer (default: every 5 ms).
         sys.setswitchinterval(0.0005)
         self.sweeps = SweepService(self)  # the kernel, patch sweeps and their results
@@ -194,7 +194,7 @@ class TlensServer(LanguageServer):
         analyse = self._analysis_of(uri)
         try:
             if analyse is not None:
-                views = await asyncio.get_running_loop().run_in_executor(self._analysis_worker, analyse)
+                views = await asyncio.get_running_loop().run_in_executor(self.analysis_worker, analyse)
                 self._publish(views)
         except asyncio.CancelledError:
             raise  # a newer edit: its own run publishes
@@ -219,11 +219,6 @@ class TlensServer(LanguageServer):
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     # -- navigation
-
-    def tl_package(self) -> Path | None:
-        """The installed ``transformer_lens`` the code runs with: the kernel interpreter's, else the server's."""
-        python = self.settings.kernel_interpreter or self.settings.interpreter
-        return (hook_sources.package_dir(python) if python else None) or hook_sources.package_dir(None)
 
     def all_views(self) -> Callable[[], list[View]]:
         """Views of every open document and of the workspace's other Python files (for references):
@@ -416,65 +411,6 @@ def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
     )
 
 
-@handles(server, types.TEXT_DOCUMENT_DEFINITION, default=None)
-async def definition(ls: TlensServer, params: types.DefinitionParams) -> list[types.Location] | None:
-    """On a hook name: where the installed TransformerLens defines that hook point."""
-    view = ls.view(params.text_document.uri)
-    if view is None:
-        return None
-    offset = view.offset(params.position.line, params.position.character)
-    if not navigation.hook_names_at(view.analysis, offset):
-        return None
-    package = await asyncio.to_thread(ls.tl_package)  # may ask another interpreter, once
-    found = navigation.definition(view.analysis, offset, package)
-    return [types.Location(uri=loc.path.as_uri(), range=types.Range(types.Position(loc.line, loc.column),
-                                                                     types.Position(loc.line, loc.column)))
-            for loc in found] or None
-
-
-@handles(server, types.TEXT_DOCUMENT_DOCUMENT_SYMBOL, default=None)
-def document_symbol(ls: TlensServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol] | None:
-    """The patching experiments and hook functions of a file (or of a notebook cell)."""
-    view = ls.view(params.text_document.uri)
-    if view is None:
-        return None
-    kinds = {"experiment": types.SymbolKind.Event, "hook function": types.SymbolKind.Function}
-    out = []
-    for symbol in navigation.document_symbols(view.analysis):
-        if view.contains(symbol.start):  # a notebook cell lists its own
-            out.append(types.DocumentSymbol(name=symbol.name, detail=symbol.detail, kind=kinds[symbol.kind],
-                                            range=convert.range_(view, symbol.start, symbol.end),
-                                            selection_range=convert.range_(view, symbol.name_start, symbol.name_end)))
-    return out or None
-
-
-@handles(server, types.TEXT_DOCUMENT_REFERENCES, default=None)
-async def references(ls: TlensServer, params: types.ReferenceParams) -> list[types.Location] | None:
-    """On a hook name: every read, registration, filter and get_act_name of that hook point in the
-    open documents and the workspace's Python files (any layer, where a layer is unknown)."""
-    view = ls.view(params.text_document.uri)
-    if view is None:
-        return None
-    targets = navigation.hook_names_at(view.analysis, view.offset(params.position.line, params.position.character))
-    if not targets:
-        return None
-    views = await asyncio.get_running_loop().run_in_executor(ls._analysis_worker, ls.all_views())
-    out, seen = [], set()
-    for other in views:
-        if id(other.analysis) in seen and other.cell is None:
-            continue
-        seen.add(id(other.analysis))
-        for start, end in navigation.references(other.analysis, targets):
-            where = other.locate(start)
-            stop = other.locate(end)
-            if where is None or stop is None or (other.cell is not None and where[0] != other.uri):
-                continue
-            out.append(types.Location(uri=where[0], range=types.Range(types.Position(where[1], where[2]),
-                                                                       types.Position(stop[1], stop[2]))))
-    unique = {(l.uri, l.range.start.line, l.range.start.character): l for l in out}
-    return list(unique.values()) or None
-
-
 @handles(server, types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=['"', "'", "."]))
 def completion(ls: TlensServer, params: types.CompletionParams) -> types.CompletionList | None:
     view = ls.view(params.text_document.uri)
@@ -509,3 +445,4 @@ def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.C
 
 commands.register(server)  # kernel and sweep commands, code lenses
 live.register(server)  # live-kernel commands
+navigate.register(server)  # definition, references, document symbols

@@ -1,0 +1,85 @@
+"""Navigation handlers: go to definition, find references and document symbols on hook names.
+
+The answers are computed protocol-free by :mod:`features.navigation`; here they become LSP locations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from .features import convert, navigation
+from .handlers import handles
+from .knowledge import hook_sources
+
+if TYPE_CHECKING:
+    from .server import TlensServer
+
+
+def tl_package(ls: "TlensServer") -> Path | None:
+    """The installed ``transformer_lens`` the code runs with: the kernel interpreter's, else the server's."""
+    python = ls.settings.kernel_interpreter or ls.settings.interpreter
+    return (hook_sources.package_dir(python) if python else None) or hook_sources.package_dir(None)
+
+
+def register(server: "TlensServer") -> None:
+    """Register the navigation handlers on ``server``."""
+
+    @handles(server, types.TEXT_DOCUMENT_DEFINITION, default=None)
+    async def definition(ls: "TlensServer", params: types.DefinitionParams) -> list[types.Location] | None:
+        """On a hook name: where the installed TransformerLens defines that hook point."""
+        view = ls.view(params.text_document.uri)
+        if view is None:
+            return None
+        offset = view.offset(params.position.line, params.position.character)
+        if not navigation.hook_names_at(view.analysis, offset):
+            return None
+        package = await asyncio.to_thread(tl_package, ls)  # may ask another interpreter, once
+        found = navigation.definition(view.analysis, offset, package)
+        return [types.Location(uri=loc.path.as_uri(), range=types.Range(types.Position(loc.line, loc.column),
+                                                                         types.Position(loc.line, loc.column)))
+                for loc in found] or None
+
+    @handles(server, types.TEXT_DOCUMENT_DOCUMENT_SYMBOL, default=None)
+    def document_symbol(ls: "TlensServer", params: types.DocumentSymbolParams) -> list[types.DocumentSymbol] | None:
+        """The patching experiments and hook functions of a file (or of a notebook cell)."""
+        view = ls.view(params.text_document.uri)
+        if view is None:
+            return None
+        kinds = {"experiment": types.SymbolKind.Event, "hook function": types.SymbolKind.Function}
+        out = []
+        for symbol in navigation.document_symbols(view.analysis):
+            if view.contains(symbol.start):  # a notebook cell lists its own
+                out.append(types.DocumentSymbol(name=symbol.name, detail=symbol.detail, kind=kinds[symbol.kind],
+                                                range=convert.range_(view, symbol.start, symbol.end),
+                                                selection_range=convert.range_(view, symbol.name_start, symbol.name_end)))
+        return out or None
+
+    @handles(server, types.TEXT_DOCUMENT_REFERENCES, default=None)
+    async def references(ls: "TlensServer", params: types.ReferenceParams) -> list[types.Location] | None:
+        """On a hook name: every read, registration, filter and get_act_name of that hook point in the
+        open documents and the workspace's Python files (any layer, where a layer is unknown)."""
+        view = ls.view(params.text_document.uri)
+        if view is None:
+            return None
+        targets = navigation.hook_names_at(view.analysis, view.offset(params.position.line, params.position.character))
+        if not targets:
+            return None
+        views = await asyncio.get_running_loop().run_in_executor(ls.analysis_worker, ls.all_views())
+        out, seen = [], set()
+        for other in views:
+            if id(other.analysis) in seen and other.cell is None:
+                continue
+            seen.add(id(other.analysis))
+            for start, end in navigation.references(other.analysis, targets):
+                where = other.locate(start)
+                stop = other.locate(end)
+                if where is None or stop is None or (other.cell is not None and where[0] != other.uri):
+                    continue
+                out.append(types.Location(uri=where[0], range=types.Range(types.Position(where[1], where[2]),
+                                                                           types.Position(stop[1], stop[2]))))
+        unique = {(l.uri, l.range.start.line, l.range.start.character): l for l in out}
+        return list(unique.values()) or None
