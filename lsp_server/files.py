@@ -59,10 +59,10 @@ def project_severities(path: Path, stop: Path | None = None) -> dict[str, str]:
         import tomllib
     except ImportError:  # Python 3.10: no TOML reader in the standard library
         return {}
+    from .knowledge.project_versions import folders_up
     from .settings import parse_settings
 
-    folder, stop = path.resolve().parent, (stop or Path.cwd()).resolve()
-    while True:
+    for folder in folders_up(path.resolve().parent, (stop or Path.cwd()).resolve()):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
             try:
@@ -74,6 +74,4 @@ def project_severities(path: Path, stop: Path | None = None) -> dict[str, str]:
                 for problem in problems:
                     print(f"{candidate}: {problem}", file=sys.stderr)
                 return settings.severity
-        if folder == stop or folder.parent == folder:
-            return {}
-        folder = folder.parent
+    return {}

@@ -149,6 +149,7 @@ class TlensServer(LanguageServer):
         """Right after an edit, a hover the edit cannot have changed comes from the previous analysis:
         no waiting for the whole file (or notebook) to be analysed again (the diagnostics run does that)."""
         notebook = self.workspace.get_notebook_document(cell_uri=uri)
+        cell = None
         if notebook is not None:
             previous = self.workspace_cache.previous_notebook_view(notebook.uri, self._code_cells(notebook))
             if previous is None:
@@ -159,11 +160,10 @@ class TlensServer(LanguageServer):
                 return None
         else:
             doc = self.workspace.text_documents.get(uri)
-            text_view = self.workspace_cache.previous_text_view(uri, doc.source, doc.version) if doc is not None else None
-            if text_view is None:
+            previous = self.workspace_cache.previous_text_view(uri, doc.source, doc.version) if doc is not None else None
+            if previous is None:
                 return None
-            (view, edit), source, cell = text_view, doc.source.encode("utf-8"), None
-            analysis = view.analysis
+            analysis, edit, source = previous
         lines = LineIndex(source)
         first_line = cell.start_line if cell is not None else 0
         result = hover_after_edit(analysis, edit, lines.offset(first_line + position.line, position.character))

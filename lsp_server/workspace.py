@@ -134,13 +134,14 @@ class Workspace:
                 self._entries[uri] = entry
         return View(entry.analysis, uri)
 
-    def previous_text_view(self, uri: str, text: str, version: int | None) -> tuple[View, Edit] | None:
-        """The last analysed version of a text document and the edit from it to ``text``, while ``text``
-        itself is not analysed yet (None once it is, or when there is none)."""
+    def previous_text_view(self, uri: str, text: str, version: int | None) -> tuple[Analysis, Edit, bytes] | None:
+        """The last analysis of a text document, the edit from its text to ``text`` and ``text`` encoded,
+        while ``text`` itself is not analysed yet (None once it is, or when there is none)."""
         entry = self._entries.get(uri)
         if entry is None or entry.cells or entry.key == _text_key(text, version):
             return None
-        return View(entry.analysis, uri), diff(entry.source, text.encode("utf-8"))
+        source = text.encode("utf-8")
+        return entry.analysis, diff(entry.source, source), source
 
     def notebook_views(self, notebook_uri: str, cells: list[CellText]) -> list[View]:
         """Views of every code cell of a notebook, ``cells`` in analysis order.

@@ -339,7 +339,7 @@ class HookRefCollector:
         if name_node is None or name_node.type != "string":
             return None, None
         name = self.ev.eval(name_node)
-        if not isinstance(name, str) or "." in name or name.startswith("hook_"):
+        if not _is_short_name(name):
             return None, None
         type_node = positional[2] if len(positional) > 2 else keywords.get("layer_type")
         layer_type = self.ev.eval(type_node) if type_node is not None else None
@@ -400,7 +400,7 @@ class HookRefCollector:
         """One ref listing every possible name, if each resolves (else none: an unknown part is unknown)."""
         options = []
         for option in value.options:
-            if context == "cache" and isinstance(option, str) and "." not in option and not option.startswith("hook_"):
+            if context == "cache" and _is_short_name(option):
                 option = cache_key_name(option)  # cache["embed"] -> hook_embed, as for a single key
             template, layer, layer_expr = _template_of(option)
             if template is None:
@@ -482,7 +482,7 @@ class HookRefCollector:
         """Whether every value of ``key`` is written as a full hook name (``blocks.…``, ``hook_…``)."""
         for v in options_of(self.ev.eval(key)):
             first = v if isinstance(v, str) else v.parts[0] if isinstance(v, Pattern) else None
-            if not isinstance(first, str) or not ("." in first or first.startswith("hook_")):
+            if not isinstance(first, str) or _is_short_name(first):
                 return False
         return True
 
@@ -503,7 +503,7 @@ class HookRefCollector:
         short, layer_type = None, None
         if key.type == "call" and call_name(key)[1] == "get_act_name":
             short, layer_type = self._act_name_short(key)
-        if isinstance(value, str) and "." not in value and not value.startswith("hook_"):
+        if _is_short_name(value):
             # ActivationCache looks up non-names through get_act_name: cache["embed"] -> hook_embed
             looked_up = cache_key_name(value)
             how = f"cache[{value!r}] → get_act_name({value!r}) = '{looked_up}'"
@@ -577,6 +577,11 @@ class HookRefCollector:
         if written is not None and written < 0:
             ref.how += f" (negative layers wrap once: {written} + n_layers)" if n_layers else ""
         return ref
+
+
+def _is_short_name(value: object) -> bool:
+    """``"embed"``, ``"pattern"``: what ``get_act_name`` expands, not a full hook name (``blocks.…``, ``hook_…``)."""
+    return isinstance(value, str) and "." not in value and not value.startswith("hook_")
 
 
 def _is_container(value: Node, scopes: Scopes) -> bool:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from .versions import probe
 
 _HOOKED = re.compile(r"self\.(hook_\w+)\s*(?::[^=]+)?=\s*HookPoint\(")
 _ALIAS = re.compile(r"""["'](hook_\w+)["']\s*:""")
@@ -45,11 +46,7 @@ def package_dir(python: str | None = None, timeout: float = 10.0) -> Path | None
         spec = importlib.util.find_spec("transformer_lens")  # finds, does not import
         locations = spec.submodule_search_locations if spec else None
         return Path(locations[0]) if locations else None
-    try:
-        out = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = out.stdout.strip()
+    found = probe(python, _PROBE, timeout)
     return Path(found) if found and Path(found).is_dir() else None
 
 

@@ -9,6 +9,7 @@ runs. Only a declaration that fixes the major version counts: ``>=2`` alone says
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from .versions import TLVersion
@@ -27,18 +28,24 @@ _CLAUSE = re.compile(r"(?P<op>==|>=|<=|~=|!=|<|>|\^|=)\s*(?P<version>\d+(?:\.\d+
 
 def declared_version(folder: Path, root: Path | None = None, max_levels: int = 8) -> TLVersion | None:
     """The version declared for code in ``folder``: the nearest declaring file, up to ``root``."""
-    current = folder
-    for _ in range(max_levels):
+    for current in folders_up(folder, root, max_levels):
         for name in DECLARING:
             path = current / name
             if path.is_file():
                 found = _from_file(path)
                 if found is not None:
                     return TLVersion(found[0], f"{_shown(path, root)} ({found[1]})")
-        if root is not None and current == root or current.parent == current:
-            break
-        current = current.parent
     return None
+
+
+def folders_up(folder: Path, root: Path | None = None, max_levels: int | None = None) -> Iterator[Path]:
+    """``folder`` and its parents, nearest first, up to ``root`` (included) or the filesystem's root."""
+    current, level = folder, 0
+    while max_levels is None or level < max_levels:
+        yield current
+        if root is not None and current == root or current.parent == current:
+            return
+        current, level = current.parent, level + 1
 
 
 def _shown(path: Path, root: Path | None) -> str:

@@ -52,11 +52,19 @@ def in_this_environment() -> TLVersion | None:
         return None
 
 
+def probe(python: str, code: str, timeout: float = 10.0) -> str:
+    """What ``code`` prints in another interpreter (a subprocess), stripped; "" when it cannot run."""
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
 def in_interpreter(python: str, timeout: float = 10.0) -> TLVersion | None:
     """The TL version installed for another interpreter (a subprocess; no torch import)."""
     try:
-        out = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=timeout, check=False)
-        version = json.loads(out.stdout.strip() or "null")
-    except (OSError, subprocess.SubprocessError, ValueError):
+        version = json.loads(probe(python, _PROBE, timeout) or "null")
+    except ValueError:
         return None
     return TLVersion(version, f"the interpreter {python}") if version else None
