@@ -71,8 +71,8 @@ def test_package_json_enums_match_the_kinds_and_codes():
 
 
 def test_the_kernel_payload_knows_the_same_sweep_kinds():
-    path = ROOT / "lsp_server" / "kernel" / "payload" / "tlens_payload.py"
-    spec = importlib.util.spec_from_file_location("tlens_payload_for_contract", path)
+    path = ROOT / "lsp_server" / "kernel" / "payload" / "sweep_grid.py"  # the payload part that holds KINDS
+    spec = importlib.util.spec_from_file_location("tlens_payload_sweep_grid_for_contract", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # stdlib only: importing it runs nothing heavy
     assert tuple(module.KINDS) == protocol.SWEEP_KIND_NAMES

@@ -26,108 +26,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import os
-import re
 import shutil
-import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 from queue import Empty
 from typing import Any, Awaitable, Callable
 
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
-from jupyter_client.kernelspec import KernelSpecManager
 
-from . import payload
 from .connection import load_connection_file
-from .errors import (
-    ExecuteTimeout,
-    KernelDiedError,
-    KernelEnvironmentError,
-    KernelError,
-    KernelNotResponding,
-    KernelStartError,
-    PayloadError,
-)
+from .errors import ExecuteTimeout, KernelDiedError, KernelError, KernelStartError
+from .launch import kernel_manager, resolve_interpreter, stderr_tail, wait_ready
+from .payload_calls import KernelEnvironment, PayloadCallInterrupted, PayloadCalls
+from .replies import DROPPED_REPLY, DROPPED_REPLY_GRACE, ExecResult, exec_result
+
+# Re-exported: the package and sweeps.py import these from here.
+__all__ = ["ExecResult", "KernelBridge", "KernelEnvironment", "PayloadCallInterrupted"]
 
 StateCallback = Callable[[str], "Awaitable[None] | None"]
-_KERNEL_NAME = "tlens-python"
-# Kernels we start talk over Unix sockets: no TCP ports for editors to list and forward (VS Code's
-# Ports view showed five per kernel) and none reachable from other users. Windows has no IPC transport.
-KERNEL_TRANSPORT = "tcp" if sys.platform == "win32" else "ipc"
-# An interrupt that lands after the code finished but before ipykernel sent the reply makes it
-# log "KeyboardInterrupt caught in kernel" and go idle without replying. The reply travels on
-# shell and the idle status on iopub, so allow for their skew before calling it dropped.
-_DROPPED_REPLY_GRACE = 2.0
-_DROPPED_REPLY = {
-    "content": {
-        "status": "error",
-        "ename": "KeyboardInterrupt",
-        "evalue": "the kernel was interrupted as the request finished and sent no reply",
-        "traceback": [],
-    }
-}
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-@dataclass
-class ExecResult:
-    """Outcome of one execute request.
+class KernelBridge(PayloadCalls):
+    """An asyncio connection to one Jupyter kernel. Create it with ``attach`` or ``start``.
 
-    Attributes:
-        status: "ok", "error" or "aborted".
-        ename, evalue, traceback: the exception, when status is "error" (ANSI codes removed).
-        user_expressions: name -> text/plain value; failed expressions map to an
-            ``ExprError`` string "<ename>: <evalue>" and are listed in ``expression_errors``.
-        stdout, stderr: stream output produced by this request.
+    Calls to the ``__tlens__`` payload (``ensure_payload``, ``call_payload``, ``probe``) come from
+    ``PayloadCalls`` (payload_calls.py).
     """
-
-    status: str
-    ename: str | None = None
-    evalue: str | None = None
-    traceback: list[str] = field(default_factory=list)
-    user_expressions: dict[str, str] = field(default_factory=dict)
-    expression_errors: dict[str, str] = field(default_factory=dict)
-    stdout: str = ""
-    stderr: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def interrupted(self) -> bool:
-        return self.ename == "KeyboardInterrupt"
-
-    def traceback_text(self) -> str:
-        return "\n".join(self.traceback)
-
-
-@dataclass
-class KernelEnvironment:
-    """What ``probe()`` found in the kernel."""
-
-    python: str
-    executable: str
-    torch: str | None
-    cuda: bool
-    mps: bool
-    transformer_lens: str | None
-    backends: list[str]
-    models: list[dict]
-    errors: list[str]
-
-    @property
-    def device(self) -> str:
-        return "cuda" if self.cuda else "mps" if self.mps else "cpu"
-
-
-class KernelBridge:
-    """An asyncio connection to one Jupyter kernel. Create it with ``attach`` or ``start``."""
 
     def __init__(
         self,
@@ -176,7 +101,7 @@ class KernelBridge:
         bridge = cls(kc, connection_file=str(connection_file), on_state=on_state)
         bridge._set_state("starting")
         try:
-            await bridge._wait_ready(timeout)
+            await wait_ready(bridge._kc, bridge._km, timeout, bridge.connection_file)
         except BaseException:
             bridge._set_state("none")
             kc.stop_channels()
@@ -201,31 +126,8 @@ class KernelBridge:
             KernelStartError: the interpreter does not exist, or the kernel process exited
                 or stayed silent during start-up (the message quotes its stderr).
         """
-        exe = _resolve_interpreter(interpreter)
-        spec_dir = tempfile.mkdtemp(prefix="tlens-kernelspec-")
-        (Path(spec_dir) / _KERNEL_NAME).mkdir()
-        (Path(spec_dir) / _KERNEL_NAME / "kernel.json").write_text(
-            json.dumps(
-                {
-                    "argv": [exe, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                    "display_name": f"tlens ({exe})",
-                    "language": "python",
-                    "interrupt_mode": "signal",
-                }
-            )
-        )
-        from jupyter_core.paths import jupyter_runtime_dir
-
-        runtime = Path(jupyter_runtime_dir())
-        runtime.mkdir(parents=True, exist_ok=True)
-        km = AsyncKernelManager(
-            kernel_name=_KERNEL_NAME,
-            kernel_spec_manager=KernelSpecManager(kernel_dirs=[spec_dir]),
-            # Short: IPC socket paths (<connection file stem>-ipc-<n>) must fit in 104 bytes on macOS.
-            connection_file=str(runtime / f"kernel-tlens-{uuid.uuid4().hex[:12]}.json"),
-            transport=KERNEL_TRANSPORT,
-        )
-        km.shutdown_wait_time = 3.0
+        exe = resolve_interpreter(interpreter)
+        km, spec_dir = kernel_manager(exe)
         fd, stderr_path = tempfile.mkstemp(prefix="tlens-kernel-", suffix=".log")
         bridge = cls(None, km, connection_file=km.connection_file, on_state=on_state)
         bridge._spec_dir, bridge._stderr_path = spec_dir, stderr_path
@@ -241,9 +143,9 @@ class KernelBridge:
             await km.start_kernel(**kwargs)
             bridge._kc = km.client()
             bridge._kc.start_channels()
-            await bridge._wait_ready(timeout)
+            await wait_ready(bridge._kc, bridge._km, timeout, bridge.connection_file)
         except BaseException as e:
-            detail = bridge._stderr_tail()
+            detail = stderr_tail(bridge._stderr_path)
             await bridge._teardown()
             if isinstance(e, (KernelError, OSError)):
                 raise KernelStartError(
@@ -255,38 +157,6 @@ class KernelBridge:
         bridge._start_watchers()
         bridge._set_state("idle")
         return bridge
-
-    async def _wait_ready(self, timeout: float, check_iopub: bool = True) -> None:
-        """Send kernel_info until it answers; a kernel that never answers gets a clear error.
-
-        With ``check_iopub`` it also waits until our iopub subscription receives the status
-        messages of that request: a fresh SUB socket misses messages published before it
-        is connected, and busy/idle, streams and ``interrupt_own`` rely on iopub.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._km is not None and not await self._km.is_alive():
-                raise KernelStartError("the kernel process exited during start-up")
-            msg_id = self._kc.kernel_info()
-            replied = False
-            try:
-                while not replied:
-                    msg = await self._kc.get_shell_msg(timeout=1.0)
-                    replied = msg["parent_header"].get("msg_id") == msg_id
-                if not check_iopub:
-                    return
-                while True:
-                    msg = await self._kc.get_iopub_msg(timeout=0.5)
-                    if msg["parent_header"].get("msg_id") == msg_id:
-                        return
-            except Empty:
-                pass
-            if time.monotonic() > deadline:
-                raise KernelNotResponding(
-                    f"kernel did not reply within {timeout:.0f} s ({self.connection_file}): wrong "
-                    "key or dead kernel. Check that the connection file belongs to a running "
-                    "kernel (ipykernel.get_connection_file() in the notebook)."
-                )
 
     # ------------------------------------------------------------------ state
 
@@ -432,7 +302,7 @@ class KernelBridge:
                 self._started.discard(msg_id)
                 if self._interrupt_when_started == msg_id:
                     self._interrupt_when_started = None
-        return _exec_result(reply["content"], streams)
+        return exec_result(reply["content"], streams)
 
     async def _await_reply(self, msg_id: str, timeout: float | None) -> dict:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -448,8 +318,8 @@ class KernelBridge:
             except Empty:
                 if self._idle[msg_id].is_set():
                     idle_since = idle_since or time.monotonic()
-                    if time.monotonic() - idle_since > _DROPPED_REPLY_GRACE:
-                        return _DROPPED_REPLY
+                    if time.monotonic() - idle_since > DROPPED_REPLY_GRACE:
+                        return DROPPED_REPLY
                 if deadline is not None and time.monotonic() > deadline:
                     raise ExecuteTimeout(
                         f"the kernel did not finish within {timeout:.0f} s; it may still be "
@@ -510,7 +380,8 @@ class KernelBridge:
         try:
             await self._km.restart_kernel(now=True)
             async with self._exec_lock:
-                await self._wait_ready(timeout, check_iopub=False)  # the iopub watcher runs
+                # The iopub watcher is running: it, not the handshake, reads iopub now.
+                await wait_ready(self._kc, self._km, timeout, self.connection_file, check_iopub=False)
             self._payload_hash = None
         finally:
             self._restarting = False
@@ -549,147 +420,8 @@ class KernelBridge:
                 os.unlink(self._stderr_path)
             self._stderr_path = None
 
-    def _stderr_tail(self, limit: int = 1500) -> str:
-        if not self._stderr_path:
-            return ""
-        try:
-            text = Path(self._stderr_path).read_text(errors="replace")
-        except OSError:
-            return ""
-        lines = [l for l in text.splitlines() if "without encryption" not in l]
-        return "\n".join(lines)[-limit:].strip()
-
     async def __aenter__(self) -> "KernelBridge":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()
-
-    # ------------------------------------------------------------------ payload
-
-    async def ensure_payload(self) -> None:
-        """Install (or update) the ``__tlens__`` payload in the kernel if needed."""
-        want = payload.payload_hash()
-        if self._payload_hash == want:
-            return
-        res = await self._execute_unaborted(
-            "pass", user_expressions={"h": payload.installed_hash_expression()}
-        )
-        if res.user_expressions.get("h") != repr(want):
-            res = await self._execute_unaborted(payload.install_code())
-            if not res.ok:
-                raise PayloadError(
-                    f"installing the tlens payload failed: {res.ename}: {res.evalue}", "install"
-                )
-        self._payload_hash = want
-
-    async def _execute_unaborted(self, code: str, **kwargs: Any) -> ExecResult:
-        """``execute``, retried when ipykernel aborts it because a cell before it failed."""
-        for attempt in range(3):
-            res = await self.execute(code, **kwargs)
-            if res.status != "aborted":
-                return res
-            await asyncio.sleep(0.2 * (attempt + 1))
-        raise PayloadError(
-            "the kernel kept aborting the request (the cells before it failed); run it again.", "aborted"
-        )
-
-    async def call_payload(self, name: str, timeout: float | None = None, **args: Any) -> Any:
-        """Run ``__tlens__.<name>(**args)`` in the kernel and return its value.
-
-        Raises:
-            PayloadError: the payload reported an error (its message is user-facing).
-            KernelError: interrupted (``.interrupted`` ExecResult), died, timed out.
-        """
-        await self.ensure_payload()
-        res = await self._execute_unaborted(
-            payload.call_code(name, json.dumps(args)),
-            timeout=timeout,
-            user_expressions={"out": payload.TAKE_EXPRESSION},
-        )
-        if not res.ok:
-            if res.ename == "NameError" and "__tlens__" in (res.evalue or ""):
-                self._payload_hash = None  # kernel restarted behind our back
-            raise PayloadCallInterrupted(res) if res.interrupted else PayloadError(
-                f"{res.ename}: {res.evalue}", "kernel-error"
-            )
-        if res.expression_errors.get("out", "").startswith("KeyboardInterrupt"):
-            raise PayloadCallInterrupted(res)  # the interrupt landed while the answer was read
-        if "out" in res.expression_errors:
-            raise PayloadError(f"reading the payload's answer failed: {res.expression_errors['out']}")
-        import ast
-
-        answer = json.loads(ast.literal_eval(res.user_expressions["out"]))
-        if not answer["ok"]:
-            raise PayloadError(answer["error"], answer.get("code", "error"), answer.get("details"))
-        return answer["value"]
-
-    async def probe(self) -> KernelEnvironment:
-        """Python / torch / transformer_lens versions and backends in the kernel.
-
-        Raises:
-            KernelEnvironmentError: torch or transformer_lens cannot be imported; the message
-                gives the pip command for the kernel's own interpreter.
-        """
-        info = await self.call_payload("probe")
-        env = KernelEnvironment(**{k: info[k] for k in KernelEnvironment.__dataclass_fields__})
-        exe = env.executable
-        if env.torch is None:
-            raise KernelEnvironmentError(
-                f"PyTorch cannot be imported in the kernel ({exe}, Python {env.python}). "
-                f"Install it with: {exe} -m pip install torch transformer-lens"
-                + _errors_suffix(env.errors)
-            )
-        if env.transformer_lens is None:
-            raise KernelEnvironmentError(
-                f"transformer_lens cannot be imported in the kernel ({exe}, Python {env.python}). "
-                f"Install it with: {exe} -m pip install transformer-lens" + _errors_suffix(env.errors)
-            )
-        return env
-
-
-class PayloadCallInterrupted(KernelError):
-    """A payload call ended with KeyboardInterrupt (cancel, or the user pressed interrupt)."""
-
-    def __init__(self, result: ExecResult):
-        super().__init__("the kernel was interrupted")
-        self.result = result
-
-
-def _errors_suffix(errors: list[str]) -> str:
-    return f" (import error: {errors[0]})" if errors else ""
-
-
-def _exec_result(content: dict, streams: dict[str, list[str]]) -> ExecResult:
-    exprs, expr_errors = {}, {}
-    for name, value in (content.get("user_expressions") or {}).items():
-        if value.get("status") == "ok":
-            exprs[name] = value.get("data", {}).get("text/plain", "")
-        else:
-            expr_errors[name] = f"{value.get('ename')}: {value.get('evalue')}"
-    return ExecResult(
-        status=content.get("status", "error"),
-        ename=content.get("ename"),
-        evalue=content.get("evalue"),
-        traceback=[_ANSI.sub("", line) for line in content.get("traceback", [])],
-        user_expressions=exprs,
-        expression_errors=expr_errors,
-        stdout="".join(streams.get("stdout", [])),
-        stderr="".join(streams.get("stderr", [])),
-    )
-
-
-def _resolve_interpreter(interpreter: str | os.PathLike) -> str:
-    text = os.fspath(interpreter)
-    path = Path(text).expanduser()
-    if path.exists():
-        if not os.access(path, os.X_OK) or path.is_dir():
-            raise KernelStartError(f"interpreter {path} is not an executable file.")
-        return str(path.absolute())
-    found = shutil.which(text)
-    if found:
-        return found
-    raise KernelStartError(
-        f"interpreter {text} not found; give the full path of a Python that has ipykernel "
-        "(e.g. /path/to/.venv/bin/python)."
-    )

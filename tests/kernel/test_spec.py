@@ -9,7 +9,7 @@ import pytest
 
 from lsp_server.kernel import KINDS, SweepError, SweepResult, SweepSpec
 from lsp_server.kernel.payload import install_code, payload_source
-from lsp_server.kernel.payload import tlens_payload
+from lsp_server.kernel.payload import sweep_grid
 
 
 def test_unknown_kind():
@@ -38,7 +38,7 @@ def test_spec_roundtrip_and_unknown_fields():
 
 
 def test_kinds_agree_with_the_payload():
-    assert tuple(KINDS) == tuple(tlens_payload.KINDS)
+    assert tuple(KINDS) == tuple(sweep_grid.KINDS)
 
 
 def test_result_json_roundtrip():

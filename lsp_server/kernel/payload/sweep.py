@@ -1,0 +1,177 @@
+"""tlens in-kernel payload, part: the sweep object, its run/collect loop, and the sweep API.
+
+A sweep patches every cell of a grid (layer x position, layer x head, ...) from the clean run
+into the corrupted run and scores each patched run with the metric. ``_Sweep`` holds the state;
+its work is split by job over the classes it combines:
+
+  _SweepPlan         (sweep_plan.py)    clean + corrupted runs, the cell queue, chunk sizes
+  _SweepReplay       (sweep_replay.py)  patched forwards: the batched replay or model(tokens)
+  _SweepAttribution  (attribution.py)   the gradient estimate of every cell at once
+
+Works on HookedTransformer (TL 2.x/3.x) and TransformerBridge (TL 3.x/4.x), GQA included.
+Speed: cells are batched (one forward patches many cells), rows enter the forward at the
+layer they are patched at (layers below equal the corrupted run, whose residual is cached),
+cells whose clean and corrupted activations are bit-identical are not run at all (the
+patched run IS the corrupted run), and only the positions the metric reads are unembedded.
+The fast path is checked against the model's own forward before it is trusted; if it
+disagrees, every chunk runs through ``model.hooks(...)`` + ``model(tokens)`` instead.
+Hooks are added with ``model.hooks(...)`` (removed on exit, also on KeyboardInterrupt) and
+torch pre-hooks are removed in ``finally`` blocks, so nothing stays attached.
+"""
+
+import time
+
+from .attribution import _SweepAttribution
+from .core import _API, TlensError, _finite
+from .environment import _is_tl_model, _model_device
+from .inputs import _as_tokens, _eval, _missing_names
+from .metrics import _build_metric
+from .sweep_grid import KINDS
+from .sweep_plan import _SweepPlan
+from .sweep_replay import _SweepReplay
+
+_SWEEP = None  # state of the prepared sweep
+
+
+class _Sweep(_SweepPlan, _SweepReplay, _SweepAttribution):
+    """One sweep: the spec evaluated in the kernel, then its progress (queue, pending, sent, done).
+
+    ``prepare`` (``_SweepPlan``) adds the baselines the replay reads: ``clean`` (the clean
+    activations by hook name), ``stream`` (the corrupted residual entering each stage),
+    ``block_args`` (each block's recorded call arguments), ``reads`` (the logit positions the
+    metric reads, None for all) and ``total``.
+    """
+
+    def __init__(self, spec):
+        import torch
+
+        self.torch = torch
+        self.kind = spec.get("kind", "resid_pre")
+        if self.kind not in KINDS:
+            raise TlensError("bad-kind", f"unknown sweep kind {self.kind!r}; use one of {', '.join(KINDS)}.")
+        exprs = [spec.get(k) for k in ("model", "clean", "corrupted", "metric", "answer", "wrong")]
+        missing = _missing_names(exprs)
+        if missing:
+            raise TlensError(
+                "missing-variables",
+                "not defined in the kernel: "
+                + ", ".join(missing)
+                + ". Run the cells (or the file's setup code) that define them, then retry.",
+                names=missing,
+            )
+        model = _eval(spec["model"], "the model")
+        if not _is_tl_model(model) or not hasattr(model, "blocks") or not hasattr(model, "hooks"):
+            raise TlensError(
+                "not-a-model",
+                f"`{spec['model']}` is a {type(model).__name__}, not a TransformerLens model "
+                "(HookedTransformer or TransformerBridge).",
+            )
+        if getattr(model, "training", False):
+            raise TlensError(
+                "training-mode",
+                f"`{spec['model']}` is in training mode (dropout is active, so patched runs are "
+                f"random). Call {spec['model']}.eval() first.",
+            )
+        self.model = model
+        self.cfg = model.cfg
+        self.L = int(model.cfg.n_layers)
+        self.H = int(model.cfg.n_heads)
+        self.device = _model_device(model)
+        self.clean_tokens = _as_tokens(model, _eval(spec["clean"], "clean"), "clean")
+        self.corr_tokens = _as_tokens(model, _eval(spec["corrupted"], "corrupted"), "corrupted")
+        if tuple(self.clean_tokens.shape) != tuple(self.corr_tokens.shape):
+            raise TlensError(
+                "shape-mismatch",
+                f"clean tokens have shape {list(self.clean_tokens.shape)} but corrupted tokens "
+                f"have {list(self.corr_tokens.shape)}; patching needs the same batch and positions.",
+            )
+        self.nb, self.P = (int(s) for s in self.clean_tokens.shape)
+        self.metric = _build_metric(spec, model, self.nb, self.P, self.device)
+        self.backend = type(model).__name__
+        self.is_bridge = "TransformerBridge" in {c.__name__ for c in type(model).__mro__}
+        self.path = "fast"
+        self.fallback_reason = None
+        self.queue = []
+        self.pending = []  # (flat indices, values) finished but not yet reported
+        self.sent = []  # the last batches reported
+        self.done = 0
+        self.work_done = 0
+        self.work_total = 0
+        self.rows_per_chunk = 1
+
+    def _check_hooks_exist(self, names):
+        hook_dict = getattr(self.model, "hook_dict", {})
+        absent = [n for n in names if n not in hook_dict]
+        if absent:
+            raise TlensError(
+                "missing-hook",
+                f"this {self.backend} has no hook point {absent[0]} (e.g. attn-only or parallel "
+                f"attention models have no resid_mid/mlp_out); pick another sweep kind.",
+                names=absent,
+            )
+
+    # -- running and collecting ----------------------------------------------------------
+
+    def run(self, max_seconds):
+        t0 = time.perf_counter()
+        chunk_fn = self._chunk_fast if self.path == "fast" else self._chunk_full
+        while self.queue and (time.perf_counter() - t0 < max_seconds or not self.pending):
+            chunk = self.queue[: self.rows_per_chunk]
+            values = chunk_fn(chunk)
+            # Only a finished chunk leaves the queue: an interrupt keeps the state consistent.
+            self.pending.append(([c.flat for c in chunk], values))
+            del self.queue[: len(chunk)]
+            self.done += len(chunk)
+            self.work_done += sum(self._work(c) for c in chunk)
+        return self.collect()
+
+    def collect(self, resend=False):
+        """Hand over the finished chunks; ``resend`` repeats the last hand-over too (its reply
+        may have been lost to an interrupt)."""
+        batches = (self.sent if resend else []) + self.pending
+        cells, values = [], []
+        for flat, vals in batches:
+            cells.extend(flat)
+            values.extend(_finite(v) if v is not None else None for v in vals)
+        self.sent, self.pending = self.pending, []
+        return {
+            "cells": cells,
+            "values": values,
+            "done": self.done,
+            "total": self.total,
+            "work_done": self.work_done,
+            "work_total": self.work_total,
+        }
+
+
+def prepare(spec):
+    """Prepare a sweep; the kernel keeps its state only while cells remain (``held``)."""
+    global _SWEEP
+    _SWEEP = None
+    sweep = _Sweep(spec)
+    out = sweep.prepare()
+    out["held"] = bool(sweep.queue or sweep.pending)
+    if out["held"]:  # else every value is in ``precomputed``: keep nothing in the kernel
+        _SWEEP = sweep
+    return out
+
+
+def run(max_seconds=0.5):
+    if _SWEEP is None:
+        raise TlensError("no-sweep", "no sweep is prepared in this kernel (was it restarted?).")
+    return _SWEEP.run(float(max_seconds))
+
+
+def collect(resend=False):
+    if _SWEEP is None:
+        return {"cells": [], "values": [], "done": 0, "total": 0, "work_done": 0, "work_total": 0}
+    return _SWEEP.collect(bool(resend))
+
+
+def release():
+    global _SWEEP
+    _SWEEP = None
+    return True
+
+
+_API.update({"prepare": prepare, "run": run, "collect": collect, "release": release})
