@@ -22,10 +22,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
-from . import __version__, commands, live, navigate
+from . import __version__, kernel_commands, live, navigate
 from .analysis.document import AnalysisContext
 from .analysis.source import LineIndex
-from .commands import SweepService
 from .features import code_actions, convert
 from .features.completion import completions
 from .features.hover import hover as hover_at
@@ -33,11 +32,14 @@ from .features.hover import hover_after_edit
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
+from .kernel_commands import KernelService
 from .knowledge import versions
 from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
 from .settings import Settings, parse_settings
+from .sweeps import lsp as sweeps_lsp
+from .sweeps.lsp import SweepService
 from .workspace import CellText, View, Workspace, findings_in, python_files
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,8 @@ class TlensServer(LanguageServer):
         self.analysis_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlens-analysis")
         # While the worker analyses, the loop needs the GIL back quickly to answer (default: every 5 ms).
         sys.setswitchinterval(0.0005)
-        self.sweeps = SweepService(self)  # the kernel, patch sweeps and their results
+        self.kernel = KernelService(self)  # the one kernel, attached or started
+        self.sweeps = SweepService(self, self.kernel)  # patch sweeps and their results
         self.live = LiveService(self)  # what the kernel holds, asked after each execution
         # Code actions beyond the findings' quick fixes: (server, view, params, start, end) -> actions.
         self.code_action_providers = [self.sweeps.code_actions, self.live.code_actions]
@@ -443,6 +446,7 @@ def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.C
     return code_actions.code_actions(ls, view, params)
 
 
-commands.register(server)  # kernel and sweep commands, code lenses
+kernel_commands.register(server)  # kernel commands
+sweeps_lsp.register(server)  # the sweep command, code lenses
 live.register(server)  # live-kernel commands
 navigate.register(server)  # definition, references, document symbols

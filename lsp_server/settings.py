@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analysis.findings import CODES
-from .protocol import SWEEP_KIND_NAMES as SWEEP_KINDS
+from .sweeps.kinds import DEFAULT_KIND, SWEEP_KIND_NAMES as SWEEP_KINDS
 
 SEVERITIES = ("error", "warning", "information", "hint", "off")
 
@@ -22,7 +22,7 @@ class Settings:
     interpreter: str | None = None
     inlay_hints: bool = True
     severity: dict[str, str] = field(default_factory=dict)  # diagnostic code -> severity override
-    sweep_kind: str = "resid_pre"
+    sweep_kind: str = DEFAULT_KIND
     # Show (m - corrupted) / (clean - corrupted): 0 = corrupted, 1 = clean (identity for metrics
     # that are already normalised); raw metric values when False or when the baselines are equal.
     sweep_normalize: bool = True
@@ -82,10 +82,10 @@ def parse_settings(raw: Any) -> tuple[Settings, list[str]]:
             problems.append(f"tlens.diagnostics.severity.{code}: {value!r} is not one of {', '.join(SEVERITIES)}")
         else:
             severity[code] = value
-    kind = get("sweep.defaultKind", str, "resid_pre")
+    kind = get("sweep.defaultKind", str, DEFAULT_KIND)
     if kind not in SWEEP_KINDS:
         problems.append(f"tlens.sweep.defaultKind: {kind!r} is not one of {', '.join(SWEEP_KINDS)}")
-        kind = "resid_pre"
+        kind = DEFAULT_KIND
     settings = Settings(
         interpreter=get("interpreter", str, None) or None,
         inlay_hints=get("inlayHints.enabled", bool, True),
