@@ -32,14 +32,12 @@ from .features.hover import hover_after_edit
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
-from .kernel_commands import KernelService
 from .knowledge import versions
 from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
 from .settings import Settings, parse_settings
 from .sweeps import lsp as sweeps_lsp
-from .sweeps.lsp import SweepService
 from .workspace import CellText, View, Workspace, findings_in, python_files
 
 log = logging.getLogger(__name__)
@@ -81,8 +79,8 @@ class TlensServer(LanguageServer):
         self.analysis_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlens-analysis")
         # While the worker analyses, the loop needs the GIL back quickly to answer (default: every 5 ms).
         sys.setswitchinterval(0.0005)
-        self.kernel = KernelService(self)  # the one kernel, attached or started
-        self.sweeps = SweepService(self, self.kernel)  # patch sweeps and their results
+        self.kernel = kernel_commands.KernelService(self)  # the one kernel, attached or started
+        self.sweeps = sweeps_lsp.SweepService(self, self.kernel)  # patch sweeps and their results
         self.live = LiveService(self)  # what the kernel holds, asked after each execution
         # Code actions beyond the findings' quick fixes: (server, view, params, start, end) -> actions.
         self.code_action_providers = [self.sweeps.code_actions, self.live.code_actions]
