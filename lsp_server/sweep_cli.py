@@ -29,11 +29,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
-    from .files import cli_context, load_views
-    from .workspace import Workspace
+    from .files import cli_workspace, load_views
 
     try:
-        views = load_views(path, Workspace(lambda file: cli_context(None, file)))
+        views = load_views(path, cli_workspace())
     except (OSError, ValueError) as e:
         print(f"sweep: cannot read {path}: {e}", file=sys.stderr)
         return 2
