@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .analysis.findings import CODES, Finding
-from .files import cli_context, load_views, project_severities
+from .files import cli_workspace, load_views, project_severities
 from .sweeps import cli as sweep_cli
 from .workspace import View, Workspace, findings_in
 
@@ -21,7 +21,7 @@ EXIT_USAGE = 2  # also: a file could not be read (it wins over findings: CI must
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    workspace = Workspace(lambda path: cli_context(args.tl_version, path))
+    workspace = cli_workspace(args.tl_version)
     rows: list[dict] = []
     unreadable = False
     for name in args.paths:
@@ -100,7 +100,7 @@ def cmd_hover(args: argparse.Namespace) -> int:
         print("hover: expected PATH:LINE:COL (1-based), e.g. examples/hooked_transformer/ioi_patching.py:41:20", file=sys.stderr)
         return EXIT_USAGE
     path = Path(name)
-    workspace = Workspace(lambda path: cli_context(None, path))
+    workspace = cli_workspace()
     try:
         views = load_views(path, workspace)
     except (OSError, ValueError) as e:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,10 +21,10 @@ from typing import Any, Callable
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
-from pygls.uris import to_fs_path
+from pygls.uris import from_fs_path, to_fs_path
 
 from . import __version__, kernel_commands, live, navigate
-from .analysis.document import AnalysisContext
+from .analysis.document import Analysis, AnalysisContext
 from .analysis.source import LineIndex
 from .features import code_actions, convert
 from .features.completion import completions
@@ -36,6 +37,7 @@ from .knowledge import versions
 from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
+from .modules import WorkspaceModules
 from .settings import Settings, parse_settings
 from .sweeps import lsp as sweeps_lsp
 from .workspace import CellText, View, Workspace, findings_in, python_files
@@ -71,8 +73,12 @@ class TlensServer(LanguageServer):
         # TL installed where the code runs: the server's environment, or the kernel
         # interpreter's once it has been asked (see `initialized`).
         self.installed_tl: versions.TLVersion | None = versions.in_this_environment()
-        self.workspace_cache = Workspace(self.analysis_context)
-        self.disk_cache = Workspace(self.analysis_context)  # workspace files not open in the editor (references)
+        # Open documents, and the workspace's other files (imported modules, references): one lock, as
+        # an analysis of one may read the other.
+        lock = threading.RLock()
+        self.workspace_cache = Workspace(self.analysis_context, lock=lock)
+        self.disk_cache = Workspace(self.analysis_context, lock=lock)
+        self.modules = WorkspaceModules(self.workspace_roots, self._open_version, self._module_analysis)
         self._pending: dict[str, asyncio.Task] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
         self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
@@ -107,8 +113,37 @@ class TlensServer(LanguageServer):
             tl_label=tl.label if tl else None,
             resolve_model=resolve_model_name,
             tokenizer_for=self.tokenizers,
+            links=self.modules.links(_local_path(uri)),
         )
         return self.live.extend(context)
+
+    # -- workspace modules
+
+    def workspace_roots(self) -> list[Path]:
+        folders = [f.uri for f in self.workspace.folders.values()] or ([self.workspace.root_uri] if self.workspace.root_uri else [])
+        return [Path(p) for uri in folders if (p := _local_path(uri)) is not None]
+
+    def _open_version(self, path: Path) -> int | None:
+        doc = self.workspace.text_documents.get(from_fs_path(str(path)) or "")
+        return doc.version if doc is not None else None
+
+    def _module_analysis(self, path: Path) -> Analysis | None:
+        """A workspace file's analysis as it stands: the editor's text when open, else the file's."""
+        uri = from_fs_path(str(path)) or path.as_uri()
+        doc = self.workspace.text_documents.get(uri)
+        if doc is not None:
+            return self.workspace_cache.text_view(uri, doc.source, doc.version).analysis
+        text = self.modules.text(path)
+        return self.disk_cache.text_view(uri, text, None).analysis if text is not None else None
+
+    def schedule_dependents(self, uri: str) -> None:
+        """Re-publish the open documents whose analysis read ``uri`` (they import it, or it imports them)."""
+        path = _local_path(uri)
+        if path is None:
+            return
+        for dependent in self.workspace_cache.dependents(path):
+            if dependent != uri:
+                self.schedule_diagnostics(dependent)
 
     # -- views
 
@@ -247,13 +282,15 @@ class TlensServer(LanguageServer):
         return lambda: [v for job in jobs if job is not None for v in job()] + on_disk()
 
     async def watch_declaring_files(self) -> None:
-        """Ask the editor to tell us when a file that declares the TransformerLens version changes."""
+        """Ask the editor to tell us when a file that declares the TransformerLens version changes, and when
+        a Python file is created, deleted or saved (imports between the workspace's files)."""
         caps = self.client_capabilities.workspace if self.client_capabilities else None
         watched = caps.did_change_watched_files if caps else None
         if not (watched and watched.dynamic_registration):
             return
         pattern = "**/{" + ",".join(DECLARING) + ",requirements*.txt}"
-        options = types.DidChangeWatchedFilesRegistrationOptions(watchers=[types.FileSystemWatcher(glob_pattern=pattern)])
+        options = types.DidChangeWatchedFilesRegistrationOptions(watchers=[
+            types.FileSystemWatcher(glob_pattern=pattern), types.FileSystemWatcher(glob_pattern="**/*.py")])
         try:
             await self.client_register_capability_async(types.RegistrationParams(registrations=[types.Registration(
                 id="tlens-declaring-files", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES, register_options=options)]))
@@ -315,9 +352,15 @@ async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
 
 @handles(server, types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
 def did_change_watched_files(ls: TlensServer, params: types.DidChangeWatchedFilesParams) -> None:
-    """A requirements / pyproject / lock file changed: the version the code targets may have too."""
+    """A requirements / pyproject / lock file changed: the version the code targets may have too. A Python
+    file changed on disk: the files that import it (or that it imports) are analysed again."""
     if any(Path(to_fs_path(change.uri) or "").name in DECLARING or "requirements" in change.uri for change in params.changes):
         ls.reanalyse_all()
+    python = [change.uri for change in params.changes if change.uri.endswith(".py")]
+    if python:
+        ls.modules.changed()
+        for uri in python:
+            ls.schedule_dependents(uri)
 
 
 @handles(server, types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -347,12 +390,14 @@ def server_info(ls: TlensServer, args: dict) -> dict:
 
 @handles(server, types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: TlensServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.modules.changed()  # perhaps a new file
     ls.schedule_diagnostics(params.text_document.uri)
 
 
 @handles(server, types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: TlensServer, params: types.DidChangeTextDocumentParams) -> None:
     ls.schedule_diagnostics(params.text_document.uri)
+    ls.schedule_dependents(params.text_document.uri)
 
 
 @handles(server, types.TEXT_DOCUMENT_DID_CLOSE)
@@ -448,3 +493,9 @@ kernel_commands.register(server)  # kernel commands
 sweeps_lsp.register(server)  # the sweep command, code lenses
 live.register(server)  # live-kernel commands
 navigate.register(server)  # definition, references, document symbols
+
+
+def _local_path(uri: str | None) -> Path | None:
+    """The file a ``file:`` URI names (None for other schemes: untitled documents, notebook cells)."""
+    path = to_fs_path(uri) if uri and uri.startswith("file:") else None
+    return Path(path) if path else None

@@ -12,8 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..files import cli_context, load_views
-from ..workspace import Workspace
+from ..files import cli_workspace, load_views
 from .kinds import DEFAULT_KIND, SWEEP_KIND_NAMES
 
 
@@ -55,7 +54,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     from .runner import sweep_experiment
 
     try:
-        views = load_views(path, Workspace(lambda file: cli_context(None, file)))
+        views = load_views(path, cli_workspace())
     except (OSError, ValueError) as e:
         print(f"sweep: cannot read {path}: {e}", file=sys.stderr)
         return 2
