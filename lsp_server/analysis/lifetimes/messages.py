@@ -15,14 +15,17 @@ SEVERITY_RANK = {"hint": 0, "information": 1, "warning": 2, "error": 3}
 # By the kind of forward a leftover hook runs in (Event.what): how a message names that forward, and why
 # the hook runs in it ({where}: the backends the rule holds for). Any other forward: a call of the model.
 FORWARD_PHRASES: dict[str, tuple[str, str]] = {
-    "run_with_cache": ("`{recv}.{what}`", "`run_with_cache` does not remove hooks added with `add_hook` (in {where}), "
-                       "so that run is modified by this hook and so are the activations it caches"),
+    "run_with_cache": ("`{recv}.{what}`",
+                       "`run_with_cache` does not remove hooks added with `add_hook` (in {where}), so that run is "
+                       "modified by this hook and so are the activations it caches"),
     "run_with_hooks": ("`{recv}.{what}`",
                        "`run_with_hooks` only removes the hooks it was given (in {where}), so this hook runs in it too"),
-    "patching": ("`{label}`", "`{label}` runs a forward pass per patched position, and every one of them runs this hook too"),
+    "patching": ("`{label}`",
+                 "`{label}` runs a forward pass per patched position, and every one of them runs this hook too"),
     "hooks-context": ("the forward inside `with {recv}.hooks(...)`",
                       "`hooks()` only removes the hooks it was given (in {where}), so this hook runs inside it too"),
-    "helper": ("`{recv}(...)` (a forward pass inside)", "`{recv}(...)` runs a forward pass on the model, and this hook with it"),
+    "helper": ("`{recv}(...)` (a forward pass inside)",
+               "`{recv}(...)` runs a forward pass on the model, and this hook with it"),
 }
 MODEL_CALL_PHRASES = ("`{what}`", "nothing removes it in between (in {where} only `reset_hooks()` does)")
 

@@ -75,7 +75,9 @@ class ScopeEvents:
         for start, call, method, recv in relevant[i:]:
             if start >= hi:
                 break
-            if method in ("add_hook", "add_perma_hook", "hooks", "backward") or self.doc.scope_of(call) != scope or in_lambda(call):
+            if method in ("add_hook", "add_perma_hook", "hooks", "backward"):
+                continue
+            if self.doc.scope_of(call) != scope or in_lambda(call):
                 continue
             if PATCHING.match(method):
                 ev = self._patching_forward(call, method)
