@@ -21,23 +21,22 @@ from typing import Any, Callable
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import to_fs_path
 
 from . import __version__, kernel_commands, live, navigate
-from .analysis.document import Analysis, AnalysisContext
-from .analysis.source import LineIndex
+from .analysis.document import AnalysisContext
 from .features import code_actions, convert
 from .features.completion import completions
 from .features.hover import hover as hover_at
-from .features.hover import hover_after_edit
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
+from .quick_hover import hover_before_analysis
 from .knowledge import versions
 from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
-from .modules import WorkspaceModules
+from .editor_modules import editor_modules, local_path
 from .settings import Settings, parse_settings
 from .sweeps import lsp as sweeps_lsp
 from .workspace import CellText, View, Workspace, findings_in, python_files
@@ -78,7 +77,7 @@ class TlensServer(LanguageServer):
         lock = threading.RLock()
         self.workspace_cache = Workspace(self.analysis_context, lock=lock)
         self.disk_cache = Workspace(self.analysis_context, lock=lock)
-        self.modules = WorkspaceModules(self.workspace_roots, self._open_version, self._module_analysis)
+        self.modules = editor_modules(self)
         self._pending: dict[str, asyncio.Task] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
         self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
@@ -113,32 +112,15 @@ class TlensServer(LanguageServer):
             tl_label=tl.label if tl else None,
             resolve_model=resolve_model_name,
             tokenizer_for=self.tokenizers,
-            links=self.modules.links(_local_path(uri)),
+            links=self.modules.links(local_path(uri)),
         )
         return self.live.extend(context)
 
     # -- workspace modules
 
-    def workspace_roots(self) -> list[Path]:
-        folders = [f.uri for f in self.workspace.folders.values()] or ([self.workspace.root_uri] if self.workspace.root_uri else [])
-        return [Path(p) for uri in folders if (p := _local_path(uri)) is not None]
-
-    def _open_version(self, path: Path) -> int | None:
-        doc = self.workspace.text_documents.get(from_fs_path(str(path)) or "")
-        return doc.version if doc is not None else None
-
-    def _module_analysis(self, path: Path) -> Analysis | None:
-        """A workspace file's analysis as it stands: the editor's text when open, else the file's."""
-        uri = from_fs_path(str(path)) or path.as_uri()
-        doc = self.workspace.text_documents.get(uri)
-        if doc is not None:
-            return self.workspace_cache.text_view(uri, doc.source, doc.version).analysis
-        text = self.modules.text(path)
-        return self.disk_cache.text_view(uri, text, None).analysis if text is not None else None
-
     def schedule_dependents(self, uri: str) -> None:
         """Re-publish the open documents whose analysis read ``uri`` (they import it, or it imports them)."""
-        path = _local_path(uri)
+        path = local_path(uri)
         if path is None:
             return
         for dependent in self.workspace_cache.dependents(path):
@@ -157,7 +139,7 @@ class TlensServer(LanguageServer):
         analyses them (safe on any thread: the workspace cache locks)."""
         notebook = self.workspace.get_notebook_document(cell_uri=uri) or self.workspace.get_notebook_document(notebook_uri=uri)
         if notebook is not None:
-            notebook_uri, cells = notebook.uri, self._code_cells(notebook)
+            notebook_uri, cells = notebook.uri, self.code_cells(notebook)
             return lambda: self.workspace_cache.notebook_views(notebook_uri, cells)
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
@@ -165,7 +147,7 @@ class TlensServer(LanguageServer):
         source, version = doc.source, doc.version
         return lambda: [self.workspace_cache.text_view(uri, source, version)]
 
-    def _code_cells(self, notebook: types.NotebookDocument) -> list[CellText]:
+    def code_cells(self, notebook: types.NotebookDocument) -> list[CellText]:
         """The notebook's code cells in analysis order: as they stand, or in the order the kernel
         ran them once every cell has run."""
         code = [(i, c) for i, c in enumerate(notebook.cells, start=1) if c.kind == types.NotebookCellKind.Code]
@@ -180,36 +162,6 @@ class TlensServer(LanguageServer):
 
     def view(self, uri: str) -> View | None:
         return next((v for v in self.views_of(uri) if v.uri == uri), None)
-
-    def hover_before_analysis(self, uri: str, position: types.Position) -> types.Hover | None:
-        """Right after an edit, a hover the edit cannot have changed comes from the previous analysis:
-        no waiting for the whole file (or notebook) to be analysed again (the diagnostics run does that)."""
-        notebook = self.workspace.get_notebook_document(cell_uri=uri)
-        cell = None
-        if notebook is not None:
-            previous = self.workspace_cache.previous_notebook_view(notebook.uri, self._code_cells(notebook))
-            if previous is None:
-                return None
-            analysis, edit, source, spans = previous
-            cell = next((s for s in spans if s.uri == uri), None)
-            if cell is None:
-                return None
-        else:
-            doc = self.workspace.text_documents.get(uri)
-            previous = self.workspace_cache.previous_text_view(uri, doc.source, doc.version) if doc is not None else None
-            if previous is None:
-                return None
-            analysis, edit, source = previous
-        lines = LineIndex(source)
-        first_line = cell.start_line if cell is not None else 0
-        result = hover_after_edit(analysis, edit, lines.offset(first_line + position.line, position.character))
-        if result is None or (cell is not None and not cell.start_byte <= result.start <= result.end <= cell.end_byte):
-            return None
-        self.hovers_before_analysis += 1
-        start, end = lines.position(result.start), lines.position(result.end)
-        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=result.markdown),
-                           range=types.Range(types.Position(start.line - first_line, start.character),
-                                             types.Position(end.line - first_line, end.character)))
 
     # -- diagnostics
 
@@ -438,7 +390,7 @@ def notebook_did_close(ls: TlensServer, params: types.DidCloseNotebookDocumentPa
 
 @handles(server, types.TEXT_DOCUMENT_HOVER)
 def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
-    quick = ls.hover_before_analysis(params.text_document.uri, params.position)
+    quick = hover_before_analysis(ls, params.text_document.uri, params.position)
     if quick is not None:
         return quick
     view = ls.view(params.text_document.uri)
@@ -494,8 +446,3 @@ sweeps_lsp.register(server)  # the sweep command, code lenses
 live.register(server)  # live-kernel commands
 navigate.register(server)  # definition, references, document symbols
 
-
-def _local_path(uri: str | None) -> Path | None:
-    """The file a ``file:`` URI names (None for other schemes: untitled documents, notebook cells)."""
-    path = to_fs_path(uri) if uri and uri.startswith("file:") else None
-    return Path(path) if path else None
