@@ -81,5 +81,5 @@ def project_severities(path: Path, stop: Path | None = None) -> dict[str, str]:
                 settings, problems = parse_settings({"tlens": table})
                 for problem in problems:
                     print(f"{candidate}: {problem}", file=sys.stderr)
-                return settings.severity
+                return dict(settings.diagnostics.severity)
     return {}

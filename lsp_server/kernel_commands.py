@@ -58,7 +58,7 @@ class KernelService:
     # -- commands
 
     async def attach(self, connection_file: str | None) -> dict:
-        path = connection_file or self.ls.settings.connection_file
+        path = connection_file or self.ls.settings.kernel.connection_file
         if not path:
             candidates = connection_file_candidates()
             if not candidates:
@@ -80,7 +80,7 @@ class KernelService:
 
     def interpreter(self) -> str | None:
         """The interpreter a kernel we start runs (settings), else this server's."""
-        return self.ls.settings.kernel_interpreter or self.ls.settings.interpreter
+        return self.ls.settings.kernel_python
 
     def workspace_root(self, uri: str | None) -> str:
         """Where a started kernel runs and sweep results are saved."""

@@ -16,7 +16,7 @@ import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -37,7 +37,8 @@ from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
 from .editor_modules import editor_modules, local_path
-from .settings import Settings, parse_settings
+from .configuration import Configuration
+from .settings import Settings
 from .sweeps import lsp as sweeps_lsp
 from .workspace import CellText, View, Workspace, findings_in, python_files
 
@@ -68,7 +69,7 @@ class TlensServer(LanguageServer):
 
     def __init__(self) -> None:
         super().__init__("tlens-lsp", __version__, notebook_document_sync=NOTEBOOK_SYNC, protocol_cls=TlensProtocol)
-        self.settings = Settings()
+        self.configuration = Configuration(self)
         # TL installed where the code runs: the server's environment, or the kernel
         # interpreter's once it has been asked (see `initialized`).
         self.installed_tl: versions.TLVersion | None = versions.in_this_environment()
@@ -90,11 +91,19 @@ class TlensServer(LanguageServer):
         # Code actions beyond the findings' quick fixes: (server, view, params, start, end) -> actions.
         self.code_action_providers = [self.sweeps.code_actions, self.live.code_actions]
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the editor pushed (kernels, which serve every folder, read these)."""
+        return self.configuration.pushed
+
+    def settings_for(self, uri: str | None) -> Settings:
+        return self.configuration.for_uri(uri)
+
     def tl_version(self, uri: str | None = None) -> versions.TLVersion | None:
         """The TL version the code of ``uri`` targets: the user's setting, else the attached kernel's
         (the code really runs there), else the one its project declares (requirements, pyproject, lock
         file, from its folder up to the workspace root), else the installed one."""
-        setting = versions.from_string(self.settings.tl_version or "", "the setting tlens.transformerLensVersion")
+        setting = versions.from_string(self.settings_for(uri).transformer_lens_version or "", "the setting tlens.transformerLensVersion")
         live = self.live.kernel_tl_version()
         return setting or live or self._declared_version(uri) or self.installed_tl
 
@@ -197,7 +206,7 @@ class TlensServer(LanguageServer):
 
     def _publish(self, views: list[View]) -> None:
         for view in views:
-            diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, self.settings)) is not None]
+            diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, self.settings_for(view.uri))) is not None]
             version = self.workspace.text_documents[view.uri].version if view.uri in self.workspace.text_documents else None
             self.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=view.uri, diagnostics=diagnostics, version=version)
@@ -258,18 +267,6 @@ class TlensServer(LanguageServer):
 
     # -- settings
 
-    def apply_settings(self, raw: Any) -> None:
-        settings, problems = parse_settings(raw)
-        for problem in problems:
-            self.window_log_message(types.LogMessageParams(type=types.MessageType.Warning, message=problem))
-        if problems:
-            self.window_show_message(types.ShowMessageParams(
-                type=types.MessageType.Warning,
-                message=f"tlens: {len(problems)} setting(s) ignored; see the output log. {problems[0]}"))
-        self.settings = settings
-        self.workspace_cache.invalidate()
-        self.disk_cache.invalidate()
-
     def report_error(self, what: str) -> None:
         """Log a traceback and tell the user once, briefly; the server keeps serving."""
         detail = traceback.format_exc()
@@ -285,15 +282,16 @@ server = TlensServer()
 
 @handles(server, types.INITIALIZE)
 def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
-    ls.apply_settings(params.initialization_options)
+    ls.configuration.push(params.initialization_options)
 
 
 @handles(server, types.INITIALIZED)
 async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
     ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
     await ls.watch_declaring_files()
-    python = ls.settings.kernel_interpreter or ls.settings.interpreter
-    if python and not ls.settings.tl_version:
+    await ls.configuration.pull_folders()
+    python = ls.settings.kernel_python
+    if python and not ls.settings.transformer_lens_version:
         # Kernels may run another interpreter than the server's: ask it which TL it has.
         found = await asyncio.to_thread(versions.in_interpreter, python)
         changed = found is not None and (ls.installed_tl is None or found.version != ls.installed_tl.version)
@@ -316,10 +314,12 @@ def did_change_watched_files(ls: TlensServer, params: types.DidChangeWatchedFile
 
 
 @handles(server, types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurationParams) -> None:
+async def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurationParams) -> None:
+    """New settings: pushed in the notification, and each folder's own pulled again."""
     if params.settings is not None:
-        ls.apply_settings(params.settings)
-        ls.reanalyse_all()
+        ls.configuration.push(params.settings)
+    await ls.configuration.pull_folders()
+    ls.reanalyse_all()
 
 
 @command(server, "tlens.serverInfo")
@@ -422,7 +422,7 @@ def completion(ls: TlensServer, params: types.CompletionParams) -> types.Complet
 
 @handles(server, types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False), default=[])
 def inlay_hint(ls: TlensServer, params: types.InlayHintParams) -> list[types.InlayHint]:
-    if not ls.settings.inlay_hints:
+    if not ls.settings_for(params.text_document.uri).inlay_hints.enabled:
         return []
     view = ls.view(params.text_document.uri)
     if view is None:

@@ -67,7 +67,8 @@ class SweepService:
                 "no patching experiment here: put the cursor on a transformer_lens.patching call or on a loop "
                 "that runs model.run_with_hooks with a hook reading a clean cache and scores the logits.",
                 "no-experiment")
-        kind = kind or self.ls.settings.sweep_kind
+        settings = self.ls.settings_for(uri)
+        kind = kind or settings.sweep.default_kind
         if kind not in SWEEP_TITLES:
             raise SweepError(f"unknown sweep kind {kind!r}; use one of {', '.join(SWEEP_TITLES)}.", "bad-kind")
         if self.running is not None and not self.running.done():
@@ -91,7 +92,7 @@ class SweepService:
         try:
             outcome = await sweep_experiment(
                 self.kernel.holder, view, exp, kind, self.kernel.workspace_root(uri), self.kernel.interpreter(),
-                progress, cancel, lambda text: self.kernel.message(text), normalize=self.ls.settings.sweep_normalize,
+                progress, cancel, lambda text: self.kernel.message(text), normalize=settings.sweep.normalize,
                 file_name=self.display_name(uri))
         except asyncio.CancelledError:
             cancel.set()
@@ -192,7 +193,7 @@ class SweepService:
             return []
         pos = view.position(exp.start)
         line = pos[0] if pos else params.range.start.line
-        default = self.ls.settings.sweep_kind
+        default = self.ls.settings_for(view.uri).sweep.default_kind
         kinds = [default] + [k for k in CODE_ACTION_KINDS if k != default]
         return [
             types.CodeAction(
