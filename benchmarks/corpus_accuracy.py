@@ -22,7 +22,7 @@ from lsp_server.analysis.syntax import descendants, text  # noqa: E402
 from lsp_server.features.hover import hover  # noqa: E402
 from lsp_server.files import load_views  # noqa: E402
 from lsp_server.knowledge.resolve import resolve_model_name  # noqa: E402
-from lsp_server.workspace import Workspace  # noqa: E402
+from lsp_server.modules import linked_workspace  # noqa: E402
 
 
 def key_form(key) -> str:
@@ -45,14 +45,16 @@ def main() -> None:
     ap.add_argument("--tl", type=int, default=2, help="TransformerLens major version the code targets")
     ap.add_argument("--findings", type=Path, help="write every finding here (tsv) to judge by hand")
     args = ap.parse_args()
-    workspace = Workspace(lambda _: AnalysisContext(tl_major=args.tl, resolve_model=resolve_model_name))
+    # Each top-level folder is one repository: imports are followed between its files.
+    workspaces = {repo: linked_workspace(lambda _: AnalysisContext(tl_major=args.tl, resolve_model=resolve_model_name), repo)
+                  for repo in args.corpus.iterdir() if repo.is_dir()}
     by_form: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     codes: collections.Counter = collections.Counter()
     rows = []
     files = sorted(p for p in args.corpus.rglob("*") if p.suffix in (".py", ".ipynb"))
     for path in files:
         try:
-            views = load_views(path, workspace)
+            views = load_views(path, workspaces[args.corpus / path.relative_to(args.corpus).parts[0]])
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         analysis = views[0].analysis

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.kernel_setup import GPT2_TOKENIZER  # noqa: E402
 
-from lsp_server.kernel import KernelBridge, run_setup  # noqa: E402
+from lsp_server.kernel import KernelBridge  # noqa: E402
+from lsp_server.sweeps.setup_code import run_setup  # noqa: E402
 from lsp_server.live import LIMITS, TOKENIZER_MAX_BYTES, facts_from_answer  # noqa: E402
 
 TOKENIZER = GPT2_TOKENIZER

@@ -34,7 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.kernel_setup import GPT2_TOKENIZER  # noqa: E402
 
-from lsp_server.kernel import KernelBridge, SweepSpec, run_setup, run_sweep  # noqa: E402
+from lsp_server.kernel import KernelBridge  # noqa: E402
+from lsp_server.sweeps.driver import run_sweep  # noqa: E402
+from lsp_server.sweeps.setup_code import run_setup  # noqa: E402
+from lsp_server.sweeps.spec import SweepSpec  # noqa: E402
 
 TOKENIZER = GPT2_TOKENIZER + '''
 import statistics, time, json

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from .analysis.findings import CODES, Finding
-from .files import cli_context, load_views, project_severities
-from .protocol import SWEEP_KIND_NAMES
+from .files import cli_workspace, load_views, project_severities
+from .sweeps import cli as sweep_cli
 from .workspace import View, Workspace, findings_in
 
 EXIT_FINDINGS = 1
@@ -21,7 +21,7 @@ EXIT_USAGE = 2  # also: a file could not be read (it wins over findings: CI must
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    workspace = Workspace(lambda path: cli_context(args.tl_version, path))
+    workspace = cli_workspace(args.tl_version)
     rows: list[dict] = []
     unreadable = False
     for name in args.paths:
@@ -100,7 +100,7 @@ def cmd_hover(args: argparse.Namespace) -> int:
         print("hover: expected PATH:LINE:COL (1-based), e.g. examples/hooked_transformer/ioi_patching.py:41:20", file=sys.stderr)
         return EXIT_USAGE
     path = Path(name)
-    workspace = Workspace(lambda path: cli_context(None, path))
+    workspace = cli_workspace()
     try:
         views = load_views(path, workspace)
     except (OSError, ValueError) as e:
@@ -128,12 +128,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep_cli import run
-
-    return run(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlens-lsp", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -154,15 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     hov.add_argument("location")
     hov.set_defaults(func=cmd_hover)
     sweep = sub.add_parser("sweep", help="run an activation-patching sweep in a Jupyter kernel")
-    sweep.add_argument("location", help="PATH:LINE of the experiment")
-    sweep.add_argument("--kernel", help="connection file of a running kernel (default: start one)")
-    sweep.add_argument("--kind", default="resid_pre",
-                       choices=SWEEP_KIND_NAMES)
-    sweep.add_argument("--python", help="interpreter for a started kernel (default: this one)")
-    sweep.add_argument("--out", required=True, help="where to write the heatmap PNG")
-    sweep.add_argument("--raw", action="store_true",
-                       help="raw metric values (default: normalised, 0 = corrupted, 1 = clean)")
-    sweep.set_defaults(func=cmd_sweep)
+    sweep_cli.add_arguments(sweep)
+    sweep.set_defaults(func=sweep_cli.run)
     return parser
 
 

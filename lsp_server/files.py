@@ -29,6 +29,14 @@ def cli_context(tl_version: str | None = None, path: str | None = None) -> Analy
                            tokenizer_for=tokenizer_for)  # the CLI may wait for a load
 
 
+def cli_workspace(tl_version: str | None = None) -> Workspace:
+    """Files read from disk, analysed in :func:`cli_context`, with imports between the files under the
+    current folder followed."""
+    from .modules import linked_workspace
+
+    return linked_workspace(lambda path: cli_context(tl_version, path), Path.cwd())
+
+
 def load_views(path: Path, workspace: Workspace) -> list[View]:
     """Views of a file: one for a script, one per code cell for a notebook."""
     text = path.read_text(encoding="utf-8")
@@ -73,5 +81,5 @@ def project_severities(path: Path, stop: Path | None = None) -> dict[str, str]:
                 settings, problems = parse_settings({"tlens": table})
                 for problem in problems:
                     print(f"{candidate}: {problem}", file=sys.stderr)
-                return settings.severity
+                return dict(settings.diagnostics.severity)
     return {}

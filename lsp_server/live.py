@@ -115,7 +115,7 @@ class LiveService:
 
     def __init__(self, server: "TlensServer") -> None:
         self.server = server
-        self.holder = server.sweeps.kernel
+        self.holder = server.kernel.holder
         self.facts: LiveFacts | None = None
         self.answer: dict | None = None
         self.status = "off"  # off | waiting | refreshing | ready | error | dead

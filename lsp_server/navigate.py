@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def tl_package(ls: "TlensServer") -> Path | None:
     """The installed ``transformer_lens`` the code runs with: the kernel interpreter's, else the server's."""
-    python = ls.settings.kernel_interpreter or ls.settings.interpreter
+    python = ls.settings.kernel_python
     return (hook_sources.package_dir(python) if python else None) or hook_sources.package_dir(None)
 
 

@@ -1,5 +1,5 @@
-"""The custom wire contract with editors, in one place: command ids, notifications and their payloads,
-and the patch-sweep kinds.
+"""The custom wire contract with editors, in one place: command ids, notifications and their payloads.
+The patch-sweep kinds they name are the one list in ``sweeps/kinds.py`` (re-exported here).
 
 ``extension/src/protocol.ts`` and ``package.json`` mirror it; ``tests/test_protocol_contract.py``
 checks that they, the server's registered commands and the kernel payload agree. The README documents
@@ -8,7 +8,11 @@ it for other editors ("Custom protocol").
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypedDict
+from typing import TypedDict
+
+from .sweeps.kinds import SWEEP_KIND_NAMES
+
+__all__ = ["COMMANDS", "NOTIFICATIONS", "SWEEP_KIND_NAMES", "KernelStatus", "Progress", "RunSweepArgs", "SweepResult"]
 
 # -- commands (workspace/executeCommand; each takes one options object, or none)
 
@@ -72,29 +76,3 @@ class SweepResult(TypedDict):
     cellsTotal: int
     elapsed: float
     panels: list  # where each cell grid lies in the PNG (render.heatmap.PanelGeometry.to_dict)
-
-
-# -- patch sweeps
-
-
-class SweepKind(NamedTuple):
-    name: str
-    label: str  # progress, code actions, panel titles
-    heatmap_title: str  # drawn on the image
-
-
-SWEEP_KINDS = (
-    SweepKind("resid_pre", "residual stream × position", "resid_pre patching"),
-    SweepKind("resid_mid", "resid_mid × position", "resid_mid patching"),
-    SweepKind("resid_post", "resid_post × position", "resid_post patching"),
-    SweepKind("attn_out", "attention output × position", "attn_out patching"),
-    SweepKind("mlp_out", "MLP output × position", "mlp_out patching"),
-    SweepKind("heads", "attention heads (all positions)", "head (z) patching, all positions"),
-    SweepKind("heads_by_pos", "attention heads × position", "head (z) patching by position"),
-    SweepKind("block", "resid / attn / MLP side by side", "block patching"),
-    SweepKind("attribution", "attribution patching (fast, approximate)", "attribution patching (gradient estimate)"),
-)
-SWEEP_KIND_NAMES = tuple(k.name for k in SWEEP_KINDS)
-SWEEP_TITLES = {k.name: k.label for k in SWEEP_KINDS}
-HEATMAP_TITLES = {k.name: k.heatmap_title for k in SWEEP_KINDS}
-CODE_ACTION_KINDS = ("resid_pre", "heads", "block", "attribution")  # offered in the light bulb, default first

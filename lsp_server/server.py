@@ -12,32 +12,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
-from . import __version__, commands, live, navigate
+from . import __version__, kernel_commands, live, navigate
 from .analysis.document import AnalysisContext
-from .analysis.source import LineIndex
-from .commands import SweepService
 from .features import code_actions, convert
 from .features.completion import completions
 from .features.hover import hover as hover_at
-from .features.hover import hover_after_edit
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
+from .quick_hover import hover_before_analysis
 from .knowledge import versions
 from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
-from .settings import Settings, parse_settings
+from .editor_modules import editor_modules, local_path
+from .configuration import Configuration
+from .settings import Settings
+from .sweeps import lsp as sweeps_lsp
 from .workspace import CellText, View, Workspace, findings_in, python_files
 
 log = logging.getLogger(__name__)
@@ -67,28 +69,41 @@ class TlensServer(LanguageServer):
 
     def __init__(self) -> None:
         super().__init__("tlens-lsp", __version__, notebook_document_sync=NOTEBOOK_SYNC, protocol_cls=TlensProtocol)
-        self.settings = Settings()
+        self.configuration = Configuration(self)
         # TL installed where the code runs: the server's environment, or the kernel
         # interpreter's once it has been asked (see `initialized`).
         self.installed_tl: versions.TLVersion | None = versions.in_this_environment()
-        self.workspace_cache = Workspace(self.analysis_context)
-        self.disk_cache = Workspace(self.analysis_context)  # workspace files not open in the editor (references)
+        # Open documents, and the workspace's other files (imported modules, references): one lock, as
+        # an analysis of one may read the other.
+        lock = threading.RLock()
+        self.workspace_cache = Workspace(self.analysis_context, lock=lock)
+        self.disk_cache = Workspace(self.analysis_context, lock=lock)
+        self.modules = editor_modules(self)
         self._pending: dict[str, asyncio.Task] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
         self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
         self.analysis_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlens-analysis")
         # While the worker analyses, the loop needs the GIL back quickly to answer (default: every 5 ms).
         sys.setswitchinterval(0.0005)
-        self.sweeps = SweepService(self)  # the kernel, patch sweeps and their results
+        self.kernel = kernel_commands.KernelService(self)  # the one kernel, attached or started
+        self.sweeps = sweeps_lsp.SweepService(self, self.kernel)  # patch sweeps and their results
         self.live = LiveService(self)  # what the kernel holds, asked after each execution
         # Code actions beyond the findings' quick fixes: (server, view, params, start, end) -> actions.
         self.code_action_providers = [self.sweeps.code_actions, self.live.code_actions]
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the editor pushed (kernels, which serve every folder, read these)."""
+        return self.configuration.pushed
+
+    def settings_for(self, uri: str | None) -> Settings:
+        return self.configuration.for_uri(uri)
 
     def tl_version(self, uri: str | None = None) -> versions.TLVersion | None:
         """The TL version the code of ``uri`` targets: the user's setting, else the attached kernel's
         (the code really runs there), else the one its project declares (requirements, pyproject, lock
         file, from its folder up to the workspace root), else the installed one."""
-        setting = versions.from_string(self.settings.tl_version or "", "the setting tlens.transformerLensVersion")
+        setting = versions.from_string(self.settings_for(uri).transformer_lens_version or "", "the setting tlens.transformerLensVersion")
         live = self.live.kernel_tl_version()
         return setting or live or self._declared_version(uri) or self.installed_tl
 
@@ -106,8 +121,20 @@ class TlensServer(LanguageServer):
             tl_label=tl.label if tl else None,
             resolve_model=resolve_model_name,
             tokenizer_for=self.tokenizers,
+            links=self.modules.links(local_path(uri)),
         )
         return self.live.extend(context)
+
+    # -- workspace modules
+
+    def schedule_dependents(self, uri: str) -> None:
+        """Re-publish the open documents whose analysis read ``uri`` (they import it, or it imports them)."""
+        path = local_path(uri)
+        if path is None:
+            return
+        for dependent in self.workspace_cache.dependents(path):
+            if dependent != uri:
+                self.schedule_diagnostics(dependent)
 
     # -- views
 
@@ -121,7 +148,7 @@ class TlensServer(LanguageServer):
         analyses them (safe on any thread: the workspace cache locks)."""
         notebook = self.workspace.get_notebook_document(cell_uri=uri) or self.workspace.get_notebook_document(notebook_uri=uri)
         if notebook is not None:
-            notebook_uri, cells = notebook.uri, self._code_cells(notebook)
+            notebook_uri, cells = notebook.uri, self.code_cells(notebook)
             return lambda: self.workspace_cache.notebook_views(notebook_uri, cells)
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
@@ -129,7 +156,7 @@ class TlensServer(LanguageServer):
         source, version = doc.source, doc.version
         return lambda: [self.workspace_cache.text_view(uri, source, version)]
 
-    def _code_cells(self, notebook: types.NotebookDocument) -> list[CellText]:
+    def code_cells(self, notebook: types.NotebookDocument) -> list[CellText]:
         """The notebook's code cells in analysis order: as they stand, or in the order the kernel
         ran them once every cell has run."""
         code = [(i, c) for i, c in enumerate(notebook.cells, start=1) if c.kind == types.NotebookCellKind.Code]
@@ -144,36 +171,6 @@ class TlensServer(LanguageServer):
 
     def view(self, uri: str) -> View | None:
         return next((v for v in self.views_of(uri) if v.uri == uri), None)
-
-    def hover_before_analysis(self, uri: str, position: types.Position) -> types.Hover | None:
-        """Right after an edit, a hover the edit cannot have changed comes from the previous analysis:
-        no waiting for the whole file (or notebook) to be analysed again (the diagnostics run does that)."""
-        notebook = self.workspace.get_notebook_document(cell_uri=uri)
-        cell = None
-        if notebook is not None:
-            previous = self.workspace_cache.previous_notebook_view(notebook.uri, self._code_cells(notebook))
-            if previous is None:
-                return None
-            analysis, edit, source, spans = previous
-            cell = next((s for s in spans if s.uri == uri), None)
-            if cell is None:
-                return None
-        else:
-            doc = self.workspace.text_documents.get(uri)
-            previous = self.workspace_cache.previous_text_view(uri, doc.source, doc.version) if doc is not None else None
-            if previous is None:
-                return None
-            analysis, edit, source = previous
-        lines = LineIndex(source)
-        first_line = cell.start_line if cell is not None else 0
-        result = hover_after_edit(analysis, edit, lines.offset(first_line + position.line, position.character))
-        if result is None or (cell is not None and not cell.start_byte <= result.start <= result.end <= cell.end_byte):
-            return None
-        self.hovers_before_analysis += 1
-        start, end = lines.position(result.start), lines.position(result.end)
-        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=result.markdown),
-                           range=types.Range(types.Position(start.line - first_line, start.character),
-                                             types.Position(end.line - first_line, end.character)))
 
     # -- diagnostics
 
@@ -209,7 +206,7 @@ class TlensServer(LanguageServer):
 
     def _publish(self, views: list[View]) -> None:
         for view in views:
-            diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, self.settings)) is not None]
+            diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, self.settings_for(view.uri))) is not None]
             version = self.workspace.text_documents[view.uri].version if view.uri in self.workspace.text_documents else None
             self.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=view.uri, diagnostics=diagnostics, version=version)
@@ -246,13 +243,15 @@ class TlensServer(LanguageServer):
         return lambda: [v for job in jobs if job is not None for v in job()] + on_disk()
 
     async def watch_declaring_files(self) -> None:
-        """Ask the editor to tell us when a file that declares the TransformerLens version changes."""
+        """Ask the editor to tell us when a file that declares the TransformerLens version changes, and when
+        a Python file is created, deleted or saved (imports between the workspace's files)."""
         caps = self.client_capabilities.workspace if self.client_capabilities else None
         watched = caps.did_change_watched_files if caps else None
         if not (watched and watched.dynamic_registration):
             return
         pattern = "**/{" + ",".join(DECLARING) + ",requirements*.txt}"
-        options = types.DidChangeWatchedFilesRegistrationOptions(watchers=[types.FileSystemWatcher(glob_pattern=pattern)])
+        options = types.DidChangeWatchedFilesRegistrationOptions(watchers=[
+            types.FileSystemWatcher(glob_pattern=pattern), types.FileSystemWatcher(glob_pattern="**/*.py")])
         try:
             await self.client_register_capability_async(types.RegistrationParams(registrations=[types.Registration(
                 id="tlens-declaring-files", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES, register_options=options)]))
@@ -267,18 +266,6 @@ class TlensServer(LanguageServer):
             self.schedule_diagnostics(uri)
 
     # -- settings
-
-    def apply_settings(self, raw: Any) -> None:
-        settings, problems = parse_settings(raw)
-        for problem in problems:
-            self.window_log_message(types.LogMessageParams(type=types.MessageType.Warning, message=problem))
-        if problems:
-            self.window_show_message(types.ShowMessageParams(
-                type=types.MessageType.Warning,
-                message=f"tlens: {len(problems)} setting(s) ignored; see the output log. {problems[0]}"))
-        self.settings = settings
-        self.workspace_cache.invalidate()
-        self.disk_cache.invalidate()
 
     def report_error(self, what: str) -> None:
         """Log a traceback and tell the user once, briefly; the server keeps serving."""
@@ -295,15 +282,16 @@ server = TlensServer()
 
 @handles(server, types.INITIALIZE)
 def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
-    ls.apply_settings(params.initialization_options)
+    ls.configuration.push(params.initialization_options)
 
 
 @handles(server, types.INITIALIZED)
 async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
     ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
     await ls.watch_declaring_files()
-    python = ls.settings.kernel_interpreter or ls.settings.interpreter
-    if python and not ls.settings.tl_version:
+    await ls.configuration.pull_folders()
+    python = ls.settings.kernel_python
+    if python and not ls.settings.transformer_lens_version:
         # Kernels may run another interpreter than the server's: ask it which TL it has.
         found = await asyncio.to_thread(versions.in_interpreter, python)
         changed = found is not None and (ls.installed_tl is None or found.version != ls.installed_tl.version)
@@ -314,16 +302,24 @@ async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
 
 @handles(server, types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
 def did_change_watched_files(ls: TlensServer, params: types.DidChangeWatchedFilesParams) -> None:
-    """A requirements / pyproject / lock file changed: the version the code targets may have too."""
+    """A requirements / pyproject / lock file changed: the version the code targets may have too. A Python
+    file changed on disk: the files that import it (or that it imports) are analysed again."""
     if any(Path(to_fs_path(change.uri) or "").name in DECLARING or "requirements" in change.uri for change in params.changes):
         ls.reanalyse_all()
+    python = [change.uri for change in params.changes if change.uri.endswith(".py")]
+    if python:
+        ls.modules.changed()
+        for uri in python:
+            ls.schedule_dependents(uri)
 
 
 @handles(server, types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurationParams) -> None:
+async def did_change_configuration(ls: TlensServer, params: types.DidChangeConfigurationParams) -> None:
+    """New settings: pushed in the notification, and each folder's own pulled again."""
     if params.settings is not None:
-        ls.apply_settings(params.settings)
-        ls.reanalyse_all()
+        ls.configuration.push(params.settings)
+    await ls.configuration.pull_folders()
+    ls.reanalyse_all()
 
 
 @command(server, "tlens.serverInfo")
@@ -346,12 +342,14 @@ def server_info(ls: TlensServer, args: dict) -> dict:
 
 @handles(server, types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: TlensServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.modules.changed()  # perhaps a new file
     ls.schedule_diagnostics(params.text_document.uri)
 
 
 @handles(server, types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: TlensServer, params: types.DidChangeTextDocumentParams) -> None:
     ls.schedule_diagnostics(params.text_document.uri)
+    ls.schedule_dependents(params.text_document.uri)
 
 
 @handles(server, types.TEXT_DOCUMENT_DID_CLOSE)
@@ -392,7 +390,7 @@ def notebook_did_close(ls: TlensServer, params: types.DidCloseNotebookDocumentPa
 
 @handles(server, types.TEXT_DOCUMENT_HOVER)
 def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
-    quick = ls.hover_before_analysis(params.text_document.uri, params.position)
+    quick = hover_before_analysis(ls, params.text_document.uri, params.position)
     if quick is not None:
         return quick
     view = ls.view(params.text_document.uri)
@@ -424,7 +422,7 @@ def completion(ls: TlensServer, params: types.CompletionParams) -> types.Complet
 
 @handles(server, types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False), default=[])
 def inlay_hint(ls: TlensServer, params: types.InlayHintParams) -> list[types.InlayHint]:
-    if not ls.settings.inlay_hints:
+    if not ls.settings_for(params.text_document.uri).inlay_hints.enabled:
         return []
     view = ls.view(params.text_document.uri)
     if view is None:
@@ -443,6 +441,8 @@ def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.C
     return code_actions.code_actions(ls, view, params)
 
 
-commands.register(server)  # kernel and sweep commands, code lenses
+kernel_commands.register(server)  # kernel commands
+sweeps_lsp.register(server)  # the sweep command, code lenses
 live.register(server)  # live-kernel commands
 navigate.register(server)  # definition, references, document symbols
+

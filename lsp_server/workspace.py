@@ -103,16 +103,18 @@ class _Entry:
 class Workspace:
     """Caches analyses by document (or notebook) and version."""
 
-    def __init__(self, context: Callable[[str], AnalysisContext], extra_checks: list | None = None):
+    def __init__(self, context: Callable[[str], AnalysisContext], extra_checks: list | None = None,
+                 lock: threading.RLock | None = None):
         """``context(uri)``: what the analysis of that document may know (its TransformerLens version
-        may come from its project's files)."""
+        may come from its project's files). Workspaces whose analyses read each other (a file and the
+        modules it imports) share one ``lock``."""
         self._context = context
         self._entries: dict[str, _Entry] = {}
         self._parsers: dict[str, SyntaxParser] = {}
         self.extra_checks = extra_checks or []
         # Analyses run on the server's worker thread and, when a request needs one first, on the event
         # loop: one at a time (a parser keeps the previous tree of its document).
-        self._lock = threading.RLock()
+        self._lock = lock or threading.RLock()
 
     def invalidate(self) -> None:
         """Forget every analysis (settings or the TL version changed)."""
@@ -128,11 +130,17 @@ class Workspace:
         key = _text_key(text, version)
         with self._lock:
             entry = self._entries.get(uri)
-            if entry is None or entry.key != key:
+            if entry is None or entry.key != key or not _fresh(entry.analysis):
                 parser = self._parsers.setdefault(uri, SyntaxParser())
                 entry = _Entry(key, analyze(text, self._context(uri), parser, self.extra_checks), source=text.encode("utf-8"))
                 self._entries[uri] = entry
         return View(entry.analysis, uri)
+
+    def dependents(self, path: Path) -> list[str]:
+        """Documents whose last analysis read the file ``path`` (they import it, or it imports them)."""
+        with self._lock:
+            return [uri for uri, entry in self._entries.items()
+                    if (links := entry.analysis.context.links) is not None and links.depends_on(path)]
 
     def previous_text_view(self, uri: str, text: str, version: int | None) -> tuple[Analysis, Edit, bytes] | None:
         """The last analysis of a text document, the edit from its text to ``text`` and ``text`` encoded,
@@ -151,7 +159,7 @@ class Workspace:
         """
         with self._lock:
             entry = self._entries.get(notebook_uri)
-            if entry is None or entry.key != _notebook_key(cells):
+            if entry is None or entry.key != _notebook_key(cells) or not _fresh(entry.analysis):
                 text, spans = joined_cells(cells)
                 parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
                 analysis = analyze(text, self._context(notebook_uri), parser, self.extra_checks, notebook=True)
@@ -168,6 +176,12 @@ class Workspace:
         text, spans = joined_cells(cells)
         source = text.encode("utf-8")
         return entry.analysis, diff(entry.source, source), source, spans
+
+
+def _fresh(analysis: Analysis) -> bool:
+    """Whether the other files an analysis read (imported modules, importers) are as they were."""
+    links = analysis.context.links
+    return links is None or links.fresh()
 
 
 def joined_cells(cells: list[CellText]) -> tuple[str, list[CellSpan]]:

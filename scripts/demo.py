@@ -59,7 +59,7 @@ def main() -> None:
         print(run(["hover", f"examples/{name}:{line}:{col}"]))
 
     sweep_example = EXAMPLES / "tiny_patching.py"
-    if sweep_example.exists() and (ROOT / "lsp_server" / "sweep_cli.py").exists():
+    if sweep_example.exists() and (ROOT / "lsp_server" / "sweeps" / "cli.py").exists():
         line, _ = locate(sweep_example, "# sweep here")
         out_png = ROOT / ".tlens" / "demo-sweep.png"
         banner(f"tlens-lsp sweep examples/tiny_patching.py:{line} --out {out_png.relative_to(ROOT)}")

@@ -96,3 +96,39 @@ def test_pure_layers_import_no_protocol_or_torch(layer):
            for name in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""])
            if name.split(".")[0] in FORBIDDEN_IN_PURE]
     assert not bad, bad
+
+
+def _loaded_with(module: str, graph: dict[str, set[str]]) -> set[str]:
+    """Modules of lsp_server whose code runs when ``module`` is imported: its packages' ``__init__``s
+    too, and what all of them import in turn."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        parents = [".".join(m.split(".")[:i]) for i in range(1, m.count(".") + 1)]
+        todo.extend(graph[m] | {p for p in parents if p in graph})
+    return seen
+
+
+def _imports_forbidden(path: Path) -> bool:
+    return any(name.split(".")[0] in FORBIDDEN_IN_PURE for node in _runtime_imports(path)
+               for name in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]))
+
+
+@pytest.mark.parametrize("layer", PURE_LAYERS)
+def test_pure_layers_load_no_module_that_imports_protocol_or_torch(layer):
+    """The modules a pure layer borrows from elsewhere (e.g. render reads sweeps/kinds.py and spec.py) must
+    be pure too, and so must their packages' ``__init__``s."""
+    graph = _graph()
+    bad = {f"{m} loads {other}" for m in MODULES if m.startswith(f"lsp_server.{layer}")
+           for other in _loaded_with(m, graph) if _imports_forbidden(MODULES[other])}
+    assert not bad, sorted(bad)
+
+
+def test_the_transitive_check_sees_a_package_init():
+    graph = {"lsp_server.render.x": {"lsp_server.sweeps.kinds"}, "lsp_server.sweeps.kinds": set(),
+             "lsp_server.sweeps": {"lsp_server.sweeps.lsp"}, "lsp_server.sweeps.lsp": set(), "lsp_server": set()}
+    assert "lsp_server.sweeps.lsp" in _loaded_with("lsp_server.render.x", graph)

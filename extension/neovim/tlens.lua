@@ -81,6 +81,7 @@ function M.client_config(bufnr)
     cmd = { config.python, '-m', 'lsp_server', 'serve' },
     root_dir = root_dir(bufnr or 0),
     init_options = { settings = settings },
+    settings = { tlens = settings }, -- answers workspace/configuration (each folder's settings)
     handlers = handlers,
   }
 end

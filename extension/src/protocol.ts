@@ -91,7 +91,7 @@ export interface RunSweepArgs {
     kind?: string;
 }
 
-/** The sweep kinds of `tlens.sweep.defaultKind`. */
+/** The sweep kinds of `tlens.sweep.defaultKind`: the list in lsp_server/sweeps/kinds.py (a test keeps them equal). */
 export const SWEEP_KINDS = [
     'resid_pre',
     'resid_mid',

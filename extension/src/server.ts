@@ -18,6 +18,21 @@ import { diagnoseInterpreter, Interpreter, resolveInterpreter } from './python';
 import { readSettings, settingsScope } from './settings';
 import { reportStartFailure } from './startFailure';
 
+/**
+ * Answers the server's `workspace/configuration` for the `tlens` section with each folder's settings in
+ * the wire shape of `initializationOptions` (paths expanded), so a multi-root workspace can give each
+ * folder its own interpreter, TransformerLens version or severities.
+ */
+const folderSettings: NonNullable<NonNullable<Middleware['workspace']>['configuration']> = (params, token, next) => {
+    if (!params.items.every((item) => item.section === 'tlens')) {
+        return next(params, token);
+    }
+    return params.items.map((item) => {
+        const folder = item.scopeUri ? vscode.workspace.getWorkspaceFolder(vscode.Uri.parse(item.scopeUri)) : undefined;
+        return readSettings(folder ?? settingsScope());
+    });
+};
+
 /** Where the server process stands, for the status bar. */
 export type ServerState = 'starting' | 'running' | 'stopped' | 'failed';
 
@@ -195,7 +210,11 @@ export class ServerManager implements vscode.Disposable {
             revealOutputChannelOn: RevealOutputChannelOn.Never, // our own message says what failed
             initializationFailedHandler: () => false,
             markdown: { isTrusted: { enabledCommands: TRUSTED_COMMANDS }, supportHtml: true },
-            middleware: { ...this.queryMiddleware(), executeCommand: this.hooks.executeCommand },
+            middleware: {
+                ...this.queryMiddleware(),
+                executeCommand: this.hooks.executeCommand,
+                workspace: { configuration: folderSettings },
+            },
         };
         // The id 'tlens' makes languageclient follow the `tlens.trace.server` setting.
         const client = new LanguageClient('tlens', 'TLens Language Server', serverOptions, clientOptions);

@@ -17,7 +17,8 @@ export interface ServerSettings {
     trace: { server: string };
 }
 
-/** The workspace folder whose settings apply (the first one; the server takes one settings object). */
+/** The workspace folder whose settings are pushed to the server (the first one); the server also asks
+ * each folder for its own (`workspace/configuration`). */
 export function settingsScope(): vscode.WorkspaceFolder | undefined {
     return vscode.workspace.workspaceFolders?.[0];
 }

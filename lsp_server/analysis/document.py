@@ -10,6 +10,7 @@ import bisect
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable
 
 from ..knowledge.spec import GATE_FLAGS, ModelSpec
@@ -18,6 +19,7 @@ from .cache_stacks import check_stacking_calls
 from .checks import NameChecker, check_removed_api, check_unavailable_api
 from .findings import Finding, apply_suppressions
 from .hookrefs import HookRef, HookRefCollector
+from .imports import LIBRARIES, ModuleLinks
 from .lifetimes import check_hook_lifetimes
 from .live_facts import LiveFacts, check_live
 from .tokens import check_tokens
@@ -84,6 +86,8 @@ class AnalysisContext:
     tokenizer_for: Callable[[ModelSpec], Any] | None = None
     # What an attached Jupyter kernel holds (lsp_server.live); None: static knowledge only.
     live: LiveFacts | None = None
+    # The workspace modules the document imports and the files importing it; None: the file alone.
+    links: ModuleLinks | None = None
 
 
 @dataclass
@@ -138,6 +142,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     method_calls = _find(parsed, parser, _METHOD_CALL, "call", "function", via_attribute=True)
     scopes = Scopes(parsed, late_module_lookups=notebook)
     evaluator = Evaluator(scopes)
+    evaluator.links = context.links
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
     models = Models(scopes, evaluator, context.resolve_model, flag_calls, context.live.specs if context.live else None)
     def attribute(node: Node) -> Value:
@@ -150,8 +155,14 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     callees = {n.encode() for n in scopes.function_defs} | {m.var.encode() for m in models.all_models} | {
         r.text for c in method_calls if (r := c.child_by_field_name("function").child_by_field_name("object")).type == "identifier"
     } | {b"get_act_name", b"partial", b"generic_activation_patch"}
+    workspace_imports = [d for d in scopes.all_definitions() if d.kind == "import"
+                         and d.imported.module.split(".")[0] not in LIBRARIES] if context.links is not None else []
+    callees |= {d.name.encode() for d in workspace_imports if d.imported.attr is not None}
     ident_calls = _find(parsed, parser, _NAME_CALL, "call", "function",
                         names=lambda n: n in callees or n.startswith(b"get_act_patch_"))
+    modules = {d.name for d in workspace_imports if d.imported.attr is None}
+    if modules:  # `import helpers as h; h.name_of(3)`
+        ident_calls += _find(parsed, parser, _module_call(frozenset(modules)), "call", "function", via_attribute=True)
     # Calls that bind the file's function parameters: `fn(...)`, `partial(fn, ...)`, `functools.partial(fn, ...)`.
     evaluator.calls = ident_calls + [c for c in method_calls if call_name(c)[1] == "partial"]
     cache_names = {n.encode() for n in models.cache_names()}
@@ -176,6 +187,12 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     findings.sort(key=lambda f: (f.start, f.end, f.code))
     analysis.findings = apply_suppressions(findings, source)
     return analysis
+
+
+@lru_cache(maxsize=64)  # one compiled pattern per set of names: the parser keeps a scan per pattern
+def _module_call(modules: frozenset[str]) -> re.Pattern:
+    """``module.function(`` for the given module names (the function name is the group)."""
+    return re.compile(rb"(?<![\w.])(?:%s)\s*\.\s*([A-Za-z_]\w*)\s*\(" % b"|".join(re.escape(m.encode()) for m in sorted(modules)))
 
 
 def _returned_cache_subscript(call: Node) -> Node | None:

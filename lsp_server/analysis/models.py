@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
+from .imports import followed
 from .scopes import Definition, Scopes
 from .syntax import Node, call_args, call_name, text
 from .value_types import Seq
@@ -56,7 +57,7 @@ class ModelInfo:
     var: str
     offset: int
     node: Node  # the constructing call, or the parameter
-    kind: str  # "pretrained" | "config" | "bridge" | "native" | "param" | "alias"
+    kind: str  # "pretrained" | "config" | "bridge" | "native" | "param" | "alias" | "import"
     spec: ModelSpec
     backend_known: bool = True
     enabled_flags: set[str] = field(default_factory=set)
@@ -152,6 +153,11 @@ class Models:
     def _model_from(self, d: Definition, depth: int) -> ModelInfo | None:
         if d.kind == "param":
             return self._model_param(d)
+        if d.kind == "import" and depth <= 4 and (found := followed(d.imported, self.evaluator.links)) is not None:
+            # `from setup import model`: the model the workspace module builds (fixes insert after the import).
+            other, definition = found
+            inner = other.models.model_of_definition(definition, depth + 1)
+            return dataclasses.replace(inner, var=d.name, offset=d.offset, node=d.node, kind="import") if inner else None
         if d.kind != "assign" or d.node.type != "call" or depth > 4:
             if d.kind == "assign" and d.node.type == "identifier" and depth <= 4:
                 inner = self.model_at(d.node, depth + 1)
@@ -435,7 +441,7 @@ class Models:
                 return CacheInfo(d.name, d.offset, model, call, assumed=(
                     f"`{d.name}` comes from `{fname}(…)`: assumed to be a cache of `{text(arg)}`, the model passed to it"))
         sole = self.sole_model()
-        if sole is None or call_name(call)[1] not in self.scopes.function_defs:
+        if sole is None or (call_name(call)[1] not in self.scopes.function_defs and self.evaluator.function_called(call) is None):
             return None
         return CacheInfo(d.name, d.offset, sole, call, assumed=(
             f"`{d.name}` comes from `{fname}(…)`: assumed to be a cache of `{sole.var}`, the file's model"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import re
 
+from .imports import Imported, bindings
 from .syntax import Node, Parsed, text
 
 MODULE = (-1, -1)
@@ -36,14 +37,15 @@ _TARGET_LISTS = frozenset({"pattern_list", "tuple_pattern", "list_pattern", "tup
 class Definition:
     """One binding of a name (a plain slots class: thousands are built per analysis)."""
 
-    __slots__ = ("name", "offset", "kind", "node", "target")
+    __slots__ = ("name", "offset", "kind", "node", "target", "imported")
 
-    def __init__(self, name: str, offset: int, kind: str, node: Node, target: Node):
+    def __init__(self, name: str, offset: int, kind: str, node: Node, target: Node, imported: Imported | None = None):
         self.name = name
         self.offset = offset  # where the definition takes effect (end of the defining statement)
-        self.kind = kind  # "assign" | "param" | "for" | "with" | "def" | "class"
-        self.node = node  # the value (assign), the parameter node, the iterable (for), the def node
+        self.kind = kind  # "assign" | "param" | "for" | "with" | "def" | "class" | "import"
+        self.node = node  # the value (assign), the parameter node, the iterable (for), the def node, the import
         self.target = target  # the target expression the name appears in (for tuple unpacking)
+        self.imported = imported  # what an imported name stands for
 
     def __repr__(self) -> str:
         return f"Definition({self.name!r}, {self.kind}, offset={self.offset})"
@@ -93,6 +95,8 @@ class Scopes:
                 self._function(stmt, scope)
             elif kind in ("import_statement", "import_from_statement"):
                 self.imports.append(stmt)
+                for name, bound, imported in bindings(stmt):
+                    self._add(scope, Definition(name, stmt.end_byte, "import", stmt, bound, imported))
             elif kind == "for_statement":
                 left, right = stmt.child_by_field_name("left"), stmt.child_by_field_name("right")
                 if left is not None and right is not None:

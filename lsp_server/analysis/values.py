@@ -13,9 +13,11 @@ Never a guess: one unknown possibility makes the whole value unknown, and so doe
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
-from .scopes import Scopes, default_of, function_of, is_method, parameter_names
+from .imports import ModuleLinks, followed, module_of, module_path
+from .scopes import Definition, Scopes, default_of, function_of, is_method, parameter_names
 from .syntax import Node, call_args, call_name, descendants, string_value, text
 from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_name_value, binary_value, concat, interpolated,
                           is_int, lift, normalise, one_of)
@@ -35,6 +37,8 @@ class Evaluator:
         # Calls of plain names (``fn(...)``, ``partial(fn, ...)``), set by the analysis once found: the
         # call sites that bind the file's function parameters. Until then parameters are unknown.
         self.calls: list[Node] | None = None
+        # The workspace modules this document imports and the files that import it (None: this file alone).
+        self.links: ModuleLinks | None = None
         self._calls_by_name: dict[str, list[Node]] | None = None
         self._bindings: list[tuple[int, dict[str, Value]]] = []  # (def start, parameter values) of calls being followed
         self._following: set[tuple[int, str]] = set()  # parameters being resolved (recursion guard)
@@ -109,8 +113,11 @@ class Evaluator:
     def _name(self, node: Node, depth: int) -> Value:
         if self.reads is not None:
             self.reads.add(text(node))
-        d = self.scopes.lookup(text(node), node.start_byte)
-        if d is None:
+        return self.value_of(self.scopes.lookup(text(node), node.start_byte), depth)
+
+    def value_of(self, d: Definition | None, depth: int = 0) -> Value:
+        """The value a binding gives its name; an imported one's, in the workspace module it comes from."""
+        if d is None or depth > MAX_DEPTH:
             return None
         if d.kind == "assign" and d.target.type == "identifier":
             return self.eval(d.node, depth + 1)
@@ -118,6 +125,9 @@ class Evaluator:
             return self._loop_variable(d.name, d.target, d.node, depth)
         if d.kind == "param":
             return self._parameter(d.name, d.node, depth)
+        if d.kind == "import" and (found := followed(d.imported, self.links)) is not None:
+            other, definition = found
+            return other.evaluator.value_of(definition, depth + 1)
         return None
 
     def _dict_item(self, node: Node, depth: int) -> Value:
@@ -201,8 +211,9 @@ class Evaluator:
             self._param_memo[key] = value
         return value
 
-    def _call_sites(self, fn: Node) -> list[tuple[Node, bool]] | None:
-        """(call, through partial) for each call of ``fn`` in the file; None past the bound."""
+    def _call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
+        """(evaluator of the call's file, call, through partial) for each call of ``fn``: in this file and, for a
+        public module-level function, in the workspace files that import it; None past the bound."""
         name_node = fn.child_by_field_name("name")
         if name_node is None or fn.type != "function_definition" or is_method(fn):
             return None
@@ -214,10 +225,34 @@ class Evaluator:
             positional, _ = call_args(call)
             if positional and positional[0].type == "identifier" and text(positional[0]) == name:
                 sites.append((call, True))
-        resolved = [(c, p) for c, p in sites if self._resolves_to(c, name, fn)]
+        resolved = [(self, c, p) for c, p in sites if self._resolves_to(c, name, fn)]
+        if self.links is not None and fn.parent is not None and fn.parent.type in ("module", "decorated_definition") \
+                and not name.startswith("_"):
+            for other in self.links.importers():
+                resolved += [(other.evaluator, c, p) for c, p in other.evaluator.calls_of_imported(name, self.links.path)]
+                if len(resolved) > MAX_CALL_SITES:
+                    return None
         return resolved if len(resolved) <= MAX_CALL_SITES else None
 
+    def calls_of_imported(self, name: str, module: Path) -> list[tuple[Node, bool]]:
+        """(call, through partial) for each call in this file of the function ``name`` of the workspace
+        module ``module`` (a file), imported here under any name (``from m import f as g``,
+        ``import m as h; h.f(...)``, ``from package import m; m.f(...)``)."""
+        out: list[tuple[Node, bool]] = []
+        for d in self.scopes.all_definitions() if self.links is not None else ():
+            imported = d.imported
+            if d.kind != "import" or imported is None:
+                continue
+            if imported.attr == name and self.links.resolve(imported.module, imported.level) == module:
+                out += [(c, False) for c in self._calls_named(d.name) if c.child_by_field_name("function").type == "identifier"]
+                out += [(c, True) for c in self._calls_named("partial") if (args := call_args(c)[0])
+                        and args[0].type == "identifier" and text(args[0]) == d.name]
+            elif module_path(imported, self.links) == module:
+                out += [(c, False) for c in self._calls_named(name) if _called_through(c, d.name)]
+        return out
+
     def _calls_named(self, name: str) -> list[Node]:
+        """Calls of ``name`` as a plain name or an attribute (``fn(...)``, ``h.fn(...)``, ``functools.partial(...)``)."""
         if self._calls_by_name is None:
             self._calls_by_name = {}
             for call in self.calls or ():
@@ -231,14 +266,15 @@ class Evaluator:
         d = self.scopes.lookup(name, call.start_byte)
         return d is not None and d.kind == "def" and d.node.start_byte == fn.start_byte
 
-    def _argument(self, fn: Node, site: tuple[Node, bool], name: str, depth: int) -> Value:
-        """The value ``fn``'s parameter ``name`` gets at one call site (a default where none is passed)."""
-        call, through_partial = site
-        bound = self._bind(fn, call, skip=1 if through_partial else 0)
+    def _argument(self, fn: Node, site: tuple[Evaluator, Node, bool], name: str, depth: int) -> Value:
+        """The value ``fn``'s parameter ``name`` gets at one call site (a default where none is passed):
+        the argument is evaluated in the call's own file, the default in ``fn``'s."""
+        caller, call, through_partial = site
+        bound = caller._bind(fn, call, skip=1 if through_partial else 0)
         if bound is None:
             return None
         if name in bound:
-            return self.eval(bound[name], depth + 1)
+            return caller.eval(bound[name], depth + 1)
         default = default_of(fn, name)
         # Through partial, whoever calls the partial may still pass it: unknown.
         return self.eval(default, depth + 1) if default is not None and not through_partial else None
@@ -256,9 +292,10 @@ class Evaluator:
         bound.update({k: v for k, v in keywords.items() if k in names})
         return bound
 
-    def _returned(self, call: Node, fn: Node, depth: int) -> Value:
-        """What ``fn`` returns for this call: its ``return`` expressions with the call's arguments bound."""
-        if is_method(fn) or (fn.start_byte, "") in self._following:
+    def _returned(self, call: Node, fn: Node, owner: Evaluator, depth: int) -> Value:
+        """What ``fn`` (a function of ``owner``'s file) returns for this call: its ``return`` expressions
+        with the call's arguments bound (evaluated here; defaults in ``fn``'s file)."""
+        if is_method(fn) or (fn.start_byte, "") in owner._following:
             return None
         bound = self._bind(fn, call)
         if bound is None:
@@ -268,7 +305,10 @@ class Evaluator:
             if name in bound:
                 values[name] = self.eval(bound[name], depth + 1)
             elif (default := default_of(fn, name)) is not None:
-                values[name] = self.eval(default, depth + 1)
+                values[name] = owner.eval(default, depth + 1)
+        return owner._returns(fn, values, depth)
+
+    def _returns(self, fn: Node, values: dict[str, Value], depth: int) -> Value:
         body = fn.child_by_field_name("body")
         returns = [r for r in descendants(body, "return_statement")
                    if (owner := function_of(r)) is not None and owner.start_byte == fn.start_byte] if body is not None else []
@@ -311,13 +351,31 @@ class Evaluator:
             value = lift(lambda v: str(v) if is_int(v) else None, self.eval(positional[0], depth + 1))
             # str() of something unknown is still a string: a hole (`"blocks." + str(layer) + ".hook_z"`).
             return value if value is not None else Hole(text(positional[0]))
-        function = node.child_by_field_name("function")
-        if receiver is None and function is not None and function.type == "identifier" and self.calls is not None:
+        called = self.function_called(node) if self.calls is not None else None
+        return self._returned(node, called[1], called[0], depth) if called is not None else None
+
+    def function_called(self, call: Node) -> tuple[Evaluator, Node] | None:
+        """The def a call runs and the evaluator of its file: a function of this file, one imported from a
+        workspace module (``from utils import f``), or one reached through a module (``import utils as u; u.f()``)."""
+        function = call.child_by_field_name("function")
+        if function is None:
+            return None
+        if function.type == "identifier":
             if self.reads is not None:
-                self.reads.add(fname)
-            d = self.scopes.lookup(fname, node.start_byte)
-            if d is not None and d.kind == "def" and d.node.type == "function_definition":
-                return self._returned(node, d.node, depth)
+                self.reads.add(text(function))
+            d = self.scopes.lookup(text(function), call.start_byte)
+            if d is not None and d.kind == "import" and (found := followed(d.imported, self.links)) is not None:
+                other, d = found
+                return (other.evaluator, d.node) if d.kind == "def" and d.node.type == "function_definition" else None
+            return (self, d.node) if d is not None and d.kind == "def" and d.node.type == "function_definition" else None
+        obj = function.child_by_field_name("object") if function.type == "attribute" else None
+        if obj is None or obj.type != "identifier" or self.links is None:
+            return None
+        d = self.scopes.lookup(text(obj), call.start_byte)
+        module = module_of(d.imported, self.links) if d is not None and d.kind == "import" else None
+        defs = module.scopes.definitions(text(function.child_by_field_name("attribute"))) if module is not None else []
+        if defs and defs[-1].kind == "def" and defs[-1].node.type == "function_definition":
+            return module.evaluator, defs[-1].node
         return None
 
     def act_name_args(self, call: Node) -> tuple[str, object, object, bool] | None:
@@ -352,3 +410,10 @@ class Evaluator:
         if layer_type is None and "layer_type" in args and args["layer_type"].type != "none":
             return None  # an unknown layer type is not "no layer type"
         return lift(act_name_value, name, layer, layer_type)
+
+
+def _called_through(call: Node, receiver: str) -> bool:
+    """Whether ``call`` is ``receiver.something(...)``."""
+    function = call.child_by_field_name("function")
+    obj = function.child_by_field_name("object") if function is not None and function.type == "attribute" else None
+    return obj is not None and obj.type == "identifier" and text(obj) == receiver

@@ -30,7 +30,7 @@ def range_(view: View, start: int, end: int) -> types.Range:
 
 
 def diagnostic(view: View, finding: Finding, settings: Settings) -> types.Diagnostic | None:
-    severity = settings.severity.get(finding.code, finding.severity)
+    severity = settings.diagnostics.severity.get(finding.code, finding.severity)
     if severity == "off":
         return None
     related = []

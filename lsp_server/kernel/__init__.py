@@ -1,4 +1,4 @@
-"""Jupyter-kernel bridge and activation-patching sweeps.
+"""Jupyter-kernel bridge: attach to or start a kernel, run code and the payload there.
 
 Public API (all asyncio):
     KernelBridge.attach(connection_file) / KernelBridge.start(interpreter, cwd)
@@ -6,11 +6,10 @@ Public API (all asyncio):
     bridge.probe() -> KernelEnvironment        bridge.interrupt() / interrupt_own() / restart() / shutdown()
     bridge.state ("none"|"starting"|"idle"|"busy"|"dead"), bridge.on_state callback
     list_connection_files() -> [Path]          newest first
-    run_setup(bridge, code) -> SetupResult
-    run_sweep(bridge, SweepSpec, on_progress, cancel_event) -> SweepResult
-    save_result(result, png_bytes, workspace_root) -> (png_path, json_path)
+    KernelHolder                               the one kernel a server or a CLI run talks to
 
-The code that runs inside the kernel lives in ``payload/`` and is sent as source.
+The code that runs inside the kernel lives in ``payload/`` and is sent as source. Patch sweeps,
+which drive it, are the package ``lsp_server.sweeps``.
 Importing this package does not import torch or transformer_lens.
 """
 
@@ -25,14 +24,10 @@ from .errors import (
     KernelNotResponding,
     KernelStartError,
     PayloadError,
-    SweepCancelled,
-    SweepError,
 )
-from .spec import KINDS, SweepProgress, SweepResult, SweepSpec
-from .sweeps import SetupResult, run_setup, run_sweep, save_result
+from .holder import KernelHolder, connection_file_candidates
 
 __all__ = [
-    "KINDS",
     "ConnectionFileError",
     "ExecResult",
     "ExecuteTimeout",
@@ -41,19 +36,12 @@ __all__ = [
     "KernelEnvironment",
     "KernelEnvironmentError",
     "KernelError",
+    "KernelHolder",
     "KernelNotResponding",
     "KernelStartError",
     "PayloadCallInterrupted",
     "PayloadError",
-    "SetupResult",
-    "SweepCancelled",
-    "SweepError",
-    "SweepProgress",
-    "SweepResult",
-    "SweepSpec",
+    "connection_file_candidates",
     "list_connection_files",
     "load_connection_file",
-    "run_setup",
-    "run_sweep",
-    "save_result",
 ]

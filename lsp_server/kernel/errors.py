@@ -1,4 +1,4 @@
-"""Errors raised by the kernel bridge and the sweep engine.
+"""Errors raised by the kernel bridge (a sweep's own are in ``lsp_server.sweeps.errors``).
 
 Every message says what happened and how to fix it; the LSP layer shows ``str(error)``.
 """
@@ -46,16 +46,3 @@ class PayloadError(KernelError):
         super().__init__(message)
         self.code = code
         self.details = details or {}
-
-
-class SweepError(KernelError):
-    """A sweep could not run (its message comes from the payload or the bridge)."""
-
-    def __init__(self, message: str, code: str = "error", details: dict | None = None):
-        super().__init__(message)
-        self.code = code
-        self.details = details or {}
-
-
-class SweepCancelled(KernelError):
-    """The sweep was cancelled before any cell finished."""

@@ -26,8 +26,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from ..kernel.spec import SweepResult
-from ..protocol import HEATMAP_TITLES
+from ..sweeps.kinds import HEATMAP_TITLES
+from ..sweeps.spec import SweepResult
 from .colors import MISSING, color_for, diverging
 from .text import fmt, font, plain, token_label
 

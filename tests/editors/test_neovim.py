@@ -63,3 +63,18 @@ def test_neovim_receives_unknown_hook_diagnostic(tmp_path):
     unknown = [d for d in result["diagnostics"] if d["code"] == "unknown-hook"]
     assert unknown, f"no unknown-hook diagnostic; got {result['diagnostics']}"
     assert unknown[0]["lnum"] == line
+
+
+def test_neovim_config_sends_settings_the_server_reads_without_a_warning(tmp_path):
+    """The shipped config's settings, as Neovim encodes them (an empty Lua table is a JSON array), both in
+    init_options and for workspace/configuration: read with no problem and equal to the defaults."""
+    require_or_skip([] if NVIM else ["nvim"], "Neovim tests")
+    from lsp_server.settings import Settings, parse_settings
+
+    lua = ("local t = dofile(vim.env.TLENS_LUA); t.setup({ python = 'python3' }); local c = t.client_config(0); "
+           "io.stdout:write(vim.fn.json_encode({ init = c.init_options.settings, pulled = c.settings.tlens }))")
+    out = subprocess.run([NVIM, "--headless", "--clean", "-c", f"lua {lua}", "-c", "qa!"], capture_output=True, text=True,
+                         env=dict(os.environ, TLENS_LUA=str(TLENS_LUA), XDG_STATE_HOME=str(tmp_path)), timeout=60)
+    sent = json.loads(out.stdout)
+    for raw in (sent["init"], sent["pulled"]):
+        assert parse_settings(raw) == (Settings(interpreter="python3"), [])

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from lsp_server.kernel import KernelBridge, run_setup
+from lsp_server.kernel import KernelBridge
+from lsp_server.sweeps.setup_code import run_setup
 
 
 @pytest.fixture(scope="session")

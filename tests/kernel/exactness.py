@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from lsp_server.kernel import KernelBridge, SweepResult, SweepSpec, run_sweep
+from lsp_server.kernel import KernelBridge
+from lsp_server.sweeps.driver import run_sweep
+from lsp_server.sweeps.spec import SweepResult, SweepSpec
 
 from .conftest import kernel_json
 

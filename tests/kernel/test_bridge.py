@@ -222,7 +222,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_run_setup_reports_failures_with_line(kernel):
-    from lsp_server.kernel import run_setup
+    from lsp_server.sweeps.setup_code import run_setup
 
     ok = await run_setup(kernel, "import math\nsetup_value = math.pi\nprint('ready')")
     assert ok.ok and ok.stdout == "ready\n"
@@ -233,7 +233,7 @@ async def test_run_setup_reports_failures_with_line(kernel):
 
 
 async def test_run_setup_timeout_interrupts(kernel):
-    from lsp_server.kernel import run_setup
+    from lsp_server.sweeps.setup_code import run_setup
 
     res = await run_setup(kernel, "import time\ntime.sleep(30)", timeout=1)
     assert not res.ok and "did not finish within 1 s" in res.message

@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from lsp_server.kernel import KINDS, SweepError, SweepResult, SweepSpec
 from lsp_server.kernel.payload import install_code, payload_source
 from lsp_server.kernel.payload import sweep_grid
+from lsp_server.sweeps.errors import SweepError
+from lsp_server.sweeps.spec import KINDS, SweepResult, SweepSpec
 
 
 def test_unknown_kind():

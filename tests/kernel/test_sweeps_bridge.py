@@ -9,8 +9,11 @@ import json
 import pytest
 import pytest_asyncio
 
-from lsp_server.kernel import SweepCancelled, SweepError, SweepSpec, run_sweep, save_result
 from lsp_server.render import render_heatmap
+from lsp_server.sweeps.driver import run_sweep
+from lsp_server.sweeps.errors import SweepCancelled, SweepError
+from lsp_server.sweeps.saved import save_result
+from lsp_server.sweeps.spec import SweepSpec
 
 from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact, max_abs_diff, reference
 from .faults import drop_an_execute_reply

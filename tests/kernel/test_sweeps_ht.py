@@ -12,7 +12,8 @@ import os
 import pytest
 import pytest_asyncio
 
-from lsp_server.kernel import SweepSpec, run_sweep
+from lsp_server.sweeps.driver import run_sweep
+from lsp_server.sweeps.spec import SweepSpec
 
 from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact
 from .tiny_models import ht_setup

@@ -9,7 +9,7 @@ import random
 import pytest
 from PIL import Image
 
-from lsp_server.kernel.spec import SweepResult
+from lsp_server.sweeps.spec import SweepResult
 from lsp_server.render import HOVER_URI_LIMIT, data_uri, render_heatmap
 from lsp_server.render.colors import MISSING, color_for, diverging
 from lsp_server.render.text import font, token_label

@@ -1,10 +1,10 @@
-"""Run activation-patching sweeps in a kernel and keep what they produce.
+"""Drive a patching sweep in a kernel: the server-side half of the payload's sweep.
 
     result = await run_sweep(bridge, SweepSpec(model="model", clean="clean_tokens",
                              corrupted="corr_tokens", answer="' Mary'", wrong="' John'"),
                              on_progress=print, cancel_event=event)
     png = render_heatmap(result)               # lsp_server.render
-    png_path, json_path = save_result(result, png, workspace_root)
+    png_path, json_path = save_result(result, png, workspace_root)   # saved.py
 
 ``run_sweep`` installs the payload (``__tlens__``) once, prepares the sweep in the kernel,
 then asks for results in time-budgeted steps so progress streams back. Setting
@@ -19,26 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import math
 import time
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from .bridge import KernelBridge, PayloadCallInterrupted
-from .errors import (
-    ExecuteTimeout,
-    KernelDiedError,
-    KernelError,
-    PayloadError,
-    SweepCancelled,
-    SweepError,
-)
-from .spec import SweepProgress, SweepResult, SweepSpec
-
-ProgressCallback = Callable[[SweepProgress], "Awaitable[None] | None"]
+from ..kernel.bridge import KernelBridge, PayloadCallInterrupted
+from ..kernel.errors import KernelDiedError, KernelError, PayloadError
+from .errors import SweepCancelled, SweepError
+from .spec import ProgressCallback, SweepProgress, SweepResult, SweepSpec, report
 
 
 async def run_sweep(
@@ -70,7 +58,7 @@ async def run_sweep(
         raise SweepCancelled("the sweep was cancelled before it started.")
     t0 = time.monotonic()
     grace = 2 * step_seconds + 0.5  # a step overshoots its budget by at most one chunk
-    await _report(on_progress, SweepProgress(0, 0, 0.0, None, "preparing"))
+    await report(on_progress, SweepProgress(0, 0, 0.0, None, "preparing"))
     try:
         await bridge.ensure_payload()  # outside the cancellable part: never half-installed
         prep = await _cancellable(bridge, "prepare", cancel_event, grace, spec=spec.to_dict())
@@ -93,7 +81,7 @@ async def run_sweep(
         notes.append(f"slow path: {prep['fallback_reason']}")
     run_t0 = time.monotonic()
     work_done, work_total = 0, prep.get("work_total", 0)
-    await _report(on_progress, grid.progress(t0, None, "running"))
+    await report(on_progress, grid.progress(t0, None, "running"))
     try:
         while not grid.complete and not cancel_event.is_set():
             try:
@@ -111,7 +99,7 @@ async def run_sweep(
             eta = None
             if work_done:
                 eta = (time.monotonic() - run_t0) * (work_total - work_done) / work_done
-            await _report(on_progress, grid.progress(t0, eta, "running"))
+            await report(on_progress, grid.progress(t0, eta, "running"))
     except KernelDiedError as e:
         error = f"the kernel died during the sweep: {e}"
     except PayloadError as e:
@@ -158,15 +146,6 @@ async def _release(bridge: KernelBridge) -> None:
             continue
         except KernelError:
             return
-
-
-async def _report(callback: Callable[..., Any] | None, *args: Any) -> None:
-    """Call a progress callback, sync or async."""
-    if callback is None:
-        return
-    result = callback(*args)
-    if inspect.isawaitable(result):
-        await result
 
 
 class _Grid:
@@ -251,155 +230,3 @@ def _reshape(flat: list, shape: list[int]) -> list:
         return list(flat)
     step = math.prod(shape[1:])
     return [_reshape(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
-
-
-# ---------------------------------------------------------------------------- setup code
-
-
-@dataclass(frozen=True)
-class SetupStep:
-    """One top-level statement of the setup code: lines ``first_line..last_line`` of ``file``."""
-
-    file: str
-    first_line: int  # 1-based, in the file (or notebook cell) as the user sees it
-    last_line: int
-    summary: str = ""  # the statement's first line, for progress messages
-
-
-@dataclass
-class SetupCode:
-    """Setup code as the user wrote it: the files' texts (by the label they know them by, e.g.
-    ``examples/ioi.py`` or ``ioi.ipynb, cell 4``) and the statements to run, in order."""
-
-    files: dict[str, str]
-    steps: list[SetupStep]
-
-    @classmethod
-    def single(cls, code: str, file: str = "setup code") -> "SetupCode":
-        """All of ``code`` as one step (tests and benchmarks set kernels up this way)."""
-        return cls({file: code}, [SetupStep(file, 1, max(code.count("\n") + 1, 1))])
-
-    def describe(self, step: SetupStep) -> str:
-        """``ioi.py, line 48 of 338`` / ``ioi.ipynb, cell 4, line 2``: where a step is."""
-        total = self.files[step.file].count("\n") + 1
-        of = f" of {total}" if "cell" not in step.file else ""
-        return f"{step.file}, line {step.first_line}{of}"
-
-
-@dataclass
-class SetupResult:
-    """Outcome of ``run_setup``.
-
-    Attributes:
-        ok: the code ran without an exception.
-        message: one line for the user ("setup code failed at ioi.py, line 3: NameError: ...").
-        stdout: what the code printed (stdout and stderr).
-        traceback: the kernel's traceback, from the user's code on; empty when ok.
-        file, line: where the innermost error happened in the user's code, if known.
-        cancelled: stopped by ``cancel_event``.
-    """
-
-    ok: bool
-    message: str
-    stdout: str = ""
-    traceback: str = ""
-    file: str | None = None
-    line: int | None = None
-    cancelled: bool = False
-
-
-SetupProgress = Callable[[SetupStep, int, int], "Awaitable[None] | None"]
-
-
-async def run_setup(
-    bridge: KernelBridge,
-    setup: SetupCode | str,
-    timeout: float | None = None,
-    *,
-    on_step: SetupProgress | None = None,
-    cancel_event: asyncio.Event | None = None,
-) -> SetupResult:
-    """Execute a file's setup code (imports, model, prompts) in the kernel, statement by statement.
-
-    Runs silently (no notebook output or history). Tracebacks name the user's files and lines.
-    On timeout or cancel the kernel is interrupted.
-
-    Args:
-        setup: the statements to run; a string is run as one step of a file called "setup code".
-        timeout: seconds for the whole setup.
-        on_step: called before each step with (step, index, count).
-        cancel_event: set it to stop between (or during) steps.
-    """
-    if isinstance(setup, str):
-        setup = SetupCode.single(setup)
-    cancel_event = cancel_event or asyncio.Event()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    output: list[str] = []
-    try:
-        await bridge.call_payload("setup_begin", files=setup.files)
-        for i, step in enumerate(setup.steps):
-            if cancel_event.is_set():
-                return SetupResult(False, "setup code cancelled", "".join(output), cancelled=True)
-            await _report(on_step, step, i, len(setup.steps))
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.01)
-            call = asyncio.ensure_future(bridge.call_payload(
-                "setup_step", timeout=left, file=step.file, first_line=step.first_line, last_line=step.last_line))
-            try:
-                answer = await _interrupt_on_cancel(bridge, call, cancel_event)
-            except PayloadCallInterrupted:
-                if cancel_event.is_set():
-                    return SetupResult(False, "setup code cancelled", "".join(output), cancelled=True)
-                return SetupResult(False, f"setup code was interrupted at {setup.describe(step)}", "".join(output))
-            output.append(answer.get("stdout", ""))
-    except ExecuteTimeout:
-        with contextlib.suppress(KernelError):
-            await bridge.interrupt()
-        return SetupResult(False, f"setup code did not finish within {timeout:g} s; interrupted it.", "".join(output))
-    except PayloadError as e:
-        if e.code != "setup-failed":
-            return SetupResult(False, f"setup code did not run: {e}", "".join(output))
-        file, line = e.details.get("file"), e.details.get("line")
-        where = ""
-        if line:
-            where = f" at line {line}" if len(setup.files) == 1 and file == "setup code" else f" at {file}, line {line}"
-        return SetupResult(False, f"setup code failed{where}: {e}", "".join(output) + e.details.get("stdout", ""),
-                           e.details.get("traceback", ""), file, line)
-    except KernelError as e:
-        return SetupResult(False, f"setup code did not run: {e}", "".join(output))
-    return SetupResult(True, "setup code ran", "".join(output))
-
-
-async def _interrupt_on_cancel(bridge: KernelBridge, call: asyncio.Future, cancel_event: asyncio.Event) -> Any:
-    """Await a payload call; a cancel interrupts it at once (setup steps may load a model for minutes)."""
-    waiter = asyncio.ensure_future(cancel_event.wait())
-    try:
-        done, _ = await asyncio.wait({call, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if call not in done:
-            with contextlib.suppress(KernelError):
-                await bridge.interrupt_own()
-        return await call
-    finally:
-        waiter.cancel()
-
-
-# ---------------------------------------------------------------------------- saving
-
-
-def save_result(result: SweepResult, png_bytes: bytes, workspace_root: str | Path) -> tuple[Path, Path]:
-    """Write ``.tlens/sweeps/<timestamp>-<kind>.png`` and ``.json`` (raw numbers).
-
-    Returns:
-        (png_path, json_path).
-    """
-    folder = Path(workspace_root) / ".tlens" / "sweeps"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{result.kind}"
-    n = 1
-    while (folder / f"{base}.png").exists() or (folder / f"{base}.json").exists():
-        n += 1
-        base = f"{stamp}-{result.kind}-{n}"
-    png_path, json_path = folder / f"{base}.png", folder / f"{base}.json"
-    png_path.write_bytes(png_bytes)
-    json_path.write_text(result.to_json(indent=1), encoding="utf-8")
-    return png_path, json_path

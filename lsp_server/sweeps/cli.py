@@ -1,19 +1,35 @@
-"""``tlens-lsp sweep PATH:LINE --out FILE.png``: the editor's sweep path, without an editor."""
+"""``tlens-lsp sweep PATH:LINE --out FILE.png``: the editor's sweep path, without an editor.
+
+Prints ``heatmap: PNG`` and ``numbers: JSON`` (scripts read these lines, and the JSON's ``values``).
+Every ``tlens-lsp`` command builds the parser, so asyncio and the kernel machinery are imported only
+when a sweep runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
 import sys
 from pathlib import Path
 
-from .analysis.experiments import experiment_at, find_experiments
-from .kernel.errors import KernelError, SweepCancelled, SweepError
-from .sweep_runner import KernelHolder, sweep_experiment
+from ..files import cli_workspace, load_views
+from .kinds import DEFAULT_KIND, SWEEP_KIND_NAMES
+
+
+def add_arguments(sweep: argparse.ArgumentParser) -> None:
+    """The ``sweep`` subcommand's arguments."""
+    sweep.add_argument("location", help="PATH:LINE of the experiment")
+    sweep.add_argument("--kernel", help="connection file of a running kernel (default: start one)")
+    sweep.add_argument("--kind", default=DEFAULT_KIND, choices=SWEEP_KIND_NAMES)
+    sweep.add_argument("--python", help="interpreter for a started kernel (default: this one)")
+    sweep.add_argument("--out", required=True, help="where to write the heatmap PNG")
+    sweep.add_argument("--raw", action="store_true",
+                       help="raw metric values (default: normalised, 0 = corrupted, 1 = clean)")
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     try:
         name, line_text = args.location.rsplit(":", 1)
         line = int(line_text)
@@ -29,11 +45,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
-    from .files import cli_context, load_views
-    from .workspace import Workspace
+    import asyncio
+
+    from ..analysis.experiments import experiment_at, find_experiments
+    from ..kernel.errors import KernelError
+    from ..kernel.holder import KernelHolder
+    from .errors import SweepCancelled, SweepError
+    from .runner import sweep_experiment
 
     try:
-        views = load_views(path, Workspace(lambda file: cli_context(None, file)))
+        views = load_views(path, cli_workspace())
     except (OSError, ValueError) as e:
         print(f"sweep: cannot read {path}: {e}", file=sys.stderr)
         return 2

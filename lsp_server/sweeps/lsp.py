@@ -1,7 +1,8 @@
-"""Kernel and sweep commands, the "Run patch sweep" code actions and code lenses, sweep hovers.
+"""Patch sweeps in the editor: the ``tlens.runSweep`` command, its work-done progress (cancellable),
+the ``tlens/sweepResult`` notification, the "Run patch sweep" code lenses and code actions, sweep hovers.
 
-The commands, notifications and payloads are declared in :mod:`lsp_server.protocol`; sweep progress
-is standard work-done progress, cancellable.
+The only module of ``lsp_server.sweeps`` that speaks LSP. The commands, notifications and payloads
+are declared in :mod:`lsp_server.protocol`; the kernel is the server's (``kernel_commands.py``).
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from .analysis.experiments import Experiment, experiment_at, find_experiments
-from .handlers import command, handles
-from .protocol import CODE_ACTION_KINDS, NOTIFICATIONS, SWEEP_TITLES, SweepResult
-from .kernel.errors import KernelError, SweepCancelled, SweepError
-from .sweep_runner import KernelHolder, SweepOutcome, connection_file_candidates, sweep_experiment
-from .workspace import View
+from ..analysis.experiments import Experiment, experiment_at, find_experiments
+from ..handlers import command, handles
+from ..kernel.errors import KernelError
+from ..kernel_commands import KernelService
+from ..protocol import NOTIFICATIONS, SweepResult
+from ..workspace import View
+from .errors import SweepCancelled, SweepError
+from .kinds import CODE_ACTION_KINDS, SWEEP_TITLES
+from .runner import SweepOutcome, sweep_experiment
 
 if TYPE_CHECKING:
-    from .server import TlensServer
-
+    from ..server import TlensServer
 
 
 @dataclass
@@ -37,57 +40,13 @@ class StoredSweep:
 
 
 class SweepService:
-    """The server's kernel and its sweep results, keyed by document and experiment line."""
+    """The server's patch sweeps and their results, keyed by document and experiment line."""
 
-    def __init__(self, ls: "TlensServer"):
+    def __init__(self, ls: "TlensServer", kernel: KernelService):
         self.ls = ls
-        self.kernel = KernelHolder(on_state=self._state_changed)
+        self.kernel = kernel
         self.results: dict[tuple[str, int], StoredSweep] = {}
         self.running: asyncio.Task | None = None
-        self._progress: dict | None = None
-
-    # -- notifications
-
-    def _state_changed(self, state: str) -> None:
-        self.notify_status()
-
-    def notify_status(self, detail: str | None = None) -> None:
-        status = self.kernel.status()
-        if detail is not None:
-            status["detail"] = detail
-        if self._progress is not None:
-            status["progress"] = self._progress
-        self.ls.protocol.notify(NOTIFICATIONS["kernelStatus"], status)
-
-    def message(self, text: str, kind: types.MessageType = types.MessageType.Info) -> None:
-        self.ls.window_log_message(types.LogMessageParams(type=kind, message=f"tlens: {text}"))
-        self.ls.window_show_message(types.ShowMessageParams(type=kind, message=f"tlens: {text}"))
-
-    # -- kernel commands
-
-    async def attach(self, connection_file: str | None) -> dict:
-        path = connection_file or self.ls.settings.connection_file
-        if not path:
-            candidates = connection_file_candidates()
-            if not candidates:
-                raise KernelError("no connection file given and none found in the Jupyter runtime directory. "
-                                  "Run `import ipykernel; print(ipykernel.get_connection_file())` in your notebook "
-                                  "and attach that file.")
-            path = candidates[0]
-        await self.kernel.attach(path)
-        env = await self.kernel.bridge.probe()
-        self.message(f"attached to {path}: Python {env.python}, torch {env.torch} ({env.device}), "
-                     f"transformer_lens {env.transformer_lens}")
-        self.notify_status()
-        return self.kernel.status()
-
-    async def start(self, interpreter: str | None) -> dict:
-        await self.kernel.start(interpreter or self.kernel_interpreter(), self.workspace_root(None))
-        self.notify_status()
-        return self.kernel.status()
-
-    def kernel_interpreter(self) -> str | None:
-        return self.ls.settings.kernel_interpreter or self.ls.settings.interpreter
 
     def display_name(self, uri: str) -> str:
         """A document's (or a cell's notebook's) path relative to the workspace root, as the user knows it."""
@@ -97,16 +56,6 @@ class SweepService:
         if root and path.startswith(root.rstrip("/") + "/"):
             return path[len(root.rstrip("/")) + 1:]
         return Path(path).name
-
-    def workspace_root(self, uri: str | None) -> str:
-        root = self.ls.workspace.root_path
-        if root:
-            return root
-        if uri and (path := to_fs_path(uri)):
-            return str(Path(path).parent)
-        return str(Path.cwd())
-
-    # -- sweeps
 
     async def run_sweep(self, uri: str, line: int, kind: str | None) -> dict:
         view = self.ls.view(uri)
@@ -118,7 +67,8 @@ class SweepService:
                 "no patching experiment here: put the cursor on a transformer_lens.patching call or on a loop "
                 "that runs model.run_with_hooks with a hook reading a clean cache and scores the logits.",
                 "no-experiment")
-        kind = kind or self.ls.settings.sweep_kind
+        settings = self.ls.settings_for(uri)
+        kind = kind or settings.sweep.default_kind
         if kind not in SWEEP_TITLES:
             raise SweepError(f"unknown sweep kind {kind!r}; use one of {', '.join(SWEEP_TITLES)}.", "bad-kind")
         if self.running is not None and not self.running.done():
@@ -129,20 +79,20 @@ class SweepService:
         t0 = time.monotonic()
 
         async def progress(p) -> None:
-            self._progress = {"done": p.done, "total": p.total}
+            self.kernel.progress = {"done": p.done, "total": p.total}
             pct = int(100 * p.done / p.total) if p.total else 0
             eta = f", ~{p.eta_s:.0f} s left" if p.eta_s else ""
             msg = {"preparing": "preparing (clean and corrupted runs)", "cancelling": "cancelling",
                    "setup": f"running setup: {p.detail}"}.get(p.phase, f"{p.done}/{p.total} cells{eta}")
             if token is not None:
                 self.ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=msg, percentage=pct, cancellable=True))
-            self.notify_status()
+            self.kernel.notify_status()
 
         end_message = "failed"  # every way out ends the editor's progress notification
         try:
             outcome = await sweep_experiment(
-                self.kernel, view, exp, kind, self.workspace_root(uri), self.kernel_interpreter(),
-                progress, cancel, lambda text: self.message(text), normalize=self.ls.settings.sweep_normalize,
+                self.kernel.holder, view, exp, kind, self.kernel.workspace_root(uri), self.kernel.interpreter(),
+                progress, cancel, lambda text: self.kernel.message(text), normalize=settings.sweep.normalize,
                 file_name=self.display_name(uri))
         except asyncio.CancelledError:
             cancel.set()
@@ -159,19 +109,19 @@ class SweepService:
             end_message = f"{status}done in {time.monotonic() - t0:.1f} s; strongest: {outcome.summary}"
         finally:
             self._end_progress(token, end_message)
-            self._progress = None
+            self.kernel.progress = None
             self.running = None
-            self.notify_status()
+            self.kernel.notify_status()
         result = outcome.result
         start_line = view.position(exp.start)[0] if view.position(exp.start) else line
         self.results[(uri, start_line)] = StoredSweep(outcome, exp.start, time.time())
         payload = self._result_payload(uri, start_line, kind, exp, outcome)
         self.ls.protocol.notify(NOTIFICATIONS["sweepResult"], payload)
         if outcome.setup_ran:
-            self.message("ran the file's setup code in a fresh kernel before the sweep")
+            self.kernel.message("ran the file's setup code in a fresh kernel before the sweep")
         if result.partial:
-            self.message(f"the sweep is PARTIAL ({result.cells_done}/{result.cells_total} cells): {result.error or 'cancelled'}",
-                         types.MessageType.Warning)
+            self.kernel.message(f"the sweep is PARTIAL ({result.cells_done}/{result.cells_total} cells): "
+                                f"{result.error or 'cancelled'}", types.MessageType.Warning)
         self._refresh_lenses()
         return {k: v for k, v in payload.items() if k != "png"}
 
@@ -243,7 +193,7 @@ class SweepService:
             return []
         pos = view.position(exp.start)
         line = pos[0] if pos else params.range.start.line
-        default = self.ls.settings.sweep_kind
+        default = self.ls.settings_for(view.uri).sweep.default_kind
         kinds = [default] + [k for k in CODE_ACTION_KINDS if k != default]
         return [
             types.CodeAction(
@@ -275,9 +225,6 @@ class SweepService:
                 f"*{r.cells_done}/{r.cells_total} cells · {r.elapsed_s:.1f} s · {r.backend} {r.tl_version} on {r.device} · "
                 f"values: {r.value_label} · saved to `{stored.outcome.png_path}`*")
 
-    async def shutdown(self) -> None:
-        await self.kernel.close()
-
 
 def _experiment_on_line(view: View, line: int) -> Experiment | None:
     for exp in find_experiments(view.analysis):
@@ -288,49 +235,19 @@ def _experiment_on_line(view: View, line: int) -> Experiment | None:
 
 
 def register(server: "TlensServer") -> None:
-    """Register the kernel and sweep commands and the sweep code lenses on ``server``."""
+    """Register the sweep command and the sweep code lenses on ``server``."""
     service = server.sweeps
-
-    async def failing(what: str, coro) -> Any:
-        try:
-            return await coro
-        except (KernelError, SweepError, OSError) as e:
-            service.message(f"{what}: {e}", types.MessageType.Error)
-            service.notify_status(detail=str(e))
-            return {"error": str(e)}
-
-    @command(server, "tlens.attachKernel")
-    async def attach_kernel(ls, args: dict) -> Any:
-        return await failing("could not attach the kernel", service.attach(args.get("connectionFile")))
-
-    @command(server, "tlens.startKernel")
-    async def start_kernel(ls, args: dict) -> Any:
-        return await failing("could not start a kernel", service.start(args.get("interpreter")))
-
-    @command(server, "tlens.interruptKernel")
-    async def interrupt_kernel(ls, args: dict) -> Any:
-        return await failing("could not interrupt the kernel", service.kernel.interrupt())
-
-    @command(server, "tlens.kernelStatus")
-    def kernel_status(ls, args: dict) -> dict:
-        return service.kernel.status()
-
-    @command(server, "tlens.listConnectionFiles", default=[])
-    def list_files(ls, args: dict) -> list[str]:
-        return connection_file_candidates()
 
     @command(server, "tlens.runSweep")
     async def run_sweep(ls, args: dict) -> Any:
         if "uri" not in args or "line" not in args:
-            service.message("tlens.runSweep needs {uri, line} (a code lens or code action passes them)", types.MessageType.Error)
+            service.kernel.message("tlens.runSweep needs {uri, line} (a code lens or code action passes them)",
+                                   types.MessageType.Error)
             return {"error": "missing uri/line"}
-        return await failing("the patch sweep failed", service.run_sweep(args["uri"], int(args["line"]), args.get("kind")))
+        return await service.kernel.failing("the patch sweep failed",
+                                            service.run_sweep(args["uri"], int(args["line"]), args.get("kind")))
 
     @handles(server, types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False), default=[])
     def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:
         view = ls.view(params.text_document.uri)
         return service.code_lenses(view) if view is not None else []
-
-    @handles(server, types.SHUTDOWN)
-    async def shutdown(ls, params: None) -> None:
-        await service.shutdown()

@@ -13,28 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Callable
 
-from .analysis.experiments import Experiment, setup_statements
-from .analysis.findings import sentence
-from .kernel import KernelBridge, list_connection_files, run_setup, run_sweep, save_result
-from .kernel.errors import SweepCancelled, SweepError
-from .kernel.spec import SweepProgress, SweepResult, SweepSpec
-from .kernel.sweeps import SetupCode, SetupStep
-from .workspace import View
+from ..analysis.experiments import Experiment, setup_statements
+from ..analysis.findings import sentence
+from ..kernel.holder import KernelHolder
+from ..workspace import View
+from .driver import run_sweep
+from .errors import SweepCancelled, SweepError
+from .saved import save_result
+from .setup_code import SetupCode, SetupStep, run_setup
+from .spec import ProgressCallback, SweepProgress, SweepResult, SweepSpec, report
 
 if TYPE_CHECKING:
-    from .render import PanelGeometry
+    from ..render import PanelGeometry
 
 Log = Callable[[str], None]
-StateCallback = Callable[[str], None]
 
 
 @dataclass
@@ -47,68 +45,6 @@ class SweepOutcome:
     summary: str  # "L9 pos 14 = 0.82"
     setup_ran: bool
     panels: list["PanelGeometry"] = field(default_factory=list)  # cell grids of `png`, for the panel's readout
-
-
-@dataclass
-class KernelHolder:
-    """The one kernel a server (or a CLI run) talks to: attached, or started by us."""
-
-    on_state: StateCallback | None = None
-    bridge: KernelBridge | None = None
-    setups_run: set[str] = field(default_factory=set)
-    last_error: str | None = None
-
-    @property
-    def state(self) -> str:
-        return self.bridge.state if self.bridge is not None else "none"
-
-    def status(self) -> dict:
-        b = self.bridge
-        return {
-            "state": self.state,
-            "connectionFile": b.connection_file if b is not None else None,
-            "owned": b.owned if b is not None else False,
-            "detail": self.last_error,
-        }
-
-    def _notify(self, state: str) -> None:
-        if self.on_state is not None:
-            self.on_state(state)
-
-    async def attach(self, connection_file: str) -> None:
-        await self.close()
-        self.bridge = await KernelBridge.attach(connection_file, on_state=self._notify)
-        self.setups_run.clear()
-
-    async def start(self, interpreter: str | None, cwd: str | None) -> None:
-        await self.close()
-        self.bridge = await KernelBridge.start(interpreter or sys.executable, cwd, on_state=self._notify)
-        self.setups_run.clear()
-
-    async def ensure(self, interpreter: str | None, cwd: str | None, log: Log) -> bool:
-        """A usable kernel; start one if none is attached. Returns True if it was just started."""
-        if self.bridge is not None and self.bridge.state != "dead":
-            return False
-        if self.bridge is not None:
-            log("the kernel died; starting a new one")
-        log(f"no kernel attached: starting one with {interpreter or sys.executable}")
-        await self.start(interpreter, cwd)
-        return True
-
-    async def interrupt(self) -> None:
-        if self.bridge is not None:
-            await self.bridge.interrupt()
-
-    async def close(self) -> None:
-        """Stop a kernel we started; disconnect from an attached one."""
-        if self.bridge is not None:
-            bridge, self.bridge = self.bridge, None
-            await bridge.shutdown()
-            self._notify("none")
-
-
-def connection_file_candidates() -> list[str]:
-    return [str(p) for p in list_connection_files()]
 
 
 def strongest_cell(result: SweepResult) -> str:
@@ -171,7 +107,7 @@ async def sweep_experiment(
     kind: str,
     workspace_root: str,
     interpreter: str | None,
-    on_progress: Callable[[SweepProgress], Awaitable[None] | None] | None,
+    on_progress: ProgressCallback | None,
     cancel_event: asyncio.Event,
     log: Log,
     normalize: bool = True,
@@ -183,7 +119,7 @@ async def sweep_experiment(
     setup code fails it is shut down, so the next attempt starts clean. (In VS Code the extension
     starts the kernel just before the sweep, so "started for this sweep" cannot be told from ``ensure``.)
     """
-    from .render import render_heatmap, render_heatmap_with_layout  # pillow, loaded only when a sweep runs
+    from ..render import render_heatmap, render_heatmap_with_layout  # pillow, loaded only when a sweep runs
 
     started = await holder.ensure(interpreter, workspace_root, log)
     assert holder.bridge is not None
@@ -197,11 +133,8 @@ async def sweep_experiment(
             t0 = time.monotonic()
 
             async def step(s: SetupStep, index: int, count: int) -> None:
-                if on_progress is not None:
-                    detail = f"{setup.describe(s)}: {s.summary}" if s.summary else setup.describe(s)
-                    result = on_progress(SweepProgress(index, count, time.monotonic() - t0, None, "setup", detail))
-                    if inspect.isawaitable(result):
-                        await result
+                detail = f"{setup.describe(s)}: {s.summary}" if s.summary else setup.describe(s)
+                await report(on_progress, SweepProgress(index, count, time.monotonic() - t0, None, "setup", detail))
 
             fresh = not holder.setups_run
             outcome = await run_setup(holder.bridge, setup, on_step=step, cancel_event=cancel_event)
@@ -225,6 +158,3 @@ async def sweep_experiment(
     png_path, json_path = save_result(result, png, workspace_root)
     return SweepOutcome(result, png, hover_png, png_path, json_path, strongest_cell(result), setup_ran, panels)
 
-
-def default_workspace_root(path: str) -> str:
-    return os.path.dirname(os.path.abspath(path))

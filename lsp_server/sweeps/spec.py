@@ -1,6 +1,7 @@
-"""SweepSpec (what to patch) and SweepResult (what came back), both JSON-serialisable.
+"""SweepSpec (what to patch), SweepProgress (how far it got) and SweepResult (what came back).
 
-Grid layouts of ``SweepResult.values`` by kind:
+Spec and result are JSON-serialisable. The kinds are listed in ``kinds.py``; grid layouts of
+``SweepResult.values`` by kind:
   resid_pre | resid_mid | resid_post | attn_out | mlp_out : [layer][pos]
   heads         : [layer][head]        (z of every position patched at once)
   heads_by_pos  : [layer][pos][head]
@@ -13,12 +14,13 @@ Cells not computed (cancelled / kernel died) are ``None``.
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-from ..protocol import SWEEP_KIND_NAMES
 from .errors import SweepError
+from .kinds import DEFAULT_KIND, SWEEP_KIND_NAMES
 
 KINDS = SWEEP_KIND_NAMES
 
@@ -42,7 +44,7 @@ class SweepSpec:
     model: str
     clean: str
     corrupted: str
-    kind: str = "resid_pre"
+    kind: str = DEFAULT_KIND
     metric: str | None = None
     answer: str | None = None
     wrong: str | None = None
@@ -100,6 +102,18 @@ class SweepProgress:
     eta_s: float | None
     phase: str  # "setup" | "preparing" | "running" | "cancelling"
     detail: str | None = None  # setup: which statement runs ("ioi.py, line 48 of 338: model = ...")
+
+
+ProgressCallback = Callable[[SweepProgress], "Awaitable[None] | None"]
+
+
+async def report(callback: Callable[..., Any] | None, *args: Any) -> None:
+    """Call a progress callback, sync or async."""
+    if callback is None:
+        return
+    result = callback(*args)
+    if inspect.isawaitable(result):
+        await result
 
 
 @dataclass

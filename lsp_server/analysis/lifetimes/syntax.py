@@ -1,12 +1,11 @@
-"""Syntax and control-flow helpers for the hook-lifetime checks, and the edits their quick fixes make.
+"""Syntax and control-flow helpers for the hook-lifetime checks (the edits their fixes make: ``fixes``).
 
 Everything here works on tree-sitter nodes of one parse and byte offsets into its text.
 """
 
 from __future__ import annotations
 
-from .findings import Edit
-from .syntax import Node, statement_of, text
+from ..syntax import Node, statement_of, text
 
 LOOPS = ("for_statement", "while_statement")
 SCOPE_BOUNDARIES = ("function_definition", "lambda", "module")
@@ -105,6 +104,32 @@ def in_lambda(node: Node) -> bool:
     return False
 
 
+def enclosing_loops(node: Node) -> list[tuple[Node, bool]]:
+    """Enclosing loops in the node's scope, innermost first, each with "an `if` lies between"."""
+    out, conditional = [], False
+    n = node.parent
+    while n is not None and n.type not in SCOPE_BOUNDARIES:
+        if n.type in ("if_statement", "conditional_expression", "elif_clause", "else_clause"):
+            conditional = True
+        if n.type in LOOPS:
+            out.append((n, conditional))
+        n = n.parent
+    return out
+
+
+def outer_loop_start(node: Node) -> int:
+    """Where the outermost loop around ``node`` (in its scope) starts; the node's start outside loops."""
+    loops = enclosing_loops(node)
+    return loops[-1][0].start_byte if loops else node.start_byte
+
+
+def enclosing_function_name(node: Node) -> str:
+    n = node.parent
+    while n is not None and n.type != "function_definition":
+        n = n.parent
+    return text(n.child_by_field_name("name")) if n is not None else "?"
+
+
 def use_statement(anchor: Node, fwd: Node) -> Node:
     """The outermost statement around ``fwd`` (in its scope) that does not contain ``anchor``."""
     best = None
@@ -169,53 +194,3 @@ def runs_once(loop: Node) -> bool:
     """A loop whose body ends every iteration with break/return at its top level."""
     body = loop.child_by_field_name("body")
     return body is not None and any(c.type in ("break_statement", "return_statement") for c in body.named_children)
-
-
-def line_end(src: bytes, offset: int) -> int:
-    end = src.find(b"\n", offset)
-    return len(src) if end < 0 else end
-
-
-def indent_of(src: bytes, node: Node) -> bytes | None:
-    start = src.rfind(b"\n", 0, node.start_byte) + 1
-    indent = src[start:node.start_byte]
-    return indent if not indent.strip() else None
-
-
-def insert_after(src: bytes, stmt: Node, code: str) -> Edit | None:
-    indent = indent_of(src, stmt)
-    if indent is None:
-        return None
-    pos = line_end(src, stmt.end_byte)
-    return Edit(pos, pos, "\n" + indent.decode() + code)
-
-
-def insert_before(src: bytes, stmt: Node, code: str) -> Edit | None:
-    indent = indent_of(src, stmt)
-    if indent is None:
-        return None
-    start = stmt.start_byte - len(indent)
-    return Edit(start, start, indent.decode() + code + "\n")
-
-
-def insert_at_block_end(src: bytes, block: Node, code: str) -> Edit | None:
-    stmts = [c for c in block.named_children if c.type != "comment"]
-    if not stmts:
-        return None
-    last = stmts[-1]
-    if last.type in ("continue_statement", "break_statement", "return_statement", "raise_statement"):
-        return insert_before(src, last, code)
-    return insert_after(src, last, code)
-
-
-def delete_argument(kw: Node) -> Edit | None:
-    """Delete one argument with its separating comma."""
-    prev = kw.prev_sibling
-    if prev is not None and prev.type == ",":
-        before = prev.prev_sibling
-        return Edit(before.end_byte if before is not None else prev.start_byte, kw.end_byte, "")
-    nxt = kw.next_sibling
-    if nxt is not None and nxt.type == ",":
-        after = nxt.next_sibling
-        return Edit(kw.start_byte, after.start_byte if after is not None else nxt.end_byte, "")
-    return Edit(kw.start_byte, kw.end_byte, "")

@@ -1,0 +1,210 @@
+"""Workspace files as modules: which file ``import utils`` means, its analysis, and who imports a file.
+
+Each analysis gets its own :class:`DocumentLinks`, which records every other file it looked at and that
+file's version then (its *dependencies*): the analysis is stale as soon as one of them changes, in the
+editor or on disk. Files are analysed through the same caches as open documents, so each version of a
+file is analysed once whoever asks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Hashable
+
+from .analysis.document import Analysis, AnalysisContext
+from .analysis.imports import LIBRARIES
+from .workspace import Workspace, python_files
+
+MAX_IMPORTERS = 8  # files whose calls bind a module's parameters: beyond this, the rest are not read
+MAX_CHAIN = 4  # files analysed one inside another's analysis (a imports b imports c ...)
+INDEX_SECONDS = 10.0  # how long a list of the workspace's files serves before it is walked again
+_CUT = object()  # the stamp of a file not read to break a cycle: the analysis is redone on the next request
+_IMPORT_LINE = re.compile(r"^\s*(?:from\s+(\.*)([\w.]*)\s+import\s+([^#\n]+)|import\s+([^#\n]+))", re.M)
+
+Stamp = Hashable  # a file's version: the editor's document version, or (mtime_ns, size) on disk
+
+
+class WorkspaceModules:
+    """The workspace's Python files as modules, for every document's analysis."""
+
+    def __init__(self, roots: Callable[[], list[Path]], open_version: Callable[[Path], Stamp | None],
+                 analyse: Callable[[Path], Analysis | None]):
+        """``roots()``: the workspace folders; ``open_version(path)``: the editor's version of an open file
+        (None when not open); ``analyse(path)``: that file's analysis as it stands (editor or disk)."""
+        self.roots = roots
+        self.open_version = open_version
+        self.analyse = analyse
+        self._lock = threading.RLock()
+        self._texts: dict[Path, tuple[Stamp, str]] = {}
+        self._chain = threading.local()  # the files being analysed on this thread, outermost first
+        self._files: tuple[float, list[Path]] | None = None  # (when listed, the workspace's .py files)
+
+    def links(self, path: Path | None) -> DocumentLinks | None:
+        return DocumentLinks(self, normal(path)) if path is not None else None
+
+    def stamp(self, path: Path) -> Stamp | None:
+        version = self.open_version(path)
+        if version is not None:
+            return ("editor", version)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def resolve(self, importer: Path, module: str, level: int) -> Path | None:
+        """The workspace file ``from <dots><module> import`` in ``importer`` means, if there is one."""
+        parts = [p for p in module.split(".") if p]
+        if not level and (not parts or parts[0] in LIBRARIES):
+            return None
+        if level:
+            base = importer.parent
+            for _ in range(level - 1):
+                base = base.parent
+            bases = [base]
+        else:
+            bases = [importer.parent] + [b for root in self.roots() for b in (root, root / "src")]
+        for base in dict.fromkeys(bases):
+            target = base.joinpath(*parts)
+            for candidate in (target.with_suffix(".py") if parts else None, target / "__init__.py"):
+                if candidate is not None and candidate != importer and candidate.is_file():
+                    return normal(candidate)
+        return None
+
+    def analyse_within(self, reader: Path, path: Path) -> Analysis | None | object:
+        """``path``'s analysis, read while ``reader``'s is made; ``_CUT`` when that would go round a cycle
+        (``path`` is being analysed already), None past the chain bound."""
+        chain: list[Path] = self._chain.__dict__.setdefault("files", [])
+        if path in chain or path == reader:
+            return _CUT
+        if len(chain) >= MAX_CHAIN:
+            return None
+        outermost = not chain
+        if outermost:
+            chain.append(reader)
+        chain.append(path)
+        try:
+            return self.analyse(path)
+        finally:
+            chain.pop()
+            if outermost:
+                chain.pop()
+
+    def text(self, path: Path) -> str | None:
+        stamp = self.stamp(path)
+        with self._lock:
+            cached = self._texts.get(path)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        with self._lock:
+            self._texts[path] = (stamp, text)
+        return text
+
+    def candidate_importers(self, path: Path) -> list[Path]:
+        """Workspace files with an import line that names ``path``'s module (its file or package name)."""
+        stem = path.parent.name if path.name == "__init__.py" else path.stem
+        word = re.compile(rf"\b{re.escape(stem)}\b")
+        out = []
+        for candidate in self.files():
+            if candidate == path:
+                continue
+            text = self.text(candidate)
+            if text and stem in text and any(word.search(m.group(0)) for m in _IMPORT_LINE.finditer(text)):
+                out.append(candidate)
+        return out
+
+    def files(self) -> list[Path]:
+        """The workspace's Python files, listed again after a while or after :meth:`changed` (a walk of a
+        large workspace on every keystroke would cost more than the analysis)."""
+        with self._lock:
+            if self._files is None or time.monotonic() - self._files[0] > INDEX_SECONDS:
+                self._files = (time.monotonic(), [normal(p) for root in self.roots() for p in python_files(root)])
+            return self._files[1]
+
+    def changed(self) -> None:
+        """Files were created, deleted or saved: list them again when next asked."""
+        with self._lock:
+            self._files = None
+
+
+class DocumentLinks:
+    """One analysis's view of the workspace modules (``analysis.imports.ModuleLinks``), recording what it read."""
+
+    def __init__(self, modules: WorkspaceModules, path: Path):
+        self.modules = modules
+        self.path = path
+        self.dependencies: dict[Path, Stamp | None] = {}
+        self._importers: list[Analysis] | None = None
+
+    def resolve(self, name: str, level: int) -> Path | None:
+        return self.modules.resolve(self.path, name, level)
+
+    def module(self, name: str, level: int) -> Analysis | None:
+        target = self.resolve(name, level)
+        return self._read(target) if target is not None else None
+
+    def importers(self) -> list[Analysis]:
+        if self._importers is None:
+            self._importers = []
+            for candidate in self.modules.candidate_importers(self.path):
+                analysis = self._read(candidate)
+                if analysis is not None and self._imports_me(candidate, analysis):
+                    self._importers.append(analysis)
+                    if len(self._importers) >= MAX_IMPORTERS:
+                        break
+        return self._importers
+
+    def fresh(self) -> bool:
+        """Whether every file this analysis read is still the version it read."""
+        return all(self.modules.stamp(path) == stamp for path, stamp in list(self.dependencies.items()))
+
+    def depends_on(self, path: Path) -> bool:
+        return normal(path) in self.dependencies
+
+    def _read(self, path: Path) -> Analysis | None:
+        stamp = self.modules.stamp(path)
+        analysis = self.modules.analyse_within(self.path, path)
+        self.dependencies[path] = _CUT if analysis is _CUT else stamp
+        return None if analysis is _CUT else analysis  # type: ignore[return-value]
+
+    def _imports_me(self, importer: Path, analysis: Analysis) -> bool:
+        for d in analysis.scopes.all_definitions():
+            imported = d.imported
+            if d.kind != "import" or imported is None:
+                continue
+            if self.modules.resolve(importer, imported.module, imported.level) == self.path:
+                return True
+            if imported.attr is not None and self.modules.resolve(
+                    importer, f"{imported.module}.{imported.attr}".lstrip("."), imported.level) == self.path:
+                return True  # `from package import module`
+        return False
+
+
+def linked_workspace(context: Callable[[str], AnalysisContext], root: Path) -> Workspace:
+    """A workspace of files read from disk (documents named by their paths), analysed in ``context(path)``,
+    with imports between the files under ``root`` followed: the command line's, and the benchmarks'."""
+
+    def analyse(path: Path) -> Analysis | None:
+        text = modules.text(path)
+        return workspace.text_view(str(path), text, 0).analysis if text is not None else None
+
+    def linked(path: str) -> AnalysisContext:
+        return dataclasses.replace(context(path), links=modules.links(Path(path)))
+
+    modules = WorkspaceModules(lambda: [root], lambda path: None, analyse)
+    workspace = Workspace(linked)
+    return workspace
+
+
+def normal(path: Path) -> Path:
+    """An absolute path without ``..``; links are kept, so that paths compare with the editor's URIs."""
+    return Path(os.path.normpath(os.path.abspath(path)))

@@ -1,0 +1,128 @@
+"""Imports between a workspace's own files: values, functions, models and caches cross the file boundary,
+both ways (an imported helper's return value here; a helper's parameters from the files that call it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lsp_server.analysis.document import AnalysisContext
+from lsp_server.features.hover import hover
+from lsp_server.knowledge.resolve import resolve_model_name
+from lsp_server.modules import linked_workspace
+
+UTILS = '''\
+from functools import partial
+
+LAYER_SITE = "blocks.3.hook_resid_post"
+_private = "blocks.1.hook_resid_post"
+
+def act_name(layer, site="resid_post"):
+    return f"blocks.{layer}.hook_{site}"
+
+def get_acts(cache, layer_name, pos):
+    return cache[layer_name][:, pos]
+
+def patch_z(z, hook, head, clean_cache):
+    z[:, :, head] = clean_cache[hook.name][:, :, head]
+    return z
+'''
+SETUP = '''\
+from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+
+def run_and_cache(m, prompts):
+    _, cache = m.run_with_cache(prompts)
+    return cache
+'''
+MAIN = '''\
+import utils as u
+from utils import act_name, get_acts, LAYER_SITE as SITE
+from setup import model, run_and_cache
+
+logits, cache = model.run_with_cache("hello")
+a = cache[act_name(5)]
+b = cache[SITE]
+c = cache[u.act_name(2, "attn_out")]
+d = get_acts(cache, "blocks.4.hook_resid_post", 5)
+e = get_acts(cache, u.act_name(6), 0)
+clean_cache = run_and_cache(model, ["a"])
+f = clean_cache["pattern", 20]
+'''
+
+
+def _workspace(tmp_path: Path, files: dict[str, str]):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return linked_workspace(lambda _: AnalysisContext(tl_major=2, resolve_model=resolve_model_name), tmp_path)
+
+
+def _hover(workspace, path: Path, needle: str, delta: int = 1) -> str:
+    analysis = workspace.text_view(str(path), path.read_text(), 0).analysis
+    result = hover(analysis, path.read_text().encode().index(needle.encode()) + delta)
+    return result.markdown.split("\n\n")[0] if result else ""
+
+
+def test_values_functions_and_models_from_workspace_modules(tmp_path):
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "main.py": MAIN})
+    main = tmp_path / "main.py"
+    assert _hover(ws, main, "act_name(5)").startswith("`blocks.5.hook_resid_post` · `[batch, pos, d_model]` = `[batch, pos, 768]`")
+    assert _hover(ws, main, "SITE]").startswith("`blocks.3.hook_resid_post`")
+    assert _hover(ws, main, "u.act_name(2").startswith("`blocks.2.hook_attn_out`")
+    findings = ws.text_view(str(main), MAIN, 0).analysis.findings
+    # The model imported from setup.py is GPT-2 (12 layers), and so is the cache its helper returns.
+    assert [(f.code, MAIN[f.start:f.end]) for f in findings] == [("layer-out-of-range", '"pattern", 20')]
+
+
+def test_parameters_of_a_helper_come_from_the_files_that_call_it(tmp_path):
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "main.py": MAIN})
+    shown = _full(ws, tmp_path / "utils.py", "layer_name]")
+    assert shown.startswith("One of 2 hook names:\n\n- `blocks.4.hook_resid_post` · `[batch, pos, d_model]`\n"
+                            "- `blocks.6.hook_resid_post` · `[batch, pos, d_model]`"), shown
+    # Module-private helpers are not called from other files: their parameters stay unknown.
+    (tmp_path / "utils.py").write_text(UTILS.replace("get_acts", "_get_acts"))
+    (tmp_path / "main.py").write_text(MAIN.replace("get_acts", "_get_acts"))
+    assert _full(ws, tmp_path / "utils.py", "layer_name]") == ""
+
+
+def _full(workspace, path: Path, needle: str) -> str:
+    analysis = workspace.text_view(str(path), path.read_text(), 0).analysis
+    result = hover(analysis, path.read_text().encode().index(needle.encode()) + 1)
+    return result.markdown if result else ""
+
+
+def test_private_names_libraries_and_cycles_stay_unknown(tmp_path):
+    ws = _workspace(tmp_path, {
+        "utils.py": UTILS,
+        # A workspace copy of a library is never followed; nor is a module-private helper's parameter.
+        "transformer_lens/__init__.py": "HookedTransformer = None\n",
+        "a.py": "from b import name_b\nNAME_A = name_b('x')\ndef name_a(s):\n    return f'blocks.0.hook_{s}'\n",
+        "b.py": "from a import name_a\ndef name_b(s):\n    return name_a(s)\n",
+        "main.py": MAIN + "from a import NAME_A\ng = cache[NAME_A]\n",
+    })
+    main = tmp_path / "main.py"
+    assert _hover(ws, main, "NAME_A]").startswith("`blocks.0.hook_x`")  # through a -> b -> a: no endless loop
+
+
+@pytest.mark.parametrize("layout", ["package", "relative"])
+def test_packages_and_relative_imports(tmp_path, layout):
+    importer = ("from helpers.names import act_name\n" if layout == "package" else "from .names import act_name\n")
+    ws = _workspace(tmp_path, {
+        "helpers/__init__.py": "",
+        "helpers/names.py": "def act_name(layer):\n    return f'blocks.{layer}.attn.hook_z'\n",
+        "helpers/run.py": importer + SETUP + "logits, cache = model.run_with_cache('x')\nz = cache[act_name(1)]\n",
+    })
+    assert _hover(ws, tmp_path / "helpers/run.py", "act_name(1)").startswith("`blocks.1.attn.hook_z` · `[batch, pos, n_heads, d_head]` = `[batch, pos, 12, 64]`")
+
+
+def test_an_edit_to_an_imported_file_makes_its_importers_stale(tmp_path):
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "main.py": MAIN})
+    main = tmp_path / "main.py"
+    before = ws.text_view(str(main), MAIN, 0).analysis
+    assert ws.text_view(str(main), MAIN, 0).analysis is before  # cached while nothing changed
+    (tmp_path / "setup.py").write_text(SETUP.replace('"gpt2"', '"gpt2-xl"') + "\n")
+    after = ws.text_view(str(main), MAIN, 0).analysis
+    assert after is not before
+    assert after.findings == []  # gpt2-xl has 48 layers: layer 20 exists
