@@ -177,19 +177,20 @@ class NameChecker:
         message = f"'{_shown(ref)}' only fires when {gate} is on: {consequence}; {how_to}."
         fixes: tuple[Fix, ...] = ()
         if setter and model is not None and model.kind != "param":
-            fixes = (self._insert_after_statement(model.node, f"{model.var}.{setter}(True)",
-                                                   f"Insert {model.var}.{setter}(True) after the model is created"),)
+            fixes = (insert_after_statement(self.parsed.source, model.node, f"{model.var}.{setter}(True)",
+                                            f"Insert {model.var}.{setter}(True) after the model is created"),)
         return Finding(ref.start, ref.end, "hook-not-enabled", "warning", message, fixes)
 
-    def _insert_after_statement(self, node: Node, code: str, title: str) -> Fix:
-        stmt = statement_of(node)
-        src = self.parsed.source
-        line_start = src.rfind(b"\n", 0, stmt.start_byte) + 1
-        indent = src[line_start:stmt.start_byte].decode("utf-8", "replace")
-        indent = indent if not indent.strip() else ""
-        end = src.find(b"\n", stmt.end_byte)
-        end = len(src) if end < 0 else end
-        return Fix(title, (Edit(end, end, "\n" + indent + code),), True)
+
+def insert_after_statement(source: bytes, node: Node, code: str, title: str) -> Fix:
+    """A fix that puts ``code`` on a new line after the statement holding ``node``, at its indentation."""
+    stmt = statement_of(node)
+    line_start = source.rfind(b"\n", 0, stmt.start_byte) + 1
+    indent = source[line_start:stmt.start_byte].decode("utf-8", "replace")
+    indent = indent if not indent.strip() else ""
+    end = source.find(b"\n", stmt.end_byte)
+    end = len(source) if end < 0 else end
+    return Fix(title, (Edit(end, end, "\n" + indent + code),), True)
 
 
 _MAX_LAYERS = 100  # layers tried for a model whose depth is unknown
