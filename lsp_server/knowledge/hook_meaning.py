@@ -118,7 +118,7 @@ ROWS: tuple[MeaningRow, ...] = (
         hooked="HookedTransformer 2.x (from_pretrained_no_processing) gave it after them",
         advice="that value is `{instead}` here (after a processing enable_compatibility_mode() the LayerNorm is folded "
                "and both agree)",
-        measured="|Δ| ≈ 0.8–2.0 against HookedTransformer 2.18 on tiny random models (TL 3.9 and 4.3 bridges); "
+        measured="|Δ| 0.79–2.0 against HookedTransformer 2.18 on tiny random models, TL 3.9 and 4.3 bridges; "
                  "equal in compatibility mode and on HookedTransformer 3.x",
         severity="warning",
         versions=_MEASURED,
@@ -131,7 +131,7 @@ ROWS: tuple[MeaningRow, ...] = (
         reads="holds the unprocessed model's value (the residual stream not centred, value biases not folded)",
         hooked="HookedTransformer.from_pretrained centres the residual writes and folds the value biases",
         advice="call `{var}.enable_compatibility_mode()` after boot_transformers for from_pretrained's numbers",
-        measured="|Δ| ≈ 0.1–0.7 against from_pretrained on tiny random models; hook_v/hook_z by a constant per head; "
+        measured="|Δ| 0.13–0.68 against from_pretrained on tiny random models, hook_z by a constant per head; "
                  "equal in compatibility mode",
         severity="hint",
         versions=_MEASURED,
@@ -146,7 +146,7 @@ ROWS: tuple[MeaningRow, ...] = (
         reads="is ln1's output (after the LayerNorm), copied per head",
         hooked="HookedTransformer gives the residual stream before the LayerNorm, copied per head",
         advice="the residual is `{instead}`",
-        measured="|Δ| ≈ 1.1–1.4 on a tiny random BLOOM (TL 3.9 and 4.3 bridges, raw and compatibility mode)",
+        measured="|Δ| 1.06–1.37 on a tiny random BLOOM, TL 3.9 and 4.3 bridges, raw and compatibility mode",
         severity="warning",
         versions=_MEASURED,
         tl_issue="#1317",
@@ -188,7 +188,7 @@ ROWS: tuple[MeaningRow, ...] = (
         reads="is the residual stream after attention (= hook_resid_mid: the attention output plus the residual)",
         hooked="it is not the attention output, though TransformerLens's docs call them aliases",
         advice="the attention output is `{instead}`",
-        measured="equal to hook_resid_mid; |Δ| ≈ 3.7 against hook_attn_out on a tiny random BLOOM",
+        measured="equal to hook_resid_mid; |Δ| 3.7 against hook_attn_out on a tiny random BLOOM",
         severity="warning",
         versions=_MEASURED,
         tl_issue="#1639",
@@ -203,8 +203,8 @@ ROWS: tuple[MeaningRow, ...] = (
               "(Granite) the block applies on the way into the residual",
         hooked="it is not what the sublayer adds to the residual stream",
         advice="the additive contribution is `{instead}`",
-        measured="|Δ| ≈ 0.5–3.7 against hook_attn_out / hook_mlp_out, which add up to the residual exactly "
-                 "(tiny random models, TL 3.9 and 4.3)",
+        measured="|Δ| 0.47–3.7 against hook_attn_out / hook_mlp_out, which add up to the residual exactly, "
+                 "on tiny random models, TL 3.9 and 4.3",
         severity="warning",
         versions=_MEASURED,
         tl_issue="#1648",
@@ -220,7 +220,7 @@ ROWS: tuple[MeaningRow, ...] = (
         hooked="it is not the residual that hook_attn_in / hook_mlp_in give, though TransformerLens's structure "
                "docs call them equivalent",
         advice="the residual is `{instead}`",
-        measured="equal to ln1/ln2.hook_out; |Δ| ≈ 1.2–2.9 against the residual on tiny random models",
+        measured="equal to ln1/ln2.hook_out; |Δ| 1.4–3.4 against the residual on tiny random models",
         severity="hint",
         versions=_MEASURED,
         tl_issue="#1796",
