@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from lsp_server.knowledge.hook_meaning import ROWS, MeaningRow, rows_for
+from lsp_server.knowledge.hook_meaning import MeaningRow, rows, rows_for
 from lsp_server.knowledge.hookpoints import catalog_for
 from lsp_server.knowledge.spec import ModelSpec
 
+ROWS = rows()
 TOKENS = [[5, 17, 42, 99, 3], [250, 8, 77, 31, 64]]
 BATCH, POS, D_MODEL = 2, 5, 16
 _GQA = dict(hidden_size=16, num_attention_heads=4, num_key_value_heads=2, intermediate_size=24, num_hidden_layers=2,
@@ -150,13 +151,6 @@ def _claims_bloom_inputs(key: str) -> list[Claim]:
     return out
 
 
-def _claims_opt_layout(key: str) -> list[Claim]:
-    return [claim("shape", "bridge:raw:blocks.0.ln2.hook_normalized", shape=(BATCH * POS, D_MODEL), drift=True),
-            claim("shape", "bridge:raw:blocks.0.ln2.hook_scale", shape=(BATCH * POS, 1), drift=True),
-            claim("relayout", "bridge:compat:blocks.0.ln2.hook_normalized", "ht2:processed:blocks.0.ln2.hook_normalized"),
-            claim("relayout", "bridge:raw:blocks.0.ln2.hook_scale", "ht2:unprocessed:blocks.0.ln2.hook_scale")]
-
-
 def _claims_qwen3_layout(key: str) -> list[Claim]:
     out = [claim("shape", "bridge:raw:blocks.0.attn.q_norm.hook_normalized", shape=(BATCH, 4, POS, 4), drift=True),
            claim("shape", "bridge:raw:blocks.0.attn.k_norm.hook_scale", shape=(BATCH, 2, POS, 1), drift=True)]
@@ -166,45 +160,51 @@ def _claims_qwen3_layout(key: str) -> list[Claim]:
     return out
 
 
-def _claims_bloom_attn_out(key: str) -> list[Claim]:
-    return [claim("same", "bridge:raw:blocks.0.attn.hook_out", "bridge:raw:blocks.0.hook_resid_mid"),
-            claim("same", "bridge:raw:blocks.0.attn.hook_hidden_states", "bridge:raw:blocks.0.hook_resid_mid"),
-            claim("differs", "bridge:raw:blocks.0.attn.hook_out", "bridge:raw:blocks.0.hook_attn_out", drift=True),
-            claim("differs", "bridge:raw:blocks.0.attn.hook_out", "ht2:unprocessed:blocks.0.hook_attn_out", drift=True)]
+# Rows whose claims are the same for every architecture they list: one claim a line, ``kind refs...``,
+# ``!`` after the kind for a drift claim; a ``shape`` claim ends with the expected shape (``10x16``).
+FIXED_CLAIMS = {
+    "opt-ln2-layout": f"""
+        shape! bridge:raw:blocks.0.ln2.hook_normalized {BATCH * POS}x{D_MODEL}
+        shape! bridge:raw:blocks.0.ln2.hook_scale {BATCH * POS}x1
+        relayout bridge:compat:blocks.0.ln2.hook_normalized ht2:processed:blocks.0.ln2.hook_normalized
+        relayout bridge:raw:blocks.0.ln2.hook_scale ht2:unprocessed:blocks.0.ln2.hook_scale""",
+    "bloom-attn-hook-out": """
+        same bridge:raw:blocks.0.attn.hook_out bridge:raw:blocks.0.hook_resid_mid
+        same bridge:raw:blocks.0.attn.hook_hidden_states bridge:raw:blocks.0.hook_resid_mid
+        differs! bridge:raw:blocks.0.attn.hook_out bridge:raw:blocks.0.hook_attn_out
+        differs! bridge:raw:blocks.0.attn.hook_out ht2:unprocessed:blocks.0.hook_attn_out""",
+    "post-norm-sublayer-out": """
+        differs! bridge:raw:blocks.0.attn.hook_out bridge:raw:blocks.0.hook_attn_out
+        differs! bridge:raw:blocks.0.mlp.hook_out bridge:raw:blocks.0.hook_mlp_out
+        additive bridge:raw:blocks.0.hook_attn_out bridge:raw:blocks.0.hook_resid_mid bridge:raw:blocks.0.hook_resid_pre
+        additive bridge:raw:blocks.0.hook_mlp_out bridge:raw:blocks.0.hook_resid_post bridge:raw:blocks.0.hook_resid_mid""",
+    "canonical-inputs": """
+        same bridge:raw:blocks.0.attn.hook_in bridge:raw:blocks.0.ln1.hook_out
+        same bridge:raw:blocks.0.mlp.hook_in bridge:raw:blocks.0.ln2.hook_out
+        differs! bridge:raw:blocks.0.attn.hook_in bridge:raw:blocks.0.hook_resid_pre
+        differs! bridge:raw:blocks.0.mlp.hook_in bridge:raw:blocks.0.hook_resid_mid""",
+    "hidden-states": f"""
+        same bridge:raw:blocks.0.attn.hook_hidden_states bridge:raw:blocks.0.hook_attn_out
+        shape! bridge:raw:blocks.0.attn.hook_hidden_states {BATCH}x{POS}x{D_MODEL}
+        shape ht2:unprocessed+result:blocks.0.attn.hook_result {BATCH}x{POS}x4x{D_MODEL}""",
+}
 
 
-def _claims_post_norm(key: str) -> list[Claim]:
-    return [claim("differs", "bridge:raw:blocks.0.attn.hook_out", "bridge:raw:blocks.0.hook_attn_out", drift=True),
-            claim("differs", "bridge:raw:blocks.0.mlp.hook_out", "bridge:raw:blocks.0.hook_mlp_out", drift=True),
-            claim("additive", "bridge:raw:blocks.0.hook_attn_out", "bridge:raw:blocks.0.hook_resid_mid",
-                  "bridge:raw:blocks.0.hook_resid_pre"),
-            claim("additive", "bridge:raw:blocks.0.hook_mlp_out", "bridge:raw:blocks.0.hook_resid_post",
-                  "bridge:raw:blocks.0.hook_resid_mid")]
-
-
-def _claims_canonical_inputs(key: str) -> list[Claim]:
-    return [claim("same", "bridge:raw:blocks.0.attn.hook_in", "bridge:raw:blocks.0.ln1.hook_out"),
-            claim("same", "bridge:raw:blocks.0.mlp.hook_in", "bridge:raw:blocks.0.ln2.hook_out"),
-            claim("differs", "bridge:raw:blocks.0.attn.hook_in", "bridge:raw:blocks.0.hook_resid_pre", drift=True),
-            claim("differs", "bridge:raw:blocks.0.mlp.hook_in", "bridge:raw:blocks.0.hook_resid_mid", drift=True)]
-
-
-def _claims_hidden_states(key: str) -> list[Claim]:
-    return [claim("same", "bridge:raw:blocks.0.attn.hook_hidden_states", "bridge:raw:blocks.0.hook_attn_out"),
-            claim("shape", "bridge:raw:blocks.0.attn.hook_hidden_states", shape=(BATCH, POS, D_MODEL), drift=True),
-            claim("shape", "ht2:unprocessed+result:blocks.0.attn.hook_result", shape=(BATCH, POS, 4, D_MODEL))]
+def _fixed(lines: str) -> list[Claim]:
+    out = []
+    for line in lines.strip().splitlines():
+        kind, *refs = line.split()
+        shape = tuple(int(d) for d in refs.pop().split("x")) if kind.startswith("shape") else None
+        out.append(claim(kind.rstrip("!"), *refs, drift=kind.endswith("!"), shape=shape))
+    return out
 
 
 CLAIMS = {
     "ln-normalized": _claims_ln_normalized,
     "unprocessed-weights": _claims_unprocessed,
     "bloom-split-inputs": _claims_bloom_inputs,
-    "opt-ln2-layout": _claims_opt_layout,
     "qwen3-qk-norm-layout": _claims_qwen3_layout,
-    "bloom-attn-hook-out": _claims_bloom_attn_out,
-    "post-norm-sublayer-out": _claims_post_norm,
-    "canonical-inputs": _claims_canonical_inputs,
-    "hidden-states": _claims_hidden_states,
+    **{key: (lambda _key, lines=lines: _fixed(lines)) for key, lines in FIXED_CLAIMS.items()},
 }
 
 # Architectures no row lists, because HookedTransformer and the bridge agree on every shared name there.

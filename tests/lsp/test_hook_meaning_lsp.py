@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from .helpers import diagnostics_for, hover_text, open_doc, pos_of
+from .helpers import diagnostics_for, hover_text, open_doc, pos_of, quick_fixes
 
 SCRIPT = '''\
 from transformer_lens.model_bridge import TransformerBridge
@@ -35,10 +35,7 @@ async def test_diagnostic_quick_fix_and_hover(client):
 
     hint = by_severity[types.DiagnosticSeverity.Hint]
     assert hint.range.start == pos_of(SCRIPT, "TransformerBridge.boot_transformers")
-    actions = await client.text_document_code_action_async(types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), range=hint.range,
-        context=types.CodeActionContext(diagnostics=[hint])))
-    (insert,) = [a for a in actions if "enable_compatibility_mode" in a.title]
+    (insert,) = [a for a in await quick_fixes(client, uri, hint) if "enable_compatibility_mode" in a.title]
     (edit,) = insert.edit.changes[uri]
     assert edit.new_text == "\n    bridge.enable_compatibility_mode()" and edit.range.start.line == 4
 
