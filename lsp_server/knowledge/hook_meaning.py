@@ -32,7 +32,7 @@ UNPROCESSED: Mode = "compat_unprocessed"
 MODE_LABELS: dict[Mode, str] = {
     RAW: "raw: no enable_compatibility_mode()",
     COMPAT: "compatibility mode",
-    UNPROCESSED: "compatibility mode without processing",
+    UNPROCESSED: "compatibility mode, LayerNorm not folded",
 }
 
 ARCH_LABELS = {

@@ -59,9 +59,9 @@ def test_the_raw_bridge_hint_comes_once_per_file_on_the_boot_call_and_its_fix_in
 
 
 @pytest.mark.parametrize("setup,mode", [
-    ("model.enable_compatibility_mode(no_processing=True)\n", "compatibility mode without processing"),
-    ("model.enable_compatibility_mode(disable_warnings=True, fold_ln=False)\n", "compatibility mode without processing"),
-    ("model.enable_compatibility_mode(True, True)\n", "compatibility mode without processing"),
+    ("model.enable_compatibility_mode(no_processing=True)\n", "compatibility mode, LayerNorm not folded"),
+    ("model.enable_compatibility_mode(disable_warnings=True, fold_ln=False)\n", "compatibility mode, LayerNorm not folded"),
+    ("model.enable_compatibility_mode(True, True)\n", "compatibility mode, LayerNorm not folded"),
 ])
 def test_compatibility_mode_without_processing_keeps_the_layernorm_warning_but_drops_the_hint(setup, mode):
     rows = meaning(bridge(setup=setup, body='x = cache["ln_final.hook_normalized"]\ny = cache["resid_pre", 1]\n'))
@@ -163,3 +163,35 @@ def test_suppression_and_hover():
     md = hover(a, src.index("blocks.0.ln2.hook_normalized") + 3).markdown
     note = next(line for line in md.split("\n\n") if line.startswith("⚠"))
     assert "GPT-2, raw" in note and "`blocks.0.ln2.hook_out`" in note and "(measured: |Δ|" in note
+
+
+def _migrated(src: str) -> str:
+    """``src`` after the removed-api migration fix (TL 4)."""
+    a = analyze(src, TL4)
+    (fix,) = [fix for f in a.findings if f.code == "removed-api" for fix in f.fixes]
+    return apply(src, fix)
+
+
+@pytest.mark.parametrize("loader,compat", [
+    ('HookedTransformer.from_pretrained("gpt2")', "model.enable_compatibility_mode()"),
+    ('HookedTransformer.from_pretrained_no_processing("gpt2")', "model.enable_compatibility_mode(no_processing=True)"),
+    ('transformer_lens.HookedTransformer.from_pretrained("gpt2")', "model.enable_compatibility_mode()"),
+    ('HookedTransformer.from_pretrained(\n    "gpt2",\n    fold_ln=False,\n    center_writing_weights=False,  # later\n)',
+     "model.enable_compatibility_mode(fold_ln=False, center_writing_weights=False)"),
+])
+def test_the_migration_keeps_the_loaders_processing_so_hooks_keep_their_numbers(loader, compat):
+    src = ("import transformer_lens\nfrom transformer_lens import HookedTransformer\n"
+           f"model = {loader}\n_, cache = model.run_with_cache('x')\nr = cache['resid_post', 1]\n")
+    migrated = _migrated(src)
+    assert f"\n{compat}\n" in migrated and "fold_ln=False,\n" not in migrated.split(compat)[0]
+    compile(migrated, "migrated.py", "exec")
+    # No boot hint: the bridge is prepared the way the HookedTransformer was loaded.
+    assert meaning(migrated) == []
+
+
+def test_a_migrated_unfolded_layernorm_still_reads_hook_normalized_before_the_affine():
+    src = ('from transformer_lens import HookedTransformer\n'
+           'model = HookedTransformer.from_pretrained("gpt2", fold_ln=False)\n'
+           '_, cache = model.run_with_cache("x")\nx = cache["normalized", 0, "ln1"]\n')
+    (row,) = meaning(_migrated(src))
+    assert "compatibility mode, LayerNorm not folded" in row[2] and "`blocks.0.ln1.hook_out`" in row[2]
