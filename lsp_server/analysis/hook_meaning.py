@@ -21,7 +21,7 @@ from .findings import Edit, Finding, Fix, Related
 from .hookrefs import HookRef
 from .models import ModelInfo
 from .scopes import parameter_names
-from .syntax import Node, descendants, text
+from .syntax import Node, call_name, descendants, text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .document import Analysis
@@ -68,11 +68,23 @@ def meanings(analysis: Analysis, ref: HookRef) -> list[Meaning]:
     mode = bridge_mode(model)
     version = analysis.context.tl_version or (f"{analysis.context.tl_major}.x" if analysis.context.tl_major else None)
     rows = rows_for(ref.template, model.spec.architecture, mode, version) if mode else []
-    if not rows or not _fires(analysis, ref):
+    if not rows or not _fires(analysis, ref) or (mode == RAW and _compat_elsewhere(analysis)):
         return []
     name = ref.name() or ref.template.replace("{l}", "{" + (ref.layer_expr or "layer") + "}")
     return [Meaning(row, name, model.spec.architecture or "", mode, model) for row in rows  # type: ignore[arg-type]
             if row.trigger != "indexing" or _indexed(analysis, ref)]
+
+
+def _compat_elsewhere(analysis: Analysis) -> bool:
+    """The file calls enable_compatibility_mode() on something that is not a model it boots (``m`` in
+    ``def prepare(m): m.enable_compatibility_mode()``): its bridges may be in compatibility mode."""
+    for call in analysis.method_calls:
+        _, method, receiver_node = call_name(call)
+        if method == "enable_compatibility_mode":
+            model = analysis.models.model_at(receiver_node) if receiver_node is not None else None
+            if model is None or model.kind != "bridge":
+                return True
+    return False
 
 
 def _fires(analysis: Analysis, ref: HookRef) -> bool:

@@ -78,7 +78,9 @@ def test_compatibility_mode_without_processing_keeps_the_layernorm_warning_but_d
     bridge("my-org/some-private-model", body='x = cache["blocks.0.ln1.hook_normalized"]\n'),
     IMPORT + "def f(model: TransformerBridge):\n    _, cache = model.run_with_cache('x')\n"
              "    return cache['blocks.0.ln1.hook_normalized']\n",
-    # enable_compatibility_mode(no_processing=flag): the mode is not known
+    # compatibility mode switched on by a helper, or with arguments that are not literals: the mode is not known
+    bridge(setup="def prepare(m):\n    m.enable_compatibility_mode()\nprepare(model)\n",
+           body='x = cache["blocks.0.ln1.hook_normalized"]\ny = cache["resid_post", 1]\n'),
     bridge(setup="model.enable_compatibility_mode(no_processing=flag)\n", body='x = cache["blocks.0.ln1.hook_normalized"]\n'),
 ])
 def test_safe_or_unknown_setups_are_silent(src):
