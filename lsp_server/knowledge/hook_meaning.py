@@ -2,15 +2,16 @@
 
 Code ported from HookedTransformer keeps running on a TransformerBridge and reads a different tensor
 under the same name: results change silently (TransformerLens issues #1317, #1639, #1648, #1796). Each
-row of ``data/hook_meaning.json`` says where that happens (the Hugging Face architectures, how the bridge was prepared, flags), what
-the bridge's tensor is, what HookedTransformer gave, what to use instead, and which TransformerLens
-versions (of the bridge) it holds for.
+row of ``data/hook_meaning.json`` says where that happens (the Hugging Face architectures, how the
+bridge was prepared), what the bridge's tensor is, what HookedTransformer gave, what to use instead,
+and which TransformerLens versions (of the bridge) it holds for.
 
-Every row is measured on tiny random models with the same weights in each TL version the project tests
-(TransformerBridge 3.9 and 4.3, HookedTransformer 2.18 and 3.9): ``tests/knowledge/test_hook_meaning_vs_tl.py``
-re-measures each one and fails when TL fixes it (then the row gets ``fixed_in``) or when a version outside
-its range starts to show it. Architectures no row lists are left alone: unmeasured means silent.
-Hooks that are registered but never fire are not here: the hook catalog marks them ``dead``.
+Every row is measured on tiny random models with the same weights in each TL version the project
+tests (TransformerBridge 3.9 and 4.3, HookedTransformer 2.18 and 3.9):
+``tests/knowledge/test_hook_meaning_vs_tl.py`` measures each one again and fails when TL fixes it
+(then the row gets ``fixed_in``) or when a version outside its range starts to show it. Architectures
+no row lists are left alone: unmeasured means silent. Hooks that are registered but never fire are
+not here: the hook catalog (hookpoints.py) marks them ``dead``.
 """
 
 from __future__ import annotations
