@@ -25,6 +25,7 @@ def cli_context(tl_version: str | None = None, path: str | None = None) -> Analy
     declared = declared_version(Path(path).resolve().parent, Path.cwd().resolve()) if path else None
     tl = versions.from_string(tl_version or "", "--tl-version") or declared or versions.in_this_environment()
     return AnalysisContext(tl_major=tl.major if tl else None, tl_label=tl.label if tl else None,
+                           tl_version=tl.version if tl else None,
                            resolve_model=resolve_model_name,
                            tokenizer_for=tokenizer_for)  # the CLI may wait for a load
 

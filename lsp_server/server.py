@@ -119,6 +119,7 @@ class TlensServer(LanguageServer):
         context = AnalysisContext(
             tl_major=tl.major if tl else None,
             tl_label=tl.label if tl else None,
+            tl_version=tl.version if tl else None,
             resolve_model=resolve_model_name,
             tokenizer_for=self.tokenizers,
             links=self.modules.links(local_path(uri)),

@@ -16,6 +16,7 @@ from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, HookPoint, catalog_
 from ..knowledge.sae_hooks import split_sae_name
 from .findings import Edit, Finding, Fix, sentence
 from .hookrefs import HookRef
+from .migration import migrate_config, migrate_hooked_transformer
 from .models import ModelInfo, is_bridge_code
 from .syntax import Node, Parsed, statement_of, text
 
@@ -177,19 +178,20 @@ class NameChecker:
         message = f"'{_shown(ref)}' only fires when {gate} is on: {consequence}; {how_to}."
         fixes: tuple[Fix, ...] = ()
         if setter and model is not None and model.kind != "param":
-            fixes = (self._insert_after_statement(model.node, f"{model.var}.{setter}(True)",
-                                                   f"Insert {model.var}.{setter}(True) after the model is created"),)
+            fixes = (insert_after_statement(self.parsed.source, model.node, f"{model.var}.{setter}(True)",
+                                            f"Insert {model.var}.{setter}(True) after the model is created"),)
         return Finding(ref.start, ref.end, "hook-not-enabled", "warning", message, fixes)
 
-    def _insert_after_statement(self, node: Node, code: str, title: str) -> Fix:
-        stmt = statement_of(node)
-        src = self.parsed.source
-        line_start = src.rfind(b"\n", 0, stmt.start_byte) + 1
-        indent = src[line_start:stmt.start_byte].decode("utf-8", "replace")
-        indent = indent if not indent.strip() else ""
-        end = src.find(b"\n", stmt.end_byte)
-        end = len(src) if end < 0 else end
-        return Fix(title, (Edit(end, end, "\n" + indent + code),), True)
+
+def insert_after_statement(source: bytes, node: Node, code: str, title: str) -> Fix:
+    """A fix that puts ``code`` on a new line after the statement holding ``node``, at its indentation."""
+    stmt = statement_of(node)
+    line_start = source.rfind(b"\n", 0, stmt.start_byte) + 1
+    indent = source[line_start:stmt.start_byte].decode("utf-8", "replace")
+    indent = indent if not indent.strip() else ""
+    end = source.find(b"\n", stmt.end_byte)
+    end = len(source) if end < 0 else end
+    return Fix(title, (Edit(end, end, "\n" + indent + code),), True)
 
 
 _MAX_LAYERS = 100  # layers tried for a model whose depth is unknown
@@ -393,85 +395,12 @@ def _removed_name(name: str, ident: Node, name_node: Node, source: bytes) -> Fin
         return Finding(start, end, "removed-api", "error",
                        "HookedTransformer was removed in TransformerLens 4.0: use TransformerBridge.boot_transformers(name), "
                        "then enable_compatibility_mode() for HookedTransformer-equivalent numerics.",
-                       (_migrate_hooked_transformer(ident, name_node, source),))
+                       (migrate_hooked_transformer(ident, name_node, source),))
     if name == "HookedTransformerConfig":
         return Finding(start, end, "removed-api", "error",
                        "HookedTransformerConfig was removed in TransformerLens 4.0: build a TransformerBridgeConfig and "
                        "boot it with TransformerBridge.boot_native(cfg).",
-                       (_migrate_config(ident, source),))
+                       (migrate_config(ident, source),))
     replacement = REMOVED_NAMES.get(name)
     hint = f" Use transformer_lens.{replacement}." if replacement else ""
     return Finding(start, end, "removed-api", "error", f"'{name}' was removed in TransformerLens 4.0.{hint}")
-
-
-_FROM_PRETRAINED = re.compile(rb"\bHookedTransformer\.from_pretrained(?:_no_processing)?\(")
-_CTOR = re.compile(rb"\bHookedTransformer\(")
-_CFG = re.compile(rb"\bHookedTransformerConfig\(")
-
-
-def _migrate_hooked_transformer(ident: Node, name_node: Node, source: bytes) -> Fix:
-    """Rewrite the import and every ``HookedTransformer`` construction in the file."""
-    edits = [Edit(ident.start_byte, ident.end_byte, "TransformerBridge")]
-    imp = name_node.parent
-    if imp is not None and imp.type == "import_from_statement":
-        # TransformerBridge lives in transformer_lens.model_bridge.
-        module = imp.child_by_field_name("module_name")
-        if any(n != name_node for n in imp.children_by_field_name("name")):
-            edits = _split_import(imp, name_node, source)
-        elif module is not None:
-            edits.append(Edit(module.start_byte, module.end_byte, "transformer_lens.model_bridge"))
-    return Fix("Migrate to TransformerBridge (TransformerLens 4)", tuple(edits) + _bridge_call_edits(source), True)
-
-
-@functools.lru_cache(maxsize=16)
-def _bridge_call_edits(source: bytes) -> tuple[Edit, ...]:
-    """``HookedTransformer.from_pretrained(...)`` -> ``TransformerBridge.boot_transformers(...)`` plus
-    ``enable_compatibility_mode()``; ``HookedTransformer(cfg)`` -> ``boot_native``. Computed once per
-    text (every import of the file offers the same migration)."""
-    edits = []
-    for m in _FROM_PRETRAINED.finditer(source):
-        edits.append(Edit(m.start(), m.end(), "TransformerBridge.boot_transformers("))
-        line_start = source.rfind(b"\n", 0, m.start()) + 1
-        target = re.match(rb"([ \t]*)(\w+)\s*=\s*$", source[line_start:m.start()])
-        if target is not None:
-            end = _statement_end(source, m.end() - 1)
-            indent, var = target.group(1).decode(), target.group(2).decode()
-            edits.append(Edit(end, end, f"\n{indent}{var}.enable_compatibility_mode()"))
-    for m in _CTOR.finditer(source):
-        edits.append(Edit(m.start(), m.end(), "TransformerBridge.boot_native("))
-    return tuple(edits)
-
-
-def _split_import(imp: Node, name_node: Node, source: bytes) -> list[Edit]:
-    """``from transformer_lens import HookedTransformer, utils`` -> drop it and add a bridge import."""
-    names = imp.children_by_field_name("name")
-    i = names.index(name_node)
-    if i + 1 < len(names):
-        start, end = name_node.start_byte, names[i + 1].start_byte
-    else:
-        start, end = names[i - 1].end_byte, name_node.end_byte
-    line_start = source.rfind(b"\n", 0, imp.start_byte) + 1
-    indent = source[line_start:imp.start_byte].decode()
-    return [Edit(start, end, ""),
-            Edit(imp.end_byte, imp.end_byte, f"\n{indent}from transformer_lens.model_bridge import TransformerBridge")]
-
-
-def _migrate_config(ident: Node, source: bytes) -> Fix:
-    edits = [Edit(ident.start_byte, ident.end_byte, "TransformerBridgeConfig")]
-    edits += [Edit(m.start(), m.end() - 1, "TransformerBridgeConfig") for m in _CFG.finditer(source)]
-    edits += [e for e in _bridge_call_edits(source) if e.new_text == "TransformerBridge.boot_native("]
-    return Fix("Migrate to TransformerBridgeConfig + TransformerBridge.boot_native", tuple(edits), True)
-
-
-def _statement_end(source: bytes, open_paren: int) -> int:
-    """Offset just after the call whose '(' is at ``open_paren`` (string-unaware bracket match)."""
-    depth = 0
-    for i in range(open_paren, len(source)):
-        c = source[i]
-        if c in b"([{":
-            depth += 1
-        elif c in b")]}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return len(source)

@@ -18,6 +18,7 @@ from .cache_stacks import SIGNATURES as _STACKING_SIGNATURES
 from .cache_stacks import check_stacking_calls
 from .checks import NameChecker, check_removed_api, check_unavailable_api
 from .findings import Finding, apply_suppressions
+from .hook_meaning import check_hook_meaning
 from .hookrefs import HookRef, HookRefCollector
 from .imports import LIBRARIES, ModuleLinks
 from .lifetimes import check_hook_lifetimes
@@ -80,6 +81,8 @@ class AnalysisContext:
     tl_major: int | None = None
     # That version and where it was read, for messages ("2.18.0, from the setting tlens.transformerLensVersion").
     tl_label: str | None = None
+    # The version itself ("4.3.0", or "4.x" for a declared major): rows of knowledge hold for version ranges.
+    tl_version: str | None = None
     # Official name / hub id / local path -> spec. The default knows nothing (symbolic dims).
     resolve_model: NameResolver = lambda name: None
     # Spec -> tokenizer (``knowledge.tokenizers.tokenizer_for``); None: no token diagnostics.
@@ -182,7 +185,8 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     findings += check_unavailable_api(scopes.imports, context.tl_major, context.tl_label)
     analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
                         method_calls, ident_calls, collector, flags)
-    for check in (check_hook_lifetimes, check_tokens, check_live, check_stacking_calls, *(extra_checks or ())):
+    for check in (check_hook_lifetimes, check_tokens, check_live, check_stacking_calls, check_hook_meaning,
+                  *(extra_checks or ())):
         findings += check(analysis)
     findings.sort(key=lambda f: (f.start, f.end, f.code))
     analysis.findings = apply_suppressions(findings, source)

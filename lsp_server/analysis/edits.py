@@ -26,7 +26,8 @@ STATEMENT_WORDS = frozenset({"def", "class", "for", "with", "import", "from", "g
 GLOBAL_WORDS = frozenset({
     "lambda", "HookedTransformer", "HookedTransformerConfig", "TransformerBridge", "TransformerBridgeConfig",
     "HookedSAETransformer", "from_pretrained", "from_pretrained_no_processing", "boot_transformers", "run_with_cache",
-    "ActivationCache", "add_caching_hooks", "get_caching_hooks", "cfg", "config", *GATE_FLAGS,
+    "ActivationCache", "add_caching_hooks", "get_caching_hooks", "cfg", "config", "enable_compatibility_mode",
+    *GATE_FLAGS,
     *(f"set_{flag}" for flag in GATE_FLAGS), *(f.name for f in dataclasses.fields(ModelSpec)),
 })
 

@@ -16,6 +16,7 @@ CODES = (
     "unknown-hook",
     "layer-out-of-range",
     "hook-not-enabled",
+    "hook-meaning",
     "removed-api",
     "unavailable-api",
     "stale-hook",

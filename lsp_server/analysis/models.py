@@ -35,6 +35,9 @@ BRIDGE_METHODS = frozenset({"boot_transformers", "boot", "boot_native"})
 SELF_RETURNING = frozenset({"to", "cuda", "cpu", "eval", "train", "half", "float", "bfloat16", "requires_grad_"})
 CONFIG_CLASSES = frozenset({"HookedTransformerConfig", "TransformerBridgeConfig"})
 FLAG_SETTERS = {f"set_{flag}": flag for flag in GATE_FLAGS}
+# TransformerBridge.enable_compatibility_mode's parameters, in order (TL 3.9 and 4.3).
+COMPAT_PARAMETERS = ("disable_warnings", "no_processing", "fold_ln", "center_writing_weights", "center_unembed",
+                     "fold_value_biases", "refactor_factored_attn_matrices")
 
 # HookedTransformerConfig fields the spec carries, with their names there.
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSpec)) - {
@@ -62,6 +65,8 @@ class ModelInfo:
     backend_known: bool = True
     enabled_flags: set[str] = field(default_factory=set)
     compat_mode: bool = False
+    # enable_compatibility_mode()'s arguments as written (``{"no_processing": "True"}``).
+    compat_options: dict[str, str] = field(default_factory=dict)
 
     @property
     def effective_spec(self) -> ModelSpec:
@@ -319,6 +324,9 @@ class Models:
                 continue
             if method == "enable_compatibility_mode":
                 model.compat_mode = True
+                positional, keywords = call_args(call)
+                model.compat_options.update({name: text(v) for name, v in zip(COMPAT_PARAMETERS, positional)})
+                model.compat_options.update({name: text(v) for name, v in keywords.items()})
                 continue
             flag = FLAG_SETTERS.get(method or "")
             positional, keywords = call_args(call)

@@ -126,15 +126,17 @@ def format_shape(shape: tuple[str, ...]) -> str:
 
 
 def _ln_points(prefix: str, what: str, width: str = "d_model", headed: str | None = None,
-               note: str | None = None) -> list[HookPoint]:
+               note: str | None = None, affine: bool = False) -> list[HookPoint]:
     if headed:
         scale = ("batch", "pos", headed, "1")
         normed = ("batch", "pos", headed, width)
     else:
         scale, normed = ("batch", "pos", "1"), ("batch", "pos", width)
+    # TL 2.x's LayerNorm hooks the affine output (x̂·w + b); 3.x and every LNPre/RMS hook x̂ itself.
+    how = "after the LayerNorm weight and bias (TL 2.x LayerNorm)" if affine else "before the LN weight and bias"
     return [
         HookPoint(f"{prefix}.hook_scale", scale, f"LayerNorm scale (1/std) of {what}", note=note),
-        HookPoint(f"{prefix}.hook_normalized", normed, f"{what}, normalised (before the LN weight and bias)", note=note),
+        HookPoint(f"{prefix}.hook_normalized", normed, f"{what}, normalised ({how})", note=note),
     ]
 
 
@@ -155,6 +157,7 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
     kv = "n_heads" if spec.ungroup_grouped_query_attention else "n_key_value_heads"
     kv_vec = ("batch", "pos", kv, "d_head")
     kv_resid = ("batch", "pos", kv, "d_model")
+    affine = spec.normalization_type == "LN" and tl_major < 3
 
     add(HookPoint("hook_tokens", ("batch", "pos"), "Input token ids", gate="use_hook_tokens", created_by_gate=True))
     add(HookPoint("hook_embed", RESID, "Token embeddings (W_E[tokens])"))
@@ -165,7 +168,7 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
             if spec.positional_embedding_type == "alibi" else None,
         ))
     if spec.post_embedding_ln:
-        pts += _ln_points("embed.ln", "the embedding")
+        pts += _ln_points("embed.ln", "the embedding", affine=affine)
 
     # ln1 is called separately on the q, k and v inputs; with split inputs it gains a head axis.
     headed = None
@@ -173,7 +176,7 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
         headed = kv if spec.use_split_qkv_input else "n_heads"
     add(HookPoint("blocks.{l}.hook_resid_pre", RESID, "Residual stream entering block {l}"))
     if has_ln:
-        for p in _ln_points("blocks.{l}.ln1", "the attention input", headed=headed):
+        for p in _ln_points("blocks.{l}.ln1", "the attention input", headed=headed, affine=affine):
             add(HookPoint(p.template, p.shape, p.meaning,
                           note="fires 3× per forward (once each for the q, k and v input); the cache keeps the last call"))
         if spec.use_normalization_before_and_after:
@@ -212,7 +215,7 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
         add(HookPoint("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in", dead="attn-only model: there is no MLP"))
     else:
         if has_ln:
-            pts += _ln_points("blocks.{l}.ln2", "the MLP input")
+            pts += _ln_points("blocks.{l}.ln2", "the MLP input", affine=affine)
             if spec.use_normalization_before_and_after:
                 pts += _ln_points("blocks.{l}.ln2_post", "the MLP output", note=_post_ln_note(spec))
         add(HookPoint("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in"))
@@ -231,12 +234,12 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
                 add(HookPoint("blocks.{l}.mlp.hook_pre_linear", MLP_ACT, "MLP linear (ungated) branch"))
             if spec.act_fn and spec.act_fn.endswith("_ln"):
                 add(HookPoint("blocks.{l}.mlp.hook_mid", MLP_ACT, "SoLU output before its LayerNorm"))
-                pts += _ln_points("blocks.{l}.mlp.ln", "the SoLU output", width="d_mlp")
+                pts += _ln_points("blocks.{l}.mlp.ln", "the SoLU output", width="d_mlp", affine=affine)
             add(HookPoint("blocks.{l}.mlp.hook_post", MLP_ACT, "MLP activation (after the nonlinearity)"))
         add(HookPoint("blocks.{l}.hook_mlp_out", RESID, "MLP layer output"))
     add(HookPoint("blocks.{l}.hook_resid_post", RESID, "Residual stream leaving block {l}"))
     if has_ln:
-        pts += _ln_points("ln_final", "the final residual stream")
+        pts += _ln_points("ln_final", "the final residual stream", affine=affine)
     if tl_major >= 3:
         add(HookPoint("unembed.hook_in", RESID, "Unembedding input (TL ≥ 3)"))
         add(HookPoint("unembed.hook_out", ("batch", "pos", "d_vocab"), "Logits (TL ≥ 3)"))

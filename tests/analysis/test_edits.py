@@ -47,6 +47,7 @@ def test_an_edit_elsewhere_keeps_every_hover_and_it_equals_a_fresh_one(needle):
     ('get_acts("blocks.5.attn.hook_z")', 'get_acts("blocks.6.attn.hook_z")', "[layer_name]"),  # a call site
     ('gpt2', 'gpt2-medium', '"mlp_out", 7'),  # the model
     ('plots = []', 'for x in y: pass', '"mlp_out", 7'),  # structure
+    ('plots = []', 'model.enable_compatibility_mode()', '"mlp_out", 7'),  # how the model is prepared
     ('late = cache["mlp_out", 7]', 'late = cache["mlp_out", 8]', '"mlp_out"'),  # the key itself
 ])
 def test_an_edit_a_hover_depends_on_is_analysed_again(old, new, needle):

@@ -388,15 +388,15 @@ def probe_request(env: TLEnv) -> dict:
     return request
 
 
-def run_probe(python: str, request: dict) -> dict:
-    """Run tl_probe.py in ``python``; its JSON answer, with the wall time added."""
+def run_probe(python: str, request: dict, probe: Path = PROBE) -> dict:
+    """Run ``probe`` (tl_probe.py) in ``python``; its JSON answer, with the wall time added."""
     start = time.perf_counter()
     # Tiny models gain nothing from intra-op threads; one thread each lets the probes run side by side.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([python, str(PROBE)], input=json.dumps(request), capture_output=True, text=True,
+    proc = subprocess.run([python, str(probe)], input=json.dumps(request), capture_output=True, text=True,
                           timeout=600, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"{PROBE.name} failed in {python} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"{probe.name} failed in {python} (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     answer = json.loads(proc.stdout)
     answer["wall_s"] = time.perf_counter() - start
     return answer
@@ -450,6 +450,19 @@ def tl_probe(request):
 
     yield get
     pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def probe_every_env():
+    """``probe_every_env(script_name, request)`` -> {env key: the script's JSON answer, or None where that
+    environment's interpreter is not configured}: one subprocess per environment, side by side."""
+    def run(script: str, request: dict) -> dict[str, dict | None]:
+        pythons = {key: env.python() for key, env in ENVS.items()}
+        with ThreadPoolExecutor(max_workers=len(pythons)) as pool:
+            futures = {key: pool.submit(run_probe, python, request, PROBE.with_name(script))
+                       for key, python in pythons.items() if python}
+            return {key: futures[key].result() if key in futures else None for key in pythons}
+    return run
 
 
 @dataclass(frozen=True)

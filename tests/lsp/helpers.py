@@ -38,3 +38,10 @@ async def hover_text(client, uri: str, position: types.Position) -> str | None:
     result = await client.text_document_hover_async(
         types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=position))
     return result.contents.value if result else None
+
+
+async def quick_fixes(client, uri: str, diagnostic: types.Diagnostic) -> list[types.CodeAction]:
+    """The code actions the server offers for one of its diagnostics."""
+    return await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=diagnostic.range,
+        context=types.CodeActionContext(diagnostics=[diagnostic])))

@@ -11,6 +11,7 @@ import re
 
 from ...analysis.document import Analysis
 from ...analysis.findings import sentence
+from ...analysis.hook_meaning import meanings
 from ...analysis.hookrefs import HookRef
 from ...analysis.live_facts import live_cache_note
 from ...analysis.models import ModelInfo
@@ -91,6 +92,7 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
         lines.append(f"Only fires with `{point.gate}=True` (`model.set_{point.gate}(True)`).")
     if point.dead:
         lines.append(sentence(f"⚠ Never fires: {point.dead}"))
+    lines += [m.hover_line() for m in meanings(analysis, ref)]
     if point.note and spec.backend == "hooked":
         lines.append(sentence(f"Note: {point.note}"))
     if ref.cache is not None and ref.cache.assumed:
