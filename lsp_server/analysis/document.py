@@ -20,7 +20,7 @@ from .checks import NameChecker, check_removed_api, check_unavailable_api
 from .findings import Finding, apply_suppressions
 from .hook_meaning import check_hook_meaning
 from .hookrefs import HookRef, HookRefCollector
-from .imports import LIBRARIES, ModuleLinks
+from .imports import ModuleLinks
 from .lifetimes import check_hook_lifetimes
 from .live_facts import LiveFacts, check_live
 from .tokens import check_tokens
@@ -159,7 +159,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
         r.text for c in method_calls if (r := c.child_by_field_name("function").child_by_field_name("object")).type == "identifier"
     } | {b"get_act_name", b"partial", b"generic_activation_patch"}
     workspace_imports = [d for d in scopes.all_definitions() if d.kind == "import"
-                         and d.imported.module.split(".")[0] not in LIBRARIES] if context.links is not None else []
+                         and not d.imported.from_library] if context.links is not None else []
     callees |= {d.name.encode() for d in workspace_imports if d.imported.attr is not None}
     ident_calls = _find(parsed, parser, _NAME_CALL, "call", "function",
                         names=lambda n: n in callees or n.startswith(b"get_act_patch_"))

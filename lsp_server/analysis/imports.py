@@ -31,6 +31,11 @@ class Imported:
     level: int  # leading dots: 0 for an absolute import
     attr: str | None
 
+    @property
+    def from_library(self) -> bool:
+        """An installed library's name (never followed into a workspace copy of it)."""
+        return self.module.split(".")[0] in LIBRARIES
+
 
 class ModuleLinks(Protocol):
     """The workspace modules one document can import, and the documents that import it."""
@@ -91,7 +96,7 @@ def _module_of(node: Node) -> tuple[str, int]:
 def followed(imported: Imported, links: ModuleLinks | None) -> "tuple[Analysis, Definition] | None":
     """The analysis of the module an imported name comes from and the module-level definition it names
     there (its last one: the value the module ends up with)."""
-    if links is None or imported.attr is None or imported.module.split(".")[0] in LIBRARIES:
+    if links is None or imported.attr is None or imported.from_library:
         return None
     other = links.module(imported.module, imported.level)
     if other is None:
@@ -114,6 +119,6 @@ def module_path(imported: Imported, links: ModuleLinks | None) -> Path | None:
 
 
 def _module_name(imported: Imported) -> str | None:
-    if imported.module.split(".")[0] in LIBRARIES:
+    if imported.from_library:
         return None
     return imported.module if imported.attr is None else f"{imported.module}.{imported.attr}".lstrip(".")
