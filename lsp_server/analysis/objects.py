@@ -95,7 +95,7 @@ class ObjectAttributes:
             if not init or any(start == init[0].start_byte for start, _ in self._bindings):
                 return self._attribute_of(cls, attr, None, depth)  # no constructor, or this instance's is bound
             # Each construction separately: `Node("z", 9)` and `Node("mlp_out", 4)` never make ("z", 4).
-            sites = self._call_sites(init[0])
+            sites = self.call_sites(init[0])
             if not sites or any(through_partial for _, _, through_partial in sites):
                 return self._attribute_of(cls, attr, None, depth)
             return one_of(self._attribute_of(cls, attr, call, depth, caller) for caller, call, _ in sites)
@@ -137,7 +137,7 @@ class ObjectAttributes:
         init = self._class_facts(cls)[0].get("__init__")
         if construction is None or not init:
             return evaluate()
-        bound = caller._bind(init[0], construction)
+        bound = caller.bind(init[0], construction)
         if bound is None:
             return None
         values = {name: caller.eval(arg) for name, arg in bound.items()}

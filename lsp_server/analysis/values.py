@@ -232,7 +232,7 @@ class Evaluator(ObjectAttributes):
             return None
         self._following.add(key)
         try:
-            sites = self._call_sites(fn)
+            sites = self.call_sites(fn)
             value = None if sites is None or not sites else one_of(self._argument(fn, site, name, depth) for site in sites)
         finally:
             self._following.discard(key)
@@ -240,7 +240,7 @@ class Evaluator(ObjectAttributes):
             self._param_memo[key] = value
         return value
 
-    def _call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
+    def call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
         """(evaluator of the call's file, call, through partial) for each call of ``fn``: in this file and, for a
         public module-level function, in the workspace files that import it; None past the bound."""
         name_node = fn.child_by_field_name("name")
@@ -305,7 +305,7 @@ class Evaluator(ObjectAttributes):
         """The value ``fn``'s parameter ``name`` gets at one call site (a default where none is passed):
         the argument is evaluated in the call's own file, the default in ``fn``'s."""
         caller, call, through_partial = site
-        bound = caller._bind(fn, call, skip=1 if through_partial else 0)
+        bound = caller.bind(fn, call, skip=1 if through_partial else 0)
         if bound is None:
             return None
         if name in bound:
@@ -314,7 +314,7 @@ class Evaluator(ObjectAttributes):
         # Through partial, whoever calls the partial may still pass it: unknown.
         return self.eval(default, depth + 1) if default is not None and not through_partial else None
 
-    def _bind(self, fn: Node, call: Node, skip: int = 0) -> dict[str, Node] | None:
+    def bind(self, fn: Node, call: Node, skip: int = 0) -> dict[str, Node] | None:
         """Parameter name -> argument node of ``call``; None when it splats ``*args``/``**kwargs``."""
         args = call.child_by_field_name("arguments")
         if args is None:
@@ -332,7 +332,7 @@ class Evaluator(ObjectAttributes):
         with the call's arguments bound (evaluated here; defaults in ``fn``'s file)."""
         if is_method(fn) or (fn.start_byte, "") in owner._following:
             return None
-        bound = self._bind(fn, call)
+        bound = self.bind(fn, call)
         if bound is None:
             return None
         values: dict[str, Value] = {}
