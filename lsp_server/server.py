@@ -40,6 +40,7 @@ from .editor_modules import editor_modules, local_path
 from .configuration import Configuration
 from .settings import Settings
 from .sweeps import lsp as sweeps_lsp
+from .trust import workspace_trusted
 from .workspace import CellText, View, Workspace, findings_in, python_files
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class TlensServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("tlens-lsp", __version__, notebook_document_sync=NOTEBOOK_SYNC, protocol_cls=TlensProtocol)
         self.configuration = Configuration(self)
+        self.trusted = True  # False in an untrusted workspace (trust.py): static analysis only, no code runs
         # TL installed where the code runs: the server's environment, or the kernel
         # interpreter's once it has been asked (see `initialized`).
         self.installed_tl: versions.TLVersion | None = versions.in_this_environment()
@@ -283,6 +285,7 @@ server = TlensServer()
 
 @handles(server, types.INITIALIZE)
 def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
+    ls.trusted = workspace_trusted(params.initialization_options)
     ls.configuration.push(params.initialization_options)
 
 
@@ -291,10 +294,8 @@ async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
     ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
     await ls.watch_declaring_files()
     await ls.configuration.pull_folders()
-    python = ls.settings.kernel_python
-    if python and not ls.settings.transformer_lens_version:
-        # Kernels may run another interpreter than the server's: ask it which TL it has.
-        found = await asyncio.to_thread(versions.in_interpreter, python)
+    if not ls.settings.transformer_lens_version:
+        found = await ls.kernel.interpreter_tl_version()
         changed = found is not None and (ls.installed_tl is None or found.version != ls.installed_tl.version)
         ls.installed_tl = found or ls.installed_tl
         if changed:
@@ -335,6 +336,7 @@ def server_info(ls: TlensServer, args: dict) -> dict:
         "torchImported": "torch" in sys.modules,
         "transformerLensImported": "transformer_lens" in sys.modules,
         "hoversBeforeAnalysis": ls.hovers_before_analysis,
+        "workspaceTrusted": ls.trusted,
     }
 
 

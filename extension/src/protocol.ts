@@ -17,6 +17,22 @@ export const ServerCommand = {
     serverInfo: 'tlens.serverInfo', // -> versions; whether torch / transformer_lens were imported
 } as const;
 
+/** Server commands that run code (a kernel, a sweep and its setup code): refused in Restricted Mode. */
+export const RUNS_CODE: readonly string[] = [
+    ServerCommand.attachKernel,
+    ServerCommand.interruptKernel,
+    ServerCommand.refreshLiveState,
+    ServerCommand.resetKernelHooks,
+    ServerCommand.runSweep,
+    ServerCommand.startKernel,
+];
+
+/** `initializationOptions` field: false in an untrusted workspace (the server then runs no code). */
+export const WORKSPACE_TRUSTED = 'workspaceTrusted';
+
+/** Settings that make tlens run a program: package.json's `restrictedConfigurations`. */
+export const RESTRICTED_SETTINGS = ['interpreter', 'kernel.connectionFile', 'kernel.interpreter'] as const;
+
 /** Commands the extension contributes to the palette. */
 export const ClientCommand = {
     attachKernel: 'tlens.client.attachKernel',
