@@ -30,9 +30,6 @@ export const RUNS_CODE: readonly string[] = [
 /** `initializationOptions` field: false in an untrusted workspace (the server then runs no code). */
 export const WORKSPACE_TRUSTED = 'workspaceTrusted';
 
-/** Settings that make tlens run a program: package.json's `restrictedConfigurations`. */
-export const RESTRICTED_SETTINGS = ['interpreter', 'kernel.connectionFile', 'kernel.interpreter'] as const;
-
 /** Commands the extension contributes to the palette. */
 export const ClientCommand = {
     attachKernel: 'tlens.client.attachKernel',
