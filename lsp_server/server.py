@@ -20,7 +20,6 @@ from typing import Callable
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from . import __version__, kernel_commands, live, navigate
@@ -40,6 +39,7 @@ from .editor_modules import editor_modules, local_path
 from .configuration import Configuration
 from .settings import Settings
 from .sweeps import lsp as sweeps_lsp
+from .transport import TlensProtocol
 from .trust import workspace_trusted
 from .workspace import CellText, View, Workspace, findings_in, python_files
 
@@ -53,16 +53,6 @@ NOTEBOOK_SYNC = types.NotebookDocumentSyncOptions(
     ],
     save=True,
 )
-
-
-class TlensProtocol(LanguageServerProtocol):
-    def _handle_cancel_notification(self, msg_id):
-        """A cancel for a request that already finished is routine (editors cancel hovers and code
-        actions as the cursor moves): no warning in the user's output channel."""
-        if msg_id not in self._request_futures:
-            log.debug("cancel for request %s, which already finished", msg_id)
-            return
-        super()._handle_cancel_notification(msg_id)
 
 
 class TlensServer(LanguageServer):

@@ -11,6 +11,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from . import secrets
 from .errors import ConnectionFileError
 
 PORT_KEYS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -45,6 +46,8 @@ def load_connection_file(path: str | Path) -> dict:
         raise ConnectionFileError(
             f"connection file {p} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})."
         ) from None
+    if isinstance(info, dict) and isinstance(info.get("key"), str):
+        secrets.remember(info["key"])  # before any check: a file that fails one still holds a real key
     if not isinstance(info, dict):
         raise ConnectionFileError(
             f"connection file {p} holds a JSON {type(info).__name__}, not an object."
