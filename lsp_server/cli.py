@@ -121,7 +121,11 @@ def cmd_hover(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
+    from .kernel.secrets import MaskingFormatter
+
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # the log is the editor's output channel: no kernel keys
+        handler.setFormatter(MaskingFormatter(logging.BASIC_FORMAT))
     from .server import server
 
     server.start_io()

@@ -11,6 +11,11 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING, Any, Callable
 
+from lsprotocol import types
+
+from .protocol import RUNS_CODE
+from .trust import unavailable
+
 if TYPE_CHECKING:
     from .server import TlensServer
 
@@ -32,14 +37,20 @@ def command(server: "TlensServer", name: str, default: Any = None) -> Callable[[
     """Decorator: register ``fn(ls, args: dict)`` for the ``workspace/executeCommand`` ``name``.
 
     ``args`` is the command's options object (``{}`` when none was sent): every tlens command takes one.
+    A command that runs code (``protocol.RUNS_CODE``) is refused in an untrusted workspace.
     """
+    runs_code = name in RUNS_CODE
 
     def register(fn: Handler) -> Handler:
         if asyncio.iscoroutinefunction(fn):
             async def run(ls, *args):
+                if runs_code and not ls.trusted:
+                    return refuse(ls, name)
                 return await fn(ls, command_args(args))
         else:
             def run(ls, *args):
+                if runs_code and not ls.trusted:
+                    return refuse(ls, name)
                 return fn(ls, command_args(args))
         # Not functools.wraps: pygls checks the arguments sent against the signature it sees, and
         # an editor may send none (the wrapper takes any number).
@@ -48,6 +59,13 @@ def command(server: "TlensServer", name: str, default: Any = None) -> Callable[[
         return fn
 
     return register
+
+
+def refuse(ls, name: str) -> dict[str, Any]:
+    """The answer to a command that would run code in an untrusted workspace, also shown to the user."""
+    message = unavailable(name)
+    ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+    return {"error": message, "restricted": True}
 
 
 def command_args(args: tuple) -> dict[str, Any]:

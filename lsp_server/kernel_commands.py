@@ -6,6 +6,7 @@ The commands, notifications and payloads are declared in :mod:`lsp_server.protoc
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable
 
@@ -15,6 +16,7 @@ from pygls.uris import to_fs_path
 from .handlers import command, handles
 from .kernel.errors import KernelError
 from .kernel.holder import KernelHolder, connection_file_candidates
+from .knowledge import versions
 from .protocol import NOTIFICATIONS, Progress
 
 if TYPE_CHECKING:
@@ -81,6 +83,14 @@ class KernelService:
     def interpreter(self) -> str | None:
         """The interpreter a kernel we start runs (settings), else this server's."""
         return self.ls.settings.kernel_python
+
+    async def interpreter_tl_version(self) -> versions.TLVersion | None:
+        """The TransformerLens of the interpreter the settings name for kernels (it may not be the server's),
+        asked in a subprocess; never in an untrusted workspace, where that interpreter may be its program."""
+        python = self.interpreter()
+        if not python or not self.ls.trusted:
+            return None
+        return await asyncio.to_thread(versions.in_interpreter, python)
 
     def workspace_root(self, uri: str | None) -> str:
         """Where a started kernel runs and sweep results are saved."""

@@ -12,7 +12,7 @@ from typing import TypedDict
 
 from .sweeps.kinds import SWEEP_KIND_NAMES
 
-__all__ = ["COMMANDS", "NOTIFICATIONS", "SWEEP_KIND_NAMES", "KernelStatus", "Progress", "RunSweepArgs", "SweepResult"]
+__all__ = ["COMMANDS", "NOTIFICATIONS", "RESTRICTED_SETTINGS", "RUNS_CODE", "SWEEP_KIND_NAMES", "WORKSPACE_TRUSTED", "KernelStatus", "Progress", "RunSweepArgs", "SweepResult"]
 
 # -- commands (workspace/executeCommand; each takes one options object, or none)
 
@@ -28,6 +28,20 @@ COMMANDS = {
     "refreshLiveState": "tlens.refreshLiveState",  # {timeout?} -> the same, asked again
     "serverInfo": "tlens.serverInfo",  # -> versions, and whether torch/transformer_lens were imported
 }
+
+# Commands that run code (start or talk to a kernel, run a sweep and its setup code): refused in an
+# untrusted workspace (VS Code's Restricted Mode; see trust.py), by the server and by the extension.
+RUNS_CODE = frozenset(COMMANDS[name] for name in (
+    "attachKernel", "startKernel", "interruptKernel", "runSweep", "resetKernelHooks", "refreshLiveState"))
+
+# -- initializationOptions fields (besides `settings`)
+
+WORKSPACE_TRUSTED = "workspaceTrusted"  # false: an untrusted workspace (Restricted Mode); absent: trusted
+
+# Settings that make tlens run a program (an interpreter; a kernel to attach to runs what it is sent):
+# package.json lists them under `capabilities.untrustedWorkspaces.restrictedConfigurations`, so VS Code
+# ignores a workspace's own values for them in Restricted Mode. Every `kernel.*` setting belongs here.
+RESTRICTED_SETTINGS = ("interpreter", "kernel.connectionFile", "kernel.interpreter")
 
 # -- notifications (server -> client)
 

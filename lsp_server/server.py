@@ -20,7 +20,6 @@ from typing import Callable
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from . import __version__, kernel_commands, live, navigate
@@ -40,6 +39,8 @@ from .editor_modules import editor_modules, local_path
 from .configuration import Configuration
 from .settings import Settings
 from .sweeps import lsp as sweeps_lsp
+from .transport import TlensProtocol
+from .trust import workspace_trusted
 from .workspace import CellText, View, Workspace, findings_in, python_files
 
 log = logging.getLogger(__name__)
@@ -54,22 +55,13 @@ NOTEBOOK_SYNC = types.NotebookDocumentSyncOptions(
 )
 
 
-class TlensProtocol(LanguageServerProtocol):
-    def _handle_cancel_notification(self, msg_id):
-        """A cancel for a request that already finished is routine (editors cancel hovers and code
-        actions as the cursor moves): no warning in the user's output channel."""
-        if msg_id not in self._request_futures:
-            log.debug("cancel for request %s, which already finished", msg_id)
-            return
-        super()._handle_cancel_notification(msg_id)
-
-
 class TlensServer(LanguageServer):
     """Server state: settings, the TransformerLens version in use, and the analysis cache."""
 
     def __init__(self) -> None:
         super().__init__("tlens-lsp", __version__, notebook_document_sync=NOTEBOOK_SYNC, protocol_cls=TlensProtocol)
         self.configuration = Configuration(self)
+        self.trusted = True  # False in an untrusted workspace (trust.py): static analysis only, no code runs
         # TL installed where the code runs: the server's environment, or the kernel
         # interpreter's once it has been asked (see `initialized`).
         self.installed_tl: versions.TLVersion | None = versions.in_this_environment()
@@ -283,6 +275,7 @@ server = TlensServer()
 
 @handles(server, types.INITIALIZE)
 def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
+    ls.trusted = workspace_trusted(params.initialization_options)
     ls.configuration.push(params.initialization_options)
 
 
@@ -291,10 +284,8 @@ async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
     ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
     await ls.watch_declaring_files()
     await ls.configuration.pull_folders()
-    python = ls.settings.kernel_python
-    if python and not ls.settings.transformer_lens_version:
-        # Kernels may run another interpreter than the server's: ask it which TL it has.
-        found = await asyncio.to_thread(versions.in_interpreter, python)
+    if not ls.settings.transformer_lens_version:
+        found = await ls.kernel.interpreter_tl_version()
         changed = found is not None and (ls.installed_tl is None or found.version != ls.installed_tl.version)
         ls.installed_tl = found or ls.installed_tl
         if changed:
@@ -335,6 +326,7 @@ def server_info(ls: TlensServer, args: dict) -> dict:
         "torchImported": "torch" in sys.modules,
         "transformerLensImported": "transformer_lens" in sys.modules,
         "hoversBeforeAnalysis": ls.hovers_before_analysis,
+        "workspaceTrusted": ls.trusted,
     }
 
 

@@ -55,6 +55,28 @@ def test_protocol_ts_payloads_have_the_declared_fields(interface):
     assert ts_fields(interface) == set(declared)
 
 
+def ts_list(name: str) -> list[str]:
+    body = re.search(r"export const %s\b[^=]*= \[(.*?)\]" % name, PROTOCOL_TS, re.S)
+    assert body, f"protocol.ts declares no {name}"
+    server = ts_object("ServerCommand")
+    return [server[ref] if ref in server else quoted
+            for ref, quoted in re.findall(r"ServerCommand\.(\w+)|'([^']+)'", body.group(1))]
+
+
+def test_protocol_ts_mirrors_what_restricted_mode_refuses():
+    assert sorted(ts_list("RUNS_CODE")) == sorted(protocol.RUNS_CODE)
+    assert re.search(r"export const WORKSPACE_TRUSTED = '%s';" % protocol.WORKSPACE_TRUSTED, PROTOCOL_TS)
+
+
+def test_package_json_restricts_every_setting_that_runs_a_program():
+    trust = PACKAGE["capabilities"]["untrustedWorkspaces"]
+    assert trust["supported"] == "limited" and "Restricted Mode" in trust["description"]
+    assert trust["restrictedConfigurations"] == [f"tlens.{s}" for s in protocol.RESTRICTED_SETTINGS]
+    runs_programs = {w for w in WIRE_NAMES if w.startswith("kernel.") or "interpreter" in w.lower()}
+    assert runs_programs <= set(protocol.RESTRICTED_SETTINGS), runs_programs - set(protocol.RESTRICTED_SETTINGS)
+    assert set(protocol.RESTRICTED_SETTINGS) <= set(WIRE_NAMES)
+
+
 def test_package_json_settings_are_the_ones_the_server_reads():
     assert set(SETTINGS) - set(CLIENT_ONLY) == set(WIRE_NAMES)
     for wire in WIRE_NAMES:

@@ -5,6 +5,7 @@ import { KernelCommands, KernelStatusBar } from './kernel';
 import { logError, logInfo } from './log';
 import { ClientCommand, KernelStatus, ServerCommand } from './protocol';
 import { onActiveEnvironmentChanged } from './python';
+import { unlessRestricted } from './restrictedMode';
 import { ServerManager } from './server';
 import { affectsInterpreter, affectsServerSettings, readSettings } from './settings';
 import { SweepCommands } from './sweep';
@@ -23,6 +24,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
             if (state === 'running') void refreshKernelStatus(manager, status);
         },
         executeCommand: (command, args, next) => sweeps!.executeCommandMiddleware(command, args, next),
+        safeDirectory: context.globalStorageUri.fsPath,
     });
     server = manager;
     const kernel = new KernelCommands(manager);
@@ -32,11 +34,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         status,
         heatmap,
         { dispose: () => void manager.dispose() },
-        vscode.commands.registerCommand(ClientCommand.attachKernel, () => kernel.attach()),
-        vscode.commands.registerCommand(ClientCommand.startKernel, () => kernel.start()),
-        vscode.commands.registerCommand(ClientCommand.interruptKernel, () => kernel.interrupt()),
-        vscode.commands.registerCommand(ClientCommand.resetKernelHooks, () => kernel.resetHooks()),
-        vscode.commands.registerCommand(ClientCommand.runSweep, () => sweeps!.runAtCursor()),
+        vscode.commands.registerCommand(ClientCommand.attachKernel, unlessRestricted('Attaching a Jupyter kernel', () => kernel.attach())),
+        vscode.commands.registerCommand(ClientCommand.startKernel, unlessRestricted('Starting a kernel', () => kernel.start())),
+        vscode.commands.registerCommand(ClientCommand.interruptKernel, unlessRestricted('Interrupting the kernel', () => kernel.interrupt())),
+        vscode.commands.registerCommand(ClientCommand.resetKernelHooks, unlessRestricted('Resetting hooks in the kernel', () => kernel.resetHooks())),
+        vscode.commands.registerCommand(ClientCommand.runSweep, unlessRestricted('Running a patch sweep', () => sweeps!.runAtCursor())),
         vscode.commands.registerCommand(ClientCommand.showHeatmap, () => heatmap.showLatest()),
         vscode.commands.registerCommand(ClientCommand.restartServer, () => manager.restart('restart command')),
         vscode.workspace.onDidChangeConfiguration((e) => {
@@ -46,11 +48,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
                 void manager.sendSettings();
             }
         }),
+        // Restricted Mode ends: the server starts again, with the workspace's own settings and told it may run code.
+        vscode.workspace.onDidGrantWorkspaceTrust(() => manager.scheduleRestart('the workspace is now trusted')),
         await onActiveEnvironmentChanged(() => {
             if (!readSettings().interpreter) manager.scheduleRestart('active Python environment changed');
         }),
     );
-    logInfo(`TLens ${context.extension.packageJSON.version} activating.`);
+    logInfo(`TLens ${context.extension.packageJSON.version} activating${vscode.workspace.isTrusted ? '' : ' in Restricted Mode (static analysis only)'}.`);
     void manager.restart('activation'); // activation does not wait for Python to start
 }
 

@@ -16,6 +16,7 @@ import {
 import { ClientCommand, KernelStatus, ServerCommand } from './protocol';
 import type { ServerManager, ServerState } from './server';
 import { readSettings } from './settings';
+import { MANAGE_TRUST_COMMAND, restrictedMessage } from './trust';
 
 /** Status bar item: server start-up, then the kernel state (with sweep progress while busy). */
 export class KernelStatusBar implements vscode.Disposable {
@@ -64,6 +65,12 @@ export class KernelStatusBar implements vscode.Disposable {
             if (!starting) {
                 item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
             }
+            return;
+        }
+        if (!vscode.workspace.isTrusted) {
+            item.text = '$(shield) TLens: Restricted Mode';
+            item.tooltip = restrictedMessage('Using a kernel') + '\nClick to manage workspace trust.';
+            item.command = MANAGE_TRUST_COMMAND;
             return;
         }
         const k = this.kernel;

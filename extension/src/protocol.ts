@@ -17,6 +17,19 @@ export const ServerCommand = {
     serverInfo: 'tlens.serverInfo', // -> versions; whether torch / transformer_lens were imported
 } as const;
 
+/** Server commands that run code (a kernel, a sweep and its setup code): refused in Restricted Mode. */
+export const RUNS_CODE: readonly string[] = [
+    ServerCommand.attachKernel,
+    ServerCommand.interruptKernel,
+    ServerCommand.refreshLiveState,
+    ServerCommand.resetKernelHooks,
+    ServerCommand.runSweep,
+    ServerCommand.startKernel,
+];
+
+/** `initializationOptions` field: false in an untrusted workspace (the server then runs no code). */
+export const WORKSPACE_TRUSTED = 'workspaceTrusted';
+
 /** Commands the extension contributes to the palette. */
 export const ClientCommand = {
     attachKernel: 'tlens.client.attachKernel',

@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import { PVSC_EXTENSION_ID, PythonExtension } from '@vscode/python-extension';
 import { logInfo, logWarn } from './log';
 import { readSettings, settingsScope } from './settings';
+import { insideFolders } from './trust';
 
 export type InterpreterSource = 'setting' | 'python-extension' | 'path';
 
@@ -15,17 +16,27 @@ export interface Interpreter {
 
 const PATH_FALLBACK = process.platform === 'win32' ? 'python' : 'python3';
 
-/** The interpreter to launch the server with. */
+/** The interpreter to launch the server with. In Restricted Mode, none that lies inside the workspace. */
 export async function resolveInterpreter(): Promise<Interpreter> {
     const fromSetting = readSettings().interpreter;
-    if (fromSetting) {
+    if (fromSetting && allowed(fromSetting, 'setting')) {
         return { command: fromSetting, source: 'setting' };
     }
     const fromExtension = await activeEnvironmentOfPythonExtension();
-    if (fromExtension) {
+    if (fromExtension && allowed(fromExtension, 'python-extension')) {
         return { command: fromExtension, source: 'python-extension' };
     }
     return { command: PATH_FALLBACK, source: 'path' };
+}
+
+/** Whether the server may run `command`: in an untrusted workspace, not a program the workspace holds. */
+function allowed(command: string, source: InterpreterSource): boolean {
+    const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+    if (vscode.workspace.isTrusted || !insideFolders(command, folders)) {
+        return true;
+    }
+    logWarn(`Restricted Mode: not running ${command} (${source}): it lies inside the workspace, which is not trusted.`);
+    return false;
 }
 
 async function activeEnvironmentOfPythonExtension(): Promise<string | undefined> {
@@ -71,9 +82,9 @@ export type StartProblem =
 // starts, so a broken interpreter gets one clear message instead of a failed client.
 const PROBE = "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('lsp_server') else 3)";
 
-export function diagnoseInterpreter(python: string): Promise<StartProblem> {
+export function diagnoseInterpreter(python: string, options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<StartProblem> {
     return new Promise((resolve) => {
-        execFile(python, ['-c', PROBE], { timeout: 20_000 }, (err, _stdout, stderr) => {
+        execFile(python, ['-c', PROBE], { timeout: 20_000, ...options }, (err, _stdout, stderr) => {
             if (!err) {
                 resolve({ kind: 'ok', detail: 'lsp_server is importable.' });
             } else if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES') {

@@ -1,5 +1,6 @@
 // Owns the language-client lifecycle: one client at a time, rapid restart requests merged into one,
 // the old client stopped before a new one starts.
+import * as fs from 'fs';
 import * as vscode from 'vscode';
 import {
     DidChangeConfigurationNotification,
@@ -13,7 +14,7 @@ import {
     TransportKind,
 } from 'vscode-languageclient/node';
 import { logChannel, logError, logInfo } from './log';
-import { ClientCommand, KernelStatus, Notification, ServerCommand, SweepResult } from './protocol';
+import { ClientCommand, KernelStatus, Notification, ServerCommand, SweepResult, WORKSPACE_TRUSTED } from './protocol';
 import { diagnoseInterpreter, Interpreter, resolveInterpreter } from './python';
 import { readSettings, settingsScope } from './settings';
 import { reportStartFailure } from './startFailure';
@@ -42,6 +43,8 @@ export interface ServerHooks {
     onServerState(state: ServerState): void;
     /** Runs in place of the server command `command` when the user invokes it (e.g. from a code action). */
     executeCommand: Middleware['executeCommand'];
+    /** A folder of the extension's own (not the workspace's): the server's working directory in Restricted Mode. */
+    safeDirectory: string;
 }
 
 const RESTART_DEBOUNCE_MS = 300;
@@ -165,7 +168,7 @@ export class ServerManager implements vscode.Disposable {
 
     private async startClient(): Promise<void> {
         const interpreter = await resolveInterpreter();
-        const problem = await diagnoseInterpreter(interpreter.command);
+        const problem = await diagnoseInterpreter(interpreter.command, this.processOptions());
         if (problem.kind === 'python-missing' || problem.kind === 'server-not-installed') {
             logError(`Not starting the server: ${problem.detail}`);
             this.hooks.onServerState('failed');
@@ -190,13 +193,26 @@ export class ServerManager implements vscode.Disposable {
         logInfo('Server started.');
     }
 
+    /**
+     * Where the server's Python runs. `python -m` puts its working directory first on sys.path, so in an
+     * untrusted workspace it runs in the extension's own folder, with PYTHONSAFEPATH (3.11+) as well: a
+     * workspace's `lsp_server/` or `pygls.py` must not be what Python imports.
+     */
+    private processOptions(): { cwd?: string; env: NodeJS.ProcessEnv } {
+        const env = { ...process.env, PYTHONUNBUFFERED: '1' };
+        if (vscode.workspace.isTrusted) {
+            return { cwd: settingsScope()?.uri.fsPath, env };
+        }
+        fs.mkdirSync(this.hooks.safeDirectory, { recursive: true });
+        return { cwd: this.hooks.safeDirectory, env: { ...env, PYTHONSAFEPATH: '1' } };
+    }
+
     private createClient(interpreter: Interpreter): LanguageClient {
-        const folder = settingsScope();
         const serverOptions: ServerOptions = {
             command: interpreter.command,
             args: ['-m', 'lsp_server', 'serve'], // languageclient appends --stdio
             transport: TransportKind.stdio,
-            options: { cwd: folder?.uri.fsPath, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+            options: this.processOptions(),
         };
         const clientOptions: LanguageClientOptions = {
             documentSelector: [
@@ -204,7 +220,7 @@ export class ServerManager implements vscode.Disposable {
                 { scheme: 'untitled', language: 'python' },
                 { notebook: { notebookType: 'jupyter-notebook' }, language: 'python' },
             ],
-            initializationOptions: { settings: readSettings() },
+            initializationOptions: { settings: readSettings(), [WORKSPACE_TRUSTED]: vscode.workspace.isTrusted },
             outputChannel: logChannel(),
             traceOutputChannel: logChannel(),
             revealOutputChannelOn: RevealOutputChannelOn.Never, // our own message says what failed

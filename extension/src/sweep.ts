@@ -6,8 +6,10 @@ import type { ExecuteCommandSignature } from 'vscode-languageclient/node';
 import { KernelCommands, KernelStatusBar } from './kernel';
 import { logInfo } from './log';
 import { RunSweepArgs, ServerCommand, SWEEP_KINDS } from './protocol';
+import { refusedInRestrictedMode } from './restrictedMode';
 import type { ServerManager } from './server';
 import { readSettings } from './settings';
+import { runsCode } from './trust';
 
 export class SweepCommands {
     constructor(
@@ -16,8 +18,12 @@ export class SweepCommands {
         private readonly status: KernelStatusBar,
     ) {}
 
-    /** languageclient middleware: a "Run patch sweep" code action starts a kernel first if none is attached. */
+    /** languageclient middleware: a "Run patch sweep" code action starts a kernel first if none is attached; in
+     * Restricted Mode, code lenses and links that would run code say why they do not. */
     readonly executeCommandMiddleware = async (command: string, args: unknown[], next: ExecuteCommandSignature) => {
+        if (runsCode(command) && refusedInRestrictedMode(command === ServerCommand.runSweep ? 'Running a patch sweep' : command)) {
+            return undefined;
+        }
         if (command === ServerCommand.runSweep && !(await this.ensureKernel())) {
             return undefined;
         }

@@ -35,6 +35,7 @@ from typing import Any, Awaitable, Callable
 
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
 
+from . import secrets
 from .connection import load_connection_file
 from .errors import ExecuteTimeout, KernelDiedError, KernelError, KernelStartError
 from .launch import kernel_manager, resolve_interpreter, stderr_tail, wait_ready
@@ -141,6 +142,7 @@ class KernelBridge(PayloadCalls):
             if env is not None:
                 kwargs["env"] = {**os.environ, **env}
             await km.start_kernel(**kwargs)
+            secrets.remember(km.session.key)
             bridge._kc = km.client()
             bridge._kc.start_channels()
             await wait_ready(bridge._kc, bridge._km, timeout, bridge.connection_file)

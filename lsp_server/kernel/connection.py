@@ -11,6 +11,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from . import secrets
 from .errors import ConnectionFileError
 
 PORT_KEYS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -45,6 +46,8 @@ def load_connection_file(path: str | Path) -> dict:
         raise ConnectionFileError(
             f"connection file {p} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})."
         ) from None
+    if isinstance(info, dict) and isinstance(info.get("key"), str):
+        secrets.remember(info["key"])  # before any check: a file that fails one still holds a real key
     if not isinstance(info, dict):
         raise ConnectionFileError(
             f"connection file {p} holds a JSON {type(info).__name__}, not an object."
@@ -59,7 +62,7 @@ def load_connection_file(path: str | Path) -> dict:
         port = info[key]
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ConnectionFileError(
-                f"connection file {p}: {key!r} must be a port number, got {port!r}."
+                f"connection file {p}: {key!r} must be a port number, got {_shown(port)}."
             )
     for key in ("ip", "key", "transport"):
         if not isinstance(info[key], str):
@@ -68,6 +71,14 @@ def load_connection_file(path: str | Path) -> dict:
             )
     info.setdefault("signature_scheme", "hmac-sha256")
     return info
+
+
+def _shown(value: object) -> str:
+    """A wrong value as an error message may quote it: numbers only. A connection file holds the kernel's
+    key, and a file whose fields are mixed up may hold it anywhere: other values are named by type."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit() and len(value) < 8):
+        return repr(value)
+    return f"a {type(value).__name__}" if not isinstance(value, str) else "a string that is not a number"
 
 
 def list_connection_files() -> list[Path]:

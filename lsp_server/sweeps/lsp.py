@@ -178,7 +178,9 @@ class SweepService:
                 continue
             stored = self.stored_for(view, exp)
             title = "▶ Run patch sweep"
-            if stored is not None:
+            if not self.ls.trusted:  # the lens stays, to say why; running it answers how to leave Restricted Mode
+                title = "Run patch sweep: unavailable in Restricted Mode (this workspace is not trusted)"
+            elif stored is not None:
                 partial = " (partial)" if stored.outcome.result.partial else ""
                 title += f" · last: {stored.outcome.summary}{partial}"
             lenses.append(types.CodeLens(
@@ -189,7 +191,7 @@ class SweepService:
 
     def code_actions(self, ls, view: View, params: types.CodeActionParams, start: int, end: int) -> list[types.CodeAction]:
         exp = experiment_at(view.analysis, start)
-        if exp is None:
+        if exp is None or not self.ls.trusted:  # the code lens says why there are none
             return []
         pos = view.position(exp.start)
         line = pos[0] if pos else params.range.start.line
@@ -214,6 +216,9 @@ class SweepService:
         if first_line_end >= 0 and offset > first_line_end and exp.end > first_line_end:
             return None  # only on the experiment's first line: the body has its own hovers
         stored = self.stored_for(view, exp)
+        if stored is None and not self.ls.trusted:
+            return (f"**Patching experiment** — {exp.description}\n\n"
+                    "Patch sweeps are unavailable in Restricted Mode: this workspace is not trusted.")
         if stored is None:
             return (f"**Patching experiment** — {exp.description}\n\n"
                     "Its heatmap shows here after a sweep: ▶ Run patch sweep (the code lens above it, or the light bulb).")

@@ -227,6 +227,15 @@ class CodeServer:
 
 @pytest.fixture(scope="session")
 def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer]:
+    yield from run_code_server(tmp_path_factory.mktemp("code-server"))
+
+
+def run_code_server(root: Path, workspace_trust: bool = False) -> Iterator[CodeServer]:
+    """code-server on a free port with a fresh profile under ``root``, until the generator is closed.
+
+    ``workspace_trust``: VS Code's workspace trust is on, and a folder opens in Restricted Mode (no prompt)
+    until the user trusts it; else it is off, as most tests want.
+    """
     missing = [str(p) for p in (CODE_SERVER, VSIX, CHROMIUM) if not p.exists()]
     try:
         import playwright  # noqa: F401
@@ -234,7 +243,6 @@ def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer
         missing.append("the `playwright` Python package")
     require_or_skip(missing, "code-server tests")
 
-    root = tmp_path_factory.mktemp("code-server")
     marker = uuid.uuid4().hex
     env = session_env(
         marker,
@@ -251,6 +259,8 @@ def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer
     settings = dict(USER_SETTINGS, **{"tlens.interpreter": server_python(), "tlens.transformerLensVersion": "2.18.0"})
     if os.environ.get("TLENS_HT_PYTHON"):
         settings["tlens.kernel.interpreter"] = os.environ["TLENS_HT_PYTHON"]
+    if workspace_trust:
+        settings.update({"security.workspace.trust.enabled": True, "security.workspace.trust.startupPrompt": "never"})
     (user_dir / "settings.json").write_text(json.dumps(settings, indent=2))
     dirs = ["--user-data-dir", str(root / "user-data"), "--extensions-dir", str(root / "extensions")]
 
@@ -264,8 +274,8 @@ def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer
     log = root / "code-server.log"
     proc = subprocess.Popen(
         [str(CODE_SERVER), *dirs, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
-         "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
-         "--disable-getting-started-override"],
+         "--disable-telemetry", "--disable-update-check", "--disable-getting-started-override",
+         *([] if workspace_trust else ["--disable-workspace-trust"])],
         env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

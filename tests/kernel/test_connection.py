@@ -60,6 +60,13 @@ def test_port_of_wrong_type_is_named(tmp_path):
         load_connection_file(write(tmp_path, {**GOOD, "iopub_port": "5"}))
 
 
+def test_a_key_in_the_wrong_field_is_not_quoted(tmp_path):
+    key = "5ec7e7-0123456789abcdef"
+    with pytest.raises(ConnectionFileError, match="'shell_port' must be a port number, got a string that is not a number") as error:
+        load_connection_file(write(tmp_path, {**GOOD, "key": key, "shell_port": key}))
+    assert key not in str(error.value)
+
+
 def test_directory_is_rejected(tmp_path):
     with pytest.raises(ConnectionFileError, match="not a file"):
         load_connection_file(tmp_path)
