@@ -180,6 +180,7 @@ class Fuzzer:
         self.client_block: int | None = None
 
     async def run(self, documents: list[int], progress=None) -> Tally:
+        self.root.mkdir(parents=True, exist_ok=True)
         try:
             for i in documents:
                 await self.document(i)
