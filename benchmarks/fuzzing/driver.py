@@ -207,7 +207,9 @@ class Fuzzer:
         source = self.sources[i % len(self.sources)]
         client = await self._server_for(i)
         as_notebook = source.cells is not None or rng.random() < 0.25
-        uri = (self.root / f"doc{i}.{'ipynb' if as_notebook else 'py'}").as_uri()
+        # Editors percent-encode paths with spaces and non-ASCII characters: a third of the documents have one.
+        name = rng.choice((f"doc{i}", f"doc{i}", f"my doc {i}", f"résumé_{i}"))
+        uri = (self.root / f"{name}.{'ipynb' if as_notebook else 'py'}").as_uri()
         doc: FuzzDocument = NotebookDocument(uri, source, rng) if as_notebook else TextDocument(uri, source.text)
         problems: list[Problem] = []
         logs_before, stderr_before = len(client.error_logs), len(client.stderr)
