@@ -237,7 +237,7 @@ class Fuzzer:
         if len(client.error_logs) == logs_before and len(client.stderr) > stderr_before:
             problems.append(Problem("stderr error", self.seed, i, source.name, "".join(client.stderr[stderr_before:])))
         if problems:
-            saved = self._save(i, source, steps, doc)
+            saved = self._save(i, source, steps, doc, problems)
             for p in problems:
                 p.saved = saved
         self.tally.problems += problems
@@ -291,10 +291,11 @@ class Fuzzer:
             await asyncio.sleep(0.005)
         return []
 
-    def _save(self, i: int, source: Source, steps: list[str], doc: FuzzDocument) -> str:
+    def _save(self, i: int, source: Source, steps: list[str], doc: FuzzDocument, problems: list[Problem]) -> str:
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / f"seed{self.seed}-doc{i}.json"
         path.write_text(json.dumps({"seed": self.seed, "document": i, "source": source.name, "steps": steps,
+                                    "problems": [f"{p.kind}: {p.detail}" for p in problems],
                                     "replay": f"benchmarks/fuzz_server.py --seed {self.seed} --only {i}",
                                     "final": doc.snapshot()}, indent=1))
         return str(path)
