@@ -109,36 +109,50 @@ def ipynb_line(text: str, cell: int, line: int) -> int | None:
     ``check`` reports them): exact when the source is stored one line per JSON line (as Jupyter writes it), else the
     line where that cell's source starts; None when the cell's source cannot be found in the text."""
     try:
-        found = {i: (cell_, key) for i, cell_, key in _cells(_notebook_json(text))}
+        found = _source_places(text).get(cell)
     except ValueError:
         return None
-    if cell not in found:
+    if found is None:
         return None
-    target, key = found[cell]
-    source = target.get(key)
-    same = [c.get(k) for i, c, k in _cells(_notebook_json(text)) if i < cell].count(source)  # identical cells before it
-    decoder = json.JSONDecoder()
+    offset, first, source = found
+    if isinstance(source, list) and 0 < line <= len(source) and _json_line(text, offset, line) == source[line - 1]:
+        return first + line
+    return first
+
+
+@functools.lru_cache(maxsize=4)
+def _source_places(text: str) -> dict[int, tuple[int, int, object]]:
+    """Cell number -> (offset of its source's JSON value, that offset's 1-based line, the source), matching the
+    ``"source"``/``"input"`` keys of the text to the cells in order."""
+    todo = [(i, cell[key]) for i, cell, key in _cells(_notebook_json(text)) if key in cell]
+    out: dict[int, tuple[int, int, object]] = {}
+    decoder, line, counted = json.JSONDecoder(), 1, 0
     for m in _SOURCE_KEY.finditer(text):
+        if len(out) == len(todo):
+            break
+        number, source = todo[len(out)]
         try:
             value, _ = decoder.raw_decode(text, m.end())
         except ValueError:
             continue
-        if value != source:
-            continue
-        if same:
-            same -= 1
-            continue
-        start = text.count("\n", 0, m.end()) + 1
-        if isinstance(source, list) and 0 < line <= len(source):
-            candidate = start + line
-            lines = text.split("\n", candidate)[candidate - 1 : candidate]
-            try:
-                if lines and decoder.decode(lines[0].strip().rstrip(",")) == source[line - 1]:
-                    return candidate
-            except ValueError:
-                pass
-        return start
-    return None
+        if value == source:
+            line, counted = line + text.count("\n", counted, m.end()), m.end()
+            out[number] = (m.end(), line, source)
+    return out
+
+
+def _json_line(text: str, offset: int, n: int) -> object:
+    """The JSON value on the ``n``-th line after ``offset`` (a trailing comma dropped), or None."""
+    start = offset
+    for _ in range(n):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = text.find("\n", start)
+    try:
+        return json.loads(text[start : end if end >= 0 else len(text)].strip().rstrip(","))
+    except ValueError:
+        return None
 
 
 def project_severities(path: Path, stop: Path | None = None) -> dict[str, str]:

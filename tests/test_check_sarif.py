@@ -91,3 +91,17 @@ def test_every_code_has_a_rule_worded_like_the_editor_setting():
     package = json.loads((ROOT / "package.json").read_text())
     setting = package["contributes"]["configuration"]["properties"]["tlens.diagnostics.severity"]["properties"]
     assert {code: rule.description for code, rule in RULES.items()} == {code: s["description"] for code, s in setting.items()}
+
+
+def test_notebook_regions_find_the_json_line_of_each_cell_line():
+    from lsp_server.files import ipynb_line
+
+    cells = [{"cell_type": "code", "metadata": {"source": "not this"}}, NOTEBOOK["cells"][2],
+             {"cell_type": "code", "source": "a = 1\nb = 2"}, NOTEBOOK["cells"][2]]  # no source; twins; one string
+    text = json.dumps({"cells": cells, "nbformat": 4}, indent=1)
+    lines = text.splitlines()
+    twin_first, twin_second = ipynb_line(text, 2, 2), ipynb_line(text, 4, 2)
+    assert "hook_resid_pree" in lines[twin_first - 1] and "hook_resid_pree" in lines[twin_second - 1]
+    assert twin_first < ipynb_line(text, 3, 2) < twin_second
+    assert '"source": "a = 1\\nb = 2"' in lines[ipynb_line(text, 3, 2) - 1]  # a string source: where it starts
+    assert ipynb_line(text, 1, 1) is None and ipynb_line(text, 9, 1) is None and ipynb_line("{", 1, 1) is None
