@@ -36,7 +36,7 @@ from .knowledge import versions
 from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
-from .open_documents import open_document, open_uris
+from .open_documents import lsp_workspace, open_document, open_uris
 from .editor_modules import editor_modules, local_path
 from .configuration import Configuration
 from .settings import Settings
@@ -285,6 +285,7 @@ server = TlensServer()
 
 @handles(server, types.INITIALIZE)
 def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
+    ls.protocol._workspace = lsp_workspace(ls.workspace)  # pygls made it just now; ours splits lines as LSP does
     ls.configuration.push(params.initialization_options)
 
 

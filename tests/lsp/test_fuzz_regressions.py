@@ -42,3 +42,20 @@ async def test_cell_without_its_text_document(client):
         cell_text_documents=[types.TextDocumentItem(uri=present, language_id="python", version=1, text=SOURCE)]))
     await wait_for(lambda: present in client.diagnostics, timeout=30)
     assert [d.code for d in client.diagnostics[present]] == ["layer-out-of-range"]
+
+
+async def test_incremental_edit_below_a_form_feed_lands_where_the_editor_made_it(client):
+    """pygls split documents with ``str.splitlines``, which breaks lines at form feeds (and ``\\u2028``, ...)
+    where editors do not: an edit below one was applied a line off, and the server's text no longer was the
+    editor's."""
+    uri = (client.root / "pages.py").as_uri()
+    text = SOURCE.replace("_, c =", "\x0c\n# page two\u2028still the comment\n_, c =").replace("99", "9")
+    open_doc(client, uri, text)
+    assert not await diagnostics_for(client, uri, version=1)
+    line = text.split("\n").index("c['resid_post', 9]")
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(line, 16), types.Position(line, 17)), text="99")]))
+    diags = await diagnostics_for(client, uri, version=2)
+    assert [(d.code, d.range.start.line) for d in diags] == [("layer-out-of-range", line)]
