@@ -168,6 +168,16 @@ class Pending:
     future: asyncio.Future
     sent: float
     cancelled: bool
+    cpu: float | None  # the server's CPU seconds when it was sent
+
+
+def server_cpu(client: FuzzClient) -> float | None:
+    """CPU seconds the server process has used (Linux): tells a slow server from a starved one on a busy machine."""
+    try:
+        fields = Path(f"/proc/{client._server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, AttributeError, IndexError, ValueError):
+        return None
 
 
 class Fuzzer:
@@ -255,7 +265,7 @@ class Fuzzer:
                 client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
                 self.tally.cancelled += 1
             self.tally.requests += 1
-            out.append(Pending(method, future, time.perf_counter(), cancel))
+            out.append(Pending(method, future, time.perf_counter(), cancel, server_cpu(client)))
         return out
 
     async def _collect(self, client: FuzzClient, pending: list[Pending], i: int, source: Source, steps: list[str]) -> list[Problem]:
@@ -266,7 +276,9 @@ class Fuzzer:
                 if result:
                     self.tally.answered[p.method] = self.tally.answered.get(p.method, 0) + 1
             except asyncio.TimeoutError:
-                problems.append(Problem("slow", self.seed, i, source.name, f"{p.method} unanswered after {SLOW_S:.0f} s (after {steps[-1]})"))
+                now = server_cpu(client)
+                cpu = f", server CPU {now - p.cpu:.1f} s meanwhile" if now is not None and p.cpu is not None else ""
+                problems.append(Problem("slow", self.seed, i, source.name, f"{p.method} unanswered after {SLOW_S:.0f} s{cpu} (after {steps[-1]})"))
                 try:
                     await asyncio.wait_for(p.future, GIVE_UP_S)
                 except Exception:
