@@ -165,12 +165,9 @@ class TlensServer(LanguageServer):
         orders = [c.execution_summary.execution_order if c.execution_summary else None for _, c in code]
         if None not in orders and len(set(orders)) == len(orders):
             code = [pair for _, pair in sorted(zip(orders, code), key=lambda item: item[0])]
-        cells = []
-        for number, cell in code:
-            doc = open_document(self.workspace, cell.document)  # None: a cell the editor never sent
-            if doc is not None:
-                cells.append(CellText(cell.document, doc.source, doc.version, number))
-        return cells
+        docs = [(number, cell.document, open_document(self.workspace, cell.document)) for number, cell in code]
+        return [CellText(uri, doc.source, doc.version, number) for number, uri, doc in docs
+                if doc is not None]  # None: a cell the editor never sent
 
     def view(self, uri: str) -> View | None:
         return next((v for v in self.views_of(uri) if v.uri == uri), None)
