@@ -12,9 +12,10 @@ import functools
 import re
 
 from ..knowledge.act_names import GLOBAL_SHORT_NAMES, SHORT_NAMES, get_act_name
-from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, HookPoint, catalog_for, union_templates
+from ..knowledge.hookpoints import Catalog, HookPoint, union_templates
 from ..knowledge.sae_hooks import split_sae_name
 from .findings import Edit, Finding, Fix, sentence
+from .hook_filters import SAID, matching_layers
 from .hookrefs import HookRef
 from .migration import migrate_config, migrate_hooked_transformer
 from .models import ModelInfo, is_bridge_code
@@ -43,12 +44,7 @@ class NameChecker:
         self.bridge_code = is_bridge_code(parsed.source)
 
     def catalog(self, model: ModelInfo | None) -> Catalog | None:
-        """The model's catalog when its structure is known, else None (lenient checks only)."""
-        if model is None or not model.spec.structure_known:
-            return None
-        if model.spec.backend == "bridge" and model.spec.architecture not in BRIDGE_PROFILES:
-            return None  # an architecture whose bridge hooks were never verified against TL
-        return catalog_for(model.effective_spec, self.tl_major or (4 if model.spec.backend == "bridge" else 2))
+        return model.catalog(self.tl_major) if model is not None else None
 
     def check(self, refs: list[HookRef]) -> list[Finding]:
         out: list[Finding] = []
@@ -133,16 +129,15 @@ class NameChecker:
         if catalog is None and self.bridge_code:
             return None
         templates = tuple(catalog.templates()) if catalog else tuple(sorted(union_templates()))
-        n_layers = catalog.spec.n_layers if catalog and catalog.spec.n_layers else _MAX_LAYERS
-        # Every layer's names: a filter may name one (`name.endswith(".11.hook_resid_post")`).
-        names = [t.replace("{l}", str(layer)) for t in templates for layer in (range(n_layers) if "{l}" in t else (0,))]
-        test = {"suffix": str.endswith, "prefix": str.startswith, "substring": str.__contains__}[ref.match]
-        if any(test(n, needle) for n in names) or catalog is None and any(needle in n for n in names):
+        n_layers = catalog.spec.n_layers if catalog else None
+        # A filter may name one layer (`name.endswith(".11.hook_resid_post")`); with no model known,
+        # any name containing the needle will do.
+        if any(matching_layers(t, needle, ref.match, n_layers) or catalog is None and matching_layers(t, needle, "substring", None)
+               for t in templates):
             return None
         where = catalog.spec.label if catalog else "any TransformerLens model"
         return Finding(ref.start, ref.end, "unknown-hook", "warning",
-                       f"This filter matches no hook point of {where}: no hook name "
-                       f"{ {'suffix': 'ends with', 'prefix': 'starts with', 'substring': 'contains'}[ref.match]} {needle!r}.")
+                       f"This filter matches no hook point of {where}: no hook name {SAID[ref.match]} {needle!r}.")
 
     # -- layers
 
@@ -194,7 +189,6 @@ def insert_after_statement(source: bytes, node: Node, code: str, title: str) -> 
     return Fix(title, (Edit(end, end, "\n" + indent + code),), True)
 
 
-_MAX_LAYERS = 100  # layers tried for a model whose depth is unknown
 
 
 def _shown(ref: HookRef) -> str:

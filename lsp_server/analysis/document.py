@@ -29,6 +29,7 @@ from .saes import sae_hook_name
 from .scopes import Scopes
 from .source import LineIndex
 from .syntax import Node, Parsed, SyntaxParser, call_name
+from .syntax import text as node_text
 from .value_types import Value
 from .values import Evaluator
 
@@ -156,6 +157,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     evaluator.attribute = attribute
     # Plain-name calls that matter: models, functions of this file, patching and hook-name helpers.
     callees = {n.encode() for n in scopes.function_defs} | {m.var.encode() for m in models.all_models} | {
+        node_text(c.child_by_field_name("name")).encode() for c in scopes.classes if c.child_by_field_name("name") is not None} | {
         r.text for c in method_calls if (r := c.child_by_field_name("function").child_by_field_name("object")).type == "identifier"
     } | {b"get_act_name", b"partial", b"generic_activation_patch"}
     workspace_imports = [d for d in scopes.all_definitions() if d.kind == "import"
@@ -174,7 +176,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     subscripts += _find(parsed, parser, _CACHE_DICT_SUBSCRIPT, "subscript", "value", via_attribute=True)
     subscripts += [_returned_cache_subscript(c) for c in method_calls
                    if call_name(c)[1] == "run_with_cache" and _returned_cache_subscript(c) is not None]
-    collector = HookRefCollector(scopes, evaluator, models)
+    collector = HookRefCollector(scopes, evaluator, models, context.tl_major)
     refs = collector.collect(method_calls, ident_calls, subscripts)
 
     flags = _flags_mentioned(source)

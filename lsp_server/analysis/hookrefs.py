@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field
 
 from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_name, get_act_name
-from ..knowledge.hookpoints import split_layer
+from ..knowledge.hookpoints import split_layer, union_templates
+from .hook_filters import selected
 from .models import CacheInfo, ModelInfo, Models
 from .scopes import Scopes
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
@@ -88,8 +89,9 @@ def _template_of(value: Value) -> tuple[str | None, int | None, str | None]:
 class HookRefCollector:
     """Finds and resolves the hook names in one document."""
 
-    def __init__(self, scopes: Scopes, evaluator: Evaluator, models: Models):
+    def __init__(self, scopes: Scopes, evaluator: Evaluator, models: Models, tl_major: int | None = None):
         self.scopes = scopes
+        self.tl_major = tl_major  # which catalog a filter selects hook points from
         self.ev = evaluator
         self.models = models
         self.refs: list[HookRef] = []
@@ -161,7 +163,7 @@ class HookRefCollector:
         if name_node is None:
             return
         if name_node.type == "lambda":
-            self._filter_lambda(name_node, model)
+            self._filter_registration(name_node, fn_node, model)
             return
         ref = self._name_ref(name_node, "hook", model)
         if ref is not None:
@@ -205,14 +207,40 @@ class HookRefCollector:
                 name_node, fn_node = element.named_children[0], element.named_children[1]
                 self.registration_sites.append((call, name_node, fn_node, model))
                 if name_node.type == "lambda":
-                    self._filter_lambda(name_node, model)
+                    self._filter_registration(name_node, fn_node, model)
                     continue
                 ref = self._name_ref(name_node, "hook", model)
                 if ref is not None:
                     self._register(fn_node, ref)
 
     def _register(self, fn_node: Node | None, ref: HookRef) -> None:
-        names = [(o.template, o.layer, o.layer_expr) for o in (ref.options or (ref,)) if o.template is not None]
+        self._register_names(fn_node, [(o.template, o.layer, o.layer_expr) for o in (ref.options or (ref,)) if o.template is not None])
+
+    def _filter_registration(self, filter_fn: Node, fn_node: Node | None, model: ModelInfo | None) -> None:
+        """``add_hook(lambda name: name.endswith("z"), fn)``: ``fn`` runs on every hook point the filter
+        selects, when the filter is one test (``==``, ``in``, ``endswith``/``startswith``) and the selection
+        is small and exact; otherwise its ``hook.name`` stays unknown."""
+        first = len(self.refs)
+        self._filter_lambda(filter_fn, model)
+        refs = self.refs[first:]
+        body = filter_fn.child_by_field_name("body")
+        if not refs or body is None or body.type not in ("call", "comparison_operator") \
+                or body.type == "comparison_operator" and not {text(c) for c in body.children if not c.is_named} <= {"==", "in"}:
+            return
+        exact = [(o.template, o.layer) for r in refs if r.match == "exact" for o in (r.options or (r,))]
+        needles = [(r.template, r.match) for r in refs if r.match != "exact"]
+        if any(t is None for t, _ in exact) or any(n is None for n, _ in needles):
+            return
+        if needles:
+            catalog = model.catalog(self.tl_major) if model is not None else None
+            templates = catalog.templates() if catalog is not None else sorted(union_templates())
+            chosen = selected(needles, templates, catalog.spec.n_layers if catalog is not None else None)
+            if chosen is None:
+                return
+            exact += chosen
+        self._register_names(fn_node, [(t, layer, None) for t, layer in exact])
+
+    def _register_names(self, fn_node: Node | None, names: list[tuple[str, int | None, str | None]]) -> None:
         for target in self.hook_functions(fn_node):
             self.registrations.setdefault(target.start_byte, []).extend(names)
 
@@ -388,9 +416,10 @@ class HookRefCollector:
                       layer=next(iter(layers)) if len(layers) == 1 else None,
                       layer_expr=next((e for _, _, e in names if e), None) if len(layers) != 1 or None in layers else None,
                       how=how, model=model, alternatives=tuple(templates))
-        if template is None:  # registered on several hook points: each, with its shape
-            ref.options = tuple(HookRef(node.start_byte, node.end_byte, context, t, layer_expr=ref.layer_expr or "l",
-                                        how=how, model=model) for t in templates)
+        if template is None:  # registered on several hook points: each, with its layer and shape
+            ref.options = tuple(HookRef(node.start_byte, node.end_byte, context, t, layer=l,
+                                        layer_expr=None if l is not None else e or ref.layer_expr or "l", how=how, model=model)
+                                for t, l, e in dict.fromkeys(names))  # in registration order
             ref.how = "hook.name: one of the hook points this function is registered on"
         self.refs.append(ref)
         return ref

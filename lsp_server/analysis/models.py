@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, catalog_for
 from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
 from .imports import followed
 from .scopes import Definition, Scopes
@@ -75,6 +76,14 @@ class ModelInfo:
         if self.compat_mode:
             flags["compat_mode"] = True
         return self.spec.with_flags(**flags) if flags else self.spec
+
+    def catalog(self, tl_major: int | None) -> Catalog | None:
+        """The model's hook catalog when its structure is known, else None (lenient checks only)."""
+        if not self.spec.structure_known:
+            return None
+        if self.spec.backend == "bridge" and self.spec.architecture not in BRIDGE_PROFILES:
+            return None  # an architecture whose bridge hooks were never verified against TL
+        return catalog_for(self.effective_spec, tl_major or (4 if self.spec.backend == "bridge" else 2))
 
 
 @dataclass

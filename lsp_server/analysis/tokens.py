@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .findings import Edit, Finding, Fix, Related
 from .models import ModelInfo
+from .scopes import function_of
 from .syntax import Node, call_args, call_name, string_content_range, text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,6 +60,7 @@ class Candidate:
     literal: Node | None = None  # the plain literal whose value this is, when it is exactly one
     anchor: Node | None = None  # the literal in an iterated list this string came from
     origin: str | None = None  # the list it came from (``names``), for messages
+    caller: Node | None = None  # the call that passed it as an argument (prompts of the caller's scope count too)
 
 
 @dataclass
@@ -116,6 +118,7 @@ class StringResolver:
 
     def __init__(self, analysis: Analysis):
         self.scopes = analysis.scopes
+        self.evaluator = analysis.evaluator
         self.source = analysis.parsed.source
         self._memo: dict[tuple[int, int, str], list[Candidate] | None] = {}
         self._mutated: dict[str, bool] = {}
@@ -218,7 +221,22 @@ class StringResolver:
             return self.strings(d.node, depth + 1)
         if d.kind == "for":
             return self._loop_variable(d, name, node, depth)
+        if d.kind == "param":
+            return self._parameter(d, depth)
         return None
+
+    def _parameter(self, d, depth: int) -> list[Candidate] | None:
+        """A parameter's strings: the arguments the file's calls of its function pass (``token_of("Berlin")``),
+        each pointing at its call site. Calls whose argument is unknown add nothing: a finding is about
+        one call's string, so what other calls pass does not matter."""
+        fn = function_of(d.node)
+        sites = self.evaluator.call_sites(fn) if fn is not None and fn.type == "function_definition" else None
+        out: list[Candidate] = []
+        for caller, call, through_partial in sites or ():
+            bound = caller.bind(fn, call, skip=1 if through_partial else 0) if caller is self.evaluator else None
+            for c in (self.strings(bound[d.name], depth + 1) if bound and d.name in bound else None) or ():
+                out.append(Candidate(c.value, c.env, c.literal, c.literal or c.anchor, c.origin, call))
+        return out or None
 
     def _loop_variable(self, d, name: str, use: Node, depth: int) -> list[Candidate] | None:
         loop = d.target.parent
@@ -256,7 +274,7 @@ class StringResolver:
             for c in cands:
                 env = _merge(c.env, ((key, i),))
                 if env is not None:
-                    out.append(Candidate(c.value, env, None, c.literal or c.anchor, sub.origin or c.origin))
+                    out.append(Candidate(c.value, env, None, c.literal or c.anchor, sub.origin or c.origin, c.caller))
             if len(out) > MAX_CANDIDATES:
                 return None
         return out
@@ -371,7 +389,7 @@ class StringResolver:
             value = join([c.value for c in chosen])
             anchor = _unique([c.anchor for c in chosen])
             origin = next((c.origin for c in chosen if c.anchor is not None and c.anchor is anchor), None)
-            out.append(Candidate(value, env, None, anchor, origin))
+            out.append(Candidate(value, env, None, anchor, origin, _unique([c.caller for c in chosen])))
         return out
 
     @staticmethod
@@ -522,7 +540,8 @@ class _TokenCheck:
         tokens = self._encode(tok, cand.value)
         if len(tokens) != 1 and _guarded(call, bool(cand.env)):
             return  # `try: to_single_token(w) except AssertionError:` filters on purpose
-        spaced = self._spaced_in_prompt(call, cand.value, tok)
+        around = [call] if cand.caller is None else [call, cand.caller]  # whose scopes' prompts count
+        spaced = self._spaced_in_prompt(around, cand.value, tok)
         from_list = f" (from {cand.origin})" if cand.anchor is not None and cand.origin else ""
         related = ()
         if cand.anchor is not None:
@@ -542,7 +561,7 @@ class _TokenCheck:
             self._seen.add(key)
             self.findings.append(Finding(site.start_byte, site.end_byte, "multi-token", "warning", message, fixes, related))
             return
-        if spaced is None or self._bare_in_prompt(call, tokens[0][0], tok) or self._also_scored(call, " " + cand.value):
+        if spaced is None or self._bare_in_prompt(around, tokens[0][0], tok) or self._also_scored(call, arg, cand):
             return  # the spaced form is scored too: comparing both is deliberate
         prompt, spaced_id = spaced
         effect = "scores a different token from the one in the prompt"
@@ -564,8 +583,8 @@ class _TokenCheck:
     @staticmethod
     def _space_fix(arg: Node, cand: Candidate) -> Fix:
         title = f"Add the leading space: {quoted(' ' + cand.value)}"
-        if cand.literal is not None and cand.literal == arg:
-            start, _ = string_content_range(arg)
+        if cand.literal is not None and (cand.literal == arg or cand.caller is not None):  # the literal passed
+            start, _ = string_content_range(cand.literal)
             return Fix(title, (Edit(start, start, " "),), preferred=True)
         if arg.type in _PRIMARY:
             return Fix(title, (Edit(arg.start_byte, arg.start_byte, '" " + '),), preferred=True)
@@ -574,22 +593,28 @@ class _TokenCheck:
 
     # -- prompts of a scope
 
-    def _spaced_in_prompt(self, call: Node, value: str, tok) -> tuple[_Prompt, int] | None:
-        """A prompt of the call's scope holding ``" " + value`` as one token after a space."""
+    def _spaced_in_prompt(self, calls: list[Node], value: str, tok) -> tuple[_Prompt, int] | None:
+        """A prompt of the calls' scopes holding ``" " + value`` as one token after a space."""
         if not value or value[0].isspace():
             return None
         spaced = " " + value
         spaced_ids = self._encode_ids(tok, spaced)
         if len(spaced_ids) != 1:
             return None
-        for prompt in self._scope_prompts(call, tok):
+        for prompt in (p for call in calls for p in self._scope_prompts(call, tok)):
             if spaced in prompt.value and spaced_ids[0] in prompt.ids:
                 return prompt, spaced_ids[0]
         return None
 
-    def _also_scored(self, call: Node, value: str) -> bool:
-        """True when a single-token call of the same scope is given ``value``."""
-        scope = self.analysis.scopes.scope_of(call.start_byte)
+    def _also_scored(self, call: Node, arg: Node, cand: Candidate) -> bool:
+        """True when the spaced form of ``cand`` is scored too: by a single-token call of the same scope, or,
+        for a string passed in by a call, passed in by another call of the caller's scope."""
+        value, scopes = " " + cand.value, self.analysis.scopes
+        if cand.caller is not None:
+            where = scopes.scope_of(cand.caller.start_byte)
+            return any(c.value == value and c.caller is not None and scopes.scope_of(c.caller.start_byte) == where
+                       for c in self.resolver.strings(arg) or ())
+        scope = scopes.scope_of(call.start_byte)
         if scope not in self._scored:
             values: set[str] = set()
             for other in self._calls:
@@ -599,8 +624,8 @@ class _TokenCheck:
             self._scored[scope] = values
         return value in self._scored[scope]
 
-    def _bare_in_prompt(self, call: Node, bare_id: int, tok) -> bool:
-        return any(bare_id in p.ids for p in self._scope_prompts(call, tok))
+    def _bare_in_prompt(self, calls: list[Node], bare_id: int, tok) -> bool:
+        return any(bare_id in p.ids for call in calls for p in self._scope_prompts(call, tok))
 
     def _scope_prompts(self, call: Node, tok) -> list[_Prompt]:
         scope = self.analysis.scopes.scope_of(call.start_byte)

@@ -13,20 +13,22 @@ Never a guess: one unknown possibility makes the whole value unknown, and so doe
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
+from .objects import ObjectAttributes, class_of
 from .imports import ModuleLinks, followed, module_of, module_path
 from .scopes import Definition, Scopes, default_of, function_of, is_method, parameter_names
 from .syntax import Node, call_args, call_name, descendants, string_value, text
 from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_name_value, binary_value, concat, interpolated,
-                          is_int, lift, normalise, one_of)
+                          is_int, lift, normalise, one_of, options_of)
 
 MAX_DEPTH = 8
 MAX_CALL_SITES = 8  # a parameter of a function called from more places than this: unknown
 
 
-class Evaluator:
+class Evaluator(ObjectAttributes):
     """Evaluates expression nodes of one document to :data:`Value` s (``None`` = unknown)."""
 
     def __init__(self, scopes: Scopes):
@@ -43,6 +45,8 @@ class Evaluator:
         self._bindings: list[tuple[int, dict[str, Value]]] = []  # (def start, parameter values) of calls being followed
         self._following: set[tuple[int, str]] = set()  # parameters being resolved (recursion guard)
         self._param_memo: dict[tuple[int, str], Value] = {}
+        self._mutated_names: dict[str, bool] = {}
+        self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
         # Names read while evaluating, when recording (a hook ref's dependencies: an edit that mentions
         # none of them leaves the ref as it was).
         self.reads: set[str] | None = None
@@ -90,10 +94,11 @@ class Evaluator:
             return self._name(node, depth)
         if kind == "call":
             return self._call(node, depth)
-        if kind == "attribute" and self.attribute is not None:
+        if kind == "attribute":
             if self.reads is not None:
                 self.reads.update(text(n) for n in descendants(node, "identifier"))
-            return self.attribute(node)
+            value = self.attribute(node) if self.attribute is not None else None
+            return value if value is not None else self.object_attribute(node, depth)
         return None
 
     def _binary(self, node: Node, depth: int) -> Value:
@@ -120,6 +125,8 @@ class Evaluator:
         if d is None or depth > MAX_DEPTH:
             return None
         if d.kind == "assign" and d.target.type == "identifier":
+            if d.node.type in ("list", "set") and self._mutated(d.name):
+                return None  # `sites = ["z"]; sites.append("q")`: not the literal any more
             return self.eval(d.node, depth + 1)
         if d.kind == "for":
             return self._loop_variable(d.name, d.target, d.node, depth)
@@ -129,6 +136,13 @@ class Evaluator:
             other, definition = found
             return other.evaluator.value_of(definition, depth + 1)
         return None
+
+    def _mutated(self, name: str) -> bool:
+        """Whether the file changes the list or set ``name`` in place anywhere (appends, item assignment, ``+=``)."""
+        if name not in self._mutated_names:
+            pattern = rb"(?<![\w.])%s\s*(?:\.\s*(?:append|extend|insert|remove|pop|clear|add|update|discard|sort|reverse)\b|\+=|\[[^\]\n]*\]\s*=[^=])" % re.escape(name.encode())
+            self._mutated_names[name] = re.search(pattern, self.scopes.parsed.source) is not None
+        return self._mutated_names[name]
 
     def _dict_item(self, node: Node, depth: int) -> Value:
         """``cfg["act_name"]`` where ``cfg`` is a dict literal of the file (``cfg = {"act_name": ...}``)."""
@@ -149,9 +163,10 @@ class Evaluator:
         return None
 
     def _loop_variable(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
-        """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items."""
+        """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items;
+        also over a name holding such a list (``for site in sites``, a parameter every call site passes one)."""
         if iterable.type not in ("list", "tuple", "set"):
-            return None
+            return self._loop_over_value(name, target, self.eval(iterable, depth + 1))
         items = [c for c in iterable.named_children if c.type != "comment"]
         if target.type == "identifier":
             return one_of(self.eval(item, depth + 1) for item in items)
@@ -164,6 +179,20 @@ class Evaluator:
         if any(len(row) != len(names) for row in rows):
             return None
         return one_of(self.eval(row[index], depth + 1) for row in rows)
+
+    @staticmethod
+    def _loop_over_value(name: str, target: Node, iterated: Value) -> Value:
+        """A loop variable over a computed sequence (each option's items, when the value has several)."""
+        sequences = options_of(iterated)
+        if not sequences or not all(isinstance(seq, Seq) for seq in sequences):
+            return None
+        if target.type == "identifier":
+            return one_of(item for seq in sequences for item in seq.items)
+        names = [text(c) for c in target.named_children]
+        rows = [row.items for seq in sequences for row in seq.items if isinstance(row, Seq) and len(row.items) == len(names)]
+        if len(rows) != sum(len(seq.items) for seq in sequences):
+            return None
+        return one_of(row[names.index(name)] for row in rows)
 
     def loop_rows(self, nodes: list[Node]) -> list[tuple[Value, ...]] | None:
         """Values of names unpacked together by one loop, row by row: ``for name, layer in [("z", 3), ("q", 5)]``
@@ -203,7 +232,7 @@ class Evaluator:
             return None
         self._following.add(key)
         try:
-            sites = self._call_sites(fn)
+            sites = self.call_sites(fn)
             value = None if sites is None or not sites else one_of(self._argument(fn, site, name, depth) for site in sites)
         finally:
             self._following.discard(key)
@@ -211,13 +240,19 @@ class Evaluator:
             self._param_memo[key] = value
         return value
 
-    def _call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
+    def call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
         """(evaluator of the call's file, call, through partial) for each call of ``fn``: in this file and, for a
         public module-level function, in the workspace files that import it; None past the bound."""
         name_node = fn.child_by_field_name("name")
-        if name_node is None or fn.type != "function_definition" or is_method(fn):
+        if name_node is None or fn.type != "function_definition":
             return None
         name = text(name_node)
+        if is_method(fn):  # only a constructor's call sites are known: `Node("z", 9)` calls `Node.__init__`
+            cls = class_of(fn)
+            if name != "__init__" or cls is None or cls.parent is None or cls.parent.type != "module":
+                return None
+            fn, name_node = cls, cls.child_by_field_name("name")
+            name = text(name_node)
         sites = []
         for call in self._calls_named(name):
             sites.append((call, False))
@@ -264,13 +299,13 @@ class Evaluator:
 
     def _resolves_to(self, call: Node, name: str, fn: Node) -> bool:
         d = self.scopes.lookup(name, call.start_byte)
-        return d is not None and d.kind == "def" and d.node.start_byte == fn.start_byte
+        return d is not None and d.kind in ("def", "class") and d.node.start_byte == fn.start_byte
 
     def _argument(self, fn: Node, site: tuple[Evaluator, Node, bool], name: str, depth: int) -> Value:
         """The value ``fn``'s parameter ``name`` gets at one call site (a default where none is passed):
         the argument is evaluated in the call's own file, the default in ``fn``'s."""
         caller, call, through_partial = site
-        bound = caller._bind(fn, call, skip=1 if through_partial else 0)
+        bound = caller.bind(fn, call, skip=1 if through_partial else 0)
         if bound is None:
             return None
         if name in bound:
@@ -279,7 +314,7 @@ class Evaluator:
         # Through partial, whoever calls the partial may still pass it: unknown.
         return self.eval(default, depth + 1) if default is not None and not through_partial else None
 
-    def _bind(self, fn: Node, call: Node, skip: int = 0) -> dict[str, Node] | None:
+    def bind(self, fn: Node, call: Node, skip: int = 0) -> dict[str, Node] | None:
         """Parameter name -> argument node of ``call``; None when it splats ``*args``/``**kwargs``."""
         args = call.child_by_field_name("arguments")
         if args is None:
@@ -287,7 +322,7 @@ class Evaluator:
         if any(c.type in ("list_splat", "dictionary_splat") for c in args.named_children):
             return None
         positional, keywords = call_args(call)
-        names = [n for n, _ in parameter_names(fn)]
+        names = [n for n, _ in parameter_names(fn)][1 if is_method(fn) else 0:]  # `self` is not passed
         bound = dict(zip(names, positional[skip:]))
         bound.update({k: v for k, v in keywords.items() if k in names})
         return bound
@@ -297,7 +332,7 @@ class Evaluator:
         with the call's arguments bound (evaluated here; defaults in ``fn``'s file)."""
         if is_method(fn) or (fn.start_byte, "") in owner._following:
             return None
-        bound = self._bind(fn, call)
+        bound = self.bind(fn, call)
         if bound is None:
             return None
         values: dict[str, Value] = {}

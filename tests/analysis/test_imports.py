@@ -126,3 +126,28 @@ def test_an_edit_to_an_imported_file_makes_its_importers_stale(tmp_path):
     after = ws.text_view(str(main), MAIN, 0).analysis
     assert after is not before
     assert after.findings == []  # gpt2-xl has 48 layers: layer 20 exists
+
+
+def test_attributes_of_objects_whose_class_is_in_another_file(tmp_path):
+    graph = '''\
+from transformer_lens import utils
+
+class Node:
+    def __init__(self, component_name, layer):
+        self.component_name = component_name
+        self.layer = layer
+
+    @property
+    def activation_name(self):
+        return utils.get_act_name(self.component_name, self.layer)
+
+    def read(self, cache):
+        return cache[self.activation_name]
+'''
+    main = MAIN + 'from graph import Node\nsender = Node("z", 9)\nh = cache[sender.activation_name]\nNode("resid_pre", 2)\n'
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "graph.py": graph, "main.py": main})
+    assert _hover(ws, tmp_path / "main.py", "sender.activation_name").startswith("`blocks.9.attn.hook_z`")
+    # Inside the class, `self` is any instance the workspace builds: each construction with its own arguments.
+    shown = _full(ws, tmp_path / "graph.py", "self.activation_name]")
+    assert shown.startswith("One of 2 hook names:\n\n- `blocks.9.attn.hook_z`"), shown
+    assert "- `blocks.2.hook_resid_pre`" in shown and "blocks.2.attn.hook_z" not in shown

@@ -149,6 +149,17 @@ def test_leading_space_fix_for_a_loop_variable_edits_the_call():
     assert token_findings(fixed) == []
 
 
+def test_leading_space_through_a_helper_is_reported_and_fixed_at_the_call_site():
+    text = HEADER + ('def token_of(target):\n    return model.to_single_token(target)\n\n'
+                     'def recall():\n    model.to_tokens("The Louvre is in Paris")\n    return token_of("Paris")\n')
+    (f,) = token_findings(text)
+    assert f.code == "leading-space" and text.encode()[f.start:f.end] == b'"Paris"'
+    assert text.encode()[f.related[0].start:f.related[0].end] == b"model.to_single_token(target)"
+    fixed = apply(text, f.fixes[0])
+    assert 'return token_of(" Paris")' in fixed and "model.to_single_token(target)" in fixed
+    assert token_findings(fixed) == []
+
+
 def test_multi_token_with_a_spaced_single_token_in_the_prompt_offers_the_space():
     text = HEADER + 'model.to_tokens("The Colosseum is in Rome")\nrome = model.to_single_token("Rome")\n'
     (f,) = token_findings(text)

@@ -72,7 +72,7 @@ class Messages:
         self.fixes = fixes
 
     def _related(self, p: Pending, leak: bool = False) -> tuple[Related, ...]:
-        out = [Related(*add_range(p.ev), f"hook on `{p.ev.label}` added here")]
+        out = [Related(*add_range(p.ev), f"hook on {_shown(p.ev.label)} added here")]
         if p.via is not None:
             out.append(Related(p.via.start_byte, p.via.end_byte, "the call that leaves it attached"))
         if p.first is not None and p.first.node != p.via:
@@ -99,13 +99,13 @@ class Messages:
         origin = f" (added inside `{enclosing_function_name(ev.node)}`)" if p.via is not None else ""
         if severity == "hint":
             desc = self._phrases(leak)[0]
-            message = (f"Hook on `{ev.label}`{origin} stays attached from the forward at {self.where(p.first.node)} "
+            message = (f"Hook on {_shown(ev.label)}{origin} stays attached from the forward at {self.where(p.first.node)} "
                        f"through {desc} ({self.where(leak.node)}; removed at {self.where(removed_at)}). "
                        f"If both passes should be hooked this is fine; otherwise call `{p.recv}.reset_hooks()` after "
                        f"{self.where(p.first.node)}.")
         else:
             desc, why = self._phrases(leak, self._backend(ev))
-            message = (f"Hook on `{ev.label}`{origin} is still attached during {desc} ({self.where(leak.node)}): "
+            message = (f"Hook on {_shown(ev.label)}{origin} is still attached during {desc} ({self.where(leak.node)}): "
                        f"{why}. It was meant for the forward at {self.where(p.first.node)}; "
                        f"remove it after that with `{p.recv}.reset_hooks()`, or scope it with `with {p.recv}.hooks(...)`.")
         return Finding(*add_range(ev), "stale-hook", severity, message, fixes=self.fixes.reset_after_use(p),
@@ -116,7 +116,7 @@ class Messages:
         ev = p.ev
         assert p.first is not None
         origin = f" (inside `{enclosing_function_name(ev.node)}`)" if p.via is not None else ""
-        message = (f"Hook on `{ev.label}`{origin} is never removed: after the forward at {self.where(p.first.node)} it "
+        message = (f"Hook on {_shown(ev.label)}{origin} is never removed: after the forward at {self.where(p.first.node)} it "
                    f"stays on `{p.recv}` for the rest of the session, so every later forward (another cell, a re-run "
                    f"cell, run_with_cache, patching) runs it too; `run_with_cache` and `run_with_hooks` do not remove it. "
                    f"Remove it with `{p.recv}.reset_hooks()` after {self.where(p.first.node)}, or scope it with "
@@ -127,7 +127,7 @@ class Messages:
     def returned(self, p: Pending, fn_name: str) -> Finding:
         """A function that returns with a hook it used still on a model it did not create."""
         owner = "a parameter" if p.key[0] == "p" else "a global" if p.key[0] == "g" else "an attribute"
-        message = (f"`{fn_name}` returns with the hook on `{p.ev.label}` still attached to `{p.recv}` ({owner}: a model "
+        message = (f"`{fn_name}` returns with the hook on {_shown(p.ev.label)} still attached to `{p.recv}` ({owner}: a model "
                    f"this function did not create). It was used by the forward at {self.where(p.first.node)}; "
                    f"every forward the caller runs afterwards runs it too. Remove it before returning with "
                    f"`{p.recv}.reset_hooks()`, or scope it with `with {p.recv}.hooks(...)`.")
@@ -140,7 +140,7 @@ class Messages:
         adder = text(ev.node.child_by_field_name("function"))
         message = (f"`{adder}` runs on every iteration of the loop at {self.where(loop)} and nothing in the "
                    f"loop removes the hooks: the forward at {self.where(forwards[0].node)} runs one more copy of "
-                   f"{short(fn, 50)} on `{ev.label}` each iteration (quadratic cost; wrong results unless the hook is "
+                   f"{short(fn, 50)} on {_shown(ev.label)} each iteration (quadratic cost; wrong results unless the hook is "
                    f"idempotent). Call `{ev.recv}.reset_hooks()` at the end of each iteration, or use `run_with_hooks` / "
                    f"`with {ev.recv}.hooks(...)`; if piling up is the point (cumulative ablation), add "
                    f"`# tlens: ignore[hook-accumulates]`.")
@@ -193,3 +193,8 @@ class Messages:
         related = (Related(leak.node.start_byte, leak.node.end_byte, "runs the leftover hooks"),)
         return Finding(kw.start_byte, kw.end_byte, "reset-hooks-end-false", "warning", message,
                        fixes=(fix,) if fix is not None else (), related=related)
+
+
+def _shown(label: str) -> str:
+    """A hook name in backticks; a description that quotes code already ("every hook point the filter `...` accepts") as is."""
+    return label if "`" in label else f"`{label}`"

@@ -1,0 +1,42 @@
+"""Which hook points a filter selects (``lambda name: name.endswith("z")``, ``"hook_z" in name``).
+
+Used to check a filter (does it match anything at all?) and to know the hook points a hook function
+registered through a filter runs on (``model.add_hook(lambda n: n.endswith("z"), patch)``, so that
+``hook.name`` inside ``patch`` is ``blocks.{l}.attn.hook_z``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+MAX_LAYERS = 100  # layers tried for a model whose depth is unknown
+
+TESTS: dict[str, Callable[[str, str], bool]] = {
+    "exact": str.__eq__, "suffix": str.endswith, "prefix": str.startswith, "substring": str.__contains__}
+SAID = {"exact": "is", "suffix": "ends with", "prefix": "starts with", "substring": "contains"}
+
+
+def matching_layers(template: str, needle: str, match: str, n_layers: int | None) -> list[int | None]:
+    """The layers of ``template`` whose name the filter matches (``[None]`` for a global hook it matches)."""
+    test = TESTS[match]
+    if "{l}" not in template:
+        return [None] if test(template, needle) else []
+    return [layer for layer in range(n_layers or MAX_LAYERS) if test(template.replace("{l}", str(layer)), needle)]
+
+
+def selected(needles: list[tuple[str, str]], templates: list[str], n_layers: int | None,
+             limit: int = 8) -> list[tuple[str, int | None]] | None:
+    """(template, layer) of each hook point any of the ``(needle, match)`` tests selects: layer None for
+    every layer (or a global hook). None when the selection is not that simple (some but not all layers
+    of a hook point, other than exactly one) or holds more than ``limit`` hook points."""
+    out: list[tuple[str, int | None]] = []
+    for template in templates:
+        layers = sorted({layer for needle, match in needles
+                         for layer in matching_layers(template, needle, match, n_layers)}, key=lambda l: -1 if l is None else l)
+        if not layers:
+            continue
+        every = "{l}" not in template or len(layers) == (n_layers or MAX_LAYERS)
+        if not every and len(layers) != 1:
+            return None
+        out.append((template, None if every else layers[0]))
+    return out if out and len(out) <= limit else None

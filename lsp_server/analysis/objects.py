@@ -1,0 +1,152 @@
+"""Attributes of the file's own objects: ``self.hook_name`` set in ``__init__``, ``node.activation_name``
+of ``node = Node("z", 9)`` through a ``@property``, class-level constants.
+
+Research code wraps hook names in small classes (path-patching nodes, experiment configs). An
+attribute is known when its class sets it in one place: ``__init__`` (with the constructor call's
+arguments bound: every call of the class for ``self.x`` inside a method, the one call for an instance
+built by ``C(...)``), a ``@property`` that returns it, or the class body. Set anywhere else, or the
+instance not built by a visible call: unknown.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .imports import followed
+from .scopes import default_of, parameter_names
+from .syntax import Node, descendants, text
+from .value_types import Value, one_of
+
+if TYPE_CHECKING:
+    from .values import Evaluator
+
+
+def class_of(fn: Node) -> Node | None:
+    """The class a def is a method of."""
+    parent = fn.parent
+    while parent is not None and parent.type in ("block", "decorated_definition"):
+        parent = parent.parent
+    return parent if parent is not None and parent.type == "class_definition" else None
+
+
+def methods(cls: Node) -> dict[str, list[Node]]:
+    """The class's defs by name (decorated ones included)."""
+    out: dict[str, list[Node]] = {}
+    body = cls.child_by_field_name("body")
+    for stmt in body.named_children if body is not None else ():
+        fn = stmt.child_by_field_name("definition") if stmt.type == "decorated_definition" else stmt
+        if fn is not None and fn.type == "function_definition":
+            out.setdefault(text(fn.child_by_field_name("name")), []).append(fn)
+    return out
+
+
+def _is_property(fn: Node) -> bool:
+    parent = fn.parent
+    return parent is not None and parent.type == "decorated_definition" and any(
+        text(d).strip() in ("@property", "@functools.cached_property", "@cached_property") for d in parent.named_children
+        if d.type == "decorator")
+
+
+def _self_name(fn: Node) -> str | None:
+    params = parameter_names(fn)
+    return params[0][0] if params else None
+
+
+def _self_assignments(cls: Node) -> dict[str, list[tuple[Node, Node]]]:
+    """attr -> (method, assigned value) for each ``self.attr = value`` in the class's methods."""
+    out: dict[str, list[tuple[Node, Node]]] = {}
+    for defs in methods(cls).values():
+        for fn in defs:
+            me = _self_name(fn)
+            for assignment in descendants(fn, "assignment"):
+                left, right = assignment.child_by_field_name("left"), assignment.child_by_field_name("right")
+                obj = left.child_by_field_name("object") if left is not None and left.type == "attribute" else None
+                if obj is not None and right is not None and text(obj) == me:
+                    out.setdefault(text(left.child_by_field_name("attribute")), []).append((fn, right))
+    return out
+
+
+def _class_constant(cls: Node, attr: str) -> Node | None:
+    body = cls.child_by_field_name("body")
+    for stmt in body.named_children if body is not None else ():
+        expr = stmt.named_child(0) if stmt.type == "expression_statement" else None
+        if expr is not None and expr.type == "assignment" and text(expr.child_by_field_name("left")) == attr:
+            return expr.child_by_field_name("right")
+    return None
+
+
+class ObjectAttributes:
+    """The part of :class:`~.values.Evaluator` that reads attributes of the file's own classes."""
+
+    def object_attribute(self: Evaluator, node: Node, depth: int) -> Value:
+        obj, attr_node = node.child_by_field_name("object"), node.child_by_field_name("attribute")
+        if obj is None or attr_node is None or obj.type != "identifier":
+            return None
+        attr = text(attr_node)
+        d = self.scopes.lookup(text(obj), obj.start_byte)
+        if d is None:
+            return None
+        if d.kind == "param":  # `self` inside a method: whichever instance it is
+            fn = d.node.parent.parent if d.node.parent is not None else None
+            cls = class_of(fn) if fn is not None and fn.type == "function_definition" else None
+            if cls is None or _self_name(fn) != text(obj):
+                return None
+            init = self._class_facts(cls)[0].get("__init__")
+            if not init or any(start == init[0].start_byte for start, _ in self._bindings):
+                return self._attribute_of(cls, attr, None, depth)  # no constructor, or this instance's is bound
+            # Each construction separately: `Node("z", 9)` and `Node("mlp_out", 4)` never make ("z", 4).
+            sites = self.call_sites(init[0])
+            if not sites or any(through_partial for _, _, through_partial in sites):
+                return self._attribute_of(cls, attr, None, depth)
+            return one_of(self._attribute_of(cls, attr, call, depth, caller) for caller, call, _ in sites)
+        if d.kind == "assign" and d.target.type == "identifier" and d.node.type == "call":  # `node = Node("z", 9)`
+            callee = d.node.child_by_field_name("function")
+            cd = self.scopes.lookup(text(callee), callee.start_byte) if callee is not None and callee.type == "identifier" else None
+            if cd is not None and cd.kind == "class":
+                return self._attribute_of(cd.node, attr, d.node, depth)
+            if cd is not None and cd.kind == "import" and (found := followed(cd.imported, self.links)) is not None:
+                other, definition = found  # `from graph import Node`
+                if definition.kind == "class":
+                    return other.evaluator._attribute_of(definition.node, attr, d.node, depth, self)
+        return None
+
+    def _attribute_of(self: Evaluator, cls: Node, attr: str, construction: Node | None, depth: int,
+                      caller: Evaluator | None = None) -> Value:
+        """``attr`` of an instance of ``cls``, a class of this file (built by ``construction``, when that call is
+        known, in ``caller``'s file: this one unless given)."""
+        own, assignments = self._class_facts(cls)
+        assigned = assignments.get(attr, [])
+        getter = [fn for fn in own.get(attr, []) if _is_property(fn)]
+        if getter and not assigned:
+            return self._with_instance(cls, construction, caller or self, lambda: self._returns(getter[0], {}, depth + 1))
+        if len(assigned) == 1 and text(assigned[0][0].child_by_field_name("name")) == "__init__":
+            return self._with_instance(cls, construction, caller or self, lambda: self.eval(assigned[0][1], depth + 1))
+        constant = _class_constant(cls, attr) if not assigned and not own.get(attr) else None
+        return self.eval(constant, depth + 1) if constant is not None else None
+
+    def _class_facts(self: Evaluator, cls: Node) -> tuple[dict[str, list[Node]], dict[str, list[tuple[Node, Node]]]]:
+        """The class's defs by name and its ``self.x = ...`` by ``x`` (found once per class: every read asks)."""
+        facts = self._classes.get(cls.start_byte)
+        if facts is None:
+            facts = self._classes[cls.start_byte] = (methods(cls), _self_assignments(cls))
+        return facts
+
+    def _with_instance(self: Evaluator, cls: Node, construction: Node | None, caller: Evaluator, evaluate) -> Value:
+        """``evaluate()`` with ``__init__``'s parameters bound to the construction's arguments (evaluated in the
+        caller's file; defaults in this one), when the construction is known."""
+        init = self._class_facts(cls)[0].get("__init__")
+        if construction is None or not init:
+            return evaluate()
+        bound = caller.bind(init[0], construction)
+        if bound is None:
+            return None
+        values = {name: caller.eval(arg) for name, arg in bound.items()}
+        for name, _ in parameter_names(init[0])[1:]:
+            if name not in values and (default := default_of(init[0], name)) is not None:
+                values[name] = self.eval(default)
+        self._bindings.append((init[0].start_byte, values))
+        try:
+            return evaluate()
+        finally:
+            self._bindings.pop()
+
