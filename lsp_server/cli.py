@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .analysis.findings import CODES, Finding
 from .files import cli_workspace, load_views, project_severities
+from .sarif import sarif_log
 from .sweeps import cli as sweep_cli
 from .workspace import View, Workspace, findings_in
 
@@ -23,7 +24,7 @@ EXIT_USAGE = 2  # also: a file could not be read (it wins over findings: CI must
 def cmd_check(args: argparse.Namespace) -> int:
     workspace = cli_workspace(args.tl_version)
     rows: list[dict] = []
-    unreadable = False
+    unreadable: list[tuple[str, str]] = []  # (path, why): each reported, and the exit code says so
     for name in args.paths:
         path = Path(name)
         files = sorted(p for p in path.rglob("*") if p.suffix in (".py", ".ipynb")) if path.is_dir() else [path]
@@ -32,13 +33,16 @@ def cmd_check(args: argparse.Namespace) -> int:
                 views = load_views(file, workspace)
             except (OSError, UnicodeDecodeError, ValueError) as e:
                 print(f"{file}: cannot read: {e}", file=sys.stderr)
-                unreadable = True
+                unreadable.append((str(file), str(e)))
                 continue
             severity = project_severities(file)
             for view in views:
                 rows += [row for f in findings_in(view) if (row := _row(view, file, f, severity, args)) is not None]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=2)
+        print()
+    elif args.format == "sarif":
+        json.dump(sarif_log(rows, unreadable, Path.cwd()), sys.stdout, indent=2)
         print()
     elif args.format == "github":
         for r in rows:  # GitHub Actions workflow commands: annotations on the pull request
@@ -141,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check", help="report diagnostics for files or folders")
     check.add_argument("paths", nargs="+")
-    check.add_argument("--format", choices=("text", "json", "github"), default="text",
-                       help="json: one object per finding; github: GitHub Actions annotations")
+    check.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text",
+                       help="json: one object per finding; github: GitHub Actions annotations; "
+                            "sarif: SARIF 2.1.0 (GitHub code scanning)")
     check.add_argument("--tl-version", help="the TransformerLens version the code targets (default: the installed one)")
     codes = sorted(CODES)
     check.add_argument("--select", type=_codes, help=f"only these codes (comma-separated): {', '.join(codes)}")

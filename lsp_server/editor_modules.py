@@ -10,6 +10,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .analysis.document import Analysis
 from .modules import WorkspaceModules
+from .open_documents import open_document
 
 if TYPE_CHECKING:
     from .server import TlensServer
@@ -21,12 +22,12 @@ def editor_modules(ls: TlensServer) -> WorkspaceModules:
         return [p for uri in folders if (p := local_path(uri)) is not None]
 
     def open_version(path: Path) -> int | None:
-        doc = ls.workspace.text_documents.get(from_fs_path(str(path)) or "")
+        doc = open_document(ls.workspace, from_fs_path(str(path)) or "")
         return doc.version if doc is not None else None
 
     def analysis(path: Path) -> Analysis | None:
         uri = from_fs_path(str(path)) or path.as_uri()
-        doc = ls.workspace.text_documents.get(uri)
+        doc = open_document(ls.workspace, uri)
         if doc is not None:
             return ls.workspace_cache.text_view(uri, doc.source, doc.version).analysis
         text = modules.text(path)

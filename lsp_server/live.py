@@ -40,6 +40,7 @@ from .handlers import command
 from .kernel.errors import ExecuteTimeout, KernelDiedError, KernelError, PayloadError
 from .knowledge import versions
 from .knowledge.spec import ModelSpec
+from .open_documents import open_uris
 from .workspace import View, findings_in
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -305,7 +306,7 @@ class LiveService:
         """Analyses made with the old answer are stale: drop them and publish diagnostics again."""
         server = self.server
         server.workspace_cache.invalidate()
-        for uri in list(server.workspace.text_documents):
+        for uri in open_uris(server.workspace):
             server.schedule_diagnostics(uri)
 
     # -- tokenizers

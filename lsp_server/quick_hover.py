@@ -8,6 +8,7 @@ from lsprotocol import types
 
 from .analysis.source import LineIndex
 from .features.hover import hover_after_edit
+from .open_documents import open_document
 
 if TYPE_CHECKING:
     from .server import TlensServer
@@ -27,7 +28,7 @@ def hover_before_analysis(ls: TlensServer, uri: str, position: types.Position) -
         if cell is None:
             return None
     else:
-        doc = ls.workspace.text_documents.get(uri)
+        doc = open_document(ls.workspace, uri)
         previous = ls.workspace_cache.previous_text_view(uri, doc.source, doc.version) if doc is not None else None
         if previous is None:
             return None

@@ -35,6 +35,7 @@ from .knowledge import versions
 from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
 from .live import LiveService
+from .open_documents import lsp_workspace, open_document, open_uris
 from .editor_modules import editor_modules, local_path
 from .configuration import Configuration
 from .settings import Settings
@@ -143,7 +144,7 @@ class TlensServer(LanguageServer):
         if notebook is not None:
             notebook_uri, cells = notebook.uri, self.code_cells(notebook)
             return lambda: self.workspace_cache.notebook_views(notebook_uri, cells)
-        doc = self.workspace.text_documents.get(uri)
+        doc = open_document(self.workspace, uri)
         if doc is None:
             return None
         source, version = doc.source, doc.version
@@ -156,11 +157,9 @@ class TlensServer(LanguageServer):
         orders = [c.execution_summary.execution_order if c.execution_summary else None for _, c in code]
         if None not in orders and len(set(orders)) == len(orders):
             code = [pair for _, pair in sorted(zip(orders, code), key=lambda item: item[0])]
-        cells = []
-        for number, cell in code:
-            doc = self.workspace.get_text_document(cell.document)
-            cells.append(CellText(cell.document, doc.source, doc.version, number))
-        return cells
+        docs = [(number, cell.document, open_document(self.workspace, cell.document)) for number, cell in code]
+        return [CellText(uri, doc.source, doc.version, number) for number, uri, doc in docs
+                if doc is not None]  # None: a cell the editor never sent
 
     def view(self, uri: str) -> View | None:
         return next((v for v in self.views_of(uri) if v.uri == uri), None)
@@ -181,8 +180,8 @@ class TlensServer(LanguageServer):
 
     async def _publish_soon(self, key: str, uri: str) -> None:
         await asyncio.sleep(0)  # let queued didChange messages cancel us first
-        analyse = self._analysis_of(uri)
         try:
+            analyse = self._analysis_of(uri)
             if analyse is not None:
                 views = await asyncio.get_running_loop().run_in_executor(self.analysis_worker, analyse)
                 self._publish(views)
@@ -200,7 +199,7 @@ class TlensServer(LanguageServer):
     def _publish(self, views: list[View]) -> None:
         for view in views:
             diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, self.settings_for(view.uri))) is not None]
-            version = self.workspace.text_documents[view.uri].version if view.uri in self.workspace.text_documents else None
+            version = doc.version if (doc := open_document(self.workspace, view.uri)) is not None else None
             self.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=view.uri, diagnostics=diagnostics, version=version)
             )
@@ -217,7 +216,7 @@ class TlensServer(LanguageServer):
         for notebook in list(self.workspace.notebook_documents.values()):
             jobs.append(self._analysis_of(notebook.uri))
             seen.add(notebook.uri)
-        for uri in list(self.workspace.text_documents):
+        for uri in open_uris(self.workspace):
             if self.workspace.get_notebook_document(cell_uri=uri) is None:
                 jobs.append(self._analysis_of(uri))
                 seen.add(uri)
@@ -255,7 +254,7 @@ class TlensServer(LanguageServer):
         """Every analysis may be stale (settings, the TransformerLens version, a declaring file changed)."""
         self.workspace_cache.invalidate()
         self.disk_cache.invalidate()
-        for uri in list(self.workspace.text_documents):
+        for uri in open_uris(self.workspace):
             self.schedule_diagnostics(uri)
 
     # -- settings
@@ -276,6 +275,7 @@ server = TlensServer()
 @handles(server, types.INITIALIZE)
 def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
     ls.trusted = workspace_trusted(params.initialization_options)
+    ls.protocol._workspace = lsp_workspace(ls.workspace)  # pygls made it just now; ours splits lines as LSP does
     ls.configuration.push(params.initialization_options)
 
 

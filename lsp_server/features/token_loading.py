@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..knowledge import tokenizers
 from ..knowledge.spec import ModelSpec
+from ..open_documents import open_uris
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..server import TlensServer
@@ -74,7 +75,7 @@ class BackgroundTokenizers:
         server = self._server
         try:
             server.workspace_cache.invalidate()
-            for uri in list(server.workspace.text_documents):
+            for uri in open_uris(server.workspace):
                 server.schedule_diagnostics(uri)
         except Exception:  # noqa: BLE001 - a refresh must never take the server down
             log.exception("re-publishing diagnostics after a tokenizer load failed")

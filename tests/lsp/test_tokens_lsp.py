@@ -82,7 +82,7 @@ async def test_background_tokenizers_never_wait_and_republish_once_loaded():
 
     class FakeServer:
         workspace_cache = SimpleNamespace(invalidate=lambda: calls.append("invalidate"))
-        workspace = SimpleNamespace(text_documents={"file:///a.py": None, "file:///b.py": None})
+        workspace = SimpleNamespace(text_documents={uri: SimpleNamespace(uri=uri) for uri in ("file:///a.py", "file:///b.py")})
 
         def schedule_diagnostics(self, uri):
             calls.append(uri)
