@@ -20,9 +20,7 @@ import os
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import websocket
 from jupyter_client import AsyncKernelClient
@@ -34,45 +32,12 @@ from traitlets import TraitError
 
 from .errors import GatewayAuthError, GatewayError, KernelError
 from .gateway_channels import TokenGatewayKernelClient
+from .gateway_config import GatewayConfig
 
-URL_ENV, TOKEN_ENV = "JUPYTER_GATEWAY_URL", "JUPYTER_GATEWAY_AUTH_TOKEN"  # jupyter_server's own variables
 CONNECT_TIMEOUT_S = 10.0  # an editor waits on it; JUPYTER_GATEWAY_CONNECT_TIMEOUT overrides
 CLOSE_TIMEOUT_S = 15.0
 CHECK_EVERY_S = 3.0  # how often an open kernel is looked up on the gateway (a culled one keeps its WebSocket)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    """Where the gateway is and the token it wants (never shown: ``repr`` and messages leave it out)."""
-
-    url: str
-    token: str = field(default="", repr=False)
-
-    @classmethod
-    def resolve(cls, url: str | None = None, token: str | None = None) -> "GatewayConfig | None":
-        """The gateway of the settings or flags, else of ``JUPYTER_GATEWAY_URL`` / ``_AUTH_TOKEN``; None if none."""
-        url = (url or os.environ.get(URL_ENV) or "").strip().rstrip("/")
-        if not url:
-            return None
-        return cls(url, token or os.environ.get(TOKEN_ENV, ""))
-
-    @property
-    def shown_url(self) -> str:
-        """The URL without user, password, query or fragment: what messages and the status show."""
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        netloc = f"[{host}]" if ":" in host else host
-        with contextlib.suppress(ValueError):
-            netloc += f":{parts.port}" if parts.port else ""
-        return self.redact(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
-
-    def redact(self, text: str) -> str:
-        return text.replace(self.token, "***") if self.token else text
-
-    @property
-    def where(self) -> str:
-        return f"the Jupyter gateway at {self.shown_url}"
 
 
 def _use(config: GatewayConfig) -> GatewayClient:
