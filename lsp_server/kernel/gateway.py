@@ -7,8 +7,8 @@ gateway kernel is a bridge like any other. Errors say what went wrong in the use
 token, unreachable host, TLS, kernel culled, gateway restarted) and never contain the token: every
 message made from a caught exception passes ``GatewayConfig.redact``.
 
-jupyter_server keeps its gateway settings in one process-wide ``GatewayClient``: a process talks to
-one gateway at a time (configuring another one re-targets the REST calls of kernels still open).
+jupyter_server keeps its gateway settings in one process-wide ``GatewayClient``; ``_call`` points it at
+the right gateway before each request, so kernels of several gateways can be open at once.
 """
 
 from __future__ import annotations
@@ -41,29 +41,33 @@ T = TypeVar("T")
 
 
 def _use(config: GatewayConfig) -> GatewayClient:
-    """jupyter_server's ``GatewayClient`` pointed at ``config``'s gateway (it is process-wide)."""
-    if GatewayClient.initialized():
-        current = GatewayClient.instance()
-        if current.url == config.url and current.auth_token == config.token:
-            return current
-        GatewayClient.clear_instance()
+    """jupyter_server's process-wide ``GatewayClient`` pointed at ``config``'s gateway.
+
+    Every request of ours goes through ``_call``, which points it first: a request reads the URL and
+    token synchronously when it starts, so kernels of several gateways (or tokens) can be open at once.
+    """
     scheme = config.url.split(":", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise GatewayError(f"the gateway URL {config.shown_url} must start with http:// or https://.")
-    try:
-        return GatewayClient.instance(
-            url=config.url,
-            ws_url=os.environ.get("JUPYTER_GATEWAY_WS_URL") or "ws" + config.url[4:],
-            auth_token=config.token,
-            connect_timeout=float(os.environ.get("JUPYTER_GATEWAY_CONNECT_TIMEOUT") or CONNECT_TIMEOUT_S),
-        )
-    except TraitError:
-        raise GatewayError(f"the gateway URL {config.shown_url} is not valid.") from None
+    if not GatewayClient.initialized():
+        GatewayClient.instance(
+            connect_timeout=float(os.environ.get("JUPYTER_GATEWAY_CONNECT_TIMEOUT") or CONNECT_TIMEOUT_S))
+    gateway = GatewayClient.instance()
+    if gateway.url != config.url or gateway.auth_token != config.token:
+        try:
+            gateway.url = config.url
+            gateway.ws_url = os.environ.get("JUPYTER_GATEWAY_WS_URL") or "ws" + config.url[4:]
+            gateway.auth_token = config.token
+        except TraitError:
+            raise GatewayError(f"the gateway URL {config.shown_url} is not valid.") from None
+    return gateway
 
 
 async def _call(config: GatewayConfig, what: str, call: Awaitable[T], kernel_id: str | None = None) -> T:
-    """``await call``, its failures as a ``GatewayError`` that says ``what`` failed and why."""
+    """``await call`` (a request not started yet) on ``config``'s gateway; its failures as a ``GatewayError``
+    that says ``what`` failed and why."""
     try:
+        _use(config)
         return await call
     except KernelError:
         raise
@@ -76,10 +80,15 @@ def gateway_error(config: GatewayConfig, what: str, error: BaseException, kernel
     where = config.where
     code = getattr(error, "status_code", None)  # tornado.web.HTTPError, websocket's bad handshake
     cause = error.__cause__ or error.__context__
-    if code in (401, 403):
+    if code == 401:
         return GatewayAuthError(config.redact(
-            f"{what}: {where} refused the token (HTTP {code} {'Unauthorized' if code == 401 else 'Forbidden'}). "
+            f"{what}: {where} refused the token (HTTP 401 Unauthorized). "
             "Set tlens.kernel.gateway.token or JUPYTER_GATEWAY_AUTH_TOKEN to the gateway's token."))
+    if code == 403:  # Jupyter Server's answer to a wrong token; Kernel Gateway's to a request it does not allow
+        return GatewayAuthError(config.redact(
+            f"{what}: {where} refused the token or the request (HTTP 403 Forbidden). Check tlens.kernel.gateway.token "
+            "or JUPYTER_GATEWAY_AUTH_TOKEN (a Kernel Gateway lists kernels only when started with "
+            "--JupyterWebsocketPersonality.list_kernels=True, and may cap the number of kernels)."))
     tls = next((e for e in (error, cause) if isinstance(e, ssl.SSLError)), None)
     if tls is not None or "TLS" in _short(error) or "SSL" in _short(error):
         reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or _short(error)
@@ -113,21 +122,12 @@ async def list_kernels(config: GatewayConfig) -> list[dict[str, Any]]:
     """The kernels running on the gateway: ``[{id, name, executionState, lastActivity, connections}]``.
 
     Raises:
-        GatewayError: unreachable, refused (``GatewayAuthError``), or listing disabled (Kernel Gateway
-            lists kernels only with ``--JupyterWebsocketPersonality.list_kernels=True``).
+        GatewayError: unreachable; ``GatewayAuthError`` for a refused token, or listing disabled (a Kernel
+            Gateway lists kernels only with ``--JupyterWebsocketPersonality.list_kernels=True``: HTTP 403).
     """
     gateway = _use(config)
     url = url_path_join(gateway.url, gateway.kernels_endpoint)
-    try:
-        response = await gateway_request(url, method="GET")
-    except web.HTTPError as e:
-        if e.status_code == 403 and "Forbidden" in str(e):
-            raise GatewayAuthError(config.redact(
-                f"{config.where} refused to list its kernels (HTTP 403): a wrong token, or a Kernel Gateway "
-                "started without --JupyterWebsocketPersonality.list_kernels=True. Attach by kernel id instead.")) from None
-        raise gateway_error(config, "could not list the gateway's kernels", e) from None
-    except Exception as e:  # noqa: BLE001
-        raise gateway_error(config, "could not list the gateway's kernels", e) from None
+    response = await _call(config, "could not list the gateway's kernels", gateway_request(url, method="GET"))
     return [{"id": k["id"], "name": k.get("name"), "executionState": k.get("execution_state"),
              "lastActivity": k.get("last_activity"), "connections": k.get("connections")}
             for k in json.loads(response.body)]
@@ -191,12 +191,12 @@ class GatewayKernel:
             return True
         self._next_check = time.monotonic() + CHECK_EVERY_S
         try:
-            model = await asyncio.wait_for(self.km.refresh_model(), CONNECT_TIMEOUT_S)
-        except Exception as e:  # noqa: BLE001 - the gateway does not answer
+            model = await asyncio.wait_for(_call(self.config, "", self.km.refresh_model()), CONNECT_TIMEOUT_S)
+        except (KernelError, asyncio.TimeoutError):  # the gateway does not answer
             if connected:
                 return True  # a slow or briefly unreachable gateway: the connection decides
-            self._why_dead = self.config.redact(
-                f"lost the connection to {self.config.where}, which does not answer ({_short(e)}): it was "
+            self._why_dead = (
+                f"lost the connection to {self.config.where}, which does not answer: it was "
                 "stopped or restarted, or the network is down. Kernels do not survive a gateway restart: "
                 "start a new kernel, or attach again when the gateway is back.")
             return False
@@ -234,4 +234,4 @@ class GatewayKernel:
     async def close(self, dead: bool) -> None:
         if self.owned:  # a kernel already gone is known to the manager (no request then)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.km.shutdown_kernel(now=True), CLOSE_TIMEOUT_S)
+                await asyncio.wait_for(_call(self.config, "", self.km.shutdown_kernel(now=True)), CLOSE_TIMEOUT_S)
