@@ -16,7 +16,7 @@ from lsp_server.kernel.gateway import GatewayKernel
 
 from ..gateway_server import free_port
 from ..kernel.tiny_models import bridge_setup
-from .helpers import hover_text, open_doc, pos_of
+from .helpers import hover_text, open_doc, pos_of, sweep_progress_token
 from .test_live_lsp import HOOKS_CELL, codes, command
 from .test_notebooks import open_notebook, wait_for
 from .test_sweep_lsp import SLOW
@@ -86,15 +86,7 @@ async def test_a_sweep_with_no_kernel_starts_one_on_the_gateway_and_cancels(clie
     run = asyncio.ensure_future(client.workspace_execute_command_async(types.ExecuteCommandParams(
         command="tlens.runSweep", arguments=[{"uri": uri, "line": at.line}])))
 
-    async def first_cells_done():
-        while True:
-            for token, reports in client.progress_reports.items():
-                if any(isinstance(r, types.WorkDoneProgressReport) and r.percentage and "cells" in (r.message or "")
-                       for r in reports):
-                    return token
-            await asyncio.sleep(0.05)
-
-    token = await asyncio.wait_for(first_cells_done(), 180)
+    token = await sweep_progress_token(client, 180)
     started = [p for m, p in client.notifications if m == "tlens/kernelStatus" and p.kernelId]
     assert started and started[-1].gateway == gateway.url and started[-1].owned is True
     assert started[-1].kernelId in [k["id"] for k in gateway.kernels()]
