@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 URL_ENV, TOKEN_ENV = "JUPYTER_GATEWAY_URL", "JUPYTER_GATEWAY_AUTH_TOKEN"  # jupyter_server's own variables
 
@@ -25,11 +25,20 @@ class GatewayConfig:
 
     @classmethod
     def resolve(cls, url: str | None = None, token: str | None = None) -> "GatewayConfig | None":
-        """The gateway of the settings or flags, else of ``JUPYTER_GATEWAY_URL`` / ``_AUTH_TOKEN``; None if none."""
-        url = (url or os.environ.get(URL_ENV) or "").strip().rstrip("/")
+        """The gateway of the settings or flags, else of ``JUPYTER_GATEWAY_URL`` / ``_AUTH_TOKEN``; None if none.
+
+        A ``?token=`` in the URL (as Jupyter prints it) becomes the token and leaves the URL, which
+        jupyter_server puts in its log lines.
+        """
+        url = (url or os.environ.get(URL_ENV) or "").strip()
         if not url:
             return None
-        return cls(url, token or os.environ.get(TOKEN_ENV, ""))
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        in_url = next((v for k, v in query if k == "token"), "")
+        rest = urlencode([(k, v) for k, v in query if k != "token"])
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), rest, parts.fragment))
+        return cls(url, token or os.environ.get(TOKEN_ENV) or in_url)
 
     @property
     def shown_url(self) -> str:
