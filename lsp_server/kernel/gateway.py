@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import socket
@@ -68,6 +69,11 @@ async def _call(config: GatewayConfig, what: str, call: Awaitable[T], kernel_id:
     that says ``what`` failed and why."""
     try:
         _use(config)
+    except KernelError:
+        if inspect.iscoroutine(call):
+            call.close()  # never started
+        raise
+    try:
         return await call
     except KernelError:
         raise
@@ -97,11 +103,11 @@ def gateway_error(config: GatewayConfig, what: str, error: BaseException, kernel
             "JUPYTER_GATEWAY_CA_CERTS to its CA file; check that the URL's scheme (http/https) is the gateway's."))
     if isinstance(cause, socket.gaierror) or isinstance(error, socket.gaierror):
         return GatewayError(config.redact(f"{what}: the host of {where} is unknown (DNS lookup failed). Check the URL."))
-    unreachable = isinstance(error, (OSError, websocket.WebSocketException)) or isinstance(cause, OSError) or code in (503, 599)
     if code == 404 and kernel_id is not None:
         return GatewayError(config.redact(
             f"{what}: there is no kernel {kernel_id} on {where}; it was culled (idle timeout) or shut down."))
-    if unreachable and not (code and code < 500 and code != 404):
+    no_answer = code is None and isinstance(error, (OSError, websocket.WebSocketException))
+    if no_answer or code in (503, 599) or isinstance(cause, OSError):
         return GatewayError(config.redact(
             f"{what}: cannot reach {where} ({_short(error)}). Check the URL (tlens.kernel.gateway.url or "
             "JUPYTER_GATEWAY_URL) and that the gateway is running."))
@@ -156,8 +162,8 @@ class GatewayKernel:
     @classmethod
     async def start(cls, config: GatewayConfig, kernel_name: str | None = None) -> "GatewayKernel":
         """Start a kernel on the gateway (its default kernelspec unless ``kernel_name``)."""
-        _use(config)
         name = kernel_name or await default_kernel_name(config)
+        _use(config)  # the manager reads the gateway's URL when made
         km = GatewayKernelManager()
         await _call(config, "could not start a kernel on the gateway", km.start_kernel(kernel_name=name))
         return cls(config, km, owned=True)
@@ -165,7 +171,7 @@ class GatewayKernel:
     @classmethod
     async def attach(cls, config: GatewayConfig, kernel_id: str) -> "GatewayKernel":
         """The running kernel ``kernel_id`` of the gateway; never ours to stop."""
-        _use(config)
+        _use(config)  # the manager reads the gateway's URL when made
         km = GatewayKernelManager()
         await _call(config, f"could not attach to kernel {kernel_id}", km.start_kernel(kernel_id=kernel_id), kernel_id)
         if km.kernel is None:
