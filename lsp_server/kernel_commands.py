@@ -1,5 +1,7 @@
 """The server's kernel: attach, start, interrupt and status commands, and the ``tlens/kernelStatus``
 notification. Patch sweeps (``sweeps/lsp.py``) and live introspection (``live.py``) use this kernel.
+With ``tlens.kernel.gateway.url`` (or ``$JUPYTER_GATEWAY_URL``) set, kernels start on that Jupyter
+gateway and ``tlens.listGatewayKernels`` / ``attachKernel {kernelId}`` reach its running ones.
 
 The commands, notifications and payloads are declared in :mod:`lsp_server.protocol`.
 """
@@ -15,6 +17,7 @@ from pygls.uris import to_fs_path
 
 from .handlers import command, handles
 from .kernel.errors import KernelError
+from .kernel.gateway_config import GatewayConfig
 from .kernel.holder import KernelHolder, connection_file_candidates
 from .knowledge import versions
 from .protocol import NOTIFICATIONS, Progress
@@ -28,7 +31,7 @@ class KernelService:
 
     def __init__(self, ls: "TlensServer"):
         self.ls = ls
-        self.holder = KernelHolder(on_state=self._state_changed)
+        self.holder = KernelHolder(on_state=self._state_changed, configured_gateway=self.gateway_config)
         self.progress: Progress | None = None  # of the sweep running, sent with every status
 
     # -- notifications
@@ -59,7 +62,10 @@ class KernelService:
 
     # -- commands
 
-    async def attach(self, connection_file: str | None) -> dict:
+    async def attach(self, connection_file: str | None, kernel_id: str | None = None) -> dict:
+        if kernel_id:
+            await self.holder.attach_gateway(kernel_id)
+            return await self._attached(f"kernel {kernel_id} on {self.holder.gateway.where}")
         path = connection_file or self.ls.settings.kernel.connection_file
         if not path:
             candidates = connection_file_candidates()
@@ -69,11 +75,30 @@ class KernelService:
                                   "and attach that file.")
             path = candidates[0]
         await self.holder.attach(path)
+        return await self._attached(path)
+
+    async def _attached(self, what: str) -> dict:
         env = await self.holder.bridge.probe()
-        self.message(f"attached to {path}: Python {env.python}, torch {env.torch} ({env.device}), "
+        self.message(f"attached to {what}: Python {env.python}, torch {env.torch} ({env.device}), "
                      f"transformer_lens {env.transformer_lens}")
         self.notify_status()
         return self.holder.status()
+
+    async def gateway_kernels(self) -> dict:
+        """The gateway's running kernels for the attach picker; a failure is answered, logged, not shown."""
+        gateway = self.gateway_config()
+        if gateway is None:
+            return {"gateway": None, "kernels": []}
+        try:
+            return {"gateway": gateway.shown_url, "kernels": await self.holder.gateway_kernels()}
+        except KernelError as e:
+            self.ls.window_log_message(types.LogMessageParams(type=types.MessageType.Warning, message=f"tlens: {e}"))
+            return {"gateway": gateway.shown_url, "kernels": [], "error": str(e)}
+
+    def gateway_config(self) -> GatewayConfig | None:
+        """The gateway of the settings (else of ``$JUPYTER_GATEWAY_URL``): kernels start there."""
+        setting = self.ls.settings.kernel.gateway
+        return GatewayConfig.resolve(setting.url, setting.token)
 
     async def start(self, interpreter: str | None) -> dict:
         await self.holder.start(interpreter or self.interpreter(), self.workspace_root(None))
@@ -108,7 +133,8 @@ def register(server: "TlensServer") -> None:
 
     @command(server, "tlens.attachKernel")
     async def attach_kernel(ls, args: dict) -> Any:
-        return await service.failing("could not attach the kernel", service.attach(args.get("connectionFile")))
+        return await service.failing("could not attach the kernel",
+                                     service.attach(args.get("connectionFile"), args.get("kernelId")))
 
     @command(server, "tlens.startKernel")
     async def start_kernel(ls, args: dict) -> Any:
@@ -125,6 +151,10 @@ def register(server: "TlensServer") -> None:
     @command(server, "tlens.listConnectionFiles", default=[])
     def list_files(ls, args: dict) -> list[str]:
         return connection_file_candidates()
+
+    @command(server, "tlens.listGatewayKernels")
+    async def list_gateway_kernels(ls, args: dict) -> dict:
+        return await service.gateway_kernels()
 
     @handles(server, types.SHUTDOWN)
     async def shutdown(ls, params: None) -> None:

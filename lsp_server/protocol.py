@@ -12,16 +12,18 @@ from typing import TypedDict
 
 from .sweeps.kinds import SWEEP_KIND_NAMES
 
-__all__ = ["COMMANDS", "NOTIFICATIONS", "RESTRICTED_SETTINGS", "RUNS_CODE", "SWEEP_KIND_NAMES", "WORKSPACE_TRUSTED", "KernelStatus", "Progress", "RunSweepArgs", "SweepResult"]
+__all__ = ["COMMANDS", "NOTIFICATIONS", "RESTRICTED_SETTINGS", "RUNS_CODE", "SWEEP_KIND_NAMES", "WORKSPACE_TRUSTED",
+           "GatewayKernel", "GatewayKernels", "KernelStatus", "Progress", "RunSweepArgs", "SweepResult"]
 
 # -- commands (workspace/executeCommand; each takes one options object, or none)
 
 COMMANDS = {
-    "attachKernel": "tlens.attachKernel",  # {connectionFile} -> KernelStatus | {error}
+    "attachKernel": "tlens.attachKernel",  # {connectionFile} | {kernelId} (of the gateway) -> KernelStatus | {error}
     "startKernel": "tlens.startKernel",  # {interpreter?} -> KernelStatus | {error}
     "interruptKernel": "tlens.interruptKernel",
     "kernelStatus": "tlens.kernelStatus",  # -> KernelStatus
     "listConnectionFiles": "tlens.listConnectionFiles",  # -> string[]
+    "listGatewayKernels": "tlens.listGatewayKernels",  # -> GatewayKernels
     "runSweep": "tlens.runSweep",  # RunSweepArgs -> SweepResult without png | {error} | {cancelled, message}
     "resetKernelHooks": "tlens.resetKernelHooks",  # {model?}
     "liveState": "tlens.liveState",  # -> what the attached kernel holds (models, caches, hooks)
@@ -60,8 +62,24 @@ class KernelStatus(TypedDict, total=False):
     state: str  # none | starting | idle | busy | dead
     connectionFile: str | None
     owned: bool  # started by tlens (shut down with the server) rather than attached
+    gateway: str | None  # the Jupyter gateway's URL (no token) for a kernel there
+    kernelId: str | None  # the gateway's id of the kernel
     detail: str | None
     progress: Progress
+
+
+class GatewayKernel(TypedDict):
+    id: str
+    name: str | None  # its kernelspec
+    executionState: str | None
+    lastActivity: str | None
+    connections: int | None
+
+
+class GatewayKernels(TypedDict, total=False):
+    gateway: str | None  # the URL (no token); None: no gateway set
+    kernels: list[GatewayKernel]
+    error: str  # the gateway could not list them (unreachable, refused token, listing disabled)
 
 
 class RunSweepArgs(TypedDict, total=False):

@@ -43,9 +43,18 @@ class Sweep:
 
 
 @attrs.frozen
+class Gateway:
+    """A Jupyter Server / Kernel Gateway / Enterprise Gateway: the server's kernels start there."""
+
+    url: str | None = None  # default: $JUPYTER_GATEWAY_URL
+    token: str | None = attrs.field(default=None, repr=False)  # default: $JUPYTER_GATEWAY_AUTH_TOKEN; never shown
+
+
+@attrs.frozen
 class Kernel:
     connection_file: str | None = None
     interpreter: str | None = None  # Python for kernels the server starts (default: `interpreter`, else the server's)
+    gateway: Gateway = Gateway()
 
 
 @attrs.frozen
@@ -65,6 +74,7 @@ class Settings:
 
 
 CLIENT_ONLY = ("trace.server",)  # read by the editor's language client, not the server
+SECRETS = ("kernel.gateway.token",)  # a problem with one of these never quotes its value
 
 
 def _camel(name: str) -> str:
@@ -88,7 +98,7 @@ def _flag(value: Any, _: type) -> bool:
 CONVERTER = cattrs.Converter(forbid_extra_keys=False)
 CONVERTER.register_structure_hook(str | None, _optional_text)
 CONVERTER.register_structure_hook(bool, _flag)
-_CLASSES = (InlayHints, Diagnostics, Sweep, Kernel, Settings)
+_CLASSES = (InlayHints, Diagnostics, Sweep, Gateway, Kernel, Settings)
 for _cls in _CLASSES:
     _renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(_cls)}
     CONVERTER.register_structure_hook(_cls, make_dict_structure_fn(_cls, CONVERTER, **_renames))
@@ -188,4 +198,6 @@ def _problem(path: tuple[str, ...], value: Any, reason: str) -> str:
     if wire == "sweep.defaultKind":
         return f"tlens.sweep.defaultKind: {value!r} is not one of {', '.join(SWEEP_KIND_NAMES)}; using {DEFAULT_KIND!r}"
     default = default_of(wire) if wire in WIRE_NAMES else None
+    if wire in SECRETS:
+        return f"setting tlens.{wire} has an invalid value (not shown: it is a secret) of type {type(value).__name__}; ignored"
     return f"setting tlens.{wire} has an invalid value {value!r} ({reason}); using {default!r}"

@@ -49,7 +49,7 @@ def test_protocol_ts_mirrors_commands_notifications_and_kinds():
     assert tuple(re.findall(r"'(\w+)'", kinds)) == protocol.SWEEP_KIND_NAMES
 
 
-@pytest.mark.parametrize("interface", ["SweepResult", "KernelStatus", "RunSweepArgs"])
+@pytest.mark.parametrize("interface", ["SweepResult", "KernelStatus", "RunSweepArgs", "GatewayKernels", "GatewayKernel"])
 def test_protocol_ts_payloads_have_the_declared_fields(interface):
     declared = getattr(protocol, interface).__annotations__
     assert ts_fields(interface) == set(declared)

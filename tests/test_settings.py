@@ -18,7 +18,8 @@ DECLARED = {k.removeprefix("tlens."): v for k, v in MANIFEST.items() if k != "tl
 VSCODE_DEFAULTS = {
     "interpreter": "", "inlayHints": {"enabled": True}, "diagnostics": {"severity": {}},
     "sweep": {"defaultKind": "resid_pre", "normalize": True},
-    "kernel": {"connectionFile": "", "interpreter": ""}, "transformerLensVersion": "", "trace": {"server": "off"},
+    "kernel": {"connectionFile": "", "interpreter": "", "gateway": {"url": "", "token": ""}}, "transformerLensVersion": "",
+    "trace": {"server": "off"},
 }
 
 

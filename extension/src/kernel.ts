@@ -5,6 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { Jupyter } from '@vscode/jupyter-extension';
+import { agoText, gatewayKernelsOf, gatewayPicks } from './gatewayKernels';
 import { logInfo } from './log';
 import {
     findNotebookConnectionFile,
@@ -13,7 +14,7 @@ import {
     MANUAL_CODE,
     NotebookKernelLookup,
 } from './notebookKernel';
-import { ClientCommand, KernelStatus, ServerCommand } from './protocol';
+import { ClientCommand, GatewayKernels, KernelStatus, ServerCommand } from './protocol';
 import type { ServerManager, ServerState } from './server';
 import { readSettings } from './settings';
 import { MANAGE_TRUST_COMMAND, restrictedMessage } from './trust';
@@ -74,7 +75,7 @@ export class KernelStatusBar implements vscode.Disposable {
             return;
         }
         const k = this.kernel;
-        const where = k.connectionFile ? `\n${k.connectionFile}` : '';
+        const where = k.connectionFile ? `\n${k.connectionFile}` : k.gateway ? `\nkernel ${k.kernelId} on ${k.gateway}` : '';
         const detail = k.detail ? `\n${k.detail}` : '';
         switch (k.state) {
             case 'none':
@@ -155,14 +156,14 @@ export function listConnectionFiles(dirs = connectionFileDirs(), extraFiles: str
 }
 
 function ago(ms: number): string {
-    const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-    if (s < 60) return `${s} s ago`;
-    if (s < 3600) return `${Math.round(s / 60)} min ago`;
-    if (s < 86400) return `${Math.round(s / 3600)} h ago`;
-    return `${Math.round(s / 86400)} days ago`;
+    return agoText(Date.now() - ms);
 }
 
-type Pick = vscode.QuickPickItem & { action: 'notebook' | 'file' | 'browse' | 'start'; file?: string };
+type Pick = vscode.QuickPickItem & {
+    action: 'notebook' | 'file' | 'gateway' | 'browse' | 'start' | 'none';
+    file?: string;
+    kernelId?: string;
+};
 
 /** The notebook in the active editor (a Jupyter notebook), if any. */
 export function activeJupyterNotebook(): vscode.NotebookDocument | undefined {
@@ -179,12 +180,14 @@ function hasJupyterExtension(): boolean {
 }
 
 /**
- * Quick pick over connection files (newest first), "Browse…" and "Start a new kernel"; with a notebook
- * in the active editor, "This notebook's kernel" comes first.
+ * Quick pick over connection files (newest first), the Jupyter gateway's running kernels, "Browse…" and
+ * "Start a new kernel" (on the gateway when one is set); with a notebook in the active editor, "This
+ * notebook's kernel" comes first.
  */
 export async function pickConnectionFile(
     fromServer: string[] = [],
     notebook: vscode.NotebookDocument | undefined = activeJupyterNotebook(),
+    gateway: GatewayKernels = {},
 ): Promise<Pick | undefined> {
     const files = listConnectionFiles(connectionFileDirs(), fromServer);
     const items: Pick[] = [];
@@ -204,9 +207,18 @@ export async function pickConnectionFile(
     for (const f of files) {
         items.push({ label: path.basename(f.file), description: ago(f.mtimeMs), detail: f.file, action: 'file', file: f.file });
     }
+    const remote = gatewayPicks(gateway);
+    if (remote.length) {
+        items.push({ label: `Jupyter gateway ${gateway.gateway}`, kind: vscode.QuickPickItemKind.Separator, action: 'none' });
+        items.push(...remote.map((p): Pick => ({ ...p, action: p.kernelId ? 'gateway' : 'none' })));
+    }
     items.push(
         { label: '$(folder-opened) Browse…', description: 'choose a connection file', action: 'browse' },
-        { label: '$(add) Start a new kernel', description: 'with tlens.kernel.interpreter', action: 'start' },
+        {
+            label: '$(add) Start a new kernel',
+            description: gateway.gateway ? `on the Jupyter gateway ${gateway.gateway}` : 'with tlens.kernel.interpreter',
+            action: 'start',
+        },
     );
     return vscode.window.showQuickPick(items, {
         title: 'TLens: attach to a Jupyter kernel',
@@ -223,8 +235,13 @@ export class KernelCommands {
 
     async attach(): Promise<void> {
         const notebook = activeJupyterNotebook(); // before the picker: it does not change the active editor
-        const pick = await pickConnectionFile(await this.serverConnectionFiles(), notebook);
-        if (!pick) return;
+        const [files, gateway] = await Promise.all([this.serverConnectionFiles(), this.gatewayKernels()]);
+        const pick = await pickConnectionFile(files, notebook, gateway);
+        if (!pick || pick.action === 'none') return;
+        if (pick.action === 'gateway' && pick.kernelId) {
+            await this.run(ServerCommand.attachKernel, { kernelId: pick.kernelId });
+            return;
+        }
         if (pick.action === 'start') {
             await this.start();
             return;
@@ -334,6 +351,16 @@ export class KernelCommands {
             return Array.isArray(files) ? files.filter((f): f is string => typeof f === 'string') : [];
         } catch {
             return []; // the local scan still lists the usual places
+        }
+    }
+
+    /** The Jupyter gateway's running kernels (none when no gateway is set or the server cannot list them). */
+    private async gatewayKernels(): Promise<GatewayKernels> {
+        if (!this.server.supportsCommand(ServerCommand.listGatewayKernels)) return {};
+        try {
+            return gatewayKernelsOf(await this.server.executeServerCommand<unknown>(ServerCommand.listGatewayKernels));
+        } catch {
+            return {};
         }
     }
 

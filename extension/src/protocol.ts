@@ -5,13 +5,14 @@
 
 /** Commands the server registers (workspace/executeCommand). */
 export const ServerCommand = {
-    attachKernel: 'tlens.attachKernel', // [{connectionFile}]
+    attachKernel: 'tlens.attachKernel', // [{connectionFile} | {kernelId} (a kernel of the Jupyter gateway)]
     startKernel: 'tlens.startKernel', // [{interpreter?}]
     interruptKernel: 'tlens.interruptKernel',
     kernelStatus: 'tlens.kernelStatus', // -> KernelStatus
     runSweep: 'tlens.runSweep', // [{uri, line, kind?}]; "Run patch sweep" code actions carry it
     resetKernelHooks: 'tlens.resetKernelHooks',
     listConnectionFiles: 'tlens.listConnectionFiles', // -> string[] (optional; merged into the attach picker)
+    listGatewayKernels: 'tlens.listGatewayKernels', // -> GatewayKernels (the attach picker offers them)
     liveState: 'tlens.liveState', // -> what the attached kernel holds
     refreshLiveState: 'tlens.refreshLiveState', // [{timeout?}] -> the same, asked again
     serverInfo: 'tlens.serverInfo', // -> versions; whether torch / transformer_lens were imported
@@ -54,8 +55,27 @@ export interface KernelStatus {
     connectionFile?: string | null;
     /** Started by tlens (shut down with the server) rather than attached. */
     owned?: boolean;
+    /** The Jupyter gateway's URL (never with its token) for a kernel that runs there, and its kernel id. */
+    gateway?: string | null;
+    kernelId?: string | null;
     detail?: string | null;
     progress?: { done: number; total: number };
+}
+
+/** A running kernel of the Jupyter gateway (`tlens.listGatewayKernels`). */
+export interface GatewayKernel {
+    id: string;
+    name?: string | null;
+    executionState?: string | null;
+    lastActivity?: string | null;
+    connections?: number | null;
+}
+
+/** The gateway's kernels; `gateway` null: none is set; `error`: it could not list them. */
+export interface GatewayKernels {
+    gateway?: string | null;
+    kernels?: GatewayKernel[];
+    error?: string;
 }
 
 /** Nested number arrays: 2-D for [layer, pos]-style sweeps, deeper for 3-D kinds; null = cell not run. */

@@ -12,7 +12,7 @@ export interface ServerSettings {
     inlayHints: { enabled: boolean };
     diagnostics: { severity: Record<string, Severity> };
     sweep: { defaultKind: string; normalize: boolean };
-    kernel: { connectionFile: string; interpreter: string };
+    kernel: { connectionFile: string; interpreter: string; gateway: { url: string; token: string } };
     transformerLensVersion: string;
     trace: { server: string };
 }
@@ -52,6 +52,10 @@ export function readSettings(folder = settingsScope()): ServerSettings {
         kernel: {
             connectionFile: expandPath(cfg.get<string>('kernel.connectionFile', ''), folder),
             interpreter: expandPath(cfg.get<string>('kernel.interpreter', ''), folder),
+            gateway: {
+                url: cfg.get<string>('kernel.gateway.url', '').trim(),
+                token: cfg.get<string>('kernel.gateway.token', '').trim(),
+            },
         },
         transformerLensVersion: cfg.get<string>('transformerLensVersion', '').trim(),
         trace: { server: cfg.get<string>('trace.server', 'off') },

@@ -1,4 +1,5 @@
-"""KernelBridge: one asyncio connection to a Jupyter kernel (attach or start), via jupyter-client.
+"""KernelBridge: one asyncio connection to a Jupyter kernel (attach, start, or on a Jupyter gateway), via
+jupyter-client.
 
 Usage::
 
@@ -11,11 +12,12 @@ Usage::
     await bridge.restart()        # own kernels only
     await bridge.shutdown()       # own kernel: stopped; attached kernel: we only disconnect
     await bridge.call_payload("probe")  # the __tlens__ payload (see payload/), installed once
+    bridge = await KernelBridge.open(await GatewayKernel.start(config), timeout=60)  # see gateway.py
 
 ``state`` is one of "none", "starting", "idle", "busy", "dead"; ``on_state(state)`` is called
 on every change. Busy/idle comes from the kernel's iopub status (any client's requests,
-so a running notebook cell shows as busy). A kernel is dead when its process exits (ours)
-or its heartbeat stops answering.
+so a running notebook cell shows as busy). A kernel is dead when its process exits (ours),
+its heartbeat stops answering, or its gateway closes the connection (culled, gateway gone).
 
 Everything we execute is ``silent=True, store_history=False``: no execution count, no
 ``In``/``Out``/``_`` history, no output in the user's notebook.
@@ -27,20 +29,17 @@ import asyncio
 import contextlib
 import inspect
 import os
-import shutil
-import tempfile
 import time
 from queue import Empty
 from typing import Any, Awaitable, Callable
 
-from jupyter_client import AsyncKernelClient, AsyncKernelManager
+from jupyter_client import AsyncKernelClient
 
-from . import secrets
-from .connection import load_connection_file
-from .errors import ExecuteTimeout, KernelDiedError, KernelError, KernelStartError
-from .launch import kernel_manager, resolve_interpreter, stderr_tail, wait_ready
+from .errors import ExecuteTimeout, KernelDiedError, KernelError
+from .launch import wait_ready
 from .payload_calls import KernelEnvironment, PayloadCallInterrupted, PayloadCalls
 from .replies import DROPPED_REPLY, DROPPED_REPLY_GRACE, ExecResult, exec_result
+from .targets import AttachedKernel, KernelTarget, OwnKernel
 
 # Re-exported: the package and sweeps.py import these from here.
 __all__ = ["ExecResult", "KernelBridge", "KernelEnvironment", "PayloadCallInterrupted"]
@@ -49,23 +48,18 @@ StateCallback = Callable[[str], "Awaitable[None] | None"]
 
 
 class KernelBridge(PayloadCalls):
-    """An asyncio connection to one Jupyter kernel. Create it with ``attach`` or ``start``.
+    """An asyncio connection to one Jupyter kernel. Create it with ``attach``, ``start`` or, for a
+    kernel on a Jupyter gateway, ``open`` with a ``gateway.GatewayKernel``.
 
-    Calls to the ``__tlens__`` payload (``ensure_payload``, ``call_payload``, ``probe``) come from
-    ``PayloadCalls`` (payload_calls.py).
+    What depends on where the kernel lives (connecting, liveness, interrupt, restart, stopping)
+    is the target's (targets.py, gateway.py). Calls to the ``__tlens__`` payload (``ensure_payload``,
+    ``call_payload``, ``probe``) come from ``PayloadCalls`` (payload_calls.py).
     """
 
-    def __init__(
-        self,
-        client: AsyncKernelClient | None,
-        manager: AsyncKernelManager | None = None,
-        *,
-        connection_file: str | None = None,
-        on_state: StateCallback | None = None,
-    ) -> None:
-        self._kc = client
-        self._km = manager
-        self.connection_file = connection_file
+    def __init__(self, target: KernelTarget, *, on_state: StateCallback | None = None) -> None:
+        self._target = target
+        self._kc: AsyncKernelClient | None = None
+        self.connection_file = target.connection_file
         self.on_state = on_state
         self._state = "none"
         self._exec_lock = asyncio.Lock()
@@ -77,9 +71,6 @@ class KernelBridge(PayloadCalls):
         self._interrupt_when_started: str | None = None
         self._restarting = False
         self._closed = False
-        self._spec_dir: str | None = None
-        self._stderr_path: str | None = None
-        self._stderr_file: Any = None
         self._payload_hash: str | None = None
         self._generation = 0  # bumped by restart(): replies from before it never come
 
@@ -95,21 +86,7 @@ class KernelBridge(PayloadCalls):
             ConnectionFileError: missing / malformed file (message names the key).
             KernelNotResponding: no reply within ``timeout`` (wrong key or dead kernel).
         """
-        info = load_connection_file(connection_file)
-        kc = AsyncKernelClient()
-        kc.load_connection_info(info)
-        kc.start_channels()
-        bridge = cls(kc, connection_file=str(connection_file), on_state=on_state)
-        bridge._set_state("starting")
-        try:
-            await wait_ready(bridge._kc, bridge._km, timeout, bridge.connection_file)
-        except BaseException:
-            bridge._set_state("none")
-            kc.stop_channels()
-            raise
-        bridge._start_watchers()
-        bridge._set_state("idle")
-        return bridge
+        return await cls.open(AttachedKernel(connection_file), timeout=timeout, on_state=on_state)
 
     @classmethod
     async def start(
@@ -127,35 +104,33 @@ class KernelBridge(PayloadCalls):
             KernelStartError: the interpreter does not exist, or the kernel process exited
                 or stayed silent during start-up (the message quotes its stderr).
         """
-        exe = resolve_interpreter(interpreter)
-        km, spec_dir = kernel_manager(exe)
-        fd, stderr_path = tempfile.mkstemp(prefix="tlens-kernel-", suffix=".log")
-        bridge = cls(None, km, connection_file=km.connection_file, on_state=on_state)
-        bridge._spec_dir, bridge._stderr_path = spec_dir, stderr_path
+        target = OwnKernel(interpreter)
+        return await cls.open(target, timeout=timeout, on_state=on_state, launch=target.launch(cwd, env))
+
+    @classmethod
+    async def open(
+        cls,
+        target: KernelTarget,
+        *,
+        timeout: float,
+        on_state: StateCallback | None = None,
+        launch: Awaitable[None] | None = None,
+    ) -> "KernelBridge":
+        """Connect to ``target``'s kernel (after ``launch``, which starts it) and wait for its first answer."""
+        bridge = cls(target, on_state=on_state)
         bridge._set_state("starting")
-        # The log stays open for the bridge's life: restart_kernel() relaunches with it.
-        bridge._stderr_file = os.fdopen(fd, "wb")
         try:
-            kwargs: dict[str, Any] = {"stderr": bridge._stderr_file, "stdout": bridge._stderr_file}
-            if cwd is not None:
-                kwargs["cwd"] = str(cwd)
-            if env is not None:
-                kwargs["env"] = {**os.environ, **env}
-            await km.start_kernel(**kwargs)
-            secrets.remember(km.session.key)
-            bridge._kc = km.client()
-            bridge._kc.start_channels()
-            await wait_ready(bridge._kc, bridge._km, timeout, bridge.connection_file)
+            if launch is not None:
+                await launch
+            bridge._kc = await target.connect()
+            await wait_ready(bridge._kc, target, timeout)
         except BaseException as e:
-            detail = stderr_tail(bridge._stderr_path)
+            error = target.start_failed(e)
             await bridge._teardown()
-            if isinstance(e, (KernelError, OSError)):
-                raise KernelStartError(
-                    f"could not start a kernel with {exe}: {e}"
-                    + (f"\nkernel output:\n{detail}" if detail else "")
-                    + f"\nIf ipykernel is missing, install it: {exe} -m pip install ipykernel"
-                ) from None
-            raise
+            bridge._set_state("none")
+            if error is e:
+                raise
+            raise error from None
         bridge._start_watchers()
         bridge._set_state("idle")
         return bridge
@@ -170,7 +145,22 @@ class KernelBridge(PayloadCalls):
     @property
     def owned(self) -> bool:
         """True when this bridge started the kernel (so it may restart / stop it)."""
-        return self._km is not None
+        return self._target.owned
+
+    @property
+    def gateway(self) -> str | None:
+        """The URL of the Jupyter gateway the kernel runs on (None: a local kernel)."""
+        return self._target.gateway
+
+    @property
+    def kernel_id(self) -> str | None:
+        """The gateway's id of the kernel (None: a local kernel)."""
+        return self._target.kernel_id
+
+    @property
+    def _km(self) -> Any:
+        """The jupyter-client manager of a local kernel we started (tests kill its process)."""
+        return getattr(self._target, "km", None)
 
     def _set_state(self, state: str) -> None:
         if state == self._state:
@@ -217,22 +207,12 @@ class KernelBridge(PayloadCalls):
                 )
 
     async def _watch_alive(self) -> None:
-        """Mark the kernel dead when its process exits (ours) or its heartbeat stops.
-
-        The heartbeat channel needs ~1 s to notice a silent peer, and ipykernel answers it
-        from a C thread even while Python is busy; several misses in a row are required so
-        a loaded machine is not reported as a death.
-        """
-        misses = 0
+        """Mark the kernel dead when its target says so (process exited, heartbeat or gateway gone)."""
         while not self._closed:
             await asyncio.sleep(0.5)
             if self._restarting or self._state == "dead":
                 continue
-            if self._km is not None and not await self._km.is_alive():
-                self._set_state("dead")
-                continue
-            misses = 0 if self._kc.hb_channel.is_beating() else misses + 1
-            if misses >= (3 if self._km is None else 8):
+            if not await self._target.alive(self._kc):
                 self._set_state("dead")
 
     def _check_usable(self) -> None:
@@ -242,19 +222,7 @@ class KernelBridge(PayloadCalls):
             raise KernelDiedError(self._death_message())
 
     def _death_message(self) -> str:
-        if not self.owned:
-            return (
-                f"the kernel stopped answering its heartbeat ({self.connection_file}); it died "
-                "or was shut down. Restart it in the notebook and attach again."
-            )
-        process = getattr(getattr(self._km, "provisioner", None), "process", None)
-        code = getattr(process, "returncode", None)
-        how = ""
-        if isinstance(code, int) and code < 0:
-            how = f", killed by signal {-code}" + (" (out of memory?)" if code == -9 else "")
-        elif isinstance(code, int):
-            how = f", exit code {code}"
-        return f"the kernel process exited{how}. Start a new kernel to continue."
+        return self._target.death_message()
 
     # ------------------------------------------------------------------ execute
 
@@ -359,12 +327,7 @@ class KernelBridge(PayloadCalls):
     async def interrupt(self) -> None:
         """Interrupt whatever the kernel runs (SIGINT if ours, interrupt_request otherwise)."""
         self._check_usable()
-        if self._km is not None:
-            await self._km.interrupt_kernel()
-            return
-        self._kc.control_channel.send(self._kc.session.msg("interrupt_request", {}))
-        with contextlib.suppress(Empty):
-            await self._kc.get_control_msg(timeout=2.0)  # interrupt_reply; keep the queue empty
+        await self._target.interrupt(self._kc)
 
     async def restart(self, timeout: float = 60.0) -> None:
         """Restart a kernel we started (its variables are lost).
@@ -372,18 +335,16 @@ class KernelBridge(PayloadCalls):
         Raises:
             KernelError: the kernel was attached, not started by us.
         """
-        if self._km is None:
-            raise KernelError(
-                "cannot restart a kernel this server did not start; restart it from the notebook."
-            )
+        if not self.owned:
+            await self._target.restart()  # raises: only our own kernels are restarted
         self._restarting = True
         self._generation += 1
         self._set_state("starting")
         try:
-            await self._km.restart_kernel(now=True)
+            await self._target.restart()
             async with self._exec_lock:
                 # The iopub watcher is running: it, not the handshake, reads iopub now.
-                await wait_ready(self._kc, self._km, timeout, self.connection_file, check_iopub=False)
+                await wait_ready(self._kc, self._target, timeout, check_iopub=False)
             self._payload_hash = None
         finally:
             self._restarting = False
@@ -406,21 +367,8 @@ class KernelBridge(PayloadCalls):
         self._tasks.clear()
         if self._kc is not None:
             with contextlib.suppress(Exception):
-                self._kc.stop_channels()
-        if self._km is not None:
-            with contextlib.suppress(Exception):
-                await self._km.shutdown_kernel(now=self._state == "dead")
-            with contextlib.suppress(OSError):
-                os.unlink(self._km.connection_file)
-        if self._spec_dir:
-            shutil.rmtree(self._spec_dir, ignore_errors=True)
-        if self._stderr_file is not None:
-            self._stderr_file.close()
-            self._stderr_file = None
-        if self._stderr_path:
-            with contextlib.suppress(OSError):
-                os.unlink(self._stderr_path)
-            self._stderr_path = None
+                await self._target.disconnect(self._kc)
+        await self._target.close(dead=self._state == "dead")
 
     async def __aenter__(self) -> "KernelBridge":
         return self

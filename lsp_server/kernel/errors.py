@@ -46,3 +46,11 @@ class PayloadError(KernelError):
         super().__init__(message)
         self.code = code
         self.details = details or {}
+
+
+class GatewayError(KernelError):
+    """A Jupyter gateway could not be reached, refused a request, or lost the kernel."""
+
+
+class GatewayAuthError(GatewayError):
+    """The gateway refused the token (HTTP 401 or 403)."""

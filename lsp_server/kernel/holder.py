@@ -1,19 +1,27 @@
-"""The one kernel a language server (or a CLI run) talks to: attached, or started by us.
+"""The one kernel a language server (or a CLI run) talks to: attached, or started by us, on this machine
+or on a Jupyter gateway.
 
-Shared by patch sweeps (``lsp_server.sweeps``) and live introspection (``lsp_server.live``).
+Shared by patch sweeps (``lsp_server.sweeps``) and live introspection (``lsp_server.live``). With a
+``gateway`` set, the kernels it starts run there; a gateway kernel is a ``KernelBridge`` like any other.
+jupyter_server (the gateway client) is imported only when a gateway is used: it takes ~1.5 s.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .bridge import KernelBridge
 from .connection import list_connection_files
+from .errors import KernelError
+
+if TYPE_CHECKING:
+    from .gateway_config import GatewayConfig
 
 Log = Callable[[str], None]
 StateCallback = Callable[[str], None]
+GATEWAY_TIMEOUT_S = 120.0  # a remote kernel's first answer (a cluster may schedule it first)
 
 
 @dataclass
@@ -24,6 +32,12 @@ class KernelHolder:
     bridge: KernelBridge | None = None
     setups_run: set[str] = field(default_factory=set)  # the setup codes a sweep ran in this kernel
     last_error: str | None = None
+    # Where the kernels it starts run (None: this machine); asked at each start, as settings change.
+    configured_gateway: "Callable[[], GatewayConfig | None]" = lambda: None
+
+    @property
+    def gateway(self) -> "GatewayConfig | None":
+        return self.configured_gateway()
 
     @property
     def state(self) -> str:
@@ -35,6 +49,8 @@ class KernelHolder:
             "state": self.state,
             "connectionFile": b.connection_file if b is not None else None,
             "owned": b.owned if b is not None else False,
+            "gateway": b.gateway if b is not None else None,
+            "kernelId": b.kernel_id if b is not None else None,
             "detail": self.last_error,
         }
 
@@ -43,14 +59,51 @@ class KernelHolder:
             self.on_state(state)
 
     async def attach(self, connection_file: str) -> None:
+        await self._replace(KernelBridge.attach(connection_file, on_state=self._notify))
+
+    async def attach_gateway(self, kernel_id: str) -> None:
+        """Attach to the running kernel ``kernel_id`` of the gateway."""
+        from .gateway import GatewayKernel
+
         await self.close()
-        self.bridge = await KernelBridge.attach(connection_file, on_state=self._notify)
-        self.setups_run.clear()
+        target = await GatewayKernel.attach(self._gateway_config(), kernel_id)
+        await self._replace(KernelBridge.open(target, timeout=GATEWAY_TIMEOUT_S, on_state=self._notify))
 
     async def start(self, interpreter: str | None, cwd: str | None) -> None:
+        """Start a kernel: on the gateway if one is set, else on ``interpreter`` here."""
+        gateway = self.gateway
+        if gateway is not None:
+            from .gateway import GatewayKernel
+
+            await self.close()
+            target = await GatewayKernel.start(gateway)
+            await self._replace(KernelBridge.open(target, timeout=GATEWAY_TIMEOUT_S, on_state=self._notify))
+            return
+        await self._replace(KernelBridge.start(interpreter or sys.executable, cwd, on_state=self._notify))
+
+    async def _replace(self, opening: Awaitable[KernelBridge]) -> None:
+        """Close the kernel held, then hold the one ``opening`` connects to."""
         await self.close()
-        self.bridge = await KernelBridge.start(interpreter or sys.executable, cwd, on_state=self._notify)
+        self.bridge = await opening
         self.setups_run.clear()
+
+    def _gateway_config(self) -> "GatewayConfig":
+        gateway = self.gateway
+        if gateway is None:
+            raise KernelError("no Jupyter gateway is set: set tlens.kernel.gateway.url (or JUPYTER_GATEWAY_URL) "
+                              "to the gateway's URL.")
+        return gateway
+
+    def where_kernels_start(self, interpreter: str | None) -> str:
+        """``on the Jupyter gateway at URL`` or ``with /path/python``, for messages."""
+        gateway = self.gateway
+        return f"on {gateway.where}" if gateway is not None else f"with {interpreter or sys.executable}"
+
+    async def gateway_kernels(self) -> list[dict]:
+        """The kernels running on the gateway (``gateway.list_kernels``)."""
+        from .gateway import list_kernels
+
+        return await list_kernels(self._gateway_config())
 
     async def ensure(self, interpreter: str | None, cwd: str | None, log: Log) -> bool:
         """A usable kernel; start one if none is attached. Returns True if it was just started."""
@@ -58,7 +111,7 @@ class KernelHolder:
             return False
         if self.bridge is not None:
             log("the kernel died; starting a new one")
-        log(f"no kernel attached: starting one with {interpreter or sys.executable}")
+        log(f"no kernel attached: starting one {self.where_kernels_start(interpreter)}")
         await self.start(interpreter, cwd)
         return True
 

@@ -1,6 +1,6 @@
 """Bringing a kernel up: the interpreter, the kernel manager of a kernel we start, the first handshake.
 
-``KernelBridge.start`` and ``KernelBridge.attach`` use these; they hold no bridge state.
+The kernel targets (targets.py) and ``KernelBridge`` use these; they hold no state.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import time
 import uuid
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
 from .errors import KernelNotResponding, KernelStartError
+
+if TYPE_CHECKING:
+    from .targets import KernelTarget
 
 _KERNEL_NAME = "tlens-python"
 # Kernels we start talk over Unix sockets: no TCP ports for editors to list and forward (VS Code's
@@ -80,9 +83,7 @@ def kernel_manager(exe: str) -> tuple[AsyncKernelManager, str]:
     return km, spec_dir
 
 
-async def wait_ready(
-    kc: AsyncKernelClient, km: AsyncKernelManager | None, timeout: float, connection_file: Any, check_iopub: bool = True
-) -> None:
+async def wait_ready(kc: AsyncKernelClient, target: "KernelTarget", timeout: float, check_iopub: bool = True) -> None:
     """Send kernel_info until it answers; a kernel that never answers gets a clear error.
 
     With ``check_iopub`` it also waits until our iopub subscription receives the status
@@ -91,7 +92,7 @@ async def wait_ready(
     """
     deadline = time.monotonic() + timeout
     while True:
-        if km is not None and not await km.is_alive():
+        if await target.exited():
             raise KernelStartError("the kernel process exited during start-up")
         msg_id = kc.kernel_info()
         replied = False
@@ -108,11 +109,7 @@ async def wait_ready(
         except Empty:
             pass
         if time.monotonic() > deadline:
-            raise KernelNotResponding(
-                f"kernel did not reply within {timeout:.0f} s ({connection_file}): wrong "
-                "key or dead kernel. Check that the connection file belongs to a running "
-                "kernel (ipykernel.get_connection_file() in the notebook)."
-            )
+            raise KernelNotResponding(target.not_responding(timeout))
 
 
 def stderr_tail(path: str | None, limit: int = 1500) -> str:

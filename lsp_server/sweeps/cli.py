@@ -20,6 +20,11 @@ def add_arguments(sweep: argparse.ArgumentParser) -> None:
     """The ``sweep`` subcommand's arguments."""
     sweep.add_argument("location", help="PATH:LINE of the experiment")
     sweep.add_argument("--kernel", help="connection file of a running kernel (default: start one)")
+    sweep.add_argument("--gateway", nargs="?", const="", metavar="URL",
+                       help="run in a kernel of this Jupyter Server / Kernel Gateway / Enterprise Gateway (default URL: "
+                            "$JUPYTER_GATEWAY_URL; token: $JUPYTER_GATEWAY_AUTH_TOKEN)")
+    sweep.add_argument("--kernel-id", help="with --gateway: the running gateway kernel to use (default: start one there, "
+                                           "running the file's setup code first)")
     sweep.add_argument("--kind", default=DEFAULT_KIND, choices=SWEEP_KIND_NAMES)
     sweep.add_argument("--python", help="interpreter for a started kernel (default: this one)")
     sweep.add_argument("--out", required=True, help="where to write the heatmap PNG")
@@ -49,6 +54,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
 
     from ..analysis.experiments import experiment_at, find_experiments
     from ..kernel.errors import KernelError
+    from ..kernel.gateway_config import GatewayConfig
     from ..kernel.holder import KernelHolder
     from .errors import SweepCancelled, SweepError
     from .runner import sweep_experiment
@@ -76,11 +82,21 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
         elif p.total and sys.stderr.isatty():
             print(f"\r  {p.done}/{p.total} cells", end="", file=sys.stderr)
 
-    holder = KernelHolder()
+    gateway = None
+    if args.gateway is not None or args.kernel_id:
+        gateway = GatewayConfig.resolve(args.gateway or None)
+        if gateway is None or args.kernel:
+            print("sweep: --gateway needs a URL (or JUPYTER_GATEWAY_URL)" if gateway is None else
+                  "sweep: give either --kernel (a local connection file) or --gateway/--kernel-id", file=sys.stderr)
+            return 2
+    holder = KernelHolder(configured_gateway=lambda: gateway)
     try:
         if args.kernel:
             await holder.attach(args.kernel)
             say(f"attached to {args.kernel}")
+        elif args.kernel_id:
+            await holder.attach_gateway(args.kernel_id)
+            say(f"attached to kernel {args.kernel_id} on {gateway.where}")
         say(f"experiment: {exp.description} (model={exp.model}, clean={exp.clean}, corrupted={exp.corrupted})")
         outcome = await sweep_experiment(holder, view, exp, args.kind, str(path.resolve().parent),
                                          args.python, progress, asyncio.Event(), say, normalize=not args.raw,

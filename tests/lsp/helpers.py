@@ -45,3 +45,15 @@ async def quick_fixes(client, uri: str, diagnostic: types.Diagnostic) -> list[ty
     return await client.text_document_code_action_async(types.CodeActionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), range=diagnostic.range,
         context=types.CodeActionContext(diagnostics=[diagnostic])))
+
+
+async def sweep_progress_token(client, timeout: float = 120) -> object:
+    """The work-done token of the sweep running, once it reports finished cells (then it can be cancelled)."""
+    async def first_cells_done():
+        while True:
+            for token, reports in client.progress_reports.items():
+                if any(isinstance(r, types.WorkDoneProgressReport) and r.percentage and "cells" in (r.message or "")
+                       for r in reports):
+                    return token
+            await asyncio.sleep(0.05)
+    return await asyncio.wait_for(first_cells_done(), timeout)

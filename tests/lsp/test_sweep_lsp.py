@@ -15,7 +15,7 @@ from lsprotocol import types
 
 from lsp_server.protocol import SweepResult
 
-from .helpers import hover_text, open_doc, pos_of
+from .helpers import hover_text, open_doc, pos_of, sweep_progress_token
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
@@ -103,15 +103,7 @@ async def test_cancel_from_the_editor_gives_a_partial_result(client):
     run = asyncio.ensure_future(client.workspace_execute_command_async(types.ExecuteCommandParams(
         command="tlens.runSweep", arguments=[{"uri": uri, "line": at.line}])))
 
-    async def first_cells_done():
-        while True:
-            for token, reports in client.progress_reports.items():
-                if any(isinstance(r, types.WorkDoneProgressReport) and r.percentage and "cells" in (r.message or "")
-                       for r in reports):
-                    return token
-            await asyncio.sleep(0.05)
-
-    token = await asyncio.wait_for(first_cells_done(), 120)
+    token = await sweep_progress_token(client)
     client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(run, 120)
     assert result.get("partial") is True or result.get("cancelled") is True, result
