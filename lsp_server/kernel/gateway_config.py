@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from . import secrets
+
 URL_ENV, TOKEN_ENV = "JUPYTER_GATEWAY_URL", "JUPYTER_GATEWAY_AUTH_TOKEN"  # jupyter_server's own variables
 
 
@@ -38,7 +40,9 @@ class GatewayConfig:
         in_url = next((v for k, v in query if k == "token"), "")
         rest = urlencode([(k, v) for k, v in query if k != "token"])
         url = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), rest, parts.fragment))
-        return cls(url, token or os.environ.get(TOKEN_ENV) or in_url)
+        config = cls(url, token or os.environ.get(TOKEN_ENV) or in_url)
+        secrets.remember(config.token)  # masked in everything the server writes, as kernel keys are
+        return config
 
     @property
     def shown_url(self) -> str:
