@@ -22,9 +22,20 @@ def add_arguments(sweep: argparse.ArgumentParser) -> None:
     sweep.add_argument("--kernel", help="connection file of a running kernel (default: start one)")
     sweep.add_argument("--kind", default=DEFAULT_KIND, choices=SWEEP_KIND_NAMES)
     sweep.add_argument("--python", help="interpreter for a started kernel (default: this one)")
+    sweep.add_argument("--kernels", type=_kernel_count, default=1, metavar="N",
+                       help="share the sweep's cells among N kernels: the attached (or started) one plus N-1 "
+                            "started ones, each running the file's setup code first (default: 1)")
     sweep.add_argument("--out", required=True, help="where to write the heatmap PNG")
     sweep.add_argument("--raw", action="store_true",
                        help="raw metric values (default: normalised, 0 = corrupted, 1 = clean)")
+
+
+def _kernel_count(text: str) -> int:
+    from ..settings import MAX_SWEEP_KERNELS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SWEEP_KERNELS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_SWEEP_KERNELS}, got {text!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +62,8 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     from ..kernel.errors import KernelError
     from ..kernel.holder import KernelHolder
     from .errors import SweepCancelled, SweepError
-    from .runner import sweep_experiment
+    from .extra_kernels import ExtraKernels
+    from .runner import describe_missing, sweep_experiment
 
     try:
         views = load_views(path, cli_workspace())
@@ -76,7 +88,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
         elif p.total and sys.stderr.isatty():
             print(f"\r  {p.done}/{p.total} cells", end="", file=sys.stderr)
 
-    holder = KernelHolder()
+    holder, extra = KernelHolder(), ExtraKernels()
     try:
         if args.kernel:
             await holder.attach(args.kernel)
@@ -84,7 +96,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
         say(f"experiment: {exp.description} (model={exp.model}, clean={exp.clean}, corrupted={exp.corrupted})")
         outcome = await sweep_experiment(holder, view, exp, args.kind, str(path.resolve().parent),
                                          args.python, progress, asyncio.Event(), say, normalize=not args.raw,
-                                         file_name=str(path))
+                                         file_name=str(path), extra=extra, kernels=args.kernels)
     except SweepCancelled as e:
         say(f"cancelled: {e}")
         return 130
@@ -92,6 +104,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
         say(f"the sweep failed: {e}")
         return 1
     finally:
+        await extra.close()
         await holder.close()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -103,4 +116,6 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     print(f"heatmap: {out}\nnumbers: {outcome.json_path}")
     for note in r.notes:
         print(f"note: {note}")
+    if r.missing_cells:
+        print(f"missing: {describe_missing(r)}")
     return 0 if not r.partial else 1
