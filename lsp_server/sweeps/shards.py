@@ -204,8 +204,10 @@ class _ShardedSweep:
         notes = list(prep.get("notes", []))
         if prep.get("fallback_reason"):
             notes.append(f"slow path: {prep['fallback_reason']}")
-        shares = ", ".join(f"kernel {k.number} {k.cells}" for k in self.kernels)
-        notes.append(f"ran on {len(self.kernels)} kernels (cells computed: {shares}).")
+        shares = ", ".join(f"kernel {k.number}: {k.cells}" for k in self.kernels)
+        same = len(prep["precomputed"]["cells"])
+        notes.append(f"ran on {len(self.kernels)} kernels; cells each computed: {shares}"
+                     + (f" (the other {same} equal the corrupted run)." if same else "."))
         if self.grid is not None and self.grid.complete:
             notes += [f"kernel {k.number} {k.error}; the other kernels ran its cells." for k in self.kernels if k.error]
         return notes
