@@ -140,9 +140,8 @@ async def sweep_experiment(
     started = await holder.ensure(interpreter, workspace_root, log)
     assert holder.bridge is not None
     helpers: list[ExtraKernel] = []
-    if extra is not None:  # the attribution kind is one forward and one backward pass: nothing to share
-        wanted = kernels - 1 if kind != "attribution" else 0
-        helpers = await extra.ensure(wanted, interpreter, workspace_root, log)
+    if extra is not None and kind != "attribution":  # attribution is one forward and backward: nothing to share
+        helpers = await extra.ensure(kernels - 1, interpreter, workspace_root, log)
     setup = setup_code(view, exp, file_name)
     setup_ran = await _run_setups(holder, started, extra, helpers, setup, file_name, on_progress, cancel_event, log)
     helpers = [h for h in helpers if extra is not None and h in extra.kernels]  # less those whose setup failed
