@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
@@ -33,6 +33,7 @@ class KernelService:
         self.ls = ls
         self.holder = KernelHolder(on_state=self._state_changed, configured_gateway=self.gateway_config)
         self.progress: Progress | None = None  # of the sweep running, sent with every status
+        self.also_close: list[Callable[[], Awaitable[None]]] = []  # other kernels that stop with it (sweeps')
 
     # -- notifications
 
@@ -158,4 +159,6 @@ def register(server: "TlensServer") -> None:
 
     @handles(server, types.SHUTDOWN)
     async def shutdown(ls, params: None) -> None:
+        for close in service.also_close:
+            await close()
         await service.holder.close()

@@ -9,7 +9,7 @@ A bad value is reported once, naming the setting, and replaced by its default, n
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, NewType
 
 import attrs
 import cattrs
@@ -22,6 +22,8 @@ SEVERITIES = ("error", "warning", "information", "hint", "off")
 Severity = Literal[SEVERITIES]  # type: ignore[valid-type]
 Code = Literal[CODES]  # type: ignore[valid-type]
 SweepKindName = Literal[SWEEP_KIND_NAMES]  # type: ignore[valid-type]
+MAX_SWEEP_KERNELS = 64
+KernelCount = NewType("KernelCount", int)  # 1 .. MAX_SWEEP_KERNELS
 
 
 @attrs.frozen
@@ -40,6 +42,8 @@ class Sweep:
     # Show (m - corrupted) / (clean - corrupted): 0 = corrupted, 1 = clean (identity for metrics that are
     # already normalised); raw metric values when False or when the baselines are equal.
     normalize: bool = True
+    # Kernels one sweep's cells are shared among: the server's kernel plus ``kernels - 1`` it starts.
+    kernels: KernelCount = KernelCount(1)
 
 
 @attrs.frozen
@@ -95,8 +99,15 @@ def _flag(value: Any, _: type) -> bool:
     return value
 
 
+def _kernel_count(value: Any, _: type) -> KernelCount:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SWEEP_KERNELS:
+        raise ValueError(f"expected a whole number from 1 to {MAX_SWEEP_KERNELS}, got {value!r}")
+    return KernelCount(value)
+
+
 CONVERTER = cattrs.Converter(forbid_extra_keys=False)
 CONVERTER.register_structure_hook(str | None, _optional_text)
+CONVERTER.register_structure_hook(KernelCount, _kernel_count)
 CONVERTER.register_structure_hook(bool, _flag)
 _CLASSES = (InlayHints, Diagnostics, Sweep, Gateway, Kernel, Settings)
 for _cls in _CLASSES:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parent.parent
 CLI = [sys.executable, "-m", "lsp_server"]
@@ -107,3 +110,22 @@ def test_select_ignore_and_the_projects_severities(tmp_path):
     out = run("check", "exp.py", "--format", "json", cwd=tmp_path)
     assert [(r["code"], r["severity"]) for r in json.loads(out.stdout)] == [("unknown-hook", "warning")]
     assert out.returncode == 0  # no error left
+
+
+def test_sweep_kernels_must_be_a_positive_count():
+    out = run("sweep", "examples/tiny_patching.py:56", "--kernels", "0", "--out", "x.png")
+    assert out.returncode == 2 and "--kernels: expected a whole number from 1 to 64, got '0'" in out.stderr
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_sweep_over_two_kernels(tmp_path):
+    (tmp_path / "tiny_patching.py").write_text((ROOT / "examples" / "tiny_patching.py").read_text())
+    out = subprocess.run(CLI + ["sweep", "tiny_patching.py:56", "--kernels", "2", "--out", "out.png"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("complete: 60/60 cells") and "note: ran on 2 kernels" in out.stdout
+    assert "starting 1 more kernel" in out.stderr and "in 2 kernels first" in out.stderr
+    data = json.loads(Path(out.stdout.split("numbers: ")[1].split("\n")[0]).read_text())
+    assert [k["kernel"] for k in data["kernels"]] == [1, 2] and data["missing_cells"] == []
+    assert sum(k["cells"] for k in data["kernels"]) <= 60 and all(v is not None for row in data["values"] for v in row)

@@ -17,7 +17,7 @@ DECLARED = {k.removeprefix("tlens."): v for k, v in MANIFEST.items() if k != "tl
 # What extension/src/settings.ts readSettings() sends when nothing is set (blank strings for unset paths).
 VSCODE_DEFAULTS = {
     "interpreter": "", "inlayHints": {"enabled": True}, "diagnostics": {"severity": {}},
-    "sweep": {"defaultKind": "resid_pre", "normalize": True},
+    "sweep": {"defaultKind": "resid_pre", "normalize": True, "kernels": 1},
     "kernel": {"connectionFile": "", "interpreter": "", "gateway": {"url": "", "token": ""}}, "transformerLensVersion": "",
     "trace": {"server": "off"},
 }
@@ -37,6 +37,8 @@ def _other_value(spec: dict):
     """A valid value of a declared setting that is not its default."""
     if "enum" in spec:
         return next(v for v in spec["enum"] if v != spec["default"])
+    if spec["type"] == "integer":
+        return spec["default"] + 1
     return {"boolean": not spec.get("default", True), "string": "/opt/py/bin/python", "object": {"multi-token": "hint"}}[spec["type"]]
 
 

@@ -27,9 +27,20 @@ def add_arguments(sweep: argparse.ArgumentParser) -> None:
                                            "running the file's setup code first)")
     sweep.add_argument("--kind", default=DEFAULT_KIND, choices=SWEEP_KIND_NAMES)
     sweep.add_argument("--python", help="interpreter for a started kernel (default: this one)")
+    sweep.add_argument("--kernels", type=_kernel_count, default=1, metavar="N",
+                       help="share the sweep's cells among N kernels: the attached (or started) one plus N-1 "
+                            "started ones, each running the file's setup code first (default: 1)")
     sweep.add_argument("--out", required=True, help="where to write the heatmap PNG")
     sweep.add_argument("--raw", action="store_true",
                        help="raw metric values (default: normalised, 0 = corrupted, 1 = clean)")
+
+
+def _kernel_count(text: str) -> int:
+    from ..settings import MAX_SWEEP_KERNELS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SWEEP_KERNELS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_SWEEP_KERNELS}, got {text!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +68,8 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     from ..kernel.gateway_config import GatewayConfig
     from ..kernel.holder import KernelHolder
     from .errors import SweepCancelled, SweepError
-    from .runner import sweep_experiment
+    from .extra_kernels import ExtraKernels
+    from .runner import describe_missing, sweep_experiment
 
     try:
         views = load_views(path, cli_workspace())
@@ -89,7 +101,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
             print("sweep: --gateway needs a URL (or JUPYTER_GATEWAY_URL)" if gateway is None else
                   "sweep: give either --kernel (a local connection file) or --gateway/--kernel-id", file=sys.stderr)
             return 2
-    holder = KernelHolder(configured_gateway=lambda: gateway)
+    holder, extra = KernelHolder(configured_gateway=lambda: gateway), ExtraKernels()
     try:
         if args.kernel:
             await holder.attach(args.kernel)
@@ -100,7 +112,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
         say(f"experiment: {exp.description} (model={exp.model}, clean={exp.clean}, corrupted={exp.corrupted})")
         outcome = await sweep_experiment(holder, view, exp, args.kind, str(path.resolve().parent),
                                          args.python, progress, asyncio.Event(), say, normalize=not args.raw,
-                                         file_name=str(path))
+                                         file_name=str(path), extra=extra, kernels=args.kernels)
     except SweepCancelled as e:
         say(f"cancelled: {e}")
         return 130
@@ -108,6 +120,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
         say(f"the sweep failed: {e}")
         return 1
     finally:
+        await extra.close()
         await holder.close()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -119,4 +132,6 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     print(f"heatmap: {out}\nnumbers: {outcome.json_path}")
     for note in r.notes:
         print(f"note: {note}")
+    if r.missing_cells:
+        print(f"missing: {describe_missing(r)}")
     return 0 if not r.partial else 1

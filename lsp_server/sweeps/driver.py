@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from typing import Any
 
 from ..kernel.bridge import KernelBridge, PayloadCallInterrupted
 from ..kernel.errors import KernelDiedError, KernelError, PayloadError
 from .errors import SweepCancelled, SweepError
+from .grid import CellGrid
 from .spec import ProgressCallback, SweepProgress, SweepResult, SweepSpec, report
 
 
@@ -61,20 +61,20 @@ async def run_sweep(
     await report(on_progress, SweepProgress(0, 0, 0.0, None, "preparing"))
     try:
         await bridge.ensure_payload()  # outside the cancellable part: never half-installed
-        prep = await _cancellable(bridge, "prepare", cancel_event, grace, spec=spec.to_dict())
+        prep = await cancellable_call(bridge, "prepare", cancel_event, grace, spec=spec.to_dict())
     except PayloadError as e:
         raise SweepError(str(e), e.code, e.details) from None
     except PayloadCallInterrupted:
         if not cancel_event.is_set():
-            await _release(bridge)
+            await release_sweep(bridge)
             raise SweepError("the kernel was interrupted (not by tlens) while the sweep was being prepared.",
                              "interrupted") from None
         prep = None
     if prep is None or cancel_event.is_set():  # the interrupt may land after prepare finished
-        await _release(bridge)
+        await release_sweep(bridge)
         raise SweepCancelled("the sweep was cancelled while it was being prepared.")
 
-    grid = _Grid(prep)
+    grid = CellGrid(prep)
     error: str | None = None
     notes: list[str] = list(prep.get("notes", []))
     if prep.get("fallback_reason"):
@@ -85,7 +85,7 @@ async def run_sweep(
     try:
         while not grid.complete and not cancel_event.is_set():
             try:
-                step = await _cancellable(bridge, "run", cancel_event, grace, max_seconds=step_seconds)
+                step = await cancellable_call(bridge, "run", cancel_event, grace, max_seconds=step_seconds)
             except PayloadCallInterrupted:
                 # Chunks finished before the interrupt, and the last step's again in case the
                 # interrupt cost its reply (cells already filled are not counted twice).
@@ -108,11 +108,11 @@ async def run_sweep(
         error = f"the sweep stopped: {e}"
     finally:
         if bridge.state != "dead" and (prep.get("held", True) or not grid.complete or error):
-            await _release(bridge)
+            await release_sweep(bridge)
     return grid.result(spec, prep, time.monotonic() - t0, error, notes)
 
 
-async def _cancellable(
+async def cancellable_call(
     bridge: KernelBridge, name: str, cancel_event: asyncio.Event, grace: float, **args: Any
 ) -> Any:
     """A payload call that stops early when ``cancel_event`` is set meanwhile.
@@ -136,7 +136,7 @@ async def _cancellable(
             call.cancel()
 
 
-async def _release(bridge: KernelBridge) -> None:
+async def release_sweep(bridge: KernelBridge) -> None:
     """Drop the sweep's tensors in the kernel; a late interrupt may hit this call once."""
     for _ in range(2):
         try:
@@ -146,87 +146,3 @@ async def _release(bridge: KernelBridge) -> None:
             continue
         except KernelError:
             return
-
-
-class _Grid:
-    """Flat store of cell values, reshaped into nested lists at the end."""
-
-    def __init__(self, prep: dict) -> None:
-        self.prep = prep
-        self.shape = prep["grid_shape"]
-        self.flat: list[float | None] = [None] * math.prod(self.shape)
-        self.filled = [False] * len(self.flat)
-        self.done = 0
-        self.total = prep["total"]
-        self.fill(prep["precomputed"])
-
-    def fill(self, step: dict) -> None:
-        for cell, value in zip(step["cells"], step["values"]):
-            if not self.filled[cell]:  # a NaN metric comes back as None but is still done
-                self.filled[cell] = True
-                self.done += 1
-            self.flat[cell] = value
-
-    @property
-    def complete(self) -> bool:
-        return self.done >= self.total
-
-    def progress(self, t0: float, eta: float | None, phase: str) -> SweepProgress:
-        return SweepProgress(self.done, self.total, time.monotonic() - t0, eta, phase)
-
-    def result(
-        self, spec: SweepSpec, prep: dict, elapsed: float, error: str | None, notes: list[str]
-    ) -> SweepResult:
-        clean, corr = prep.get("clean_value"), prep.get("corrupted_value")
-        values, head_values = self.flat, prep.get("head_values")
-        normalized = False
-        if spec.normalize:
-            if clean is None or corr is None or abs(clean - corr) < 1e-9:
-                notes.append(
-                    "not normalised: clean and corrupted baselines are equal "
-                    f"({clean} vs {corr}), so (m − corrupted)/(clean − corrupted) is undefined."
-                )
-            else:
-                normalized = True
-                values = [_norm(v, clean, corr) for v in values]
-                if head_values is not None:
-                    head_values = [[_norm(v, clean, corr) for v in row] for row in head_values]
-        kind = spec.kind
-        cols = prep["head_labels"] if kind == "heads" else prep["pos_labels"]
-        if prep.get("n_prompts", 1) > 1:
-            notes.append(f"position labels are the tokens of the first of {prep['n_prompts']} prompts.")
-        partial = not self.complete
-        return SweepResult(
-            kind=kind,
-            values=_reshape(values, self.shape),
-            row_labels=prep["row_labels"],
-            col_labels=cols,
-            metric=prep["metric"],
-            clean_value=clean,
-            corrupted_value=corr,
-            normalized=normalized,
-            partial=partial,
-            cells_done=self.done,
-            cells_total=self.total,
-            elapsed_s=round(elapsed, 4),
-            backend=prep["backend"],
-            tl_version=prep["tl_version"],
-            device=prep["device"],
-            head_labels=prep["head_labels"],
-            panel_labels=prep.get("panel_labels"),
-            head_values=head_values,
-            path=prep.get("path", ""),
-            error=error,
-            notes=notes,
-        )
-
-
-def _norm(v: float | None, clean: float, corr: float) -> float | None:
-    return None if v is None else (v - corr) / (clean - corr)
-
-
-def _reshape(flat: list, shape: list[int]) -> list:
-    if len(shape) == 1:
-        return list(flat)
-    step = math.prod(shape[1:])
-    return [_reshape(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]

@@ -26,7 +26,8 @@ from ..protocol import NOTIFICATIONS, SweepResult
 from ..workspace import View
 from .errors import SweepCancelled, SweepError
 from .kinds import CODE_ACTION_KINDS, SWEEP_TITLES
-from .runner import SweepOutcome, sweep_experiment
+from .extra_kernels import ExtraKernels
+from .runner import SweepOutcome, describe_missing, sweep_experiment
 
 if TYPE_CHECKING:
     from ..server import TlensServer
@@ -47,6 +48,8 @@ class SweepService:
         self.kernel = kernel
         self.results: dict[tuple[str, int], StoredSweep] = {}
         self.running: asyncio.Task | None = None
+        self.extra = ExtraKernels()  # kernels beyond the server's one, for `tlens.sweep.kernels` > 1
+        kernel.also_close.append(self.extra.close)
 
     def display_name(self, uri: str) -> str:
         """A document's (or a cell's notebook's) path relative to the workspace root, as the user knows it."""
@@ -93,7 +96,7 @@ class SweepService:
             outcome = await sweep_experiment(
                 self.kernel.holder, view, exp, kind, self.kernel.workspace_root(uri), self.kernel.interpreter(),
                 progress, cancel, lambda text: self.kernel.message(text), normalize=settings.sweep.normalize,
-                file_name=self.display_name(uri))
+                file_name=self.display_name(uri), extra=self.extra, kernels=settings.sweep.kernels)
         except asyncio.CancelledError:
             cancel.set()
             end_message = "cancelled"
@@ -120,8 +123,7 @@ class SweepService:
         if outcome.setup_ran:
             self.kernel.message("ran the file's setup code in a fresh kernel before the sweep")
         if result.partial:
-            self.kernel.message(f"the sweep is PARTIAL ({result.cells_done}/{result.cells_total} cells): "
-                                f"{result.error or 'cancelled'}", types.MessageType.Warning)
+            self.kernel.message(f"the sweep is PARTIAL: {describe_missing(result)}", types.MessageType.Warning)
         self._refresh_lenses()
         return {k: v for k, v in payload.items() if k != "png"}
 

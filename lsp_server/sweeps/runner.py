@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING, Callable
 
 from ..analysis.experiments import Experiment, setup_statements
 from ..analysis.findings import sentence
+from ..kernel.bridge import KernelBridge
 from ..kernel.holder import KernelHolder
 from ..workspace import View
 from .driver import run_sweep
 from .errors import SweepCancelled, SweepError
+from .extra_kernels import ExtraKernel, ExtraKernels
 from .saved import save_result
 from .setup_code import SetupCode, SetupStep, run_setup
+from .shards import run_sharded_sweep
 from .spec import ProgressCallback, SweepProgress, SweepResult, SweepSpec, report
 
 if TYPE_CHECKING:
@@ -62,6 +65,14 @@ def strongest_cell(result: SweepResult) -> str:
 
     visit(result.values, ())
     return best[1] if best else "no values"
+
+
+def describe_missing(result: SweepResult, shown: int = 6) -> str:
+    """``12 of 192 cells not computed: L2 pos 5, L2 pos 6, … (why)`` for a partial result."""
+    cells = result.missing_cells
+    names = ", ".join(_cell_label(result, tuple(path)) for path in cells[:shown]) + (", …" if len(cells) > shown else "")
+    return (f"{len(cells)} of {result.cells_total} cells not computed: {names} "
+            f"({result.error or 'cancelled'}); their values are null in the JSON")
 
 
 def _cell_label(result: SweepResult, path: tuple[int, ...]) -> str:
@@ -112,8 +123,13 @@ async def sweep_experiment(
     log: Log,
     normalize: bool = True,
     file_name: str = "this file",
+    extra: ExtraKernels | None = None,
+    kernels: int = 1,
 ) -> SweepOutcome:
     """Run ``exp`` as a ``kind`` sweep; raises SweepError / KernelError with a user-facing message.
+
+    With ``kernels`` > 1, ``extra`` starts the kernels beyond the holder's; each runs the file's
+    setup code, and the sweep's cells are shared among them all (``shards.py``).
 
     A kernel we started that no setup has succeeded in yet holds nothing of the user's: when the
     setup code fails it is shut down, so the next attempt starts clean. (In VS Code the extension
@@ -123,38 +139,77 @@ async def sweep_experiment(
 
     started = await holder.ensure(interpreter, workspace_root, log)
     assert holder.bridge is not None
-    setup_ran = False
-    if holder.bridge.owned:
-        setup = setup_code(view, exp, file_name)
-        key = hashlib.sha256(repr((setup.files, setup.steps)).encode()).hexdigest()
-        if key not in holder.setups_run:
-            log(f"running the setup code of {file_name} ({len(setup.steps)} statements above the experiment) in the "
-                f"{'new ' if started else ''}kernel first")
-            t0 = time.monotonic()
-
-            async def step(s: SetupStep, index: int, count: int) -> None:
-                detail = f"{setup.describe(s)}: {s.summary}" if s.summary else setup.describe(s)
-                await report(on_progress, SweepProgress(index, count, time.monotonic() - t0, None, "setup", detail))
-
-            fresh = not holder.setups_run
-            outcome = await run_setup(holder.bridge, setup, on_step=step, cancel_event=cancel_event)
-            if not outcome.ok:
-                if fresh:
-                    await holder.close()
-                if outcome.cancelled:
-                    raise SweepCancelled("the sweep was cancelled while the setup code ran" +
-                                         ("; the kernel started for it was shut down." if fresh else "."))
-                how = ("The kernel started for this sweep was shut down. " if fresh else "")
-                raise SweepError(f"{sentence(outcome.message)} {how}Fix the setup code, or attach the kernel your notebook "
-                                 "uses.", "setup-failed", {"traceback": outcome.traceback, "file": outcome.file,
-                                                           "line": outcome.line})
-            holder.setups_run.add(key)
-            setup_ran = True
+    helpers: list[ExtraKernel] = []
+    if extra is not None and kind != "attribution":  # attribution is one forward and backward: nothing to share
+        helpers = await extra.ensure(kernels - 1, interpreter, workspace_root, log)
+    setup = setup_code(view, exp, file_name)
+    setup_ran = await _run_setups(holder, started, extra, helpers, setup, file_name, on_progress, cancel_event, log)
+    helpers = [h for h in helpers if extra is not None and h in extra.kernels]  # less those whose setup failed
     spec = SweepSpec(model=exp.model, clean=exp.clean, corrupted=exp.corrupted, kind=kind, metric=exp.metric,
                      normalize=normalize)
-    result = await run_sweep(holder.bridge, spec, on_progress, cancel_event)
+    if helpers:
+        bridges = [holder.bridge] + [h.bridge for h in helpers]
+        result = await run_sharded_sweep(bridges, spec, on_progress, cancel_event)
+    else:
+        result = await run_sweep(holder.bridge, spec, on_progress, cancel_event)
     png, panels = render_heatmap_with_layout(result, size="large")
     hover_png = render_heatmap(result, size="hover")
     png_path, json_path = save_result(result, png, workspace_root)
     return SweepOutcome(result, png, hover_png, png_path, json_path, strongest_cell(result), setup_ran, panels)
 
+
+async def _run_setups(
+    holder: KernelHolder, started: bool, extra: ExtraKernels | None, helpers: list[ExtraKernel], setup: SetupCode,
+    file_name: str, on_progress: ProgressCallback | None, cancel_event: asyncio.Event, log: Log,
+) -> bool:
+    """The file's setup code in every kernel we started that has not run this version of it, all at
+    once; the first of them reports its steps. Returns whether it ran in the holder's kernel.
+
+    Raises:
+        SweepCancelled / SweepError: in the holder's kernel (an extra kernel whose setup fails is
+            shut down, and the sweep goes on without it).
+    """
+    assert holder.bridge is not None
+    key = hashlib.sha256(repr((setup.files, setup.steps)).encode()).hexdigest()
+    targets: list[tuple[KernelBridge, set[str]]] = []
+    if holder.bridge.owned and key not in holder.setups_run:
+        targets.append((holder.bridge, holder.setups_run))
+    targets += [(h.bridge, h.setups_run) for h in helpers if key not in h.setups_run]
+    if not targets:
+        return False
+    if targets[0][0] is not holder.bridge:
+        where = f"the {len(targets)} kernel{'s' if len(targets) > 1 else ''} started to share the sweep"
+    else:
+        where = f"the {'new ' if started else ''}kernel" if len(targets) == 1 else f"{len(targets)} kernels"
+    log(f"running the setup code of {file_name} ({len(setup.steps)} statements above the experiment) in {where} first")
+    t0 = time.monotonic()
+
+    async def step(s: SetupStep, index: int, count: int) -> None:
+        detail = f"{setup.describe(s)}: {s.summary}" if s.summary else setup.describe(s)
+        await report(on_progress, SweepProgress(index, count, time.monotonic() - t0, None, "setup", detail))
+
+    fresh = not holder.setups_run
+    outcomes = await asyncio.gather(*(run_setup(bridge, setup, on_step=step if i == 0 else None,
+                                                cancel_event=cancel_event) for i, (bridge, _) in enumerate(targets)))
+    for (bridge, runs), outcome in zip(targets, outcomes):
+        if outcome.ok:
+            runs.add(key)
+        elif bridge is not holder.bridge and extra is not None and not outcome.cancelled:
+            log(f"the setup code failed in an extra kernel ({outcome.message}); the sweep goes on without it")
+            await extra.drop(next(h for h in helpers if h.bridge is bridge))
+    if targets[0][0] is not holder.bridge:  # the holder's kernel is attached, or ran this setup already
+        if any(o.cancelled for o in outcomes):
+            raise SweepCancelled("the sweep was cancelled while the setup code ran.")
+        return False
+    outcome = outcomes[0]
+    if not outcome.ok:
+        if fresh:
+            await holder.close()
+        if outcome.cancelled:
+            raise SweepCancelled("the sweep was cancelled while the setup code ran" +
+                                 ("; the kernel started for it was shut down." if fresh else "."))
+        how = ("The kernel started for this sweep was shut down. " if fresh else "")
+        raise SweepError(f"{sentence(outcome.message)} {how}Fix the setup code, or attach the kernel your notebook "
+                         "uses.", "setup-failed", {"traceback": outcome.traceback, "file": outcome.file,
+                                                   "line": outcome.line})
+    return True

@@ -8,7 +8,8 @@ Spec and result are JSON-serialisable. The kinds are listed in ``kinds.py``; gri
   block         : [3][layer][pos]      (panels resid_pre, attn_out, mlp_out)
   attribution   : [3][layer][pos] plus ``head_values`` [layer][head]; each value is the
                   linear estimate of the patched metric (comparable to the exact sweeps)
-Cells not computed (cancelled / kernel died) are ``None``.
+Cells not computed (cancelled / every kernel died) are ``None`` and their index paths into
+``values`` are listed in ``missing_cells`` (a NaN metric is ``None`` too, but computed).
 """
 
 from __future__ import annotations
@@ -141,6 +142,8 @@ class SweepResult:
     path: str = ""
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    missing_cells: list[list[int]] = field(default_factory=list)  # index paths into `values`; why: `error`
+    kernels: list[dict] = field(default_factory=list)  # one sweep over several kernels: each one's share
 
     @property
     def value_label(self) -> str:

@@ -118,3 +118,26 @@ async def test_cancel_from_the_editor_gives_a_partial_result(client):
         assert status["state"] == "busy", status
         await asyncio.sleep(0.1)
     assert status["state"] == "idle"
+
+
+WIDE = SLOW.replace("    import time; time.sleep(0.1)  # a slow metric: each step outlasts the cancel grace\n", "")
+
+
+async def test_a_sweep_shared_among_two_kernels_equals_the_one_kernel_sweep(client):
+    uri = (client.root / "wide.py").as_uri()
+    open_doc(client, uri, WIDE)
+    at = pos_of(WIDE, "get_act_patch_resid_pre")
+    results = []
+    for kernels in (1, 2):  # tlens.sweep.kernels: the server's kernel, then it and one more it starts
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"settings": {
+            "interpreter": sys.executable, "transformerLensVersion": "4.3.0",
+            "sweep": {"kernels": kernels, "normalize": False}}}))  # raw metric: ≤ 1e-6 (batches differ)
+        results.append(await asyncio.wait_for(client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="tlens.runSweep", arguments=[{"uri": uri, "line": at.line}])), 240))
+    one, two = results
+    assert "error" not in two, two
+    assert two["partial"] is False and two["cellsDone"] == two["cellsTotal"] == 4 * 20
+    assert max(abs(a - b) for ra, rb in zip(one["values"], two["values"]) for a, b in zip(ra, rb)) <= 1e-6
+    logs = [m.message for m in client.log_messages]
+    assert any("starting 1 more kernel" in m for m in logs), logs
+    assert any("setup code of wide.py" in m and "in the " in m for m in logs)

@@ -22,6 +22,8 @@ Functions behind ``call`` (each part registers its own in ``_API``):
   collect(resend=False)  -> results finished before an interrupt that were not yet reported
                             (resend: the last hand-over again, its reply may have been lost)
   release()              -> drops every tensor the sweep holds
+  planned() / assign(cells) -> the queued cells in plan order / queue exactly these: one sweep
+                            shared out among several kernels (lsp_server.sweeps.shards)
   setup_begin / setup_step          -> the file's setup code, one statement at a time (setup_code.py)
   live_state / live_tokenizer / live_reset_hooks -> read-only view of models and caches (live.py)
 """

@@ -26,7 +26,7 @@ from .core import _API, TlensError, _finite
 from .environment import _is_tl_model, _model_device
 from .inputs import _as_tokens, _eval, _missing_names
 from .metrics import _build_metric
-from .sweep_grid import KINDS
+from .sweep_grid import KINDS, _grid_cells
 from .sweep_plan import _SweepPlan
 from .sweep_replay import _SweepReplay
 
@@ -174,4 +174,24 @@ def release():
     return True
 
 
-_API.update({"prepare": prepare, "run": run, "collect": collect, "release": release})
+def planned():
+    """The queued cells' flat indices, in plan order: the server shares them out among kernels."""
+    return [c.flat for c in _SWEEP.queue] if _SWEEP is not None else []
+
+
+def assign(cells):
+    """Queue exactly ``cells`` (flat indices, in the order given) for the next ``run`` calls.
+
+    One sweep split over several kernels: every kernel prepares it, then runs the cells the
+    server hands it, a chunk at a time. Results already finished stay pending until collected.
+    """
+    if _SWEEP is None:
+        raise TlensError("no-sweep", "no sweep is prepared in this kernel (was it restarted?).")
+    s = _SWEEP
+    by_flat = {c.flat: c for c in _grid_cells(s.kind, s.L, s.P, s.H)}
+    s.queue = [by_flat[int(f)] for f in cells]
+    return len(s.queue)
+
+
+_API.update({"prepare": prepare, "run": run, "collect": collect, "release": release,
+             "planned": planned, "assign": assign})
