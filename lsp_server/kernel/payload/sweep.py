@@ -102,9 +102,15 @@ class _Sweep(_SweepPlan, _SweepReplay, _SweepAttribution):
             self.clean_tokens = _pad_to(self.clean_tokens, n, _pad_id(model))
             self.corr_tokens = _pad_to(self.corr_tokens, n, _pad_id(model))
         if tuple(self.clean_tokens.shape) != tuple(self.corr_tokens.shape):
+            padded = [
+                f"the {what} prompts have different lengths {lengths} (padded to {max(lengths)}); "
+                for what, lengths in (("clean", clean_lengths), ("corrupted", corr_lengths))
+                if lengths
+            ]
             raise TlensError(
                 "shape-mismatch",
-                f"clean tokens have shape {list(self.clean_tokens.shape)} but corrupted tokens "
+                "".join(padded)
+                + f"clean tokens have shape {list(self.clean_tokens.shape)} but corrupted tokens "
                 f"have {list(self.corr_tokens.shape)}; patching needs the same batch and positions.",
             )
         self.nb, self.P = (int(s) for s in self.clean_tokens.shape)
