@@ -151,7 +151,7 @@ async def sweep_experiment(
             holder.setups_run.add(key)
             setup_ran = True
     spec = SweepSpec(model=exp.model, clean=exp.clean, corrupted=exp.corrupted, kind=kind, metric=exp.metric,
-                     normalize=normalize)
+                     normalize=normalize, positions=exp.positions)
     result = await run_sweep(holder.bridge, spec, on_progress, cancel_event)
     png, panels = render_heatmap_with_layout(result, size="large")
     hover_png = render_heatmap(result, size="hover")

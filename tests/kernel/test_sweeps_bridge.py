@@ -105,6 +105,28 @@ async def test_fully_different_prompts_are_exact(kernel):
     await check_exact(kernel, "mlp_out", clean="big_clean[:, :10]", corrupted="big_corrupted[:, :10]")
 
 
+async def test_the_compute_floor_is_exact_and_in_use(kernel):
+    # Each replay runs only the positions its cells can change, on the corrupted keys/values
+    # before them: on unrelated prompts (the worst case) and on the IOI pair.
+    for kind in ("resid_pre", "heads_by_pos", "block"):
+        await check_exact(kernel, kind, model="model_big", clean="big_clean[:, :10]", corrupted="big_corrupted[:, :10]")
+    await check_exact(kernel, "heads", use_answer=True)
+    verdicts = "sorted({v for k, v in __tlens__._VALIDATED.items() if k[0] == 'prefix'})"
+    assert (await kernel.execute("pass", user_expressions={"v": verdicts})).user_expressions["v"] == "[True]"
+
+
+async def test_a_batch_split_over_forwards_by_a_memory_budget_is_exact(kernel):
+    setup = "torch.manual_seed(7); quad_clean = torch.randint(0, 50000, (4, 8)); quad_corrupted = torch.randint(0, 50000, (4, 8))"
+    assert (await kernel.execute(setup)).ok
+    await kernel.ensure_payload()
+    assert (await kernel.execute("__tlens__._OPTIONS['memory_budget'] = 1")).ok  # one prompt pair per forward
+    try:
+        for kind in ("resid_pre", "heads"):
+            await check_exact(kernel, kind, clean="quad_clean", corrupted="quad_corrupted")
+    finally:
+        await kernel.execute("__tlens__._OPTIONS['memory_budget'] = None")
+
+
 async def test_fallback_path_is_exact(kernel):
     # When the batched replay cannot be trusted every chunk runs model(tokens) with hooks.
     key = "(id(model), type(model).__name__, model.cfg.n_layers, 1, clean_tokens.shape[-1])"

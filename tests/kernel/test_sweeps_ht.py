@@ -66,6 +66,24 @@ async def test_exact_on_gqa_rotary_rms_model_with_two_random_prompts(kernel, kin
     assert result.path == "fast"
 
 
+async def test_the_compute_floor_is_exact_and_in_use(kernel):
+    # HookedTransformer gets the corrupted keys/values as a frozen past_kv_cache_entry.
+    for kind in ("resid_pre", "heads_by_pos", "block"):
+        await check_exact(kernel, kind, model="model_gqa", clean="rand_clean", corrupted="rand_corrupted")
+    verdicts = "sorted({v for k, v in __tlens__._VALIDATED.items() if k[0] == 'prefix'})"
+    assert (await kernel.execute("pass", user_expressions={"v": verdicts})).user_expressions["v"] == "[True]"
+
+
+async def test_a_batch_split_over_forwards_by_a_memory_budget_is_exact(kernel):
+    await kernel.ensure_payload()
+    assert (await kernel.execute("__tlens__._OPTIONS['memory_budget'] = 1")).ok  # one prompt pair per forward
+    try:
+        for kind in ("resid_pre", "heads"):
+            await check_exact(kernel, kind, clean="batch_clean", corrupted="batch_corrupted")
+    finally:
+        await kernel.execute("__tlens__._OPTIONS['memory_budget'] = None")
+
+
 async def test_attribution_is_the_first_order_effect(kernel):
     attr, pooled = await check_attribution(kernel, model="model_gqa", metric="logit_diff", clean="rand_clean",
                                      corrupted="rand_corrupted", label="TL 2.18, GQA")
