@@ -105,11 +105,11 @@ def bench_tl(name, kind):
     from transformer_lens import patching
     fn = {"resid_pre": patching.get_act_patch_resid_pre, "heads": patching.get_act_patch_attn_head_out_all_pos}[kind]
     clean, corrupted, metric = globals()[name + "_clean"], globals()[name + "_corrupted"], metric_for(name)
-    _sync(); t = time.perf_counter()
+    _sync(); t, c = time.perf_counter(), time.process_time()
     _, cache = model.run_with_cache(clean)
     out = fn(model, corrupted, cache, metric)
     _sync()
-    return json.dumps({"seconds": time.perf_counter() - t, "values": out.tolist()})
+    return json.dumps({"seconds": time.perf_counter() - t, "cpu": time.process_time() - c, "values": out.tolist()})
 '''
 
 
@@ -141,26 +141,28 @@ async def bench_backend(label: str, python: str, model_code: str, args) -> list[
 async def bench_row(bridge: KernelBridge, env, label: str, name: str, kind: str, fwd: float, args) -> dict:
     spec = SweepSpec(model="model", clean=f"{name}_clean", corrupted=f"{name}_corrupted", kind=kind,
                      answer=f"{name}_answer", wrong=f"{name}_wrong")
-    timings = {}
+    timings, cpu = {}, {}
     for reuse in (False, True):
         await bridge.execute(f"__tlens__._OPTIONS['reuse_prefix'] = {reuse}")
         await run_sweep(bridge, spec)  # the first sweep of a shape pays the one-time check of the replay
-        best = float("inf")
+        timings[reuse] = cpu[reuse] = float("inf")
         for _ in range(args.repeats):
+            c = float(await _expr(bridge, "time.process_time()"))
             t = time.perf_counter()
             result = await run_sweep(bridge, spec)
-            best = min(best, time.perf_counter() - t)
-        timings[reuse] = best
-    tl_s, diff = float("nan"), float("nan")
+            timings[reuse] = min(timings[reuse], time.perf_counter() - t)
+            cpu[reuse] = min(cpu[reuse], float(await _expr(bridge, "time.process_time()")) - c)
+    tl_s = tl_cpu = diff = float("nan")
     if not args.skip_tl:
         tl = json.loads(ast.literal_eval(await _expr(bridge, f"bench_tl('{name}', '{kind}')")))
-        tl_s = tl["seconds"]
+        tl_s, tl_cpu = tl["seconds"], tl["cpu"]
         diff = max(abs(a - b) for ra, rb in zip(result.values, tl["values"]) for a, b in zip(ra, rb))
     t = time.perf_counter()
     await run_sweep(bridge, SweepSpec(**{**spec.to_dict(), "kind": "attribution"}))
     attr = time.perf_counter() - t
     return {"backend": f"{label} (TL {env.transformer_lens})", "device": env.device, "prompts": name, "kind": kind,
             "forward_s": fwd, "tl_s": tl_s, "off_s": timings[False], "on_s": timings[True], "max_diff": diff,
+            "tl_cpu": tl_cpu, "off_cpu": cpu[False], "on_cpu": cpu[True], "load": os.getloadavg()[0],
             "attr_s": attr, "path": result.path}
 
 
@@ -172,7 +174,8 @@ async def _expr(bridge: KernelBridge, expr: str) -> str:
 
 
 HEAD = (f"{'backend':30} {'dev':4} {'prompts':7} {'kind':9} {'forward':>8} {'TL':>8} {'floor off':>9} "
-        f"{'floor on':>8} {'x off':>6} {'x on':>6} {'max|diff|':>9} {'attr fwd-eq':>11}")
+        f"{'floor on':>8} {'x off':>6} {'x on':>6} {'cpu x off':>9} {'cpu x on':>8} {'max|diff|':>9} "
+        f"{'attr fwd-eq':>11} {'load':>5}")
 
 
 def _print_row(r: dict) -> None:
@@ -181,7 +184,8 @@ def _print_row(r: dict) -> None:
 
     print(f"{r['backend'][:30]:30} {r['device'][:4]:4} {r['prompts']:7} {r['kind']:9} {r['forward_s'] * 1e3:6.0f}ms "
           f"{r['tl_s']:7.2f}s {r['off_s']:8.2f}s {r['on_s']:7.2f}s {ratio(r['off_s']):5.1f}x {ratio(r['on_s']):5.1f}x "
-          f"{r['max_diff']:9.1e} {r['attr_s'] / r['forward_s']:11.1f}", flush=True)
+          f"{r['tl_cpu'] / r['off_cpu']:8.1f}x {r['tl_cpu'] / r['on_cpu']:7.1f}x "
+          f"{r['max_diff']:9.1e} {r['attr_s'] / r['forward_s']:11.1f} {r['load']:5.1f}", flush=True)
 
 
 LEGEND = """
@@ -189,7 +193,9 @@ prompts: ioiN = N IOI pairs of 15 tokens (one name swapped; cells before it are 
 rand = two unrelated 15-token prompts (worst case). TL = transformer_lens.patching with its clean
 run_with_cache; floor off/on = tlens end to end through the kernel (min of repeats, after a first
 sweep that checks the replay), replaying every position / only the positions a patch can change;
-x = TL time / tlens time; attr fwd-eq = attribution time / one forward of the same batch."""
+x = TL time / tlens time (wall clock); cpu x = the same ratio in CPU seconds of the kernel process
+(less sensitive to other load on a shared machine); attr fwd-eq = attribution time / one forward
+of the same batch; load = the machine's 1-minute load average after the row."""
 
 
 async def main() -> None:

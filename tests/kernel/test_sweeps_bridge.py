@@ -15,7 +15,8 @@ from lsp_server.sweeps.errors import SweepCancelled, SweepError
 from lsp_server.sweeps.saved import save_result
 from lsp_server.sweeps.spec import SweepSpec
 
-from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact, max_abs_diff, reference
+from .exactness import (REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact,
+                         check_exact_one_pair_per_forward, max_abs_diff, prefix_reuse_verdicts, reference)
 from .faults import drop_an_execute_reply
 from .tiny_models import bridge_setup
 
@@ -111,20 +112,13 @@ async def test_the_compute_floor_is_exact_and_in_use(kernel):
     for kind in ("resid_pre", "heads_by_pos", "block"):
         await check_exact(kernel, kind, model="model_big", clean="big_clean[:, :10]", corrupted="big_corrupted[:, :10]")
     await check_exact(kernel, "heads", use_answer=True)
-    verdicts = "sorted({v for k, v in __tlens__._VALIDATED.items() if k[0] == 'prefix'})"
-    assert (await kernel.execute("pass", user_expressions={"v": verdicts})).user_expressions["v"] == "[True]"
+    assert await prefix_reuse_verdicts(kernel) == "[True]"
 
 
 async def test_a_batch_split_over_forwards_by_a_memory_budget_is_exact(kernel):
     setup = "torch.manual_seed(7); quad_clean = torch.randint(0, 50000, (4, 8)); quad_corrupted = torch.randint(0, 50000, (4, 8))"
     assert (await kernel.execute(setup)).ok
-    await kernel.ensure_payload()
-    assert (await kernel.execute("__tlens__._OPTIONS['memory_budget'] = 1")).ok  # one prompt pair per forward
-    try:
-        for kind in ("resid_pre", "heads"):
-            await check_exact(kernel, kind, clean="quad_clean", corrupted="quad_corrupted")
-    finally:
-        await kernel.execute("__tlens__._OPTIONS['memory_budget'] = None")
+    await check_exact_one_pair_per_forward(kernel, ("resid_pre", "heads"), clean="quad_clean", corrupted="quad_corrupted")
 
 
 async def test_fallback_path_is_exact(kernel):

@@ -15,7 +15,8 @@ import pytest_asyncio
 from lsp_server.sweeps.driver import run_sweep
 from lsp_server.sweeps.spec import SweepSpec
 
-from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact
+from .exactness import (REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact,
+                         check_exact_one_pair_per_forward, prefix_reuse_verdicts)
 from .tiny_models import ht_setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.ht, pytest.mark.asyncio(loop_scope="module")]
@@ -70,18 +71,11 @@ async def test_the_compute_floor_is_exact_and_in_use(kernel):
     # HookedTransformer gets the corrupted keys/values as a frozen past_kv_cache_entry.
     for kind in ("resid_pre", "heads_by_pos", "block"):
         await check_exact(kernel, kind, model="model_gqa", clean="rand_clean", corrupted="rand_corrupted")
-    verdicts = "sorted({v for k, v in __tlens__._VALIDATED.items() if k[0] == 'prefix'})"
-    assert (await kernel.execute("pass", user_expressions={"v": verdicts})).user_expressions["v"] == "[True]"
+    assert await prefix_reuse_verdicts(kernel) == "[True]"
 
 
 async def test_a_batch_split_over_forwards_by_a_memory_budget_is_exact(kernel):
-    await kernel.ensure_payload()
-    assert (await kernel.execute("__tlens__._OPTIONS['memory_budget'] = 1")).ok  # one prompt pair per forward
-    try:
-        for kind in ("resid_pre", "heads"):
-            await check_exact(kernel, kind, clean="batch_clean", corrupted="batch_corrupted")
-    finally:
-        await kernel.execute("__tlens__._OPTIONS['memory_budget'] = None")
+    await check_exact_one_pair_per_forward(kernel, ("resid_pre", "heads"), clean="batch_clean", corrupted="batch_corrupted")
 
 
 async def test_attribution_is_the_first_order_effect(kernel):

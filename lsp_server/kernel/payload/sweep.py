@@ -11,8 +11,11 @@ its work is split by job over the classes it combines:
 Works on HookedTransformer (TL 2.x/3.x) and TransformerBridge (TL 3.x/4.x), GQA included.
 Speed: cells are batched (one forward patches many cells), rows enter the forward at the
 layer they are patched at (layers below equal the corrupted run, whose residual is cached),
-cells whose clean and corrupted activations are bit-identical are not run at all (the
-patched run IS the corrupted run), and only the positions the metric reads are unembedded.
+and run only the positions the patch can change (earlier ones equal the corrupted run, whose
+keys/values are reused: sweep_prefix.py); cells whose clean and corrupted activations are
+bit-identical are not run at all (the patched run IS the corrupted run), and only the
+positions the metric reads are unembedded. A batch of N prompt pairs (positions.py) is split
+over forwards when one cell's N rows exceed the memory budget; the metric sees all N at once.
 The fast path is checked against the model's own forward before it is trusted; if it
 disagrees, every chunk runs through ``model.hooks(...)`` + ``model(tokens)`` instead.
 Hooks are added with ``model.hooks(...)`` (removed on exit, also on KeyboardInterrupt) and
