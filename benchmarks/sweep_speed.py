@@ -124,7 +124,7 @@ async def bench_backend(label: str, python: str, model_code: str, args) -> list[
             raise SystemExit(f"{label}: setup failed: {res.message}\n{res.traceback}")
         env = await bridge.probe()
         await bridge.ensure_payload()
-        sets = [f"ioi{n}" for n in args.pairs] + ([] if args.no_worst else ["rand"])
+        sets = ([] if args.no_worst else ["rand"]) + [f"ioi{n}" for n in args.pairs]
         for n in args.pairs:
             await _expr(bridge, f"make_ioi({n})")
         rows = []
