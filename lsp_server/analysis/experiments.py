@@ -42,6 +42,7 @@ class Experiment:
     metric: str
     kind: str  # the sweep that matches what the code patches
     description: str  # one line for code lenses and messages
+    positions: str | None = None  # a position labelling (label -> position per pair) the loop walks
 
     @property
     def line_offset(self) -> int:
@@ -132,9 +133,32 @@ def _hand_loop(analysis: Analysis, call: Node) -> Experiment | None:
         return None
     clean, note = found
     kind = _kind_from_hook_names(analysis, hooks)
+    positions = _position_labelling(call, loop)
+    if positions:
+        note = f"positions aligned by the labels of `{positions}`" + (f"; {note}" if note else "")
     return Experiment(loop.start_byte, loop.end_byte, text(receiver_node), clean, text(corrupted), metric, kind,
                       f"patching loop over {text(loop.child_by_field_name('left'))} (metric={metric})"
-                      + (f"; {note}" if note else ""))
+                      + (f"; {note}" if note else ""), positions)
+
+
+def _position_labelling(call: Node, loop: Node) -> str | None:
+    """The dict of label -> positions a patching loop walks (``for label, pos in word_idx.items()``,
+    as IOI datasets give them): the sweep then patches each pair at its own labelled position."""
+    node = call.parent
+    while node is not None and node.start_byte >= loop.start_byte:
+        if node.type == "for_statement":
+            right = node.child_by_field_name("right")
+            if right is not None and right.type == "call" and text(right.child_by_field_name("function")) == "enumerate":
+                right = next(iter(call_args(right)[0]), None)  # for j, (label, pos) in enumerate(d.items())
+            if right is not None and right.type == "call":
+                fn = right.child_by_field_name("function")
+                attr = fn.child_by_field_name("attribute") if fn is not None and fn.type == "attribute" else None
+                obj = fn.child_by_field_name("object") if attr is not None else None
+                if attr is not None and text(attr) in ("items", "keys") and obj is not None \
+                        and obj.type in ("identifier", "attribute"):
+                    return text(obj)
+        node = node.parent
+    return None
 
 
 def _clean_input(analysis: Analysis, cache_node: Node) -> tuple[str, str | None] | None:

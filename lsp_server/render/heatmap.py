@@ -165,22 +165,23 @@ def _scaled(s: _Style, k: float) -> _Style:
 
 def _panels(r: SweepResult) -> list[_Panel]:
     rows, pos, heads = r.row_labels, r.col_labels, r.head_labels or []
+    tokens = not r.position_labels  # labels of a position labelling are shown as they are
     if r.kind in ("heads",):
         return [_Panel(None, r.values, rows, r.col_labels, tokens=False)]
     if r.kind == "heads_by_pos":
         n_heads = len(r.values[0][0]) if r.values and r.values[0] else 0
         labels = heads or [f"H{h}" for h in range(n_heads)]
         return [
-            _Panel(labels[h], [[cell[h] for cell in row] for row in r.values], rows, pos, tokens=True)
+            _Panel(labels[h], [[cell[h] for cell in row] for row in r.values], rows, pos, tokens=tokens)
             for h in range(n_heads)
         ]
     if r.kind in ("block", "attribution"):
         names = r.panel_labels or ["resid_pre", "attn_out", "mlp_out"]
-        out = [_Panel(n, grid, rows, pos, tokens=True) for n, grid in zip(names, r.values)]
+        out = [_Panel(n, grid, rows, pos, tokens=tokens) for n, grid in zip(names, r.values)]
         if r.kind == "attribution" and r.head_values:
             out.append(_Panel("heads (z)", r.head_values, rows, heads, tokens=False))
         return out
-    return [_Panel(None, r.values, rows, pos, tokens=True)]
+    return [_Panel(None, r.values, rows, pos, tokens=tokens)]
 
 
 def _strongest_head(r: SweepResult, panels: list[_Panel]) -> _Panel:
@@ -192,7 +193,8 @@ def _strongest_head(r: SweepResult, panels: list[_Panel]) -> _Panel:
             vals = [v for v in cell if v is not None and v == v]
             out.append(max(vals, key=abs) if vals else None)
         rows.append(out)
-    return _Panel("strongest head per cell (max |value| over heads)", rows, r.row_labels, r.col_labels, tokens=True)
+    return _Panel("strongest head per cell (max |value| over heads)", rows, r.row_labels, r.col_labels,
+                  tokens=not r.position_labels)
 
 
 def _vmax(r: SweepResult, panels: list[_Panel]) -> float:

@@ -67,7 +67,7 @@ class CellGrid:
                     head_values = [[_norm(v, clean, corr) for v in row] for row in head_values]
         kind = spec.kind
         cols = prep["head_labels"] if kind == "heads" else prep["pos_labels"]
-        if prep.get("n_prompts", 1) > 1:
+        if prep.get("n_prompts", 1) > 1 and not prep.get("position_labels"):
             notes.append(f"position labels are the tokens of the first of {prep['n_prompts']} prompts.")
         partial = not self.complete
         return SweepResult(
@@ -92,6 +92,7 @@ class CellGrid:
             path=prep.get("path", ""),
             error=error,
             notes=notes,
+            position_labels=bool(prep.get("position_labels")),
             missing_cells=[_unravel(i, self.shape) for i in self.missing()] if partial else [],
             kernels=kernels or [],
         )

@@ -146,7 +146,7 @@ async def sweep_experiment(
     setup_ran = await _run_setups(holder, started, extra, helpers, setup, file_name, on_progress, cancel_event, log)
     helpers = [h for h in helpers if extra is not None and h in extra.kernels]  # less those whose setup failed
     spec = SweepSpec(model=exp.model, clean=exp.clean, corrupted=exp.corrupted, kind=kind, metric=exp.metric,
-                     normalize=normalize)
+                     normalize=normalize, positions=exp.positions)
     if helpers:
         bridges = [holder.bridge] + [h.bridge for h in helpers]
         result = await run_sharded_sweep(bridges, spec, on_progress, cancel_event)

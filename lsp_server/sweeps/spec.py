@@ -40,6 +40,11 @@ class SweepSpec:
             prompt); the metric is then the logit difference at the last position, averaged
             over the batch.
         normalize: report (m - corrupted) / (clean - corrupted) instead of the raw metric.
+        positions: expression giving a position labelling of the prompt pairs, a dict label ->
+            one token position per pair (``{"S1": [...], "IO": [...], "END": [...]}``): the grid's
+            position axis is then the labels, each pair patched at its own position; a logit
+            difference is read at END. Without it, pairs of different lengths are right-padded
+            and column p is token p of every pair.
     """
 
     model: str
@@ -50,6 +55,7 @@ class SweepSpec:
     answer: str | None = None
     wrong: str | None = None
     normalize: bool = False
+    positions: str | None = None
 
     def validate(self) -> None:
         """Check what can be checked without the kernel.
@@ -68,7 +74,7 @@ class SweepSpec:
             )
         if not self.metric and not (self.answer and self.wrong):
             raise SweepError("a logit difference needs both `answer` and `wrong`.", "bad-metric")
-        for name in ("model", "clean", "corrupted", "metric", "answer", "wrong"):
+        for name in ("model", "clean", "corrupted", "metric", "answer", "wrong", "positions"):
             expr = getattr(self, name)
             if expr is None:
                 continue
@@ -144,6 +150,7 @@ class SweepResult:
     notes: list[str] = field(default_factory=list)
     missing_cells: list[list[int]] = field(default_factory=list)  # index paths into `values`; why: `error`
     kernels: list[dict] = field(default_factory=list)  # one sweep over several kernels: each one's share
+    position_labels: bool = False  # col_labels are the labels of a position labelling, not tokens
 
     @property
     def value_label(self) -> str:

@@ -162,3 +162,20 @@ async def check_exact(bridge, kind, *, model="model", metric="logit_diff", clean
     assert abs(result.clean_value - ref["clean"]) <= 1e-4
     assert abs(result.corrupted_value - ref["corrupted"]) <= 1e-4
     return result
+
+
+async def check_exact_one_pair_per_forward(bridge, kinds, *, clean, corrupted) -> None:
+    """``check_exact`` with a memory budget so small that every forward holds one prompt pair."""
+    await bridge.ensure_payload()
+    assert (await bridge.execute("__tlens__._OPTIONS['memory_budget'] = 1")).ok
+    try:
+        for kind in kinds:
+            await check_exact(bridge, kind, clean=clean, corrupted=corrupted)
+    finally:
+        await bridge.execute("__tlens__._OPTIONS['memory_budget'] = None")
+
+
+async def prefix_reuse_verdicts(bridge) -> str:
+    """Whether the replay of only the positions a patch changes passed its check, per shape seen."""
+    verdicts = "sorted({v for k, v in __tlens__._VALIDATED.items() if k[0] == 'prefix'})"
+    return (await bridge.execute("pass", user_expressions={"v": verdicts})).user_expressions["v"]

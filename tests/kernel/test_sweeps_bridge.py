@@ -15,7 +15,8 @@ from lsp_server.sweeps.errors import SweepCancelled, SweepError
 from lsp_server.sweeps.saved import save_result
 from lsp_server.sweeps.spec import SweepSpec
 
-from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact, max_abs_diff, reference
+from .exactness import (REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact,
+                         check_exact_one_pair_per_forward, max_abs_diff, prefix_reuse_verdicts, reference)
 from .faults import drop_an_execute_reply
 from .tiny_models import bridge_setup
 
@@ -103,6 +104,21 @@ async def test_metric_reading_every_position_uses_full_logits(kernel):
 async def test_fully_different_prompts_are_exact(kernel):
     # No position is shared, so no cell can be skipped: every cell goes through the batched replay.
     await check_exact(kernel, "mlp_out", clean="big_clean[:, :10]", corrupted="big_corrupted[:, :10]")
+
+
+async def test_the_compute_floor_is_exact_and_in_use(kernel):
+    # Each replay runs only the positions its cells can change, on the corrupted keys/values
+    # before them: on unrelated prompts (the worst case) and on the IOI pair.
+    for kind in ("resid_pre", "heads_by_pos", "block"):
+        await check_exact(kernel, kind, model="model_big", clean="big_clean[:, :10]", corrupted="big_corrupted[:, :10]")
+    await check_exact(kernel, "heads", use_answer=True)
+    assert await prefix_reuse_verdicts(kernel) == "[True]"
+
+
+async def test_a_batch_split_over_forwards_by_a_memory_budget_is_exact(kernel):
+    setup = "torch.manual_seed(7); quad_clean = torch.randint(0, 50000, (4, 8)); quad_corrupted = torch.randint(0, 50000, (4, 8))"
+    assert (await kernel.execute(setup)).ok
+    await check_exact_one_pair_per_forward(kernel, ("resid_pre", "heads"), clean="quad_clean", corrupted="quad_corrupted")
 
 
 async def test_fallback_path_is_exact(kernel):

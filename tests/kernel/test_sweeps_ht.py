@@ -15,7 +15,8 @@ import pytest_asyncio
 from lsp_server.sweeps.driver import run_sweep
 from lsp_server.sweeps.spec import SweepSpec
 
-from .exactness import REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact
+from .exactness import (REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact,
+                         check_exact_one_pair_per_forward, prefix_reuse_verdicts)
 from .tiny_models import ht_setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.ht, pytest.mark.asyncio(loop_scope="module")]
@@ -64,6 +65,17 @@ async def test_exact_on_gqa_rotary_rms_model_with_two_random_prompts(kernel, kin
     result = await check_exact(kernel, kind, model="model_gqa", clean="rand_clean", corrupted="rand_corrupted",
                                metric="full_logits_metric" if kind == "resid_mid" else "logit_diff")
     assert result.path == "fast"
+
+
+async def test_the_compute_floor_is_exact_and_in_use(kernel):
+    # HookedTransformer gets the corrupted keys/values as a frozen past_kv_cache_entry.
+    for kind in ("resid_pre", "heads_by_pos", "block"):
+        await check_exact(kernel, kind, model="model_gqa", clean="rand_clean", corrupted="rand_corrupted")
+    assert await prefix_reuse_verdicts(kernel) == "[True]"
+
+
+async def test_a_batch_split_over_forwards_by_a_memory_budget_is_exact(kernel):
+    await check_exact_one_pair_per_forward(kernel, ("resid_pre", "heads"), clean="batch_clean", corrupted="batch_corrupted")
 
 
 async def test_attribution_is_the_first_order_effect(kernel):

@@ -29,9 +29,11 @@ PARTS = (
     "core",  # call/take protocol, TlensError, the user's namespace
     "environment",  # probe: versions, backends, the TL models in scope
     "inputs",  # user expressions -> values, tokens, answer ids, labels
+    "positions",  # batches of prompt pairs: padding, position labellings
     "metrics",  # logit difference / callable metric
     "metric_reads",  # which logit positions a callable metric reads
     "sweep_grid",  # sweep kinds, cells, grid shapes, hook names
+    "sweep_prefix",  # the compute floor: reuse the corrupted keys/values before a patch
     "sweep_plan",  # clean + corrupted runs, the cell queue, chunk sizes
     "sweep_replay",  # patched forwards: batched replay or model(tokens)
     "attribution",  # gradient estimate of every cell

@@ -66,7 +66,7 @@ class _SweepAttribution:
         order = [n for n in names if n in both]
         grads = torch.autograd.grad(metric.float(), [both[n] for n in order], allow_unused=True)
         grads = {n: (g[nb:] if g is not None else None) for n, g in zip(order, grads)}
-        L, P, H = self.L, self.P, self.H
+        L, P, H = self.L, self.n_cols, self.H
         values = [[[None] * P for _ in range(L)] for _ in range(3)]
         head_values = [[None] * H for _ in range(L)]
         for n in names:
@@ -80,7 +80,7 @@ class _SweepAttribution:
                 head_values[layer] = [_finite(self.corr_value + v) for v in row.tolist()]
             else:
                 site = n.split(".hook_")[-1]
-                row = delta.sum(dim=(0, 2))
+                row = delta.sum(dim=(0, 2)) if self.pos_labels is None else self._per_label(delta.sum(dim=2))
                 values[_BLOCK_PANELS.index(site)][layer] = [
                     _finite(self.corr_value + v) for v in row.tolist()
                 ]
@@ -102,6 +102,11 @@ class _SweepAttribution:
             "work_total": 0,
             "prepare_s": time.perf_counter() - t0,
         }
+
+    def _per_label(self, per_pos):
+        """[pairs, P] -> [labels]: each pair's value at its own position of each label, summed."""
+        pairs = self.torch.arange(self.nb, device=per_pos.device)[None, :]
+        return per_pos[pairs, self.pos_index.to(per_pos.device)].sum(dim=1)
 
     def _metric_at(self, logits_sel):
         """Differentiable metric from logits at ``self.reads`` (all positions if None)."""

@@ -10,34 +10,56 @@ from .inputs import _eval, _tok_desc, _token_ids
 
 
 class _LogitDiff:
-    """Mean over prompts of logits[b, -1, answer_b] - logits[b, -1, wrong_b]."""
+    """Mean over prompts of logits[b, at_b, answer_b] - logits[b, at_b, wrong_b].
 
-    def __init__(self, answer, wrong, description):
+    ``at`` is each prompt's read position (None: the last position of every prompt); padded
+    or labelled batches read each pair at its own END.
+    """
+
+    def __init__(self, answer, wrong, description, at=None):
         self.answer = answer
         self.wrong = wrong
         self.description = description
-        self.reads = None  # [P - 1], set by _build_metric
+        self.at = at  # list of positions, one per prompt, or None
+        self.reads = None  # [P - 1] or the sorted positions of ``at``, set by _build_metric
         self.differentiable = True
+
+    def _cols(self, device):
+        """Per prompt, which of the read positions (columns of the selected logits) it reads."""
+        import torch
+
+        if self.at is None or self.reads is None:
+            return None
+        return torch.tensor([self.reads.index(a) for a in self.at], device=device)
+
+    def _diff(self, sel, cols, n_cells):
+        """sel [n_cells*nb, k, V] (read positions) -> [n_cells*nb] answer - wrong."""
+        import torch
+
+        if cols is None:
+            last = sel[:, -1, :]
+        else:
+            rows = torch.arange(sel.shape[0], device=sel.device)
+            last = sel[rows, cols.repeat(n_cells)]
+        a = self.answer.to(last.device).repeat(n_cells)
+        w = self.wrong.to(last.device).repeat(n_cells)
+        return last.gather(1, a[:, None]) - last.gather(1, w[:, None])
 
     def scalar(self, logits):
         """logits [nb, P, V] -> scalar tensor (differentiable)."""
-        last = logits[:, -1, :]
-        a = self.answer.to(last.device)
-        w = self.wrong.to(last.device)
-        return (last.gather(1, a[:, None]) - last.gather(1, w[:, None])).mean()
+        if self.at is None:
+            return self._diff(logits, None, 1).mean()
+        import torch
+
+        return self._diff(logits, torch.tensor(self.at, device=logits.device), 1).mean()
 
     def scalar_at(self, logits_sel):
-        """Differentiable metric from logits at ``self.reads`` only ([nb, 1, V])."""
-        last = logits_sel[:, -1, :]
-        a, w = self.answer.to(last.device), self.wrong.to(last.device)
-        return (last.gather(1, a[:, None]) - last.gather(1, w[:, None])).mean()
+        """Differentiable metric from logits at ``self.reads`` only ([nb, k, V])."""
+        return self._diff(logits_sel, self._cols(logits_sel.device), 1).mean()
 
     def values(self, logits_sel, n_cells, nb):
         """logits_sel [n_cells*nb, k, V] at self.reads (last entry = position P-1)."""
-        last = logits_sel[:, -1, :]
-        a = self.answer.to(last.device).repeat(n_cells)
-        w = self.wrong.to(last.device).repeat(n_cells)
-        diff = last.gather(1, a[:, None]) - last.gather(1, w[:, None])
+        diff = self._diff(logits_sel, self._cols(logits_sel.device), n_cells)
         return diff.view(n_cells, nb).mean(1).tolist()
 
 
@@ -98,8 +120,11 @@ def _to_float(v, description):
     )
 
 
-def _build_metric(spec, model, nb, n_pos, device):
-    """The metric a spec asks for: ``metric`` (a callable) or ``answer`` and ``wrong`` (a logit difference)."""
+def _build_metric(spec, model, nb, n_pos, device, at=None):
+    """The metric a spec asks for: ``metric`` (a callable) or ``answer`` and ``wrong`` (a logit difference).
+
+    ``at``: where a logit difference reads each prompt (None: the last position of all).
+    """
     has_metric = bool(spec.get("metric"))
     has_ans = bool(spec.get("answer")) or bool(spec.get("wrong"))
     if has_metric == has_ans:
@@ -121,9 +146,11 @@ def _build_metric(spec, model, nb, n_pos, device):
         raise TlensError("bad-metric", "a logit difference needs both `answer` and `wrong`.")
     a = _token_ids(model, _eval(spec["answer"], "answer"), nb, "answer")
     w = _token_ids(model, _eval(spec["wrong"], "wrong"), nb, "wrong")
-    desc = f"logit diff {_tok_desc(model, a)} − {_tok_desc(model, w)} at last position"
+    at = None if at is None or all(p == n_pos - 1 for p in at) else list(at)
+    where = "last position" if at is None else "each pair's END"
+    desc = f"logit diff {_tok_desc(model, a)} − {_tok_desc(model, w)} at {where}"
     if nb > 1:
         desc += f" (mean of {nb} prompts)"
-    m = _LogitDiff(a.to(device), w.to(device), desc)
-    m.reads = [n_pos - 1]
+    m = _LogitDiff(a.to(device), w.to(device), desc, at)
+    m.reads = [n_pos - 1] if at is None else sorted(set(at))
     return m

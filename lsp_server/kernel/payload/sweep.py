@@ -11,8 +11,11 @@ its work is split by job over the classes it combines:
 Works on HookedTransformer (TL 2.x/3.x) and TransformerBridge (TL 3.x/4.x), GQA included.
 Speed: cells are batched (one forward patches many cells), rows enter the forward at the
 layer they are patched at (layers below equal the corrupted run, whose residual is cached),
-cells whose clean and corrupted activations are bit-identical are not run at all (the
-patched run IS the corrupted run), and only the positions the metric reads are unembedded.
+and run only the positions the patch can change (earlier ones equal the corrupted run, whose
+keys/values are reused: sweep_prefix.py); cells whose clean and corrupted activations are
+bit-identical are not run at all (the patched run IS the corrupted run), and only the
+positions the metric reads are unembedded. A batch of N prompt pairs (positions.py) is split
+over forwards when one cell's N rows exceed the memory budget; the metric sees all N at once.
 The fast path is checked against the model's own forward before it is trusted; if it
 disagrees, every chunk runs through ``model.hooks(...)`` + ``model(tokens)`` instead.
 Hooks are added with ``model.hooks(...)`` (removed on exit, also on KeyboardInterrupt) and
@@ -24,8 +27,9 @@ import time
 from .attribution import _SweepAttribution
 from .core import _API, TlensError, _finite
 from .environment import _is_tl_model, _model_device
-from .inputs import _as_tokens, _eval, _missing_names
+from .inputs import _eval, _missing_names
 from .metrics import _build_metric
+from .positions import _batch_tokens, _end_positions, _pad_id, _pad_to, _pair_lengths, _position_labelling
 from .sweep_grid import KINDS, _grid_cells
 from .sweep_plan import _SweepPlan
 from .sweep_replay import _SweepReplay
@@ -49,7 +53,7 @@ class _Sweep(_SweepPlan, _SweepReplay, _SweepAttribution):
         self.kind = spec.get("kind", "resid_pre")
         if self.kind not in KINDS:
             raise TlensError("bad-kind", f"unknown sweep kind {self.kind!r}; use one of {', '.join(KINDS)}.")
-        exprs = [spec.get(k) for k in ("model", "clean", "corrupted", "metric", "answer", "wrong")]
+        exprs = [spec.get(k) for k in ("model", "clean", "corrupted", "metric", "answer", "wrong", "positions")]
         missing = _missing_names(exprs)
         if missing:
             raise TlensError(
@@ -77,18 +81,9 @@ class _Sweep(_SweepPlan, _SweepReplay, _SweepAttribution):
         self.L = int(model.cfg.n_layers)
         self.H = int(model.cfg.n_heads)
         self.device = _model_device(model)
-        self.clean_tokens = _as_tokens(model, _eval(spec["clean"], "clean"), "clean")
-        self.corr_tokens = _as_tokens(model, _eval(spec["corrupted"], "corrupted"), "corrupted")
-        if tuple(self.clean_tokens.shape) != tuple(self.corr_tokens.shape):
-            raise TlensError(
-                "shape-mismatch",
-                f"clean tokens have shape {list(self.clean_tokens.shape)} but corrupted tokens "
-                f"have {list(self.corr_tokens.shape)}; patching needs the same batch and positions.",
-            )
-        self.nb, self.P = (int(s) for s in self.clean_tokens.shape)
-        self.metric = _build_metric(spec, model, self.nb, self.P, self.device)
         self.backend = type(model).__name__
         self.is_bridge = "TransformerBridge" in {c.__name__ for c in type(model).__mro__}
+        self._batch(spec)
         self.path = "fast"
         self.fallback_reason = None
         self.queue = []
@@ -98,6 +93,40 @@ class _Sweep(_SweepPlan, _SweepReplay, _SweepAttribution):
         self.work_done = 0
         self.work_total = 0
         self.rows_per_chunk = 1
+
+    def _batch(self, spec):
+        """Clean and corrupted tokens [pairs, P], padded to one length when the prompts differ
+        in length; the position axis (token positions or the labelling) and the metric."""
+        model = self.model
+        self.clean_tokens, clean_lengths = _batch_tokens(model, _eval(spec["clean"], "clean"), "clean")
+        self.corr_tokens, corr_lengths = _batch_tokens(model, _eval(spec["corrupted"], "corrupted"), "corrupted")
+        if (clean_lengths or corr_lengths) and self.clean_tokens.shape[0] == self.corr_tokens.shape[0]:
+            n = max(self.clean_tokens.shape[-1], self.corr_tokens.shape[-1])
+            self.clean_tokens = _pad_to(self.clean_tokens, n, _pad_id(model))
+            self.corr_tokens = _pad_to(self.corr_tokens, n, _pad_id(model))
+        if tuple(self.clean_tokens.shape) != tuple(self.corr_tokens.shape):
+            padded = [
+                f"the {what} prompts have different lengths {lengths} (padded to {max(lengths)}); "
+                for what, lengths in (("clean", clean_lengths), ("corrupted", corr_lengths))
+                if lengths
+            ]
+            raise TlensError(
+                "shape-mismatch",
+                "".join(padded)
+                + f"clean tokens have shape {list(self.clean_tokens.shape)} but corrupted tokens "
+                f"have {list(self.corr_tokens.shape)}; patching needs the same batch and positions.",
+            )
+        self.nb, self.P = (int(s) for s in self.clean_tokens.shape)
+        self.lengths = _pair_lengths(clean_lengths, corr_lengths, self.nb)
+        if spec.get("positions"):
+            value = _eval(spec["positions"], "the positions")
+            self.pos_labels, index = _position_labelling(value, self.nb, self.P, self.lengths)
+        else:
+            self.pos_labels, index = None, [[p] * self.nb for p in range(self.P)]
+        self.pos_index = self.torch.tensor(index, dtype=self.torch.long, device=self.device)  # [columns, pairs]
+        self.n_cols = len(index)
+        at = _end_positions(self.pos_labels, index, self.lengths, self.nb, self.P)
+        self.metric = _build_metric(spec, self.model, self.nb, self.P, self.device, at)
 
     def _check_hooks_exist(self, names):
         hook_dict = getattr(self.model, "hook_dict", {})
@@ -116,11 +145,12 @@ class _Sweep(_SweepPlan, _SweepReplay, _SweepAttribution):
         t0 = time.perf_counter()
         chunk_fn = self._chunk_fast if self.path == "fast" else self._chunk_full
         while self.queue and (time.perf_counter() - t0 < max_seconds or not self.pending):
-            chunk = self.queue[: self.rows_per_chunk]
+            chunk = self._next_chunk()
             values = chunk_fn(chunk)
             # Only a finished chunk leaves the queue: an interrupt keeps the state consistent.
             self.pending.append(([c.flat for c in chunk], values))
-            del self.queue[: len(chunk)]
+            taken = {c.flat for c in chunk}
+            self.queue = [c for c in self.queue if c.flat not in taken]
             self.done += len(chunk)
             self.work_done += sum(self._work(c) for c in chunk)
         return self.collect()

@@ -16,14 +16,20 @@ KINDS = tuple(_LAYER_POS_KINDS) + ("heads", "heads_by_pos", "block", "attributio
 _BLOCK_PANELS = ("resid_pre", "attn_out", "mlp_out")
 # Within one entry layer, the order cells are queued in (the order their hooks fire).
 _SITE_ORDER = {"resid_pre": 0, "resid_mid": 1, "attn_out": 1, "z": 1, "mlp_out": 2, "resid_post": 3}
+# Switches a benchmark or test may set in the kernel (``__tlens__._OPTIONS[...] = ...``):
+#   reuse_prefix   run only the positions a patch can change (sweep_prefix.py); False = every position
+#   memory_budget  bytes one forward may use; None = measured from the device (sweep_plan.py)
+_OPTIONS = {"reuse_prefix": True, "memory_budget": None}
 
 
 class _Cell:
     """One patched run: where to patch and which flat grid index receives the value."""
 
-    __slots__ = ("flat", "layer", "site", "pos", "head", "entry", "work")
+    __slots__ = ("flat", "layer", "site", "pos", "head", "entry", "work", "start")
 
     def __init__(self, flat, layer, site, pos, head, n_layers):
+        # ``pos`` is a column of the position axis: a token position, or with a position
+        # labelling the index of a label (its token position may differ per prompt).
         self.flat = flat
         self.layer = layer
         self.site = site  # resid_pre | resid_post | resid_mid | attn_out | mlp_out | z
@@ -33,6 +39,9 @@ class _Cell:
         # corrupted run, so the row joins the batch there (resid_post(l) == input of l+1).
         self.entry = layer + 1 if site == "resid_post" else layer
         self.work = n_layers - self.entry + 1
+        # The first token position the patch changes (set by the plan from the activations):
+        # every earlier position of the patched run equals the corrupted run (causal attention).
+        self.start = pos if pos is not None else 0
 
 
 def _site_hook_name(site, layer):

@@ -14,7 +14,7 @@ from .environment import _tl_version
 from .inputs import _str_tokens
 from .metric_reads import _metric_reads
 from .metrics import _CallableMetric, _LogitDiff
-from .sweep_grid import _BLOCK_PANELS, _SITE_ORDER, _grid_cells, _grid_shape, _site_hook_name, _site_names
+from .sweep_grid import _BLOCK_PANELS, _OPTIONS, _SITE_ORDER, _grid_cells, _grid_shape, _site_hook_name, _site_names
 
 
 class _SweepPlan:
@@ -67,10 +67,17 @@ class _SweepPlan:
 
         clean_names = list(dict.fromkeys(site_names))
         clean_logits, self.clean, _ = self._cache_run(self.clean_tokens, clean_names)
-        corr_names = list(dict.fromkeys(site_names + stream))
-        corr_logits, corr, recorded = self._cache_run(self.corr_tokens, corr_names, record_blocks=True)
+        self.reuse = bool(_OPTIONS["reuse_prefix"])
+        hook_dict = getattr(self.model, "hook_dict", {})
+        kv_names = [n for n in self._prefix_hook_names() if n in hook_dict] if self.reuse else []
+        corr_names = list(dict.fromkeys(site_names + stream + kv_names))
+        with self._recording_kv() as kv:
+            corr_logits, corr, recorded = self._cache_run(self.corr_tokens, corr_names, record_blocks=True)
         self.stream = [corr[n] for n in stream]  # residual entering stage s (s = L: final)
         self.block_args = recorded
+        if self.reuse:
+            self._keep_prefix(corr, kv.seen)
+            self.reuse = self.prefix is not None
         self.clean_value = self._metric_full(clean_logits)
         self.corr_value = self._metric_full(corr_logits)
         if isinstance(self.metric, _CallableMetric):
@@ -78,11 +85,11 @@ class _SweepPlan:
         self.reads = self.metric.reads
         del clean_logits, corr_logits
 
-        cells = _grid_cells(self.kind, self.L, self.P, self.H)
+        cells = _grid_cells(self.kind, self.L, self.n_cols, self.H)
         skipped = self._identical_cells(cells, corr)
         del corr
         self.queue = [c for c in cells if c.flat not in skipped]
-        self.queue.sort(key=lambda c: (c.entry, _SITE_ORDER[c.site], c.layer, c.pos or 0, c.head or 0))
+        self.queue.sort(key=_queue_key)
         self.total = len(cells)
         self.done = len(skipped)
         self.rows_per_chunk = self._rows_per_chunk()  # the fast-path size, for the check
@@ -90,7 +97,7 @@ class _SweepPlan:
         self.rows_per_chunk = self._rows_per_chunk()
         return {
             "kind": self.kind,
-            "grid_shape": _grid_shape(self.kind, self.L, self.P, self.H),
+            "grid_shape": _grid_shape(self.kind, self.L, self.n_cols, self.H),
             "total": self.total,
             "precomputed": {"cells": sorted(skipped), "values": [self.corr_value] * len(skipped)},
             "clean_value": _finite(self.clean_value),
@@ -128,10 +135,11 @@ class _SweepPlan:
         m.reads = reads
 
     def _describe(self):
-        labels = _str_tokens(self.model, self.clean_tokens[0])
+        labels = self.pos_labels or _str_tokens(self.model, self.clean_tokens[0])
         return {
             "row_labels": [f"L{l}" for l in range(self.L)],
             "pos_labels": labels,
+            "position_labels": self.pos_labels is not None,
             "head_labels": [f"H{h}" for h in range(self.H)],
             "panel_labels": list(_BLOCK_PANELS) if self.kind in ("block", "attribution") else None,
             "metric": self.metric.description,
@@ -141,7 +149,9 @@ class _SweepPlan:
             "device": str(self.device),
             "dtype": str(getattr(self.cfg, "dtype", "")).replace("torch.", ""),
             "n_prompts": self.nb,
-            "n_pos": self.P,
+            "n_pos": self.n_cols,
+            "reuse_prefix": bool(getattr(self, "reuse", False)),
+            "pairs_per_forward": getattr(self, "pairs_per_forward", self.nb),
             "path": self.path,
             "fallback_reason": self.fallback_reason,
             "reads": self.reads if getattr(self, "reads", None) is not None else "all",
@@ -151,6 +161,11 @@ class _SweepPlan:
 
     def _notes(self):
         notes = []
+        if self.lengths and not self.pos_labels:
+            notes.append(
+                f"prompts of {min(self.lengths)}-{max(self.lengths)} tokens padded to {self.P}: column p "
+                "is token p of every pair; give `positions` (label -> position per pair) to align them."
+            )
         if self.is_bridge and self.kind == "resid_mid":
             notes.append(
                 "resid_mid is patched in the residual stream (as on HookedTransformer). On "
@@ -160,29 +175,40 @@ class _SweepPlan:
         return notes
 
     def _identical_cells(self, cells, corr):
-        """Cells whose clean and corrupted activations are bit-identical.
+        """Cells whose clean and corrupted activations are bit-identical; sets each cell's start.
 
         Patching such a cell changes nothing, so the patched run is the corrupted run and
         its value is exactly the corrupted baseline. This covers every position before the
-        first token where clean and corrupted prompts differ (causal attention).
+        first token where clean and corrupted prompts differ (causal attention). A cell's
+        ``start`` is the first token position its patch changes in any pair.
         """
+        torch = self.torch
+        idx = self.pos_index  # [columns, pairs]
+        pairs = torch.arange(self.nb, device=idx.device)[None, :]
+        col_start = idx.min(dim=1).values.tolist()
         same = {}
         for name, clean in self.clean.items():
-            c = corr[name]
-            eq = clean == c
-            if name.endswith("hook_z"):  # [nb, P, H, d_head]
-                same[name] = (eq.all(dim=3).all(dim=0), eq.all(dim=3).all(dim=0).all(dim=0))
-            else:  # [nb, P, d]
-                same[name] = eq.all(dim=2).all(dim=0)
+            s = (clean == corr[name]).all(dim=-1)  # [nb, P] or, for hook_z, [nb, P, H]
+            at = s[pairs, idx.to(s.device)].all(dim=1)  # [columns] or [columns, H]
+            if name.endswith("hook_z"):
+                differs = ~s.all(dim=0)  # [P, H]
+                first = torch.where(differs.any(dim=0), differs.float().argmax(dim=0), 0)
+                same[name] = (at.tolist(), s.all(dim=0).all(dim=0).tolist(), first.tolist())
+            else:
+                same[name] = (at.tolist(),)
         skipped = set()
         for c in cells:
-            name = _site_hook_name(c.site, c.layer)
-            s = same[name]
-            if c.site == "z":
-                hit = s[0][c.pos, c.head] if c.pos is not None else s[1][c.head]
+            s = same[_site_hook_name(c.site, c.layer)]
+            if c.site != "z":
+                hit = s[0][c.pos]
+            elif c.pos is not None:
+                hit = s[0][c.pos][c.head]
             else:
-                hit = s[c.pos]
-            if bool(hit):
+                hit = s[1][c.head]
+                c.start = s[2][c.head]
+            if c.pos is not None:
+                c.start = col_start[c.pos]
+            if hit:
                 skipped.add(c.flat)
         return skipped
 
@@ -210,9 +236,33 @@ class _SweepPlan:
         else:
             budget = min(4 << 30, int(_mem_available() * 0.25))
             token_target = 1024
+        if _OPTIONS["memory_budget"]:
+            budget = int(_OPTIONS["memory_budget"])
         rows_mem = max(1, budget // per_row)
         rows_eff = max(1, token_target // P)
-        return max(1, min(rows_mem, rows_eff) // nb)
+        # One cell's prompt pairs are split over forwards only when they do not fit at once.
+        self.pairs_per_forward = min(nb, rows_mem)
+        # Cells per forward over all P positions; a replay of fewer positions takes more
+        # (``_next_chunk``), up to ``rows_per_chunk``, the returned cap.
+        self.cells_full_length = max(1, min(rows_mem, rows_eff) // nb)
+        if self.path == "fast" and getattr(self, "reuse", False):
+            return self.cells_full_length * P
+        return self.cells_full_length
+
+    def _next_chunk(self):
+        """The cells of the next forward: those that change the earliest position first, as
+        many as fit (a replay of positions >= q costs about (P - q) / P of a full one)."""
+        if not (self.path == "fast" and self.reuse):
+            return self.queue[: self.rows_per_chunk]
+        by_start = sorted(self.queue, key=lambda c: c.start)  # stable: queue order within a start
+        q = self._first_position(by_start[:1])
+        n = min(self.rows_per_chunk, max(1, self.cells_full_length * self.P // max(1, self.P - q)))
+        return sorted(by_start[:n], key=_queue_key)
+
+
+def _queue_key(c):
+    """Queue order: by the layer a cell enters at, then in the order its hooks fire."""
+    return (c.entry, _SITE_ORDER[c.site], c.layer, c.pos or 0, c.head or 0)
 
 
 def _mem_available():
