@@ -24,6 +24,7 @@ Functions behind ``call`` (each part registers its own in ``_API``):
   release()              -> drops every tensor the sweep holds
   setup_begin / setup_step          -> the file's setup code, one statement at a time (setup_code.py)
   live_state / live_tokenizer / live_reset_hooks -> read-only view of models and caches (live.py)
+  live_picture           -> a PNG and a text table of one cached tensor (pictures.py, picture_png.py)
 """
 
 import contextlib
