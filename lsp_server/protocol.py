@@ -27,6 +27,7 @@ COMMANDS = {
     "liveState": "tlens.liveState",  # -> what the attached kernel holds (models, caches, hooks)
     "refreshLiveState": "tlens.refreshLiveState",  # {timeout?} -> the same, asked again
     "serverInfo": "tlens.serverInfo",  # -> versions, and whether torch/transformer_lens were imported
+    "livePicture": "tlens.livePicture",  # {id} (a hover's "Open in panel") -> SweepResult of kind "picture" | {error}
 }
 
 # -- notifications (server -> client)

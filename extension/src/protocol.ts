@@ -15,6 +15,7 @@ export const ServerCommand = {
     liveState: 'tlens.liveState', // -> what the attached kernel holds
     refreshLiveState: 'tlens.refreshLiveState', // [{timeout?}] -> the same, asked again
     serverInfo: 'tlens.serverInfo', // -> versions; whether torch / transformer_lens were imported
+    livePicture: 'tlens.livePicture', // [{id}] -> the hover's live picture, large (a SweepResult of kind "picture")
 } as const;
 
 /** Commands the extension contributes to the palette. */
@@ -25,6 +26,7 @@ export const ClientCommand = {
     resetKernelHooks: 'tlens.client.resetKernelHooks',
     runSweep: 'tlens.client.runSweep',
     showHeatmap: 'tlens.client.showHeatmap',
+    openPicture: 'tlens.client.openPicture', // [{id}]: the "Open in panel" link of a live-picture hover
     restartServer: 'tlens.client.restartServer',
 } as const;
 

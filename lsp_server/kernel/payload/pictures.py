@@ -1,7 +1,8 @@
 """tlens in-kernel payload, part: pictures of one live cache tensor, for hovers and the panel.
 
   live_picture(cache, key, index=None, direction=None, tokens=None, size="hover", max_chars=60000)
-      -> {kind, png (base64), width, height, title, notes, text, tokens, marked, panels, execution_count}
+      -> {kind, png (base64), width, height, notes, summary, table (text for editors without images),
+        tokens, marked, panels (size "large": each cell grid's pixel box and values), execution_count}
 
 What is drawn follows the axes left after the indexing written in the code:
   heads x query x key (``cache["pattern", 5]``)  -> one small tile per head, the head with the most
@@ -200,14 +201,11 @@ def _pic_heads(pattern, labels, size, notes):
     rows = _pic_labels(labels, edges, pattern.shape[1], "q")
     cols = _pic_labels(labels, edges, pattern.shape[2], "k")
     panels = [_pic_panel(f"H{h}", x + 2, y + 2, pooled[h], cell, cell, rows, cols) for h, (x, y) in enumerate(places)]
-    text = []
-    if scores is not None:
-        text.append("off-diagonal attention per head: " + " · ".join(
-            f"**H{h} {s:.2f}**" if h == marked else f"H{h} {s:.2f}" for h, s in enumerate(scores)))
-    if marked is not None:
-        text.append(_pic_shade_table(pattern[marked], labels, f"H{marked}"))
+    summary = ("attention off the diagonal and off BOS, per head: " + " · ".join(
+        f"**H{h} {s:.2f}**" if h == marked else f"H{h} {s:.2f}" for h, s in enumerate(scores))) if scores is not None else ""
+    table = _pic_shade_table(pattern[marked if marked is not None else 0], labels, f"H{marked or 0}")
     info = {"head": marked, "score": round(float(scores[marked]), 4)} if marked is not None else None
-    return image, panels, info, "\n\n".join(t for t in text if t)
+    return image, panels, info, (summary, table)
 
 
 def _pic_shade_table(matrix, labels, name, cap=24):
@@ -252,10 +250,9 @@ def _pic_grid(values, row_labels, col_labels, size, notes, label, square=False):
     cl = _pic_labels(col_labels, col_edges, grid.shape[1], "")
     panels = [_pic_panel(label, 1, 1, pooled, cw, ch, rl, cl)]
     finite = values[np.isfinite(values)]
-    text = f"min {finite.min():.4g} · max {finite.max():.4g}" if finite.size else "no finite values"
-    if not two_d:
-        text += "\n\n" + _pic_strip_text(values, col_labels)
-    return image, panels, text
+    summary = f"min {finite.min():.4g} · max {finite.max():.4g}" if finite.size else "no finite values"
+    table = _pic_shade_table(values, col_labels, label) if two_d else _pic_strip_text(values, col_labels)
+    return image, panels, (summary, table)
 
 
 def _pic_strip_text(values, labels, cap=24):
@@ -277,7 +274,7 @@ def _pic_strip_text(values, labels, cap=24):
 
 
 def _pic_draw(array, names, labels, size, notes, key):
-    """Dispatch on the axes left: (kind, image, panels, marked, text)."""
+    """Dispatch on the axes left: (kind, image, panels, marked, (summary, table))."""
     import numpy as np
 
     if names == ["head", "query", "key"]:
@@ -289,7 +286,7 @@ def _pic_draw(array, names, labels, size, notes, key):
         array = np.sqrt(np.nansum(np.square(array), axis=tuple(feature)))
         names = [n for n in names if n != "d"]
     if not names or len(names) > 2:
-        return None, None, None, None, f"nothing to draw for axes {names or 'none (a scalar)'}"
+        return None, None, None, None, (f"nothing to draw for axes {names or 'none (a scalar)'}", "")
     if len(names) == 2 and names[0] in ("pos", "key", "query") and names[1] == "head":
         array, names = array.T, names[::-1]  # heads as rows, positions as columns
     position_axis = lambda n: n in ("pos", "query", "key")  # noqa: E731
@@ -299,8 +296,6 @@ def _pic_draw(array, names, labels, size, notes, key):
     if len(names) == 2:
         kind = "head" if names == ["query", "key"] else "heatmap"
         image, panels, text = _pic_grid(array, row_labels, col_labels, size, notes, key, square=kind == "head")
-        if kind == "head":
-            text = _pic_shade_table(array, labels, "this head")
         return kind, image, panels, None, text
     image, panels, text = _pic_grid(array, None, col_labels, size, notes, key.rsplit(".", 1)[-1])
     return "strip", image, panels, None, text
@@ -325,7 +320,7 @@ def live_picture(cache, key, index=None, direction=None, tokens=None, size="hove
     labels = _pic_tokens(cache, tokens, array.shape[names.index(position)]) if position else None
     kind, image, panels, marked, text = _pic_draw(array, names, labels, size, notes, key)
     out = {"kind": kind, "key": key, "shape": [int(d) for d in array.shape], "axes": names, "notes": notes,
-           "text": text, "tokens": labels if labels and len(labels) <= 64 else None, "marked": marked,
+           "summary": text[0], "table": text[1], "tokens": labels if labels and len(labels) <= 64 else None, "marked": marked,
            "execution_count": count, "png": None, "width": 0, "height": 0, "panels": []}
     if image is not None:
         png = base64.b64encode(_pic_png(image)).decode()
