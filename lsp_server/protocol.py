@@ -27,6 +27,8 @@ COMMANDS = {
     "liveState": "tlens.liveState",  # -> what the attached kernel holds (models, caches, hooks)
     "refreshLiveState": "tlens.refreshLiveState",  # {timeout?} -> the same, asked again
     "serverInfo": "tlens.serverInfo",  # -> versions, and whether torch/transformer_lens were imported
+    "compareSweeps": "tlens.compareSweeps",  # {uri, line} -> SweepResult of latest − previous run (no png) | {error}
+    "showSweep": "tlens.showSweep",  # {uri, line, jsonPath} -> SweepResult of that saved run | {error}
     "livePicture": "tlens.livePicture",  # {id} (a hover's "Open in panel") -> SweepResult of kind "picture" | {error}
 }
 
@@ -77,3 +79,4 @@ class SweepResult(TypedDict):
     cellsTotal: int
     elapsed: float
     panels: list  # where each cell grid lies in the PNG (render.heatmap.PanelGeometry.to_dict)
+    history: list  # past runs of this experiment, newest first: {jsonPath, label, kind, current}

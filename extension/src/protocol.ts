@@ -15,6 +15,8 @@ export const ServerCommand = {
     liveState: 'tlens.liveState', // -> what the attached kernel holds
     refreshLiveState: 'tlens.refreshLiveState', // [{timeout?}] -> the same, asked again
     serverInfo: 'tlens.serverInfo', // -> versions; whether torch / transformer_lens were imported
+    compareSweeps: 'tlens.compareSweeps', // [{uri, line}] -> latest − previous run (also sent as tlens/sweepResult)
+    showSweep: 'tlens.showSweep', // [{uri, line, jsonPath}] -> that saved run of the experiment
     livePicture: 'tlens.livePicture', // [{id}] -> the hover's live picture, large (a SweepResult of kind "picture")
 } as const;
 
@@ -73,6 +75,15 @@ export interface SweepResult {
     elapsed?: number;
     /** Where each cell grid lies in the PNG, for the value under the mouse (absent: no readout). */
     panels?: HeatmapPanelGeometry[];
+    /** Past runs of this experiment, newest first (the panel switches between them). */
+    history?: SweepRun[];
+}
+
+export interface SweepRun {
+    jsonPath: string;
+    label: string;
+    kind: string;
+    current: boolean;
 }
 
 /** One cell grid of the PNG: pixel box of the cells only (no labels), uniform rows and columns. */
