@@ -192,7 +192,7 @@ def panel_payload(target: PictureTarget, answer: dict) -> dict:
         "uri": "", "line": 0, "kind": "picture", "title": f"Live: {target.expression()}", "png": answer.get("png") or "",
         "values": [], "rowLabels": [], "colLabels": [], "panelLabels": None, "headLabels": None,
         "partial": False, "metric": describe(answer), "summary": answer.get("summary") or "",
-        "panels": answer.get("panels") or [], "notes": answer.get("notes") or [],
+        "panels": answer.get("panels") or [], "notes": answer.get("notes") or [], "history": [],
     }
 
 
