@@ -274,19 +274,19 @@ def _pic_strip_text(values, labels, cap=24):
 
 
 def _pic_draw(array, names, labels, size, notes, key):
-    """Dispatch on the axes left: (kind, image, panels, marked, (summary, table))."""
+    """Dispatch on the axes left: (kind, image, panels, marked, (summary, table), axes drawn, their sizes)."""
     import numpy as np
 
     if names == ["head", "query", "key"]:
         image, panels, marked, text = _pic_heads(array, labels, size, notes)
-        return "heads", image, panels, marked, text
+        return "heads", image, panels, marked, text, names, array.shape
     feature = [i for i, n in enumerate(names) if n == "d"]
     if feature:
         notes.append("L2 norm over the last axis" + ("es" if len(feature) > 1 else "") + " per position")
         array = np.sqrt(np.nansum(np.square(array), axis=tuple(feature)))
         names = [n for n in names if n != "d"]
     if not names or len(names) > 2:
-        return None, None, None, None, (f"nothing to draw for axes {names or 'none (a scalar)'}", "")
+        return None, None, None, None, (f"nothing to draw for axes {names or 'none (a scalar)'}", ""), names, array.shape
     if len(names) == 2 and names[0] in ("pos", "key", "query") and names[1] == "head":
         array, names = array.T, names[::-1]  # heads as rows, positions as columns
     position_axis = lambda n: n in ("pos", "query", "key")  # noqa: E731
@@ -296,9 +296,9 @@ def _pic_draw(array, names, labels, size, notes, key):
     if len(names) == 2:
         kind = "head" if names == ["query", "key"] else "heatmap"
         image, panels, text = _pic_grid(array, row_labels, col_labels, size, notes, key, square=kind == "head")
-        return kind, image, panels, None, text
+        return kind, image, panels, None, text, names, array.shape
     image, panels, text = _pic_grid(array, None, col_labels, size, notes, key.rsplit(".", 1)[-1])
-    return "strip", image, panels, None, text
+    return "strip", image, panels, None, text, names, array.shape
 
 
 def live_picture(cache, key, index=None, direction=None, tokens=None, size="hover", max_chars=60000):
@@ -318,8 +318,8 @@ def live_picture(cache, key, index=None, direction=None, tokens=None, size="hove
         notes.append(f"batch element 0 of {batch}")
     position = next((n for n in names if n in ("pos", "query", "key")), None)
     labels = _pic_tokens(cache, tokens, array.shape[names.index(position)]) if position else None
-    kind, image, panels, marked, text = _pic_draw(array, names, labels, size, notes, key)
-    out = {"kind": kind, "key": key, "shape": [int(d) for d in array.shape], "axes": names, "notes": notes,
+    kind, image, panels, marked, text, axes, shape = _pic_draw(array, names, labels, size, notes, key)
+    out = {"kind": kind, "key": key, "shape": [int(d) for d in shape], "axes": axes, "notes": notes,
            "summary": text[0], "table": text[1], "tokens": labels if labels and len(labels) <= 64 else None, "marked": marked,
            "execution_count": count, "png": None, "width": 0, "height": 0, "panels": []}
     if image is not None:
