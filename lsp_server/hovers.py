@@ -37,7 +37,8 @@ def register(server: "TlensServer") -> None:
             return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown))
         markdown = result.markdown
         picture = await ls.pictures.hover_section(view, offset)
-        if picture:
-            markdown += "\n\n---\n\n" + picture
+        if picture:  # right under the first line (name and shapes), above the fold of a small hover
+            first, _, rest = markdown.partition("\n\n")
+            markdown = f"{first}\n\n{picture}\n\n---\n\n{rest}" if rest else f"{first}\n\n{picture}"
         return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown),
                            range=convert.range_(view, result.start, result.end))

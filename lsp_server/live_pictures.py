@@ -191,7 +191,8 @@ def panel_payload(target: PictureTarget, answer: dict) -> dict:
     return {
         "uri": "", "line": 0, "kind": "picture", "title": f"Live: {target.expression()}", "png": answer.get("png") or "",
         "values": [], "rowLabels": [], "colLabels": [], "panelLabels": None, "headLabels": None,
-        "partial": False, "metric": describe(answer), "summary": answer.get("summary") or "",
+        "partial": False, "metric": describe(answer),
+        "summary": (answer.get("summary") or "").replace("**", ""),  # plain text in the panel
         "panels": answer.get("panels") or [], "notes": answer.get("notes") or [], "history": [],
     }
 

@@ -190,7 +190,7 @@ def _pic_heads(pattern, labels, size, notes):
     if edges is not None:
         notes.append(f"downsampled: {pattern.shape[1]} → {pooled.shape[1]} positions per axis (mean over bins)")
     heads, q, k = pooled.shape
-    columns = min(heads, 4 if size == "hover" else 6)
+    columns = min(heads, 6)  # 12 heads in two rows: a hover keeps them above its fold
     cell = max(1, min(12, (width // columns - 6) // max(q, k)))
     low, high, diverging = _pic_range(pooled)
     scores = _pic_offdiagonal(pattern)
