@@ -182,7 +182,10 @@ def describe(answer: dict) -> str:
         return "a value per position" + (" (L2 norm)" if any("norm" in n for n in answer.get("notes", [])) else "")
     if kind == "heatmap":
         axes = answer.get("axes") or []
-        return f"{' × '.join(axes)} heatmap"
+        words = {"layer": "component", "pos": "position", "head": "head", "query": "query", "key": "key"}
+        shown = " × ".join(words.get(a, a) for a in axes)
+        lens = " (logit lens)" if axes == ["layer", "pos"] and any(n.startswith("projected on") for n in answer.get("notes", [])) else ""
+        return f"{shown}{lens}"
     return answer.get("summary") or "nothing to draw"
 
 

@@ -7,6 +7,7 @@ Pure syntax and live facts: no kernel, no protocol. ``lsp_server.live_pictures``
     cache["pattern", 5][0, 7]         -> head 7, large
     cache["post", 3][..., 42]         -> neuron 42 along the positions
     cache["resid_post", 5] @ logit_dir -> the projection along the positions
+    cache.accumulated_resid(apply_ln=True) @ logit_dir -> logit lens: component × position
 
 Only literal indices are passed on (ints, ``:``, ``...``); ``direction`` and the tokens are names the
 payload looks up (or a string literal), never code it runs.
@@ -19,9 +20,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from .cache_stacks import SIGNATURES, stack_call
 from .document import Analysis
 from .live_facts import live_tensor_of
-from .syntax import Node, text
+from .syntax import Node, call_args, text
 
 # The index item of a `:` (a whole axis) and of `...`, as the payload takes them.
 WHOLE_AXIS = None
@@ -39,11 +41,12 @@ class PictureTarget:
     direction: str | None = None
     tokens: dict | None = None  # {"name": var} or {"text": prompt}
     notes: tuple[str, ...] = field(default=())  # what was written but is not drawn
+    stack: dict | None = None  # a stacking call instead of a key: {"method", "kwargs"} (literal arguments)
 
     def args(self) -> dict:
         """The ``live_picture`` arguments (without the size)."""
         return {"cache": self.cache, "key": self.key, "index": list(self.index) or None,
-                "direction": self.direction, "tokens": self.tokens}
+                "direction": self.direction, "tokens": self.tokens, "stack": self.stack}
 
     @property
     def id(self) -> str:
@@ -52,17 +55,21 @@ class PictureTarget:
 
     def expression(self) -> str:
         """What is drawn, as code: ``cache['blocks.5.attn.hook_pattern'][0, 7]``."""
-        shown = f"{self.cache}[{self.key!r}]"
+        if self.stack is not None:
+            kwargs = ", ".join(f"{k}={v!r}" for k, v in self.stack["kwargs"].items())
+            shown = f"{self.cache}.{self.stack['method']}({kwargs})"
+        else:
+            shown = f"{self.cache}[{self.key!r}]"
         if self.index:
             shown += "[" + ", ".join(":" if i is WHOLE_AXIS else str(i) for i in self.index) + "]"
         return shown + (f" @ {self.direction}" if self.direction else "")
 
 
 def picture_target(analysis: Analysis, offset: int) -> PictureTarget | None:
-    """The live tensor the cache key at ``offset`` reads, with what the code does to it next."""
+    """The live tensor the cache key (or stacking call) at ``offset`` reads, with what the code does to it next."""
     ref = analysis.ref_at(offset)
     if ref is None or ref.context != "cache" or ref.cache is None:
-        return None
+        return stack_target(analysis, offset)
     found = live_tensor_of(analysis, ref)
     if found is None or found[2].shape is None:
         return None
@@ -88,6 +95,37 @@ def picture_target(analysis: Analysis, offset: int) -> PictureTarget | None:
                 direction, outer = text(right), above
     start, end = (outer.start_byte, outer.end_byte) if outer is not None and outer is not lookup else (ref.start, ref.end)
     return PictureTarget(cache.var, key, tensor.shape, start, end, index, direction, _tokens(ref.cache.call), tuple(notes))
+
+
+def stack_target(analysis: Analysis, offset: int) -> PictureTarget | None:
+    """``cache.accumulated_resid(...)`` (or another stacking method) under the cursor, on a live cache,
+    called with literal arguments: the stack, projected on ``@ direction`` when the code does."""
+    node = analysis.parsed.root.descendant_for_byte_range(offset, offset)
+    attr = node.parent if node is not None and node.type == "identifier" and text(node) in SIGNATURES else None
+    call = attr.parent if attr is not None and attr.type == "attribute" else None
+    if call is None or call.type != "call" or call.child_by_field_name("function") != attr:
+        return None
+    found = stack_call(analysis, call)
+    live = analysis.context.live
+    if found is None or live is None or found.cache.var not in live.caches:
+        return None
+    if not any(d.offset == found.cache.offset for d in analysis.scopes.definitions(found.cache.var)):
+        return None  # a function's own `cache`, not the notebook's
+    positional, keywords = call_args(call)
+    try:
+        values = [ast.literal_eval(text(n)) for n in positional]
+        kwargs = {k: ast.literal_eval(text(v)) for k, v in keywords.items()}
+    except (ValueError, SyntaxError):
+        return None  # computed arguments: the kernel would have to run code
+    kwargs.update({name: v for (name, _), v in zip(SIGNATURES[found.method], values)})
+    kwargs.pop("return_labels", None)
+    above, direction, outer = call.parent, None, call
+    if above is not None and above.type == "binary_operator" and above.child_by_field_name("left") == call:
+        right, operator = above.child_by_field_name("right"), above.child_by_field_name("operator")
+        if operator is not None and text(operator) == "@" and right is not None and right.type == "identifier":
+            direction, outer = text(right), above
+    return PictureTarget(found.cache.var, found.method, (), outer.start_byte, outer.end_byte, direction=direction,
+                         tokens=_tokens(found.cache.call), stack={"method": found.method, "kwargs": kwargs})
 
 
 def _cache_subscript(analysis: Analysis, start: int, end: int, var: str) -> Node | None:

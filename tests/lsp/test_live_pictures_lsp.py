@@ -31,7 +31,8 @@ N_HEADS = 4
 CELLS = [("code", bridge_setup(n_heads=N_HEADS)),
          ("code", "logits, cache = model.run_with_cache(clean_tokens)"),
          ("code", 'heads = cache["pattern", 1]\nhead = cache["pattern", 1][0, 2]\nneuron = cache["post", 0][..., 7]\n'
-                  'resid = cache["resid_post", 1]\nproj = cache["resid_post", 1] @ direction')]
+                  'resid = cache["resid_post", 1]\nproj = cache["resid_post", 1] @ direction\n'
+                  'lens = cache.accumulated_resid(incl_mid=True, apply_ln=True) @ direction')]
 IMAGE = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")
 
 
@@ -128,6 +129,21 @@ async def test_indexed_head_neuron_and_direction(client, notebook):
     # The projection is the kernel's own: compare the strip's extremes with the kernel's numbers.
     want = ast_value(await asyncio.to_thread(notebook.value, "[round(float(x), 3) for x in (cache['blocks.1.hook_resid_post'][0] @ direction).aminmax()]"))
     low, high = (float(v) for v in re.search(r"min (\S+) · max (\S+)", proj).groups())
+    assert abs(low - want[0]) < 1e-2 * max(1, abs(want[0])) and abs(high - want[1]) < 1e-2 * max(1, abs(want[1]))
+
+
+async def test_logit_lens_of_the_accumulated_residual_stream(client, notebook):
+    uris = open_notebook(client, (client.root / "lens.ipynb").as_uri(), CELLS)
+    src = CELLS[2][1]
+    await attach(client, notebook)
+    md = await hover_at(client, uris[2], 5, "accumulated_resid", src)
+    assert md.startswith("`cache.accumulated_resid(incl_mid=True, apply_ln=True)`"), md[:200]  # the static hover first
+    assert "**Live** `cache.accumulated_resid(incl_mid=True, apply_ln=True) @ direction`: component × position (logit lens)" in md
+    width, height = image_of(md)
+    assert width > 100 and height > 20
+    want = ast_value(await asyncio.to_thread(notebook.value, "[round(float(x), 3) for x in (cache.accumulated_resid("
+                                                          "incl_mid=True, apply_ln=True)[:, 0] @ direction).aminmax()]"))
+    low, high = (float(v) for v in re.search(r"min (\S+) · max (\S+)", md).groups())
     assert abs(low - want[0]) < 1e-2 * max(1, abs(want[0])) and abs(high - want[1]) < 1e-2 * max(1, abs(want[1]))
 
 

@@ -1,6 +1,6 @@
 """tlens in-kernel payload, part: pictures of one live cache tensor, for hovers and the panel.
 
-  live_picture(cache, key, index=None, direction=None, tokens=None, size="hover", max_chars=60000)
+  live_picture(cache, key, index=None, direction=None, tokens=None, size="hover", max_chars=60000, stack=None)
       -> {kind, png (base64), width, height, notes, summary, table (text for editors without images),
         tokens, marked, panels (size "large": each cell grid's pixel box and values), execution_count}
 
@@ -10,6 +10,8 @@ What is drawn follows the axes left after the indexing written in the code:
   query x key (``cache["pattern", 5][0, 7]``)    -> that head, large
   pos (``cache["post", 3][..., 42]``, ``@ dir``)  -> a token strip of the values
   pos x d (``cache["resid_post", 5]``)           -> a token strip of the L2 norm per position
+  layer x pos (``cache.accumulated_resid(apply_ln=True) @ logit_dir``, ``stack``) -> a logit-lens
+                                                    heatmap (the L2 norm per component without a direction)
   any other two axes                             -> a heatmap; more than two: no picture
 The batch axis, when one is left, is batch element 0 (``tokens`` gives the axis labels).
 
@@ -79,15 +81,35 @@ def _pic_indexed_axes(names, items):
     return kept + middle + [n for n, it in zip(tail, right) if it is None]
 
 
-def _pic_tensor(cache_var, key, index, direction, notes):
-    """(the tensor to draw, its axis names, batch size or None) after the index, direction and batch 0."""
+def _pic_stack(cache, method, kwargs):
+    """``cache.<method>(**kwargs)`` of a stacking method, its axis names and component labels."""
+    has_batch = bool(getattr(cache, "has_batch_dim", True))
+    if method == "stack_activation":
+        value = cache.stack_activation(**kwargs)
+        name = str(kwargs.get("activation_name", ""))
+        labels = [f"L{i}" for i in range(value.shape[0])]
+        return value, ["layer"] + _pic_axes("hook_" + name, len(value.shape) - 1, has_batch), labels
+    if method not in ("accumulated_resid", "decompose_resid", "stack_head_results"):
+        raise TlensError("bad-stack", f"`{method}` is not a cache stacking method tlens draws.")
+    value, labels = getattr(cache, method)(**dict(kwargs, return_labels=True))
+    names = ["layer"] + (["batch"] if has_batch else []) + ["pos"] + ["d"] * (len(value.shape) - 2 - has_batch)
+    return value, names[:len(value.shape)], [str(label) for label in labels]
+
+
+def _pic_tensor(cache_var, key, index, direction, notes, stack=None):
+    """(the tensor to draw, its axis names, batch size or None, component labels or None) after the
+    stacking call, the index, the direction and batch element 0."""
     cache = _user_ns().get(cache_var)
     if cache is None or not _live_is_cache(cache):
         raise TlensError("missing-cache", f"`{cache_var}` is not an ActivationCache in the kernel.")
-    value = cache.cache_dict.get(key)
-    if value is None or not hasattr(value, "shape"):
-        raise TlensError("not-cached", f"`{cache_var}` holds no tensor `{key}`.")
-    names = _pic_axes(key, len(value.shape), bool(getattr(cache, "has_batch_dim", True)))
+    components = None
+    if stack:
+        value, names, components = _pic_stack(cache, stack["method"], stack.get("kwargs") or {})
+    else:
+        value = cache.cache_dict.get(key)
+        if value is None or not hasattr(value, "shape"):
+            raise TlensError("not-cached", f"`{cache_var}` holds no tensor `{key}`.")
+        names = _pic_axes(key, len(value.shape), bool(getattr(cache, "has_batch_dim", True)))
     if index:
         try:
             value = value[_pic_index(index)]
@@ -108,7 +130,7 @@ def _pic_tensor(cache_var, key, index, direction, notes):
         batch = int(value.shape[at])
         value = value.select(at, 0)
         names = names[:at] + names[at + 1:]
-    return value.detach().float().cpu().numpy(), names, batch
+    return value.detach().float().cpu().numpy(), names, batch, components
 
 
 def _pic_tokens(cache_var, tokens, length):
@@ -251,7 +273,7 @@ def _pic_grid(values, row_labels, col_labels, size, notes, label, square=False):
     panels = [_pic_panel(label, 1, 1, pooled, cw, ch, rl, cl)]
     finite = values[np.isfinite(values)]
     summary = f"min {finite.min():.4g} · max {finite.max():.4g}" if finite.size else "no finite values"
-    table = _pic_shade_table(values, col_labels, label) if two_d else _pic_strip_text(values, col_labels)
+    table = _pic_shade_table(values, row_labels, label) if two_d else _pic_strip_text(values, col_labels)
     return image, panels, (summary, table)
 
 
@@ -273,7 +295,7 @@ def _pic_strip_text(values, labels, cap=24):
     return "\n".join(lines)
 
 
-def _pic_draw(array, names, labels, size, notes, key):
+def _pic_draw(array, names, labels, size, notes, key, components=None):
     """Dispatch on the axes left: (kind, image, panels, marked, (summary, table), axes drawn, their sizes)."""
     import numpy as np
 
@@ -292,7 +314,7 @@ def _pic_draw(array, names, labels, size, notes, key):
     position_axis = lambda n: n in ("pos", "query", "key")  # noqa: E731
     col_labels = labels if position_axis(names[-1]) else None
     row_labels = labels if len(names) == 2 and position_axis(names[0]) else (
-        [f"H{h}" for h in range(array.shape[0])] if names[0] == "head" else None)
+        [f"H{h}" for h in range(array.shape[0])] if names[0] == "head" else components if names[0] == "layer" else None)
     if len(names) == 2:
         kind = "head" if names == ["query", "key"] else "heatmap"
         image, panels, text = _pic_grid(array, row_labels, col_labels, size, notes, key, square=kind == "head")
@@ -301,24 +323,24 @@ def _pic_draw(array, names, labels, size, notes, key):
     return "strip", image, panels, None, text, names, array.shape
 
 
-def live_picture(cache, key, index=None, direction=None, tokens=None, size="hover", max_chars=60000):
+def live_picture(cache, key, index=None, direction=None, tokens=None, size="hover", max_chars=60000, stack=None):
     """A picture of ``cache[key][index]`` (``@ direction``): PNG (base64), its cells' values, a text table."""
     t0 = time.perf_counter()
     if size not in _PIC_SIZES:
         raise TlensError("bad-size", f"size must be one of {sorted(_PIC_SIZES)}")
     count = _pic_execution_count()
-    memo_key = (count, json.dumps([cache, key, index, direction, tokens, size, max_chars], sort_keys=True))
+    memo_key = (count, json.dumps([cache, key, index, direction, tokens, size, max_chars, stack], sort_keys=True))
     if memo_key in _PIC_MEMO:
         return dict(_PIC_MEMO[memo_key], memo=True, elapsed_ms=round((time.perf_counter() - t0) * 1000, 2))
     if any(k[0] != count for k in _PIC_MEMO) or len(_PIC_MEMO) >= _PIC_MEMO_MAX:
         _PIC_MEMO.clear()
     notes = []
-    array, names, batch = _pic_tensor(cache, key, index or [], direction, notes)
+    array, names, batch, components = _pic_tensor(cache, key, index or [], direction, notes, stack)
     if batch is not None and batch > 1:
         notes.append(f"batch element 0 of {batch}")
     position = next((n for n in names if n in ("pos", "query", "key")), None)
     labels = _pic_tokens(cache, tokens, array.shape[names.index(position)]) if position else None
-    kind, image, panels, marked, text, axes, shape = _pic_draw(array, names, labels, size, notes, key)
+    kind, image, panels, marked, text, axes, shape = _pic_draw(array, names, labels, size, notes, key, components)
     out = {"kind": kind, "key": key, "shape": [int(d) for d in shape], "axes": axes, "notes": notes,
            "summary": text[0], "table": text[1], "tokens": labels if labels and len(labels) <= 64 else None, "marked": marked,
            "execution_count": count, "png": None, "width": 0, "height": 0, "panels": []}

@@ -147,3 +147,26 @@ def test_the_png_opens_in_pillow(tlens, ns):
     out = picture(tlens, key=PATTERN)
     img = Image.open(io.BytesIO(base64.b64decode(out["png"])))
     assert img.size == (out["width"], out["height"]) and img.mode == "RGB"
+
+
+def test_a_stacking_call_projected_on_a_direction_is_a_logit_lens(tlens, ns):
+    calls = []
+
+    def accumulated_resid(**kwargs):
+        calls.append(kwargs)
+        return torch.arange(3 * 2 * 6 * 8, dtype=torch.float32).reshape(3, 2, 6, 8), ["0_pre", "1_pre", "final_post"]
+
+    ns["cache"].accumulated_resid = accumulated_resid
+    out = picture(tlens, key="accumulated_resid", direction="direction", tokens={"name": "tokens"},
+                  stack={"method": "accumulated_resid", "kwargs": {"apply_ln": True}})
+    assert calls == [{"apply_ln": True, "return_labels": True}]
+    assert out["kind"] == "heatmap" and out["axes"] == ["layer", "pos"] and out["shape"] == [3, 6]
+    assert out["notes"] == ["projected on `direction`", "batch element 0 of 2"]
+    want = torch.arange(3 * 2 * 6 * 8, dtype=torch.float32).reshape(3, 2, 6, 8)[:, 0].sum(-1)
+    assert out["summary"] == f"min {want.min():.4g} · max {want.max():.4g}"
+    assert out["table"].splitlines()[2].startswith("     0_pre ")  # components label the rows
+    large = picture(tlens, key="accumulated_resid", direction="direction", size="large",
+                    stack={"method": "accumulated_resid", "kwargs": {"apply_ln": True}})
+    assert large["panels"][0]["rowLabels"] == ["0_pre", "1_pre", "final_post"]
+    bad = answer(tlens, "live_picture", cache="cache", key="x", stack={"method": "__class__", "kwargs": {}})
+    assert bad["code"] == "bad-stack"
