@@ -71,7 +71,9 @@ async def main() -> None:
     args = parser.parse_args()
     kernel = NotebookKernel()
     client = LanguageClient("bench", "0")
-    client.feature("tlens/kernelStatus")(lambda params: None)
+    for method in ("tlens/kernelStatus", types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, types.WINDOW_LOG_MESSAGE,
+                   types.WINDOW_SHOW_MESSAGE):
+        client.feature(method)(lambda params: None)  # not measured
     started = False
     try:
         t = time.perf_counter()

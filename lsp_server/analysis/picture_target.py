@@ -113,11 +113,10 @@ def stack_target(analysis: Analysis, offset: int) -> PictureTarget | None:
         return None  # a function's own `cache`, not the notebook's
     positional, keywords = call_args(call)
     try:
-        values = [ast.literal_eval(text(n)) for n in positional]
-        kwargs = {k: ast.literal_eval(text(v)) for k, v in keywords.items()}
+        kwargs = {name: ast.literal_eval(text(n)) for (name, _), n in zip(SIGNATURES[found.method], positional)}
+        kwargs.update({k: ast.literal_eval(text(v)) for k, v in keywords.items()})
     except (ValueError, SyntaxError):
         return None  # computed arguments: the kernel would have to run code
-    kwargs.update({name: v for (name, _), v in zip(SIGNATURES[found.method], values)})
     kwargs.pop("return_labels", None)
     above, direction, outer = call.parent, None, call
     if above is not None and above.type == "binary_operator" and above.child_by_field_name("left") == call:
