@@ -277,6 +277,7 @@ class LiveService:
             yield
         finally:
             self._own_request = False
+            self.user_runs += self._busy_seen > 1  # a cell ran next to ours (or our call made two requests)
 
     def _apply(self, answer: dict) -> None:
         comparable = {k: v for k, v in answer.items() if k != "elapsed_ms"}

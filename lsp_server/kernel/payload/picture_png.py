@@ -2,12 +2,9 @@
 
 Used by ``pictures.py``. A picture is a grid of value cells scaled up by whole pixels (blocky on
 purpose: one cell is one number), so a plain zlib-compressed RGB PNG stays a few kilobytes; no
-pillow, matplotlib or fonts are needed in the kernel. numpy is imported inside the functions (it
-ships with torch), so ``probe`` still works in a kernel without it.
+pillow, matplotlib or fonts are needed in the kernel. Imports are inside the functions (numpy ships
+with torch; the rest is stdlib): the payload imports only its fixed stdlib set when installed.
 """
-
-import struct
-import zlib
 
 # Colour ramps, as anchor colours from low to high (RGB 0-255).
 _PIC_SEQUENTIAL = ((247, 251, 255), (107, 174, 214), (8, 48, 107))  # white -> blue: weights, norms
@@ -20,6 +17,9 @@ _PIC_BACKGROUND = (255, 255, 255)
 
 def _pic_png(rgb):
     """PNG bytes of an ``[height, width, 3]`` uint8 array (filter 0 on every row, zlib level 6)."""
+    import struct
+    import zlib
+
     import numpy as np
 
     height, width = rgb.shape[:2]

@@ -21,7 +21,6 @@ base64 under ``max_chars`` (VS Code cuts hover markdown at 100,000 characters), 
 over bins and saying so; answers are memoised per kernel execution count.
 """
 
-import base64
 import json
 import time
 
@@ -325,6 +324,8 @@ def _pic_draw(array, names, labels, size, notes, key, components=None):
 
 def live_picture(cache, key, index=None, direction=None, tokens=None, size="hover", max_chars=60000, stack=None):
     """A picture of ``cache[key][index]`` (``@ direction``): PNG (base64), its cells' values, a text table."""
+    import base64
+
     t0 = time.perf_counter()
     if size not in _PIC_SIZES:
         raise TlensError("bad-size", f"size must be one of {sorted(_PIC_SIZES)}")
