@@ -134,6 +134,7 @@ class LiveService:
         self._worker: asyncio.Task | None = None
         self._waiters: list[tuple[int, asyncio.Future]] = []  # (first refresh round that answers it, future)
         self._round = 0  # refresh attempts started
+        self.user_runs = 0  # busy spells not of our making (a cell, another client): tensors may have changed
         previous = self.holder.on_state
 
         def chained(state: str) -> None:
@@ -175,6 +176,7 @@ class LiveService:
         if self._own_request:
             self._busy_seen += state == "busy"
             return
+        self.user_runs += state == "busy"
         if state == "idle":  # something ran (a cell, a sweep step, an attach probe): look again
             self.request()
 
@@ -265,6 +267,10 @@ class LiveService:
             self.request()
         return True
 
+    def quiet(self):
+        """Context for a payload call of ours: its busy/idle triggers no introspection."""
+        return self._own()
+
     @contextlib.asynccontextmanager
     async def _own(self):
         self._own_request, self._busy_seen = True, 0
@@ -272,6 +278,7 @@ class LiveService:
             yield
         finally:
             self._own_request = False
+            self.user_runs += self._busy_seen > 1  # a cell ran next to ours (or our call made two requests)
 
     def _apply(self, answer: dict) -> None:
         comparable = {k: v for k, v in answer.items() if k != "elapsed_ms"}

@@ -29,6 +29,9 @@ COMMANDS = {
     "liveState": "tlens.liveState",  # -> what the attached kernel holds (models, caches, hooks)
     "refreshLiveState": "tlens.refreshLiveState",  # {timeout?} -> the same, asked again
     "serverInfo": "tlens.serverInfo",  # -> versions, and whether torch/transformer_lens were imported
+    "compareSweeps": "tlens.compareSweeps",  # {uri, line} -> SweepResult of latest − previous run (no png) | {error}
+    "showSweep": "tlens.showSweep",  # {uri, line, jsonPath} -> SweepResult of that saved run | {error}
+    "livePicture": "tlens.livePicture",  # {id} (a hover's "Open in panel") -> SweepResult of kind "picture" | {error}
 }
 
 # Commands that run code (start or talk to a kernel, run a sweep and its setup code): refused in an
@@ -108,3 +111,4 @@ class SweepResult(TypedDict):
     cellsTotal: int
     elapsed: float
     panels: list  # where each cell grid lies in the PNG (render.heatmap.PanelGeometry.to_dict)
+    history: list  # past runs of this experiment, newest first: {jsonPath, label, kind, current}

@@ -22,15 +22,13 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from . import __version__, kernel_commands, live, navigate
+from . import __version__, hovers, kernel_commands, live, live_pictures, navigate
 from .analysis.document import AnalysisContext
 from .features import code_actions, convert
 from .features.completion import completions
-from .features.hover import hover as hover_at
 from .features.inlay_hints import inlay_hints
 from .features.token_loading import BackgroundTokenizers
 from .handlers import command, handles
-from .quick_hover import hover_before_analysis
 from .knowledge import versions
 from .knowledge.project_versions import DECLARING, declared_version
 from .knowledge.resolve import resolve_model_name
@@ -81,6 +79,7 @@ class TlensServer(LanguageServer):
         self.kernel = kernel_commands.KernelService(self)  # the one kernel, attached or started
         self.sweeps = sweeps_lsp.SweepService(self, self.kernel)  # patch sweeps and their results
         self.live = LiveService(self)  # what the kernel holds, asked after each execution
+        self.pictures = live_pictures.PictureService(self)  # hover pictures of live tensors
         # Code actions beyond the findings' quick fixes: (server, view, params, start, end) -> actions.
         self.code_action_providers = [self.sweeps.code_actions, self.live.code_actions]
 
@@ -277,6 +276,7 @@ def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
     ls.trusted = workspace_trusted(params.initialization_options)
     ls.protocol._workspace = lsp_workspace(ls.workspace)  # pygls made it just now; ours splits lines as LSP does
     ls.configuration.push(params.initialization_options)
+    ls.pictures.client_name = live_pictures.client_name(params)
 
 
 @handles(server, types.INITIALIZED)
@@ -381,27 +381,6 @@ def notebook_did_close(ls: TlensServer, params: types.DidCloseNotebookDocumentPa
 # ------------------------------------------------------------------------------- features
 
 
-@handles(server, types.TEXT_DOCUMENT_HOVER)
-def hover(ls: TlensServer, params: types.HoverParams) -> types.Hover | None:
-    quick = hover_before_analysis(ls, params.text_document.uri, params.position)
-    if quick is not None:
-        return quick
-    view = ls.view(params.text_document.uri)
-    if view is None:
-        return None
-    offset = view.offset(params.position.line, params.position.character)
-    result = hover_at(view.analysis, offset)
-    if result is None:
-        markdown = ls.sweeps.hover(view, offset)
-        if markdown is None:
-            return None
-        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown))
-    return types.Hover(
-        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=result.markdown),
-        range=convert.range_(view, result.start, result.end),
-    )
-
-
 @handles(server, types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=['"', "'", "."]))
 def completion(ls: TlensServer, params: types.CompletionParams) -> types.CompletionList | None:
     view = ls.view(params.text_document.uri)
@@ -437,5 +416,7 @@ def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.C
 kernel_commands.register(server)  # kernel commands
 sweeps_lsp.register(server)  # the sweep command, code lenses
 live.register(server)  # live-kernel commands
+live_pictures.register(server)  # the large live picture
+hovers.register(server)  # hovers: static, sweep results, live pictures
 navigate.register(server)  # definition, references, document symbols
 

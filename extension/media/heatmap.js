@@ -1,4 +1,5 @@
-// Heatmap webview: the value of the cell under the mouse, and the Save PNG / Open JSON buttons.
+// Heatmap webview: the value of the cell under the mouse, the Save PNG / Open JSON buttons, and the
+// experiment's past runs (pick one to show it) with "Compare with previous".
 // `panels` (from the server) give each cell grid's pixel box in the PNG and its values and labels.
 (function () {
     const vscode = acquireVsCodeApi();
@@ -49,6 +50,18 @@
     document.getElementById('save').addEventListener('click', function () {
         vscode.postMessage({ type: 'save' });
     });
+    const runs = document.getElementById('runs');
+    if (runs) {
+        runs.addEventListener('change', function () {
+            vscode.postMessage({ type: 'openRun', jsonPath: runs.value });
+        });
+    }
+    const compare = document.getElementById('compare');
+    if (compare) {
+        compare.addEventListener('click', function () {
+            vscode.postMessage({ type: 'compare' });
+        });
+    }
     const openJson = document.getElementById('open-json');
     if (openJson) {
         openJson.addEventListener('click', function () {

@@ -14,9 +14,8 @@ let server: ServerManager | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
     const status = new KernelStatusBar();
-    const heatmap = new HeatmapPanel(context.extensionUri);
     let sweeps: SweepCommands | undefined;
-    const manager = new ServerManager({
+    const manager: ServerManager = new ServerManager({
         onKernelStatus: (s) => status.setKernelStatus(s),
         onSweepResult: (r) => heatmap.show(r),
         onServerState: (state) => {
@@ -27,6 +26,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         safeDirectory: context.globalStorageUri.fsPath,
     });
     server = manager;
+    // Declared after the manager its callbacks use (they run once the server is up).
+    const heatmap = new HeatmapPanel(context.extensionUri, (command, args) => manager.executeServerCommand(command, args));
     const kernel = new KernelCommands(manager);
     sweeps = new SweepCommands(manager, kernel, status);
 
@@ -40,6 +41,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         vscode.commands.registerCommand(ClientCommand.resetKernelHooks, unlessRestricted('Resetting hooks in the kernel', () => kernel.resetHooks())),
         vscode.commands.registerCommand(ClientCommand.runSweep, unlessRestricted('Running a patch sweep', () => sweeps!.runAtCursor())),
         vscode.commands.registerCommand(ClientCommand.showHeatmap, () => heatmap.showLatest()),
+        vscode.commands.registerCommand(ClientCommand.openPicture, (args?: { id?: string }) => heatmap.openPicture(args)),
         vscode.commands.registerCommand(ClientCommand.restartServer, () => manager.restart('restart command')),
         vscode.workspace.onDidChangeConfiguration((e) => {
             if (affectsInterpreter(e)) {

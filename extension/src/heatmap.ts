@@ -1,9 +1,14 @@
-// Webview panel with the latest sweep heatmap: the PNG large, the cell value under the mouse, Save PNG.
+// Webview panel with the latest sweep heatmap (or a live picture from a hover): the PNG large, the cell
+// value under the mouse, Save PNG; for a sweep, the experiment's past runs to switch between and
+// "Compare with previous".
 import * as crypto from 'crypto';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { logError } from './log';
-import { SweepResult } from './protocol';
+import { ServerCommand, SweepResult } from './protocol';
+
+/** Runs a server command (the panel asks for past runs and differences). */
+export type ServerRequest = <T>(command: string, args: unknown) => Promise<T>;
 
 const VIEW_TYPE = 'tlens.heatmap';
 
@@ -12,8 +17,31 @@ export class HeatmapPanel implements vscode.Disposable {
     private latest: SweepResult | undefined;
     private readonly mediaRoot: vscode.Uri;
 
-    constructor(extensionUri: vscode.Uri) {
+    constructor(
+        extensionUri: vscode.Uri,
+        private readonly request?: ServerRequest,
+    ) {
         this.mediaRoot = vscode.Uri.joinPath(extensionUri, 'extension', 'media');
+    }
+
+    /** "Open in panel" of a live-picture hover: asks the server for the picture large. */
+    async openPicture(args: { id?: string } | undefined): Promise<void> {
+        await this.showFromServer(ServerCommand.livePicture, { id: args?.id }, 'could not open the picture');
+    }
+
+    private async showFromServer(command: string, args: unknown, failure: string): Promise<void> {
+        if (!this.request) return;
+        try {
+            const result = await this.request<SweepResult | { error: string }>(command, args);
+            if ('error' in result) {
+                void vscode.window.showErrorMessage(`TLens: ${failure}: ${result.error}`);
+            } else if (result.png) {
+                this.show(result); // a compare answers without png: its tlens/sweepResult shows it
+            }
+        } catch (err) {
+            logError(`TLens: ${failure}`, err);
+            void vscode.window.showErrorMessage(`TLens: ${failure}: ${String(err)}`);
+        }
     }
 
     /** Shows a new result (opening the panel beside the editor without taking focus). */
@@ -48,9 +76,20 @@ export class HeatmapPanel implements vscode.Disposable {
                 { enableScripts: true, localResourceRoots: [this.mediaRoot] },
             );
             this.panel.onDidDispose(() => (this.panel = undefined));
-            this.panel.webview.onDidReceiveMessage((msg: { type?: string }) => {
+            this.panel.webview.onDidReceiveMessage((msg: { type?: string; jsonPath?: string }) => {
                 if (msg?.type === 'save') void this.savePng();
                 if (msg?.type === 'openJson') void this.openJson();
+                const shown = this.latest;
+                if (msg?.type === 'openRun' && shown && msg.jsonPath) {
+                    void this.showFromServer(
+                        ServerCommand.showSweep,
+                        { uri: shown.uri, line: shown.line, jsonPath: msg.jsonPath },
+                        'could not show that run',
+                    );
+                }
+                if (msg?.type === 'compare' && shown) {
+                    void this.showFromServer(ServerCommand.compareSweeps, { uri: shown.uri, line: shown.line }, 'could not compare');
+                }
             });
         } else {
             this.panel.reveal(undefined, true);
@@ -102,6 +141,12 @@ function renderHtml(webview: vscode.Webview, mediaRoot: vscode.Uri, r: SweepResu
         ? '<p class="partial">Partial result: the sweep was cancelled or interrupted before every cell ran.</p>'
         : '';
     const json = r.jsonPath ? '<button id="open-json">Open JSON</button>' : '';
+    const runs = r.history ?? [];
+    const history = runs.length > 1
+        ? `<label class="runs">Runs of this experiment <select id="runs">${runs
+              .map((run) => `<option value="${escapeHtml(run.jsonPath)}"${run.current ? ' selected' : ''}>${escapeHtml(run.label)}</option>`)
+              .join('')}</select></label><button id="compare">Compare with previous</button>`
+        : '';
     return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -116,7 +161,7 @@ function renderHtml(webview: vscode.Webview, mediaRoot: vscode.Uri, r: SweepResu
   <h1>${escapeHtml(r.title)}</h1>
   <p class="meta">${escapeHtml(describe(r))}</p>
   ${partial}
-  <div class="actions"><button id="save">Save PNG</button>${json}</div>
+  <div class="actions"><button id="save">Save PNG</button>${json}${history}</div>
 </header>
 <p id="readout" class="readout" aria-live="polite"></p>
 <img id="heatmap" alt="${escapeHtml(r.title)}" src="data:image/png;base64,${r.png}">
@@ -127,6 +172,7 @@ function renderHtml(webview: vscode.Webview, mediaRoot: vscode.Uri, r: SweepResu
 }
 
 function describe(r: SweepResult): string {
+    if (r.kind === 'picture') return [r.metric, r.summary].filter((part) => part).join(' · '); // a live picture
     const parts = [`kind ${r.kind}`, `metric ${r.metric}`, `line ${r.line + 1}`];
     if (r.cellsTotal) parts.push(`${r.cellsDone ?? r.cellsTotal}/${r.cellsTotal} cells`);
     if (r.elapsed !== undefined) parts.push(`${r.elapsed.toFixed(1)} s`);

@@ -16,6 +16,9 @@ export const ServerCommand = {
     liveState: 'tlens.liveState', // -> what the attached kernel holds
     refreshLiveState: 'tlens.refreshLiveState', // [{timeout?}] -> the same, asked again
     serverInfo: 'tlens.serverInfo', // -> versions; whether torch / transformer_lens were imported
+    compareSweeps: 'tlens.compareSweeps', // [{uri, line}] -> latest − previous run (also sent as tlens/sweepResult)
+    showSweep: 'tlens.showSweep', // [{uri, line, jsonPath}] -> that saved run of the experiment
+    livePicture: 'tlens.livePicture', // [{id}] -> the hover's live picture, large (a SweepResult of kind "picture")
 } as const;
 
 /** Server commands that run code (a kernel, a sweep and its setup code): refused in Restricted Mode. */
@@ -39,6 +42,7 @@ export const ClientCommand = {
     resetKernelHooks: 'tlens.client.resetKernelHooks',
     runSweep: 'tlens.client.runSweep',
     showHeatmap: 'tlens.client.showHeatmap',
+    openPicture: 'tlens.client.openPicture', // [{id}]: the "Open in panel" link of a live-picture hover
     restartServer: 'tlens.client.restartServer',
 } as const;
 
@@ -104,6 +108,15 @@ export interface SweepResult {
     elapsed?: number;
     /** Where each cell grid lies in the PNG, for the value under the mouse (absent: no readout). */
     panels?: HeatmapPanelGeometry[];
+    /** Past runs of this experiment, newest first (the panel switches between them). */
+    history?: SweepRun[];
+}
+
+export interface SweepRun {
+    jsonPath: string;
+    label: string;
+    kind: string;
+    current: boolean;
 }
 
 /** One cell grid of the PNG: pixel box of the cells only (no labels), uniform rows and columns. */

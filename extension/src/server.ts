@@ -66,7 +66,7 @@ const QUERY_MIDDLEWARE = [
 ] as const;
 
 // Commands that hover markdown may link to (`command:` links need isTrusted); nothing else is trusted.
-const TRUSTED_COMMANDS = [ServerCommand.runSweep, ClientCommand.showHeatmap, ClientCommand.startKernel];
+const TRUSTED_COMMANDS = [ServerCommand.runSweep, ClientCommand.showHeatmap, ClientCommand.startKernel, ClientCommand.openPicture];
 
 export class ServerManager implements vscode.Disposable {
     private client: LanguageClient | undefined;

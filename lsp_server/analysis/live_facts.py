@@ -119,6 +119,15 @@ def _lookup(cache: LiveCache, ref: HookRef) -> tuple[str | None, LiveTensor | No
     return None, None
 
 
+def live_tensor_of(analysis: Analysis, ref: HookRef) -> tuple[LiveCache, str, LiveTensor] | None:
+    """(kernel cache, key, tensor) a cache-key reference reads in the live kernel, when it holds one."""
+    if ref.template is None or ref.match != "exact" or ref.error:
+        return None
+    cache = _live_cache_of(analysis, ref)
+    key, tensor = _lookup(cache, ref) if cache is not None else (None, None)
+    return (cache, key, tensor) if cache is not None and key is not None and tensor is not None else None
+
+
 # ------------------------------------------------------------------------------ hover
 
 

@@ -24,10 +24,12 @@ from ..kernel.errors import KernelError
 from ..kernel_commands import KernelService
 from ..protocol import NOTIFICATIONS, SweepResult
 from ..workspace import View
+from . import history
 from .errors import SweepCancelled, SweepError
 from .kinds import CODE_ACTION_KINDS, SWEEP_TITLES
 from .extra_kernels import ExtraKernels
-from .runner import SweepOutcome, describe_missing, sweep_experiment
+from .runner import SweepOutcome, describe_missing, strongest_cell, sweep_experiment
+from .spec import SweepResult as Numbers
 
 if TYPE_CHECKING:
     from ..server import TlensServer
@@ -118,6 +120,9 @@ class SweepService:
         result = outcome.result
         start_line = view.position(exp.start)[0] if view.position(exp.start) else line
         self.results[(uri, start_line)] = StoredSweep(outcome, exp.start, time.time())
+        root = self.kernel.workspace_root(uri)
+        history.record(root, self.display_name(uri), exp.description, result, outcome.json_path, outcome.png_path,
+                       outcome.summary)
         payload = self._result_payload(uri, start_line, kind, exp, outcome)
         self.ls.protocol.notify(NOTIFICATIONS["sweepResult"], payload)
         if outcome.setup_ran:
@@ -128,18 +133,63 @@ class SweepService:
         return {k: v for k, v in payload.items() if k != "png"}
 
     def _result_payload(self, uri: str, line: int, kind: str, exp: Experiment, outcome: SweepOutcome) -> SweepResult:
-        r = outcome.result
+        return self._payload(uri, line, exp, outcome.result, outcome.png, outcome.panels, outcome.summary,
+                             str(outcome.png_path), str(outcome.json_path))
+
+    def _payload(self, uri: str, line: int, exp: Experiment, r: Numbers, png: bytes, panels: list, summary: str,
+                 png_path: str, json_path: str, title: str | None = None) -> SweepResult:
+        runs = history.runs_of(self.kernel.workspace_root(uri), self.display_name(uri), exp.description)
         return {
-            "uri": uri, "line": line, "kind": kind,
-            "title": f"{SWEEP_TITLES[kind]} — {exp.description}",
-            "png": base64.b64encode(outcome.png).decode(),
+            "uri": uri, "line": line, "kind": r.kind,
+            "title": title or f"{SWEEP_TITLES.get(r.kind, r.kind)} — {exp.description}",
+            "png": base64.b64encode(png).decode(),
             "values": r.values, "rowLabels": r.row_labels, "colLabels": r.col_labels,
             "panelLabels": r.panel_labels, "headLabels": r.head_labels,
-            "pngPath": str(outcome.png_path), "jsonPath": str(outcome.json_path),
-            "partial": r.partial, "metric": r.value_label, "summary": outcome.summary,
+            "pngPath": png_path, "jsonPath": json_path,
+            "partial": r.partial, "metric": r.value_label, "summary": summary,
             "cellsDone": r.cells_done, "cellsTotal": r.cells_total, "elapsed": r.elapsed_s,
-            "panels": [panel.to_dict() for panel in outcome.panels],  # cell boxes in `png`, for the readout
+            "panels": [panel.to_dict() for panel in panels],  # cell boxes in `png`, for the readout
+            "history": [run.to_wire(json_path) for run in runs[-history.LISTED:]][::-1],  # newest first
         }
+
+    # -- history: past runs of an experiment, and the difference of the last two
+
+    def _experiment(self, uri: str, line: int) -> tuple[View, Experiment]:
+        view = self.ls.view(uri)
+        exp = _experiment_on_line(view, line) if view is not None else None
+        if view is None or exp is None:
+            raise SweepError(f"no patching experiment on line {line + 1} of {uri}.", "no-experiment")
+        return view, exp
+
+    def _rendered(self, uri: str, line: int, exp: Experiment, r: Numbers, json_path: str, png_path: str = "",
+                  title: str | None = None) -> SweepResult:
+        from ..render import render_heatmap_with_layout  # pillow, loaded only when a heatmap is drawn
+
+        png, panels = render_heatmap_with_layout(r, size="large")
+        return self._payload(uri, line, exp, r, png, panels, strongest_cell(r), png_path, json_path, title)
+
+    def compare(self, uri: str, line: int) -> SweepResult:
+        """``tlens.compareSweeps``: latest − previous run of the experiment (same kind and shape), in the panel."""
+        _, exp = self._experiment(uri, line)
+        pair = history.previous_pair(history.runs_of(self.kernel.workspace_root(uri), self.display_name(uri), exp.description))
+        if pair is None:
+            raise SweepError("no earlier run of this experiment of the same kind and shape to compare with.", "no-history")
+        previous, latest = pair
+        diff = history.difference(history.load(latest.json_path), history.load(previous.json_path))
+        title = (f"Δ {SWEEP_TITLES.get(diff.kind, diff.kind)} — {exp.description}: "
+                 f"{latest.label().split(' · ')[0]} − {previous.label().split(' · ')[0]}")
+        payload = self._rendered(uri, line, exp, diff, latest.json_path, title=title)
+        self.ls.protocol.notify(NOTIFICATIONS["sweepResult"], payload)
+        return payload
+
+    def show_run(self, uri: str, line: int, json_path: str) -> SweepResult:
+        """``tlens.showSweep``: a past run of the experiment, as the panel shows a result."""
+        _, exp = self._experiment(uri, line)
+        runs = history.runs_of(self.kernel.workspace_root(uri), self.display_name(uri), exp.description)
+        run = next((r for r in runs if r.json_path == json_path), None)
+        if run is None:
+            raise SweepError(f"{json_path} is not a saved run of this experiment.", "no-history")
+        return self._rendered(uri, line, exp, history.load(run.json_path), run.json_path, run.png_path)
 
     async def _begin_progress(self, title: str, cancel: asyncio.Event) -> str | None:
         caps = self.ls.client_capabilities
@@ -185,11 +235,19 @@ class SweepService:
             elif stored is not None:
                 partial = " (partial)" if stored.outcome.result.partial else ""
                 title += f" · last: {stored.outcome.summary}{partial}"
-            lenses.append(types.CodeLens(
-                range=types.Range(types.Position(pos[0], 0), types.Position(pos[0], 0)),
-                command=types.Command(title=title, command="tlens.runSweep",
-                                      arguments=[{"uri": view.uri, "line": pos[0]}])))
+            here = types.Range(types.Position(pos[0], 0), types.Position(pos[0], 0))
+            lenses.append(types.CodeLens(range=here, command=types.Command(
+                title=title, command="tlens.runSweep", arguments=[{"uri": view.uri, "line": pos[0]}])))
+            if stored is not None or self._has_history(view):
+                root = self.kernel.workspace_root(view.uri)
+                if history.previous_pair(history.runs_of(root, self.display_name(view.uri), exp.description)):
+                    lenses.append(types.CodeLens(range=here, command=types.Command(
+                        title="⇄ Compare with previous", command="tlens.compareSweeps",
+                        arguments=[{"uri": view.uri, "line": pos[0]}])))
         return lenses
+
+    def _has_history(self, view: View) -> bool:
+        return (Path(self.kernel.workspace_root(view.uri)) / history.INDEX).is_file()
 
     def code_actions(self, ls, view: View, params: types.CodeActionParams, start: int, end: int) -> list[types.CodeAction]:
         exp = experiment_at(view.analysis, start)
@@ -253,6 +311,23 @@ def register(server: "TlensServer") -> None:
             return {"error": "missing uri/line"}
         return await service.kernel.failing("the patch sweep failed",
                                             service.run_sweep(args["uri"], int(args["line"]), args.get("kind")))
+
+    def answering(what: str, work) -> Any:
+        try:
+            return work()
+        except (SweepError, ValueError, OSError) as e:
+            service.kernel.message(f"{what}: {e}", types.MessageType.Error)
+            return {"error": str(e)}
+
+    @command(server, "tlens.compareSweeps")
+    def compare_sweeps(ls, args: dict) -> Any:
+        found = answering("comparing the sweeps failed", lambda: service.compare(args["uri"], int(args["line"])))
+        return {k: v for k, v in found.items() if k != "png"}
+
+    @command(server, "tlens.showSweep")
+    def show_sweep(ls, args: dict) -> Any:
+        return answering("showing the saved sweep failed",
+                         lambda: service.show_run(args["uri"], int(args["line"]), str(args["jsonPath"])))
 
     @handles(server, types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False), default=[])
     def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:

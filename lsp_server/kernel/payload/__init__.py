@@ -40,6 +40,8 @@ PARTS = (
     "sweep",  # the sweep object, run/collect, prepare/run/collect/release
     "setup_code",  # the file's setup code, one statement at a time
     "live",  # read-only view of models, caches and hooks
+    "picture_png",  # value grids -> PNG bytes (numpy + zlib)
+    "pictures",  # pictures of one live cache tensor, for hovers and the panel
 )
 
 

@@ -26,6 +26,7 @@ Functions behind ``call`` (each part registers its own in ``_API``):
                             shared out among several kernels (lsp_server.sweeps.shards)
   setup_begin / setup_step          -> the file's setup code, one statement at a time (setup_code.py)
   live_state / live_tokenizer / live_reset_hooks -> read-only view of models and caches (live.py)
+  live_picture           -> a PNG and a text table of one cached tensor (pictures.py, picture_png.py)
 """
 
 import contextlib

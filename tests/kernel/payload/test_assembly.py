@@ -155,5 +155,5 @@ def test_install_binds_only_tlens_and_the_user_namespace(user_ns, tlens):
     assert set(user_ns) == {"__builtins__", "__tlens__"}
     assert tlens._NS is user_ns and tlens._user_ns() is user_ns
     assert tlens.PAYLOAD_API == 1 and tlens.PAYLOAD_HASH == payload_hash()
-    assert sorted(tlens._API) == ["assign", "collect", "live_reset_hooks", "live_state", "live_tokenizer", "planned",
-                                  "prepare", "probe", "release", "run", "setup_begin", "setup_step"]
+    assert sorted(tlens._API) == ["assign", "collect", "live_picture", "live_reset_hooks", "live_state", "live_tokenizer",
+                                  "planned", "prepare", "probe", "release", "run", "setup_begin", "setup_step"]
