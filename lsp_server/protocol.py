@@ -46,7 +46,7 @@ WORKSPACE_TRUSTED = "workspaceTrusted"  # false: an untrusted workspace (Restric
 # Settings that make tlens run a program (an interpreter; a kernel to attach to runs what it is sent):
 # package.json lists them under `capabilities.untrustedWorkspaces.restrictedConfigurations`, so VS Code
 # ignores a workspace's own values for them in Restricted Mode. Every `kernel.*` setting belongs here.
-RESTRICTED_SETTINGS = ("interpreter", "kernel.connectionFile", "kernel.interpreter")
+RESTRICTED_SETTINGS = ("interpreter", "kernel.connectionFile", "kernel.interpreter", "kernel.gateway.url", "kernel.gateway.token")
 
 # -- notifications (server -> client)
 
