@@ -257,7 +257,11 @@ class _SweepPlan:
         by_start = sorted(self.queue, key=lambda c: c.start)  # stable: queue order within a start
         q = self._first_position(by_start[:1])
         n = min(self.rows_per_chunk, max(1, self.cells_full_length * self.P // max(1, self.P - q)))
-        return sorted(by_start[:n], key=_queue_key)
+        # A chunk runs positions >= q for all its cells: cells that start later would recompute
+        # positions they share with the corrupted run, so at most a quarter more is allowed.
+        limit = q + (self.P - q) // 4
+        chunk = [c for c in by_start[:n] if c.start <= limit] or by_start[:1]
+        return sorted(chunk, key=_queue_key)
 
 
 def _queue_key(c):
