@@ -257,6 +257,25 @@ def _parents(starts: list[int], ends: list[int]) -> list[int]:
     return parents
 
 
+# What may follow a name to change it in place: augmented or item assignment, and methods that remove or replace items...
+_MUTATION_TAIL = (
+    rb"(?!\w)(?:\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)=|\s*\[[^\]\n]*\]\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)?=(?!=)"
+    rb"|\s*\.\s*(?:remove|pop|clear|__setitem__|__delitem__)\s*\()")
+# ...and methods that add or reorder items (a list read as its literal must not have grown either).
+_GROWING_TAIL = rb"|(?!\w)\s*\.\s*(?:append|extend|insert|add|update|discard|sort|reverse)\s*\("
+
+
+def mutated_in(source: bytes, name: str, growing: bool = False) -> bool:
+    """Whether ``name`` (a whole word, not an attribute) is changed in place anywhere in ``source``;
+    with ``growing``, also by methods that add items. A regex scan: cheap, and errs towards "changed"."""
+    tail = _MUTATION_TAIL + (_GROWING_TAIL if growing else b"")
+    for m in re.finditer(re.escape(name.encode()) + rb"(?:" + tail + rb")", source):
+        before = source[m.start() - 1: m.start()] if m.start() else b" "
+        if not (before.isalnum() or before in (b"_", b".")):
+            return True
+    return False
+
+
 def function_of(node: Node) -> Node | None:
     """The innermost def or lambda ``node`` is in (a parameter's own function)."""
     parent = node.parent

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .findings import Edit, Finding, Fix, Related
 from .models import ModelInfo
-from .scopes import function_of
+from .scopes import function_of, mutated_in
 from .syntax import Node, call_args, call_name, string_content_range, text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -401,7 +401,7 @@ class StringResolver:
     def _is_mutated(self, name: str) -> bool:
         """True when the file changes ``name`` in place (``+=``, ``x[i] =``, ``.pop()``, ``del``)."""
         if name not in self._mutated:
-            self._mutated[name] = name in self._statement_names() or _mutated_in(self.source, name.encode())
+            self._mutated[name] = name in self._statement_names() or mutated_in(self.source, name)
         return self._mutated[name]
 
     def _statement_names(self) -> set[str]:
@@ -420,20 +420,6 @@ _IDENT = re.compile(rb"[A-Za-z_]\w*")
 # Patterns start with a literal so the regex engine scans for it at C speed.
 _NAME_STATEMENTS = [re.compile(kw + rb"[ \t]+([^\n#]*)") for kw in (rb"del", rb"global", rb"nonlocal")]
 # What may follow a name to change it in place: augmented assignment, item assignment, removal.
-_MUTATION_TAIL = (
-    rb"(?!\w)(?:\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)=|\s*\[[^\]\n]*\]\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)?=(?!=)"
-    rb"|\s*\.\s*(?:remove|pop|clear|__setitem__|__delitem__)\s*\()")
-
-
-def _mutated_in(source: bytes, name: bytes) -> bool:
-    """``name`` (a whole word, not an attribute) followed by an in-place change somewhere."""
-    for m in re.finditer(re.escape(name) + _MUTATION_TAIL, source):
-        before = source[m.start() - 1: m.start()] if m.start() else b" "
-        if not (before.isalnum() or before in (b"_", b".")):
-            return True
-    return False
-
-
 def quoted(s: str) -> str:
     """A string as Python-ish source with double quotes, for messages (``" Neel"``)."""
     return json.dumps(s, ensure_ascii=False)

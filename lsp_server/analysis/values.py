@@ -13,13 +13,12 @@ Never a guess: one unknown possibility makes the whole value unknown, and so doe
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable
 
 from .objects import ObjectAttributes, class_of
 from .imports import ModuleLinks, followed, module_of, module_path
-from .scopes import Definition, Scopes, default_of, function_of, is_method, parameter_names
+from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names
 from .syntax import Node, call_args, call_name, descendants, string_value, text
 from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_name_value, binary_value, concat, interpolated,
                           is_int, lift, normalise, one_of, options_of)
@@ -140,8 +139,7 @@ class Evaluator(ObjectAttributes):
     def _mutated(self, name: str) -> bool:
         """Whether the file changes the list or set ``name`` in place anywhere (appends, item assignment, ``+=``)."""
         if name not in self._mutated_names:
-            pattern = rb"(?<![\w.])%s\s*(?:\.\s*(?:append|extend|insert|remove|pop|clear|add|update|discard|sort|reverse)\b|\+=|\[[^\]\n]*\]\s*=[^=])" % re.escape(name.encode())
-            self._mutated_names[name] = re.search(pattern, self.scopes.parsed.source) is not None
+            self._mutated_names[name] = mutated_in(self.scopes.parsed.source, name, growing=True)
         return self._mutated_names[name]
 
     def _dict_item(self, node: Node, depth: int) -> Value:
