@@ -189,8 +189,6 @@ def insert_after_statement(source: bytes, node: Node, code: str, title: str) -> 
     return Fix(title, (Edit(end, end, "\n" + indent + code),), True)
 
 
-
-
 def _shown(ref: HookRef) -> str:
     name = ref.name()
     if name is not None:
