@@ -7,6 +7,7 @@ registered through a filter runs on (``model.add_hook(lambda n: n.endswith("z"),
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 MAX_LAYERS = 100  # layers tried for a model whose depth is unknown
@@ -16,12 +17,13 @@ TESTS: dict[str, Callable[[str, str], bool]] = {
 SAID = {"exact": "is", "suffix": "ends with", "prefix": "starts with", "substring": "contains"}
 
 
-def matching_layers(template: str, needle: str, match: str, n_layers: int | None) -> list[int | None]:
-    """The layers of ``template`` whose name the filter matches (``[None]`` for a global hook it matches)."""
+@lru_cache(maxsize=65536)  # a file asks the same question for every filter it registers, on every edit
+def matching_layers(template: str, needle: str, match: str, n_layers: int | None) -> tuple[int | None, ...]:
+    """The layers of ``template`` whose name the filter matches (``(None,)`` for a global hook it matches)."""
     test = TESTS[match]
     if "{l}" not in template:
-        return [None] if test(template, needle) else []
-    return [layer for layer in range(n_layers or MAX_LAYERS) if test(template.replace("{l}", str(layer)), needle)]
+        return (None,) if test(template, needle) else ()
+    return tuple(layer for layer in range(n_layers or MAX_LAYERS) if test(template.replace("{l}", str(layer)), needle))
 
 
 def selected(needles: list[tuple[str, str]], templates: list[str], n_layers: int | None,
@@ -31,12 +33,11 @@ def selected(needles: list[tuple[str, str]], templates: list[str], n_layers: int
     of a hook point, other than exactly one) or holds more than ``limit`` hook points."""
     out: list[tuple[str, int | None]] = []
     for template in templates:
-        layers = sorted({layer for needle, match in needles
-                         for layer in matching_layers(template, needle, match, n_layers)}, key=lambda l: -1 if l is None else l)
+        layers = {layer for needle, match in needles for layer in matching_layers(template, needle, match, n_layers)}
         if not layers:
             continue
         every = "{l}" not in template or len(layers) == (n_layers or MAX_LAYERS)
         if not every and len(layers) != 1:
             return None
-        out.append((template, None if every else layers[0]))
+        out.append((template, None if every else next(iter(layers))))
     return out if out and len(out) <= limit else None
