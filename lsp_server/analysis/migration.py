@@ -13,7 +13,7 @@ import functools
 import re
 
 from .findings import Edit, Fix
-from .syntax import Node, call_args, parse, text
+from .syntax import Node, call_args, text
 
 _FROM_PRETRAINED = re.compile(rb"\bHookedTransformer\.from_pretrained(?:_no_processing)?\(")
 _CTOR = re.compile(rb"\bHookedTransformer\(")
@@ -35,25 +35,30 @@ def migrate_hooked_transformer(ident: Node, name_node: Node, source: bytes) -> F
             edits = _split_import(imp, name_node, source)
         elif module is not None:
             edits.append(Edit(module.start_byte, module.end_byte, "transformer_lens.model_bridge"))
-    return Fix("Migrate to TransformerBridge (TransformerLens 4)", tuple(edits) + _bridge_call_edits(source), True)
+    return Fix("Migrate to TransformerBridge (TransformerLens 4)", tuple(edits) + _bridge_call_edits(source, _root(ident)), True)
 
 
 def migrate_config(ident: Node, source: bytes) -> Fix:
     edits = [Edit(ident.start_byte, ident.end_byte, "TransformerBridgeConfig")]
     edits += [Edit(m.start(), m.end() - 1, "TransformerBridgeConfig") for m in _CFG.finditer(source)]
-    edits += [e for e in _bridge_call_edits(source) if e.new_text == "TransformerBridge.boot_native("]
+    edits += [e for e in _bridge_call_edits(source, _root(ident)) if e.new_text == "TransformerBridge.boot_native("]
     return Fix("Migrate to TransformerBridgeConfig + TransformerBridge.boot_native", tuple(edits), True)
 
 
+def _root(node: Node) -> Node:
+    while node.parent is not None:
+        node = node.parent
+    return node
+
+
 @functools.lru_cache(maxsize=16)
-def _bridge_call_edits(source: bytes) -> tuple[Edit, ...]:
-    """Every construction's rewrite. Computed once per text (every import of the file offers the same
-    migration)."""
+def _bridge_call_edits(source: bytes, root: Node) -> tuple[Edit, ...]:
+    """Every construction's rewrite (``root``: the tree of ``source``). Computed once per text (every
+    import of the file offers the same migration)."""
     edits = []
-    root = parse(source).root if _FROM_PRETRAINED.search(source) else None
     for m in _FROM_PRETRAINED.finditer(source):
         edits.append(Edit(m.start(), m.end(), "TransformerBridge.boot_transformers("))
-        call = _call_opening_at(root, m.end() - 1) if root is not None else None
+        call = _call_opening_at(root, m.end() - 1)
         moved, removals = _processing_arguments(call) if call is not None else ([], [])
         edits += removals
         if m.group().endswith(b"_no_processing("):
