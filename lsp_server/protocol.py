@@ -34,10 +34,12 @@ COMMANDS = {
     "livePicture": "tlens.livePicture",  # {id} (a hover's "Open in panel") -> SweepResult of kind "picture" | {error}
 }
 
-# Commands that run code (start or talk to a kernel, run a sweep and its setup code): refused in an
-# untrusted workspace (VS Code's Restricted Mode; see trust.py), by the server and by the extension.
+# Commands that run code (start or talk to a kernel or a gateway, run a sweep and its setup code, compute a
+# live picture in the kernel): refused in an untrusted workspace (VS Code's Restricted Mode; see
+# trust.py), by the server and by the extension.
 RUNS_CODE = frozenset(COMMANDS[name] for name in (
-    "attachKernel", "startKernel", "interruptKernel", "runSweep", "resetKernelHooks", "refreshLiveState"))
+    "attachKernel", "startKernel", "interruptKernel", "runSweep", "resetKernelHooks", "refreshLiveState",
+    "livePicture", "listGatewayKernels"))
 
 # -- initializationOptions fields (besides `settings`)
 

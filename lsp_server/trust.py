@@ -29,6 +29,8 @@ WHAT = {
     COMMANDS["runSweep"]: "running a patch sweep",
     COMMANDS["resetKernelHooks"]: "resetting hooks in the kernel",
     COMMANDS["refreshLiveState"]: "live kernel introspection",
+    COMMANDS["livePicture"]: "computing a live picture in the kernel",
+    COMMANDS["listGatewayKernels"]: "asking the Jupyter gateway for its kernels",
 }
 assert set(WHAT) == RUNS_CODE
 

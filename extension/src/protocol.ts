@@ -21,10 +21,12 @@ export const ServerCommand = {
     livePicture: 'tlens.livePicture', // [{id}] -> the hover's live picture, large (a SweepResult of kind "picture")
 } as const;
 
-/** Server commands that run code (a kernel, a sweep and its setup code): refused in Restricted Mode. */
+/** Server commands that run code (a kernel or gateway, a sweep and its setup code, a live picture): refused in Restricted Mode. */
 export const RUNS_CODE: readonly string[] = [
     ServerCommand.attachKernel,
     ServerCommand.interruptKernel,
+    ServerCommand.listGatewayKernels,
+    ServerCommand.livePicture,
     ServerCommand.refreshLiveState,
     ServerCommand.resetKernelHooks,
     ServerCommand.runSweep,
