@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import uuid
 from pathlib import Path
 
 import pytest
@@ -67,13 +68,28 @@ async def kernel_factory():
     await factory.close()
 
 
+# Set at collection, before any test starts a process: every kernel of this session inherits it.
+os.environ["TLENS_TEST_SESSION"] = uuid.uuid4().hex
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_stray_kernels():
-    """Fail loudly if a test leaves a kernel process of ours running."""
+    """Fail loudly if a test leaves a kernel process of ours running. "Ours": started by this test
+    session (kernels inherit its environment marker), so that suites running side by side on one
+    machine do not see each other's kernels."""
+    marker = b"TLENS_TEST_SESSION=" + os.environ["TLENS_TEST_SESSION"].encode()
     yield
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    ours = [line for line in out.splitlines() if "ipykernel_launcher" in line and "kernel-tlens-" in line]
+    ours = [line for line in out.splitlines() if "ipykernel_launcher" in line and "kernel-tlens-" in line
+            and marker in _environment(int(line.split()[0]))]
     assert not ours, "kernels left running:\n" + "\n".join(ours)
+
+
+def _environment(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []  # gone meanwhile
 
 
 @pytest.fixture(scope="session")
