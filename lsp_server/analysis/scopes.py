@@ -20,7 +20,8 @@ from .syntax import Node, Parsed, text
 
 MODULE = (-1, -1)
 # `for a, (b, c) in` targets and `lambda x, *, hook:` parameter lists (comprehensions and lambdas).
-_EXPRESSION_BINDERS = re.compile(rb"\bfor\s+([\w\s,()\[\]]+?)\s+in\b|\blambda\b([^:\n]*):")
+# Literal-first (a leading \b would cost a slow scan of the whole text); a superset is fine.
+_EXPRESSION_BINDERS = (re.compile(rb"for\s+([\w\s,()\[\]]+?)\s+in\b"), re.compile(rb"lambda\b([^:\n]*):"))
 _IDENTIFIER = re.compile(rb"[A-Za-z_]\w*")
 ScopeKey = tuple[int, int]
 
@@ -72,8 +73,8 @@ class Scopes:
         # Names a comprehension or lambda may bind (a superset, from the text): lookups of other
         # names skip the ancestor walk that finds such bindings.
         self._expression_names = {
-            name.decode() for groups in _EXPRESSION_BINDERS.findall(parsed.source)
-            for group in groups for name in _IDENTIFIER.findall(group)}
+            name.decode() for pattern in _EXPRESSION_BINDERS for group in pattern.findall(parsed.source)
+            for name in _IDENTIFIER.findall(group)}
 
     # -- building (statements in source order, so every list comes out sorted)
 

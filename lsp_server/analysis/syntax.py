@@ -19,14 +19,11 @@ from .textscan import IncrementalScan, edit_between
 LANGUAGE = tree_sitter.Language(tree_sitter_python.language())
 Node = tree_sitter.Node
 
-# IPython-only lines, in one pass: a line magic or shell escape (`%timeit`, `!pip`), an assignment
-# from one (`x = !ls`), or a help request (`obj?`).
-_IPYTHON = re.compile(
-    rb"^[ \t]*(?P<magic>[%!])(?!=)"
-    rb"|^[ \t]*[A-Za-z_][\w, ]*=[ \t]*(?P<assign>[%!]\S.*)$"
-    rb"|^[ \t]*[A-Za-z_][\w.]*(?P<help>\?\??)[ \t]*$",
-    re.M,
-)
+# IPython-only lines (group 1: what is blanked): a line magic or shell escape (`%timeit`, `!pip`; up to the
+# end of the line), an assignment from one (`x = !ls`), or a help request (`obj?`; up to the end of the line).
+_MAGIC = re.compile(rb"^[ \t]*([%!])(?!=)", re.M)
+_MAGIC_ASSIGN = re.compile(rb"^[ \t]*[A-Za-z_][\w, ]*=[ \t]*([%!]\S.*)$", re.M)
+_HELP = re.compile(rb"^[ \t]*([A-Za-z_][\w.]*\?)\??[ \t]*$", re.M)
 # Constructs inside which a line starting with '%' is a continuation (``a\n % b``), not a magic.
 _OPEN_CONTEXTS = frozenset({
     "string", "parenthesized_expression", "argument_list", "list", "tuple", "dictionary", "set",
@@ -58,7 +55,7 @@ class SyntaxParser:
 
     def parse(self, source: bytes) -> Parsed:
         self._raw = raw = self._reparse(self._raw, source)
-        masked_source = _mask_ipython(source, raw.tree)
+        masked_source = _mask_ipython(source, raw.tree, self.scan)
         if masked_source is source:
             return raw
         self._masked = masked = self._reparse(self._masked, masked_source)
@@ -86,12 +83,13 @@ def parse(source: bytes) -> Parsed:
     return SyntaxParser().parse(source)
 
 
-def _mask_ipython(source: bytes, tree: tree_sitter.Tree) -> bytes:
+def _mask_ipython(source: bytes, tree: tree_sitter.Tree, scan=None) -> bytes:
     """Turn IPython-only syntax into plain Python without moving any byte.
 
     A magic, shell escape or help line becomes a no-op statement of the same width (``pass``), so
     a block holding only ``%pip install ...`` under ``if IN_COLAB:`` stays a valid block for the
     parser and for the kernel that runs the file's setup code. ``x = !ls`` keeps its assignment.
+    ``scan(pattern, source)``: group-1 spans of a pattern (a parser's incremental scan; default: a fresh one).
     """
     if b"%" not in source and b"!" not in source and b"?" not in source:
         return source
@@ -106,17 +104,17 @@ def _mask_ipython(source: bytes, tree: tree_sitter.Tree) -> bytes:
             node = node.parent
         return True
 
-    for m in _IPYTHON.finditer(source):
-        group = m.lastgroup
-        if not statement_start(m.start(group)):
-            continue
-        if out is None:
-            out = bytearray(source)
-        if group == "assign":
-            start, end = m.start(group), m.end(group)
-            out[start:end] = b"0".ljust(end - start)  # `x = !ls` -> `x = 0`
-        else:
-            start = m.start() + len(m.group()) - len(m.group().lstrip(b" \t"))
+    scan = scan or (lambda pattern, text: [m.span(1) for m in pattern.finditer(text)])
+    for pattern in (_MAGIC, _MAGIC_ASSIGN, _HELP):
+        for start, end in scan(pattern, source):
+            # Where the IPython syntax begins: the `%`/`!` (magic, assignment) or the `?` (help).
+            if not statement_start(start if pattern is _MAGIC_ASSIGN else end - 1):
+                continue
+            if out is None:
+                out = bytearray(source)
+            if pattern is _MAGIC_ASSIGN:
+                out[start:end] = b"0".ljust(end - start)  # `x = !ls` -> `x = 0`
+                continue
             end = source.find(b"\n", start)
             end = len(source) if end < 0 else end
             if source[end - 1:end] == b"\r":
