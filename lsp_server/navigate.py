@@ -11,12 +11,16 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from .analysis.source import LineIndex
+from .analysis.syntax import Node
+from .analysis.values import Evaluator
 from .features import convert, navigation
 from .handlers import handles
 from .knowledge import hook_sources
 
 if TYPE_CHECKING:
     from .server import TlensServer
+    from .workspace import View
 
 
 def tl_package(ls: "TlensServer") -> Path | None:
@@ -25,23 +29,40 @@ def tl_package(ls: "TlensServer") -> Path | None:
     return (hook_sources.package_dir(python) if python else None) or hook_sources.package_dir(None)
 
 
+def _point(line: int, character: int) -> types.Range:
+    return types.Range(types.Position(line, character), types.Position(line, character))
+
+
+def _function_location(view: View, evaluator: Evaluator, fn: Node) -> types.Location | None:
+    """Where a def's name is: in this document (a file, or any cell of its notebook) or in another workspace file."""
+    name = fn.child_by_field_name("name") or fn
+    if evaluator is view.analysis.evaluator:
+        found = view.locate(name.start_byte)
+        return types.Location(uri=found[0], range=_point(found[1], found[2])) if found is not None else None
+    if evaluator.links is None:
+        return None
+    position = LineIndex(evaluator.scopes.parsed.source).position(name.start_byte)
+    return types.Location(uri=evaluator.links.path.as_uri(), range=_point(position.line, position.character))
+
+
 def register(server: "TlensServer") -> None:
     """Register the navigation handlers on ``server``."""
 
     @handles(server, types.TEXT_DOCUMENT_DEFINITION, default=None)
     async def definition(ls: "TlensServer", params: types.DefinitionParams) -> list[types.Location] | None:
-        """On a hook name: where the installed TransformerLens defines that hook point."""
+        """On a hook name: the workspace helper that builds it, if any, and where the installed
+        TransformerLens defines that hook point."""
         view = ls.view(params.text_document.uri)
         if view is None:
             return None
         offset = view.offset(params.position.line, params.position.character)
-        if not navigation.hook_names_at(view.analysis, offset):
-            return None
-        package = await asyncio.to_thread(tl_package, ls)  # may ask another interpreter, once
-        found = navigation.definition(view.analysis, offset, package)
-        return [types.Location(uri=loc.path.as_uri(), range=types.Range(types.Position(loc.line, loc.column),
-                                                                         types.Position(loc.line, loc.column)))
-                for loc in found] or None
+        out = [loc for evaluator, fn in navigation.helper_definitions(view.analysis, offset)
+               if (loc := _function_location(view, evaluator, fn)) is not None]
+        if navigation.hook_names_at(view.analysis, offset):
+            package = await asyncio.to_thread(tl_package, ls)  # may ask another interpreter, once
+            out += [types.Location(uri=loc.path.as_uri(), range=_point(loc.line, loc.column))
+                    for loc in navigation.definition(view.analysis, offset, package)]
+        return out or None
 
     @handles(server, types.TEXT_DOCUMENT_DOCUMENT_SYMBOL, default=None)
     def document_symbol(ls: "TlensServer", params: types.DocumentSymbolParams) -> list[types.DocumentSymbol] | None:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from ..analysis.document import Analysis
 from ..analysis.experiments import find_experiments
-from ..analysis.syntax import text
 from ..analysis.hookrefs import HookRef
+from ..analysis.syntax import Node, text
+from ..analysis.values import Evaluator
 from ..knowledge.hook_sources import SourceLocation, hook_definition
 
 _FILTER_TESTS = {"suffix": str.endswith, "prefix": str.startswith, "substring": str.__contains__}
@@ -40,6 +41,24 @@ def definition(analysis: Analysis, offset: int, package: Path | None) -> list[So
         if location is not None and location not in out:
             out.append(location)
     return out
+
+
+def helper_definitions(analysis: Analysis, offset: int, max_hops: int = 4) -> list[tuple[Evaluator, Node]]:
+    """(evaluator of its file, def) of the workspace function that builds the hook name at ``offset``:
+    ``cache[name_of(3)]``, also through variables (``name = h.name_of(3)`` ... ``cache[name]``)."""
+    ref = analysis.ref_at(offset)
+    node = analysis.parsed.root.descendant_for_byte_range(ref.start, ref.end) if ref is not None else None
+    for _ in range(max_hops):
+        if node is None:
+            return []
+        if node.type == "call":
+            found = analysis.evaluator.function_called(node)
+            return [found] if found is not None else []
+        if node.type != "identifier":
+            return []
+        d = analysis.scopes.lookup(text(node), node.start_byte)
+        node = d.node if d is not None and d.kind == "assign" and d.target.type == "identifier" else None
+    return []
 
 
 def references(analysis: Analysis, targets: list[HookRef]) -> list[tuple[int, int]]:

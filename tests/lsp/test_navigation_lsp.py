@@ -104,3 +104,40 @@ async def test_document_symbols_list_experiments_and_hook_functions(client):
     assert ("patch_z", "hook on blocks.3.attn.hook_z", types.SymbolKind.Function, 7) in shown, shown
     assert any(kind == types.SymbolKind.Event and name.startswith("Patch sweep:") and line == 10
                for name, _, kind, line in shown), shown
+
+
+NAMES = '''\
+def name_of(layer):
+    return f"blocks.{layer}.attn.hook_z"
+'''
+USES_NAMES = '''\
+import names as n
+from names import name_of
+from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, cache = model.run_with_cache("hi")
+direct = cache[name_of(3)]
+key = n.name_of(4)
+through_variable = cache[key]
+'''
+
+
+async def test_definition_of_a_name_built_by_a_workspace_helper_opens_the_helper_too(client):
+    (client.root / "names.py").write_text(NAMES)  # on disk only, never opened
+    uri = (client.root / "uses_names.py").as_uri()
+    open_doc(client, uri, USES_NAMES)
+    await diagnostics_for(client, uri)
+    for needle, delta in (("name_of(3)", 1), ("cache[key]", 7)):
+        found = await _definition(client, uri, USES_NAMES, needle, delta)
+        assert found, needle
+        helper = found[0]  # the user's own code first, then TransformerLens
+        assert helper.uri.endswith("/names.py") and _line_at(helper).startswith("def name_of"), (needle, helper)
+        assert helper.range.start.character == len("def "), helper
+        assert any("transformer_lens" in loc.uri and "hook_z" in _line_at(loc) for loc in found[1:]), found
+    # A helper of this file: the def in this document.
+    local = "def local_name(l):\n    return f'blocks.{l}.hook_resid_post'\n" + USES_NAMES.replace("name_of(3)", "local_name(3)")
+    uri2 = (client.root / "local.py").as_uri()
+    open_doc(client, uri2, local)
+    await diagnostics_for(client, uri2)
+    found = await _definition(client, uri2, local, "local_name(3)", 1)
+    assert found[0].uri == uri2 and found[0].range.start.line == 0 and found[0].range.start.character == 4, found
