@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ..knowledge.spec import GATE_FLAGS, ModelSpec
+from .textscan import edit_between
 
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 # Names an edited line can change facts of: every word except one only read through a subscript or an
@@ -64,12 +65,10 @@ class Edit:
 
 def diff(old: bytes, new: bytes) -> Edit:
     """The changed lines between ``old`` and ``new``."""
-    limit = min(len(old), len(new))
-    prefix = _common_prefix(old, new, limit)
-    suffix = _common_prefix(old[::-1], new[::-1], limit - prefix)
+    prefix, changed_old_end, changed_new_end = edit_between(old, new)
     start = old.rfind(b"\n", 0, prefix) + 1
-    old_end = _line_end(old, len(old) - suffix)
-    new_end = _line_end(new, len(new) - suffix)
+    old_end = _line_end(old, changed_old_end)
+    new_end = _line_end(new, changed_new_end)
     before, after = old[start:old_end], new[start:new_end]
     words = frozenset(w.decode() for w in _WORD.findall(before) + _WORD.findall(after))
     names = frozenset(w.decode() for w in _CHANGING_WORD.findall(before) + _CHANGING_WORD.findall(after))
@@ -78,18 +77,6 @@ def diff(old: bytes, new: bytes) -> Edit:
                   for w in _WORD.findall(line.lstrip())[:1]}
     return Edit(start, old_end, new_end, names,
                 same_shape and not (words & GLOBAL_WORDS) and not (statements & STATEMENT_WORDS))
-
-
-def _common_prefix(a: bytes, b: bytes, limit: int) -> int:
-    """Length of the common prefix of ``a`` and ``b`` (at most ``limit``), by halving: C-speed compares."""
-    lo, hi = 0, limit
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def _line_end(text: bytes, offset: int) -> int:

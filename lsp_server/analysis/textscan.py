@@ -16,9 +16,9 @@ MARGIN_LINES = 2
 
 def _common_prefix(a: bytes, b: bytes) -> int:
     lo, hi = 0, min(len(a), len(b))
-    while lo < hi:  # binary search with C-speed slice comparisons
+    while lo < hi:  # binary search with C-speed slice comparisons (of the undecided part only)
         mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
+        if a[lo:mid] == b[lo:mid]:
             lo = mid
         else:
             hi = mid - 1
@@ -29,7 +29,7 @@ def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
     lo, hi = 0, limit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if a[len(a) - mid:] == b[len(b) - mid:]:
+        if a[len(a) - mid:len(a) - lo] == b[len(b) - mid:len(b) - lo]:
             lo = mid
         else:
             hi = mid - 1
