@@ -128,6 +128,9 @@ class Workspace:
 
     def text_view(self, uri: str, text: str, version: int | None) -> View:
         key = _text_key(text, version)
+        entry = self._entries.get(uri)  # an analysis made already needs no lock: never wait for another file's
+        if entry is not None and entry.key == key and _fresh(entry.analysis):
+            return View(entry.analysis, uri)
         with self._lock:
             entry = self._entries.get(uri)
             if entry is None or entry.key != key or not _fresh(entry.analysis):
