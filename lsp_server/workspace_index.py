@@ -36,15 +36,18 @@ class WorkspaceIndex:
         self._task: asyncio.Task | None = None
         self.indexed = 0  # files analysed by the index (again, after a change, counts again)
         self.complete = False  # every file of the last listing analysed
+        self._list_all = False  # list the workspace's files when the task next runs
 
     def start(self) -> None:
-        """Queue every workspace file and start analysing them (after initialize, once roots are known)."""
-        self.enqueue(self.ls.modules.files())
+        """Analyse every workspace file (after initialize, and when every analysis may have changed); they
+        are listed when the index starts, after the editor's first documents."""
+        self._list_all = True
+        self.enqueue([])
 
     def enqueue(self, paths: list[Path]) -> None:
         for path in paths:
             self._queue[path] = None
-        if self._queue:
+        if self._queue or self._list_all:
             self.complete = False
             if self._task is None or self._task.done():
                 self._task = asyncio.get_event_loop().create_task(self._run())
@@ -59,7 +62,11 @@ class WorkspaceIndex:
         loop = asyncio.get_running_loop()
         if not self.indexed:
             await asyncio.sleep(START_SECONDS)
-        while self._queue:
+        while self._queue or self._list_all:
+            if self._list_all:
+                self._list_all = False
+                self._queue.update(dict.fromkeys(self.ls.modules.files()))
+                continue
             while self.ls._pending:  # an open document's diagnostics go first
                 await asyncio.sleep(0.01)
             path = next(iter(self._queue))
