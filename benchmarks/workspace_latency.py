@@ -174,7 +174,7 @@ async def measure_workspace(n_files: int, rounds: int) -> dict:
             "first_diag": t_first_diag - t_open, "hover": hovers, "edit": edits, "helper_edit": helper_edits,
             "disk_edit": disk_edits, "references": references, "reference_files": found, "symbols": symbols,
             "n_symbols": n_symbols, "index_end": index_end, "index_built": index_built,
-            "reindexed": reindexed, "reindex_times": reindex_times, "parse": _parse_time(text), "server_hover": _server_hovers(root, rounds)}
+            "reindexed": reindexed, "reindex_times": reindex_times, "parse": _parse_time(text), "server_side": _server_side(root, rounds)}
 
 
 async def _index_built(s: _Session, t0: float) -> float | None:
@@ -197,8 +197,9 @@ def _parse_time(text: str) -> float:
     return best
 
 
-def _server_hovers(root: Path, rounds: int) -> list[float]:
-    """Server-side hover times on the script's two keys (the hover function timed in-process)."""
+def _server_side(root: Path, rounds: int) -> tuple[float, list[float]]:
+    """In-process: the script's first analysis (its imports and their importers read from disk, nothing
+    cached) and hover times on its two keys (the hover function timed)."""
     from lsp_server.analysis.document import AnalysisContext
     from lsp_server.features.hover import hover
     from lsp_server.knowledge.resolve import resolve_model_name
@@ -207,14 +208,16 @@ def _server_hovers(root: Path, rounds: int) -> list[float]:
     workspace = linked_workspace(lambda _: AnalysisContext(tl_major=2, resolve_model=resolve_model_name), root)
     path = root / SCRIPT
     text = path.read_text()
+    t = time.perf_counter()
     analysis = workspace.text_view(str(path), text, 0).analysis
+    cold = time.perf_counter() - t
     offsets = [len(text[:text.index(k) + len("cache[") + 1].encode()) for k in (KEY, OTHER_KEY)]
     out = []
     for i in range(rounds):
         t = time.perf_counter()
         hover(analysis, offsets[i % 2])
         out.append(time.perf_counter() - t)
-    return out
+    return cold, out
 
 
 def report(m: dict, pct) -> None:
@@ -235,7 +238,9 @@ def report(m: dict, pct) -> None:
         print(f"| spawn → workspace index complete (background) | {m['index_built'] * 1000:.0f} | | |")
     print(f"| open → first diagnostics | {m['first_diag'] * 1000:.1f} | {m['first_diag'] * 1000 / parse:.1f}× | |")
     row("hover on a key named by an imported helper", m["hover"], "p99 ≤ 5 (server-side)")
-    sh = m["server_hover"]
+    cold, sh = m["server_side"]
+    print(f"| the script's first analysis, in-process (its imports and their importers) | | {cold * 1000 / parse:.1f}× "
+          f"({cold * 1000:.1f} ms) | |")
     print(f"| hover, server-side p50 / p99 | {pct(sh, .5):.3f} / {pct(sh, .99):.3f} | | p99 ≤ 5 |")
     row("1-char edit of the script → diagnostics", m["edit"])
     row("helper edited in the editor → script's diagnostics", m["helper_edit"])

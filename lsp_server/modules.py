@@ -121,7 +121,8 @@ class WorkspaceModules:
         stem = path.parent.name if path.name == "__init__.py" else path.stem
         if not _WORD.fullmatch(stem):  # not an importable name: the import lines' words cannot hold it
             return []
-        return [candidate for candidate in self.files() if candidate != path and stem in self.imported_words(candidate)]
+        return [candidate for candidate in self.files() if candidate != path
+                and stem in (self.text(candidate) or "") and stem in self.imported_words(candidate)]
 
     def imported_words(self, path: Path) -> frozenset[str]:
         """The words of ``path``'s import lines (module and package names among them), read once per version

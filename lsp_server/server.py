@@ -272,7 +272,8 @@ def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
 
 @handles(server, types.INITIALIZED)
 async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
-    ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
+    ls.tokenizers.attach()
+    ls.index.when_quiet(ls.tokenizers.warm_up)  # GPT-2's BPE, in a background thread, after the first documents
     ls.index.start()
     await ls.watch_declaring_files()
     await ls.configuration.pull_folders()

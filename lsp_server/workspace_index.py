@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .editor_modules import local_path, uri_of
 from .open_documents import open_document
@@ -37,6 +37,13 @@ class WorkspaceIndex:
         self.indexed = 0  # files analysed by the index (again, after a change, counts again)
         self.complete = False  # every file of the last listing analysed
         self._list_all = False  # list the workspace's files when the task next runs
+        self._quiet_jobs: list[Callable[[], None]] = []
+
+    def when_quiet(self, job: Callable[[], None]) -> None:
+        """Run ``job`` (a start of other background work) once the editor's first documents are analysed, just
+        before the index's own work: loaded at once, it would slow the first analysis down several times."""
+        self._quiet_jobs.append(job)
+        self.enqueue([])
 
     def start(self) -> None:
         """Analyse every workspace file (after initialize, and when every analysis may have changed); they
@@ -47,7 +54,7 @@ class WorkspaceIndex:
     def enqueue(self, paths: list[Path]) -> None:
         for path in paths:
             self._queue[path] = None
-        if self._queue or self._list_all:
+        if self._queue or self._list_all or self._quiet_jobs:
             self.complete = False
             if self._task is None or self._task.done():
                 self._task = asyncio.get_event_loop().create_task(self._run())
@@ -62,13 +69,16 @@ class WorkspaceIndex:
         loop = asyncio.get_running_loop()
         if not self.indexed:
             await asyncio.sleep(START_SECONDS)
-        while self._queue or self._list_all:
+        while self._queue or self._list_all or self._quiet_jobs:
+            while self.ls._pending:  # an open document's diagnostics go first
+                await asyncio.sleep(0.01)
+            if self._quiet_jobs:
+                self._quiet_jobs.pop(0)()
+                continue
             if self._list_all:
                 self._list_all = False
                 self._queue.update(dict.fromkeys(self.ls.modules.files()))
                 continue
-            while self.ls._pending:  # an open document's diagnostics go first
-                await asyncio.sleep(0.01)
             path = next(iter(self._queue))
             self._queue.pop(path)
             try:
