@@ -11,6 +11,7 @@ unanalysed by a request in the meantime are analysed on that request's path, as 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -67,6 +68,7 @@ class WorkspaceIndex:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        gc.unfreeze()  # analyses about to be replaced may be garbage in cycles: collectable again
         if not self.indexed:
             await asyncio.sleep(START_SECONDS)
         while self._queue or self._list_all or self._quiet_jobs:
@@ -87,6 +89,9 @@ class WorkspaceIndex:
                 log.exception("indexing %s failed", path)
             self.indexed += 1
         self.complete = True
+        # The index holds a few hundred analyses: a full garbage collection over them pauses every request
+        # (~100 ms for 300 files, a hover's p99). They live until a file changes: out of the collector's way.
+        gc.freeze()
 
     def disk_view(self, path: Path) -> View | None:
         """The analysis of a workspace file as it is on disk (None for open documents and unreadable files)."""
