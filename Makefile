@@ -56,6 +56,7 @@ test-fast: $(VENV)/.installed
 bench: $(VENV)/.installed $(HT_VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) benchmarks/lsp_latency.py
+	$(PY) benchmarks/lsp_latency.py --workspace 300
 	$(PY) benchmarks/token_checks.py
 	$(PY) benchmarks/sweep_speed.py --ht-python $(abspath $(HT_PY))
 	$(PY) benchmarks/live_introspection.py --ht-python $(abspath $(HT_PY))

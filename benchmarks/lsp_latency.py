@@ -6,6 +6,7 @@ server-side (the same feature functions timed in-process), each also as a ratio 
 the same file timed in the same run, and whether torch was imported at start-up.
 
     .venv/bin/python benchmarks/lsp_latency.py [--lines 5000] [--dense]
+    .venv/bin/python benchmarks/lsp_latency.py --workspace 300   # a synthetic workspace (workspace_latency.py)
 """
 
 from __future__ import annotations
@@ -272,7 +273,13 @@ def main() -> None:
     ap.add_argument("--dense", action="store_true", help="TransformerLens code only (worst case)")
     ap.add_argument("--cells", type=int, default=200, help="cells of the notebook measurement (0: skip it)")
     ap.add_argument("--peer-rounds", type=int, default=12, help="hovers asked of jedi-language-server (slow: seconds each)")
+    ap.add_argument("--workspace", type=int, default=0, help="files of a synthetic workspace to measure instead")
     args = ap.parse_args()
+    if args.workspace:
+        from benchmarks.workspace_latency import measure_workspace, report
+
+        report(asyncio.run(measure_workspace(args.workspace, args.rounds)), pct)
+        return
     text = research_file(args.lines, dense=args.dense)
     rt = asyncio.run(measure(text, args.rounds))
     ss = server_side(text, args.rounds)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,11 +23,11 @@ def editor_modules(ls: TlensServer) -> WorkspaceModules:
         return [p for uri in folders if (p := local_path(uri)) is not None]
 
     def open_version(path: Path) -> int | None:
-        doc = open_document(ls.workspace, from_fs_path(str(path)) or "")
+        doc = open_document(ls.workspace, uri_of(path))
         return doc.version if doc is not None else None
 
     def analysis(path: Path) -> Analysis | None:
-        uri = from_fs_path(str(path)) or path.as_uri()
+        uri = uri_of(path)
         doc = open_document(ls.workspace, uri)
         if doc is not None:
             return ls.workspace_cache.text_view(uri, doc.source, doc.version).analysis
@@ -35,6 +36,13 @@ def editor_modules(ls: TlensServer) -> WorkspaceModules:
 
     modules = WorkspaceModules(roots, open_version, analysis)
     return modules
+
+
+@functools.lru_cache(maxsize=4096)
+def uri_of(path: Path) -> str:
+    """The URI the editor knows a workspace file by (asked for every file an analysis read, each time its
+    freshness is checked: worth remembering)."""
+    return from_fs_path(str(path)) or path.as_uri()
 
 
 def local_path(uri: str | None) -> Path | None:

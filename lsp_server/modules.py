@@ -23,7 +23,9 @@ from .workspace import Workspace, python_files
 MAX_IMPORTERS = 8  # files whose calls bind a module's parameters: beyond this, the rest are not read
 MAX_CHAIN = 4  # files analysed one inside another's analysis (a imports b imports c ...)
 INDEX_SECONDS = 10.0  # how long a list of the workspace's files serves before it is walked again
-_CUT = object()  # the stamp of a file not read to break a cycle: the analysis is redone on the next request
+_CUT = object()  # the stamp of a file not read (a cycle, or past MAX_CHAIN): redone when asked for itself
+_DEEP = object()  # what analyse_within answers past MAX_CHAIN
+_WORD = re.compile(r"\w+")
 _IMPORT_LINE = re.compile(r"^\s*(?:from\s+(\.*)([\w.]*)\s+import\s+([^#\n]+)|import\s+([^#\n]+))", re.M)
 
 Stamp = Hashable  # a file's version: the editor's document version, or (mtime_ns, size) on disk
@@ -41,6 +43,7 @@ class WorkspaceModules:
         self.analyse = analyse
         self._lock = threading.RLock()
         self._texts: dict[Path, tuple[Stamp, str]] = {}
+        self._words: dict[Path, tuple[Stamp, frozenset[str]]] = {}
         self._chain = threading.local()  # the files being analysed on this thread, outermost first
         self._files: tuple[float, list[Path]] | None = None  # (when listed, the workspace's .py files)
 
@@ -78,12 +81,12 @@ class WorkspaceModules:
 
     def analyse_within(self, reader: Path, path: Path) -> Analysis | None | object:
         """``path``'s analysis, read while ``reader``'s is made; ``_CUT`` when that would go round a cycle
-        (``path`` is being analysed already), None past the chain bound."""
+        (``path`` is being analysed already), ``_DEEP`` past the chain bound."""
         chain: list[Path] = self._chain.__dict__.setdefault("files", [])
         if path in chain or path == reader:
             return _CUT
         if len(chain) >= MAX_CHAIN:
-            return None
+            return _DEEP
         outermost = not chain
         if outermost:
             chain.append(reader)
@@ -109,18 +112,31 @@ class WorkspaceModules:
             self._texts[path] = (stamp, text)
         return text
 
+    def nested(self) -> bool:
+        """Whether this thread is analysing a file for another file's analysis (inside a chain)."""
+        return bool(self._chain.__dict__.get("files"))
+
     def candidate_importers(self, path: Path) -> list[Path]:
         """Workspace files with an import line that names ``path``'s module (its file or package name)."""
         stem = path.parent.name if path.name == "__init__.py" else path.stem
-        word = re.compile(rf"\b{re.escape(stem)}\b")
-        out = []
-        for candidate in self.files():
-            if candidate == path:
-                continue
-            text = self.text(candidate)
-            if text and stem in text and any(word.search(m.group(0)) for m in _IMPORT_LINE.finditer(text)):
-                out.append(candidate)
-        return out
+        if not _WORD.fullmatch(stem):  # not an importable name: the import lines' words cannot hold it
+            return []
+        return [candidate for candidate in self.files() if candidate != path
+                and stem in (self.text(candidate) or "") and stem in self.imported_words(candidate)]
+
+    def imported_words(self, path: Path) -> frozenset[str]:
+        """The words of ``path``'s import lines (module and package names among them), read once per version
+        of the file: asked of every workspace file for each module whose importers are looked for."""
+        stamp = self.stamp(path)
+        with self._lock:
+            cached = self._words.get(path)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+        text = self.text(path) or ""
+        words = frozenset(w for m in _IMPORT_LINE.finditer(text) for w in _WORD.findall(m.group(0)))
+        with self._lock:
+            self._words[path] = (stamp, words)
+        return words
 
     def files(self) -> list[Path]:
         """The workspace's Python files, listed again after a while or after :meth:`changed` (a walk of a
@@ -164,8 +180,18 @@ class DocumentLinks:
         return self._importers
 
     def fresh(self) -> bool:
-        """Whether every file this analysis read is still the version it read."""
-        return all(self.modules.stamp(path) == stamp for path, stamp in list(self.dependencies.items()))
+        """Whether every file this analysis read is still the version it read. A file it did not read (a
+        cycle, or past the chain bound) makes it stale for the file itself (asked for on its own, it is
+        analysed again, in full), not for another file's analysis that reads it as a module: otherwise
+        every analysis made inside a cycle would be made again for each file that imports it."""
+        nested = self.modules.nested()
+        for path, stamp in list(self.dependencies.items()):
+            if stamp is _CUT:
+                if not nested:
+                    return False
+            elif self.modules.stamp(path) != stamp:
+                return False
+        return True
 
     def depends_on(self, path: Path) -> bool:
         return normal(path) in self.dependencies
@@ -173,8 +199,9 @@ class DocumentLinks:
     def _read(self, path: Path) -> Analysis | None:
         stamp = self.modules.stamp(path)
         analysis = self.modules.analyse_within(self.path, path)
-        self.dependencies[path] = _CUT if analysis is _CUT else stamp
-        return None if analysis is _CUT else analysis  # type: ignore[return-value]
+        cut = analysis is _CUT or analysis is _DEEP
+        self.dependencies[path] = _CUT if cut else stamp
+        return None if cut else analysis  # type: ignore[return-value]
 
     def _imports_me(self, importer: Path, analysis: Analysis) -> bool:
         for d in analysis.scopes.all_definitions():

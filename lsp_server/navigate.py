@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .server import TlensServer
     from .workspace import View
 
+SYMBOL_KINDS = {"experiment": types.SymbolKind.Event, "hook function": types.SymbolKind.Function}
+
 
 def tl_package(ls: "TlensServer") -> Path | None:
     """The installed ``transformer_lens`` the code runs with: the kernel interpreter's, else the server's."""
@@ -70,13 +72,26 @@ def register(server: "TlensServer") -> None:
         view = ls.view(params.text_document.uri)
         if view is None:
             return None
-        kinds = {"experiment": types.SymbolKind.Event, "hook function": types.SymbolKind.Function}
         out = []
         for symbol in navigation.document_symbols(view.analysis):
             if view.contains(symbol.start):  # a notebook cell lists its own
-                out.append(types.DocumentSymbol(name=symbol.name, detail=symbol.detail, kind=kinds[symbol.kind],
+                out.append(types.DocumentSymbol(name=symbol.name, detail=symbol.detail, kind=SYMBOL_KINDS[symbol.kind],
                                                 range=convert.range_(view, symbol.start, symbol.end),
                                                 selection_range=convert.range_(view, symbol.name_start, symbol.name_end)))
+        return out or None
+
+    @handles(server, types.WORKSPACE_SYMBOL, default=None)
+    async def workspace_symbol(ls: "TlensServer", params: types.WorkspaceSymbolParams) -> list[types.WorkspaceSymbol] | None:
+        """The patching experiments and hook functions of every open document and workspace file whose name
+        holds the query (any case), as document symbols list them."""
+        views = await asyncio.get_running_loop().run_in_executor(ls.analysis_worker, ls.all_views())
+        query, out = params.query.lower(), []
+        for view in views:
+            for symbol in navigation.document_symbols(view.analysis):
+                if query in symbol.name.lower() and view.contains(symbol.start):
+                    out.append(types.WorkspaceSymbol(name=symbol.name, kind=SYMBOL_KINDS[symbol.kind], container_name=symbol.detail,
+                                                     location=types.Location(uri=view.uri, range=convert.range_(
+                                                         view, symbol.name_start, symbol.name_end))))
         return out or None
 
     @handles(server, types.TEXT_DOCUMENT_REFERENCES, default=None)

@@ -40,7 +40,8 @@ from .settings import Settings
 from .sweeps import lsp as sweeps_lsp
 from .transport import TlensProtocol
 from .trust import workspace_trusted
-from .workspace import CellText, View, Workspace, findings_in, python_files
+from .workspace import CellText, View, Workspace, findings_in
+from .workspace_index import WorkspaceIndex
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class TlensServer(LanguageServer):
         self.workspace_cache = Workspace(self.analysis_context, lock=lock)
         self.disk_cache = Workspace(self.analysis_context, lock=lock)
         self.modules = editor_modules(self)
+        self.index = WorkspaceIndex(self)  # the workspace's files, analysed in the background
         self._pending: dict[str, asyncio.Task] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
         self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
@@ -219,19 +221,7 @@ class TlensServer(LanguageServer):
             if self.workspace.get_notebook_document(cell_uri=uri) is None:
                 jobs.append(self._analysis_of(uri))
                 seen.add(uri)
-        root = to_fs_path(self.workspace.root_uri) if self.workspace.root_uri else None
-
-        def on_disk() -> list[View]:
-            views = []
-            for path in python_files(Path(root)) if root else []:
-                if path.as_uri() not in seen:
-                    try:
-                        views.append(self.disk_cache.text_view(path.as_uri(), path.read_text(encoding="utf-8"), None))
-                    except (OSError, UnicodeDecodeError):
-                        continue
-            return views
-
-        return lambda: [v for job in jobs if job is not None for v in job()] + on_disk()
+        return lambda: [v for job in jobs if job is not None for v in job()] + self.index.disk_views(seen)
 
     async def watch_declaring_files(self) -> None:
         """Ask the editor to tell us when a file that declares the TransformerLens version changes, and when
@@ -255,6 +245,7 @@ class TlensServer(LanguageServer):
         self.disk_cache.invalidate()
         for uri in open_uris(self.workspace):
             self.schedule_diagnostics(uri)
+        self.index.start()
 
     # -- settings
 
@@ -281,7 +272,9 @@ def initialize(ls: TlensServer, params: types.InitializeParams) -> None:
 
 @handles(server, types.INITIALIZED)
 async def initialized(ls: TlensServer, params: types.InitializedParams) -> None:
-    ls.tokenizers.warm_up()  # GPT-2's BPE, in a background thread
+    ls.tokenizers.attach()
+    ls.index.when_quiet(ls.tokenizers.warm_up)  # GPT-2's BPE, in a background thread, after the first documents
+    ls.index.start()
     await ls.watch_declaring_files()
     await ls.configuration.pull_folders()
     if not ls.settings.transformer_lens_version:
@@ -303,6 +296,7 @@ def did_change_watched_files(ls: TlensServer, params: types.DidChangeWatchedFile
         ls.modules.changed()
         for uri in python:
             ls.schedule_dependents(uri)
+        ls.index.changed_on_disk([p for uri in python if (p := local_path(uri)) is not None])
 
 
 @handles(server, types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -326,6 +320,7 @@ def server_info(ls: TlensServer, args: dict) -> dict:
         "torchImported": "torch" in sys.modules,
         "transformerLensImported": "transformer_lens" in sys.modules,
         "hoversBeforeAnalysis": ls.hovers_before_analysis,
+        "workspaceIndex": {"indexed": ls.index.indexed, "complete": ls.index.complete},
         "workspaceTrusted": ls.trusted,
     }
 

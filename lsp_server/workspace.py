@@ -128,6 +128,9 @@ class Workspace:
 
     def text_view(self, uri: str, text: str, version: int | None) -> View:
         key = _text_key(text, version)
+        entry = self._entries.get(uri)  # an analysis made already needs no lock: never wait for another file's
+        if entry is not None and entry.key == key and _fresh(entry.analysis):
+            return View(entry.analysis, uri)
         with self._lock:
             entry = self._entries.get(uri)
             if entry is None or entry.key != key or not _fresh(entry.analysis):
@@ -137,10 +140,10 @@ class Workspace:
         return View(entry.analysis, uri)
 
     def dependents(self, path: Path) -> list[str]:
-        """Documents whose last analysis read the file ``path`` (they import it, or it imports them)."""
-        with self._lock:
-            return [uri for uri, entry in self._entries.items()
-                    if (links := entry.analysis.context.links) is not None and links.depends_on(path)]
+        """Documents whose last analysis read the file ``path`` (they import it, or it imports them). Without
+        the lock (a copy of the entries): asked on every keystroke, it must not wait for another file's analysis."""
+        return [uri for uri, entry in list(self._entries.items())
+                if (links := entry.analysis.context.links) is not None and links.depends_on(path)]
 
     def previous_text_view(self, uri: str, text: str, version: int | None) -> tuple[Analysis, Edit, bytes] | None:
         """The last analysis of a text document, the edit from its text to ``text`` and ``text`` encoded,

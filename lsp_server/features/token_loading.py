@@ -40,6 +40,11 @@ class BackgroundTokenizers:
             self._watch(spec, wanted=True)
         return tok
 
+    def attach(self) -> None:
+        """On the event loop, at start-up: remember it (a load an analysis asked for from the worker thread
+        re-publishes through it), without loading anything yet."""
+        self._loop = asyncio.get_running_loop()
+
     def warm_up(self, spec: ModelSpec | None = None) -> None:
         """Start loading a tokenizer (GPT-2's by default) in the background; returns at once."""
         self._watch(spec or ModelSpec(tokenizer=tokenizers.GPT2), wanted=False)

@@ -128,6 +128,43 @@ def test_an_edit_to_an_imported_file_makes_its_importers_stale(tmp_path):
     assert after.findings == []  # gpt2-xl has 48 layers: layer 20 exists
 
 
+HELPER = '''\
+def name_of(layer):
+    return f"blocks.{layer}.attn.hook_z"
+
+def add_patch(model, layer):
+    model.add_hook(name_of(layer), lambda z, hook: z)
+'''
+SCRIPT = '''\
+from transformer_lens import HookedTransformer
+from helper import name_of, add_patch
+model = HookedTransformer.from_pretrained("gpt2")
+logits, cache = model.run_with_cache("hi")
+z = cache[name_of({layer})]
+add_patch(model, {layer})
+'''
+
+
+def test_a_module_analysed_inside_an_import_cycle_serves_every_reader(tmp_path, monkeypatch):
+    """The helper's parameters are bound by its importers' calls, and they import it: its analysis, made
+    inside that cycle, serves each script that reads it (an edit of one script analyses that script
+    alone), while a script first analysed inside the cycle is analysed again, in full, when asked for."""
+    import lsp_server.workspace
+
+    ws = _workspace(tmp_path, {"helper.py": HELPER, "a.py": SCRIPT.format(layer=2), "b.py": SCRIPT.format(layer=3)})
+    made = []
+    analyze = lsp_server.workspace.analyze
+    monkeypatch.setattr(lsp_server.workspace, "analyze", lambda *args, **kw: made.append(1) or analyze(*args, **kw))
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    assert _hover(ws, a, "name_of(2)").startswith("`blocks.2.attn.hook_z`")  # b read inside the cycle, helper cut
+    assert _hover(ws, b, "name_of(3)").startswith("`blocks.3.attn.hook_z`")  # b on its own: in full
+    made.clear()
+    edited = a.read_text() + "#"
+    a.write_text(edited)
+    assert _hover(ws, a, "name_of(2)").startswith("`blocks.2.attn.hook_z`")
+    assert len(made) == 1, made  # a alone: the helper's and b's analyses serve as they are
+
+
 def test_attributes_of_objects_whose_class_is_in_another_file(tmp_path):
     graph = '''\
 from transformer_lens import utils
