@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from lsp_server.analysis.document import AnalysisContext  # noqa: E402
 from lsp_server.analysis.syntax import descendants, text  # noqa: E402
+from lsp_server.analysis.value_types import is_int, options_of  # noqa: E402
 from lsp_server.features.hover import hover  # noqa: E402
 from lsp_server.files import load_views  # noqa: E402
 from lsp_server.knowledge.resolve import resolve_model_name  # noqa: E402
@@ -39,11 +40,26 @@ def key_form(key) -> str:
     return "other"
 
 
+def _int_key(analysis, key) -> bool:
+    """Whether every value of ``key`` is an int (``caches[layer]`` with ``layer`` from ``range(...)``
+    or a list of ints): ActivationCache has no int keys, so its receiver is not one."""
+    if key.type == "integer":
+        return True
+    if key.type != "identifier":
+        return False
+    d = analysis.scopes.lookup(text(key), key.start_byte)
+    if d is not None and d.kind == "for" and d.node.type == "call" and text(d.node.child_by_field_name("function")) == "range":
+        return True
+    values = options_of(analysis.evaluator.eval(key))
+    return bool(values) and all(is_int(v) for v in values)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--tl", type=int, default=2, help="TransformerLens major version the code targets")
     ap.add_argument("--findings", type=Path, help="write every finding here (tsv) to judge by hand")
+    ap.add_argument("--misses", type=Path, help="write every cache subscript whose hover names no hook here (tsv)")
     args = ap.parse_args()
     # Each top-level folder is one repository: imports are followed between its files.
     workspaces = {repo: linked_workspace(lambda _: AnalysisContext(tl_major=args.tl, resolve_model=resolve_model_name), repo)
@@ -51,6 +67,7 @@ def main() -> None:
     by_form: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     codes: collections.Counter = collections.Counter()
     rows = []
+    misses = []
     files = sorted(p for p in args.corpus.rglob("*") if p.suffix in (".py", ".ipynb"))
     for path in files:
         try:
@@ -70,10 +87,17 @@ def main() -> None:
             result = hover(analysis, keys[0].start_byte + 1)
             head = result.markdown.split("\n\n")[0] if result is not None else ""
             named = (head.startswith("`") and " · `[" in head) or head.startswith("One of")  # a name with its shape
-            if analysis.registrations._plain_container(value) and analysis.models.cache_at(value) is None:
+            cache = analysis.models.cache_at(value)
+            guessed = cache is None or (cache.model is None and cache.call is None)  # by its name alone, as the analysis
+            if guessed and analysis.registrations._plain_container(value):
                 form = "not a cache (dict, own class)"
+            elif len(keys) == 1 and _int_key(analysis, keys[0]):
+                form = "not a cache (int key: a list, tensor or dict of layers)"  # ActivationCache keys are names
             by_form[form][0] += 1
             by_form[form][1] += named
+            if not named:
+                line = analysis.lines.position(sub.start_byte).line + 1
+                misses.append(f"{path.relative_to(args.corpus)}\t{line}\t{form}\t{text(sub)[:100]!r}\t{head[:80]!r}")
         for f in analysis.findings:
             codes[f.code] += 1
             line = analysis.lines.position(f.start).line + 1
@@ -89,6 +113,8 @@ def main() -> None:
     print("\nfindings by code: " + (", ".join(f"{c} {n}" for c, n in codes.most_common()) or "none"))
     if args.findings:
         args.findings.write_text("\n".join(rows) + "\n")
+    if args.misses:
+        args.misses.write_text("\n".join(misses) + "\n")
 
 
 if __name__ == "__main__":

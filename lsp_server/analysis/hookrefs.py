@@ -16,7 +16,7 @@ from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_nam
 from ..knowledge.hookpoints import split_layer, union_templates
 from .hook_filters import selected
 from .models import CacheInfo, ModelInfo, Models
-from .scopes import Scopes
+from .scopes import Scopes, function_of
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, options_of
 from .values import Evaluator
@@ -451,19 +451,49 @@ class HookRefCollector:
     # -- cache subscripts
 
     def _plain_container(self, name: Node) -> bool:
-        """A name that only sounds like a cache: in its scope it is (also) bound to a dict or list
-        (``cache = {}``, ``dict()``, ``defaultdict(...)``), an instance of a class of this file or
-        another non-TransformerLens class (``metric_cache = MetricCache(...)``), or a parameter
-        annotated as a dict of something other than tensors (``cached_data: Optional[dict]``)."""
+        """A name that only sounds like a cache: in the scope it is bound in (its own, or the enclosing
+        function's or module's for a closure) it is (also) bound to a dict or list (``cache = {}``,
+        ``dict()``, ``defaultdict(...)``), an instance of a class of this file or another
+        non-TransformerLens class (``metric_cache = MetricCache(...)``), or a parameter annotated as a
+        dict of something other than tensors (``cached_data: Optional[dict]``); or where it is read, it
+        holds what a library that makes no caches returned (``cache = pickle.load(f)``, ``torch.stack(...)``)."""
         word = text(name)
-        for d in self.scopes.definitions(word, self.scopes.scope_of(name.start_byte)):
+        reaching = self.scopes.lookup(word, name.start_byte)
+        if reaching is not None and reaching.kind == "assign" and reaching.target.type == "identifier" \
+                and _from_foreign_library(reaching.node, self.scopes):
+            return True
+        scope = self.scopes.scope_of(name.start_byte)
+        if not self.scopes.definitions(word, scope) and reaching is not None and reaching.kind != "import":
+            scope = self.scopes.scope_of(reaching.offset)  # a closure's free name: where it is bound
+        for d in self.scopes.definitions(word, scope):
             if d.kind == "assign" and d.target.type == "identifier" and _is_container(d.node, self.scopes):
                 return True
             if d.kind == "param" and (annotation := d.node.child_by_field_name("type")) is not None:
                 written = text(annotation).lower()  # dict[str, Tensor] may well be keyed by hook names
                 if "dict" in written and "tensor" not in written and "activationcache" not in written:
                     return True
+            if d.kind == "param" and self._passed_containers(d):
+                return True
         return False
+
+    def _passed_containers(self, param) -> bool:
+        """Whether every call site (at most a few, all known) passes the parameter a dict or list
+        (``hook(..., clean_cache=clean_cache)`` where ``clean_cache = defaultdict(list)``)."""
+        fn = function_of(param.node)
+        sites = self.ev.call_sites(fn) if fn is not None else None
+        if not sites:
+            return False
+        for caller, call, through_partial in sites:
+            bound = caller.bind(fn, call, skip=1 if through_partial else 0)
+            arg = bound.get(param.name) if bound is not None else None
+            if arg is None:
+                return False
+            if arg.type == "identifier":
+                d = caller.scopes.lookup(text(arg), arg.start_byte)
+                arg = d.node if d is not None and d.kind == "assign" and d.target.type == "identifier" else None
+            if arg is None or not (_is_container(arg, caller.scopes) or _from_foreign_library(arg, caller.scopes)):
+                return False
+        return True
 
     def _subscript(self, sub: Node) -> None:
         value_node = sub.child_by_field_name("value")
@@ -611,6 +641,25 @@ class HookRefCollector:
 def _is_short_name(value: object) -> bool:
     """``"embed"``, ``"pattern"``: what ``get_act_name`` expands, not a full hook name (``blocks.…``, ``hook_…``)."""
     return isinstance(value, str) and "." not in value and not value.startswith("hook_")
+
+
+# Libraries whose functions return tensors, arrays, dicts or files' contents, never an ActivationCache.
+_FOREIGN_LIBRARIES = frozenset({"pickle", "json", "torch", "numpy", "einops", "pandas", "joblib", "safetensors"})
+
+
+def _from_foreign_library(value: Node, scopes: Scopes) -> bool:
+    """``pickle.load(f)``, ``t.stack(...)``, ``np.load(...)``: a call into a library that makes no caches
+    (the call's root name is an import of one of :data:`_FOREIGN_LIBRARIES`)."""
+    if value.type != "call":
+        return False
+    root = value.child_by_field_name("function")
+    while root is not None and root.type == "attribute":
+        root = root.child_by_field_name("object")
+    if root is None or root.type != "identifier":
+        return False
+    d = scopes.lookup(text(root), value.start_byte)
+    imported = d.imported if d is not None and d.kind == "import" else None
+    return imported is not None and imported.module.split(".")[0] in _FOREIGN_LIBRARIES
 
 
 def _is_container(value: Node, scopes: Scopes) -> bool:
