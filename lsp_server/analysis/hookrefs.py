@@ -18,7 +18,7 @@ from .hook_filters import selected
 from .models import CacheInfo, ModelInfo, Models
 from .scopes import Scopes, function_of
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
-from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, options_of
+from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
 from .values import Evaluator
 
 HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
@@ -73,6 +73,12 @@ class HookRef:
         return self.template.replace("{l}", str(self.layer)) if self.layer is not None else None
 
 
+def _with_layer_hole(template: str) -> list:
+    """``blocks.{l}.hook_z`` as Pattern parts, the layer a hole."""
+    before, _, after = template.partition("{l}")
+    return [before, Hole("layer"), after]
+
+
 def _template_of(value: Value) -> tuple[str | None, int | None, str | None]:
     """(template, literal layer, layer expression) for a computed hook-name value."""
     if isinstance(value, str):
@@ -99,6 +105,7 @@ class HookRefCollector:
         self.registrations: dict[int, list[tuple[str, int | None, str | None]]] = {}
         # Every registration site: (call node, name value node, fn node, model).
         self.registration_sites: list[tuple[Node, Node | None, Node | None, ModelInfo | None]] = []
+        evaluator.cache_keys = self.cache_keys
 
     # -- entry points
 
@@ -218,27 +225,61 @@ class HookRefCollector:
 
     def _filter_registration(self, filter_fn: Node, fn_node: Node | None, model: ModelInfo | None) -> None:
         """``add_hook(lambda name: name.endswith("z"), fn)``: ``fn`` runs on every hook point the filter
-        selects, when the filter is one test (``==``, ``in``, ``endswith``/``startswith``) and the selection
-        is small and exact; otherwise its ``hook.name`` stays unknown."""
+        selects; otherwise its ``hook.name`` stays unknown."""
+        chosen = self._filter_selection(filter_fn, model)
+        if chosen is not None:
+            self._register_names(fn_node, [(t, layer, None) for t, layer in chosen])
+
+    def _filter_selection(self, filter_fn: Node, model: ModelInfo | None) -> list[tuple[str, int | None]] | None:
+        """(template, layer or None for every layer) of each hook point a filter function selects, when it
+        is one test (``==``, ``in``, ``endswith``/``startswith``) and the selection is small and exact."""
         first = len(self.refs)
         self._filter_lambda(filter_fn, model)
         refs = self.refs[first:]
         body = filter_fn.child_by_field_name("body")
         if not refs or body is None or body.type not in ("call", "comparison_operator") \
                 or body.type == "comparison_operator" and not {text(c) for c in body.children if not c.is_named} <= {"==", "in"}:
-            return
+            return None
         exact = [(o.template, o.layer) for r in refs if r.match == "exact" for o in (r.options or (r,))]
         needles = [(r.template, r.match) for r in refs if r.match != "exact"]
         if any(t is None for t, _ in exact) or any(n is None for n, _ in needles):
-            return
+            return None
         if needles:
             catalog = model.catalog(self.tl_major) if model is not None else None
             templates = catalog.templates() if catalog is not None else sorted(union_templates())
             chosen = selected(needles, templates, catalog.spec.n_layers if catalog is not None else None)
             if chosen is None:
-                return
+                return None
             exact += chosen
-        self._register_names(fn_node, [(t, layer, None) for t, layer in exact])
+        return exact
+
+    def cache_keys(self, node: Node) -> Value:
+        """The hook names the cache ``node`` holds, when its ``run_with_cache`` call selects them with a
+        ``names_filter`` read exactly (a filter function or a list of names); a layer the filter takes
+        every one of is a hole. Unknown (None) without a filter: every hook point, too many to list."""
+        cache = self.models.cache_at(node)
+        call = cache.call if cache is not None else None
+        if call is None or call.type != "call" or call_name(call)[1] != "run_with_cache":
+            return None
+        names_filter = call_args(call)[1].get("names_filter")
+        if names_filter is not None and names_filter.type == "identifier":
+            d = self.scopes.lookup(text(names_filter), names_filter.start_byte)
+            names_filter = d.node if d is not None and (d.kind == "def" or d.kind == "assign" and d.target.type == "identifier") else None
+        if names_filter is None:
+            return None
+        if names_filter.type not in ("lambda", "function_definition"):
+            return one_of([self.ev.eval(names_filter)] if names_filter.type == "string" else
+                          [self.ev.eval(e) for e in names_filter.named_children] if names_filter.type in ("list", "tuple") else [None])
+        saved = self.refs
+        self.refs = []  # the filter's own refs are collected where it is written, not here
+        try:
+            chosen = self._filter_selection(names_filter, cache.model or self.models.sole_model())
+        finally:
+            self.refs = saved
+        if chosen is None:
+            return None
+        return one_of(t if "{l}" not in t else t.replace("{l}", str(layer)) if layer is not None
+                      else normalise(tuple(_with_layer_hole(t))) for t, layer in chosen)
 
     def _register_names(self, fn_node: Node | None, names: list[tuple[str, int | None, str | None]]) -> None:
         for target in self.hook_functions(fn_node):

@@ -38,6 +38,9 @@ class Evaluator(ObjectAttributes):
         # Calls of plain names (``fn(...)``, ``partial(fn, ...)``), set by the analysis once found: the
         # call sites that bind the file's function parameters. Until then parameters are unknown.
         self.calls: list[Node] | None = None
+        # The hook names a cache expression holds (``cache`` of ``run_with_cache(x, names_filter=...)``),
+        # set by the hook-ref collector, which knows the caches and reads filters; unknown until then.
+        self.cache_keys: Callable[[Node], Value] | None = None
         # The workspace modules this document imports and the files that import it (None: this file alone).
         self.links: ModuleLinks | None = None
         self._calls_by_name: dict[str, list[Node]] | None = None
@@ -164,7 +167,8 @@ class Evaluator(ObjectAttributes):
         """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items;
         also over a name holding such a list (``for site in sites``, a parameter every call site passes one)."""
         if iterable.type not in ("list", "tuple", "set"):
-            return self._loop_over_value(name, target, self.eval(iterable, depth + 1))
+            keys = self._cache_key_loop(name, target, iterable)
+            return keys if keys is not None else self._loop_over_value(name, target, self.eval(iterable, depth + 1))
         items = [c for c in iterable.named_children if c.type != "comment"]
         if target.type == "identifier":
             return one_of(self.eval(item, depth + 1) for item in items)
@@ -177,6 +181,25 @@ class Evaluator(ObjectAttributes):
         if any(len(row) != len(names) for row in rows):
             return None
         return one_of(self.eval(row[index], depth + 1) for row in rows)
+
+    def _cache_key_loop(self, name: str, target: Node, iterable: Node) -> Value:
+        """``for key in cache.keys()`` / ``for key in cache`` / ``for key, act in cache.items()``: the key is
+        one of the hook names the cache holds."""
+        cache, method = iterable, None
+        if iterable.type == "call" and not call_args(iterable)[0]:
+            function = iterable.child_by_field_name("function")
+            if function is None or function.type != "attribute":
+                return None
+            cache, method = function.child_by_field_name("object"), text(function.child_by_field_name("attribute"))
+        if self.cache_keys is None or cache is None or cache.type != "identifier" or method not in (None, "keys", "items"):
+            return None
+        if target.type != "identifier":
+            names = [text(c) for c in target.named_children]
+            if method != "items" or len(names) != 2 or names.index(name) != 0:
+                return None
+        elif method == "items":
+            return None
+        return self.cache_keys(cache)
 
     @staticmethod
     def _loop_over_value(name: str, target: Node, iterated: Value) -> Value:

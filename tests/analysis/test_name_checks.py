@@ -286,3 +286,17 @@ def test_caches_that_only_sound_like_caches_are_not_checked():
            "metric_cache = MetricCache()\nloss = metric_cache['train_loss']\n"
            "def plot(cached_data: dict | None = None):\n    return cached_data[('OV', False)]\n")
     assert findings(src)[0] == []
+
+
+def test_values_from_libraries_that_make_no_caches_are_not_checked():
+    # Seen in real code: activations pickled as a dict of named arrays, read back into `cache`.
+    src = ("import pickle\nimport torch as t\n"
+           "with open('acts.pkl', 'rb') as f:\n    cache = pickle.load(f)\n"
+           "train = cache['train_equal_pos_acts']\n"
+           "stacked_cache = t.stack([t.zeros(3)])\nx = stacked_cache['test_last_pos_acts']\n"
+           "def store(model):\n    hooked_cache = {}\n"
+           "    def hook(act, hook):\n        hooked_cache['resid_pre5'] = act\n"
+           "    model.add_hook('blocks.0.hook_z', hook)\n")
+    assert findings(src)[0] == []
+    # The same key on the file's ActivationCache is still judged.
+    assert [code for _, code, _, _ in findings("y = cache['train_equal_pos_acts']\n")[0]] == ["unknown-hook"]
