@@ -296,7 +296,7 @@ def test_values_from_libraries_that_make_no_caches_are_not_checked():
            "stacked_cache = t.stack([t.zeros(3)])\nx = stacked_cache['test_last_pos_acts']\n"
            "def store(model):\n    hooked_cache = {}\n"
            "    def hook(act, hook):\n        hooked_cache['resid_pre5'] = act\n"
-           "    model.add_hook('blocks.0.hook_z', hook)\n")
+           "    model.add_hook('blocks.0.attn.hook_z', hook)\n")
     assert findings(src)[0] == []
     # The same key on the file's ActivationCache is still judged.
     assert [code for _, code, _, _ in findings("y = cache['train_equal_pos_acts']\n")[0]] == ["unknown-hook"]
