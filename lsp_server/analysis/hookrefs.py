@@ -105,6 +105,8 @@ class HookRefCollector:
         self.registrations: dict[int, list[tuple[str, int | None, str | None]]] = {}
         # Every registration site: (call node, name value node, fn node, model).
         self.registration_sites: list[tuple[Node, Node | None, Node | None, ModelInfo | None]] = []
+        # Hook functions also registered on a name or filter not known here (their hook.name is unknown).
+        self.unknown_registrations: set[int] = set()
         evaluator.cache_keys = self.cache_keys
 
     # -- entry points
@@ -172,9 +174,7 @@ class HookRefCollector:
         if name_node.type == "lambda":
             self._filter_registration(name_node, fn_node, model)
             return
-        ref = self._name_ref(name_node, "hook", model)
-        if ref is not None:
-            self._register(fn_node, ref)
+        self._register(fn_node, self._name_ref(name_node, "hook", model))
 
     def _hook_lists(self, call: Node, receiver: Node | None) -> None:
         _, keywords = call_args(call)
@@ -216,12 +216,19 @@ class HookRefCollector:
                 if name_node.type == "lambda":
                     self._filter_registration(name_node, fn_node, model)
                     continue
-                ref = self._name_ref(name_node, "hook", model)
-                if ref is not None:
-                    self._register(fn_node, ref)
+                self._register(fn_node, self._name_ref(name_node, "hook", model))
 
-    def _register(self, fn_node: Node | None, ref: HookRef) -> None:
-        self._register_names(fn_node, [(o.template, o.layer, o.layer_expr) for o in (ref.options or (ref,)) if o.template is not None])
+    def _register(self, fn_node: Node | None, ref: HookRef | None) -> None:
+        options = (ref.options or (ref,)) if ref is not None else ()
+        if ref is None or any(o.template is None for o in options):
+            self._register_unknown(fn_node)
+            return
+        self._register_names(fn_node, [(o.template, o.layer, o.layer_expr) for o in options])
+
+    def _register_unknown(self, fn_node: Node | None) -> None:
+        """``fn`` is also registered on a name not known here: its ``hook.name`` is unknown."""
+        for target in self.hook_functions(fn_node):
+            self.unknown_registrations.add(target.start_byte)
 
     def _filter_registration(self, filter_fn: Node, fn_node: Node | None, model: ModelInfo | None) -> None:
         """``add_hook(lambda name: name.endswith("z"), fn)``: ``fn`` runs on every hook point the filter
@@ -229,6 +236,8 @@ class HookRefCollector:
         chosen = self._filter_selection(filter_fn, model)
         if chosen is not None:
             self._register_names(fn_node, [(t, layer, None) for t, layer in chosen])
+        else:
+            self._register_unknown(fn_node)
 
     def _filter_selection(self, filter_fn: Node, model: ModelInfo | None) -> list[tuple[str, int | None]] | None:
         """(template, layer or None for every layer) of each hook point a filter function selects, when it
@@ -446,7 +455,7 @@ class HookRefCollector:
         fn = self.scopes.function_at(node.start_byte)
         if fn is not None and self.ev.reads is not None:  # registered wherever its name is passed
             self.ev.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
-        names = self.registrations.get(fn.start_byte, []) if fn is not None else []
+        names = self.registrations.get(fn.start_byte, []) if fn is not None and fn.start_byte not in self.unknown_registrations else []
         if not names:
             return None
         templates = sorted({t for t, _, _ in names})
