@@ -24,6 +24,7 @@ from .values import Evaluator
 HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
 FILTER_METHODS = frozenset({"run_with_cache", "add_caching_hooks", "get_caching_hooks"})
+MAX_APPENDS = 16  # appends to one hook list read; more are not read (their functions stay unknown)
 _LAYER_HOLE = re.compile(r"^blocks\.\x00\.")
 _CONTAINER_LITERALS = frozenset({"dictionary", "dictionary_comprehension", "list", "list_comprehension", "set",
                                  "set_comprehension", "tuple"})
@@ -107,6 +108,7 @@ class HookRefCollector:
         self.registration_sites: list[tuple[Node, Node | None, Node | None, ModelInfo | None]] = []
         # Hook functions also registered on a name or filter not known here (their hook.name is unknown).
         self.unknown_registrations: set[int] = set()
+        self._paired: set[int] = set()  # hook-list pairs already resolved
         evaluator.cache_keys = self.cache_keys
 
     # -- entry points
@@ -195,6 +197,12 @@ class HookRefCollector:
             d = self.scopes.lookup(text(node), node.start_byte)
             if d is not None and d.kind == "assign" and d.target.type == "identifier":
                 self._hook_list(call, d.node, model, depth + 1)
+                if d.node.type == "list":  # `hooks = []; hooks.append((name, fn))`: the pairs appended to it
+                    for method, added in self._appended(d):
+                        if method == "append":
+                            self._hook_pairs(call, [added], model)
+                        else:
+                            self._hook_list(call, added, model, depth + 1)
             return
         if node.type in ("list", "tuple"):
             elements = node.named_children
@@ -209,14 +217,39 @@ class HookRefCollector:
             return
         else:
             return
+        self._hook_pairs(call, elements, model)
+
+    def _hook_pairs(self, call: Node, elements: list[Node], model: ModelInfo | None) -> None:
+        """Each ``(name, fn)`` pair of a hook list: ``fn`` is registered on ``name``."""
         for element in elements:
             if element.type in ("tuple", "parenthesized_expression") and element.named_child_count >= 2:
                 name_node, fn_node = element.named_children[0], element.named_children[1]
                 self.registration_sites.append((call, name_node, fn_node, model))
+                if element.start_byte in self._paired:
+                    continue  # a list passed to several calls: its names are resolved once
+                self._paired.add(element.start_byte)
                 if name_node.type == "lambda":
                     self._filter_registration(name_node, fn_node, model)
                     continue
                 self._register(fn_node, self._name_ref(name_node, "hook", model))
+
+    def _appended(self, d) -> list[tuple[str, Node]]:
+        """(method, argument) of each ``x.append(item)`` / ``x.extend(items)`` on the list ``d`` binds (bounded)."""
+        source = self.scopes.parsed.source
+        out: list[tuple[str, Node]] = []
+        for m in re.finditer(rb"(?<![\w.])%s\s*\.\s*(append|extend)\s*\(" % re.escape(d.name.encode()), source):
+            node = self.scopes.parsed.root.descendant_for_byte_range(m.start(), m.start() + len(d.name))
+            call = node.parent.parent if node is not None and node.parent is not None else None
+            if call is None or call.type != "call" or call_name(call)[2] != node:
+                continue
+            if self.scopes.lookup(d.name, node.start_byte) is not d:
+                continue  # another binding of the name
+            positional, _ = call_args(call)
+            if len(positional) == 1:
+                out.append((m.group(1).decode(), positional[0]))
+            if len(out) >= MAX_APPENDS:
+                break
+        return out
 
     def _register(self, fn_node: Node | None, ref: HookRef | None) -> None:
         options = (ref.options or (ref,)) if ref is not None else ()

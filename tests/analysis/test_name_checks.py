@@ -300,3 +300,10 @@ def test_values_from_libraries_that_make_no_caches_are_not_checked():
     assert findings(src)[0] == []
     # The same key on the file's ActivationCache is still judged.
     assert [code for _, code, _, _ in findings("y = cache['train_equal_pos_acts']\n")[0]] == ["unknown-hook"]
+
+
+def test_names_appended_to_a_hook_list_are_checked_once_however_often_the_list_is_used():
+    src = ("def f(act, hook):\n    return act\n"
+           "hooks = []\nhooks.append(('blocks.0.hook_resid_pree', f))\n"
+           "model.run_with_hooks('a', fwd_hooks=hooks)\nmodel.run_with_hooks('b', fwd_hooks=hooks)\n")
+    assert [(line, code) for line, code, _, _ in findings(src)[0]] == [(4, "unknown-hook")]
