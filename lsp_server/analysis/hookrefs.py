@@ -9,13 +9,14 @@ lists, lambdas using ``==``, ``in``, ``endswith``/``startswith``) and bare ``get
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
 from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_name, get_act_name
 from ..knowledge.hookpoints import split_layer, union_templates
 from .hook_filters import selected
-from .models import CacheInfo, ModelInfo, Models
+from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
 from .scopes import Scopes, function_of
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
@@ -72,6 +73,10 @@ class HookRef:
         if "{l}" not in self.template:
             return self.template
         return self.template.replace("{l}", str(self.layer)) if self.layer is not None else None
+
+
+def _stand_in(model: ModelInfo) -> ModelInfo:
+    return model if model.stand_in else dataclasses.replace(model, stand_in=True)
 
 
 def _with_layer_hole(template: str) -> list:
@@ -154,14 +159,25 @@ class HookRefCollector:
     # -- registrations
 
     def _model_for(self, receiver: Node | None) -> ModelInfo | None:
+        """The model a call's receiver holds; for one the code does not say (a parameter), the file's only
+        model, as a stand-in. A name bound here to something else (``sae = deepcopy(dummy_sae)``, a
+        HookedRootModule of the user's) has hook names of its own: none."""
         if receiver is None:
             return None
         model = self.models.model_at(receiver)
+        if model is None and receiver.type == "identifier":
+            d = self.scopes.lookup(text(receiver), receiver.start_byte)
+            if d is not None and d.kind == "assign" and "model" not in d.name.lower():
+                return None
         if model is None or model.kind == "param" and not model.spec.structure_known:
             sole = self.models.sole_model()
             if sole is not None and (model is None or not model.backend_known or model.spec.backend == sole.spec.backend):
-                return sole
+                return _stand_in(sole)
         return model
+
+    def _sole_stand_in(self) -> ModelInfo | None:
+        sole = self.models.sole_model()
+        return _stand_in(sole) if sole is not None else None
 
     def _add_hook(self, call: Node, receiver: Node | None) -> None:
         positional, keywords = call_args(call)
@@ -301,7 +317,7 @@ class HookRefCollector:
         every one of is a hole. Unknown (None) without a filter: every hook point, too many to list."""
         cache = self.models.cache_at(node)
         call = cache.call if cache is not None else None
-        if call is None or call.type != "call" or call_name(call)[1] != "run_with_cache":
+        if call is None or call.type != "call" or call_name(call)[1] not in CACHING_RUNS:
             return None
         names_filter = call_args(call)[1].get("names_filter")
         if names_filter is not None and names_filter.type == "identifier":
@@ -315,7 +331,7 @@ class HookRefCollector:
         saved = self.refs
         self.refs = []  # the filter's own refs are collected where it is written, not here
         try:
-            chosen = self._filter_selection(names_filter, cache.model or self.models.sole_model())
+            chosen = self._filter_selection(names_filter, cache.model or self._sole_stand_in())
         finally:
             self.refs = saved
         if chosen is None:
@@ -586,7 +602,7 @@ class HookRefCollector:
             owner, attr = value_node.child_by_field_name("object"), value_node.child_by_field_name("attribute")
             cache = self.models.cache_at(owner) if owner is not None and text(attr) == "cache_dict" else None
             if cache is not None:
-                self._keys(sub, cache, cache.model or self.models.sole_model(), full_names_only=True)
+                self._keys(sub, cache, cache.model or self._sole_stand_in(), full_names_only=True)
             return
         if value_node.type == "subscript":  # `model.run_with_cache(x)[1][name]`: the returned cache, subscripted
             call, index = value_node.child_by_field_name("value"), value_node.child_by_field_name("subscript")
@@ -600,13 +616,13 @@ class HookRefCollector:
         if text(value_node).lower().endswith("caches"):  # a list or dict of caches: its items are subscripted
             outer = sub.parent
             if outer is not None and outer.type == "subscript" and outer.child_by_field_name("value") == sub:
-                self._keys(outer, None, self.models.sole_model())
+                self._keys(outer, None, self._sole_stand_in())
             return
         cache = self.models.cache_at(value_node)
         guessed = cache is None or (cache.model is None and cache.call is None)  # by its name (a parameter)
         if guessed and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
             return
-        self._keys(sub, cache, (cache.model if cache else None) or self.models.sole_model())
+        self._keys(sub, cache, (cache.model if cache else None) or self._sole_stand_in())
 
     def _keys(self, sub: Node, cache: CacheInfo | None, model: ModelInfo | None, full_names_only: bool = False) -> None:
         keys = [c for c in sub.children_by_field_name("subscript")]

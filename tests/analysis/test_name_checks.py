@@ -307,3 +307,21 @@ def test_names_appended_to_a_hook_list_are_checked_once_however_often_the_list_i
            "hooks = []\nhooks.append(('blocks.0.hook_resid_pree', f))\n"
            "model.run_with_hooks('a', fwd_hooks=hooks)\nmodel.run_with_hooks('b', fwd_hooks=hooks)\n")
     assert [(line, code) for line, code, _, _ in findings(src)[0]] == [(4, "unknown-hook")]
+
+
+def test_a_model_parameter_no_call_site_binds_is_not_judged_on_flags():
+    # Seen in real code: a helper module's function, called from files that switch the flag on.
+    src = ("def trace(model, toks, layer):\n"
+           "    return model.run_with_hooks(toks, fwd_hooks=[(utils.get_act_name('mlp_in', layer), fn)])\n")
+    assert findings(src)[0] == []
+    # The file's own model, named, still is.
+    rows, _ = findings("model.run_with_hooks('x', fwd_hooks=[(utils.get_act_name('mlp_in', 3), fn)])\n")
+    assert [code for _, code, _, _ in rows] == ["hook-not-enabled"]
+
+
+def test_hooks_of_a_module_of_the_users_own_are_not_judged_against_the_files_model():
+    # Seen in real code: an SAE written as a HookedRootModule, with hooks named `hook_hidden_post`.
+    src = ("from copy import deepcopy\nsae = deepcopy(dummy_sae)\n"
+           "sae.run_with_hooks(acts, fwd_hooks=[('hook_hidden_post', fn)])\n"
+           "acts = sae.run_with_cache(x, names_filter='hook_hidden_pre')[1]['hook_hidden_pre']\n")
+    assert findings(src)[0] == []
