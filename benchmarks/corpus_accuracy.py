@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from lsp_server.analysis.document import AnalysisContext  # noqa: E402
-from lsp_server.analysis.syntax import descendants, text  # noqa: E402
+from lsp_server.analysis.syntax import call_name, descendants, string_value, text  # noqa: E402
+from lsp_server.knowledge.act_names import cache_key_name  # noqa: E402
 from lsp_server.analysis.value_types import is_int, options_of  # noqa: E402
 from lsp_server.features.hover import hover  # noqa: E402
 from lsp_server.files import load_views  # noqa: E402
@@ -38,6 +39,12 @@ def key_form(key) -> str:
     if key.type == "attribute" and text(key).endswith(".name"):
         return "hook.name"
     return "other"
+
+
+def _short(name: str) -> bool:
+    """A short name the cache expands through get_act_name (``"embed"``): TransformerLens's own rule, a
+    name with no dot that does not start with ``hook_``."""
+    return "." not in name and not name.startswith("hook_")
 
 
 def _int_key(analysis, key) -> bool:
@@ -68,6 +75,7 @@ def main() -> None:
     codes: collections.Counter = collections.Counter()
     rows = []
     misses = []
+    exact, wrong = [0, 0], []  # literal keys that hover: how many show exactly that name
     files = sorted(p for p in args.corpus.rglob("*") if p.suffix in (".py", ".ipynb"))
     for path in files:
         try:
@@ -91,10 +99,20 @@ def main() -> None:
             guessed = cache is None or (cache.model is None and cache.call is None)  # by its name alone, as the analysis
             if guessed and analysis.registrations._plain_container(value):
                 form = "not a cache (dict, own class)"
+            elif cache is not None and cache.call is not None and cache.model is None \
+                    and analysis.registrations.foreign_receiver(call_name(cache.call)[2]):
+                form = "not a model's cache (an SAE's or toy module's own)"  # hook names of the user's module
             elif len(keys) == 1 and _int_key(analysis, keys[0]):
                 form = "not a cache (int key: a list, tensor or dict of layers)"  # ActivationCache keys are names
             by_form[form][0] += 1
             by_form[form][1] += named
+            if form == "literal" and named:  # the name shown must be the key itself (or what get_act_name makes of it)
+                literal = string_value(keys[0])
+                wanted = literal if literal is None or not _short(literal) else cache_key_name(literal)
+                exact[0] += 1
+                exact[1] += head.startswith(f"`{wanted}`")
+                if not head.startswith(f"`{wanted}`"):
+                    wrong.append(f"{path.relative_to(args.corpus)}: {text(sub)} shows {head[:80]!r}")
             if not named:
                 line = analysis.lines.position(sub.start_byte).line + 1
                 misses.append(f"{path.relative_to(args.corpus)}\t{line}\t{form}\t{text(sub)[:100]!r}\t{head[:80]!r}")
@@ -102,7 +120,7 @@ def main() -> None:
             codes[f.code] += 1
             line = analysis.lines.position(f.start).line + 1
             rows.append(f"{path.relative_to(args.corpus)}\t{line}\t{f.code}\t{f.message[:160]}")
-    caches = {f: v for f, v in by_form.items() if not f.startswith("not a cache")}
+    caches = {f: v for f, v in by_form.items() if not f.startswith("not a")}
     total = [sum(v[0] for v in caches.values()), sum(v[1] for v in caches.values())]
     print(f"{len(files)} files; cache subscripts whose hover names a hook point, by key form:\n")
     print("| key form | subscripts | hover names a hook | share |")
@@ -110,6 +128,7 @@ def main() -> None:
     for form, (n, ok) in sorted(by_form.items(), key=lambda kv: -kv[1][0]):
         print(f"| {form} | {n} | {ok} | {ok / n:.0%} |")
     print(f"| **all but the non-caches** | {total[0]} | {total[1]} | {total[1] / max(total[0], 1):.0%} |")
+    print(f"\nliteral keys that hover with exactly their name: {exact[1]} of {exact[0]}" + "".join(f"\n  {w}" for w in wrong))
     print("\nfindings by code: " + (", ".join(f"{c} {n}" for c, n in codes.most_common()) or "none"))
     if args.findings:
         args.findings.write_text("\n".join(rows) + "\n")

@@ -160,20 +160,33 @@ class HookRefCollector:
 
     def _model_for(self, receiver: Node | None) -> ModelInfo | None:
         """The model a call's receiver holds; for one the code does not say (a parameter), the file's only
-        model, as a stand-in. A name bound here to something else (``sae = deepcopy(dummy_sae)``, a
-        HookedRootModule of the user's) has hook names of its own: none."""
+        model, as a stand-in; none for a :meth:`foreign_receiver`, which has hook names of its own."""
         if receiver is None:
             return None
+        if self.foreign_receiver(receiver):
+            return None
         model = self.models.model_at(receiver)
-        if model is None and receiver.type == "identifier":
-            d = self.scopes.lookup(text(receiver), receiver.start_byte)
-            if d is not None and d.kind == "assign" and "model" not in d.name.lower():
-                return None
         if model is None or model.kind == "param" and not model.spec.structure_known:
             sole = self.models.sole_model()
             if sole is not None and (model is None or not model.backend_known or model.spec.backend == sole.spec.backend):
                 return _stand_in(sole)
         return model
+
+    def foreign_receiver(self, receiver: Node | None, depth: int = 0) -> bool:
+        """A name bound here to an instance of a class that is not a TransformerLens model (``sae = SAE(cfg)``,
+        ``model = ReluOutputModel(cfg)``, or a ``deepcopy`` of one): a HookedRootModule with hook names of
+        its own, never the file's model."""
+        if receiver is None or receiver.type != "identifier" or depth > 3 or self.models.model_at(receiver) is not None:
+            return False
+        d = self.scopes.lookup(text(receiver), receiver.start_byte)
+        if d is None or d.kind != "assign" or d.target.type != "identifier" or d.node.type != "call":
+            return False
+        function = d.node.child_by_field_name("function")
+        if function is not None and function.type == "identifier" and text(function)[:1].isupper():
+            return True
+        positional, _ = call_args(d.node)
+        return call_name(d.node)[1] in ("deepcopy", "copy") and len(positional) == 1 \
+            and self.foreign_receiver(positional[0], depth + 1)
 
     def _sole_stand_in(self) -> ModelInfo | None:
         sole = self.models.sole_model()
@@ -622,7 +635,17 @@ class HookRefCollector:
         guessed = cache is None or (cache.model is None and cache.call is None)  # by its name (a parameter)
         if guessed and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
             return
-        self._keys(sub, cache, (cache.model if cache else None) or self._sole_stand_in())
+        self._keys(sub, cache, self.cache_model(cache))
+
+    def cache_model(self, cache: CacheInfo | None) -> ModelInfo | None:
+        """The model whose hook names a cache holds: its own; none for ``x.run_with_cache(...)`` on a
+        :meth:`foreign_receiver`; else the file's only model, standing in."""
+        if cache is not None and cache.model is not None:
+            return cache.model
+        if cache is not None and cache.call is not None and call_name(cache.call)[1] in CACHING_RUNS \
+                and self.foreign_receiver(call_name(cache.call)[2]):
+            return None
+        return self._sole_stand_in()
 
     def _keys(self, sub: Node, cache: CacheInfo | None, model: ModelInfo | None, full_names_only: bool = False) -> None:
         keys = [c for c in sub.children_by_field_name("subscript")]

@@ -321,7 +321,8 @@ def test_a_model_parameter_no_call_site_binds_is_not_judged_on_flags():
 
 def test_hooks_of_a_module_of_the_users_own_are_not_judged_against_the_files_model():
     # Seen in real code: an SAE written as a HookedRootModule, with hooks named `hook_hidden_post`.
-    src = ("from copy import deepcopy\nsae = deepcopy(dummy_sae)\n"
+    src = ("from copy import deepcopy\ndummy_sae = SAE(cfg)\nsae = deepcopy(dummy_sae)\n"
            "sae.run_with_hooks(acts, fwd_hooks=[('hook_hidden_post', fn)])\n"
-           "acts = sae.run_with_cache(x, names_filter='hook_hidden_pre')[1]['hook_hidden_pre']\n")
+           "acts = sae.run_with_cache(x, names_filter='hook_hidden_pre')[1]['hook_hidden_pre']\n"
+           "toy = ReluOutputModel(cfg)\n_, toy_cache = toy.run_with_cache(batch)\nh = toy_cache['hook_hidden']\n")
     assert findings(src)[0] == []
