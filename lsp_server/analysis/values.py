@@ -25,6 +25,7 @@ from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_nam
 
 MAX_DEPTH = 8
 MAX_CALL_SITES = 8  # a parameter of a function called from more places than this: unknown
+MAX_BRANCHES = 4  # nested conditional statements walked out of to find what else may reach a read
 
 
 class Evaluator(ObjectAttributes):
@@ -120,7 +121,51 @@ class Evaluator(ObjectAttributes):
     def _name(self, node: Node, depth: int) -> Value:
         if self.reads is not None:
             self.reads.add(text(node))
-        return self.value_of(self.scopes.lookup(text(node), node.start_byte), depth)
+        d = self.scopes.lookup(text(node), node.start_byte)
+        others = self.other_reaching(d, node.start_byte)
+        if others is None:
+            return None
+        if others:  # `name = "a"` then `if c: name = "b"`: either may reach the read
+            return one_of(self.value_of(x, depth) for x in (d, *others))
+        return self.value_of(d, depth)
+
+    def other_reaching(self, d: Definition | None, offset: int) -> list[Definition] | None:
+        """The other bindings of ``d``'s name, in its scope, that may reach a read at ``offset`` where
+        the textually last one is ``d``: when ``d`` is inside an ``if``, loop or ``try`` the read is
+        outside of, the other branches' bindings and the binding before that statement (unless every
+        branch of an ``if``/``else`` binds the name). None past the bound (unknown)."""
+        if d is None or d.kind not in ("assign", "for", "with", "def") or d.target is None:
+            return []
+        out: list[Definition] = []
+        current, seen = d, 0
+        while current is not None:
+            compound = _conditional_around(current.target, offset)
+            if compound is None:
+                return out
+            seen += 1
+            if seen > MAX_BRANCHES:
+                return None
+            same = [x for x in self.scopes.definitions(d.name, self.scopes.scope_of(current.target.start_byte))
+                    if x.kind != "import"]
+            inside = [x for x in same if x.target is not None and compound.start_byte <= x.target.start_byte < compound.end_byte]
+            clauses = _clauses(compound)
+            own = next((c for c in clauses if c.start_byte <= current.target.start_byte < c.end_byte), None)
+            for clause in clauses:  # the last binding in each other branch
+                if clause is own:
+                    continue
+                last = [x for x in inside if clause.start_byte <= x.target.start_byte < clause.end_byte]
+                if last and last[-1] not in out:
+                    out.append(last[-1])
+            if compound.type == "if_statement" and any(c.type == "else_clause" for c in clauses) \
+                    and all(any(c.start_byte <= x.target.start_byte < c.end_byte for x in inside) for c in clauses):
+                return out  # every branch binds it: nothing from before the `if` gets through
+            before = [x for x in same if x.offset <= compound.start_byte]
+            current = before[-1] if before else None
+            if current is not None and current not in out:
+                out.append(current)
+            if len(out) > MAX_OPTIONS:
+                return None
+        return out
 
     def value_of(self, d: Definition | None, depth: int = 0) -> Value:
         """The value a binding gives its name; an imported one's, in the workspace module it comes from."""
@@ -319,8 +364,13 @@ class Evaluator(ObjectAttributes):
         return self._calls_by_name.get(name, [])
 
     def _resolves_to(self, call: Node, name: str, fn: Node) -> bool:
+        """Whether ``call`` may run ``fn``: the def its name refers to there, or one of the defs that may
+        reach it (``if attn: def hook(...)`` / ``else: def hook(...)``)."""
         d = self.scopes.lookup(name, call.start_byte)
-        return d is not None and d.kind in ("def", "class") and d.node.start_byte == fn.start_byte
+        if d is None or d.kind not in ("def", "class"):
+            return False
+        return d.node.start_byte == fn.start_byte or any(
+            x.kind == "def" and x.node.start_byte == fn.start_byte for x in self.other_reaching(d, call.start_byte) or ())
 
     def _argument(self, fn: Node, site: tuple[Evaluator, Node, bool], name: str, depth: int) -> Value:
         """The value ``fn``'s parameter ``name`` gets at one call site (a default where none is passed):
@@ -466,6 +516,37 @@ class Evaluator(ObjectAttributes):
         if layer_type is None and "layer_type" in args and args["layer_type"].type != "none":
             return None  # an unknown layer type is not "no layer type"
         return lift(act_name_value, name, layer, layer_type)
+
+
+# Statements whose parts may or may not run: a binding inside one may not reach a read after it.
+_CONDITIONAL = frozenset({"if_statement", "for_statement", "while_statement", "try_statement", "match_statement"})
+_CLAUSE_HOLDERS = {"if_statement": ("block", "elif_clause", "else_clause"),
+                   "try_statement": ("block", "except_clause", "else_clause", "finally_clause"),
+                   "match_statement": ("block",)}
+_SCOPE_EDGES = frozenset({"function_definition", "lambda", "class_definition", "module"})
+
+
+def _conditional_around(node: Node, offset: int) -> Node | None:
+    """The innermost conditional statement holding ``node`` but not ``offset`` (None when the read is
+    in the same branch, or the binding is not inside one)."""
+    parent = node.parent
+    while parent is not None and parent.type not in _SCOPE_EDGES:
+        if parent.start_byte <= offset < parent.end_byte:
+            return None
+        if parent.type in _CONDITIONAL:
+            return parent
+        parent = parent.parent
+    return None
+
+
+def _clauses(compound: Node) -> list[Node]:
+    """The branches of an ``if``/``try``/``match`` (the body, each ``elif``/``except``/``else``/case); a
+    loop's body is its one branch."""
+    if compound.type == "match_statement":
+        body = compound.child_by_field_name("body")
+        return [c for c in body.named_children if c.type == "case_clause"] if body is not None else []
+    kinds = _CLAUSE_HOLDERS.get(compound.type, ("block",))
+    return [c for c in compound.named_children if c.type in kinds]
 
 
 def _called_through(call: Node, receiver: str) -> bool:

@@ -326,3 +326,19 @@ def test_hooks_of_a_module_of_the_users_own_are_not_judged_against_the_files_mod
            "acts = sae.run_with_cache(x, names_filter='hook_hidden_pre')[1]['hook_hidden_pre']\n"
            "toy = ReluOutputModel(cfg)\n_, toy_cache = toy.run_with_cache(batch)\nh = toy_cache['hook_hidden']\n")
     assert findings(src)[0] == []
+
+
+def test_a_parameter_every_caller_passes_a_dict_is_not_a_cache_even_for_a_def_in_each_branch():
+    src = ("from collections import defaultdict\n"
+           "def run(attn):\n"
+           "    if attn:\n"
+           "        def save(act, hook, clean_cache):\n            clean_cache['attn_acts'].append(act)\n"
+           "    else:\n"
+           "        def save(act, hook, clean_cache):\n            clean_cache['mlp_acts'].append(act)\n"
+           "    saved = defaultdict(list)\n"
+           "    model.add_hook('blocks.0.hook_mlp_out', lambda act, hook: save(act, hook, clean_cache=saved))\n")
+    assert findings(src)[0] == []
+    # Passed a real cache by one caller: still a cache.
+    rows, _ = findings("def patch(act, hook, clean_cache):\n    return clean_cache['attn_acts']\n"
+                       "patch(None, None, clean_cache=cache)\npatch(None, None, clean_cache={})\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
