@@ -330,8 +330,28 @@ class HookRefCollector:
         every one of is a hole. Unknown (None) without a filter: every hook point, too many to list."""
         cache = self.models.cache_at(node)
         call = cache.call if cache is not None else None
-        if call is None or call.type != "call" or call_name(call)[1] not in CACHING_RUNS:
+        if call is None or call.type != "call":
             return None
+        if call_name(call)[1] not in CACHING_RUNS:  # `m_cache = get_mean_cache(model, "hook_z")`: the helper's run
+            called = self.ev.function_called(call)
+            run = self._returned_run(called[1]) if called is not None and called[0] is self.ev else None
+            return self.ev.under_call(call, called[1], lambda: self._run_keys(run, cache)) if run is not None else None
+        return self._run_keys(call, cache)
+
+    def _returned_run(self, fn: Node) -> Node | None:
+        """The ``run_with_cache`` call whose cache a function of this file returns (``return cache``), when
+        every ``return`` returns that one name."""
+        body = fn.child_by_field_name("body")
+        returns = [r for r in descendants(body, "return_statement") if function_of(r) == fn] if body is not None else []
+        names = {text(r.named_children[0]) for r in returns if r.named_children and r.named_children[0].type == "identifier"}
+        if len(names) != 1 or any(not r.named_children or r.named_children[0].type != "identifier" for r in returns):
+            return None
+        inner = self.models.cache_at(returns[0].named_children[0])
+        run = inner.call if inner is not None else None
+        return run if run is not None and run.type == "call" and call_name(run)[1] in CACHING_RUNS else None
+
+    def _run_keys(self, call: Node, cache: CacheInfo) -> Value:
+        """The names a caching run's ``names_filter`` selects (see :meth:`cache_keys`)."""
         names_filter = call_args(call)[1].get("names_filter")
         if names_filter is not None and names_filter.type == "identifier":
             d = self.scopes.lookup(text(names_filter), names_filter.start_byte)
@@ -344,7 +364,7 @@ class HookRefCollector:
         saved = self.refs
         self.refs = []  # the filter's own refs are collected where it is written, not here
         try:
-            chosen = self._filter_selection(names_filter, cache.model or self._sole_stand_in())
+            chosen = self._filter_selection(names_filter, self.cache_model(cache))
         finally:
             self.refs = saved
         if chosen is None:
@@ -445,10 +465,12 @@ class HookRefCollector:
                     self._name_ref(element, "filter", model)
 
     def _filter_string(self, node: Node, match: str, model: ModelInfo | None) -> None:
+        """A string the filter tests names with: a literal, or a name with one known value (``h in name``
+        for ``h in [hook_name]``, a parameter its callers all give the same string)."""
         value = self.ev.eval(node)
-        if isinstance(value, str) and node.type == "string":
+        if isinstance(value, str) and (node.type == "string" or node.type == "identifier" and value):
             self.refs.append(HookRef(node.start_byte, node.end_byte, "filter", value, model=model,
-                                     literal=string_content_range(node), match=match))
+                                     literal=string_content_range(node) if node.type == "string" else None, match=match))
 
     # -- names
 

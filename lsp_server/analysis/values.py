@@ -414,6 +414,28 @@ class Evaluator(ObjectAttributes):
                 values[name] = owner.eval(default, depth + 1)
         return owner._returns(fn, values, depth)
 
+    def under_call(self, call: Node, fn: Node, compute: Callable[[], Value]) -> Value:
+        """``compute()`` with ``fn``'s parameters bound to ``call``'s arguments (defaults where none is
+        passed), as when following what ``fn`` returns for that call."""
+        if is_method(fn) or (fn.start_byte, "") in self._following:
+            return None
+        bound = self.bind(fn, call)
+        if bound is None:
+            return None
+        values: dict[str, Value] = {}
+        for name, _ in parameter_names(fn):
+            if name in bound:
+                values[name] = self.eval(bound[name])
+            elif (default := default_of(fn, name)) is not None:
+                values[name] = self.eval(default)
+        self._bindings.append((fn.start_byte, values))
+        self._following.add((fn.start_byte, ""))
+        try:
+            return compute()
+        finally:
+            self._bindings.pop()
+            self._following.discard((fn.start_byte, ""))
+
     def _returns(self, fn: Node, values: dict[str, Value], depth: int) -> Value:
         body = fn.child_by_field_name("body")
         returns = [r for r in descendants(body, "return_statement")

@@ -342,3 +342,11 @@ def test_a_parameter_every_caller_passes_a_dict_is_not_a_cache_even_for_a_def_in
     rows, _ = findings("def patch(act, hook, clean_cache):\n    return clean_cache['attn_acts']\n"
                        "patch(None, None, clean_cache=cache)\npatch(None, None, clean_cache={})\n")
     assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+
+
+def test_a_filter_needle_held_by_a_name_is_checked_only_when_it_has_one_value():
+    rows, _ = findings("needle = 'attn_outt'\n_, c1 = model.run_with_cache('x', names_filter=lambda n: needle in n)\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+    rows, _ = findings("for needle in ['attn_out', 'attn_outt']:\n"
+                       "    _, c2 = model.run_with_cache('x', names_filter=lambda n: needle in n)\n")
+    assert rows == []
