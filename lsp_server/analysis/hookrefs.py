@@ -199,6 +199,9 @@ class HookRefCollector:
         model = self._model_for(receiver)
         if receiver is not None and receiver.type == "attribute":
             return  # `model.blocks[0].attn.hook_z.add_hook(fn)`: HookPoint.add_hook, no name argument
+        if (iterated := self._unpacked_pairs(name_node, fn_node)) is not None:
+            self._hook_list(call, iterated, model, depth=0)  # `for name, fn in hooks: model.add_hook(name, fn)`
+            return
         self.registration_sites.append((call, name_node, fn_node, model))
         if name_node is None:
             return
@@ -206,6 +209,18 @@ class HookRefCollector:
             self._filter_registration(name_node, fn_node, model)
             return
         self._register(fn_node, self._name_ref(name_node, "hook", model))
+
+    def _unpacked_pairs(self, name_node: Node | None, fn_node: Node | None) -> Node | None:
+        """The hook list iterated by ``for name, fn in hooks`` when ``name`` and ``fn`` are its two loop variables."""
+        if name_node is None or fn_node is None or name_node.type != "identifier" or fn_node.type != "identifier":
+            return None
+        d_name = self.scopes.lookup(text(name_node), name_node.start_byte)
+        d_fn = self.scopes.lookup(text(fn_node), fn_node.start_byte)
+        if d_name is None or d_fn is None or d_name.kind != "for" or d_fn.kind != "for" or d_name.target is not d_fn.target \
+                and d_name.target.start_byte != d_fn.target.start_byte:
+            return None
+        names = [text(c) for c in d_name.target.named_children]
+        return d_name.node if names == [d_name.name, d_fn.name] else None
 
     def _hook_lists(self, call: Node, receiver: Node | None) -> None:
         _, keywords = call_args(call)
@@ -401,7 +416,22 @@ class HookRefCollector:
         if node.type == "call" and call_name(node)[1] == "partial":
             positional, _ = call_args(node)
             return self.hook_functions(positional[0], depth + 1) if positional else []
+        if node.type == "call":  # `hook_fn = make_patching_hook(...)`: the hook functions a factory of this file returns
+            called = self.ev.function_called(node)
+            return self._returned_functions(called[1], depth + 1) if called is not None and called[0] is self.ev else []
         return []
+
+    def _returned_functions(self, fn: Node, depth: int) -> list[Node]:
+        """The defs or lambdas ``fn`` returns (``def make(...): def hook(...): ...; return hook``)."""
+        body = fn.child_by_field_name("body")
+        returns = [r for r in descendants(body, "return_statement") if function_of(r) == fn] if body is not None else []
+        found: list[Node] = []
+        for r in returns:
+            functions = self.hook_functions(r.named_children[0], depth) if r.named_children else []
+            if not functions:
+                return []  # a return that is not a hook function: not a factory
+            found += functions
+        return found
 
     # -- filters
 

@@ -211,6 +211,14 @@ class Evaluator(ObjectAttributes):
     def _loop_variable(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
         """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items;
         also over a name holding such a list (``for site in sites``, a parameter every call site passes one)."""
+        if iterable.type == "call" and text(iterable.child_by_field_name("function")) == "enumerate" \
+                and target.type in ("pattern_list", "tuple_pattern") and len(target.named_children) == 2:
+            positional, _ = call_args(iterable)  # `for i, letter in enumerate("qkv")`: the items; the index unknown
+            if len(positional) != 1 or text(target.named_children[1]) != name:
+                return None
+            return self._items(positional[0], depth)
+        if iterable.type == "string" and target.type == "identifier":
+            return self._items(iterable, depth)  # `for letter in "qkv"`
         if iterable.type not in ("list", "tuple", "set"):
             keys = self._cache_key_loop(name, target, iterable)
             return keys if keys is not None else self._loop_over_value(name, target, self.eval(iterable, depth + 1))
@@ -226,6 +234,16 @@ class Evaluator(ObjectAttributes):
         if any(len(row) != len(names) for row in rows):
             return None
         return one_of(self.eval(row[index], depth + 1) for row in rows)
+
+    def _items(self, node: Node, depth: int) -> Value:
+        """One of the items of an iterated collection: a literal list's elements, a string's characters."""
+        if node.type in ("list", "tuple", "set"):
+            return one_of(self.eval(c, depth + 1) for c in node.named_children if c.type != "comment")
+        value = self.eval(node, depth + 1)
+        if isinstance(value, str):
+            return one_of(value) if 0 < len(value) <= MAX_OPTIONS else None
+        return one_of(item for seq in options_of(value) for item in seq.items) \
+            if options_of(value) and all(isinstance(v, Seq) for v in options_of(value)) else None
 
     def _cache_key_loop(self, name: str, target: Node, iterable: Node) -> Value:
         """``for key in cache.keys()`` / ``for key in cache`` / ``for key, act in cache.items()``: the key is
