@@ -102,6 +102,8 @@ def main() -> None:
             elif cache is not None and cache.call is not None and cache.model is None \
                     and analysis.registrations.foreign_receiver(call_name(cache.call)[2]):
                 form = "not a model's cache (an SAE's or toy module's own)"  # hook names of the user's module
+            elif len(keys) > 1 and keys[0].type in ("slice", "ellipsis", "integer"):
+                form = "not a cache (int key: a list, tensor or dict of layers)"  # tensor indexing: `x[:, 3]`
             elif len(keys) == 1 and _int_key(analysis, keys[0]):
                 form = "not a cache (int key: a list, tensor or dict of layers)"  # ActivationCache keys are names
             by_form[form][0] += 1

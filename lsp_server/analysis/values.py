@@ -13,6 +13,7 @@ Never a guess: one unknown possibility makes the whole value unknown, and so doe
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +51,7 @@ class Evaluator(ObjectAttributes):
         self._param_memo: dict[tuple[int, str], Value] = {}
         self._mutated_names: dict[str, bool] = {}
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
+        self._escapes: dict[tuple[int, str], bool] = {}  # (binding start, name) -> used as a value
         # Names read while evaluating, when recording (a hook ref's dependencies: an edit that mentions
         # none of them leaves the ref as it was).
         self.reads: set[str] | None = None
@@ -345,24 +347,56 @@ class Evaluator(ObjectAttributes):
             if positional and positional[0].type == "identifier" and text(positional[0]) == name:
                 sites.append((call, True))
         resolved = [(self, c, p) for c, p in sites if self._resolves_to(c, name, fn)]
+        if self.escapes(name, fn):
+            return None  # `patch_fn = a if c else fn; patch_fn(...)`: called where its name is not seen
         if self.links is not None and fn.parent is not None and fn.parent.type in ("module", "decorated_definition") \
                 and not name.startswith("_"):
             for other in self.links.importers():
-                resolved += [(other.evaluator, c, p) for c, p in other.evaluator.calls_of_imported(name, self.links.path)]
+                found = other.evaluator.calls_of_imported(name, self.links.path)
+                if found is None:
+                    return None
+                resolved += [(other.evaluator, c, p) for c, p in found]
                 if len(resolved) > MAX_CALL_SITES:
                     return None
         return resolved if len(resolved) <= MAX_CALL_SITES else None
 
-    def calls_of_imported(self, name: str, module: Path) -> list[tuple[Node, bool]]:
+    def escapes(self, name: str, binding: Node) -> bool:
+        """Whether the function bound to ``name`` here (its def, or the import of it) is used as a value
+        (assigned, passed to a call, stored, returned), so that it may be called under another name.
+        Its name as a callee, ``partial``'s first argument and a hook registration (TransformerLens calls
+        the function with the activation and the hook only) are not escapes."""
+        key = (binding.start_byte, name)
+        if key not in self._escapes:
+            self._escapes[key] = self._find_escape(name, binding)
+        return self._escapes[key]
+
+    def _find_escape(self, name: str, binding: Node) -> bool:
+        root = self.scopes.parsed.root
+        for m in re.finditer(rb"(?<![\w.])%s(?!\w)" % re.escape(name.encode()), self.scopes.parsed.source):
+            node = root.descendant_for_byte_range(m.start(), m.end())
+            if node is None or node.type != "identifier" or node.start_byte != m.start():
+                continue  # in a string or a comment
+            d = self.scopes.lookup(name, node.start_byte)
+            if d is None or d.node.start_byte != binding.start_byte and d.target.start_byte != binding.start_byte:
+                continue  # another binding of the name
+            if not _used_as_value(node):
+                continue
+            return True
+        return False
+
+    def calls_of_imported(self, name: str, module: Path) -> list[tuple[Node, bool]] | None:
         """(call, through partial) for each call in this file of the function ``name`` of the workspace
         module ``module`` (a file), imported here under any name (``from m import f as g``,
-        ``import m as h; h.f(...)``, ``from package import m; m.f(...)``)."""
+        ``import m as h; h.f(...)``, ``from package import m; m.f(...)``); None when this file uses
+        it as a value (see :meth:`escapes`)."""
         out: list[tuple[Node, bool]] = []
         for d in self.scopes.all_definitions() if self.links is not None else ():
             imported = d.imported
             if d.kind != "import" or imported is None:
                 continue
             if imported.attr == name and self.links.resolve(imported.module, imported.level) == module:
+                if self.escapes(d.name, d.node):
+                    return None
                 out += [(c, False) for c in self._calls_named(d.name) if c.child_by_field_name("function").type == "identifier"]
                 out += [(c, True) for c in self._calls_named("partial") if (args := call_args(c)[0])
                         and args[0].type == "identifier" and text(args[0]) == d.name]
@@ -587,6 +621,36 @@ def _clauses(compound: Node) -> list[Node]:
         return [c for c in body.named_children if c.type == "case_clause"] if body is not None else []
     kinds = _CLAUSE_HOLDERS.get(compound.type, ("block",))
     return [c for c in compound.named_children if c.type in kinds]
+
+
+_HOOK_REGISTRATIONS = frozenset({"add_hook", "add_perma_hook"})
+
+
+def _used_as_value(name: Node) -> bool:
+    """Whether this occurrence of a function's name hands the function on (not: calls it, defines or
+    imports it, gives it to ``partial`` or registers it as a hook)."""
+    parent = name.parent
+    if parent is None:
+        return False
+    if parent.type in ("function_definition", "class_definition") and parent.child_by_field_name("name") == name:
+        return False
+    if parent.type == "call" and parent.child_by_field_name("function") == name:
+        return False
+    if parent.type in ("dotted_name", "aliased_import", "import_from_statement", "import_statement", "attribute"):
+        return False  # an import, or `name.attr`
+    if parent.type == "argument_list" and parent.parent is not None:
+        method = call_name(parent.parent)[1]
+        if method == "partial" and parent.named_children and parent.named_children[0] == name:
+            return False
+        if method in _HOOK_REGISTRATIONS:
+            return False
+    if parent.type == "keyword_argument" and parent.parent is not None and parent.parent.parent is not None \
+            and call_name(parent.parent.parent)[1] in _HOOK_REGISTRATIONS:
+        return False
+    if parent.type in ("tuple", "parenthesized_expression") and len(parent.named_children) == 2 \
+            and parent.named_children[1] == name:
+        return False  # a `(hook name, fn)` pair of a hook list
+    return True
 
 
 def _called_through(call: Node, receiver: str) -> bool:
