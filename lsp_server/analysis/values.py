@@ -13,7 +13,6 @@ Never a guess: one unknown possibility makes the whole value unknown, and so doe
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -52,6 +51,7 @@ class Evaluator(ObjectAttributes):
         self._mutated_names: dict[str, bool] = {}
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
         self._escapes: dict[tuple[int, str], bool] = {}  # (binding start, name) -> used as a value
+        self._sites: dict[int, list | None] = {}  # function start -> its call sites
         # Names read while evaluating, when recording (a hook ref's dependencies: an edit that mentions
         # none of them leaves the ref as it was).
         self.reads: set[str] | None = None
@@ -328,7 +328,15 @@ class Evaluator(ObjectAttributes):
 
     def call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
         """(evaluator of the call's file, call, through partial) for each call of ``fn``: in this file and, for a
-        public module-level function, in the workspace files that import it; None past the bound."""
+        public module-level function, in the workspace files that import it; None past the bound, or when
+        the function is also handed on as a value (see :meth:`escapes`)."""
+        if self.calls is None:
+            return None  # calls not known yet
+        if fn.start_byte not in self._sites:
+            self._sites[fn.start_byte] = self._call_sites(fn)
+        return self._sites[fn.start_byte]
+
+    def _call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
         name_node = fn.child_by_field_name("name")
         if name_node is None or fn.type != "function_definition":
             return None
@@ -347,13 +355,13 @@ class Evaluator(ObjectAttributes):
             if positional and positional[0].type == "identifier" and text(positional[0]) == name:
                 sites.append((call, True))
         resolved = [(self, c, p) for c, p in sites if self._resolves_to(c, name, fn)]
-        if self.escapes(name, fn):
+        if resolved and self.escapes(name, fn):
             return None  # `patch_fn = a if c else fn; patch_fn(...)`: called where its name is not seen
         if self.links is not None and fn.parent is not None and fn.parent.type in ("module", "decorated_definition") \
                 and not name.startswith("_"):
             for other in self.links.importers():
                 found = other.evaluator.calls_of_imported(name, self.links.path)
-                if found is None:
+                if found is None or found and not resolved and self.escapes(name, fn):
                     return None
                 resolved += [(other.evaluator, c, p) for c, p in found]
                 if len(resolved) > MAX_CALL_SITES:
@@ -372,10 +380,16 @@ class Evaluator(ObjectAttributes):
 
     def _find_escape(self, name: str, binding: Node) -> bool:
         root = self.scopes.parsed.root
-        for m in re.finditer(rb"(?<![\w.])%s(?!\w)" % re.escape(name.encode()), self.scopes.parsed.source):
-            node = root.descendant_for_byte_range(m.start(), m.end())
-            if node is None or node.type != "identifier" or node.start_byte != m.start():
-                continue  # in a string or a comment
+        # A name bound in a function is seen only in that function's body; a module-level one anywhere.
+        scope = self.scopes.scope_of(binding.start_byte)
+        start, end = (0, len(self.scopes.parsed.source)) if scope[0] <= 0 and scope[1] <= 0 else scope
+        source, word = self.scopes.parsed.source, name.encode()
+        at = source.find(word, start, end)
+        while at >= 0:
+            found, at = at, source.find(word, at + len(word), end)
+            node = root.descendant_for_byte_range(found, found + len(word))
+            if node is None or node.type != "identifier" or node.start_byte != found or node.end_byte != found + len(word):
+                continue  # part of a longer name, in a string or a comment
             d = self.scopes.lookup(name, node.start_byte)
             if d is None or d.node.start_byte != binding.start_byte and d.target.start_byte != binding.start_byte:
                 continue  # another binding of the name
@@ -624,6 +638,7 @@ def _clauses(compound: Node) -> list[Node]:
 
 
 _HOOK_REGISTRATIONS = frozenset({"add_hook", "add_perma_hook"})
+
 
 
 def _used_as_value(name: Node) -> bool:
