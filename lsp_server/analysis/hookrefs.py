@@ -20,7 +20,7 @@ from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
 from .scopes import Scopes, function_of
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
-from .values import Evaluator
+from .values import Evaluator, returns_of
 
 HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
@@ -356,8 +356,7 @@ class HookRefCollector:
     def _returned_run(self, fn: Node) -> Node | None:
         """The ``run_with_cache`` call whose cache a function of this file returns (``return cache``), when
         every ``return`` returns that one name."""
-        body = fn.child_by_field_name("body")
-        returns = [r for r in descendants(body, "return_statement") if function_of(r) == fn] if body is not None else []
+        returns = returns_of(fn)
         names = {text(r.named_children[0]) for r in returns if r.named_children and r.named_children[0].type == "identifier"}
         if len(names) != 1 or any(not r.named_children or r.named_children[0].type != "identifier" for r in returns):
             return None
@@ -423,8 +422,7 @@ class HookRefCollector:
 
     def _returned_functions(self, fn: Node, depth: int) -> list[Node]:
         """The defs or lambdas ``fn`` returns (``def make(...): def hook(...): ...; return hook``)."""
-        body = fn.child_by_field_name("body")
-        returns = [r for r in descendants(body, "return_statement") if function_of(r) == fn] if body is not None else []
+        returns = returns_of(fn)
         found: list[Node] = []
         for r in returns:
             functions = self.hook_functions(r.named_children[0], depth) if r.named_children else []

@@ -467,6 +467,18 @@ class Evaluator(ObjectAttributes):
     def _returned(self, call: Node, fn: Node, owner: Evaluator, depth: int) -> Value:
         """What ``fn`` (a function of ``owner``'s file) returns for this call: its ``return`` expressions
         with the call's arguments bound (evaluated here; defaults in ``fn``'s file)."""
+        values = self._bound_values(call, fn, owner, depth)
+        return owner._returns(fn, values, depth) if values is not None else None
+
+    def under_call(self, call: Node, fn: Node, compute: Callable[[], Value]) -> Value:
+        """``compute()`` with ``fn``'s parameters bound to ``call``'s arguments (defaults where none is
+        passed), as when following what ``fn`` returns for that call (``fn`` is a function of this file)."""
+        values = self._bound_values(call, fn, self, 0)
+        return self._with_bindings(fn, values, compute) if values is not None else None
+
+    def _bound_values(self, call: Node, fn: Node, owner: Evaluator, depth: int) -> dict[str, Value] | None:
+        """``fn``'s parameters as this call binds them: its arguments, evaluated here, or their defaults,
+        evaluated in ``owner`` (``fn``'s file). None for a method, a splat, or a function being followed."""
         if is_method(fn) or (fn.start_byte, "") in owner._following:
             return None
         bound = self.bind(fn, call)
@@ -478,40 +490,22 @@ class Evaluator(ObjectAttributes):
                 values[name] = self.eval(bound[name], depth + 1)
             elif (default := default_of(fn, name)) is not None:
                 values[name] = owner.eval(default, depth + 1)
-        return owner._returns(fn, values, depth)
+        return values
 
-    def under_call(self, call: Node, fn: Node, compute: Callable[[], Value]) -> Value:
-        """``compute()`` with ``fn``'s parameters bound to ``call``'s arguments (defaults where none is
-        passed), as when following what ``fn`` returns for that call."""
-        if is_method(fn) or (fn.start_byte, "") in self._following:
+    def _returns(self, fn: Node, values: dict[str, Value], depth: int) -> Value:
+        """What ``fn`` of this file returns with its parameters bound to ``values``."""
+        returns = returns_of(fn)
+        if not returns or len(returns) > MAX_OPTIONS:
             return None
-        bound = self.bind(fn, call)
-        if bound is None:
-            return None
-        values: dict[str, Value] = {}
-        for name, _ in parameter_names(fn):
-            if name in bound:
-                values[name] = self.eval(bound[name])
-            elif (default := default_of(fn, name)) is not None:
-                values[name] = self.eval(default)
+        return self._with_bindings(fn, values, lambda: one_of(
+            self.eval(r.named_children[0] if r.named_children else None, depth + 1) for r in returns))
+
+    def _with_bindings(self, fn: Node, values: dict[str, Value], compute: Callable[[], Value]) -> Value:
+        """``compute()`` while ``fn``'s parameters read as ``values`` (and ``fn`` is not followed again)."""
         self._bindings.append((fn.start_byte, values))
         self._following.add((fn.start_byte, ""))
         try:
             return compute()
-        finally:
-            self._bindings.pop()
-            self._following.discard((fn.start_byte, ""))
-
-    def _returns(self, fn: Node, values: dict[str, Value], depth: int) -> Value:
-        body = fn.child_by_field_name("body")
-        returns = [r for r in descendants(body, "return_statement")
-                   if (owner := function_of(r)) is not None and owner.start_byte == fn.start_byte] if body is not None else []
-        if not returns or len(returns) > MAX_OPTIONS:
-            return None
-        self._bindings.append((fn.start_byte, values))
-        self._following.add((fn.start_byte, ""))
-        try:
-            return one_of(self.eval(r.named_children[0] if r.named_children else None, depth + 1) for r in returns)
         finally:
             self._bindings.pop()
             self._following.discard((fn.start_byte, ""))
@@ -666,6 +660,13 @@ def _used_as_value(name: Node) -> bool:
             and parent.named_children[1] == name:
         return False  # a `(hook name, fn)` pair of a hook list
     return True
+
+
+def returns_of(fn: Node) -> list[Node]:
+    """The ``return`` statements of ``fn`` itself (not of functions nested in it)."""
+    body = fn.child_by_field_name("body")
+    return [r for r in descendants(body, "return_statement")
+            if (owner := function_of(r)) is not None and owner.start_byte == fn.start_byte] if body is not None else []
 
 
 def _called_through(call: Node, receiver: str) -> bool:
