@@ -136,9 +136,9 @@ class Evaluator(ObjectAttributes):
         the textually last one is ``d``: when ``d`` is inside an ``if``, loop or ``try`` the read is
         outside of, the other branches' bindings and the binding before that statement (unless every
         branch of an ``if``/``else`` binds the name). None past the bound (unknown)."""
-        if d is None or d.kind not in ("assign", "for", "with", "def") or d.target is None:
+        if d is None or d.kind not in ("assign", "for", "with", "def", "param") or d.target is None:
             return []
-        out: list[Definition] = []
+        out = self._from_later_iterations(d, offset)
         current, seen = d, 0
         while current is not None:
             compound = _conditional_around(current.target, offset)
@@ -463,6 +463,23 @@ class Evaluator(ObjectAttributes):
         bound = dict(zip(names, positional[skip:]))
         bound.update({k: v for k, v in keywords.items() if k in names})
         return bound
+
+    def _from_later_iterations(self, d: Definition, offset: int) -> list[Definition]:
+        """Bindings of ``d``'s name after a read inside a loop, in that loop: the next iteration reads them
+        (``for ...: x = cache[name]; name = "b"``)."""
+        scope = self.scopes.scope_of(offset)
+        later = [x for x in self.scopes.definitions(d.name, scope) if x.offset > offset and x.target is not None]
+        if not later or self.scopes.scope_of(d.target.start_byte) != scope:
+            return []
+        out: list[Definition] = []
+        node = self.scopes.parsed.root.descendant_for_byte_range(offset, offset)
+        while node is not None and node.type not in _SCOPE_EDGES:
+            if node.type in ("for_statement", "while_statement"):
+                body = node.child_by_field_name("body")
+                out += [x for x in later if body is not None and body.start_byte <= x.target.start_byte < body.end_byte
+                        and x not in out]
+            node = node.parent
+        return out
 
     def _returned(self, call: Node, fn: Node, owner: Evaluator, depth: int) -> Value:
         """What ``fn`` (a function of ``owner``'s file) returns for this call: its ``return`` expressions
