@@ -13,6 +13,7 @@ Never a guess: one unknown possibility makes the whole value unknown, and so doe
 
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 from typing import Callable
 
@@ -468,16 +469,16 @@ class Evaluator(ObjectAttributes):
         """Bindings of ``d``'s name after a read inside a loop, in that loop: the next iteration reads them
         (``for ...: x = cache[name]; name = "b"``)."""
         scope = self.scopes.scope_of(offset)
-        later = [x for x in self.scopes.definitions(d.name, scope) if x.offset > offset and x.target is not None]
-        if not later or self.scopes.scope_of(d.target.start_byte) != scope:
-            return []
+        defs = self.scopes.definitions(d.name, scope)
+        if not defs or defs[-1].offset <= offset:
+            return []  # nothing bound after the read (most reads)
         out: list[Definition] = []
+        after = bisect.bisect_right(defs, offset, key=_offset_of)
         node = self.scopes.parsed.root.descendant_for_byte_range(offset, offset)
         while node is not None and node.type not in _SCOPE_EDGES:
             if node.type in ("for_statement", "while_statement"):
-                body = node.child_by_field_name("body")
-                out += [x for x in later if body is not None and body.start_byte <= x.target.start_byte < body.end_byte
-                        and x not in out]
+                end = bisect.bisect_right(defs, node.end_byte, key=_offset_of)
+                out += [x for x in defs[after:end] if x.kind != "import" and x not in out]
             node = node.parent
         return out
 
@@ -677,6 +678,10 @@ def _used_as_value(name: Node) -> bool:
             and parent.named_children[1] == name:
         return False  # a `(hook name, fn)` pair of a hook list
     return True
+
+
+def _offset_of(d: Definition) -> int:
+    return d.offset
 
 
 def returns_of(fn: Node) -> list[Node]:
