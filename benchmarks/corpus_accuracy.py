@@ -5,7 +5,12 @@ whether it names a hook point with its shape, and groups the subscripts by how t
 names the analysis finds bound to a dict or a non-TransformerLens class are counted apart. Also counts
 every finding by code, and writes them out for reading by hand (precision is judged, not computed).
 
-    .venv/bin/python benchmarks/corpus_accuracy.py CORPUS_DIR [--tl 2] [--findings findings.tsv]
+    .venv/bin/python benchmarks/corpus_accuracy.py CORPUS_DIR [--tl 2] [--findings findings.tsv] [--misses misses.tsv]
+
+Counted apart, as not ActivationCache subscripts: names the analysis finds bound to a dict, a list or
+a non-TransformerLens object (also in the enclosing scope, or passed a dict by every caller), int keys
+and tensor indexing (an ActivationCache has no int keys), and caches of the user's own modules (an
+SAE or toy model written as a HookedRootModule). Literal keys that hover are checked for the exact name.
 """
 
 from __future__ import annotations
