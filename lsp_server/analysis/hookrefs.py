@@ -25,6 +25,7 @@ from .values import Evaluator, returns_of
 HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
 FILTER_METHODS = frozenset({"run_with_cache", "add_caching_hooks", "get_caching_hooks"})
+_MODEL_CLASSES = ("HookedTransformer", "HookedSAETransformer", "TransformerBridge", "HookedEncoder")
 MAX_APPENDS = 16  # appends to one hook list read; more are not read (their functions stay unknown)
 _LAYER_HOLE = re.compile(r"^blocks\.\x00\.")
 _CONTAINER_LITERALS = frozenset({"dictionary", "dictionary_comprehension", "list", "list_comprehension", "set",
@@ -183,10 +184,17 @@ class HookRefCollector:
             return False
         function = d.node.child_by_field_name("function")
         if function is not None and function.type == "identifier" and text(function)[:1].isupper():
-            return True
+            return not self._model_subclass(function)
         positional, _ = call_args(d.node)
         return call_name(d.node)[1] in ("deepcopy", "copy") and len(positional) == 1 \
             and self.foreign_receiver(positional[0], depth + 1)
+
+    def _model_subclass(self, name: Node) -> bool:
+        """Whether ``name`` is a class of this file that extends a TransformerLens model
+        (``class AtPTransformer(HookedTransformer)``): its instances are models."""
+        d = self.scopes.lookup(text(name), name.start_byte)
+        bases = d.node.child_by_field_name("superclasses") if d is not None and d.kind == "class" else None
+        return bases is not None and any(m in text(bases) for m in _MODEL_CLASSES)
 
     def _sole_stand_in(self) -> ModelInfo | None:
         sole = self.models.sole_model()

@@ -350,3 +350,10 @@ def test_a_filter_needle_held_by_a_name_is_checked_only_when_it_has_one_value():
     rows, _ = findings("for needle in ['attn_out', 'attn_outt']:\n"
                        "    _, c2 = model.run_with_cache('x', names_filter=lambda n: needle in n)\n")
     assert rows == []
+
+
+def test_a_subclass_of_a_transformerlens_model_is_still_judged_as_the_model():
+    rows, _ = findings("class AtPTransformer(HookedTransformer):\n    pass\n"
+                       "atp = AtPTransformer(model.cfg)\n_, c1 = atp.run_with_cache('x')\n"
+                       "a = c1['blocks.0.hook_resid_pree']\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
