@@ -5,7 +5,12 @@ whether it names a hook point with its shape, and groups the subscripts by how t
 names the analysis finds bound to a dict or a non-TransformerLens class are counted apart. Also counts
 every finding by code, and writes them out for reading by hand (precision is judged, not computed).
 
-    .venv/bin/python benchmarks/corpus_accuracy.py CORPUS_DIR [--tl 2] [--findings findings.tsv]
+    .venv/bin/python benchmarks/corpus_accuracy.py CORPUS_DIR [--tl 2] [--findings findings.tsv] [--misses misses.tsv]
+
+Counted apart, as not ActivationCache subscripts: names the analysis finds bound to a dict, a list or
+a non-TransformerLens object (also in the enclosing scope, or passed a dict by every caller), int keys
+and tensor indexing (an ActivationCache has no int keys), and caches of the user's own modules (an
+SAE or toy model written as a HookedRootModule). Literal keys that hover are checked for the exact name.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from lsp_server.analysis.document import AnalysisContext  # noqa: E402
-from lsp_server.analysis.syntax import descendants, text  # noqa: E402
+from lsp_server.analysis.syntax import call_name, descendants, string_value, text  # noqa: E402
+from lsp_server.knowledge.act_names import cache_key_name  # noqa: E402
+from lsp_server.analysis.value_types import is_int, options_of  # noqa: E402
 from lsp_server.features.hover import hover  # noqa: E402
 from lsp_server.files import load_views  # noqa: E402
 from lsp_server.knowledge.resolve import resolve_model_name  # noqa: E402
@@ -39,11 +46,32 @@ def key_form(key) -> str:
     return "other"
 
 
+def _short(name: str) -> bool:
+    """A short name the cache expands through get_act_name (``"embed"``): TransformerLens's own rule, a
+    name with no dot that does not start with ``hook_``."""
+    return "." not in name and not name.startswith("hook_")
+
+
+def _int_key(analysis, key) -> bool:
+    """Whether every value of ``key`` is an int (``caches[layer]`` with ``layer`` from ``range(...)``
+    or a list of ints): ActivationCache has no int keys, so its receiver is not one."""
+    if key.type == "integer":
+        return True
+    if key.type != "identifier":
+        return False
+    d = analysis.scopes.lookup(text(key), key.start_byte)
+    if d is not None and d.kind == "for" and d.node.type == "call" and text(d.node.child_by_field_name("function")) == "range":
+        return True
+    values = options_of(analysis.evaluator.eval(key))
+    return bool(values) and all(is_int(v) for v in values)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("corpus", type=Path)
     ap.add_argument("--tl", type=int, default=2, help="TransformerLens major version the code targets")
     ap.add_argument("--findings", type=Path, help="write every finding here (tsv) to judge by hand")
+    ap.add_argument("--misses", type=Path, help="write every cache subscript whose hover names no hook here (tsv)")
     args = ap.parse_args()
     # Each top-level folder is one repository: imports are followed between its files.
     workspaces = {repo: linked_workspace(lambda _: AnalysisContext(tl_major=args.tl, resolve_model=resolve_model_name), repo)
@@ -51,6 +79,8 @@ def main() -> None:
     by_form: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     codes: collections.Counter = collections.Counter()
     rows = []
+    misses = []
+    exact, wrong = [0, 0], []  # literal keys that hover: how many show exactly that name
     files = sorted(p for p in args.corpus.rglob("*") if p.suffix in (".py", ".ipynb"))
     for path in files:
         try:
@@ -70,15 +100,34 @@ def main() -> None:
             result = hover(analysis, keys[0].start_byte + 1)
             head = result.markdown.split("\n\n")[0] if result is not None else ""
             named = (head.startswith("`") and " · `[" in head) or head.startswith("One of")  # a name with its shape
-            if analysis.registrations._plain_container(value) and analysis.models.cache_at(value) is None:
+            cache = analysis.models.cache_at(value)
+            guessed = cache is None or (cache.model is None and cache.call is None)  # by its name alone, as the analysis
+            if guessed and analysis.registrations._plain_container(value):
                 form = "not a cache (dict, own class)"
+            elif cache is not None and cache.call is not None and cache.model is None \
+                    and analysis.registrations.foreign_receiver(call_name(cache.call)[2]):
+                form = "not a model's cache (an SAE's or toy module's own)"  # hook names of the user's module
+            elif len(keys) > 1 and keys[0].type in ("slice", "ellipsis", "integer"):
+                form = "not a cache (int key: a list, tensor or dict of layers)"  # tensor indexing: `x[:, 3]`
+            elif len(keys) == 1 and _int_key(analysis, keys[0]):
+                form = "not a cache (int key: a list, tensor or dict of layers)"  # ActivationCache keys are names
             by_form[form][0] += 1
             by_form[form][1] += named
+            if form == "literal" and named:  # the name shown must be the key itself (or what get_act_name makes of it)
+                literal = string_value(keys[0])
+                wanted = literal if literal is None or not _short(literal) else cache_key_name(literal)
+                exact[0] += 1
+                exact[1] += head.startswith(f"`{wanted}`")
+                if not head.startswith(f"`{wanted}`"):
+                    wrong.append(f"{path.relative_to(args.corpus)}: {text(sub)} shows {head[:80]!r}")
+            if not named:
+                line = analysis.lines.position(sub.start_byte).line + 1
+                misses.append(f"{path.relative_to(args.corpus)}\t{line}\t{form}\t{text(sub)[:100]!r}\t{head[:80]!r}")
         for f in analysis.findings:
             codes[f.code] += 1
             line = analysis.lines.position(f.start).line + 1
             rows.append(f"{path.relative_to(args.corpus)}\t{line}\t{f.code}\t{f.message[:160]}")
-    caches = {f: v for f, v in by_form.items() if not f.startswith("not a cache")}
+    caches = {f: v for f, v in by_form.items() if not f.startswith("not a")}
     total = [sum(v[0] for v in caches.values()), sum(v[1] for v in caches.values())]
     print(f"{len(files)} files; cache subscripts whose hover names a hook point, by key form:\n")
     print("| key form | subscripts | hover names a hook | share |")
@@ -86,9 +135,12 @@ def main() -> None:
     for form, (n, ok) in sorted(by_form.items(), key=lambda kv: -kv[1][0]):
         print(f"| {form} | {n} | {ok} | {ok / n:.0%} |")
     print(f"| **all but the non-caches** | {total[0]} | {total[1]} | {total[1] / max(total[0], 1):.0%} |")
+    print(f"\nliteral keys that hover with exactly their name: {exact[1]} of {exact[0]}" + "".join(f"\n  {w}" for w in wrong))
     print("\nfindings by code: " + (", ".join(f"{c} {n}" for c, n in codes.most_common()) or "none"))
     if args.findings:
         args.findings.write_text("\n".join(rows) + "\n")
+    if args.misses:
+        args.misses.write_text("\n".join(misses) + "\n")
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ class NameChecker:
             return self._unknown(ref, catalog)
         if (f := self._layer(ref, catalog)) is not None:
             return f
-        if point.gate and not getattr(catalog.spec, point.gate) and point.gate not in self.flags_mentioned:
+        if point.gate and not getattr(catalog.spec, point.gate) and point.gate not in self.flags_mentioned \
+                and not ref.model.stand_in:  # a stand-in's flags are its caller's: unknown
             return self._not_enabled(ref, point)
         if point.dead:
             return Finding(ref.start, ref.end, "unknown-hook", "warning",

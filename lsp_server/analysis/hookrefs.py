@@ -9,21 +9,24 @@ lists, lambdas using ``==``, ``in``, ``endswith``/``startswith``) and bare ``get
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
 from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_name, get_act_name
 from ..knowledge.hookpoints import split_layer, union_templates
 from .hook_filters import selected
-from .models import CacheInfo, ModelInfo, Models
-from .scopes import Scopes
+from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
+from .scopes import Scopes, function_of
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
-from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, options_of
-from .values import Evaluator
+from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
+from .values import Evaluator, returns_of
 
 HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
 FILTER_METHODS = frozenset({"run_with_cache", "add_caching_hooks", "get_caching_hooks"})
+_MODEL_CLASSES = ("HookedTransformer", "HookedSAETransformer", "TransformerBridge", "HookedEncoder")
+MAX_APPENDS = 16  # appends to one hook list read; more are not read (their functions stay unknown)
 _LAYER_HOLE = re.compile(r"^blocks\.\x00\.")
 _CONTAINER_LITERALS = frozenset({"dictionary", "dictionary_comprehension", "list", "list_comprehension", "set",
                                  "set_comprehension", "tuple"})
@@ -73,6 +76,16 @@ class HookRef:
         return self.template.replace("{l}", str(self.layer)) if self.layer is not None else None
 
 
+def _stand_in(model: ModelInfo) -> ModelInfo:
+    return model if model.stand_in else dataclasses.replace(model, stand_in=True)
+
+
+def _with_layer_hole(template: str) -> list:
+    """``blocks.{l}.hook_z`` as Pattern parts, the layer a hole."""
+    before, _, after = template.partition("{l}")
+    return [before, Hole("layer"), after]
+
+
 def _template_of(value: Value) -> tuple[str | None, int | None, str | None]:
     """(template, literal layer, layer expression) for a computed hook-name value."""
     if isinstance(value, str):
@@ -99,6 +112,10 @@ class HookRefCollector:
         self.registrations: dict[int, list[tuple[str, int | None, str | None]]] = {}
         # Every registration site: (call node, name value node, fn node, model).
         self.registration_sites: list[tuple[Node, Node | None, Node | None, ModelInfo | None]] = []
+        # Hook functions also registered on a name or filter not known here (their hook.name is unknown).
+        self.unknown_registrations: set[int] = set()
+        self._paired: set[int] = set()  # hook-list pairs already resolved
+        evaluator.cache_keys = self.cache_keys
 
     # -- entry points
 
@@ -143,14 +160,45 @@ class HookRefCollector:
     # -- registrations
 
     def _model_for(self, receiver: Node | None) -> ModelInfo | None:
+        """The model a call's receiver holds; for one the code does not say (a parameter), the file's only
+        model, as a stand-in; none for a :meth:`foreign_receiver`, which has hook names of its own."""
         if receiver is None:
+            return None
+        if self.foreign_receiver(receiver):
             return None
         model = self.models.model_at(receiver)
         if model is None or model.kind == "param" and not model.spec.structure_known:
             sole = self.models.sole_model()
             if sole is not None and (model is None or not model.backend_known or model.spec.backend == sole.spec.backend):
-                return sole
+                return _stand_in(sole)
         return model
+
+    def foreign_receiver(self, receiver: Node | None, depth: int = 0) -> bool:
+        """A name bound here to an instance of a class that is not a TransformerLens model (``sae = SAE(cfg)``,
+        ``model = ReluOutputModel(cfg)``, or a ``deepcopy`` of one): a HookedRootModule with hook names of
+        its own, never the file's model."""
+        if receiver is None or receiver.type != "identifier" or depth > 3 or self.models.model_at(receiver) is not None:
+            return False
+        d = self.scopes.lookup(text(receiver), receiver.start_byte)
+        if d is None or d.kind != "assign" or d.target.type != "identifier" or d.node.type != "call":
+            return False
+        function = d.node.child_by_field_name("function")
+        if function is not None and function.type == "identifier" and text(function)[:1].isupper():
+            return not self._model_subclass(function)
+        positional, _ = call_args(d.node)
+        return call_name(d.node)[1] in ("deepcopy", "copy") and len(positional) == 1 \
+            and self.foreign_receiver(positional[0], depth + 1)
+
+    def _model_subclass(self, name: Node) -> bool:
+        """Whether ``name`` is a class of this file that extends a TransformerLens model
+        (``class AtPTransformer(HookedTransformer)``): its instances are models."""
+        d = self.scopes.lookup(text(name), name.start_byte)
+        bases = d.node.child_by_field_name("superclasses") if d is not None and d.kind == "class" else None
+        return bases is not None and any(m in text(bases) for m in _MODEL_CLASSES)
+
+    def _sole_stand_in(self) -> ModelInfo | None:
+        sole = self.models.sole_model()
+        return _stand_in(sole) if sole is not None else None
 
     def _add_hook(self, call: Node, receiver: Node | None) -> None:
         positional, keywords = call_args(call)
@@ -159,15 +207,28 @@ class HookRefCollector:
         model = self._model_for(receiver)
         if receiver is not None and receiver.type == "attribute":
             return  # `model.blocks[0].attn.hook_z.add_hook(fn)`: HookPoint.add_hook, no name argument
+        if (iterated := self._unpacked_pairs(name_node, fn_node)) is not None:
+            self._hook_list(call, iterated, model, depth=0)  # `for name, fn in hooks: model.add_hook(name, fn)`
+            return
         self.registration_sites.append((call, name_node, fn_node, model))
         if name_node is None:
             return
         if name_node.type == "lambda":
             self._filter_registration(name_node, fn_node, model)
             return
-        ref = self._name_ref(name_node, "hook", model)
-        if ref is not None:
-            self._register(fn_node, ref)
+        self._register(fn_node, self._name_ref(name_node, "hook", model))
+
+    def _unpacked_pairs(self, name_node: Node | None, fn_node: Node | None) -> Node | None:
+        """The hook list iterated by ``for name, fn in hooks`` when ``name`` and ``fn`` are its two loop variables."""
+        if name_node is None or fn_node is None or name_node.type != "identifier" or fn_node.type != "identifier":
+            return None
+        d_name = self.scopes.lookup(text(name_node), name_node.start_byte)
+        d_fn = self.scopes.lookup(text(fn_node), fn_node.start_byte)
+        if d_name is None or d_fn is None or d_name.kind != "for" or d_fn.kind != "for" or d_name.target is not d_fn.target \
+                and d_name.target.start_byte != d_fn.target.start_byte:
+            return None
+        names = [text(c) for c in d_name.target.named_children]
+        return d_name.node if names == [d_name.name, d_fn.name] else None
 
     def _hook_lists(self, call: Node, receiver: Node | None) -> None:
         _, keywords = call_args(call)
@@ -188,6 +249,12 @@ class HookRefCollector:
             d = self.scopes.lookup(text(node), node.start_byte)
             if d is not None and d.kind == "assign" and d.target.type == "identifier":
                 self._hook_list(call, d.node, model, depth + 1)
+                if d.node.type == "list":  # `hooks = []; hooks.append((name, fn))`: the pairs appended to it
+                    for method, added in self._appended(d):
+                        if method == "append":
+                            self._hook_pairs(call, [added], model)
+                        else:
+                            self._hook_list(call, added, model, depth + 1)
             return
         if node.type in ("list", "tuple"):
             elements = node.named_children
@@ -202,43 +269,130 @@ class HookRefCollector:
             return
         else:
             return
+        self._hook_pairs(call, elements, model)
+
+    def _hook_pairs(self, call: Node, elements: list[Node], model: ModelInfo | None) -> None:
+        """Each ``(name, fn)`` pair of a hook list: ``fn`` is registered on ``name``."""
         for element in elements:
             if element.type in ("tuple", "parenthesized_expression") and element.named_child_count >= 2:
                 name_node, fn_node = element.named_children[0], element.named_children[1]
                 self.registration_sites.append((call, name_node, fn_node, model))
+                if element.start_byte in self._paired:
+                    continue  # a list passed to several calls: its names are resolved once
+                self._paired.add(element.start_byte)
                 if name_node.type == "lambda":
                     self._filter_registration(name_node, fn_node, model)
                     continue
-                ref = self._name_ref(name_node, "hook", model)
-                if ref is not None:
-                    self._register(fn_node, ref)
+                self._register(fn_node, self._name_ref(name_node, "hook", model))
 
-    def _register(self, fn_node: Node | None, ref: HookRef) -> None:
-        self._register_names(fn_node, [(o.template, o.layer, o.layer_expr) for o in (ref.options or (ref,)) if o.template is not None])
+    def _appended(self, d) -> list[tuple[str, Node]]:
+        """(method, argument) of each ``x.append(item)`` / ``x.extend(items)`` on the list ``d`` binds (bounded)."""
+        source = self.scopes.parsed.source
+        out: list[tuple[str, Node]] = []
+        for m in re.finditer(rb"(?<![\w.])%s\s*\.\s*(append|extend)\s*\(" % re.escape(d.name.encode()), source):
+            node = self.scopes.parsed.root.descendant_for_byte_range(m.start(), m.start() + len(d.name))
+            call = node.parent.parent if node is not None and node.parent is not None else None
+            if call is None or call.type != "call" or call_name(call)[2] != node:
+                continue
+            if self.scopes.lookup(d.name, node.start_byte) is not d:
+                continue  # another binding of the name
+            positional, _ = call_args(call)
+            if len(positional) == 1:
+                out.append((m.group(1).decode(), positional[0]))
+            if len(out) >= MAX_APPENDS:
+                break
+        return out
+
+    def _register(self, fn_node: Node | None, ref: HookRef | None) -> None:
+        options = (ref.options or (ref,)) if ref is not None else ()
+        if ref is None or any(o.template is None for o in options):
+            self._register_unknown(fn_node)
+            return
+        self._register_names(fn_node, [(o.template, o.layer, o.layer_expr) for o in options])
+
+    def _register_unknown(self, fn_node: Node | None) -> None:
+        """``fn`` is also registered on a name not known here: its ``hook.name`` is unknown."""
+        for target in self.hook_functions(fn_node):
+            self.unknown_registrations.add(target.start_byte)
 
     def _filter_registration(self, filter_fn: Node, fn_node: Node | None, model: ModelInfo | None) -> None:
         """``add_hook(lambda name: name.endswith("z"), fn)``: ``fn`` runs on every hook point the filter
-        selects, when the filter is one test (``==``, ``in``, ``endswith``/``startswith``) and the selection
-        is small and exact; otherwise its ``hook.name`` stays unknown."""
+        selects; otherwise its ``hook.name`` stays unknown."""
+        chosen = self._filter_selection(filter_fn, model)
+        if chosen is not None:
+            self._register_names(fn_node, [(t, layer, None) for t, layer in chosen])
+        else:
+            self._register_unknown(fn_node)
+
+    def _filter_selection(self, filter_fn: Node, model: ModelInfo | None) -> list[tuple[str, int | None]] | None:
+        """(template, layer or None for every layer) of each hook point a filter function selects, when it
+        is one test (``==``, ``in``, ``endswith``/``startswith``) and the selection is small and exact."""
         first = len(self.refs)
         self._filter_lambda(filter_fn, model)
         refs = self.refs[first:]
         body = filter_fn.child_by_field_name("body")
         if not refs or body is None or body.type not in ("call", "comparison_operator") \
                 or body.type == "comparison_operator" and not {text(c) for c in body.children if not c.is_named} <= {"==", "in"}:
-            return
+            return None
         exact = [(o.template, o.layer) for r in refs if r.match == "exact" for o in (r.options or (r,))]
         needles = [(r.template, r.match) for r in refs if r.match != "exact"]
         if any(t is None for t, _ in exact) or any(n is None for n, _ in needles):
-            return
+            return None
         if needles:
             catalog = model.catalog(self.tl_major) if model is not None else None
             templates = catalog.templates() if catalog is not None else sorted(union_templates())
             chosen = selected(needles, templates, catalog.spec.n_layers if catalog is not None else None)
             if chosen is None:
-                return
+                return None
             exact += chosen
-        self._register_names(fn_node, [(t, layer, None) for t, layer in exact])
+        return exact
+
+    def cache_keys(self, node: Node) -> Value:
+        """The hook names the cache ``node`` holds, when its ``run_with_cache`` call selects them with a
+        ``names_filter`` read exactly (a filter function or a list of names); a layer the filter takes
+        every one of is a hole. Unknown (None) without a filter: every hook point, too many to list."""
+        cache = self.models.cache_at(node)
+        call = cache.call if cache is not None else None
+        if call is None or call.type != "call":
+            return None
+        if call_name(call)[1] not in CACHING_RUNS:  # `m_cache = get_mean_cache(model, "hook_z")`: the helper's run
+            called = self.ev.function_called(call)
+            run = self._returned_run(called[1]) if called is not None and called[0] is self.ev else None
+            return self.ev.under_call(call, called[1], lambda: self._run_keys(run, cache)) if run is not None else None
+        return self._run_keys(call, cache)
+
+    def _returned_run(self, fn: Node) -> Node | None:
+        """The ``run_with_cache`` call whose cache a function of this file returns (``return cache``), when
+        every ``return`` returns that one name."""
+        returns = returns_of(fn)
+        names = {text(r.named_children[0]) for r in returns if r.named_children and r.named_children[0].type == "identifier"}
+        if len(names) != 1 or any(not r.named_children or r.named_children[0].type != "identifier" for r in returns):
+            return None
+        inner = self.models.cache_at(returns[0].named_children[0])
+        run = inner.call if inner is not None else None
+        return run if run is not None and run.type == "call" and call_name(run)[1] in CACHING_RUNS else None
+
+    def _run_keys(self, call: Node, cache: CacheInfo) -> Value:
+        """The names a caching run's ``names_filter`` selects (see :meth:`cache_keys`)."""
+        names_filter = call_args(call)[1].get("names_filter")
+        if names_filter is not None and names_filter.type == "identifier":
+            d = self.scopes.lookup(text(names_filter), names_filter.start_byte)
+            names_filter = d.node if d is not None and (d.kind == "def" or d.kind == "assign" and d.target.type == "identifier") else None
+        if names_filter is None:
+            return None
+        if names_filter.type not in ("lambda", "function_definition"):
+            return one_of([self.ev.eval(names_filter)] if names_filter.type == "string" else
+                          [self.ev.eval(e) for e in names_filter.named_children] if names_filter.type in ("list", "tuple") else [None])
+        saved = self.refs
+        self.refs = []  # the filter's own refs are collected where it is written, not here
+        try:
+            chosen = self._filter_selection(names_filter, self.cache_model(cache))
+        finally:
+            self.refs = saved
+        if chosen is None:
+            return None
+        return one_of(t if "{l}" not in t else t.replace("{l}", str(layer)) if layer is not None
+                      else normalise(tuple(_with_layer_hole(t))) for t, layer in chosen)
 
     def _register_names(self, fn_node: Node | None, names: list[tuple[str, int | None, str | None]]) -> None:
         for target in self.hook_functions(fn_node):
@@ -269,7 +423,21 @@ class HookRefCollector:
         if node.type == "call" and call_name(node)[1] == "partial":
             positional, _ = call_args(node)
             return self.hook_functions(positional[0], depth + 1) if positional else []
+        if node.type == "call":  # `hook_fn = make_patching_hook(...)`: the hook functions a factory of this file returns
+            called = self.ev.function_called(node)
+            return self._returned_functions(called[1], depth + 1) if called is not None and called[0] is self.ev else []
         return []
+
+    def _returned_functions(self, fn: Node, depth: int) -> list[Node]:
+        """The defs or lambdas ``fn`` returns (``def make(...): def hook(...): ...; return hook``)."""
+        returns = returns_of(fn)
+        found: list[Node] = []
+        for r in returns:
+            functions = self.hook_functions(r.named_children[0], depth) if r.named_children else []
+            if not functions:
+                return []  # a return that is not a hook function: not a factory
+            found += functions
+        return found
 
     # -- filters
 
@@ -333,10 +501,12 @@ class HookRefCollector:
                     self._name_ref(element, "filter", model)
 
     def _filter_string(self, node: Node, match: str, model: ModelInfo | None) -> None:
+        """A string the filter tests names with: a literal, or a name with one known value (``h in name``
+        for ``h in [hook_name]``, a parameter its callers all give the same string)."""
         value = self.ev.eval(node)
-        if isinstance(value, str) and node.type == "string":
+        if isinstance(value, str) and (node.type == "string" or node.type == "identifier" and value):
             self.refs.append(HookRef(node.start_byte, node.end_byte, "filter", value, model=model,
-                                     literal=string_content_range(node), match=match))
+                                     literal=string_content_range(node) if node.type == "string" else None, match=match))
 
     # -- names
 
@@ -405,7 +575,7 @@ class HookRefCollector:
         fn = self.scopes.function_at(node.start_byte)
         if fn is not None and self.ev.reads is not None:  # registered wherever its name is passed
             self.ev.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
-        names = self.registrations.get(fn.start_byte, []) if fn is not None else []
+        names = self.registrations.get(fn.start_byte, []) if fn is not None and fn.start_byte not in self.unknown_registrations else []
         if not names:
             return None
         templates = sorted({t for t, _, _ in names})
@@ -451,19 +621,49 @@ class HookRefCollector:
     # -- cache subscripts
 
     def _plain_container(self, name: Node) -> bool:
-        """A name that only sounds like a cache: in its scope it is (also) bound to a dict or list
-        (``cache = {}``, ``dict()``, ``defaultdict(...)``), an instance of a class of this file or
-        another non-TransformerLens class (``metric_cache = MetricCache(...)``), or a parameter
-        annotated as a dict of something other than tensors (``cached_data: Optional[dict]``)."""
+        """A name that only sounds like a cache: in the scope it is bound in (its own, or the enclosing
+        function's or module's for a closure) it is (also) bound to a dict or list (``cache = {}``,
+        ``dict()``, ``defaultdict(...)``), an instance of a class of this file or another
+        non-TransformerLens class (``metric_cache = MetricCache(...)``), or a parameter annotated as a
+        dict of something other than tensors (``cached_data: Optional[dict]``); or where it is read, it
+        holds what a library that makes no caches returned (``cache = pickle.load(f)``, ``torch.stack(...)``)."""
         word = text(name)
-        for d in self.scopes.definitions(word, self.scopes.scope_of(name.start_byte)):
+        reaching = self.scopes.lookup(word, name.start_byte)
+        if reaching is not None and reaching.kind == "assign" and reaching.target.type == "identifier" \
+                and _from_foreign_library(reaching.node, self.scopes):
+            return True
+        scope = self.scopes.scope_of(name.start_byte)
+        if not self.scopes.definitions(word, scope) and reaching is not None and reaching.kind != "import":
+            scope = self.scopes.scope_of(reaching.offset)  # a closure's free name: where it is bound
+        for d in self.scopes.definitions(word, scope):
             if d.kind == "assign" and d.target.type == "identifier" and _is_container(d.node, self.scopes):
                 return True
             if d.kind == "param" and (annotation := d.node.child_by_field_name("type")) is not None:
                 written = text(annotation).lower()  # dict[str, Tensor] may well be keyed by hook names
                 if "dict" in written and "tensor" not in written and "activationcache" not in written:
                     return True
+            if d.kind == "param" and self._passed_containers(d):
+                return True
         return False
+
+    def _passed_containers(self, param) -> bool:
+        """Whether every call site (at most a few, all known) passes the parameter a dict or list
+        (``hook(..., clean_cache=clean_cache)`` where ``clean_cache = defaultdict(list)``)."""
+        fn = function_of(param.node)
+        sites = self.ev.call_sites(fn) if fn is not None else None
+        if not sites:
+            return False
+        for caller, call, through_partial in sites:
+            bound = caller.bind(fn, call, skip=1 if through_partial else 0)
+            arg = bound.get(param.name) if bound is not None else None
+            if arg is None:
+                return False
+            if arg.type == "identifier":
+                d = caller.scopes.lookup(text(arg), arg.start_byte)
+                arg = d.node if d is not None and d.kind == "assign" and d.target.type == "identifier" else None
+            if arg is None or not (_is_container(arg, caller.scopes) or _from_foreign_library(arg, caller.scopes)):
+                return False
+        return True
 
     def _subscript(self, sub: Node) -> None:
         value_node = sub.child_by_field_name("value")
@@ -473,7 +673,7 @@ class HookRefCollector:
             owner, attr = value_node.child_by_field_name("object"), value_node.child_by_field_name("attribute")
             cache = self.models.cache_at(owner) if owner is not None and text(attr) == "cache_dict" else None
             if cache is not None:
-                self._keys(sub, cache, cache.model or self.models.sole_model(), full_names_only=True)
+                self._keys(sub, cache, cache.model or self._sole_stand_in(), full_names_only=True)
             return
         if value_node.type == "subscript":  # `model.run_with_cache(x)[1][name]`: the returned cache, subscripted
             call, index = value_node.child_by_field_name("value"), value_node.child_by_field_name("subscript")
@@ -487,13 +687,23 @@ class HookRefCollector:
         if text(value_node).lower().endswith("caches"):  # a list or dict of caches: its items are subscripted
             outer = sub.parent
             if outer is not None and outer.type == "subscript" and outer.child_by_field_name("value") == sub:
-                self._keys(outer, None, self.models.sole_model())
+                self._keys(outer, None, self._sole_stand_in())
             return
         cache = self.models.cache_at(value_node)
         guessed = cache is None or (cache.model is None and cache.call is None)  # by its name (a parameter)
         if guessed and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
             return
-        self._keys(sub, cache, (cache.model if cache else None) or self.models.sole_model())
+        self._keys(sub, cache, self.cache_model(cache))
+
+    def cache_model(self, cache: CacheInfo | None) -> ModelInfo | None:
+        """The model whose hook names a cache holds: its own; none for ``x.run_with_cache(...)`` on a
+        :meth:`foreign_receiver`; else the file's only model, standing in."""
+        if cache is not None and cache.model is not None:
+            return cache.model
+        if cache is not None and cache.call is not None and call_name(cache.call)[1] in CACHING_RUNS \
+                and self.foreign_receiver(call_name(cache.call)[2]):
+            return None
+        return self._sole_stand_in()
 
     def _keys(self, sub: Node, cache: CacheInfo | None, model: ModelInfo | None, full_names_only: bool = False) -> None:
         keys = [c for c in sub.children_by_field_name("subscript")]
@@ -611,6 +821,25 @@ class HookRefCollector:
 def _is_short_name(value: object) -> bool:
     """``"embed"``, ``"pattern"``: what ``get_act_name`` expands, not a full hook name (``blocks.…``, ``hook_…``)."""
     return isinstance(value, str) and "." not in value and not value.startswith("hook_")
+
+
+# Libraries whose functions return tensors, arrays, dicts or files' contents, never an ActivationCache.
+_FOREIGN_LIBRARIES = frozenset({"pickle", "json", "torch", "numpy", "einops", "pandas", "joblib", "safetensors"})
+
+
+def _from_foreign_library(value: Node, scopes: Scopes) -> bool:
+    """``pickle.load(f)``, ``t.stack(...)``, ``np.load(...)``: a call into a library that makes no caches
+    (the call's root name is an import of one of :data:`_FOREIGN_LIBRARIES`)."""
+    if value.type != "call":
+        return False
+    root = value.child_by_field_name("function")
+    while root is not None and root.type == "attribute":
+        root = root.child_by_field_name("object")
+    if root is None or root.type != "identifier":
+        return False
+    d = scopes.lookup(text(root), value.start_byte)
+    imported = d.imported if d is not None and d.kind == "import" else None
+    return imported is not None and imported.module.split(".")[0] in _FOREIGN_LIBRARIES
 
 
 def _is_container(value: Node, scopes: Scopes) -> bool:

@@ -54,6 +54,9 @@ _CONSTRUCTOR_HINT = re.compile(rb"from_pretrained|boot_|boot\(|Hooked\w*\(|Trans
 NameResolver = Callable[[str], "ModelSpec | None"]
 
 
+# Runs that return (output, ActivationCache): the model's own, and SAE Lens's with SAEs attached.
+CACHING_RUNS = frozenset({"run_with_cache", "run_with_cache_with_saes"})
+
 @dataclass
 class ModelInfo:
     """A variable that holds a model."""
@@ -68,6 +71,9 @@ class ModelInfo:
     compat_mode: bool = False
     # enable_compatibility_mode()'s arguments as written (``{"no_processing": "True"}``).
     compat_options: dict[str, str] = field(default_factory=dict)
+    # Standing in for a model the code does not name here (a parameter no call site binds, a cache
+    # known only by its name): its dimensions serve hovers, but which flags it has set is not known.
+    stand_in: bool = False
 
     @property
     def effective_spec(self) -> ModelSpec:
@@ -422,7 +428,7 @@ class Models:
         value = d.node
         if value.type == "call":
             receiver, method, receiver_node = call_name(value)
-            if method == "run_with_cache":
+            if method in CACHING_RUNS:
                 # `logits, cache = ...` -> the cache is the last element; a bare target holds the tuple.
                 if d.target.type == "identifier" and "return_cache_object" not in text(value):
                     return None

@@ -13,6 +13,7 @@ Never a guess: one unknown possibility makes the whole value unknown, and so doe
 
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +26,7 @@ from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_nam
 
 MAX_DEPTH = 8
 MAX_CALL_SITES = 8  # a parameter of a function called from more places than this: unknown
+MAX_BRANCHES = 4  # nested conditional statements walked out of to find what else may reach a read
 
 
 class Evaluator(ObjectAttributes):
@@ -38,6 +40,9 @@ class Evaluator(ObjectAttributes):
         # Calls of plain names (``fn(...)``, ``partial(fn, ...)``), set by the analysis once found: the
         # call sites that bind the file's function parameters. Until then parameters are unknown.
         self.calls: list[Node] | None = None
+        # The hook names a cache expression holds (``cache`` of ``run_with_cache(x, names_filter=...)``),
+        # set by the hook-ref collector, which knows the caches and reads filters; unknown until then.
+        self.cache_keys: Callable[[Node], Value] | None = None
         # The workspace modules this document imports and the files that import it (None: this file alone).
         self.links: ModuleLinks | None = None
         self._calls_by_name: dict[str, list[Node]] | None = None
@@ -46,6 +51,8 @@ class Evaluator(ObjectAttributes):
         self._param_memo: dict[tuple[int, str], Value] = {}
         self._mutated_names: dict[str, bool] = {}
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
+        self._escapes: dict[tuple[int, str], bool] = {}  # (binding start, name) -> used as a value
+        self._sites: dict[int, list | None] = {}  # function start -> its call sites
         # Names read while evaluating, when recording (a hook ref's dependencies: an edit that mentions
         # none of them leaves the ref as it was).
         self.reads: set[str] | None = None
@@ -117,7 +124,51 @@ class Evaluator(ObjectAttributes):
     def _name(self, node: Node, depth: int) -> Value:
         if self.reads is not None:
             self.reads.add(text(node))
-        return self.value_of(self.scopes.lookup(text(node), node.start_byte), depth)
+        d = self.scopes.lookup(text(node), node.start_byte)
+        others = self.other_reaching(d, node.start_byte)
+        if others is None:
+            return None
+        if others:  # `name = "a"` then `if c: name = "b"`: either may reach the read
+            return one_of(self.value_of(x, depth) for x in (d, *others))
+        return self.value_of(d, depth)
+
+    def other_reaching(self, d: Definition | None, offset: int) -> list[Definition] | None:
+        """The other bindings of ``d``'s name, in its scope, that may reach a read at ``offset`` where
+        the textually last one is ``d``: when ``d`` is inside an ``if``, loop or ``try`` the read is
+        outside of, the other branches' bindings and the binding before that statement (unless every
+        branch of an ``if``/``else`` binds the name). None past the bound (unknown)."""
+        if d is None or d.kind not in ("assign", "for", "with", "def", "param") or d.target is None:
+            return []
+        out = self._from_later_iterations(d, offset)
+        current, seen = d, 0
+        while current is not None:
+            compound = _conditional_around(current.target, offset)
+            if compound is None:
+                return out
+            seen += 1
+            if seen > MAX_BRANCHES:
+                return None
+            same = [x for x in self.scopes.definitions(d.name, self.scopes.scope_of(current.target.start_byte))
+                    if x.kind != "import"]
+            inside = [x for x in same if x.target is not None and compound.start_byte <= x.target.start_byte < compound.end_byte]
+            clauses = _clauses(compound)
+            own = next((c for c in clauses if c.start_byte <= current.target.start_byte < c.end_byte), None)
+            for clause in clauses:  # the last binding in each other branch
+                if clause is own:
+                    continue
+                last = [x for x in inside if clause.start_byte <= x.target.start_byte < clause.end_byte]
+                if last and last[-1] not in out:
+                    out.append(last[-1])
+            if compound.type == "if_statement" and any(c.type == "else_clause" for c in clauses) \
+                    and all(any(c.start_byte <= x.target.start_byte < c.end_byte for x in inside) for c in clauses):
+                return out  # every branch binds it: nothing from before the `if` gets through
+            before = [x for x in same if x.offset <= compound.start_byte]
+            current = before[-1] if before else None
+            if current is not None and current not in out:
+                out.append(current)
+            if len(out) > MAX_OPTIONS:
+                return None
+        return out
 
     def value_of(self, d: Definition | None, depth: int = 0) -> Value:
         """The value a binding gives its name; an imported one's, in the workspace module it comes from."""
@@ -163,8 +214,17 @@ class Evaluator(ObjectAttributes):
     def _loop_variable(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
         """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items;
         also over a name holding such a list (``for site in sites``, a parameter every call site passes one)."""
+        if iterable.type == "call" and text(iterable.child_by_field_name("function")) == "enumerate" \
+                and target.type in ("pattern_list", "tuple_pattern") and len(target.named_children) == 2:
+            positional, _ = call_args(iterable)  # `for i, letter in enumerate("qkv")`: the items; the index unknown
+            if len(positional) != 1 or text(target.named_children[1]) != name:
+                return None
+            return self._items(positional[0], depth)
+        if iterable.type == "string" and target.type == "identifier":
+            return self._items(iterable, depth)  # `for letter in "qkv"`
         if iterable.type not in ("list", "tuple", "set"):
-            return self._loop_over_value(name, target, self.eval(iterable, depth + 1))
+            keys = self._cache_key_loop(name, target, iterable)
+            return keys if keys is not None else self._loop_over_value(name, target, self.eval(iterable, depth + 1))
         items = [c for c in iterable.named_children if c.type != "comment"]
         if target.type == "identifier":
             return one_of(self.eval(item, depth + 1) for item in items)
@@ -177,6 +237,35 @@ class Evaluator(ObjectAttributes):
         if any(len(row) != len(names) for row in rows):
             return None
         return one_of(self.eval(row[index], depth + 1) for row in rows)
+
+    def _items(self, node: Node, depth: int) -> Value:
+        """One of the items of an iterated collection: a literal list's elements, a string's characters."""
+        if node.type in ("list", "tuple", "set"):
+            return one_of(self.eval(c, depth + 1) for c in node.named_children if c.type != "comment")
+        value = self.eval(node, depth + 1)
+        if isinstance(value, str):
+            return one_of(value) if 0 < len(value) <= MAX_OPTIONS else None
+        return one_of(item for seq in options_of(value) for item in seq.items) \
+            if options_of(value) and all(isinstance(v, Seq) for v in options_of(value)) else None
+
+    def _cache_key_loop(self, name: str, target: Node, iterable: Node) -> Value:
+        """``for key in cache.keys()`` / ``for key in cache`` / ``for key, act in cache.items()``: the key is
+        one of the hook names the cache holds."""
+        cache, method = iterable, None
+        if iterable.type == "call" and not call_args(iterable)[0]:
+            function = iterable.child_by_field_name("function")
+            if function is None or function.type != "attribute":
+                return None
+            cache, method = function.child_by_field_name("object"), text(function.child_by_field_name("attribute"))
+        if self.cache_keys is None or cache is None or cache.type != "identifier" or method not in (None, "keys", "items"):
+            return None
+        if target.type != "identifier":
+            names = [text(c) for c in target.named_children]
+            if method != "items" or len(names) != 2 or names.index(name) != 0:
+                return None
+        elif method == "items":
+            return None
+        return self.cache_keys(cache)
 
     @staticmethod
     def _loop_over_value(name: str, target: Node, iterated: Value) -> Value:
@@ -240,7 +329,15 @@ class Evaluator(ObjectAttributes):
 
     def call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
         """(evaluator of the call's file, call, through partial) for each call of ``fn``: in this file and, for a
-        public module-level function, in the workspace files that import it; None past the bound."""
+        public module-level function, in the workspace files that import it; None past the bound, or when
+        the function is also handed on as a value (see :meth:`escapes`)."""
+        if self.calls is None:
+            return None  # calls not known yet
+        if fn.start_byte not in self._sites:
+            self._sites[fn.start_byte] = self._call_sites(fn)
+        return self._sites[fn.start_byte]
+
+    def _call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
         name_node = fn.child_by_field_name("name")
         if name_node is None or fn.type != "function_definition":
             return None
@@ -259,24 +356,62 @@ class Evaluator(ObjectAttributes):
             if positional and positional[0].type == "identifier" and text(positional[0]) == name:
                 sites.append((call, True))
         resolved = [(self, c, p) for c, p in sites if self._resolves_to(c, name, fn)]
+        if resolved and self.escapes(name, fn):
+            return None  # `patch_fn = a if c else fn; patch_fn(...)`: called where its name is not seen
         if self.links is not None and fn.parent is not None and fn.parent.type in ("module", "decorated_definition") \
                 and not name.startswith("_"):
             for other in self.links.importers():
-                resolved += [(other.evaluator, c, p) for c, p in other.evaluator.calls_of_imported(name, self.links.path)]
+                found = other.evaluator.calls_of_imported(name, self.links.path)
+                if found is None or found and not resolved and self.escapes(name, fn):
+                    return None
+                resolved += [(other.evaluator, c, p) for c, p in found]
                 if len(resolved) > MAX_CALL_SITES:
                     return None
         return resolved if len(resolved) <= MAX_CALL_SITES else None
 
-    def calls_of_imported(self, name: str, module: Path) -> list[tuple[Node, bool]]:
+    def escapes(self, name: str, binding: Node) -> bool:
+        """Whether the function bound to ``name`` here (its def, or the import of it) is used as a value
+        (assigned, passed to a call, stored, returned), so that it may be called under another name.
+        Its name as a callee, ``partial``'s first argument and a hook registration (TransformerLens calls
+        the function with the activation and the hook only) are not escapes."""
+        key = (binding.start_byte, name)
+        if key not in self._escapes:
+            self._escapes[key] = self._find_escape(name, binding)
+        return self._escapes[key]
+
+    def _find_escape(self, name: str, binding: Node) -> bool:
+        root = self.scopes.parsed.root
+        # A name bound in a function is seen only in that function's body; a module-level one anywhere.
+        scope = self.scopes.scope_of(binding.start_byte)
+        start, end = (0, len(self.scopes.parsed.source)) if scope[0] <= 0 and scope[1] <= 0 else scope
+        source, word = self.scopes.parsed.source, name.encode()
+        at = source.find(word, start, end)
+        while at >= 0:
+            found, at = at, source.find(word, at + len(word), end)
+            node = root.descendant_for_byte_range(found, found + len(word))
+            if node is None or node.type != "identifier" or node.start_byte != found or node.end_byte != found + len(word):
+                continue  # part of a longer name, in a string or a comment
+            d = self.scopes.lookup(name, node.start_byte)
+            if d is None or d.node.start_byte != binding.start_byte and d.target.start_byte != binding.start_byte:
+                continue  # another binding of the name
+            if not _used_as_value(node):
+                continue
+            return True
+        return False
+
+    def calls_of_imported(self, name: str, module: Path) -> list[tuple[Node, bool]] | None:
         """(call, through partial) for each call in this file of the function ``name`` of the workspace
         module ``module`` (a file), imported here under any name (``from m import f as g``,
-        ``import m as h; h.f(...)``, ``from package import m; m.f(...)``)."""
+        ``import m as h; h.f(...)``, ``from package import m; m.f(...)``); None when this file uses
+        it as a value (see :meth:`escapes`)."""
         out: list[tuple[Node, bool]] = []
         for d in self.scopes.all_definitions() if self.links is not None else ():
             imported = d.imported
             if d.kind != "import" or imported is None:
                 continue
             if imported.attr == name and self.links.resolve(imported.module, imported.level) == module:
+                if self.escapes(d.name, d.node):
+                    return None
                 out += [(c, False) for c in self._calls_named(d.name) if c.child_by_field_name("function").type == "identifier"]
                 out += [(c, True) for c in self._calls_named("partial") if (args := call_args(c)[0])
                         and args[0].type == "identifier" and text(args[0]) == d.name]
@@ -296,8 +431,13 @@ class Evaluator(ObjectAttributes):
         return self._calls_by_name.get(name, [])
 
     def _resolves_to(self, call: Node, name: str, fn: Node) -> bool:
+        """Whether ``call`` may run ``fn``: the def its name refers to there, or one of the defs that may
+        reach it (``if attn: def hook(...)`` / ``else: def hook(...)``)."""
         d = self.scopes.lookup(name, call.start_byte)
-        return d is not None and d.kind in ("def", "class") and d.node.start_byte == fn.start_byte
+        if d is None or d.kind not in ("def", "class"):
+            return False
+        return d.node.start_byte == fn.start_byte or any(
+            x.kind == "def" and x.node.start_byte == fn.start_byte for x in self.other_reaching(d, call.start_byte) or ())
 
     def _argument(self, fn: Node, site: tuple[Evaluator, Node, bool], name: str, depth: int) -> Value:
         """The value ``fn``'s parameter ``name`` gets at one call site (a default where none is passed):
@@ -325,9 +465,38 @@ class Evaluator(ObjectAttributes):
         bound.update({k: v for k, v in keywords.items() if k in names})
         return bound
 
+    def _from_later_iterations(self, d: Definition, offset: int) -> list[Definition]:
+        """Bindings of ``d``'s name after a read inside a loop, in that loop: the next iteration reads them
+        (``for ...: x = cache[name]; name = "b"``)."""
+        scope = self.scopes.scope_of(offset)
+        defs = self.scopes.definitions(d.name, scope)
+        if not defs or defs[-1].offset <= offset:
+            return []  # nothing bound after the read (most reads)
+        out: list[Definition] = []
+        after = bisect.bisect_right(defs, offset, key=_offset_of)
+        node = self.scopes.parsed.root.descendant_for_byte_range(offset, offset)
+        while node is not None and node.type not in _SCOPE_EDGES:
+            if node.type in ("for_statement", "while_statement"):
+                end = bisect.bisect_right(defs, node.end_byte, key=_offset_of)
+                out += [x for x in defs[after:end] if x.kind != "import" and x not in out]
+            node = node.parent
+        return out
+
     def _returned(self, call: Node, fn: Node, owner: Evaluator, depth: int) -> Value:
         """What ``fn`` (a function of ``owner``'s file) returns for this call: its ``return`` expressions
         with the call's arguments bound (evaluated here; defaults in ``fn``'s file)."""
+        values = self._bound_values(call, fn, owner, depth)
+        return owner._returns(fn, values, depth) if values is not None else None
+
+    def under_call(self, call: Node, fn: Node, compute: Callable[[], Value]) -> Value:
+        """``compute()`` with ``fn``'s parameters bound to ``call``'s arguments (defaults where none is
+        passed), as when following what ``fn`` returns for that call (``fn`` is a function of this file)."""
+        values = self._bound_values(call, fn, self, 0)
+        return self._with_bindings(fn, values, compute) if values is not None else None
+
+    def _bound_values(self, call: Node, fn: Node, owner: Evaluator, depth: int) -> dict[str, Value] | None:
+        """``fn``'s parameters as this call binds them: its arguments, evaluated here, or their defaults,
+        evaluated in ``owner`` (``fn``'s file). None for a method, a splat, or a function being followed."""
         if is_method(fn) or (fn.start_byte, "") in owner._following:
             return None
         bound = self.bind(fn, call)
@@ -339,18 +508,22 @@ class Evaluator(ObjectAttributes):
                 values[name] = self.eval(bound[name], depth + 1)
             elif (default := default_of(fn, name)) is not None:
                 values[name] = owner.eval(default, depth + 1)
-        return owner._returns(fn, values, depth)
+        return values
 
     def _returns(self, fn: Node, values: dict[str, Value], depth: int) -> Value:
-        body = fn.child_by_field_name("body")
-        returns = [r for r in descendants(body, "return_statement")
-                   if (owner := function_of(r)) is not None and owner.start_byte == fn.start_byte] if body is not None else []
+        """What ``fn`` of this file returns with its parameters bound to ``values``."""
+        returns = returns_of(fn)
         if not returns or len(returns) > MAX_OPTIONS:
             return None
+        return self._with_bindings(fn, values, lambda: one_of(
+            self.eval(r.named_children[0] if r.named_children else None, depth + 1) for r in returns))
+
+    def _with_bindings(self, fn: Node, values: dict[str, Value], compute: Callable[[], Value]) -> Value:
+        """``compute()`` while ``fn``'s parameters read as ``values`` (and ``fn`` is not followed again)."""
         self._bindings.append((fn.start_byte, values))
         self._following.add((fn.start_byte, ""))
         try:
-            return one_of(self.eval(r.named_children[0] if r.named_children else None, depth + 1) for r in returns)
+            return compute()
         finally:
             self._bindings.pop()
             self._following.discard((fn.start_byte, ""))
@@ -443,6 +616,79 @@ class Evaluator(ObjectAttributes):
         if layer_type is None and "layer_type" in args and args["layer_type"].type != "none":
             return None  # an unknown layer type is not "no layer type"
         return lift(act_name_value, name, layer, layer_type)
+
+
+# Statements whose parts may or may not run: a binding inside one may not reach a read after it.
+_CONDITIONAL = frozenset({"if_statement", "for_statement", "while_statement", "try_statement", "match_statement"})
+_CLAUSE_HOLDERS = {"if_statement": ("block", "elif_clause", "else_clause"),
+                   "try_statement": ("block", "except_clause", "else_clause", "finally_clause"),
+                   "match_statement": ("block",)}
+_SCOPE_EDGES = frozenset({"function_definition", "lambda", "class_definition", "module"})
+
+
+def _conditional_around(node: Node, offset: int) -> Node | None:
+    """The innermost conditional statement holding ``node`` but not ``offset`` (None when the read is
+    in the same branch, or the binding is not inside one)."""
+    parent = node.parent
+    while parent is not None and parent.type not in _SCOPE_EDGES:
+        if parent.start_byte <= offset < parent.end_byte:
+            return None
+        if parent.type in _CONDITIONAL:
+            return parent
+        parent = parent.parent
+    return None
+
+
+def _clauses(compound: Node) -> list[Node]:
+    """The branches of an ``if``/``try``/``match`` (the body, each ``elif``/``except``/``else``/case); a
+    loop's body is its one branch."""
+    if compound.type == "match_statement":
+        body = compound.child_by_field_name("body")
+        return [c for c in body.named_children if c.type == "case_clause"] if body is not None else []
+    kinds = _CLAUSE_HOLDERS.get(compound.type, ("block",))
+    return [c for c in compound.named_children if c.type in kinds]
+
+
+_HOOK_REGISTRATIONS = frozenset({"add_hook", "add_perma_hook"})
+
+
+
+def _used_as_value(name: Node) -> bool:
+    """Whether this occurrence of a function's name hands the function on (not: calls it, defines or
+    imports it, gives it to ``partial`` or registers it as a hook)."""
+    parent = name.parent
+    if parent is None:
+        return False
+    if parent.type in ("function_definition", "class_definition") and parent.child_by_field_name("name") == name:
+        return False
+    if parent.type == "call" and parent.child_by_field_name("function") == name:
+        return False
+    if parent.type in ("dotted_name", "aliased_import", "import_from_statement", "import_statement", "attribute"):
+        return False  # an import, or `name.attr`
+    if parent.type == "argument_list" and parent.parent is not None:
+        method = call_name(parent.parent)[1]
+        if method == "partial" and parent.named_children and parent.named_children[0] == name:
+            return False
+        if method in _HOOK_REGISTRATIONS:
+            return False
+    if parent.type == "keyword_argument" and parent.parent is not None and parent.parent.parent is not None \
+            and call_name(parent.parent.parent)[1] in _HOOK_REGISTRATIONS:
+        return False
+    if parent.type in ("tuple", "parenthesized_expression") and len(parent.named_children) == 2 \
+            and parent.named_children[1] == name:
+        return False  # a `(hook name, fn)` pair of a hook list
+    return True
+
+
+def _offset_of(d: Definition) -> int:
+    return d.offset
+
+
+def returns_of(fn: Node) -> list[Node]:
+    """The ``return`` statements of ``fn`` itself (not of functions nested in it)."""
+    body = fn.child_by_field_name("body")
+    return [r for r in descendants(body, "return_statement")
+            if (owner := function_of(r)) is not None and owner.start_byte == fn.start_byte] if body is not None else []
 
 
 def _called_through(call: Node, receiver: str) -> bool:

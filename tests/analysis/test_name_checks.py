@@ -286,3 +286,74 @@ def test_caches_that_only_sound_like_caches_are_not_checked():
            "metric_cache = MetricCache()\nloss = metric_cache['train_loss']\n"
            "def plot(cached_data: dict | None = None):\n    return cached_data[('OV', False)]\n")
     assert findings(src)[0] == []
+
+
+def test_values_from_libraries_that_make_no_caches_are_not_checked():
+    # Seen in real code: activations pickled as a dict of named arrays, read back into `cache`.
+    src = ("import pickle\nimport torch as t\n"
+           "with open('acts.pkl', 'rb') as f:\n    cache = pickle.load(f)\n"
+           "train = cache['train_equal_pos_acts']\n"
+           "stacked_cache = t.stack([t.zeros(3)])\nx = stacked_cache['test_last_pos_acts']\n"
+           "def store(model):\n    hooked_cache = {}\n"
+           "    def hook(act, hook):\n        hooked_cache['resid_pre5'] = act\n"
+           "    model.add_hook('blocks.0.attn.hook_z', hook)\n")
+    assert findings(src)[0] == []
+    # The same key on the file's ActivationCache is still judged.
+    assert [code for _, code, _, _ in findings("y = cache['train_equal_pos_acts']\n")[0]] == ["unknown-hook"]
+
+
+def test_names_appended_to_a_hook_list_are_checked_once_however_often_the_list_is_used():
+    src = ("def f(act, hook):\n    return act\n"
+           "hooks = []\nhooks.append(('blocks.0.hook_resid_pree', f))\n"
+           "model.run_with_hooks('a', fwd_hooks=hooks)\nmodel.run_with_hooks('b', fwd_hooks=hooks)\n")
+    assert [(line, code) for line, code, _, _ in findings(src)[0]] == [(4, "unknown-hook")]
+
+
+def test_a_model_parameter_no_call_site_binds_is_not_judged_on_flags():
+    # Seen in real code: a helper module's function, called from files that switch the flag on.
+    src = ("def trace(model, toks, layer):\n"
+           "    return model.run_with_hooks(toks, fwd_hooks=[(utils.get_act_name('mlp_in', layer), fn)])\n")
+    assert findings(src)[0] == []
+    # The file's own model, named, still is.
+    rows, _ = findings("model.run_with_hooks('x', fwd_hooks=[(utils.get_act_name('mlp_in', 3), fn)])\n")
+    assert [code for _, code, _, _ in rows] == ["hook-not-enabled"]
+
+
+def test_hooks_of_a_module_of_the_users_own_are_not_judged_against_the_files_model():
+    # Seen in real code: an SAE written as a HookedRootModule, with hooks named `hook_hidden_post`.
+    src = ("from copy import deepcopy\ndummy_sae = SAE(cfg)\nsae = deepcopy(dummy_sae)\n"
+           "sae.run_with_hooks(acts, fwd_hooks=[('hook_hidden_post', fn)])\n"
+           "acts = sae.run_with_cache(x, names_filter='hook_hidden_pre')[1]['hook_hidden_pre']\n"
+           "toy = ReluOutputModel(cfg)\n_, toy_cache = toy.run_with_cache(batch)\nh = toy_cache['hook_hidden']\n")
+    assert findings(src)[0] == []
+
+
+def test_a_parameter_every_caller_passes_a_dict_is_not_a_cache_even_for_a_def_in_each_branch():
+    src = ("from collections import defaultdict\n"
+           "def run(attn):\n"
+           "    if attn:\n"
+           "        def save(act, hook, clean_cache):\n            clean_cache['attn_acts'].append(act)\n"
+           "    else:\n"
+           "        def save(act, hook, clean_cache):\n            clean_cache['mlp_acts'].append(act)\n"
+           "    saved = defaultdict(list)\n"
+           "    model.add_hook('blocks.0.hook_mlp_out', lambda act, hook: save(act, hook, clean_cache=saved))\n")
+    assert findings(src)[0] == []
+    # Passed a real cache by one caller: still a cache.
+    rows, _ = findings("def patch(act, hook, clean_cache):\n    return clean_cache['attn_acts']\n"
+                       "patch(None, None, clean_cache=cache)\npatch(None, None, clean_cache={})\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+
+
+def test_a_filter_needle_held_by_a_name_is_checked_only_when_it_has_one_value():
+    rows, _ = findings("needle = 'attn_outt'\n_, c1 = model.run_with_cache('x', names_filter=lambda n: needle in n)\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+    rows, _ = findings("for needle in ['attn_out', 'attn_outt']:\n"
+                       "    _, c2 = model.run_with_cache('x', names_filter=lambda n: needle in n)\n")
+    assert rows == []
+
+
+def test_a_subclass_of_a_transformerlens_model_is_still_judged_as_the_model():
+    rows, _ = findings("class AtPTransformer(HookedTransformer):\n    pass\n"
+                       "atp = AtPTransformer(model.cfg)\n_, c1 = atp.run_with_cache('x')\n"
+                       "a = c1['blocks.0.hook_resid_pree']\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
