@@ -1,0 +1,60 @@
+"""The running kernels a user names for one sweep, beside the one it leads with (``tlens-lsp sweep
+--kernel CONN --kernel CONN2``, ``--kernel-id ID`` on the gateway, ``tlens.sweep.kernels`` as a list).
+
+They are the user's kernels, like an attached one: they already hold the model and the prompts, so
+nothing but the sweep runs in them (no setup code), and a sweep only connects to them and
+disconnects at its end. Their share of the cells goes through ``shards.py`` like a started kernel's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..kernel.bridge import KernelBridge
+from ..kernel.errors import KernelError
+from ..kernel.holder import attach_bridge
+
+if TYPE_CHECKING:
+    from ..kernel.gateway_config import GatewayConfig
+
+GATEWAY_PREFIX = "gateway:"  # ``gateway:ID`` names a running kernel of the configured gateway
+
+
+@dataclass(frozen=True)
+class NamedKernel:
+    """A local kernel's connection file, or the id of a running kernel on the gateway."""
+
+    connection_file: str | None = None
+    kernel_id: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "NamedKernel":
+        """``gateway:ID`` or a connection file's path."""
+        if text.startswith(GATEWAY_PREFIX):
+            return cls(kernel_id=text[len(GATEWAY_PREFIX):])
+        return cls(connection_file=text)
+
+    def describe(self, gateway: "GatewayConfig | None" = None) -> str:
+        if self.kernel_id is not None:
+            return f"kernel {self.kernel_id} on {gateway.where if gateway else 'the gateway'}"
+        return str(self.connection_file)
+
+
+async def attach_named(named: list[NamedKernel], gateway: "GatewayConfig | None") -> list[KernelBridge]:
+    """Connect to every named kernel at once.
+
+    Raises:
+        KernelError: one could not be reached (the message names it); the others are disconnected.
+    """
+    opened = await asyncio.gather(*(attach_bridge(n.connection_file, n.kernel_id, gateway) for n in named),
+                                  return_exceptions=True)
+    failed = [(n, e) for n, e in zip(named, opened) if isinstance(e, BaseException)]
+    if failed:
+        await asyncio.gather(*(b.shutdown() for b in opened if isinstance(b, KernelBridge)))
+        n, e = failed[0]
+        if isinstance(e, KernelError):
+            raise KernelError(f"{n.describe(gateway)}: {e}") from e
+        raise e
+    return list(opened)
