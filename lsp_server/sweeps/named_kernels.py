@@ -9,8 +9,9 @@ disconnects at its end. Their share of the cells goes through ``shards.py`` like
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, AsyncIterator
 
 from ..kernel.bridge import KernelBridge
 from ..kernel.errors import KernelError
@@ -58,3 +59,13 @@ async def attach_named(named: list[NamedKernel], gateway: "GatewayConfig | None"
             raise KernelError(f"{n.describe(gateway)}: {e}") from e
         raise e
     return list(opened)
+
+
+@contextlib.asynccontextmanager
+async def attached_for_sweep(named: list[NamedKernel], gateway: "GatewayConfig | None") -> AsyncIterator[list[KernelBridge]]:
+    """The named kernels, connected while the block runs, disconnected after it (they are the user's)."""
+    bridges = await attach_named(named, gateway) if named else []
+    try:
+        yield bridges
+    finally:
+        await asyncio.gather(*(b.shutdown() for b in bridges))
