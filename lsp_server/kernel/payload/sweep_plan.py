@@ -206,15 +206,14 @@ class _SweepPlan(_SweepBaseline):
     def _rows_per_chunk(self):
         """Cells per forward: bounded by a memory budget and, on CPU, a token target."""
         P, nb = self.P, self.nb
-        if self.path == "fast":
-            k = len(self.reads) if self.reads is not None else P
-            logit_positions = min(k, 4)  # the tail is sub-batched beyond this
-        else:
-            logit_positions = P  # model(tokens) returns logits at every position
-        per_row = _row_bytes(_model_shape(self.cfg, self.torch), P, logit_positions)
-        budget = _forward_budget(self.torch, self.device)
+        shape, budget = _model_shape(self.cfg, self.torch), _forward_budget(self.torch, self.device)
+        k = len(self.reads) if self.reads is not None else P
+        # Rows one forward fits, per path: the replay unembeds at most 4 positions at once (its tail
+        # is sub-batched beyond that); model(tokens) returns the logits at every position.
+        self.rows_fit = {path: max(1, budget // _row_bytes(shape, P, positions))
+                         for path, positions in (("fast", min(k, 4)), ("fallback", P))}
         token_target = 1 << 17 if self.device.type == "cuda" else 1024
-        rows_mem = max(1, budget // per_row)
+        rows_mem = self.rows_fit[self.path]
         rows_eff = max(1, token_target // P)
         # One cell's prompt pairs are split over forwards only when they do not fit at once.
         self.pairs_per_forward = min(nb, rows_mem)
