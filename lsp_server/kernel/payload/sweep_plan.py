@@ -9,7 +9,7 @@ cells go in one forward, and the description of the grid the server renders.
 import math
 import time
 
-from .core import TlensError, _finite
+from .core import _finite
 from .environment import _tl_version
 from .inputs import _str_tokens
 from .metric_reads import _metric_reads
@@ -38,8 +38,10 @@ class _SweepPlan(_SweepBaseline):
         kv_names = [n for n in self._prefix_hook_names() if n in hook_dict] if self.reuse else []
         corr_names = list(dict.fromkeys(site_names + stream + kv_names))
         self._plan_baselines(clean_names, corr_names)
+        t_baselines = time.perf_counter()
         clean_logits, self.clean, _, _ = self._baseline_run(self.clean_tokens, clean_names)
         corr_logits, corr, recorded, seen = self._baseline_run(self.corr_tokens, corr_names, record=True)
+        baselines_s = time.perf_counter() - t_baselines
         self.stream = [corr[n] for n in stream]  # residual entering stage s (s = L: final)
         self.block_args = recorded
         if self.reuse:
@@ -72,6 +74,7 @@ class _SweepPlan(_SweepBaseline):
             **self._describe(),
             "work_total": self.work_total,
             "prepare_s": time.perf_counter() - t0,
+            "baselines_s": baselines_s,
         }
 
     def _plan_baselines(self, clean_names, corr_names):
@@ -82,11 +85,10 @@ class _SweepPlan(_SweepBaseline):
         kv = [f"blocks.{l}.attn.hook_{x}" for l in range(self.L) for x in "kv"] if self.reuse else []
         names = clean_names + list(dict.fromkeys(corr_names + kv))
         kept = self.P if isinstance(self.metric, _CallableMetric) else len(self.metric.reads or range(self.P))
-        where = f"the {self.device.type.upper() if self.device.type == 'cuda' else self.device.type} device"
+        where = "the GPU" if self.device.type == "cuda" else "the machine"
         plan = _baseline_plan(_model_shape(self.cfg, torch), self.nb, self.P, names, kept,
                               _free_memory(torch, self.device), _forward_budget(torch, self.device), where)
         self.baseline_pairs, self.baseline_chunks = plan["pairs"], plan["chunks"]
-        self.baseline_memory = plan
 
     def _metric_full(self, logits):
         """The metric of a baseline run's kept logits (a logit difference: its read positions only)."""
@@ -134,7 +136,7 @@ class _SweepPlan(_SweepBaseline):
             "n_pos": self.n_cols,
             "reuse_prefix": bool(getattr(self, "reuse", False)),
             "pairs_per_forward": getattr(self, "pairs_per_forward", self.nb),
-            "baseline_chunks": self.baseline_chunks or 1,
+            "baseline_chunks": self.baseline_chunks,
             "baseline_pairs": self.baseline_pairs or self.nb,
             "path": self.path,
             "fallback_reason": self.fallback_reason,
