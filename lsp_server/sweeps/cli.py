@@ -78,7 +78,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     from ..kernel.holder import KernelHolder
     from .errors import SweepCancelled, SweepError
     from .extra_kernels import ExtraKernels
-    from .named_kernels import NamedKernel, attach_named
+    from .named_kernels import NamedKernel, attach_named, distinct
     from .runner import describe_missing, sweep_experiment
 
     try:
@@ -113,6 +113,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     named = [NamedKernel(connection_file=c) for c in args.kernel] + [NamedKernel(kernel_id=i) for i in args.kernel_id]
     # The sweep leads with a kernel started on the gateway (--gateway without --kernel-id), else the first named.
     lead = None if (args.gateway is not None and not args.kernel_id) or not named else named.pop(0)
+    named = distinct(named, lead)
     holder, extra, attached = KernelHolder(configured_gateway=lambda: gateway), ExtraKernels(), []
     try:
         if lead is not None:

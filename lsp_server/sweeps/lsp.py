@@ -28,7 +28,7 @@ from . import history
 from .errors import SweepCancelled, SweepError
 from .kinds import CODE_ACTION_KINDS, SWEEP_TITLES
 from .extra_kernels import ExtraKernels
-from .named_kernels import NamedKernel, attached_for_sweep
+from .named_kernels import NamedKernel, attached_for_sweep, distinct, lead_of
 from .runner import SweepOutcome, describe_missing, strongest_cell, sweep_experiment
 from .spec import SweepResult as Numbers
 
@@ -98,6 +98,7 @@ class SweepService:
         end_message = "failed"  # every way out ends the editor's progress notification
         kernels = settings.sweep.kernels
         named = [NamedKernel.parse(k) for k in kernels] if isinstance(kernels, tuple) else []
+        named = distinct(named, lead_of(self.kernel.holder.bridge))
         try:
             async with attached_for_sweep(named, self.kernel.holder.gateway) as attached:
                 outcome = await sweep_experiment(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator
 
@@ -41,6 +42,29 @@ class NamedKernel:
         if self.kernel_id is not None:
             return f"kernel {self.kernel_id} on {gateway.where if gateway else 'the gateway'}"
         return str(self.connection_file)
+
+
+def distinct(named: list[NamedKernel], lead: "NamedKernel | None" = None) -> list[NamedKernel]:
+    """``named`` without repeats and without the kernel the sweep leads with: two bridges to one
+    kernel would share its one prepared sweep."""
+    def key(n: NamedKernel) -> tuple:
+        return (os.path.realpath(n.connection_file) if n.connection_file else None, n.kernel_id)
+
+    seen = {key(lead)} if lead is not None else set()
+    out = []
+    for n in named:
+        if key(n) not in seen:
+            seen.add(key(n))
+            out.append(n)
+    return out
+
+
+def lead_of(bridge: KernelBridge | None) -> "NamedKernel | None":
+    """The kernel a bridge leads a sweep with, as a name (None: none yet)."""
+    if bridge is None or (bridge.connection_file is None and bridge.kernel_id is None):
+        return None
+    return NamedKernel(connection_file=bridge.connection_file if bridge.kernel_id is None else None,
+                       kernel_id=bridge.kernel_id)
 
 
 async def attach_named(named: list[NamedKernel], gateway: "GatewayConfig | None") -> list[KernelBridge]:
