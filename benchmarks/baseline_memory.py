@@ -48,6 +48,7 @@ seconds = time.perf_counter() - t0
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"chunks": out["baseline_chunks"], "pairs_per_forward": out["baseline_pairs"],
                   "peak_growth_mb": (after - before) / 1024, "seconds": seconds, "baselines_s": out["baselines_s"],
+                  "kept_estimate_mb": out["baselines_kept_bytes"] / 2**20,
                   "clean": out["clean_value"]}}))
 '''
 
@@ -77,7 +78,8 @@ def main() -> None:
             for c, rs in runs.items()}
     whole = best[1]
     print(f"{args.pairs} pairs, one forward per baseline run: peak RSS +{whole['peak_growth_mb']:.0f} MB during "
-          f"prepare, {whole['seconds']:.1f} s (baseline runs {whole['baselines_s']:.1f} s)")
+          f"prepare, {whole['seconds']:.1f} s (baseline runs {whole['baselines_s']:.1f} s); estimated to keep "
+          f"{whole['kept_estimate_mb']:.0f} MB")
     for c in configs[1:]:
         split = best[c]
         assert abs(split["clean"] - whole["clean"]) <= 1e-4, (split, whole)

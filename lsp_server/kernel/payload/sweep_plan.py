@@ -75,6 +75,7 @@ class _SweepPlan(_SweepBaseline):
             "work_total": self.work_total,
             "prepare_s": time.perf_counter() - t0,
             "baselines_s": baselines_s,
+            "baselines_kept_bytes": self.baseline_kept,
         }
 
     def _plan_baselines(self, clean_names, corr_names):
@@ -89,6 +90,7 @@ class _SweepPlan(_SweepBaseline):
         plan = _baseline_plan(_model_shape(self.cfg, torch), self.nb, self.P, names, kept,
                               _free_memory(torch, self.device), _forward_budget(torch, self.device), where)
         self.baseline_pairs, self.baseline_chunks = plan["pairs"], plan["chunks"]
+        self.baseline_kept = plan["held"]  # the estimate, reported for benchmarks/baseline_memory.py
 
     def _metric_full(self, logits):
         """The metric of a baseline run's kept logits (a logit difference: its read positions only)."""
