@@ -24,6 +24,9 @@ Code = Literal[CODES]  # type: ignore[valid-type]
 SweepKindName = Literal[SWEEP_KIND_NAMES]  # type: ignore[valid-type]
 MAX_SWEEP_KERNELS = 64
 KernelCount = NewType("KernelCount", int)  # 1 .. MAX_SWEEP_KERNELS
+# ``tlens.sweep.kernels``: a count, or the running kernels that share a sweep with the server's own
+# (connection files, ``gateway:ID``; see sweeps/named_kernels.py).
+SweepKernels = KernelCount | tuple[str, ...]
 
 
 @attrs.frozen
@@ -42,8 +45,9 @@ class Sweep:
     # Show (m - corrupted) / (clean - corrupted): 0 = corrupted, 1 = clean (identity for metrics that are
     # already normalised); raw metric values when False or when the baselines are equal.
     normalize: bool = True
-    # Kernels one sweep's cells are shared among: the server's kernel plus ``kernels - 1`` it starts.
-    kernels: KernelCount = KernelCount(1)
+    # Kernels one sweep's cells are shared among: the server's kernel plus ``kernels - 1`` it starts, or
+    # plus the running kernels listed.
+    kernels: SweepKernels = KernelCount(1)
 
 
 @attrs.frozen
@@ -105,9 +109,24 @@ def _kernel_count(value: Any, _: type) -> KernelCount:
     return KernelCount(value)
 
 
+def _sweep_kernels(value: Any, _: type) -> SweepKernels:
+    """A count, or a list of running kernels (connection files, ``gateway:ID``)."""
+    if isinstance(value, list):
+        if not all(isinstance(v, str) and v.strip() for v in value) or len(value) >= MAX_SWEEP_KERNELS:
+            raise ValueError("expected a list of connection files (kernel-*.json) or gateway:ID, "
+                             f"fewer than {MAX_SWEEP_KERNELS}, got {value!r}")
+        return tuple(v.strip() for v in value)
+    try:
+        return _kernel_count(value, KernelCount)
+    except ValueError:
+        raise ValueError(f"expected a whole number from 1 to {MAX_SWEEP_KERNELS} or a list of running kernels "
+                         f"(connection files, gateway:ID), got {value!r}") from None
+
+
 CONVERTER = cattrs.Converter(forbid_extra_keys=False)
 CONVERTER.register_structure_hook(str | None, _optional_text)
 CONVERTER.register_structure_hook(KernelCount, _kernel_count)
+CONVERTER.register_structure_hook(SweepKernels, _sweep_kernels)
 CONVERTER.register_structure_hook(bool, _flag)
 _CLASSES = (InlayHints, Diagnostics, Sweep, Gateway, Kernel, Settings)
 for _cls in _CLASSES:

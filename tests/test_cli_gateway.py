@@ -77,3 +77,32 @@ def test_new_and_attached_gateway_kernels_give_the_same_grid(tmp_path, gateway):
     assert "running setup" not in attached.stderr
     assert saved_values(attached, tmp_path) == values
     assert len(values) == 4 and all(v is not None for row in values for v in row)
+
+
+def test_a_gateway_kernel_and_a_local_kernel_share_one_sweep(tmp_path, gateway):
+    shutil.copy(EXAMPLE, tmp_path)
+
+    async def run_both() -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+        # Two notebooks that ran the whole file: one on the gateway, one on this machine.
+        remote = await KernelBridge.open(await GatewayKernel.start(gateway.config), timeout=120)
+        local = await KernelBridge.start(sys.executable, timeout=120)
+        try:
+            for bridge in (remote, local):
+                res = await bridge.execute(EXAMPLE.read_text(), timeout=300)
+                assert res.ok, res.traceback_text()
+            flags = ("--gateway", gateway.url, "--kernel-id", remote.kernel_id, "--raw")
+            alone = await asyncio.to_thread(sweep, tmp_path, *flags, token=gateway.token)
+            shared = await asyncio.to_thread(sweep, tmp_path, *flags, "--kernel", local.connection_file,
+                                             token=gateway.token)
+            assert [k["id"] for k in gateway.kernels()] == [remote.kernel_id]  # the user's kernels outlive the runs
+            assert (await local.execute("after_the_sweep = 1")).ok
+            return alone, shared
+        finally:
+            await remote.shutdown()
+            await local.shutdown()
+
+    alone, shared = asyncio.run(run_both())
+    assert "running setup" not in shared.stderr and "to share the sweep" in shared.stderr
+    assert "note: ran on 2 kernels" in shared.stdout
+    values, shared_values = saved_values(alone, tmp_path), saved_values(shared, tmp_path)
+    assert max(abs(a - b) for ra, rb in zip(values, shared_values) for a, b in zip(ra, rb)) <= 1e-6

@@ -37,7 +37,7 @@ def _other_value(spec: dict):
     """A valid value of a declared setting that is not its default."""
     if "enum" in spec:
         return next(v for v in spec["enum"] if v != spec["default"])
-    if spec["type"] == "integer":
+    if "integer" in spec["type"]:  # an integer, or (sweep.kernels) an integer or a list
         return spec["default"] + 1
     return {"boolean": not spec.get("default", True), "string": "/opt/py/bin/python", "object": {"multi-token": "hint"}}[spec["type"]]
 
@@ -70,7 +70,8 @@ def _value(tree: dict, wire: str):
 
 @pytest.mark.parametrize("wire", sorted(DECLARED))
 def test_a_bad_value_names_the_setting_and_keeps_the_others(wire):
-    bad = ["a", "list"] if DECLARED[wire]["type"] != "object" else "not an object"
+    types = DECLARED[wire]["type"]
+    bad = "not an object" if types == "object" else [1, 2] if "array" in types else ["a", "list"]
     raw = dict(VSCODE_DEFAULTS, inlayHints={"enabled": False}) if wire != "inlayHints.enabled" else dict(VSCODE_DEFAULTS, interpreter="/x")
     raw = json.loads(json.dumps(raw))
     node = raw
@@ -83,6 +84,14 @@ def test_a_bad_value_names_the_setting_and_keeps_the_others(wire):
     assert _value(CONVERTER.unstructure(settings), wire) == default_of(wire)
     # The valid setting next to it still applies.
     assert settings.inlay_hints.enabled is False or settings.interpreter == "/x"
+
+
+def test_sweep_kernels_is_a_count_or_a_list_of_running_kernels():
+    listed = ["/run/user/1000/jupyter/kernel-1.json", "gateway:5f1c"]
+    settings, problems = parse_settings({"sweep": {"kernels": listed}})
+    assert settings.sweep.kernels == tuple(listed) and problems == []
+    _, problems = parse_settings({"sweep": {"kernels": ["/k.json", ""]}})
+    assert len(problems) == 1 and "tlens.sweep.kernels" in problems[0] and "gateway:ID" in problems[0]
 
 
 def test_severities_keep_the_valid_entries():

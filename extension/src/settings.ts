@@ -11,7 +11,7 @@ export interface ServerSettings {
     interpreter: string;
     inlayHints: { enabled: boolean };
     diagnostics: { severity: Record<string, Severity> };
-    sweep: { defaultKind: string; normalize: boolean; kernels: number };
+    sweep: { defaultKind: string; normalize: boolean; kernels: number | string[] };
     kernel: { connectionFile: string; interpreter: string; gateway: { url: string; token: string } };
     transformerLensVersion: string;
     trace: { server: string };
@@ -48,7 +48,7 @@ export function readSettings(folder = settingsScope()): ServerSettings {
         sweep: {
             defaultKind: cfg.get<string>('sweep.defaultKind', 'resid_pre'),
             normalize: cfg.get<boolean>('sweep.normalize', true),
-            kernels: cfg.get<number>('sweep.kernels', 1),
+            kernels: cfg.get<number | string[]>('sweep.kernels', 1),
         },
         kernel: {
             connectionFile: expandPath(cfg.get<string>('kernel.connectionFile', ''), folder),

@@ -59,15 +59,12 @@ class KernelHolder:
             self.on_state(state)
 
     async def attach(self, connection_file: str) -> None:
-        await self._replace(KernelBridge.attach(connection_file, on_state=self._notify))
+        await self._replace(attach_bridge(connection_file, None, None, self._notify))
 
     async def attach_gateway(self, kernel_id: str) -> None:
         """Attach to the running kernel ``kernel_id`` of the gateway."""
-        from .gateway import GatewayKernel
-
         await self.close()
-        target = await GatewayKernel.attach(self._gateway_config(), kernel_id)
-        await self._replace(KernelBridge.open(target, timeout=GATEWAY_TIMEOUT_S, on_state=self._notify))
+        await self._replace(attach_bridge(None, kernel_id, self._gateway_config(), self._notify))
 
     async def start(self, interpreter: str | None, cwd: str | None) -> None:
         """Start a kernel: on the gateway if one is set, else on ``interpreter`` here."""
@@ -125,6 +122,24 @@ class KernelHolder:
             bridge, self.bridge = self.bridge, None
             await bridge.shutdown()
             self._notify("none")
+
+
+async def attach_bridge(connection_file: str | None, kernel_id: str | None, gateway: "GatewayConfig | None",
+                        on_state: StateCallback | None = None) -> KernelBridge:
+    """A bridge to a running kernel: a local one by its connection file, or ``kernel_id`` on ``gateway``.
+
+    Raises:
+        KernelError: no such kernel, or it does not answer (GatewayError for the gateway's reasons).
+    """
+    if connection_file is not None:
+        return await KernelBridge.attach(connection_file, on_state=on_state)
+    from .gateway import GatewayKernel
+
+    if gateway is None:
+        raise KernelError(f"kernel {kernel_id} is on a Jupyter gateway, but none is set: set tlens.kernel.gateway.url "
+                          "(or JUPYTER_GATEWAY_URL) to the gateway's URL.")
+    target = await GatewayKernel.attach(gateway, kernel_id)
+    return await KernelBridge.open(target, timeout=GATEWAY_TIMEOUT_S, on_state=on_state)
 
 
 def connection_file_candidates() -> list[str]:

@@ -8,12 +8,13 @@ progress and cancel, and show its heatmap.
     shards.py      run_sharded_sweep: one sweep's cells shared among several kernels (a work queue),
                    a dead kernel's cells re-run on the others
     extra_kernels.py  the kernels started besides the holder's for that (``tlens.sweep.kernels``)
+    named_kernels.py  the running kernels a user names for it (``--kernel`` repeated, a list setting)
     grid.py        CellGrid: cells as they come back -> SweepResult (missing cells named)
     setup_code.py  run_setup: a file's setup code, statement by statement, in a kernel tlens started
     saved.py       save_result: .tlens/sweeps/<timestamp>-<kind>.png and .json
     runner.py      sweep_experiment: an Experiment in a view -> setup, sweep, heatmaps, files (no LSP)
     lsp.py         the editor: tlens.runSweep, work-done progress, code lenses and actions, hovers
-    cli.py         ``tlens-lsp sweep PATH:LINE --out FILE.png [--kernels N]``
+    cli.py         ``tlens-lsp sweep PATH:LINE --out FILE.png [--kernels N] [--kernel CONN]...``
 
 Elsewhere, each for a reason: the experiments are found by ``analysis/experiments.py`` (pure
 analysis of the syntax tree, memoised on the document's analysis), drawn by ``render/heatmap.py``

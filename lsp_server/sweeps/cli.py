@@ -1,5 +1,10 @@
 """``tlens-lsp sweep PATH:LINE --out FILE.png``: the editor's sweep path, without an editor.
 
+Kernels: one started here (default), ``--kernel CONN`` (a running local kernel), ``--gateway URL``
+(one started there) or ``--gateway URL --kernel-id ID`` (a running one there). Several ``--kernel`` /
+``--kernel-id`` (mixed, and with ``--gateway`` alone a kernel started there) share one sweep's
+cells; ``--kernels N`` starts more here until there are N.
+
 Prints ``heatmap: PNG`` and ``numbers: JSON`` (scripts read these lines, and the JSON's ``values``).
 Every ``tlens-lsp`` command builds the parser, so asyncio and the kernel machinery are imported only
 when a sweep runs.
@@ -19,17 +24,21 @@ from .kinds import DEFAULT_KIND, SWEEP_KIND_NAMES
 def add_arguments(sweep: argparse.ArgumentParser) -> None:
     """The ``sweep`` subcommand's arguments."""
     sweep.add_argument("location", help="PATH:LINE of the experiment")
-    sweep.add_argument("--kernel", help="connection file of a running kernel (default: start one)")
+    sweep.add_argument("--kernel", action="append", default=[], metavar="CONN",
+                       help="connection file of a running kernel (default: start one); repeat it to share the "
+                            "sweep's cells among several running kernels")
     sweep.add_argument("--gateway", nargs="?", const="", metavar="URL",
                        help="run in a kernel of this Jupyter Server / Kernel Gateway / Enterprise Gateway (default URL: "
-                            "$JUPYTER_GATEWAY_URL; token: $JUPYTER_GATEWAY_AUTH_TOKEN)")
-    sweep.add_argument("--kernel-id", help="with --gateway: the running gateway kernel to use (default: start one there, "
-                                           "running the file's setup code first)")
+                            "$JUPYTER_GATEWAY_URL; token: $JUPYTER_GATEWAY_AUTH_TOKEN); with --kernel, a kernel "
+                            "started there shares the sweep with those")
+    sweep.add_argument("--kernel-id", action="append", default=[], metavar="ID",
+                       help="with --gateway: a running gateway kernel to use (default: start one there, running the "
+                            "file's setup code first); repeat it, or mix it with --kernel, to share the sweep")
     sweep.add_argument("--kind", default=DEFAULT_KIND, choices=SWEEP_KIND_NAMES)
     sweep.add_argument("--python", help="interpreter for a started kernel (default: this one)")
     sweep.add_argument("--kernels", type=_kernel_count, default=1, metavar="N",
-                       help="share the sweep's cells among N kernels: the attached (or started) one plus N-1 "
-                            "started ones, each running the file's setup code first (default: 1)")
+                       help="share the sweep's cells among N kernels in all: the named (or started) ones plus as many "
+                            "started ones as it takes, each running the file's setup code first (default: 1)")
     sweep.add_argument("--out", required=True, help="where to write the heatmap PNG")
     sweep.add_argument("--raw", action="store_true",
                        help="raw metric values (default: normalised, 0 = corrupted, 1 = clean)")
@@ -69,6 +78,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     from ..kernel.holder import KernelHolder
     from .errors import SweepCancelled, SweepError
     from .extra_kernels import ExtraKernels
+    from .named_kernels import NamedKernel, attach_named, distinct
     from .runner import describe_missing, sweep_experiment
 
     try:
@@ -97,22 +107,26 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     gateway = None
     if args.gateway is not None or args.kernel_id:
         gateway = GatewayConfig.resolve(args.gateway or None)
-        if gateway is None or args.kernel:
-            print("sweep: --gateway needs a URL (or JUPYTER_GATEWAY_URL)" if gateway is None else
-                  "sweep: give either --kernel (a local connection file) or --gateway/--kernel-id", file=sys.stderr)
+        if gateway is None:
+            print("sweep: --gateway needs a URL (or JUPYTER_GATEWAY_URL)", file=sys.stderr)
             return 2
-    holder, extra = KernelHolder(configured_gateway=lambda: gateway), ExtraKernels()
+    named = [NamedKernel(connection_file=c) for c in args.kernel] + [NamedKernel(kernel_id=i) for i in args.kernel_id]
+    # The sweep leads with a kernel started on the gateway (--gateway without --kernel-id), else the first named.
+    lead = None if (args.gateway is not None and not args.kernel_id) or not named else named.pop(0)
+    named = distinct(named, lead)
+    holder, extra, attached = KernelHolder(configured_gateway=lambda: gateway), ExtraKernels(), []
     try:
-        if args.kernel:
-            await holder.attach(args.kernel)
-            say(f"attached to {args.kernel}")
-        elif args.kernel_id:
-            await holder.attach_gateway(args.kernel_id)
-            say(f"attached to kernel {args.kernel_id} on {gateway.where}")
+        if lead is not None:
+            await (holder.attach(lead.connection_file) if lead.kernel_id is None else holder.attach_gateway(lead.kernel_id))
+            say(f"attached to {lead.describe(gateway)}")
+        attached = await attach_named(named, gateway)
+        for n in named:
+            say(f"attached to {n.describe(gateway)} to share the sweep")
         say(f"experiment: {exp.description} (model={exp.model}, clean={exp.clean}, corrupted={exp.corrupted})")
         outcome = await sweep_experiment(holder, view, exp, args.kind, str(path.resolve().parent),
                                          args.python, progress, asyncio.Event(), say, normalize=not args.raw,
-                                         file_name=str(path), extra=extra, kernels=args.kernels)
+                                         file_name=str(path), extra=extra, kernels=max(1, args.kernels - len(attached)),
+                                         attached=attached)
     except SweepCancelled as e:
         say(f"cancelled: {e}")
         return 130
@@ -120,6 +134,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
         say(f"the sweep failed: {e}")
         return 1
     finally:
+        await asyncio.gather(*(b.shutdown() for b in attached))  # disconnects: they are the user's
         await extra.close()
         await holder.close()
     out = Path(args.out)

@@ -95,6 +95,7 @@ class CellGrid:
             position_labels=bool(prep.get("position_labels")),
             missing_cells=[_unravel(i, self.shape) for i in self.missing()] if partial else [],
             kernels=kernels or [],
+            baseline_chunks=prep.get("baseline_chunks", 1),
         )
 
 

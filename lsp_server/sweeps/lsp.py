@@ -28,6 +28,7 @@ from . import history
 from .errors import SweepCancelled, SweepError
 from .kinds import CODE_ACTION_KINDS, SWEEP_TITLES
 from .extra_kernels import ExtraKernels
+from .named_kernels import NamedKernel, attached_for_sweep, distinct, lead_of
 from .runner import SweepOutcome, describe_missing, strongest_cell, sweep_experiment
 from .spec import SweepResult as Numbers
 
@@ -51,6 +52,7 @@ class SweepService:
         self.results: dict[tuple[str, int], StoredSweep] = {}
         self.running: asyncio.Task | None = None
         self.extra = ExtraKernels()  # kernels beyond the server's one, for `tlens.sweep.kernels` > 1
+        # (a list of running kernels is attached for each sweep and disconnected after it)
         kernel.also_close.append(self.extra.close)
 
     def display_name(self, uri: str) -> str:
@@ -94,11 +96,16 @@ class SweepService:
             self.kernel.notify_status()
 
         end_message = "failed"  # every way out ends the editor's progress notification
+        kernels = settings.sweep.kernels
+        named = [NamedKernel.parse(k) for k in kernels] if isinstance(kernels, tuple) else []
+        named = distinct(named, lead_of(self.kernel.holder.bridge))
         try:
-            outcome = await sweep_experiment(
-                self.kernel.holder, view, exp, kind, self.kernel.workspace_root(uri), self.kernel.interpreter(),
-                progress, cancel, lambda text: self.kernel.message(text), normalize=settings.sweep.normalize,
-                file_name=self.display_name(uri), extra=self.extra, kernels=settings.sweep.kernels)
+            async with attached_for_sweep(named, self.kernel.holder.gateway) as attached:
+                outcome = await sweep_experiment(
+                    self.kernel.holder, view, exp, kind, self.kernel.workspace_root(uri), self.kernel.interpreter(),
+                    progress, cancel, lambda text: self.kernel.message(text), normalize=settings.sweep.normalize,
+                    file_name=self.display_name(uri), extra=self.extra,
+                    kernels=kernels if isinstance(kernels, int) else 1, attached=attached)
         except asyncio.CancelledError:
             cancel.set()
             end_message = "cancelled"

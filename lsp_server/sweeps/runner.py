@@ -125,11 +125,13 @@ async def sweep_experiment(
     file_name: str = "this file",
     extra: ExtraKernels | None = None,
     kernels: int = 1,
+    attached: list[KernelBridge] | None = None,
 ) -> SweepOutcome:
     """Run ``exp`` as a ``kind`` sweep; raises SweepError / KernelError with a user-facing message.
 
     With ``kernels`` > 1, ``extra`` starts the kernels beyond the holder's; each runs the file's
-    setup code, and the sweep's cells are shared among them all (``shards.py``).
+    setup code, and the sweep's cells are shared among them all (``shards.py``). The ``attached``
+    kernels (the user's, named for this sweep: ``named_kernels.py``) share them too, without setup.
 
     A kernel we started that no setup has succeeded in yet holds nothing of the user's: when the
     setup code fails it is shut down, so the next attempt starts clean. (In VS Code the extension
@@ -147,8 +149,9 @@ async def sweep_experiment(
     helpers = [h for h in helpers if extra is not None and h in extra.kernels]  # less those whose setup failed
     spec = SweepSpec(model=exp.model, clean=exp.clean, corrupted=exp.corrupted, kind=kind, metric=exp.metric,
                      normalize=normalize, positions=exp.positions)
-    if helpers:
-        bridges = [holder.bridge] + [h.bridge for h in helpers]
+    attached = list(attached or []) if kind != "attribution" else []
+    if helpers or attached:
+        bridges = [holder.bridge] + attached + [h.bridge for h in helpers]
         result = await run_sharded_sweep(bridges, spec, on_progress, cancel_event)
     else:
         result = await run_sweep(holder.bridge, spec, on_progress, cancel_event)

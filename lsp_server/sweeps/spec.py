@@ -151,6 +151,7 @@ class SweepResult:
     missing_cells: list[list[int]] = field(default_factory=list)  # index paths into `values`; why: `error`
     kernels: list[dict] = field(default_factory=list)  # one sweep over several kernels: each one's share
     position_labels: bool = False  # col_labels are the labels of a position labelling, not tokens
+    baseline_chunks: int = 1  # forwards each baseline run (clean, corrupted) was split over to fit the memory
 
     @property
     def value_label(self) -> str:

@@ -175,6 +175,28 @@ async def check_exact_one_pair_per_forward(bridge, kinds, *, clean, corrupted) -
         await bridge.execute("__tlens__._OPTIONS['memory_budget'] = None")
 
 
+async def check_exact_in_baseline_chunks(bridge, kinds, *, model="model", clean, corrupted, pairs_per_forward,
+                                         chunks, use_answer=False) -> None:
+    """``check_exact`` with a memory budget that fits the baseline forwards of ``pairs_per_forward``
+    prompt pairs (``clean`` and ``corrupted`` are token tensors): the runs take ``chunks`` forwards
+    each, and every value equals the sweep whose baselines ran at once (≤ 1e-6)."""
+    common = dict(model=model, clean=clean, corrupted=corrupted, use_answer=use_answer)
+    whole = {kind: await check_exact(bridge, kind, **common) for kind in kinds}
+    assert all(r.baseline_chunks == 1 for r in whole.values())
+    pair = f"__tlens__._row_bytes(__tlens__._model_shape({model}.cfg, torch), {clean}.shape[-1], {clean}.shape[-1])"
+    assert (await bridge.execute(f"__tlens__._OPTIONS['memory_budget'] = {pairs_per_forward} * {pair}")).ok
+    try:
+        for kind in kinds:
+            split = await check_exact(bridge, kind, **common)
+            assert split.baseline_chunks == chunks, (kind, split.baseline_chunks, split.notes)
+            assert any(f"took {chunks} forwards each" in n for n in split.notes), split.notes
+            assert max_abs_diff(split.values, whole[kind].values) <= 1e-6, kind
+            assert abs(split.clean_value - whole[kind].clean_value) <= 1e-6
+            assert abs(split.corrupted_value - whole[kind].corrupted_value) <= 1e-6
+    finally:
+        await bridge.execute("__tlens__._OPTIONS['memory_budget'] = None")
+
+
 async def prefix_reuse_verdicts(bridge) -> str:
     """Whether the replay of only the positions a patch changes passed its check, per shape seen."""
     verdicts = "sorted({v for k, v in __tlens__._VALIDATED.items() if k[0] == 'prefix'})"

@@ -16,7 +16,7 @@ from lsp_server.sweeps.saved import save_result
 from lsp_server.sweeps.spec import SweepSpec
 
 from .exactness import (REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact,
-                         check_exact_one_pair_per_forward, max_abs_diff, prefix_reuse_verdicts, reference)
+                         check_exact_in_baseline_chunks, check_exact_one_pair_per_forward, max_abs_diff, prefix_reuse_verdicts, reference)
 from .faults import drop_an_execute_reply
 from .tiny_models import bridge_setup
 
@@ -119,6 +119,16 @@ async def test_a_batch_split_over_forwards_by_a_memory_budget_is_exact(kernel):
     setup = "torch.manual_seed(7); quad_clean = torch.randint(0, 50000, (4, 8)); quad_corrupted = torch.randint(0, 50000, (4, 8))"
     assert (await kernel.execute(setup)).ok
     await check_exact_one_pair_per_forward(kernel, ("resid_pre", "heads"), clean="quad_clean", corrupted="quad_corrupted")
+
+
+async def test_baseline_runs_split_to_a_memory_budget_are_exact(kernel):
+    # 5 pairs, 2 per forward: chunks of 2, 2 and 1 pairs joined into one batch.
+    setup = "torch.manual_seed(8); five_clean = torch.randint(0, 50000, (5, 8)); five_corrupted = torch.randint(0, 50000, (5, 8))"
+    assert (await kernel.execute(setup)).ok
+    await check_exact_in_baseline_chunks(kernel, ("resid_pre", "heads_by_pos", "block"), clean="five_clean",
+                                         corrupted="five_corrupted", pairs_per_forward=2, chunks=3)
+    await check_exact_in_baseline_chunks(kernel, ("mlp_out",), clean="five_clean", corrupted="five_corrupted",
+                                         pairs_per_forward=2, chunks=3, use_answer=True)
 
 
 async def test_fallback_path_is_exact(kernel):

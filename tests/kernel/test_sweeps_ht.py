@@ -16,7 +16,7 @@ from lsp_server.sweeps.driver import run_sweep
 from lsp_server.sweeps.spec import SweepSpec
 
 from .exactness import (REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact,
-                         check_exact_one_pair_per_forward, prefix_reuse_verdicts)
+                         check_exact_in_baseline_chunks, check_exact_one_pair_per_forward, prefix_reuse_verdicts)
 from .tiny_models import ht_setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.ht, pytest.mark.asyncio(loop_scope="module")]
@@ -76,6 +76,14 @@ async def test_the_compute_floor_is_exact_and_in_use(kernel):
 
 async def test_a_batch_split_over_forwards_by_a_memory_budget_is_exact(kernel):
     await check_exact_one_pair_per_forward(kernel, ("resid_pre", "heads"), clean="batch_clean", corrupted="batch_corrupted")
+
+
+async def test_baseline_runs_split_to_a_memory_budget_are_exact(kernel):
+    # 5 pairs, 2 per forward: chunks of 2, 2 and 1 pairs; the frozen keys/values are joined too.
+    setup = "torch.manual_seed(8); five_clean = torch.randint(0, 50000, (5, 8)); five_corrupted = torch.randint(0, 50000, (5, 8))"
+    assert (await kernel.execute(setup)).ok
+    await check_exact_in_baseline_chunks(kernel, ("resid_pre", "heads", "block"), model="model_gqa",
+                                         clean="five_clean", corrupted="five_corrupted", pairs_per_forward=2, chunks=3)
 
 
 async def test_attribution_is_the_first_order_effect(kernel):

@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import sys
+from pathlib import Path
 
 import pytest
 from lsprotocol import types
 
+from lsp_server.kernel import KernelBridge
 from lsp_server.protocol import SweepResult
 
 from .helpers import hover_text, open_doc, pos_of, sweep_progress_token
@@ -127,17 +130,28 @@ async def test_a_sweep_shared_among_two_kernels_equals_the_one_kernel_sweep(clie
     uri = (client.root / "wide.py").as_uri()
     open_doc(client, uri, WIDE)
     at = pos_of(WIDE, "get_act_patch_resid_pre")
-    results = []
-    for kernels in (1, 2):  # tlens.sweep.kernels: the server's kernel, then it and one more it starts
-        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"settings": {
-            "interpreter": sys.executable, "transformerLensVersion": "4.3.0",
-            "sweep": {"kernels": kernels, "normalize": False}}}))  # raw metric: ≤ 1e-6 (batches differ)
-        results.append(await asyncio.wait_for(client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command="tlens.runSweep", arguments=[{"uri": uri, "line": at.line}])), 240))
-    one, two = results
-    assert "error" not in two, two
-    assert two["partial"] is False and two["cellsDone"] == two["cellsTotal"] == 4 * 20
-    assert max(abs(a - b) for ra, rb in zip(one["values"], two["values"]) for a, b in zip(ra, rb)) <= 1e-6
+    # A notebook's kernel that ran the file, named in the list form of the setting.
+    notebook = await KernelBridge.start(sys.executable, timeout=120)
+    try:
+        assert (await notebook.execute(WIDE, timeout=300)).ok
+        results = []
+        # tlens.sweep.kernels: the server's kernel; it and one more it starts; it and the notebook's kernel
+        for kernels in (1, 2, [notebook.connection_file]):
+            client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"settings": {
+                "interpreter": sys.executable, "transformerLensVersion": "4.3.0",
+                "sweep": {"kernels": kernels, "normalize": False}}}))  # raw metric: ≤ 1e-6 (batches differ)
+            results.append(await asyncio.wait_for(client.workspace_execute_command_async(types.ExecuteCommandParams(
+                command="tlens.runSweep", arguments=[{"uri": uri, "line": at.line}])), 240))
+        assert (await notebook.execute("after_the_sweep = 1")).ok  # the named kernel is only disconnected
+    finally:
+        await notebook.shutdown()
+    one, *shared = results
+    for two in shared:
+        assert "error" not in two, two
+        assert two["partial"] is False and two["cellsDone"] == two["cellsTotal"] == 4 * 20
+        assert max(abs(a - b) for ra, rb in zip(one["values"], two["values"]) for a, b in zip(ra, rb)) <= 1e-6
+        saved = json.loads(Path(two["jsonPath"]).read_text())
+        assert [k["kernel"] for k in saved["kernels"]] == [1, 2] and all(k["error"] is None for k in saved["kernels"])
     logs = [m.message for m in client.log_messages]
     assert any("starting 1 more kernel" in m for m in logs), logs
     assert any("setup code of wide.py" in m and "in the " in m for m in logs)

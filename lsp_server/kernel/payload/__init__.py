@@ -33,7 +33,9 @@ PARTS = (
     "metrics",  # logit difference / callable metric
     "metric_reads",  # which logit positions a callable metric reads
     "sweep_grid",  # sweep kinds, cells, grid shapes, hook names
+    "sweep_memory",  # free device memory, what forwards and kept activations cost
     "sweep_prefix",  # the compute floor: reuse the corrupted keys/values before a patch
+    "sweep_baseline",  # the clean and corrupted runs, split over forwards to fit the memory
     "sweep_plan",  # clean + corrupted runs, the cell queue, chunk sizes
     "sweep_replay",  # patched forwards: batched replay or model(tokens)
     "attribution",  # gradient estimate of every cell

@@ -4,7 +4,8 @@ A sweep patches every cell of a grid (layer x position, layer x head, ...) from 
 into the corrupted run and scores each patched run with the metric. ``_Sweep`` holds the state;
 its work is split by job over the classes it combines:
 
-  _SweepPlan         (sweep_plan.py)    clean + corrupted runs, the cell queue, chunk sizes
+  _SweepPlan         (sweep_plan.py)    the baselines, the cell queue, chunk sizes
+  _SweepBaseline     (sweep_baseline.py) clean + corrupted runs, a chunk of prompt pairs at a time
   _SweepReplay       (sweep_replay.py)  patched forwards: the batched replay or model(tokens)
   _SweepAttribution  (attribution.py)   the gradient estimate of every cell at once
 
@@ -16,6 +17,7 @@ keys/values are reused: sweep_prefix.py); cells whose clean and corrupted activa
 bit-identical are not run at all (the patched run IS the corrupted run), and only the
 positions the metric reads are unembedded. A batch of N prompt pairs (positions.py) is split
 over forwards when one cell's N rows exceed the memory budget; the metric sees all N at once.
+The baseline runs are split the same way (sweep_memory.py estimates what fits on the device).
 The fast path is checked against the model's own forward before it is trusted; if it
 disagrees, every chunk runs through ``model.hooks(...)`` + ``model(tokens)`` instead.
 Hooks are added with ``model.hooks(...)`` (removed on exit, also on KeyboardInterrupt) and

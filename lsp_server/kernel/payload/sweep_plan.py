@@ -9,51 +9,18 @@ cells go in one forward, and the description of the grid the server renders.
 import math
 import time
 
-from .core import TlensError, _finite
+from .core import _finite
 from .environment import _tl_version
 from .inputs import _str_tokens
 from .metric_reads import _metric_reads
 from .metrics import _CallableMetric, _LogitDiff
+from .sweep_baseline import _SweepBaseline
 from .sweep_grid import _BLOCK_PANELS, _OPTIONS, _SITE_ORDER, _grid_cells, _grid_shape, _site_hook_name, _site_names
+from .sweep_memory import _baseline_plan, _forward_budget, _free_memory, _model_shape, _row_bytes
 
 
-class _SweepPlan:
+class _SweepPlan(_SweepBaseline):
     """Part of ``_Sweep`` (sweep.py): everything ``prepare`` computes before the first chunk runs."""
-
-    def _cache_run(self, tokens, names, record_blocks=False):
-        """run_with_cache on ``names``; optionally record each block's call arguments."""
-        torch = self.torch
-        model = self.model
-        recorded = {}
-        handles = []
-
-        def make_pre(layer):
-            def pre(module, args, kwargs):
-                recorded[layer] = (args, kwargs)
-
-            return pre
-
-        try:
-            if record_blocks:
-                for layer, block in enumerate(model.blocks):
-                    handles.append(block.register_forward_pre_hook(make_pre(layer), with_kwargs=True))
-            with torch.no_grad():
-                logits, cache = model.run_with_cache(tokens, names_filter=list(names))
-        finally:
-            for h in handles:
-                h.remove()
-        acts = {}
-        for n in names:
-            try:
-                acts[n] = cache[n]
-            except KeyError:
-                raise TlensError(
-                    "missing-activation",
-                    f"{n} did not fire on this model, so it cannot be patched (gated hook or a "
-                    "layer type the model lacks).",
-                ) from None
-        del cache
-        return logits, acts, recorded
 
     def prepare(self):
         t0 = time.perf_counter()
@@ -66,17 +33,19 @@ class _SweepPlan:
             return self._attribution(sites, site_names, t0)
 
         clean_names = list(dict.fromkeys(site_names))
-        clean_logits, self.clean, _ = self._cache_run(self.clean_tokens, clean_names)
         self.reuse = bool(_OPTIONS["reuse_prefix"])
         hook_dict = getattr(self.model, "hook_dict", {})
         kv_names = [n for n in self._prefix_hook_names() if n in hook_dict] if self.reuse else []
         corr_names = list(dict.fromkeys(site_names + stream + kv_names))
-        with self._recording_kv() as kv:
-            corr_logits, corr, recorded = self._cache_run(self.corr_tokens, corr_names, record_blocks=True)
+        self._plan_baselines(clean_names, corr_names)
+        t_baselines = time.perf_counter()
+        clean_logits, self.clean, _, _ = self._baseline_run(self.clean_tokens, clean_names)
+        corr_logits, corr, recorded, seen = self._baseline_run(self.corr_tokens, corr_names, record=True)
+        baselines_s = time.perf_counter() - t_baselines
         self.stream = [corr[n] for n in stream]  # residual entering stage s (s = L: final)
         self.block_args = recorded
         if self.reuse:
-            self._keep_prefix(corr, kv.seen)
+            self._keep_prefix(corr, seen)
             self.reuse = self.prefix is not None
         self.clean_value = self._metric_full(clean_logits)
         self.corr_value = self._metric_full(corr_logits)
@@ -105,13 +74,30 @@ class _SweepPlan:
             **self._describe(),
             "work_total": self.work_total,
             "prepare_s": time.perf_counter() - t0,
+            "baselines_s": baselines_s,
+            "baselines_kept_bytes": self.baseline_kept,
         }
 
+    def _plan_baselines(self, clean_names, corr_names):
+        """Prompt pairs per baseline forward, from the device's memory (sweep_memory.py)."""
+        torch = self.torch
+        # Keys/values the compute floor keeps: hook_k/hook_v on HookedTransformer (in corr_names),
+        # recorded from the attention on TransformerBridge.
+        kv = [f"blocks.{l}.attn.hook_{x}" for l in range(self.L) for x in "kv"] if self.reuse else []
+        names = clean_names + list(dict.fromkeys(corr_names + kv))
+        kept = self.P if isinstance(self.metric, _CallableMetric) else len(self.metric.reads or range(self.P))
+        where = "the GPU" if self.device.type == "cuda" else "the machine"
+        plan = _baseline_plan(_model_shape(self.cfg, torch), self.nb, self.P, names, kept,
+                              _free_memory(torch, self.device), _forward_budget(torch, self.device), where)
+        self.baseline_pairs, self.baseline_chunks = plan["pairs"], plan["chunks"]
+        self.baseline_kept = plan["held"]  # the estimate, reported for benchmarks/baseline_memory.py
+
     def _metric_full(self, logits):
+        """The metric of a baseline run's kept logits (a logit difference: its read positions only)."""
         torch = self.torch
         with torch.no_grad():
             if isinstance(self.metric, _LogitDiff):
-                return float(self.metric.scalar(logits).item())
+                return float(self.metric.scalar_at(logits).item())
             return self.metric.value(logits)
 
     def _settle_reads(self, clean_logits, corr_logits):
@@ -152,6 +138,8 @@ class _SweepPlan:
             "n_pos": self.n_cols,
             "reuse_prefix": bool(getattr(self, "reuse", False)),
             "pairs_per_forward": getattr(self, "pairs_per_forward", self.nb),
+            "baseline_chunks": self.baseline_chunks,
+            "baseline_pairs": self.baseline_pairs or self.nb,
             "path": self.path,
             "fallback_reason": self.fallback_reason,
             "reads": self.reads if getattr(self, "reads", None) is not None else "all",
@@ -161,6 +149,11 @@ class _SweepPlan:
 
     def _notes(self):
         notes = []
+        if self.baseline_chunks > 1:
+            notes.append(
+                f"the clean and corrupted runs took {self.baseline_chunks} forwards each "
+                f"(≤ {self.baseline_pairs} of the {self.nb} prompt pairs per forward) to fit the device's memory."
+            )
         if self.lengths and not self.pos_labels:
             notes.append(
                 f"prompts of {min(self.lengths)}-{max(self.lengths)} tokens padded to {self.P}: column p "
@@ -216,29 +209,15 @@ class _SweepPlan:
 
     def _rows_per_chunk(self):
         """Cells per forward: bounded by a memory budget and, on CPU, a token target."""
-        torch = self.torch
-        cfg = self.cfg
-        d_model = int(cfg.d_model)
-        d_mlp = int(getattr(cfg, "d_mlp", None) or 4 * d_model)
-        elem = torch.finfo(getattr(cfg, "dtype", torch.float32) or torch.float32).bits // 8
         P, nb = self.P, self.nb
-        per_row = P * (8 * d_model + 3 * d_mlp + 4 * self.H * P) * elem
-        vocab = int(getattr(cfg, "d_vocab_out", None) or getattr(cfg, "d_vocab", 50000))
-        if self.path == "fast":
-            k = len(self.reads) if self.reads is not None else P
-            per_row += min(k, 4) * vocab * elem  # the tail is sub-batched beyond this
-        else:
-            per_row += P * vocab * elem  # model(tokens) returns logits at every position
-        if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            budget = int(free * 0.4)
-            token_target = 1 << 17
-        else:
-            budget = min(4 << 30, int(_mem_available() * 0.25))
-            token_target = 1024
-        if _OPTIONS["memory_budget"]:
-            budget = int(_OPTIONS["memory_budget"])
-        rows_mem = max(1, budget // per_row)
+        shape, budget = _model_shape(self.cfg, self.torch), _forward_budget(self.torch, self.device)
+        k = len(self.reads) if self.reads is not None else P
+        # Rows one forward fits, per path: the replay unembeds at most 4 positions at once (its tail
+        # is sub-batched beyond that); model(tokens) returns the logits at every position.
+        self.rows_fit = {path: max(1, budget // _row_bytes(shape, P, positions))
+                         for path, positions in (("fast", min(k, 4)), ("fallback", P))}
+        token_target = 1 << 17 if self.device.type == "cuda" else 1024
+        rows_mem = self.rows_fit[self.path]
         rows_eff = max(1, token_target // P)
         # One cell's prompt pairs are split over forwards only when they do not fit at once.
         self.pairs_per_forward = min(nb, rows_mem)
@@ -268,13 +247,3 @@ def _queue_key(c):
     """Queue order: by the layer a cell enters at, then in the order its hooks fire."""
     return (c.entry, _SITE_ORDER[c.site], c.layer, c.pos or 0, c.head or 0)
 
-
-def _mem_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30

@@ -175,17 +175,21 @@ class _SweepReplay(_SweepPrefix):
         return hook
 
     def _chunk_fast(self, cells):
-        return self._score(cells, self._replay)
+        return self._score(cells, self._replay, "fast")
 
     def _chunk_full(self, cells):
-        return self._score(cells, self._forward)
+        return self._score(cells, self._forward, "fallback")
 
-    def _score(self, cells, replay):
+    def _score(self, cells, replay, path):
         """Metric values of ``cells``; a batch too big for one forward runs a slice of its
         prompt pairs at a time, and the metric sees all of them at once."""
         torch = self.torch
         n, nb = len(cells), self.nb
         step = self.pairs_per_forward
+        if path == "fallback" and hasattr(self, "rows_fit"):
+            # model(tokens) returns every position's logits: the fast path's check runs it on rows
+            # sized for the replay, so its slice follows what a full forward fits.
+            step = min(nb, max(1, self.rows_fit["fallback"] // n))
         if step >= nb:
             return self.metric.values(replay(cells), n, nb)
         parts = []

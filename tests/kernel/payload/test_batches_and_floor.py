@@ -108,7 +108,8 @@ def test_a_small_memory_budget_splits_the_pairs_and_gives_the_same_values(tlens)
     tlens._OPTIONS["memory_budget"] = 1
     split, split_values = _sweep(tlens, kind="heads_by_pos")
     assert (whole["pairs_per_forward"], split["pairs_per_forward"]) == (4, 1)
-    assert all(_close(a, b) for a, b in zip(values, split_values))
+    assert (whole["baseline_chunks"], split["baseline_chunks"]) == (1, 4)  # the baseline runs too
+    assert all(abs(a - b) <= 1e-6 for a, b in zip(values, split_values))
     tlens._OPTIONS["memory_budget"] = 1
     _, callable_values = _sweep(tlens, kind="resid_pre", answer=None, wrong=None, metric="logit_diff")
     tlens._OPTIONS["memory_budget"] = None
@@ -151,6 +152,17 @@ def test_a_position_labelling_aligns_pairs_of_different_lengths(tlens, notebook)
             assert _close(values[layer * 3 + j], want), (layer, label, values[layer * 3 + j], want)
     _, attribution = _sweep(tlens, **{**spec, "kind": "attribution"})
     assert len(attribution) == 3 * 2 * 3
+
+
+@pytest.mark.parametrize("metric", [{}, {"answer": None, "wrong": None, "metric": "logit_diff"}], ids=["answer", "callable"])
+def test_labelled_pairs_of_different_lengths_split_over_baseline_forwards_give_the_same_values(tlens, metric):
+    spec = dict(kind="block", clean="ragged_clean", corrupted="ragged_corrupted", positions="word_idx", **metric)
+    whole, values = _sweep(tlens, **spec)
+    tlens._OPTIONS["memory_budget"] = 1
+    split, split_values = _sweep(tlens, **spec)
+    assert (whole["baseline_chunks"], split["baseline_chunks"]) == (1, 2)
+    assert max(abs(a - b) for a, b in zip(values, split_values)) <= 1e-6
+    assert abs(whole["clean_value"] - split["clean_value"]) <= 1e-6
 
 
 def test_padded_prompts_read_each_pairs_last_token(tlens, notebook):
