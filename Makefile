@@ -59,6 +59,7 @@ bench: $(VENV)/.installed $(HT_VENV)/.installed
 	$(PY) benchmarks/lsp_latency.py --workspace 300
 	$(PY) benchmarks/token_checks.py
 	$(PY) benchmarks/sweep_speed.py --ht-python $(abspath $(HT_PY))
+	$(PY) benchmarks/baseline_memory.py
 	$(PY) benchmarks/live_introspection.py --ht-python $(abspath $(HT_PY))
 	$(PY) benchmarks/hover_pictures.py
 
