@@ -17,12 +17,11 @@ from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_nam
 from ..knowledge.hookpoints import split_layer, union_templates
 from .hook_filters import selected
 from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
-from .scopes import Scopes, function_of
+from .scopes import Scopes, function_of, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
-from .values import Evaluator, returns_of
+from .values import HOOK_METHODS, Evaluator, returns_of
 
-HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
 FILTER_METHODS = frozenset({"run_with_cache", "add_caching_hooks", "get_caching_hooks"})
 _MODEL_CLASSES = ("HookedTransformer", "HookedSAETransformer", "TransformerBridge", "HookedEncoder")
@@ -289,7 +288,9 @@ class HookRefCollector:
         """(method, argument) of each ``x.append(item)`` / ``x.extend(items)`` on the list ``d`` binds (bounded)."""
         source = self.scopes.parsed.source
         out: list[tuple[str, Node]] = []
-        for m in re.finditer(rb"(?<![\w.])%s\s*\.\s*(append|extend)\s*\(" % re.escape(d.name.encode()), source):
+        for m in re.finditer(rb"%s\s*\.\s*(append|extend)\s*\(" % re.escape(d.name.encode()), source):
+            if not starts_name(source, m.start()):
+                continue
             node = self.scopes.parsed.root.descendant_for_byte_range(m.start(), m.start() + len(d.name))
             call = node.parent.parent if node is not None and node.parent is not None else None
             if call is None or call.type != "call" or call_name(call)[2] != node:

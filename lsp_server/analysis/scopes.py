@@ -270,11 +270,14 @@ def mutated_in(source: bytes, name: str, growing: bool = False) -> bool:
     """Whether ``name`` (a whole word, not an attribute) is changed in place anywhere in ``source``;
     with ``growing``, also by methods that add items. A regex scan: cheap, and errs towards "changed"."""
     tail = _MUTATION_TAIL + (_GROWING_TAIL if growing else b"")
-    for m in re.finditer(re.escape(name.encode()) + rb"(?:" + tail + rb")", source):
-        before = source[m.start() - 1: m.start()] if m.start() else b" "
-        if not (before.isalnum() or before in (b"_", b".")):
-            return True
-    return False
+    return any(starts_name(source, m.start()) for m in re.finditer(re.escape(name.encode()) + rb"(?:" + tail + rb")", source))
+
+
+def starts_name(source: bytes, at: int) -> bool:
+    """Whether a name found at ``at`` stands on its own: not the end of a longer name or an attribute.
+    (Checked by hand: a look-behind in front of a literal makes ``re`` scan the whole text slowly.)"""
+    before = source[at - 1:at]
+    return not (before.isalnum() or before in (b"_", b"."))
 
 
 def function_of(node: Node) -> Node | None:

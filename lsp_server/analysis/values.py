@@ -649,8 +649,8 @@ def _clauses(compound: Node) -> list[Node]:
     return [c for c in compound.named_children if c.type in kinds]
 
 
-_HOOK_REGISTRATIONS = frozenset({"add_hook", "add_perma_hook"})
-
+# Methods that register a hook function on a name (the hook-ref collector reads the same ones).
+HOOK_METHODS = frozenset({"add_hook", "add_perma_hook"})
 
 
 def _used_as_value(name: Node) -> bool:
@@ -669,10 +669,10 @@ def _used_as_value(name: Node) -> bool:
         method = call_name(parent.parent)[1]
         if method == "partial" and parent.named_children and parent.named_children[0] == name:
             return False
-        if method in _HOOK_REGISTRATIONS:
+        if method in HOOK_METHODS:
             return False
     if parent.type == "keyword_argument" and parent.parent is not None and parent.parent.parent is not None \
-            and call_name(parent.parent.parent)[1] in _HOOK_REGISTRATIONS:
+            and call_name(parent.parent.parent)[1] in HOOK_METHODS:
         return False
     if parent.type in ("tuple", "parenthesized_expression") and len(parent.named_children) == 2 \
             and parent.named_children[1] == name:
