@@ -78,7 +78,7 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     from ..kernel.holder import KernelHolder
     from .errors import SweepCancelled, SweepError
     from .extra_kernels import ExtraKernels
-    from .named_kernels import NamedKernel, attach_named, distinct
+    from .named_kernels import NamedKernel, attached_for_sweep, distinct
     from .runner import describe_missing, sweep_experiment
 
     try:
@@ -114,19 +114,19 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
     # The sweep leads with a kernel started on the gateway (--gateway without --kernel-id), else the first named.
     lead = None if (args.gateway is not None and not args.kernel_id) or not named else named.pop(0)
     named = distinct(named, lead)
-    holder, extra, attached = KernelHolder(configured_gateway=lambda: gateway), ExtraKernels(), []
+    holder, extra = KernelHolder(configured_gateway=lambda: gateway), ExtraKernels()
     try:
         if lead is not None:
             await (holder.attach(lead.connection_file) if lead.kernel_id is None else holder.attach_gateway(lead.kernel_id))
             say(f"attached to {lead.describe(gateway)}")
-        attached = await attach_named(named, gateway)
-        for n in named:
-            say(f"attached to {n.describe(gateway)} to share the sweep")
-        say(f"experiment: {exp.description} (model={exp.model}, clean={exp.clean}, corrupted={exp.corrupted})")
-        outcome = await sweep_experiment(holder, view, exp, args.kind, str(path.resolve().parent),
-                                         args.python, progress, asyncio.Event(), say, normalize=not args.raw,
-                                         file_name=str(path), extra=extra, kernels=max(1, args.kernels - len(attached)),
-                                         attached=attached)
+        async with attached_for_sweep(named, gateway) as attached:  # disconnected after: they are the user's
+            for n in named:
+                say(f"attached to {n.describe(gateway)} to share the sweep")
+            say(f"experiment: {exp.description} (model={exp.model}, clean={exp.clean}, corrupted={exp.corrupted})")
+            outcome = await sweep_experiment(holder, view, exp, args.kind, str(path.resolve().parent),
+                                             args.python, progress, asyncio.Event(), say, normalize=not args.raw,
+                                             file_name=str(path), extra=extra, kernels=max(1, args.kernels - len(attached)),
+                                             attached=attached)
     except SweepCancelled as e:
         say(f"cancelled: {e}")
         return 130
@@ -134,7 +134,6 @@ async def _sweep(path: Path, line: int, args: argparse.Namespace) -> int:
         say(f"the sweep failed: {e}")
         return 1
     finally:
-        await asyncio.gather(*(b.shutdown() for b in attached))  # disconnects: they are the user's
         await extra.close()
         await holder.close()
     out = Path(args.out)
