@@ -144,7 +144,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     parser = parser or SyntaxParser()
     parsed = parser.parse(source)
     method_calls = _find(parsed, parser, _METHOD_CALL, "call", "function", via_attribute=True)
-    scopes = Scopes(parsed, late_module_lookups=notebook)
+    scopes = Scopes(parsed, late_module_lookups=notebook, memo=parser.statement_facts)
     evaluator = Evaluator(scopes)
     evaluator.links = context.links
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]

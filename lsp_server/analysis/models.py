@@ -122,9 +122,10 @@ class Models:
     # -- models
 
     def _collect_models(self) -> None:
+        source = self.scopes.parsed.source
         for d in self.scopes.all_definitions():
-            if d.kind == "param" or (d.kind == "assign" and d.target.type == "identifier" and d.node.type == "call"
-                                     and _CONSTRUCTOR_HINT.search(d.node.text or b"")) or (
+            if d.kind == "param" or (d.kind == "assign" and d.target_type == "identifier" and d.node_type == "call"
+                                     and _CONSTRUCTOR_HINT.search(d.node_bytes(source))) or (
                     d.kind == "assign" and d.name in self.live_specs):
                 info = self.model_of_definition(d)
                 if info is not None and info.kind != "alias":
@@ -133,13 +134,13 @@ class Models:
 
     def cache_names(self) -> set[str]:
         """Names that may hold a cache somewhere (a cheap filter before resolving subscripts)."""
-        names = set()
+        names, source = set(), self.scopes.parsed.source
         for d in self.scopes.all_definitions():
             if d.kind == "param" and "cache" in d.name.lower():
                 names.add(d.name)
-            elif d.kind == "assign" and d.node.type in ("call", "identifier"):
-                value = d.node.text or b""
-                if b"run_with_cache" in value or b"ActivationCache" in value or d.node.type == "identifier":
+            elif d.kind == "assign" and d.node_type in ("call", "identifier"):
+                value = d.node_bytes(source)
+                if b"run_with_cache" in value or b"ActivationCache" in value or d.node_type == "identifier":
                     names.add(d.name)
         return names
 

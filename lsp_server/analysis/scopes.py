@@ -36,26 +36,89 @@ _TARGET_LISTS = frozenset({"pattern_list", "tuple_pattern", "list_pattern", "tup
 
 
 class Definition:
-    """One binding of a name (a plain slots class: thousands are built per analysis)."""
+    """One binding of a name (a plain slots class: thousands are built per analysis).
 
-    __slots__ = ("name", "offset", "kind", "node", "target", "imported")
+    A definition carried over from the previous version of the document (its statement's text did
+    not change) holds where its nodes are, not the nodes: they are found in the new tree when read.
+    """
 
-    def __init__(self, name: str, offset: int, kind: str, node: Node, target: Node, imported: Imported | None = None):
+    __slots__ = ("name", "offset", "kind", "imported", "_node", "_target", "_spans", "_base", "_root")
+
+    def __init__(self, name: str, offset: int, kind: str, node: Node | None, target: Node | None,
+                 imported: Imported | None = None, spans: tuple | None = None, base: int = 0, root: Node | None = None):
         self.name = name
         self.offset = offset  # where the definition takes effect (end of the defining statement)
         self.kind = kind  # "assign" | "param" | "for" | "with" | "def" | "class" | "import"
-        self.node = node  # the value (assign), the parameter node, the iterable (for), the def node, the import
-        self.target = target  # the target expression the name appears in (for tuple unpacking)
+        self._node = node  # the value (assign), the parameter node, the iterable (for), the def node, the import
+        self._target = target  # the target expression the name appears in (for tuple unpacking)
         self.imported = imported  # what an imported name stands for
+        # When the nodes are not given: ((start, end, type) of the node, of the target) relative to
+        # ``base``, and the tree to find them in.
+        self._spans = spans
+        self._base = base
+        self._root = root
+
+    @property
+    def node(self) -> Node:
+        if self._node is None:
+            self._node = _located(self._root, self._spans[0], self._base)
+        return self._node
+
+    @property
+    def target(self) -> Node:
+        if self._target is None:
+            self._target = _located(self._root, self._spans[1], self._base)
+        return self._target
+
+    @property
+    def node_type(self) -> str:
+        """The value's node type, without finding the node."""
+        return self._node.type if self._node is not None else self._spans[0][2]
+
+    @property
+    def target_type(self) -> str:
+        return self._target.type if self._target is not None else self._spans[1][2]
+
+    def node_bytes(self, source: bytes) -> bytes:
+        """The value's text, without finding the node."""
+        if self._node is not None:
+            return source[self._node.start_byte:self._node.end_byte]
+        start, end, _ = self._spans[0]
+        return source[start + self._base:end + self._base]
+
+    def spans(self, base: int) -> tuple:
+        """Where the node and the target are, relative to ``base``."""
+        if self._spans is None or self._base != base:
+            self._spans = (_span(self.node, base), _span(self.target, base))
+            self._base = base
+        return self._spans
 
     def __repr__(self) -> str:
         return f"Definition({self.name!r}, {self.kind}, offset={self.offset})"
 
 
+def _span(node: Node, base: int = 0) -> tuple[int, int, str]:
+    return node.start_byte - base, node.end_byte - base, node.type
+
+
+def _located(root: Node, span: tuple[int, int, str], base: int = 0) -> Node:
+    """The node of type ``span[2]`` exactly covering ``span[:2]`` + ``base`` (the smallest one spanning
+    it: it exists, since the statement holding it has the same text as where the span was taken)."""
+    start, end, kind = span
+    start, end = start + base, end + base
+    found = node = root.descendant_for_byte_range(start, end)
+    while node is not None and not (node.type == kind and node.start_byte == start and node.end_byte == end):
+        node = node.parent
+    return node if node is not None else found
+
+
 class Scopes:
     """Definitions per scope for one parse, plus the function nesting."""
 
-    def __init__(self, parsed: Parsed, late_module_lookups: bool = False):
+    def __init__(self, parsed: Parsed, late_module_lookups: bool = False, memo: dict | None = None):
+        """``memo``: the previous version's facts per top-level statement, by the statement's text (a
+        document's :class:`SyntaxParser` keeps it); it is replaced by this version's. A statement whose
+        text did not change is not walked again: an edit costs in proportion to the statements it changes."""
         self.parsed = parsed
         # Notebooks: a cell may use a name defined in a later cell that already ran.
         self.late_module_lookups = late_module_lookups
@@ -64,58 +127,111 @@ class Scopes:
         self.imports: list[Node] = []
         self.function_defs: dict[str, list[Node]] = {}
         self._defs: dict[tuple[ScopeKey, str], list[Definition]] = {}
-        self._walk(parsed.root, MODULE)
+        self._recording: list | None = None  # (scope, definition) of the statement being walked
+        self._statements(memo)
         self._fn_starts = [n.start_byte for n in self.functions]
         self._fn_ends = [n.end_byte for n in self.functions]
         self._fn_body = [_header_end(n) for n in self.functions]
         self._fn_parent = _parents(self._fn_starts, self._fn_ends)
-        self._offsets = {key: [d.offset for d in defs] for key, defs in self._defs.items()}
+        self._offsets: dict[tuple[ScopeKey, str], list[int]] = {}  # filled on first lookup
         # Names a comprehension or lambda may bind (a superset, from the text): lookups of other
         # names skip the ancestor walk that finds such bindings.
         self._expression_names = {
             name.decode() for pattern in _EXPRESSION_BINDERS for group in pattern.findall(parsed.source)
             for name in _IDENTIFIER.findall(group)}
 
+    def _statements(self, memo: dict | None) -> None:
+        """Walk each top-level statement, or take its facts from ``memo``, then keep this version's there."""
+        root, source = self.parsed.root, self.parsed.source
+        previous = dict(memo) if memo else {}
+        current: dict = {}
+        for stmt in root.named_children:
+            base = stmt.start_byte
+            key = (stmt.type, source[base:stmt.end_byte])
+            facts = previous.get(key)
+            if facts is None:
+                facts = self._walk_statement(stmt)
+            else:
+                self._replay(facts, base, root)
+            current[key] = facts
+        if memo is not None:
+            memo.clear()
+            memo.update(current)
+
+    def _walk_statement(self, stmt: Node) -> "_StatementFacts":
+        """Walk one top-level statement and keep what it defines, relative to its start."""
+        base = stmt.start_byte
+        lists = (self.functions, self.classes, self.imports)
+        before = [len(nodes) for nodes in lists]
+        self._recording = recorded = []
+        self._statement(stmt, MODULE)
+        self._recording = None
+        definitions = tuple((scope if scope == MODULE else (scope[0] - base, scope[1] - base), d.name, d.offset - base,
+                             d.kind, d.imported, d.spans(base)) for scope, d in recorded)
+        return _StatementFacts(definitions, *(tuple(_span(n, base) for n in nodes[k:]) for nodes, k in zip(lists, before)))
+
+    def _replay(self, facts: "_StatementFacts", base: int, root: Node) -> None:
+        """Add the facts of a statement that did not change, found at ``base`` in this version."""
+        defs = self._defs
+        for scope, name, offset, kind, imported, spans in facts.definitions:
+            if scope != MODULE:
+                scope = (scope[0] + base, scope[1] + base)
+            d = Definition(name, offset + base, kind, None, None, imported, spans, base, root)
+            entry = defs.get((scope, name))
+            if entry is None:
+                defs[(scope, name)] = [d]
+            else:
+                entry.append(d)
+        for span in facts.functions:
+            fn = _located(root, span, base)
+            self.functions.append(fn)
+            self.function_defs.setdefault(text(fn.child_by_field_name("name")), []).append(fn)
+        self.classes += [_located(root, span, base) for span in facts.classes]
+        self.imports += [_located(root, span, base) for span in facts.imports]
+
     # -- building (statements in source order, so every list comes out sorted)
 
     def _walk(self, block: Node, scope: ScopeKey) -> None:
         for stmt in block.named_children:
-            kind = stmt.type
-            if kind == "expression_statement":
-                # `a = b = value`: every target gets the innermost value.
-                expr, targets = stmt.named_child(0), []
-                while expr is not None and expr.type == "assignment":
-                    left, right = expr.child_by_field_name("left"), expr.child_by_field_name("right")
-                    if left is None or right is None:
-                        break
-                    targets.append(left)
-                    expr = right
-                for left in targets:
-                    self._bind_target(left, "assign", expr, stmt.end_byte, scope)
-            elif kind == "function_definition":
-                self._function(stmt, scope)
-            elif kind in ("import_statement", "import_from_statement"):
-                self.imports.append(stmt)
-                for name, bound, imported in bindings(stmt):
-                    self._add(scope, Definition(name, stmt.end_byte, "import", stmt, bound, imported))
-            elif kind == "for_statement":
-                left, right = stmt.child_by_field_name("left"), stmt.child_by_field_name("right")
-                if left is not None and right is not None:
-                    self._bind_target(left, "for", right, stmt.start_byte, scope)
-                self._walk(stmt, scope)
-            elif kind == "with_statement":
-                for clause in stmt.named_children:
-                    if clause.type == "with_clause":
-                        for item in clause.named_children:
-                            self._with_item(item, scope)
-                self._walk(stmt, scope)
-            elif kind == "class_definition":
-                self.classes.append(stmt)
-                name = text(stmt.child_by_field_name("name"))
-                self._add(scope, Definition(name, stmt.start_byte, "class", stmt, stmt))
-                self._walk(stmt, scope)
-            elif kind in _COMPOUND:
-                self._walk(stmt, scope)
+            self._statement(stmt, scope)
+
+    def _statement(self, stmt: Node, scope: ScopeKey) -> None:
+        kind = stmt.type
+        if kind == "expression_statement":
+            # `a = b = value`: every target gets the innermost value.
+            expr, targets = stmt.named_child(0), []
+            while expr is not None and expr.type == "assignment":
+                left, right = expr.child_by_field_name("left"), expr.child_by_field_name("right")
+                if left is None or right is None:
+                    break
+                targets.append(left)
+                expr = right
+            for left in targets:
+                self._bind_target(left, "assign", expr, stmt.end_byte, scope)
+        elif kind == "function_definition":
+            self._function(stmt, scope)
+        elif kind in ("import_statement", "import_from_statement"):
+            self.imports.append(stmt)
+            for name, bound, imported in bindings(stmt):
+                self._add(scope, Definition(name, stmt.end_byte, "import", stmt, bound, imported))
+        elif kind == "for_statement":
+            left, right = stmt.child_by_field_name("left"), stmt.child_by_field_name("right")
+            if left is not None and right is not None:
+                self._bind_target(left, "for", right, stmt.start_byte, scope)
+            self._walk(stmt, scope)
+        elif kind == "with_statement":
+            for clause in stmt.named_children:
+                if clause.type == "with_clause":
+                    for item in clause.named_children:
+                        self._with_item(item, scope)
+            self._walk(stmt, scope)
+        elif kind == "class_definition":
+            self.classes.append(stmt)
+            name = text(stmt.child_by_field_name("name"))
+            self._add(scope, Definition(name, stmt.start_byte, "class", stmt, stmt))
+            self._walk(stmt, scope)
+        elif kind in _COMPOUND:
+            self._walk(stmt, scope)
 
     def _function(self, fn: Node, scope: ScopeKey) -> None:
         self.functions.append(fn)
@@ -142,6 +258,8 @@ class Scopes:
 
     def _add(self, scope: ScopeKey, d: Definition) -> None:
         self._defs.setdefault((scope, d.name), []).append(d)
+        if self._recording is not None:
+            self._recording.append((scope, d))
 
     def _bind_target(self, target: Node, kind: str, value: Node, offset: int, scope: ScopeKey) -> None:
         if target.type == "identifier":
@@ -180,7 +298,10 @@ class Scopes:
         while True:
             defs = self._defs.get((scope, name))
             if defs:
-                i = bisect.bisect_left(self._offsets[(scope, name)], offset)
+                offsets = self._offsets.get((scope, name))
+                if offsets is None:
+                    offsets = self._offsets[(scope, name)] = [d.offset for d in defs]
+                i = bisect.bisect_left(offsets, offset)
                 if i > 0:
                     return defs[i - 1]
                 if scope == MODULE and (self.late_module_lookups or self.scope_of(offset) != MODULE):
@@ -313,3 +434,16 @@ def default_of(fn: Node, name: str) -> Node | None:
         if n == name and p.type in ("default_parameter", "typed_default_parameter"):
             return p.child_by_field_name("value")
     return None
+
+
+class _StatementFacts:
+    """What one top-level statement defines, with offsets relative to its start (node-free, so that
+    the next version of the document can reuse it wherever the statement moved)."""
+
+    __slots__ = ("definitions", "functions", "classes", "imports")
+
+    def __init__(self, definitions: tuple, functions: tuple, classes: tuple, imports: tuple):
+        self.definitions = definitions  # (scope, name, offset, kind, imported, (node span, target span))
+        self.functions = functions  # (start, end, type) of each def, in source order
+        self.classes = classes
+        self.imports = imports

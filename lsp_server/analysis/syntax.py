@@ -52,6 +52,8 @@ class SyntaxParser:
         self._scans: dict[re.Pattern, IncrementalScan] = {}
         self._raw: Parsed | None = None  # the text as typed
         self._masked: Parsed | None = None  # the text with IPython syntax blanked, if it had any
+        # What the last analysis found in each top-level statement, by the statement's text (see Scopes).
+        self.statement_facts: dict = {}
 
     def parse(self, source: bytes) -> Parsed:
         self._raw = raw = self._reparse(self._raw, source)

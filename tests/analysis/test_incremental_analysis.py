@@ -1,0 +1,70 @@
+"""An analysis that reuses the previous version's facts (a document's parser keeps them) equals a
+fresh analysis of the same text, after any edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings, strategies as st
+
+from lsp_server.analysis.document import AnalysisContext, analyze
+from lsp_server.analysis.syntax import SyntaxParser
+from lsp_server.knowledge.resolve import resolve_model_name
+
+ROOT = Path(__file__).parent.parent.parent
+TEXT = b"\n".join(p.read_bytes() for p in (
+    ROOT / "examples" / "hooked_transformer" / "ioi_patching.py",
+    ROOT / "tests" / "fixtures" / "keys" / "through_functions.py",
+    ROOT / "tests" / "fixtures" / "keys" / "branches.py",
+))
+CONTEXT = AnalysisContext(tl_major=3, resolve_model=resolve_model_name)
+# Keystrokes that change bindings, scopes and structure as well as plain text.
+INSERTS = [b"", b"x", b"(", b"\n", b"    ", b"def f(cache):\n    ", b"cache = ", b"layer = 3\n", b"for layer in range(2):\n",
+           b"'", b"# ", b"class C:\n", b"import utils\n", b"model.add_hook(", b"]", b"):"]
+
+
+def facts(analysis) -> tuple:
+    """What the features read of an analysis, by value."""
+    def ref(r):
+        return (r.start, r.end, r.context, r.template, r.layer, r.how, r.alternatives, r.match, r.error,
+                tuple(ref(o) for o in r.options), r.deps)
+    scopes = analysis.scopes
+    definitions = sorted((d.name, d.offset, d.kind, d.node.start_byte, d.node.end_byte, d.node.type,
+                          d.target.start_byte, d.target.type) for d in scopes.all_definitions())
+    return (tuple(ref(r) for r in analysis.refs),
+            tuple((f.start, f.end, f.code, f.message) for f in analysis.findings),
+            tuple(definitions),
+            tuple((n.start_byte, n.end_byte) for n in scopes.functions),
+            tuple((n.start_byte, n.end_byte) for n in scopes.classes + scopes.imports))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(TEXT)), st.integers(0, 30), st.sampled_from(INSERTS)), min_size=1, max_size=4))
+def test_reusing_the_previous_version_equals_a_fresh_analysis(edits):
+    parser = SyntaxParser()
+    text = TEXT
+    analyze(text, CONTEXT, parser)
+    for at, delete, insert in edits:
+        at = min(at, len(text))
+        text = text[:at] + insert + text[at + delete:]
+        assert facts(analyze(text, CONTEXT, parser)) == facts(analyze(text, CONTEXT))
+
+
+def test_statements_that_did_not_change_are_not_walked_again():
+    parser = SyntaxParser()
+    analyze(TEXT, CONTEXT, parser)
+    walked = []
+    from lsp_server.analysis import scopes as scopes_module
+    original = scopes_module.Scopes._walk_statement
+
+    def counting(self, stmt):
+        walked.append(stmt.start_byte)
+        return original(self, stmt)
+
+    scopes_module.Scopes._walk_statement = counting
+    try:
+        edited = TEXT.replace(b"\nimport ", b"\nx = 1\nimport ", 1)  # one new statement near the top
+        analyze(edited, CONTEXT, parser)
+    finally:
+        scopes_module.Scopes._walk_statement = original
+    assert walked == [edited.index(b"x = 1")]
