@@ -73,6 +73,8 @@ class TlensServer(LanguageServer):
         self.modules = editor_modules(self)
         self.index = WorkspaceIndex(self)  # the workspace's files, analysed in the background
         self._pending: dict[str, asyncio.Task] = {}
+        # What was last sent per document: a notebook edit re-sends only the cells it changed.
+        self._published: dict[str, tuple[int | None, list[types.Diagnostic]]] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
         self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
         self.analysis_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlens-analysis")
@@ -198,14 +200,23 @@ class TlensServer(LanguageServer):
         self._publish(self.views_of(uri))
 
     def _publish(self, views: list[View]) -> None:
+        """Send each view's diagnostics, unless the editor already has them for that version (one cell
+        edit of a 200-cell notebook sends that cell and the cells whose diagnostics it changed, first
+        the edited cell)."""
+        changed = []
         for view in views:
             diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, self.settings_for(view.uri))) is not None]
             version = doc.version if (doc := open_document(self.workspace, view.uri)) is not None else None
-            self.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=view.uri, diagnostics=diagnostics, version=version)
-            )
+            last = self._published.get(view.uri)
+            if last is not None and last == (version, diagnostics):
+                continue
+            changed.append((last is not None and last[0] == version, view.uri, version, diagnostics))
+        for _, uri, version, diagnostics in sorted(changed, key=lambda c: c[0]):  # new versions first
+            self._published[uri] = (version, diagnostics)
+            self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version))
 
     def clear_diagnostics(self, uri: str) -> None:
+        self._published.pop(uri, None)
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     # -- navigation
