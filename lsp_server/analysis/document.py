@@ -25,6 +25,7 @@ from .lifetimes import check_hook_lifetimes
 from .live_facts import LiveFacts, check_live
 from .tokens import check_tokens
 from .models import ModelInfo, Models, NameResolver
+from .reuse import KeyResolutions, Reuse
 from .saes import sae_hook_name
 from .scopes import Scopes
 from .source import LineIndex
@@ -144,7 +145,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     parser = parser or SyntaxParser()
     parsed = parser.parse(source)
     method_calls = _find(parsed, parser, _METHOD_CALL, "call", "function", via_attribute=True)
-    scopes = Scopes(parsed, late_module_lookups=notebook, memo=parser.statement_facts)
+    scopes = Scopes(parsed, late_module_lookups=notebook, memo=parser.memo.setdefault("statements", {}))
     evaluator = Evaluator(scopes)
     evaluator.links = context.links
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
@@ -177,7 +178,9 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     subscripts += [_returned_cache_subscript(c) for c in method_calls
                    if call_name(c)[1] == "run_with_cache" and _returned_cache_subscript(c) is not None]
     collector = HookRefCollector(scopes, evaluator, models, context.tl_major)
-    refs = collector.collect(method_calls, ident_calls, subscripts)
+    reuse = Reuse.between(parser.memo.get("keys"), source, context)
+    refs = collector.collect(method_calls, ident_calls, subscripts, reuse)
+    parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript)
 
     flags = _flags_mentioned(source)
     checker = NameChecker(parsed, context.tl_major, flags)

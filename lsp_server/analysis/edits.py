@@ -2,8 +2,9 @@
 
 An edit is the span of whole lines that differ between two versions (common prefix and suffix
 aside). Offsets outside it map between the versions. A fact of the previous analysis still holds
-after the edit when the edit is *local* (same lines, same indentation, no word that changes the
-file's structure, models or flags) and mentions none of the names the fact was computed from.
+after the edit when the edit is *local* (same lines, same indentation, the same brackets and quotes,
+no word that changes the file's structure, models or flags), mentions none of the names the fact
+was computed from and lies outside the code it was computed from.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from ..knowledge.spec import GATE_FLAGS, ModelSpec
 from .textscan import edit_between
 
+# Characters whose balance decides how the lines after an edit parse (an unclosed `(` or quote).
+_BRACKETS_AND_QUOTES = (b"(", b")", b"[", b"]", b"{", b"}", b"'", b'"', b"\\")
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 # Names an edited line can change facts of: every word except one only read through a subscript or an
 # attribute (`cache[...]`, `model.run(...)`), which binds nothing and passes nothing anywhere.
@@ -58,9 +61,14 @@ class Edit:
             return old_offset
         return old_offset + self.delta if old_offset > self.old_end else None
 
-    def spares(self, start: int, end: int, deps: frozenset[str]) -> bool:
-        """Whether a fact about old bytes [start, end), computed from the names ``deps``, still holds."""
-        return self.local and (end < self.start or start > self.old_end) and not (deps & self.names)
+    def spares(self, start: int, end: int, deps: frozenset[str], spans: tuple[tuple[int, int], ...] = ()) -> bool:
+        """Whether a fact about old bytes [start, end), computed from the names ``deps`` and the code at
+        ``spans``, still holds."""
+        return self.local and self._outside(start, end) and not (deps & self.names) \
+            and all(self._outside(s, e) for s, e in spans)
+
+    def _outside(self, start: int, end: int) -> bool:
+        return end < self.start or start > self.old_end
 
 
 def diff(old: bytes, new: bytes) -> Edit:
@@ -72,7 +80,9 @@ def diff(old: bytes, new: bytes) -> Edit:
     before, after = old[start:old_end], new[start:new_end]
     words = frozenset(w.decode() for w in _WORD.findall(before) + _WORD.findall(after))
     names = frozenset(w.decode() for w in _CHANGING_WORD.findall(before) + _CHANGING_WORD.findall(after))
-    same_shape = before.count(b"\n") == after.count(b"\n") and _indents(before) == _indents(after)
+    same_shape = before.count(b"\n") == after.count(b"\n") and _indents(before) == _indents(after) \
+        and all(before.count(c) == after.count(c) for c in _BRACKETS_AND_QUOTES) \
+        and _blank_lines(before) == _blank_lines(after)
     statements = {w.decode() for block in (before, after) for line in block.split(b"\n")
                   for w in _WORD.findall(line.lstrip())[:1]}
     return Edit(start, old_end, new_end, names,
@@ -82,6 +92,11 @@ def diff(old: bytes, new: bytes) -> Edit:
 def _line_end(text: bytes, offset: int) -> int:
     end = text.find(b"\n", offset)
     return len(text) if end < 0 else end
+
+
+def _blank_lines(block: bytes) -> list[bool]:
+    """Which lines hold only white space (text typed on one at column 0 may end a block)."""
+    return [not line.strip() for line in block.split(b"\n")]
 
 
 def _indents(block: bytes) -> list[int]:

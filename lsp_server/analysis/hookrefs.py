@@ -17,12 +17,15 @@ from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_nam
 from ..knowledge.hookpoints import split_layer, union_templates
 from .hook_filters import selected
 from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
+from .reuse import Reuse
 from .scopes import Scopes, function_of, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of
 
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
+# Words that register hook functions: typing one anywhere may change what ``hook.name`` is.
+REGISTRATION_WORDS = HOOK_METHODS | HOOK_LIST_METHODS | {"fwd_hooks", "bwd_hooks"}
 FILTER_METHODS = frozenset({"run_with_cache", "add_caching_hooks", "get_caching_hooks"})
 _MODEL_CLASSES = ("HookedTransformer", "HookedSAETransformer", "TransformerBridge", "HookedEncoder")
 MAX_APPENDS = 16  # appends to one hook list read; more are not read (their functions stay unknown)
@@ -65,6 +68,9 @@ class HookRef:
     # Names the ref was computed from (variables, functions whose call sites bind its parameters, the
     # cache and model): an edit that mentions none of them, elsewhere, leaves it unchanged.
     deps: frozenset[str] = field(default=frozenset())
+    # ...and the byte ranges of the code it was computed from (merged): an edit inside none of them either
+    # leaves it unchanged.
+    spans: tuple[tuple[int, int], ...] = field(default=())
 
     def name(self) -> str | None:
         """The concrete hook name, when the layer is known (or the hook is global)."""
@@ -73,6 +79,18 @@ class HookRef:
         if "{l}" not in self.template:
             return self.template
         return self.template.replace("{l}", str(self.layer)) if self.layer is not None else None
+
+
+def _merged(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Byte ranges, overlapping ones joined, in order."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return tuple(out)
 
 
 def _stand_in(model: ModelInfo) -> ModelInfo:
@@ -114,11 +132,15 @@ class HookRefCollector:
         # Hook functions also registered on a name or filter not known here (their hook.name is unknown).
         self.unknown_registrations: set[int] = set()
         self._paired: set[int] = set()  # hook-list pairs already resolved
+        # Each cache subscript's refs, by its byte range (what the next version may reuse).
+        self.by_subscript: dict[tuple[int, int], tuple[HookRef, ...]] = {}
         evaluator.cache_keys = self.cache_keys
 
     # -- entry points
 
-    def collect(self, method_calls: list[Node], ident_calls: list[Node], subscripts: list[Node]) -> list[HookRef]:
+    def collect(self, method_calls: list[Node], ident_calls: list[Node], subscripts: list[Node],
+                reuse: Reuse | None = None) -> list[HookRef]:
+        """Every hook reference; ``reuse``: the previous version's refs of subscripts an edit spared."""
         act_name_calls = []
         for call in method_calls:
             _, method, receiver = call_name(call)
@@ -132,7 +154,14 @@ class HookRefCollector:
                 act_name_calls.append(call)
         act_name_calls += [c for c in ident_calls if text(c.child_by_field_name("function")) == "get_act_name"]
         for sub in subscripts:  # already only names that may hold a cache
-            self._recording(self._subscript, sub)
+            first = len(self.refs)
+            reused = self._reused(sub, reuse) if reuse is not None else None
+            if reused is not None:
+                self.refs += reused
+            else:
+                self._recording(self._subscript, sub)
+            if len(self.refs) > first:
+                self.by_subscript[(sub.start_byte, sub.end_byte)] = tuple(self.refs[first:])
         # A get_act_name call that is not already part of a key or registration gets its own ref.
         covered = sorted((r.start, r.end) for r in self.refs)
         starts = [s for s, _ in covered]
@@ -144,17 +173,27 @@ class HookRefCollector:
         self.refs.sort(key=lambda r: (r.start, r.end))
         return self.refs
 
+    def _reused(self, sub: Node, reuse: Reuse) -> list[HookRef] | None:
+        """The previous version's refs of ``cache[...]`` (a plain cache name), if the edit spared them."""
+        value_node = sub.child_by_field_name("value")
+        if value_node is None or value_node.type != "identifier" or text(value_node).lower().endswith("caches"):
+            return None
+        cache = self.models.cache_at(value_node)
+        return reuse.refs(sub.start_byte, sub.end_byte, cache, self.cache_model(cache))
+
     def _recording(self, process, *args) -> None:
         """Run one site's resolution, noting on each ref it adds the names its value was read from."""
         first = len(self.refs)
-        self.ev.reads = reads = set()
+        self.ev.reads, self.ev.read_spans = reads, spans = set(), []
         try:
             process(*args)
         finally:
-            self.ev.reads = None
+            self.ev.reads = self.ev.read_spans = None
+        merged = _merged(spans)
         for ref in self.refs[first:]:
             owners = {ref.model.var if ref.model else "", ref.cache.var if ref.cache else ""}
             ref.deps = frozenset(reads | owners)
+            ref.spans = merged
 
     # -- registrations
 
@@ -576,6 +615,9 @@ class HookRefCollector:
         fn = self.scopes.function_at(node.start_byte)
         if fn is not None and self.ev.reads is not None:  # registered wherever its name is passed
             self.ev.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
+            # ...by calls that an edit of their arguments, or a registration typed elsewhere, changes.
+            self.ev.reads.update(REGISTRATION_WORDS)
+            self.ev.read_spans += [(call.start_byte, call.end_byte) for call, *_ in self.registration_sites]
         names = self.registrations.get(fn.start_byte, []) if fn is not None and fn.start_byte not in self.unknown_registrations else []
         if not names:
             return None

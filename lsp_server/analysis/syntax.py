@@ -52,8 +52,9 @@ class SyntaxParser:
         self._scans: dict[re.Pattern, IncrementalScan] = {}
         self._raw: Parsed | None = None  # the text as typed
         self._masked: Parsed | None = None  # the text with IPython syntax blanked, if it had any
-        # What the last analysis found in each top-level statement, by the statement's text (see Scopes).
-        self.statement_facts: dict = {}
+        # What the analysis of the previous version left for the next one, by stage ("statements": see
+        # Scopes; "keys": see reuse.KeyResolutions).
+        self.memo: dict = {}
 
     def parse(self, source: bytes) -> Parsed:
         self._raw = raw = self._reparse(self._raw, source)

@@ -56,10 +56,14 @@ class Evaluator(ObjectAttributes):
         # Names read while evaluating, when recording (a hook ref's dependencies: an edit that mentions
         # none of them leaves the ref as it was).
         self.reads: set[str] | None = None
+        # ...and the byte ranges of the code evaluated (an edit inside one of them may change the ref).
+        self.read_spans: list[tuple[int, int]] | None = None
 
     def eval(self, node: Node | None, depth: int = 0) -> Value:
         if node is None or depth > MAX_DEPTH:
             return None
+        if self.read_spans is not None:
+            self.read_spans.append((node.start_byte, node.end_byte))
         kind = node.type
         if kind == "string":
             value = string_value(node)

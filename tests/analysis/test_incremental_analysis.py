@@ -19,15 +19,17 @@ TEXT = b"\n".join(p.read_bytes() for p in (
 ))
 CONTEXT = AnalysisContext(tl_major=3, resolve_model=resolve_model_name)
 # Keystrokes that change bindings, scopes and structure as well as plain text.
-INSERTS = [b"", b"x", b"(", b"\n", b"    ", b"def f(cache):\n    ", b"cache = ", b"layer = 3\n", b"for layer in range(2):\n",
+INSERTS = [b"", b"x", b"1", b"_", b"a", b"x", b"(", b"\n", b"    ", b"def f(cache):\n    ", b"cache = ", b"layer = 3\n", b"for layer in range(2):\n",
            b"'", b"# ", b"class C:\n", b"import utils\n", b"model.add_hook(", b"]", b"):"]
 
 
 def facts(analysis) -> tuple:
     """What the features read of an analysis, by value."""
     def ref(r):
-        return (r.start, r.end, r.context, r.template, r.layer, r.how, r.alternatives, r.match, r.error,
-                tuple(ref(o) for o in r.options), r.deps)
+        model = (r.model.var, r.model.offset, r.model.stand_in, r.model.effective_spec) if r.model else None
+        cache = (r.cache.var, r.cache.offset, r.cache.assumed) if r.cache else None
+        return (r.start, r.end, r.context, r.template, r.layer, r.how, r.alternatives, r.match, r.error, r.literal,
+                r.computed_at, r.short, tuple(ref(o) for o in r.options), r.deps, model, cache)
     scopes = analysis.scopes
     definitions = sorted((d.name, d.offset, d.kind, d.node.start_byte, d.node.end_byte, d.node.type,
                           d.target.start_byte, d.target.type) for d in scopes.all_definitions())
@@ -38,7 +40,7 @@ def facts(analysis) -> tuple:
             tuple((n.start_byte, n.end_byte) for n in scopes.classes + scopes.imports))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, len(TEXT)), st.integers(0, 30), st.sampled_from(INSERTS)), min_size=1, max_size=4))
 def test_reusing_the_previous_version_equals_a_fresh_analysis(edits):
     parser = SyntaxParser()
@@ -68,3 +70,22 @@ def test_statements_that_did_not_change_are_not_walked_again():
     finally:
         scopes_module.Scopes._walk_statement = original
     assert walked == [edited.index(b"x = 1")]
+
+
+def test_a_local_edit_resolves_again_only_the_keys_it_can_change(monkeypatch):
+    """Typing in one line's string: the other subscripts' keys come from the previous version."""
+    from lsp_server.analysis.hookrefs import HookRefCollector
+
+    text = (ROOT / "tests" / "fixtures" / "keys" / "through_functions.py").read_bytes()
+    parser = SyntaxParser()
+    first = analyze(text, CONTEXT, parser)
+    resolved = []
+    original = HookRefCollector._subscript
+    monkeypatch.setattr(HookRefCollector, "_subscript", lambda self, sub: (resolved.append(sub), original(self, sub))[1])
+    at = text.index(b"# -> blocks.7") + 2  # typing in a comment
+    edited = text[:at] + b"x" + text[at:]
+    again = analyze(edited, CONTEXT, parser)
+    resolved_again = len(resolved)
+    assert facts(again) == facts(analyze(edited, CONTEXT))
+    subscripts = len(resolved) - resolved_again  # a fresh analysis resolves every one
+    assert subscripts > 30 and resolved_again < subscripts // 3

@@ -29,7 +29,7 @@ def hover_after_edit(previous: Analysis, edit: Edit, offset: int) -> HoverText |
     sure, analyse the new text."""
     old = edit.to_old(offset)
     ref = previous.ref_at(old) if old is not None else None
-    if ref is None or not edit.spares(ref.start, ref.end, ref.deps):
+    if ref is None or not edit.spares(ref.start, ref.end, ref.deps, ref.spans):
         return None
     markdown = hook_ref_markdown(previous, ref)
     start, end = edit.to_new(ref.start), edit.to_new(ref.end)
