@@ -40,6 +40,20 @@ def key_positions(text: str, needle: str) -> list[types.Position]:
     return out
 
 
+def typing_positions(text: str, n: int = 20) -> list[tuple[int, int]]:
+    """(line, column) in the middle of ``n`` non-blank lines spread over the file: where a keystroke lands
+    (the fixed edit above is at the start of one line; typing is mostly inside lines, anywhere)."""
+    lines = text.split("\n")
+    out = []
+    for i in range(n):
+        line_no = len(lines) * (i + 1) // (n + 1)
+        while line_no < len(lines) - 1 and not lines[line_no].strip():
+            line_no += 1
+        line = lines[line_no]
+        out.append((line_no, len(line) - len(line.lstrip()) + len(line.strip()) // 2))
+    return out
+
+
 def split_cells(text: str, n: int) -> list[str]:
     """The text as ``n`` notebook cells of about equal length, split at top-level statements."""
     lines = text.split("\n")
@@ -154,10 +168,25 @@ async def measure(text: str, rounds: int) -> dict:
             await asyncio.sleep(0.0005)
         edit_times.append(published[version] - t)
 
+    # Typing: one character typed in the middle of lines spread over the file, then deleted.
+    typing_times = []
+    version = 2 + rounds // 4
+    for line, col in typing_positions(text):
+        for insert in (True, False):
+            edit = types.TextDocumentContentChangePartial(
+                range=types.Range(types.Position(line, col), types.Position(line, col if insert else col + 1)), text="x" if insert else "")
+            t = time.perf_counter()
+            client.text_document_did_change(types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[edit]))
+            while version not in published:
+                await asyncio.sleep(0.0005)
+            typing_times.append(published[version] - t)
+            version += 1
+
     # A hover sent right after a one-character edit, on a key elsewhere (the editor's hover as you type).
     after_edit = []
     far = positions[len(positions) // 4] if positions else None
-    base = 2 + rounds // 4
+    base = version
     for version in range(base, base + rounds // 4):
         insert = (version - base) % 2 == 0
         edit = types.TextDocumentContentChangePartial(
@@ -177,7 +206,7 @@ async def measure(text: str, rounds: int) -> dict:
     await client.stop()
     return {
         "start_ms": (t_init - t0) * 1000, "first_diag_ms": (t_first - t0) * 1000, "info": info,
-        "hover": hover_times, "completion": completion_times, "edit": edit_times,
+        "hover": hover_times, "completion": completion_times, "edit": edit_times, "typing": typing_times,
         "hover_after_edit": after_edit, "quick_hovers": quick["hoversBeforeAnalysis"],
     }
 
@@ -257,7 +286,14 @@ def server_side(text: str, rounds: int) -> dict:
         t = time.perf_counter()
         analyze(edited, ctx, parser)
         edits.append(time.perf_counter() - t)
-    return {"full": full, "hover": hovers, "completion": comps, "edit": edits}
+    typing = []
+    for line, col in typing_positions(text):
+        typed = "\n".join(lines[:line] + [lines[line][:col] + "x" + lines[line][col:]] + lines[line + 1:])
+        for version in (typed, text):
+            t = time.perf_counter()
+            analyze(version, ctx, parser)
+            typing.append(time.perf_counter() - t)
+    return {"full": full, "hover": hovers, "completion": comps, "edit": edits, "typing": typing}
 
 
 def _timed(fn) -> float:
@@ -294,6 +330,8 @@ def main() -> None:
     print(f"| hover p50 / p99 | {pct(rt['hover'], .5):.2f} / {pct(rt['hover'], .99):.2f} | {pct(ss['hover'], .5):.3f} / {pct(ss['hover'], .99):.3f} | p99 ≤ 5 |")
     print(f"| completion p50 / p99 | {pct(rt['completion'], .5):.2f} / {pct(rt['completion'], .99):.2f} | {pct(ss['completion'], .5):.3f} / {pct(ss['completion'], .99):.3f} | p99 ≤ 5 |")
     print(f"| 1-char edit → diagnostics p50 / p99 | {pct(rt['edit'], .5):.1f} / {pct(rt['edit'], .99):.1f} | {pct(ss['edit'], .5):.1f} / {pct(ss['edit'], .99):.1f} | p50 ≤ 0.4× ast.parse |")
+    print(f"| typing: a character typed (then deleted) mid-line at 20 lines → diagnostics p50 / p99 | "
+          f"{pct(rt['typing'], .5):.1f} / {pct(rt['typing'], .99):.1f} | {pct(ss['typing'], .5):.1f} / {pct(ss['typing'], .99):.1f} | p50 ≤ 0.4× ast.parse |")
     after = rt["hover_after_edit"]
     print(f"| hover right after a 1-char edit p50 / p99 | {pct(after, .5):.1f} / {pct(after, .99):.1f} | | p50 ≤ 0.25× ast.parse |")
     print(f"| `ast.parse` of the same file (best of 10) | | {parse * 1000:.1f} | |")
@@ -301,7 +339,9 @@ def main() -> None:
         print(f"| jedi-language-server: hover p50 / p99 | {pct(jedi['hover'], .5):.1f} / {pct(jedi['hover'], .99):.1f} | | peer |")
         print(f"| jedi-language-server: hover right after a 1-char edit p50 / p99 | "
               f"{pct(jedi['hover_after_edit'], .5):.1f} / {pct(jedi['hover_after_edit'], .99):.1f} | | peer |")
-    print(f"\nAs ratios to ast.parse: 1-char edit → diagnostics p50 {pct(rt['edit'], .5) / (parse * 1000):.2f}×; "
+    print(f"\nAs ratios to ast.parse: 1-char edit → diagnostics p50 {pct(rt['edit'], .5) / (parse * 1000):.2f}× "
+          f"(server-side {pct(ss['edit'], .5) / (parse * 1000):.2f}×); typing → diagnostics p50 {pct(rt['typing'], .5) / (parse * 1000):.2f}× "
+          f"(server-side {pct(ss['typing'], .5) / (parse * 1000):.2f}×); "
           f"hover right after an edit p50 {pct(after, .5) / (parse * 1000):.2f}× "
           f"({rt['quick_hovers']} of {len(after)} answered before the re-analysis)"
           + (f"; vs jedi-language-server: hover right after an edit {pct(after, .5) / pct(jedi['hover_after_edit'], .5):.2f}×" if jedi else ""))

@@ -203,8 +203,11 @@ class Models:
         return None
 
     def _model_param(self, d: Definition) -> ModelInfo | None:
+        typed = d.node_type in ("typed_parameter", "typed_default_parameter")
+        if not typed and not (d.name == "model" or d.name.endswith("_model")):
+            return None  # (decided without finding the node: most parameters are not models)
         p = d.node
-        annotation = text(p.child_by_field_name("type")) if p.type in ("typed_parameter", "typed_default_parameter") else ""
+        annotation = text(p.child_by_field_name("type")) if typed else ""
         ann_last = annotation.rsplit(".", 1)[-1].strip("'\" ")
         if ann_last in MODEL_CLASSES or (not annotation and (d.name == "model" or d.name.endswith("_model"))):
             backend = "bridge" if ann_last in BRIDGE_CLASSES else "hooked"

@@ -71,6 +71,11 @@ class Definition:
         return self._target
 
     @property
+    def target_start(self) -> int:
+        """Where the target starts, without finding it."""
+        return self._target.start_byte if self._target is not None else self._spans[1][0] + self._base
+
+    @property
     def node_type(self) -> str:
         """The value's node type, without finding the node."""
         return self._node.type if self._node is not None else self._spans[0][2]

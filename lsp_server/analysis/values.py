@@ -141,7 +141,7 @@ class Evaluator(ObjectAttributes):
         the textually last one is ``d``: when ``d`` is inside an ``if``, loop or ``try`` the read is
         outside of, the other branches' bindings and the binding before that statement (unless every
         branch of an ``if``/``else`` binds the name). None past the bound (unknown)."""
-        if d is None or d.kind not in ("assign", "for", "with", "def", "param") or d.target is None:
+        if d is None or d.kind not in ("assign", "for", "with", "def", "param"):
             return []
         out = self._from_later_iterations(d, offset)
         current, seen = d, 0
@@ -152,19 +152,19 @@ class Evaluator(ObjectAttributes):
             seen += 1
             if seen > MAX_BRANCHES:
                 return None
-            same = [x for x in self.scopes.definitions(d.name, self.scopes.scope_of(current.target.start_byte))
+            same = [x for x in self.scopes.definitions(d.name, self.scopes.scope_of(current.target_start))
                     if x.kind != "import"]
-            inside = [x for x in same if x.target is not None and compound.start_byte <= x.target.start_byte < compound.end_byte]
+            inside = [x for x in same if compound.start_byte <= x.target_start < compound.end_byte]
             clauses = _clauses(compound)
-            own = next((c for c in clauses if c.start_byte <= current.target.start_byte < c.end_byte), None)
+            own = next((c for c in clauses if c.start_byte <= current.target_start < c.end_byte), None)
             for clause in clauses:  # the last binding in each other branch
                 if clause is own:
                     continue
-                last = [x for x in inside if clause.start_byte <= x.target.start_byte < clause.end_byte]
+                last = [x for x in inside if clause.start_byte <= x.target_start < clause.end_byte]
                 if last and last[-1] not in out:
                     out.append(last[-1])
             if compound.type == "if_statement" and any(c.type == "else_clause" for c in clauses) \
-                    and all(any(c.start_byte <= x.target.start_byte < c.end_byte for x in inside) for c in clauses):
+                    and all(any(c.start_byte <= x.target_start < c.end_byte for x in inside) for c in clauses):
                 return out  # every branch binds it: nothing from before the `if` gets through
             before = [x for x in same if x.offset <= compound.start_byte]
             current = before[-1] if before else None
@@ -289,7 +289,7 @@ class Evaluator(ObjectAttributes):
         """Values of names unpacked together by one loop, row by row: ``for name, layer in [("z", 3), ("q", 5)]``
         gives ``[("z", 3), ("q", 5)]`` for ``(name, layer)``, not every combination."""
         defs = [self.scopes.lookup(text(n), n.start_byte) if n.type == "identifier" else None for n in nodes]
-        if any(d is None or d.kind != "for" for d in defs) or len({d.target.start_byte for d in defs}) != 1:
+        if any(d is None or d.kind != "for" for d in defs) or len({d.target_start for d in defs}) != 1:
             return None
         target, iterable = defs[0].target, defs[0].node
         if target.type == "identifier" or iterable.type not in ("list", "tuple", "set"):
