@@ -132,7 +132,9 @@ class Scopes:
         self.imports: list[Node] = []
         self.function_defs: dict[str, list[Node]] = {}
         self._defs: dict[tuple[ScopeKey, str], list[Definition]] = {}
-        self._recording: list | None = None  # (scope, definition) of the statement being walked
+        # What the walk defined, in order, and in which scopes (for the memo).
+        self._walked: list[Definition] = []
+        self._walked_scopes: list[ScopeKey] = []
         self._statements(memo)
         self._fn_starts = [n.start_byte for n in self.functions]
         self._fn_ends = [n.end_byte for n in self.functions]
@@ -152,28 +154,22 @@ class Scopes:
         current: dict = {}
         for stmt in root.named_children:
             base = stmt.start_byte
-            key = (stmt.type, source[base:stmt.end_byte])
+            key = source[base:stmt.end_byte]
             facts = previous.get(key)
+            if facts is not None and facts.type != stmt.type:
+                facts = None  # the same text parsed otherwise (an error nearby)
             if facts is None:
-                facts = self._walk_statement(stmt)
+                first = len(self._walked)
+                self._statement(stmt, MODULE)
+                facts = _Walked(stmt.type, self, base, stmt.end_byte, first, len(self._walked))
             else:
+                if isinstance(facts, _Walked):
+                    facts = facts.facts()  # made when first reused: a version read once costs no more
                 self._replay(facts, base, root)
             current[key] = facts
         if memo is not None:
             memo.clear()
             memo.update(current)
-
-    def _walk_statement(self, stmt: Node) -> "_StatementFacts":
-        """Walk one top-level statement and keep what it defines, relative to its start."""
-        base = stmt.start_byte
-        lists = (self.functions, self.classes, self.imports)
-        before = [len(nodes) for nodes in lists]
-        self._recording = recorded = []
-        self._statement(stmt, MODULE)
-        self._recording = None
-        definitions = tuple((scope if scope == MODULE else (scope[0] - base, scope[1] - base), d.name, d.offset - base,
-                             d.kind, d.imported, d.spans(base)) for scope, d in recorded)
-        return _StatementFacts(definitions, *(tuple(_span(n, base) for n in nodes[k:]) for nodes, k in zip(lists, before)))
 
     def _replay(self, facts: "_StatementFacts", base: int, root: Node) -> None:
         """Add the facts of a statement that did not change, found at ``base`` in this version."""
@@ -263,8 +259,8 @@ class Scopes:
 
     def _add(self, scope: ScopeKey, d: Definition) -> None:
         self._defs.setdefault((scope, d.name), []).append(d)
-        if self._recording is not None:
-            self._recording.append((scope, d))
+        self._walked.append(d)
+        self._walked_scopes.append(scope)
 
     def _bind_target(self, target: Node, kind: str, value: Node, offset: int, scope: ScopeKey) -> None:
         if target.type == "identifier":
@@ -441,13 +437,42 @@ def default_of(fn: Node, name: str) -> Node | None:
     return None
 
 
+class _Walked:
+    """A top-level statement walked in one version: its facts are taken from that version's Scopes
+    when a later version first reuses them (a version that is read once costs nothing more)."""
+
+    __slots__ = ("type", "scopes", "base", "end", "first", "last")
+
+    def __init__(self, type: str, scopes: Scopes, base: int, end: int, first: int, last: int):
+        self.type, self.scopes, self.base, self.end, self.first, self.last = type, scopes, base, end, first, last
+
+    def facts(self) -> "_StatementFacts":
+        """What the statement defines, relative to its start and without nodes."""
+        base, scopes = self.base, self.scopes
+        definitions = tuple((scope if scope == MODULE else (scope[0] - base, scope[1] - base), d.name, d.offset - base,
+                             d.kind, d.imported, d.spans(base))
+                            for scope, d in zip(scopes._walked_scopes[self.first:self.last], scopes._walked[self.first:self.last]))
+
+        def inside(nodes: list[Node]) -> tuple:  # (each list is in source order)
+            lo = bisect.bisect_left(nodes, base, key=_start_of)
+            hi = bisect.bisect_left(nodes, self.end, key=_start_of)
+            return tuple(_span(n, base) for n in nodes[lo:hi])
+
+        return _StatementFacts(self.type, definitions, inside(scopes.functions), inside(scopes.classes), inside(scopes.imports))
+
+
+def _start_of(node: Node) -> int:
+    return node.start_byte
+
+
 class _StatementFacts:
     """What one top-level statement defines, with offsets relative to its start (node-free, so that
     the next version of the document can reuse it wherever the statement moved)."""
 
-    __slots__ = ("definitions", "functions", "classes", "imports")
+    __slots__ = ("type", "definitions", "functions", "classes", "imports")
 
-    def __init__(self, definitions: tuple, functions: tuple, classes: tuple, imports: tuple):
+    def __init__(self, type: str, definitions: tuple, functions: tuple, classes: tuple, imports: tuple):
+        self.type = type  # the statement's node type
         self.definitions = definitions  # (scope, name, offset, kind, imported, (node span, target span))
         self.functions = functions  # (start, end, type) of each def, in source order
         self.classes = classes

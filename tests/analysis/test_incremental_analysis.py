@@ -53,23 +53,15 @@ def test_reusing_the_previous_version_equals_a_fresh_analysis(edits):
 
 
 def test_statements_that_did_not_change_are_not_walked_again():
+    from lsp_server.analysis.scopes import _StatementFacts
+
     parser = SyntaxParser()
     analyze(TEXT, CONTEXT, parser)
-    walked = []
-    from lsp_server.analysis import scopes as scopes_module
-    original = scopes_module.Scopes._walk_statement
-
-    def counting(self, stmt):
-        walked.append(stmt.start_byte)
-        return original(self, stmt)
-
-    scopes_module.Scopes._walk_statement = counting
-    try:
-        edited = TEXT.replace(b"\nimport ", b"\nx = 1\nimport ", 1)  # one new statement near the top
-        analyze(edited, CONTEXT, parser)
-    finally:
-        scopes_module.Scopes._walk_statement = original
-    assert walked == [edited.index(b"x = 1")]
+    edited = TEXT.replace(b"\nimport ", b"\nx = 1\nimport ", 1)  # one new statement near the top
+    analyze(edited, CONTEXT, parser)
+    memo = parser.memo["statements"]
+    walked = [text for text, facts in memo.items() if not isinstance(facts, _StatementFacts)]
+    assert walked == [b"x = 1"] and len(memo) > 50
 
 
 def test_a_local_edit_resolves_again_only_the_keys_it_can_change(monkeypatch):
