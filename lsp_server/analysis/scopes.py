@@ -5,9 +5,11 @@ definition before ``p`` in its function, else the module's (Python's late bindin
 global read inside a function see the latest module-level assignment). That is what research
 scripts and notebooks need, and it never guesses across unrelated scopes.
 
-Definitions are collected by walking *statements* only (a few thousand nodes on a 5,000-line
-file, ~2 ms); names bound inside expressions (comprehension variables, lambda parameters) are
-resolved at lookup time from the reference's own ancestors.
+Definitions are collected by walking *statements* only; names bound inside expressions
+(comprehension variables, lambda parameters) are resolved at lookup time from the reference's own
+ancestors. After an edit, only the top-level statements whose text changed are walked again: the
+others' definitions come from the previous version's facts (offsets relative to the statement, no
+tree nodes), their nodes found in the new tree when read.
 """
 
 from __future__ import annotations
