@@ -7,6 +7,8 @@ cells joined by newlines; a :class:`View` maps one cell's positions into that te
 
 from __future__ import annotations
 
+import bisect
+
 import re
 import threading
 from dataclasses import dataclass, field
@@ -232,4 +234,10 @@ def _text_key(text: str, version: int | None) -> tuple:
 
 
 def findings_in(view: View) -> list[Finding]:
-    return [f for f in view.analysis.findings if view.contains(f.start)]
+    """The findings starting in the view (the analysis's findings are sorted by start: a notebook's
+    200 cells take one bisection each, not a pass over every finding)."""
+    findings = view.analysis.findings
+    if view.cell is None:
+        return list(findings)
+    starts = view.analysis.finding_starts()
+    return findings[bisect.bisect_left(starts, view.cell.start_byte):bisect.bisect_right(starts, view.cell.end_byte)]

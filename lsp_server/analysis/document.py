@@ -113,11 +113,18 @@ class Analysis:
     registrations: HookRefCollector | None = None
     flags_mentioned: set[str] = field(default_factory=set)  # gate flags the text switches on anywhere
     _ref_starts: list[int] = field(default_factory=list)
+    _finding_starts: list[int] | None = field(default=None, repr=False)
     # Patching experiments, found on first use (hovers, code lenses and code actions ask often).
     experiments_memo: list | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._ref_starts = [r.start for r in self.refs]
+
+    def finding_starts(self) -> list[int]:
+        """Where each finding starts (they are sorted by start), for bisecting."""
+        if self._finding_starts is None or len(self._finding_starts) != len(self.findings):
+            self._finding_starts = [f.start for f in self.findings]
+        return self._finding_starts
 
     def ref_at(self, offset: int) -> HookRef | None:
         """The innermost hook reference containing ``offset``."""
