@@ -26,6 +26,10 @@ def editor_modules(ls: TlensServer) -> WorkspaceModules:
         doc = open_document(ls.workspace, uri_of(path))
         return doc.version if doc is not None else None
 
+    def open_text(path: Path) -> str | None:
+        doc = open_document(ls.workspace, uri_of(path))
+        return doc.source if doc is not None else None
+
     def analysis(path: Path) -> Analysis | None:
         uri = uri_of(path)
         doc = open_document(ls.workspace, uri)
@@ -34,7 +38,7 @@ def editor_modules(ls: TlensServer) -> WorkspaceModules:
         text = modules.text(path)
         return ls.disk_cache.text_view(uri, text, None).analysis if text is not None else None
 
-    modules = WorkspaceModules(roots, open_version, analysis)
+    modules = WorkspaceModules(roots, open_version, analysis, open_text)
     return modules
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Hashable
+from typing import Callable
 
 from .analysis.document import Analysis, AnalysisContext
 from .analysis.imports import LIBRARIES
+from .import_map import WORD, ImportMap, Stamp
 from .workspace import Workspace, python_files
 
 MAX_IMPORTERS = 8  # files whose calls bind a module's parameters: beyond this, the rest are not read
@@ -25,25 +25,24 @@ MAX_CHAIN = 4  # files analysed one inside another's analysis (a imports b impor
 INDEX_SECONDS = 10.0  # how long a list of the workspace's files serves before it is walked again
 _CUT = object()  # the stamp of a file not read (a cycle, or past MAX_CHAIN): redone when asked for itself
 _DEEP = object()  # what analyse_within answers past MAX_CHAIN
-_WORD = re.compile(r"\w+")
-_IMPORT_LINE = re.compile(r"^\s*(?:from\s+(\.*)([\w.]*)\s+import\s+([^#\n]+)|import\s+([^#\n]+))", re.M)
-
-Stamp = Hashable  # a file's version: the editor's document version, or (mtime_ns, size) on disk
 
 
 class WorkspaceModules:
     """The workspace's Python files as modules, for every document's analysis."""
 
     def __init__(self, roots: Callable[[], list[Path]], open_version: Callable[[Path], Stamp | None],
-                 analyse: Callable[[Path], Analysis | None]):
+                 analyse: Callable[[Path], Analysis | None], open_text: Callable[[Path], str | None] = lambda path: None):
         """``roots()``: the workspace folders; ``open_version(path)``: the editor's version of an open file
-        (None when not open); ``analyse(path)``: that file's analysis as it stands (editor or disk)."""
+        (None when not open); ``analyse(path)``: that file's analysis as it stands (editor or disk);
+        ``open_text(path)``: the editor's text of an open file (None when not open)."""
         self.roots = roots
         self.open_version = open_version
+        self.open_text = open_text
         self.analyse = analyse
         self._lock = threading.RLock()
         self._texts: dict[Path, tuple[Stamp, str]] = {}
-        self._words: dict[Path, tuple[Stamp, frozenset[str]]] = {}
+        # Who may import whom, read once and kept up to date per changed file (the importers of a helper).
+        self.import_map = ImportMap(self.files, self.source, self.stamp)
         self._chain = threading.local()  # the files being analysed on this thread, outermost first
         self._files: tuple[float, list[Path]] | None = None  # (when listed, the workspace's .py files)
 
@@ -112,31 +111,21 @@ class WorkspaceModules:
             self._texts[path] = (stamp, text)
         return text
 
+    def source(self, path: Path) -> str | None:
+        """``path``'s text as the editor holds it (unsaved edits count), else as it is on disk."""
+        text = self.open_text(path)
+        return text if text is not None else self.text(path)
+
     def nested(self) -> bool:
         """Whether this thread is analysing a file for another file's analysis (inside a chain)."""
         return bool(self._chain.__dict__.get("files"))
 
     def candidate_importers(self, path: Path) -> list[Path]:
         """Workspace files with an import line that names ``path``'s module (its file or package name)."""
-        stem = path.parent.name if path.name == "__init__.py" else path.stem
-        if not _WORD.fullmatch(stem):  # not an importable name: the import lines' words cannot hold it
+        stem = module_word(path)
+        if stem is None:
             return []
-        return [candidate for candidate in self.files() if candidate != path
-                and stem in (self.text(candidate) or "") and stem in self.imported_words(candidate)]
-
-    def imported_words(self, path: Path) -> frozenset[str]:
-        """The words of ``path``'s import lines (module and package names among them), read once per version
-        of the file: asked of every workspace file for each module whose importers are looked for."""
-        stamp = self.stamp(path)
-        with self._lock:
-            cached = self._words.get(path)
-            if cached is not None and cached[0] == stamp:
-                return cached[1]
-        text = self.text(path) or ""
-        words = frozenset(w for m in _IMPORT_LINE.finditer(text) for w in _WORD.findall(m.group(0)))
-        with self._lock:
-            self._words[path] = (stamp, words)
-        return words
+        return [candidate for candidate in self.import_map.files_importing(stem) if candidate != path]
 
     def files(self) -> list[Path]:
         """The workspace's Python files, listed again after a while or after :meth:`changed` (a walk of a
@@ -146,10 +135,15 @@ class WorkspaceModules:
                 self._files = (time.monotonic(), [normal(p) for root in self.roots() for p in python_files(root)])
             return self._files[1]
 
-    def changed(self) -> None:
-        """Files were created, deleted or saved: list them again when next asked."""
+    def changed(self, paths: list[Path] | None = None) -> None:
+        """Files were created, deleted or saved (``paths``, when known): list them again when next asked."""
         with self._lock:
             self._files = None
+        self.import_map.changed(normal(p) for p in paths or [])
+
+    def edited(self, path: Path) -> None:
+        """An open file's text changed in the editor (opened, edited, closed): its import lines may have."""
+        self.import_map.changed([normal(path)])
 
 
 class DocumentLinks:
@@ -159,18 +153,25 @@ class DocumentLinks:
         self.modules = modules
         self.path = path
         self.dependencies: dict[Path, Stamp | None] = {}
+        self.imported: set[Path] = set()  # the dependencies read as modules this file imports
         self._importers: list[Analysis] | None = None
+        self._importers_version: int | None = None  # which files named this module when its importers were read
 
     def resolve(self, name: str, level: int) -> Path | None:
         return self.modules.resolve(self.path, name, level)
 
     def module(self, name: str, level: int) -> Analysis | None:
         target = self.resolve(name, level)
-        return self._read(target) if target is not None else None
+        if target is None:
+            return None
+        self.imported.add(target)
+        return self._read(target)
 
     def importers(self) -> list[Analysis]:
         if self._importers is None:
             self._importers = []
+            word = module_word(self.path)
+            self._importers_version = self.modules.import_map.version(word) if word is not None else None
             for candidate in self.modules.candidate_importers(self.path):
                 analysis = self._read(candidate)
                 if analysis is not None and self._imports_me(candidate, analysis):
@@ -184,6 +185,10 @@ class DocumentLinks:
         cycle, or past the chain bound) makes it stale for the file itself (asked for on its own, it is
         analysed again, in full), not for another file's analysis that reads it as a module: otherwise
         every analysis made inside a cycle would be made again for each file that imports it."""
+        word = module_word(self.path)
+        if self._importers_version is not None and word is not None \
+                and self.modules.import_map.version(word) != self._importers_version:
+            return False  # a file started or stopped importing this one
         nested = self.modules.nested()
         for path, stamp in list(self.dependencies.items()):
             if stamp is _CUT:
@@ -193,8 +198,10 @@ class DocumentLinks:
                 return False
         return True
 
-    def depends_on(self, path: Path) -> bool:
-        return normal(path) in self.dependencies
+    def read_files(self) -> list[tuple[Path, bool]]:
+        """(file, whether it was read as a module this file imports) for each file whose analysis this one
+        used: not the ones cut (a cycle, past the chain bound), whose analyses it did not read."""
+        return [(path, path in self.imported) for path, stamp in list(self.dependencies.items()) if stamp is not _CUT]
 
     def _read(self, path: Path) -> Analysis | None:
         stamp = self.modules.stamp(path)
@@ -216,6 +223,29 @@ class DocumentLinks:
         return False
 
 
+def stale_readers(caches: list[Workspace], path: Path) -> list[tuple[Workspace, str, Path]]:
+    """The analyses a change of ``path`` makes stale, each (cache, uri, file): those that read it, and, up to
+    MAX_CHAIN files away, those that import a module whose analysis is stale (a script whose helper read the
+    changed file: neither the script's file nor the helper's changed, so their versions cannot tell)."""
+    path = normal(path)
+    readers: dict[Path, list[tuple[Workspace, str, Path, bool]]] = {}
+    for cache in caches:
+        for uri, links in cache.linked():
+            for read, imported in links.read_files():
+                readers.setdefault(read, []).append((cache, uri, links.path, imported))
+    found: dict[tuple[int, str], tuple[Workspace, str, Path]] = {}
+    frontier = [path]
+    for depth in range(MAX_CHAIN):
+        reached = []
+        for changed in frontier:
+            for cache, uri, reader, imported in readers.get(changed, []):
+                if (depth == 0 or imported) and reader != path and (id(cache), uri) not in found:
+                    found[(id(cache), uri)] = (cache, uri, reader)
+                    reached.append(reader)
+        frontier = reached
+    return list(found.values())
+
+
 def linked_workspace(context: Callable[[str], AnalysisContext], root: Path) -> Workspace:
     """A workspace of files read from disk (documents named by their paths), analysed in ``context(path)``,
     with imports between the files under ``root`` followed: the command line's, and the benchmarks'."""
@@ -230,6 +260,12 @@ def linked_workspace(context: Callable[[str], AnalysisContext], root: Path) -> W
     modules = WorkspaceModules(lambda: [root], lambda path: None, analyse)
     workspace = Workspace(linked)
     return workspace
+
+
+def module_word(path: Path) -> str | None:
+    """The name a file is imported by (its package's for ``__init__.py``); None when not importable."""
+    word = path.parent.name if path.name == "__init__.py" else path.stem
+    return word if WORD.fullmatch(word) else None
 
 
 def normal(path: Path) -> Path:

@@ -35,6 +35,7 @@ from .knowledge.resolve import resolve_model_name
 from .live import LiveService
 from .open_documents import lsp_workspace, open_document, open_uris
 from .editor_modules import editor_modules, local_path
+from .modules import stale_readers
 from .configuration import Configuration
 from .settings import Settings
 from .sweeps import lsp as sweeps_lsp
@@ -124,14 +125,26 @@ class TlensServer(LanguageServer):
 
     # -- workspace modules
 
-    def schedule_dependents(self, uri: str) -> None:
-        """Re-publish the open documents whose analysis read ``uri`` (they import it, or it imports them)."""
+    def edited_in_editor(self, uri: str) -> None:
+        """An open file's text changed (opened, edited, closed): the workspace's imports may have."""
+        if (path := local_path(uri)) is not None:
+            self.modules.edited(path)
+
+    def reanalyse_readers(self, uri: str, typing: bool) -> None:
+        """``uri`` changed (in the editor when ``typing``, else on disk): re-publish the open documents whose
+        analyses that makes stale (they read it, import a module whose analysis read it, or asked who imports
+        a module it now imports or no longer does), and have the index analyse the workspace's other such files
+        again, once the typing stops."""
         path = local_path(uri)
         if path is None:
             return
-        for dependent in self.workspace_cache.dependents(path):
-            if dependent != uri:
-                self.schedule_diagnostics(dependent)
+        readers = stale_readers([self.workspace_cache, self.disk_cache], path)
+        for cache, reader_uri, _ in readers:
+            cache.expire(reader_uri)
+        stale_open = {u for cache, u, _ in readers if cache is self.workspace_cache} | set(self.workspace_cache.stale())
+        for dependent in stale_open - {uri}:
+            self.schedule_diagnostics(dependent)
+        self.index.reanalyse([p for cache, _, p in readers if cache is self.disk_cache], after_typing=typing)
 
     # -- views
 
@@ -304,10 +317,10 @@ def did_change_watched_files(ls: TlensServer, params: types.DidChangeWatchedFile
         ls.reanalyse_all()
     python = [change.uri for change in params.changes if change.uri.endswith(".py")]
     if python:
-        ls.modules.changed()
+        ls.modules.changed([p for uri in python if (p := local_path(uri)) is not None])
+        ls.index.reanalyse([p for uri in python if (p := local_path(uri)) is not None], after_typing=False)
         for uri in python:
-            ls.schedule_dependents(uri)
-        ls.index.changed_on_disk([p for uri in python if (p := local_path(uri)) is not None])
+            ls.reanalyse_readers(uri, typing=False)
 
 
 @handles(server, types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -331,7 +344,8 @@ def server_info(ls: TlensServer, args: dict) -> dict:
         "torchImported": "torch" in sys.modules,
         "transformerLensImported": "transformer_lens" in sys.modules,
         "hoversBeforeAnalysis": ls.hovers_before_analysis,
-        "workspaceIndex": {"indexed": ls.index.indexed, "complete": ls.index.complete},
+        "workspaceIndex": {"indexed": ls.index.indexed, "complete": ls.index.complete,
+                           "importLinesRead": ls.modules.import_map.reads},
         "workspaceTrusted": ls.trusted,
     }
 
@@ -342,19 +356,22 @@ def server_info(ls: TlensServer, args: dict) -> dict:
 @handles(server, types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: TlensServer, params: types.DidOpenTextDocumentParams) -> None:
     ls.modules.changed()  # perhaps a new file
+    ls.edited_in_editor(params.text_document.uri)
     ls.schedule_diagnostics(params.text_document.uri)
 
 
 @handles(server, types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: TlensServer, params: types.DidChangeTextDocumentParams) -> None:
+    ls.edited_in_editor(params.text_document.uri)
     ls.schedule_diagnostics(params.text_document.uri)
-    ls.schedule_dependents(params.text_document.uri)
+    ls.reanalyse_readers(params.text_document.uri, typing=True)
 
 
 @handles(server, types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: TlensServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     if ls.workspace.get_notebook_document(cell_uri=uri) is None:
+        ls.edited_in_editor(uri)  # its text is the one on disk again
         ls.workspace_cache.forget(uri)
         ls.clear_diagnostics(uri)
 

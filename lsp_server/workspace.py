@@ -18,6 +18,7 @@ from typing import Callable
 from .analysis.document import Analysis, AnalysisContext, analyze
 from .analysis.edits import Edit, diff
 from .analysis.findings import Finding
+from .analysis.imports import ModuleLinks
 from .analysis.syntax import SyntaxParser
 
 _CELL_MAGIC = re.compile(r"^\s*%%(\w+)")
@@ -117,6 +118,10 @@ class Workspace:
         # Analyses run on the server's worker thread and, when a request needs one first, on the event
         # loop: one at a time (a parser keeps the previous tree of its document).
         self._lock = lock or threading.RLock()
+        # Entries expired by another file's edit (:meth:`expire`): when, on a clock of expiries, so that an
+        # analysis under way when its entry expired is not kept as fresh.
+        self._expiries = 0
+        self._expired_at: dict[str, int] = {}
 
     def invalidate(self) -> None:
         """Forget every analysis (settings or the TL version changed)."""
@@ -137,15 +142,33 @@ class Workspace:
             entry = self._entries.get(uri)
             if entry is None or entry.key != key or not _fresh(entry.analysis):
                 parser = self._parsers.setdefault(uri, SyntaxParser())
+                started = self._expiries
                 entry = _Entry(key, analyze(text, self._context(uri), parser, self.extra_checks), source=text.encode("utf-8"))
-                self._entries[uri] = entry
+                self._keep(uri, entry, started)
         return View(entry.analysis, uri)
 
-    def dependents(self, path: Path) -> list[str]:
-        """Documents whose last analysis read the file ``path`` (they import it, or it imports them). Without
-        the lock (a copy of the entries): asked on every keystroke, it must not wait for another file's analysis."""
-        return [uri for uri, entry in list(self._entries.items())
-                if (links := entry.analysis.context.links) is not None and links.depends_on(path)]
+    def expire(self, uri: str) -> None:
+        """Analyse ``uri`` again when next asked (a file it reads through another read a changed file); its
+        analysis still serves as the previous one (hovers right after an edit)."""
+        self._expiries += 1
+        self._expired_at[uri] = self._expiries
+        entry = self._entries.get(uri)
+        if entry is not None:
+            entry.key = _EXPIRED
+
+    def _keep(self, uri: str, entry: _Entry, started: int) -> None:
+        if self._expired_at.get(uri, 0) > started:  # expired while it was being analysed
+            entry.key = _EXPIRED
+        self._entries[uri] = entry
+
+    def linked(self) -> list[tuple[str, ModuleLinks]]:
+        """(uri, what its analysis read of the workspace) of every analysis that followed imports."""
+        return [(uri, links) for uri, entry in list(self._entries.items())
+                if (links := entry.analysis.context.links) is not None]
+
+    def stale(self) -> list[str]:
+        """Documents whose analysis read a file that changed since (their next analysis is made afresh)."""
+        return [uri for uri, entry in list(self._entries.items()) if not _fresh(entry.analysis)]
 
     def previous_text_view(self, uri: str, text: str, version: int | None) -> tuple[Analysis, Edit, bytes] | None:
         """The last analysis of a text document, the edit from its text to ``text`` and ``text`` encoded,
@@ -167,9 +190,10 @@ class Workspace:
             if entry is None or entry.key != _notebook_key(cells) or not _fresh(entry.analysis):
                 text, spans = joined_cells(cells)
                 parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
+                started = self._expiries
                 analysis = analyze(text, self._context(notebook_uri), parser, self.extra_checks, notebook=True)
                 entry = _Entry(_notebook_key(cells), analysis, spans, source=text.encode("utf-8"))
-                self._entries[notebook_uri] = entry
+                self._keep(notebook_uri, entry, started)
         return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]
 
     def previous_notebook_view(self, notebook_uri: str, cells: list[CellText]) -> tuple[Analysis, Edit, bytes, list[CellSpan]] | None:
@@ -181,6 +205,9 @@ class Workspace:
         text, spans = joined_cells(cells)
         source = text.encode("utf-8")
         return entry.analysis, diff(entry.source, source), source, spans
+
+
+_EXPIRED = ("expired",)  # the key of an expired entry: equal to no document's
 
 
 def _fresh(analysis: Analysis) -> bool:

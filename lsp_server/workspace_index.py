@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .editor_modules import local_path, uri_of
+from .editor_modules import uri_of
 from .open_documents import open_document
 from .workspace import View
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 START_SECONDS = 0.25  # after initialize: the editor opens its documents first, and they are analysed first
+TYPING_SECONDS = 0.3  # an editor edit's readers are analysed again once no edit came for this long
 
 
 class WorkspaceIndex:
@@ -39,6 +41,7 @@ class WorkspaceIndex:
         self.complete = False  # every file of the last listing analysed
         self._list_all = False  # list the workspace's files when the task next runs
         self._quiet_jobs: list[Callable[[], None]] = []
+        self._quiet_until = 0.0  # (monotonic) the editor's typing: files are analysed again after this
 
     def when_quiet(self, job: Callable[[], None]) -> None:
         """Run ``job`` (a start of other background work) once the editor's first documents are analysed, just
@@ -60,11 +63,12 @@ class WorkspaceIndex:
             if self._task is None or self._task.done():
                 self._task = asyncio.get_event_loop().create_task(self._run())
 
-    def changed_on_disk(self, paths: list[Path]) -> None:
-        """Files created, changed or deleted on disk: they and the files whose analyses read them."""
-        dependents = [p for path in paths for uri in self.ls.disk_cache.dependents(path)
-                      if (p := local_path(uri)) is not None]
-        self.enqueue([p for p in paths + dependents if p.suffix == ".py"])
+    def reanalyse(self, paths: list[Path], after_typing: bool) -> None:
+        """Analyse these files again (changed on disk, or reading a changed file); ``after_typing``: once the
+        editor's edits stop for a moment (each keystroke of an open helper would otherwise redo its readers)."""
+        if after_typing and paths:
+            self._quiet_until = time.monotonic() + TYPING_SECONDS
+        self.enqueue([p for p in paths if p.suffix == ".py"])
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -72,7 +76,7 @@ class WorkspaceIndex:
         if not self.indexed:
             await asyncio.sleep(START_SECONDS)
         while self._queue or self._list_all or self._quiet_jobs:
-            while self.ls._pending:  # an open document's diagnostics go first
+            while self.ls._pending or time.monotonic() < self._quiet_until:  # open documents go first
                 await asyncio.sleep(0.01)
             if self._quiet_jobs:
                 self._quiet_jobs.pop(0)()
@@ -80,6 +84,8 @@ class WorkspaceIndex:
             if self._list_all:
                 self._list_all = False
                 self._queue.update(dict.fromkeys(self.ls.modules.files()))
+                # Who imports whom, read once here (unless an analysis needed it first): no analysis reads it again.
+                await loop.run_in_executor(self.ls.analysis_worker, self.ls.modules.import_map.refresh)
                 continue
             path = next(iter(self._queue))
             self._queue.pop(path)

@@ -55,8 +55,8 @@ class ModuleLinks(Protocol):
     def fresh(self) -> bool:
         """Whether every other file read so far is still the version that was read."""
 
-    def depends_on(self, path: Path) -> bool:
-        """Whether the file ``path`` was read."""
+    def read_files(self) -> "list[tuple[Path, bool]]":
+        """(file, whether read as a module this document imports) for each file whose analysis was used."""
 
 
 def bindings(stmt: Node) -> list[tuple[str, Node, Imported]]:

@@ -17,7 +17,7 @@ from lsp_server.sweeps.spec import SweepSpec
 
 from .exactness import (REFERENCE_HELPER, check_attribution, check_attribution_answer_path, check_exact,
                          check_exact_in_baseline_chunks, check_exact_one_pair_per_forward, max_abs_diff, prefix_reuse_verdicts, reference)
-from .faults import drop_an_execute_reply
+from .faults import block_a_forward_when_armed, drop_an_execute_reply
 from .tiny_models import bridge_setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.asyncio(loop_scope="module")]
@@ -328,15 +328,33 @@ async def test_cancel_before_start_and_during_prepare(kernel):
     assert res.user_expressions["x"] == "True"
 
 
-async def test_interrupt_from_another_client_gives_partial_result_with_error(kernel, kernel_factory):
+async def test_interrupt_from_another_client_gives_partial_result_with_error(kernel, kernel_factory, tmp_path):
+    # The interrupt must land while a step runs (one landing between steps is ignored by the
+    # idle kernel): once some cells are done, arm a hook that blocks the next forward, wait
+    # until the kernel sits in it, then interrupt from the other client.
     other = await kernel_factory.attach(kernel.connection_file)
+    armed, blocked = tmp_path / "armed", tmp_path / "blocked"
+    assert (await kernel.execute(block_a_forward_when_armed("model_big.blocks[-1]", str(armed), str(blocked)))).ok
 
-    async def interrupt(_event):
+    def arm_once_cells_are_done(p):
+        if p.phase == "running" and p.done > 0 and not blocked.exists():
+            armed.touch()
+
+    try:
+        task = asyncio.create_task(run_sweep(kernel, SweepSpec(**LONG_SPEC), arm_once_cells_are_done,
+                                             step_seconds=0.01))
+        await asyncio.wait_for(wait_until_exists(blocked), 120)
         await other.interrupt()
-
-    result, _ = await run_and_act(kernel, interrupt)
+        result = await asyncio.wait_for(task, 60)
+    finally:
+        assert (await kernel.execute("_blocking_hook.remove()")).ok
     assert result.partial and "interrupted" in result.error
     assert 0 < result.cells_done < result.cells_total
+
+
+async def wait_until_exists(path):
+    while not path.exists():
+        await asyncio.sleep(0.01)
 
 
 async def test_a_step_whose_reply_is_dropped_loses_no_cells(kernel, kernel_factory):
