@@ -17,7 +17,7 @@ from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_nam
 from ..knowledge.hookpoints import split_layer, union_templates
 from .hook_filters import selected
 from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
-from .scopes import Scopes, function_of, starts_name
+from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of
@@ -331,9 +331,9 @@ class HookRefCollector:
         first = len(self.refs)
         self._filter_lambda(filter_fn, model)
         refs = self.refs[first:]
-        body = filter_fn.child_by_field_name("body")
-        if not refs or body is None or body.type not in ("call", "comparison_operator") \
-                or body.type == "comparison_operator" and not {text(c) for c in body.children if not c.is_named} <= {"==", "in"}:
+        tests = _filter_tests(filter_fn)
+        # Each test must be one the refs read (an unread one may select more than the refs say).
+        if not refs or tests is None or any(not any(t.start_byte <= r.start < t.end_byte for r in refs) for t in tests):
             return None
         exact = [(o.template, o.layer) for r in refs if r.match == "exact" for o in (r.options or (r,))]
         needles = [(r.template, r.match) for r in refs if r.match != "exact"]
@@ -469,10 +469,10 @@ class HookRefCollector:
 
     def _filter_lambda(self, fn: Node, model: ModelInfo | None) -> None:
         """Strings a filter function compares the hook name with: ``==``, ``in``, ``endswith``..."""
-        params = fn.child_by_field_name("parameters")
-        if params is None or not params.named_children:
+        params = parameter_names(fn)  # `name`, `name: str` and `name="x"` alike
+        if not params:
             return
-        param = text(params.named_children[0].child_by_field_name("name") or params.named_children[0])
+        param = params[0][0]
         body = fn.child_by_field_name("body")
         if body is None:
             return
@@ -872,3 +872,31 @@ def _how(node: Node, value: Value) -> str | None:
         return None
     shown = value if isinstance(value, str) else "".join(p if isinstance(p, str) else "{" + p.expr + "}" for p in value.parts) if isinstance(value, Pattern) else None
     return f"{text(node)} = '{shown}'" if shown else None
+
+
+def _filter_tests(filter_fn: Node) -> list[Node] | None:
+    """The tests a filter function's result is the union of: its expression (a lambda's body, or a def's
+    one ``return``) when that is one test (a call, ``==`` or ``in``) or tests joined by ``or``; else None."""
+    body = filter_fn.child_by_field_name("body")
+    if body is not None and body.type == "block":
+        statements = [c for c in body.named_children if c.type != "comment"]
+        if statements and statements[0].type == "expression_statement" and statements[0].named_children \
+                and statements[0].named_children[0].type == "string":
+            statements = statements[1:]  # a docstring
+        if len(statements) != 1 or statements[0].type != "return_statement" or not statements[0].named_children:
+            return None
+        body = statements[0].named_children[0]
+    tests: list[Node] = []
+    pending = [body] if body is not None else []
+    while pending:
+        node = pending.pop()
+        while node.type == "parenthesized_expression" and node.named_child_count == 1:
+            node = node.named_children[0]
+        if node.type == "boolean_operator" and text(node.child_by_field_name("operator")) == "or":
+            pending += [node.child_by_field_name("left"), node.child_by_field_name("right")]
+        elif node.type == "call" or node.type == "comparison_operator" \
+                and {text(c) for c in node.children if not c.is_named} <= {"==", "in"}:
+            tests.append(node)
+        else:
+            return None
+    return tests or None
