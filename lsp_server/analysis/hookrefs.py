@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_name, get_act_name
 from ..knowledge.hookpoints import split_layer, union_templates
+from .activation_stores import ActivationStores
 from .hook_filters import selected
 from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
 from .scopes import Scopes, function_of, parameter_names, starts_name
@@ -38,7 +39,7 @@ class HookRef:
 
     start: int  # byte range to highlight (the key expression or the string)
     end: int
-    context: str  # "cache" | "hook" | "filter" | "act_name" | "hook_dict"
+    context: str  # "cache" | "hook" | "filter" | "act_name" | "hook_dict" | "store" (a dict hooks fill: never judged)
     # The hook name with "{l}" for a layer the server cannot compute, or None if unresolvable.
     template: str | None
     layer: int | None = None  # concrete layer index when known (after the cache's negative wrap)
@@ -114,6 +115,7 @@ class HookRefCollector:
         # Hook functions also registered on a name or filter not known here (their hook.name is unknown).
         self.unknown_registrations: set[int] = set()
         self._paired: set[int] = set()  # hook-list pairs already resolved
+        self.stores = ActivationStores(scopes)  # dicts hook functions fill under hook.name
         evaluator.cache_keys = self.cache_keys
 
     # -- entry points
@@ -693,8 +695,47 @@ class HookRefCollector:
         cache = self.models.cache_at(value_node)
         guessed = cache is None or (cache.model is None and cache.call is None)  # by its name (a parameter)
         if guessed and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
+            if self.stores.is_store(value_node):
+                self._store_key(sub)
             return
         self._keys(sub, cache, self.cache_model(cache))
+
+    def _store_names(self, store: Node) -> set[tuple[str, int | None]] | None:
+        """(template, layer or None for every layer) of every name the hook functions writing the store are registered on;
+        None when one of them is registered on a name not known here."""
+        names: set[tuple[str, int | None]] = set()
+        for key in self.stores.write_keys(store):
+            fn = self.scopes.function_at(key.start_byte)
+            if fn is None or fn.start_byte in self.unknown_registrations or fn.start_byte not in self.registrations:
+                return None
+            names.update((t, layer) for t, layer, _ in self.registrations[fn.start_byte])
+        return names
+
+    def _store_key(self, sub: Node) -> None:
+        """A key of an activation store (a dict a hook function fills under ``hook.name``): a full hook
+        name, or ``hook.name`` itself. No short names: the dict does not expand them as a cache does."""
+        keys = sub.children_by_field_name("subscript")
+        if len(keys) != 1 or keys[0].type in ("slice", "tuple"):
+            return
+        key, model = keys[0], self._sole_stand_in()
+        if key.type == "attribute" and text(key).endswith(".name") and self.ev.eval(key) is None:
+            self._hook_dot_name(key, "store", model)
+            return
+        value = self.ev.eval(key)
+        if value is None or isinstance(value, (int, Seq)) or not self._full_name(key):
+            return
+        if isinstance(value, OneOf):
+            self._one_of_ref(key, "store", value, model, None)
+            return
+        written = self._store_names(sub.child_by_field_name("value"))
+        if written is not None and not all(any(t == wt and (layer is None or wl is None or layer == wl) for wt, wl in written)
+                                           for t, layer, _ in map(_template_of, options_of(value))):
+            return  # not a name the hooks that fill the dict run on: a KeyError, or filled where we cannot see
+        template, layer, layer_expr = _template_of(value)
+        if template is not None:
+            self.refs.append(HookRef(key.start_byte, key.end_byte, "store", template, layer=layer, written_layer=layer,
+                                     layer_expr=layer_expr, how=_how(key, value), model=model,
+                                     literal=string_content_range(key) if key.type == "string" else None))
 
     def cache_model(self, cache: CacheInfo | None) -> ModelInfo | None:
         """The model whose hook names a cache holds: its own; none for ``x.run_with_cache(...)`` on a
