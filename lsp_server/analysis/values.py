@@ -214,7 +214,11 @@ class Evaluator(ObjectAttributes):
         if at is None:
             source = self.scopes.parsed.source
             pattern = re.escape(d.name.encode()) + rb"\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)=(?!=)"
-            at = self._augmented_at[d.name] = [m.start() for m in re.finditer(pattern, source) if starts_name(source, m.start())]
+            root = self.scopes.parsed.root
+            at = self._augmented_at[d.name] = [  # written as code, not in a comment or a string
+                m.start() for m in re.finditer(pattern, source) if starts_name(source, m.start())
+                and (n := root.descendant_for_byte_range(m.start(), m.start())) is not None
+                and n.parent is not None and n.parent.type == "augmented_assignment"]
         if not at:
             return False
         scope = function_of(d.target)  # the def or lambda whose local it is (None: the module's)
