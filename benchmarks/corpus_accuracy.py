@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--tl", type=int, default=2, help="TransformerLens major version the code targets")
     ap.add_argument("--findings", type=Path, help="write every finding here (tsv) to judge by hand")
     ap.add_argument("--misses", type=Path, help="write every cache subscript whose hover names no hook here (tsv)")
+    ap.add_argument("--hovers", type=Path, help="write every cache subscript's hover head here (tsv: diff two runs to see what changed)")
     args = ap.parse_args()
     # Each top-level folder is one repository: imports are followed between its files.
     workspaces = {repo: linked_workspace(lambda _: AnalysisContext(tl_major=args.tl, resolve_model=resolve_model_name), repo)
@@ -80,6 +81,7 @@ def main() -> None:
     codes: collections.Counter = collections.Counter()
     rows = []
     misses = []
+    hovers = []
     exact, wrong = [0, 0], []  # literal keys that hover: how many show exactly that name
     files = sorted(p for p in args.corpus.rglob("*") if p.suffix in (".py", ".ipynb"))
     for path in files:
@@ -120,8 +122,9 @@ def main() -> None:
                 exact[1] += head.startswith(f"`{wanted}`")
                 if not head.startswith(f"`{wanted}`"):
                     wrong.append(f"{path.relative_to(args.corpus)}: {text(sub)} shows {head[:80]!r}")
+            line = analysis.lines.position(sub.start_byte).line + 1
+            hovers.append(f"{path.relative_to(args.corpus)}\t{line}\t{form}\t{text(sub)[:100]!r}\t{head[:300]!r}")
             if not named:
-                line = analysis.lines.position(sub.start_byte).line + 1
                 misses.append(f"{path.relative_to(args.corpus)}\t{line}\t{form}\t{text(sub)[:100]!r}\t{head[:80]!r}")
         for f in analysis.findings:
             codes[f.code] += 1
@@ -141,6 +144,8 @@ def main() -> None:
         args.findings.write_text("\n".join(rows) + "\n")
     if args.misses:
         args.misses.write_text("\n".join(misses) + "\n")
+    if args.hovers:
+        args.hovers.write_text("\n".join(hovers) + "\n")
 
 
 if __name__ == "__main__":

@@ -51,8 +51,8 @@ class NameChecker:
         # A name computed by `x = get_act_name(...)` is judged once, at that call, not at every use of x.
         judged_calls = {r.start for r in refs if r.context == "act_name"}
         for ref in refs:
-            if ref.computed_at is not None and ref.computed_at in judged_calls:
-                continue
+            if ref.computed_at is not None and ref.computed_at in judged_calls or ref.context == "store":
+                continue  # judged at its get_act_name call; a dict's keys are the user's to choose
             finding = self._check(ref)
             if finding is not None:
                 out.append(finding)

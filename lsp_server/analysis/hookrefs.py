@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_name, get_act_name
 from ..knowledge.hookpoints import split_layer, union_templates
+from .activation_stores import ActivationStores
 from .hook_filters import selected
 from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
 from .reuse import Reuse
-from .scopes import Scopes, function_of, starts_name
+from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of
@@ -41,7 +42,7 @@ class HookRef:
 
     start: int  # byte range to highlight (the key expression or the string)
     end: int
-    context: str  # "cache" | "hook" | "filter" | "act_name" | "hook_dict"
+    context: str  # "cache" | "hook" | "filter" | "act_name" | "hook_dict" | "store" (a dict hooks fill: never judged)
     # The hook name with "{l}" for a layer the server cannot compute, or None if unresolvable.
     template: str | None
     layer: int | None = None  # concrete layer index when known (after the cache's negative wrap)
@@ -134,6 +135,7 @@ class HookRefCollector:
         self._paired: set[int] = set()  # hook-list pairs already resolved
         # Each cache subscript's refs, by its byte range (what the next version may reuse).
         self.by_subscript: dict[tuple[int, int], tuple[HookRef, ...]] = {}
+        self.stores = ActivationStores(scopes)  # dicts hook functions fill under hook.name
         evaluator.cache_keys = self.cache_keys
 
     # -- entry points
@@ -370,9 +372,9 @@ class HookRefCollector:
         first = len(self.refs)
         self._filter_lambda(filter_fn, model)
         refs = self.refs[first:]
-        body = filter_fn.child_by_field_name("body")
-        if not refs or body is None or body.type not in ("call", "comparison_operator") \
-                or body.type == "comparison_operator" and not {text(c) for c in body.children if not c.is_named} <= {"==", "in"}:
+        tests = _filter_tests(filter_fn)
+        # Each test must be one the refs read (an unread one may select more than the refs say).
+        if not refs or tests is None or any(not any(t.start_byte <= r.start < t.end_byte for r in refs) for t in tests):
             return None
         exact = [(o.template, o.layer) for r in refs if r.match == "exact" for o in (r.options or (r,))]
         needles = [(r.template, r.match) for r in refs if r.match != "exact"]
@@ -508,10 +510,10 @@ class HookRefCollector:
 
     def _filter_lambda(self, fn: Node, model: ModelInfo | None) -> None:
         """Strings a filter function compares the hook name with: ``==``, ``in``, ``endswith``..."""
-        params = fn.child_by_field_name("parameters")
-        if params is None or not params.named_children:
+        params = parameter_names(fn)  # `name`, `name: str` and `name="x"` alike
+        if not params:
             return
-        param = text(params.named_children[0].child_by_field_name("name") or params.named_children[0])
+        param = params[0][0]
         body = fn.child_by_field_name("body")
         if body is None:
             return
@@ -735,8 +737,47 @@ class HookRefCollector:
         cache = self.models.cache_at(value_node)
         guessed = cache is None or (cache.model is None and cache.call is None)  # by its name (a parameter)
         if guessed and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
+            if self.stores.is_store(value_node):
+                self._store_key(sub)
             return
         self._keys(sub, cache, self.cache_model(cache))
+
+    def _store_names(self, store: Node) -> set[tuple[str, int | None]] | None:
+        """(template, layer or None for every layer) of every name the hook functions writing the store are registered on;
+        None when one of them is registered on a name not known here."""
+        names: set[tuple[str, int | None]] = set()
+        for key in self.stores.write_keys(store):
+            fn = self.scopes.function_at(key.start_byte)
+            if fn is None or fn.start_byte in self.unknown_registrations or fn.start_byte not in self.registrations:
+                return None
+            names.update((t, layer) for t, layer, _ in self.registrations[fn.start_byte])
+        return names
+
+    def _store_key(self, sub: Node) -> None:
+        """A key of an activation store (a dict a hook function fills under ``hook.name``): a full hook
+        name, or ``hook.name`` itself. No short names: the dict does not expand them as a cache does."""
+        keys = sub.children_by_field_name("subscript")
+        if len(keys) != 1 or keys[0].type in ("slice", "tuple"):
+            return
+        key, model = keys[0], self._sole_stand_in()
+        if key.type == "attribute" and text(key).endswith(".name") and self.ev.eval(key) is None:
+            self._hook_dot_name(key, "store", model)
+            return
+        value = self.ev.eval(key)
+        if value is None or isinstance(value, (int, Seq)) or not self._full_name(key):
+            return
+        if isinstance(value, OneOf):
+            self._one_of_ref(key, "store", value, model, None)
+            return
+        written = self._store_names(sub.child_by_field_name("value"))
+        if written is not None and not all(any(t == wt and (layer is None or wl is None or layer == wl) for wt, wl in written)
+                                           for t, layer, _ in map(_template_of, options_of(value))):
+            return  # not a name the hooks that fill the dict run on: a KeyError, or filled where we cannot see
+        template, layer, layer_expr = _template_of(value)
+        if template is not None:
+            self.refs.append(HookRef(key.start_byte, key.end_byte, "store", template, layer=layer, written_layer=layer,
+                                     layer_expr=layer_expr, how=_how(key, value), model=model,
+                                     literal=string_content_range(key) if key.type == "string" else None))
 
     def cache_model(self, cache: CacheInfo | None) -> ModelInfo | None:
         """The model whose hook names a cache holds: its own; none for ``x.run_with_cache(...)`` on a
@@ -914,3 +955,31 @@ def _how(node: Node, value: Value) -> str | None:
         return None
     shown = value if isinstance(value, str) else "".join(p if isinstance(p, str) else "{" + p.expr + "}" for p in value.parts) if isinstance(value, Pattern) else None
     return f"{text(node)} = '{shown}'" if shown else None
+
+
+def _filter_tests(filter_fn: Node) -> list[Node] | None:
+    """The tests a filter function's result is the union of: its expression (a lambda's body, or a def's
+    one ``return``) when that is one test (a call, ``==`` or ``in``) or tests joined by ``or``; else None."""
+    body = filter_fn.child_by_field_name("body")
+    if body is not None and body.type == "block":
+        statements = [c for c in body.named_children if c.type != "comment"]
+        if statements and statements[0].type == "expression_statement" and statements[0].named_children \
+                and statements[0].named_children[0].type == "string":
+            statements = statements[1:]  # a docstring
+        if len(statements) != 1 or statements[0].type != "return_statement" or not statements[0].named_children:
+            return None
+        body = statements[0].named_children[0]
+    tests: list[Node] = []
+    pending = [body] if body is not None else []
+    while pending:
+        node = pending.pop()
+        while node.type == "parenthesized_expression" and node.named_child_count == 1:
+            node = node.named_children[0]
+        if node.type == "boolean_operator" and text(node.child_by_field_name("operator")) == "or":
+            pending += [node.child_by_field_name("left"), node.child_by_field_name("right")]
+        elif node.type == "call" or node.type == "comparison_operator" \
+                and {text(c) for c in node.children if not c.is_named} <= {"==", "in"}:
+            tests.append(node)
+        else:
+            return None
+    return tests or None

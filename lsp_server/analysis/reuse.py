@@ -55,7 +55,9 @@ class Reuse:
         if old_start is None or old_end is None:
             return None
         old = self.previous.by_subscript.get((old_start, old_end))
-        if not old or not all(edit.spares(old_start, old_end, r.deps, r.spans) for r in old):
+        if not old or any(r.context == "store" for r in old):
+            return None  # a dict's keys are hook names only while no write anywhere says otherwise
+        if not all(edit.spares(old_start, old_end, r.deps, r.spans) for r in old):
             return None
         moved = [_moved(r, edit, cache, model) for r in old]
         if any(r is None for r in moved):

@@ -14,12 +14,13 @@ Never a guess: one unknown possibility makes the whole value unknown, and so doe
 from __future__ import annotations
 
 import bisect
+import re
 from pathlib import Path
 from typing import Callable
 
 from .objects import ObjectAttributes, class_of
 from .imports import ModuleLinks, followed, module_of, module_path
-from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names
+from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_value, text
 from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_name_value, binary_value, concat, interpolated,
                           is_int, lift, normalise, one_of, options_of)
@@ -50,6 +51,7 @@ class Evaluator(ObjectAttributes):
         self._following: set[tuple[int, str]] = set()  # parameters being resolved (recursion guard)
         self._param_memo: dict[tuple[int, str], Value] = {}
         self._mutated_names: dict[str, bool] = {}
+        self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
         self._escapes: dict[tuple[int, str], bool] = {}  # (binding start, name) -> used as a value
         self._sites: dict[int, list | None] = {}  # function start -> its call sites
@@ -129,6 +131,8 @@ class Evaluator(ObjectAttributes):
         if self.reads is not None:
             self.reads.add(text(node))
         d = self.scopes.lookup(text(node), node.start_byte)
+        if d is not None and self._augmented_in_scope(d):
+            return None  # `layer -= 1` somewhere: the bound value is not the one read
         others = self.other_reaching(d, node.start_byte)
         if others is None:
             return None
@@ -182,6 +186,8 @@ class Evaluator(ObjectAttributes):
             if d.node.type in ("list", "set") and self._mutated(d.name):
                 return None  # `sites = ["z"]; sites.append("q")`: not the literal any more
             return self.eval(d.node, depth + 1)
+        if d.kind == "assign" and d.target.type in _UNPACKING:
+            return self._unpacked(d, depth)
         if d.kind == "for":
             return self._loop_variable(d.name, d.target, d.node, depth)
         if d.kind == "param":
@@ -190,6 +196,41 @@ class Evaluator(ObjectAttributes):
             other, definition = found
             return other.evaluator.value_of(definition, depth + 1)
         return None
+
+    def _unpacked(self, d: Definition, depth: int) -> Value:
+        """A name a flat tuple assignment binds (``hook, layer = get_resid_name(3)``, ``name, layer = "z", 3``):
+        its item of each sequence the right side may be; unknown with ``*rest``, nesting or a length mismatch."""
+        names = [c for c in d.target.named_children if c.type != "comment"]
+        if any(c.type != "identifier" for c in names):
+            return None
+        rows = options_of(self.eval(d.node, depth + 1))
+        if not rows or not all(isinstance(row, Seq) and len(row.items) == len(names) for row in rows):
+            return None
+        index = [text(c) for c in names].index(d.name)
+        return one_of(row.items[index] for row in rows)
+
+    def _augmented_in_scope(self, d: Definition) -> bool:
+        """Whether the scope ``d`` binds its name in also changes it with an augmented assignment
+        (``layer += 1``, ``name += ".hook_z"``): not a binding the scopes record, so any read may see it."""
+        if d.kind not in ("assign", "param", "for", "with") or d.target is None:
+            return False
+        at = self._augmented_at.get(d.name)
+        if at is None:
+            source = self.scopes.parsed.source
+            pattern = re.escape(d.name.encode()) + rb"\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)=(?!=)"
+            root = self.scopes.parsed.root
+            at = self._augmented_at[d.name] = [  # written as code, not in a comment or a string
+                m.start() for m in re.finditer(pattern, source) if starts_name(source, m.start())
+                and (n := root.descendant_for_byte_range(m.start(), m.start())) is not None
+                and n.parent is not None and n.parent.type == "augmented_assignment"]
+        if not at:
+            return False
+        scope = function_of(d.target)  # the def or lambda whose local it is (None: the module's)
+        for offset in at:
+            inner = self.scopes.function_at(offset)
+            if (inner.start_byte if inner is not None else None) == (scope.start_byte if scope is not None else None):
+                return True
+        return False
 
     def _mutated(self, name: str) -> bool:
         """Whether the file changes the list or set ``name`` in place anywhere (appends, item assignment, ``+=``)."""
@@ -621,6 +662,9 @@ class Evaluator(ObjectAttributes):
             return None  # an unknown layer type is not "no layer type"
         return lift(act_name_value, name, layer, layer_type)
 
+
+# Assignment targets that unpack a sequence into names.
+_UNPACKING = frozenset({"pattern_list", "tuple_pattern", "list_pattern"})
 
 # Statements whose parts may or may not run: a binding inside one may not reach a read after it.
 _CONDITIONAL = frozenset({"if_statement", "for_statement", "while_statement", "try_statement", "match_statement"})

@@ -16,10 +16,12 @@ TEXT = b"\n".join(p.read_bytes() for p in (
     ROOT / "examples" / "hooked_transformer" / "ioi_patching.py",
     ROOT / "tests" / "fixtures" / "keys" / "through_functions.py",
     ROOT / "tests" / "fixtures" / "keys" / "branches.py",
+    ROOT / "tests" / "fixtures" / "keys" / "stores.py",
+    ROOT / "tests" / "fixtures" / "keys" / "cache_iteration.py",
 ))
 CONTEXT = AnalysisContext(tl_major=3, resolve_model=resolve_model_name)
 # Keystrokes that change bindings, scopes and structure as well as plain text.
-INSERTS = [b"", b"x", b"1", b"_", b"a", b"x", b"(", b"\n", b"    ", b"def f(cache):\n    ", b"cache = ", b"layer = 3\n", b"for layer in range(2):\n",
+INSERTS = [b"", b"x", b"1", b"_", b"a", b"x", b"(", b"\n", b"forward_cache.update(a)\n", b"act_cache[k] = 1\n", b"    ", b"def f(cache):\n    ", b"cache = ", b"layer = 3\n", b"for layer in range(2):\n",
            b"'", b"# ", b"class C:\n", b"import utils\n", b"model.add_hook(", b"]", b"):"]
 
 

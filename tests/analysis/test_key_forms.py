@@ -15,7 +15,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "keys"
 # `# -> name`, `# -> name | name` (one of several, in order), `# -> unknown` (no hook name on hover).
 MARK = re.compile(r"#\s*->\s*(.+?)\s*$")
 # A cache subscript's "[": after a cache's name, or after another subscript (`caches[0]["pattern", 5]`).
-CACHE_SUBSCRIPT = re.compile(r"\b(cache|clean_cache|corrupted_cache|my_cache|rebuilt|act_cache|cache_dict|real_cache)\[|(?<=\])\[(?=[\"'])")
+CACHE_SUBSCRIPT = re.compile(r"\b(cache|clean_cache|corrupted_cache|my_cache|rebuilt|act_cache|cache_dict|real_cache|forward_cache|grad_cache)\[|(?<=\])\[(?=[\"'])")
 
 
 def expectations(path: Path):

@@ -75,6 +75,8 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
     head += live_cache_note(analysis, ref, concrete_shape(shape, spec))  # "" without a live kernel
     layer_shown = str(ref.layer) if ref.layer is not None else f"`{ref.layer_expr or 'l'}`"
     lines = [head, point.meaning.replace("{l}", layer_shown) + "."]
+    if ref.context == "store":
+        lines.append("Read from a dict a hook function fills under `hook.name` (a plain dict, not an ActivationCache).")
     if ref.layer is None and ref.layer_expr and spec.n_layers:
         lines.append(f"For each `{ref.layer_expr}` in 0–{spec.n_layers - 1}.")
     if ref.how:

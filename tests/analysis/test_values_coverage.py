@@ -1,0 +1,141 @@
+"""Values research code computes hook names with (issue 9): tuple unpacking, augmented assignments,
+filter functions joined by ``or``, and activation stores (dicts hook functions fill under ``hook.name``)."""
+
+from __future__ import annotations
+
+from lsp_server.analysis.activation_stores import ActivationStores
+from lsp_server.analysis.document import AnalysisContext, analyze
+from lsp_server.analysis.hookrefs import _filter_tests
+from lsp_server.analysis.syntax import descendants, text
+from lsp_server.features.hover import hover
+from lsp_server.knowledge.resolve import resolve_model_name
+
+HEADER = '''\
+from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, cache = model.run_with_cache("x")
+'''
+
+
+def _analysis(body: str):
+    return analyze(HEADER + body, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+
+
+def _value_at(analysis, needle: str, occurrence: int = -1):
+    """The evaluated value of the identifier ``needle`` (its last occurrence unless told)."""
+    nodes = [n for n in descendants(analysis.parsed.root, "identifier") if text(n) == needle]
+    return analysis.evaluator.eval(nodes[occurrence])
+
+
+def _hover_head(analysis, needle: str) -> str | None:
+    at = analysis.source.rindex(needle.encode()) + needle.index("[") + 1  # on the key
+    result = hover(analysis, at)
+    return result.markdown.split("\n\n")[0] if result is not None else None
+
+
+# -- tuple unpacking
+
+def test_unpacked_names_take_their_item():
+    a = _analysis('name, layer = "resid_post", 7\nname\nlayer\n')
+    assert _value_at(a, "name") == "resid_post"
+    assert _value_at(a, "layer") == 7
+
+
+def test_unpacked_from_a_helper_each_return():
+    a = _analysis('def f(x):\n    if x:\n        return "a", 1\n    return "b", 2\nn, l = f(3)\nn\nl\n')
+    assert set(_value_at(a, "n").options) == {"a", "b"}
+    assert set(_value_at(a, "l").options) == {1, 2}
+
+
+def test_unpacking_a_length_mismatch_or_star_is_unknown():
+    a = _analysis('x, y = "a", "b", "c"\nx\nfirst, *rest = ["a", "b"]\nfirst\n')
+    assert _value_at(a, "x") is None
+    assert _value_at(a, "first") is None
+
+
+# -- augmented assignments
+
+def test_augmented_assignment_makes_the_name_unknown_in_its_scope():
+    a = _analysis('layer = 3\nlayer += 1\nlayer\n')
+    assert _value_at(a, "layer") is None
+
+
+def test_augmented_assignment_elsewhere_or_in_a_comment_leaves_it_known():
+    a = _analysis('# layer += 1 in a comment\nlayer = 3\ndef f():\n    layer = 0\n    layer += 1\n    return layer\nlayer\n')
+    assert _value_at(a, "layer") == 3
+
+
+def test_augmented_parameter_no_longer_gives_a_wrong_layer():
+    """The layer read after ``layer -= 1`` is not the one passed: no out-of-range error for 12 on gpt2."""
+    a = _analysis('def f(layer):\n    if layer == 12:\n        layer -= 1\n    return cache["resid_post", layer]\nf(12)\n')
+    assert not [f for f in a.findings if f.code == "layer-out-of-range"]
+    assert _hover_head(a, 'cache["resid_post", layer]').startswith("`blocks.{layer}.hook_resid_post`")
+
+
+# -- filters
+
+def _filter_node(source: str):
+    a = _analysis(source)
+    return next(iter(descendants(a.parsed.root, "function_definition", "lambda")))
+
+
+def test_filter_tests_of_an_or_chain_and_a_one_return_def():
+    fn = _filter_node('def keep(name: str) -> bool:\n    """Doc."""\n    return name.endswith("z") or ("resid" in name)\n')
+    assert sorted(text(t) for t in _filter_tests(fn)) == ['"resid" in name', 'name.endswith("z")']
+    assert [text(t) for t in _filter_tests(_filter_node('f = lambda n: n == "blocks.0.hook_z"\n'))] == ['n == "blocks.0.hook_z"']
+
+
+def test_filter_with_and_not_or_two_statements_has_no_tests():
+    assert _filter_tests(_filter_node('f = lambda n: "resid" in n and n.endswith("post")\n')) is None
+    assert _filter_tests(_filter_node('f = lambda n: not n.endswith("z")\n')) is None
+    assert _filter_tests(_filter_node('def f(n):\n    k = n.endswith("z")\n    return k\n')) is None
+
+
+def test_typed_def_filter_selects_the_cache_keys():
+    a = _analysis('def keep(name: str) -> bool:\n    return name.endswith("hook_z") or name == "blocks.0.hook_resid_pre"\n'
+                  '_, small = model.run_with_cache("x", names_filter=keep)\nfor key in small:\n    cache[key]\n')
+    assert _hover_head(a, "cache[key]") == "One of 2 hook names:"
+
+
+# -- activation stores
+
+def _stores(source: str):
+    a = _analysis(source)
+    return a, ActivationStores(a.scopes)
+
+
+def _last_name(a, word: str):
+    return [n for n in descendants(a.parsed.root, "identifier") if text(n) == word][-1]
+
+
+STORE = '''\
+saved_cache = {}
+def save(act, hook):
+    saved_cache[hook.name] = act.detach()
+model.run_with_hooks("x", fwd_hooks=[("blocks.2.hook_mlp_out", save)])
+saved_cache["blocks.2.hook_mlp_out"]
+'''
+
+
+def test_a_dict_filled_with_activations_under_hook_name_is_a_store():
+    a, stores = _stores(STORE)
+    assert stores.is_store(_last_name(a, "saved_cache"))
+    assert [text(k) for k in stores.write_keys(_last_name(a, "saved_cache"))] == ["hook.name"]
+
+
+def test_not_a_store_when_it_holds_other_keys_other_values_or_is_filled_otherwise():
+    for changed in (STORE.replace("saved_cache = {}", 'saved_cache = {"x": 1}'),
+                    STORE.replace("act.detach()", "act.mean(0)"),
+                    STORE + 'saved_cache["extra"] = 1\n',
+                    STORE + "saved_cache.update({})\n",
+                    STORE + "saved_cache = {}\n"):
+        a, stores = _stores(changed)
+        assert not stores.is_store(_last_name(a, "saved_cache")), changed
+
+
+def test_store_reads_hover_but_are_never_judged():
+    a = _analysis(STORE + 'saved_cache["blocks.2.hook_mlp_in"]\nsaved_cache["blocks.2.hook_mlp_outt"]\n')
+    assert _hover_head(a, 'saved_cache["blocks.2.hook_mlp_out"]').startswith("`blocks.2.hook_mlp_out` · `[batch, pos, d_model]`")
+    assert "not an ActivationCache" in hover(a, a.source.rindex(b'saved_cache["blocks.2.hook_mlp_out"]') + 13).markdown
+    assert _hover_head(a, 'saved_cache["blocks.2.hook_mlp_in"]') is None  # not a name the filling hook runs on
+    assert not [f for f in a.findings if f.code in ("unknown-hook", "hook-not-enabled", "layer-out-of-range")]
