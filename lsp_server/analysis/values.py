@@ -49,7 +49,8 @@ class Evaluator(ObjectAttributes):
         self._calls_by_name: dict[str, list[Node]] | None = None
         self._bindings: list[tuple[int, dict[str, Value]]] = []  # (def start, parameter values) of calls being followed
         self._following: set[tuple[int, str]] = set()  # parameters being resolved (recursion guard)
-        self._param_memo: dict[tuple[int, str], Value] = {}
+        # (function, parameter) -> its value, with the names and code ranges computing it read.
+        self._param_memo: dict[tuple[int, str], tuple[Value, frozenset[str], tuple]] = {}
         self._mutated_names: dict[str, bool] = {}
         self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
@@ -359,18 +360,31 @@ class Evaluator(ObjectAttributes):
             self.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
         key = (fn.start_byte, name)
         if key in self._param_memo:
-            return self._param_memo[key]
+            value, reads, spans = self._param_memo[key]
+            self._note_reads(reads, spans)  # what a ref reading it depends on, as when it was computed
+            return value
         if key in self._following or self.calls is None:
             return None
         self._following.add(key)
+        outer = self.reads, self.read_spans
+        self.reads, self.read_spans = reads, spans = set(), []
         try:
             sites = self.call_sites(fn)
             value = None if sites is None or not sites else one_of(self._argument(fn, site, name, depth) for site in sites)
         finally:
             self._following.discard(key)
+            self.reads, self.read_spans = outer
+        self._note_reads(reads, spans)
         if not self._bindings:  # a value computed under a followed call's bindings holds only there
-            self._param_memo[key] = value
+            self._param_memo[key] = (value, frozenset(reads), tuple(spans))
         return value
+
+    def _note_reads(self, reads: set[str] | frozenset[str], spans: list | tuple) -> None:
+        """Add names and code ranges read by a computation (also a memoised one) to those being recorded."""
+        if self.reads is not None:
+            self.reads.update(reads)
+        if self.read_spans is not None:
+            self.read_spans.extend(spans)
 
     def call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
         """(evaluator of the call's file, call, through partial) for each call of ``fn``: in this file and, for a
