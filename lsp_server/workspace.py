@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .analysis.document import Analysis, AnalysisContext, analyze
+from .analysis.document import Analysis, AnalysisContext, analyze, forget_resolutions
 from .analysis.edits import Edit, diff
 from .analysis.findings import Finding
 from .analysis.imports import ModuleLinks
@@ -127,6 +127,8 @@ class Workspace:
         """Forget every analysis (settings or the TL version changed)."""
         with self._lock:
             self._entries.clear()
+            for parser in self._parsers.values():
+                forget_resolutions(parser)
 
     def forget(self, uri: str) -> None:
         with self._lock:
@@ -152,6 +154,9 @@ class Workspace:
         analysis still serves as the previous one (hovers right after an edit)."""
         self._expiries += 1
         self._expired_at[uri] = self._expiries
+        parser = self._parsers.get(uri)
+        if parser is not None:
+            forget_resolutions(parser)  # they read the changed file through the other one
         entry = self._entries.get(uri)
         if entry is not None:
             entry.key = _EXPIRED
@@ -159,6 +164,7 @@ class Workspace:
     def _keep(self, uri: str, entry: _Entry, started: int) -> None:
         if self._expired_at.get(uri, 0) > started:  # expired while it was being analysed
             entry.key = _EXPIRED
+            forget_resolutions(self._parsers[uri])  # (what it resolved may predate the change)
         self._entries[uri] = entry
 
     def linked(self) -> list[tuple[str, ModuleLinks]]:

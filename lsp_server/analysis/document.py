@@ -205,6 +205,12 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     return analysis
 
 
+def forget_resolutions(parser: SyntaxParser) -> None:
+    """Make the next analysis with ``parser`` resolve every hook name afresh (another file it reads may
+    have changed in a way its own links cannot see); what its statements bind is kept (syntax only)."""
+    parser.memo.pop("keys", None)
+
+
 @lru_cache(maxsize=64)  # one compiled pattern per set of names: the parser keeps a scan per pattern
 def _module_call(modules: frozenset[str]) -> re.Pattern:
     """``module.function(`` for the given module names (the function name is the group)."""
