@@ -50,10 +50,13 @@ class ScopeEvents:
         # Before the first hook (or the outermost loop around it), or the first call of a helper that may
         # leave one attached, nothing is attached: skip that part. Functions without hooks are summarised whole.
         starts = [outer_loop_start(e.node) for e in events]
+        entry = lo
         if starts:
             starts += [c.start_byte for c in self.calls.leaky() if lo <= c.start_byte < hi and self.doc.scope_of(c) == scope]
             lo = min(starts)
         events += self._method_events(scope, lo, hi)
+        if scope != MODULE and lo > entry:  # a reset before the function's first hook still resets its callers' hooks
+            events += [e for e in self._method_events(scope, entry, lo) if e.kind == "reset"]
         known = {e.node.start_byte for e in events}
         events += self._plain_call_events(scope, known, lo, hi)
         events += self._hookpoint_removals(scope, lo, hi)
