@@ -2,7 +2,8 @@
 
 Resolving the keys of a cache subscript (following variables, helpers and their call sites) is most
 of what an analysis costs. After a *local* edit (see :mod:`.edits`), a subscript outside the edited
-lines whose refs were computed from names the edit does not mention resolves as before: its refs are
+lines whose refs were computed from names the edit does not mention, and from code outside it,
+resolves as before: its refs are
 carried over, moved to their new offsets, with the cache and model of the new analysis (which must
 be the same cache and the same model, else the subscript is resolved again).
 """
@@ -36,7 +37,6 @@ class Reuse:
     def __init__(self, previous: KeyResolutions, edit: Edit):
         self.previous = previous
         self.edit = edit
-        self.reused = 0  # subscripts not resolved again (for tests and benchmarks)
 
     @classmethod
     def between(cls, previous: KeyResolutions | None, source: bytes, context: AnalysisContext) -> Reuse | None:
@@ -62,7 +62,6 @@ class Reuse:
         moved = [_moved(r, edit, cache, model) for r in old]
         if any(r is None for r in moved):
             return None
-        self.reused += 1
         return moved  # type: ignore[return-value]
 
 
