@@ -54,6 +54,16 @@ def typing_positions(text: str, n: int = 20) -> list[tuple[int, int]]:
     return out
 
 
+def keystroke(client: LanguageClient, uri: str, version: int, line: int, col: int, insert: bool) -> float:
+    """Type an "x" at (line, col), or delete the one there; when the change was sent."""
+    edit = types.TextDocumentContentChangePartial(
+        range=types.Range(types.Position(line, col), types.Position(line, col if insert else col + 1)), text="x" if insert else "")
+    t = time.perf_counter()
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[edit]))
+    return t
+
+
 def split_cells(text: str, n: int) -> list[str]:
     """The text as ``n`` notebook cells of about equal length, split at top-level statements."""
     lines = text.split("\n")
@@ -153,34 +163,24 @@ async def measure(text: str, rounds: int) -> dict:
         await client.text_document_completion_async(types.CompletionParams(text_document=doc, position=pos))
         completion_times.append(time.perf_counter() - t)
 
+    async def published_at(version: int) -> float:
+        while version not in published:
+            await asyncio.sleep(0.0005)
+        return published[version]
+
     edit_times = []
     line_no = text.count("\n") // 2
     for version in range(2, 2 + rounds // 4):
-        edit = types.TextDocumentContentChangePartial(
-            range=types.Range(types.Position(line_no, 0), types.Position(line_no, 0)), text="x" if version % 2 else "")
-        if version % 2 == 0:  # undo the previous insertion
-            edit = types.TextDocumentContentChangePartial(
-                range=types.Range(types.Position(line_no, 0), types.Position(line_no, 1)), text="")
-        t = time.perf_counter()
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[edit]))
-        while version not in published:
-            await asyncio.sleep(0.0005)
-        edit_times.append(published[version] - t)
+        t = keystroke(client, uri, version, line_no, 0, insert=version % 2 == 1)  # even versions undo
+        edit_times.append(await published_at(version) - t)
 
     # Typing: one character typed in the middle of lines spread over the file, then deleted.
     typing_times = []
     version = 2 + rounds // 4
     for line, col in typing_positions(text):
         for insert in (True, False):
-            edit = types.TextDocumentContentChangePartial(
-                range=types.Range(types.Position(line, col), types.Position(line, col if insert else col + 1)), text="x" if insert else "")
-            t = time.perf_counter()
-            client.text_document_did_change(types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[edit]))
-            while version not in published:
-                await asyncio.sleep(0.0005)
-            typing_times.append(published[version] - t)
+            t = keystroke(client, uri, version, line, col, insert)
+            typing_times.append(await published_at(version) - t)
             version += 1
 
     # A hover sent right after a one-character edit, on a key elsewhere (the editor's hover as you type).
@@ -188,17 +188,11 @@ async def measure(text: str, rounds: int) -> dict:
     far = positions[len(positions) // 4] if positions else None
     base = version
     for version in range(base, base + rounds // 4):
-        insert = (version - base) % 2 == 0
-        edit = types.TextDocumentContentChangePartial(
-            range=types.Range(types.Position(line_no, 0), types.Position(line_no, 0 if insert else 1)), text="x" if insert else "")
-        t = time.perf_counter()
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[edit]))
+        t = keystroke(client, uri, version, line_no, 0, insert=(version - base) % 2 == 0)
         if far is not None:
             await client.text_document_hover_async(types.HoverParams(text_document=doc, position=far))
             after_edit.append(time.perf_counter() - t)
-        while version not in published:
-            await asyncio.sleep(0.0005)
+        await published_at(version)
     quick = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.serverInfo"))
 
     await client.shutdown_async(None)
