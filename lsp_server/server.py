@@ -317,8 +317,9 @@ def did_change_watched_files(ls: TlensServer, params: types.DidChangeWatchedFile
         ls.reanalyse_all()
     python = [change.uri for change in params.changes if change.uri.endswith(".py")]
     if python:
-        ls.modules.changed([p for uri in python if (p := local_path(uri)) is not None])
-        ls.index.reanalyse([p for uri in python if (p := local_path(uri)) is not None], after_typing=False)
+        paths = [p for uri in python if (p := local_path(uri)) is not None]
+        ls.modules.changed(paths)
+        ls.index.reanalyse(paths, after_typing=False)
         for uri in python:
             ls.reanalyse_readers(uri, typing=False)
 
