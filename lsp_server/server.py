@@ -218,7 +218,8 @@ class TlensServer(LanguageServer):
         the edited cell)."""
         changed = []
         for view in views:
-            diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, self.settings_for(view.uri))) is not None]
+            settings = self.settings_for(view.uri)
+            diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, settings)) is not None]
             version = doc.version if (doc := open_document(self.workspace, view.uri)) is not None else None
             last = self._published.get(view.uri)
             if last is not None and last == (version, diagnostics):

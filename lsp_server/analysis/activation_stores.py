@@ -20,6 +20,7 @@ not see.
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from .scopes import Definition, Scopes, function_of, parameter_names
 from .syntax import Node, call_name, descendants, text
@@ -35,8 +36,12 @@ _SHAPE_KEEPING = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "ha
 class ActivationStores:
     """Which names of one document are activation stores (found lazily, once per binding)."""
 
-    def __init__(self, scopes: Scopes):
+    def __init__(self, scopes: Scopes, scan: Callable[[re.Pattern], list[tuple[int, int]]] | None = None):
+        """``scan``: group-1 spans of a pattern in the document (a parser's incremental scan: after a
+        keystroke only the edited lines are scanned again); default: a scan of the whole text."""
         self.scopes = scopes
+        source = scopes.parsed.source
+        self._scan = scan or (lambda pattern: [m.span(1) for m in pattern.finditer(source)])
         self._candidates: frozenset[str] | None = None
         self._known: dict[tuple[str, int], bool] = {}  # (name, binding offset) -> a store
         self._writes: dict[tuple[str, int], list[Node]] = {}  # (name, binding offset) -> its `<x>.name` write keys
@@ -45,7 +50,8 @@ class ActivationStores:
         """Whether the dict ``name`` refers to here is an activation store (see the module docstring)."""
         word = text(name)
         if self._candidates is None:
-            self._candidates = frozenset(m.group(1).decode() for m in _WRITE_UNDER_HOOK_NAME.finditer(self.scopes.parsed.source))
+            source = self.scopes.parsed.source
+            self._candidates = frozenset(source[start:end].decode() for start, end in self._scan(_WRITE_UNDER_HOOK_NAME))
         if word not in self._candidates:
             return False
         binding = self._binding(name)

@@ -184,7 +184,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     subscripts += _find(parsed, parser, _CACHE_DICT_SUBSCRIPT, "subscript", "value", via_attribute=True)
     subscripts += [_returned_cache_subscript(c) for c in method_calls
                    if call_name(c)[1] == "run_with_cache" and _returned_cache_subscript(c) is not None]
-    collector = HookRefCollector(scopes, evaluator, models, context.tl_major)
+    collector = HookRefCollector(scopes, evaluator, models, context.tl_major, lambda pattern: parser.scan(pattern, source))
     reuse = Reuse.between(parser.memo.get("keys"), source, context)
     refs = collector.collect(method_calls, ident_calls, subscripts, reuse)
     parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript)

@@ -12,6 +12,7 @@ import bisect
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_name, get_act_name
 from ..knowledge.hookpoints import split_layer, union_templates
@@ -120,7 +121,9 @@ def _template_of(value: Value) -> tuple[str | None, int | None, str | None]:
 class HookRefCollector:
     """Finds and resolves the hook names in one document."""
 
-    def __init__(self, scopes: Scopes, evaluator: Evaluator, models: Models, tl_major: int | None = None):
+    def __init__(self, scopes: Scopes, evaluator: Evaluator, models: Models, tl_major: int | None = None,
+                 scan: Callable[[re.Pattern], list[tuple[int, int]]] | None = None):
+        """``scan``: group-1 spans of a pattern in the document (see :class:`ActivationStores`)."""
         self.scopes = scopes
         self.tl_major = tl_major  # which catalog a filter selects hook points from
         self.ev = evaluator
@@ -135,7 +138,7 @@ class HookRefCollector:
         self._paired: set[int] = set()  # hook-list pairs already resolved
         # Each cache subscript's refs, by its byte range (what the next version may reuse).
         self.by_subscript: dict[tuple[int, int], tuple[HookRef, ...]] = {}
-        self.stores = ActivationStores(scopes)  # dicts hook functions fill under hook.name
+        self.stores = ActivationStores(scopes, scan)  # dicts hook functions fill under hook.name
         evaluator.cache_keys = self.cache_keys
 
     # -- entry points

@@ -140,6 +140,8 @@ class Models:
                 names.add(d.name)
             elif d.kind == "assign" and d.node_type in ("call", "identifier"):
                 value = d.node_bytes(source)
+                if b"run_with_cache" in value and _first_of_several(d.target, d.name):
+                    continue  # `logits, cache = model.run_with_cache(x)`: the logits
                 if b"run_with_cache" in value or b"ActivationCache" in value or d.node_type == "identifier":
                     names.add(d.name)
         return names
@@ -494,3 +496,11 @@ def spec_from_tl_config(kwargs: dict, source: str) -> ModelSpec:
     if "d_mlp" not in clean and clean.get("d_model") and not clean.get("attn_only"):
         clean["d_mlp"] = 4 * clean["d_model"]
     return dataclasses.replace(SYMBOLIC, source=source, structure_known=True, **clean)
+
+
+def _first_of_several(target: Node, name: str) -> bool:
+    """Whether ``name`` is the first of several names a tuple target binds (``logits`` in ``logits, cache = ...``)."""
+    if target.type not in ("pattern_list", "tuple_pattern"):
+        return False
+    names = target.named_children
+    return len(names) > 1 and names[0].type == "identifier" and text(names[0]) == name
