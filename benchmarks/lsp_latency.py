@@ -251,7 +251,9 @@ async def measure_peer(command: list[str], text: str, rounds: int) -> dict | Non
 
 
 def server_side(text: str, rounds: int) -> dict:
-    """The same features timed in-process (what the server spends, without JSON-RPC)."""
+    """The same features timed in-process (what the server spends, without JSON-RPC), under the
+    server's policy for the cycle collector (:mod:`lsp_server.collection`)."""
+    from lsp_server.collection import settle_after_startup
     from lsp_server.analysis.document import AnalysisContext, analyze
     from lsp_server.analysis.syntax import SyntaxParser
     from lsp_server.features.completion import completions
@@ -260,6 +262,7 @@ def server_side(text: str, rounds: int) -> dict:
 
     ctx = AnalysisContext(tl_major=4, resolve_model=resolve_model_name)
     parser = SyntaxParser()
+    settle_after_startup()
     t = time.perf_counter()
     analysis = analyze(text, ctx, parser)
     full = time.perf_counter() - t

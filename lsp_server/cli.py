@@ -130,8 +130,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # the log is the editor's output channel: no kernel keys
         handler.setFormatter(MaskingFormatter(logging.BASIC_FORMAT))
+    from .collection import settle_after_startup
     from .server import server
 
+    settle_after_startup()
     server.start_io()
     return 0
 

@@ -24,6 +24,7 @@ from pygls.uris import to_fs_path
 
 from . import __version__, hovers, kernel_commands, live, live_pictures, navigate
 from .analysis.document import AnalysisContext
+from .collection import IdleCollection
 from .features import code_actions, convert
 from .features.completion import completions
 from .features.inlay_hints import inlay_hints
@@ -78,6 +79,7 @@ class TlensServer(LanguageServer):
         self._published: dict[str, tuple[int | None, list[types.Diagnostic]]] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
         self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
+        self.idle_collection = IdleCollection()  # the cycle collector's full runs wait for a pause
         self.analysis_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlens-analysis")
         # While the worker analyses, the loop needs the GIL back quickly to answer (default: every 5 ms).
         sys.setswitchinterval(0.0005)
@@ -208,6 +210,7 @@ class TlensServer(LanguageServer):
         finally:
             if self._pending.get(key) is asyncio.current_task():
                 self._pending.pop(key, None)
+            self.idle_collection.after_work()
 
     def publish_diagnostics(self, uri: str) -> None:
         self._publish(self.views_of(uri))

@@ -167,7 +167,8 @@ class Scopes:
             else:
                 if isinstance(facts, _Walked):
                     facts = facts.facts()  # made when first reused: a version read once costs no more
-                self._replay(facts, base, root)
+                if not facts.empty:
+                    self._replay(facts, base, root)
             current[key] = facts
         if memo is not None:
             memo.clear()
@@ -189,8 +190,10 @@ class Scopes:
             fn = _located(root, span, base)
             self.functions.append(fn)
             self.function_defs.setdefault(text(fn.child_by_field_name("name")), []).append(fn)
-        self.classes += [_located(root, span, base) for span in facts.classes]
-        self.imports += [_located(root, span, base) for span in facts.imports]
+        if facts.classes:
+            self.classes += [_located(root, span, base) for span in facts.classes]
+        if facts.imports:
+            self.imports += [_located(root, span, base) for span in facts.imports]
 
     # -- building (statements in source order, so every list comes out sorted)
 
@@ -471,7 +474,7 @@ class _StatementFacts:
     """What one top-level statement defines, with offsets relative to its start (node-free, so that
     the next version of the document can reuse it wherever the statement moved)."""
 
-    __slots__ = ("type", "definitions", "functions", "classes", "imports")
+    __slots__ = ("type", "definitions", "functions", "classes", "imports", "empty")
 
     def __init__(self, type: str, definitions: tuple, functions: tuple, classes: tuple, imports: tuple):
         self.type = type  # the statement's node type
@@ -479,3 +482,4 @@ class _StatementFacts:
         self.functions = functions  # (start, end, type) of each def, in source order
         self.classes = classes
         self.imports = imports
+        self.empty = not (definitions or functions or classes or imports)  # most calls and prints

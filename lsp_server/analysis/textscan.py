@@ -58,6 +58,10 @@ def _line_end(text: bytes, pos: int, lines: int) -> int:
     return pos
 
 
+def _start(span: tuple[int, int]) -> int:
+    return span[0]
+
+
 class IncrementalScan:
     """Spans of group 1 of a pattern's matches, per document, re-using the previous version's."""
 
@@ -77,12 +81,13 @@ class IncrementalScan:
             lo = _line_start(source, start, MARGIN_LINES)  # same in both texts: before the edit
             old_hi = _line_end(old, old_end, MARGIN_LINES)
             new_hi = old_hi + (new_end - old_end)
-            starts = [s for s, _ in self._spans]
-            before = self._spans[:bisect.bisect_left(starts, lo)]
+            before = self._spans[:bisect.bisect_left(self._spans, lo, key=_start)]
             while before and before[-1][1] > lo:  # a match running into the re-scanned lines
                 lo = before.pop()[0]
             delta = new_end - old_end
-            after = [(s + delta, e + delta) for s, e in self._spans[bisect.bisect_left(starts, old_hi):]]
+            after = self._spans[bisect.bisect_left(self._spans, old_hi, key=_start):]
+            if delta:
+                after = [(s + delta, e + delta) for s, e in after]
             spans = before + self._scan(source, lo, new_hi) + after
         self._source, self._spans = source, spans
         return spans

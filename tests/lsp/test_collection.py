@@ -1,0 +1,35 @@
+"""The cycle collector's policy in the server: startup objects frozen, full collections when idle."""
+
+import asyncio
+import subprocess
+import sys
+
+from lsp_server import collection
+
+
+def test_startup_objects_are_frozen_and_automatic_full_collections_rarer():
+    out = subprocess.run([sys.executable, "-c", (
+        "import gc; from lsp_server.collection import settle_after_startup; import lsp_server.server; "
+        "before = gc.get_threshold(); settle_after_startup(); print(gc.get_freeze_count(), before[2], gc.get_threshold()[2])")],
+        capture_output=True, text=True, check=True).stdout.split()
+    frozen, default_full, full = map(int, out)
+    assert frozen > 10_000  # the server's modules and tables
+    assert full == collection.FULL_EVERY > default_full
+
+
+def test_a_full_collection_runs_once_the_server_is_idle(monkeypatch):
+    runs = []
+    monkeypatch.setattr(collection, "IDLE_S", 0.05)
+    monkeypatch.setattr(collection.gc, "collect", lambda: runs.append(asyncio.get_running_loop().time()))
+
+    async def scenario():
+        idle = collection.IdleCollection()
+        start = asyncio.get_running_loop().time()
+        for _ in range(4):  # work every 20 ms: never idle long enough
+            idle.after_work()
+            await asyncio.sleep(0.02)
+        assert runs == []
+        await asyncio.sleep(0.1)
+        assert len(runs) == 1 and runs[0] - start >= 0.06 + 0.05 - 0.01  # after the last piece of work
+
+    asyncio.run(scenario())
