@@ -26,12 +26,10 @@ from .live_facts import LiveFacts, check_live
 from .tokens import check_tokens
 from .models import ModelInfo, Models, NameResolver
 from .reuse import KeyResolutions, Reuse
-from .saes import sae_hook_name
 from .scopes import Scopes
 from .source import LineIndex
 from .syntax import Node, Parsed, SyntaxParser, call_name
 from .syntax import text as node_text
-from .value_types import Value
 from .values import Evaluator
 
 # Calls the analysis looks at, by method name (everything else is skipped in C).
@@ -157,12 +155,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     evaluator.links = context.links
     flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
     models = Models(scopes, evaluator, context.resolve_model, flag_calls, context.live.specs if context.live else None)
-    def attribute(node: Node) -> Value:
-        """`model.cfg.n_layers` once the model is known; `sae.cfg.hook_name` of an SAE loaded by id."""
-        value = models.config_value(node)
-        return value if value is not None else sae_hook_name(node, scopes, evaluator)
-
-    evaluator.attribute = attribute
+    evaluator.attribute = models.attribute_value
     # Plain-name calls that matter: models, functions of this file, patching and hook-name helpers.
     callees = {n.encode() for n in scopes.function_defs} | {m.var.encode() for m in models.all_models} | {
         node_text(c.child_by_field_name("name")).encode() for c in scopes.classes if c.child_by_field_name("name") is not None} | {

@@ -19,7 +19,8 @@ from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
 from .imports import followed
 from .scopes import Definition, Scopes
 from .syntax import Node, call_args, call_name, text
-from .value_types import Seq
+from .saes import sae_hook_name
+from .value_types import Seq, Value
 from .values import Evaluator
 
 HOOKED_CLASSES = frozenset({"HookedTransformer", "HookedSAETransformer", "HookedEncoder", "HookedMamba"})
@@ -372,6 +373,11 @@ class Models:
                         return m
             return info
         return None
+
+    def attribute_value(self, node: Node) -> Value:
+        """`model.cfg.n_layers` once the model is known; `sae.cfg.hook_name` of an SAE loaded by id."""
+        value = self.config_value(node)
+        return value if value is not None else sae_hook_name(node, self.scopes, self.evaluator)
 
     def config_value(self, node: Node) -> int | None:
         """``model.cfg.n_layers``, ``cfg.d_model`` (``cfg = model.cfg`` or a config built in the file):

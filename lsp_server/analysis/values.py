@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -37,13 +38,13 @@ class Evaluator(ObjectAttributes):
         self.scopes = scopes
         # Values of attributes such as ``model.cfg.n_layers``, once the models are known (set by
         # the analysis after it has found them; until then attributes are unknown).
-        self.attribute: Callable[[Node], Value] | None = None
+        self._attribute: weakref.WeakMethod | None = None
         # Calls of plain names (``fn(...)``, ``partial(fn, ...)``), set by the analysis once found: the
         # call sites that bind the file's function parameters. Until then parameters are unknown.
         self.calls: list[Node] | None = None
         # The hook names a cache expression holds (``cache`` of ``run_with_cache(x, names_filter=...)``),
         # set by the hook-ref collector, which knows the caches and reads filters; unknown until then.
-        self.cache_keys: Callable[[Node], Value] | None = None
+        self._cache_keys: weakref.WeakMethod | None = None
         # The workspace modules this document imports and the files that import it (None: this file alone).
         self.links: ModuleLinks | None = None
         self._calls_by_name: dict[str, list[Node]] | None = None
@@ -61,6 +62,26 @@ class Evaluator(ObjectAttributes):
         self.reads: set[str] | None = None
         # ...and the byte ranges of the code evaluated (an edit inside one of them may change the ref).
         self.read_spans: list[tuple[int, int]] | None = None
+
+
+    # The two callbacks are methods of objects that hold this evaluator (the models, the hook-name
+    # collector): held weakly, so that an analysis has no reference cycle and is freed as soon as it
+    # is dropped, without waiting for the cycle collector.
+    @property
+    def attribute(self) -> Callable[[Node], Value] | None:
+        return self._attribute() if self._attribute is not None else None
+
+    @attribute.setter
+    def attribute(self, method: Callable[[Node], Value]) -> None:
+        self._attribute = weakref.WeakMethod(method)
+
+    @property
+    def cache_keys(self) -> Callable[[Node], Value] | None:
+        return self._cache_keys() if self._cache_keys is not None else None
+
+    @cache_keys.setter
+    def cache_keys(self, method: Callable[[Node], Value]) -> None:
+        self._cache_keys = weakref.WeakMethod(method)
 
     def eval(self, node: Node | None, depth: int = 0) -> Value:
         if node is None or depth > MAX_DEPTH:
@@ -393,8 +414,10 @@ class Evaluator(ObjectAttributes):
         if self.calls is None:
             return None  # calls not known yet
         if fn.start_byte not in self._sites:
-            self._sites[fn.start_byte] = self._call_sites(fn)
-        return self._sites[fn.start_byte]
+            sites = self._call_sites(fn)  # kept with None for this evaluator: no reference cycle through it
+            self._sites[fn.start_byte] = None if sites is None else [(None if e is self else e, c, p) for e, c, p in sites]
+        kept = self._sites[fn.start_byte]
+        return None if kept is None else [(self if e is None else e, c, p) for e, c, p in kept]
 
     def _call_sites(self, fn: Node) -> list[tuple[Evaluator, Node, bool]] | None:
         name_node = fn.child_by_field_name("name")

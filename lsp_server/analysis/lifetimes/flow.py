@@ -26,13 +26,16 @@ SURPRISING = frozenset({"run_with_cache", "run_with_hooks", "patching", "hooks-c
 CLEAN_RUN = re.compile(r"(?i)clean|orig|baseline|unablated|unpatched|unsteered|reference")
 
 
+# How an event of these kinds attaches hooks to follow from there on (by method name: a dict of bound
+# methods would make each Flow a reference cycle, kept with its analysis until the cycle collector runs).
+_ATTACHES = {"add": "_added", "temp": "_left_by_temp", "call": "_left_by_helper"}
+
+
 class Flow:
     def __init__(self, doc: Doc, messages: Messages, emit: Callable[[Finding], None]):
         self.scopes = doc.scopes
         self.messages = messages
         self._emit = emit
-        # How an event of these kinds attaches hooks to follow from here on.
-        self._attaches = {"add": self._added, "temp": self._left_by_temp, "call": self._left_by_helper}
 
     def follow(self, scope, events: list[Event]) -> Summary:
         """Walk the scope's events; report what leaks, and return what the scope does to its callers' models."""
@@ -46,9 +49,9 @@ class Flow:
             for k in rule.forwards(ev):
                 summary.forwards.add(k)
                 self._forward(pending, ev, k)
-            attach = self._attaches.get(ev.kind)
+            attach = _ATTACHES.get(ev.kind)
             if attach is not None:
-                pending += attach(ev, events)
+                pending += getattr(self, attach)(ev, events)
         for p in pending:
             self._finish(p, scope, None, summary)
         return summary

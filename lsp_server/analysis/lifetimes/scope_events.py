@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import weakref
 from collections.abc import Callable
 
 from ..scopes import MODULE
@@ -36,7 +37,9 @@ class ScopeEvents:
         self.models = models
         self.hooks = hooks
         self.calls = calls
-        self.summary_of = summary_of  # what calling a function does (None while it is being summarised)
+        # What calling a function does (None while it is being summarised): a method of the summaries
+        # that own this, held weakly (no reference cycle).
+        self._summary_of = weakref.WeakMethod(summary_of)
         self._cache: dict = {}
         self._wanted: set | None = None
         self._patterns: dict = {}
@@ -222,7 +225,7 @@ class ScopeEvents:
             return Event("forward", call, call.start_byte, key, name, what=f"{name}(...)", model_node=ident)
         if d is None or d.kind != "def":
             return None
-        summary = self.summary_of((d.node.start_byte, d.node.end_byte))
+        summary = self._summary_of()((d.node.start_byte, d.node.end_byte))
         if summary is None:
             return None
         effects = effects_at(summary, d.node, call, self.models.key)
