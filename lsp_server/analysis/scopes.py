@@ -158,8 +158,8 @@ class Scopes:
             base = stmt.start_byte
             key = source[base:stmt.end_byte]
             facts = previous.get(key)
-            if facts is not None and facts.type != stmt.type:
-                facts = None  # the same text parsed otherwise (an error nearby)
+            if facts is not None and (facts.type != stmt.type or stmt.has_error):
+                facts = None  # the same text parsed otherwise (error recovery depends on the text around)
             if facts is None:
                 first = len(self._walked)
                 self._statement(stmt, MODULE)
