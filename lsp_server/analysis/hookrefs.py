@@ -19,6 +19,7 @@ from .activation_stores import ActivationStores
 from .hook_filters import selected
 from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
 from .reuse import Reuse
+from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
@@ -72,6 +73,8 @@ class HookRef:
     # ...and the byte ranges of the code it was computed from (merged): an edit inside none of them either
     # leaves it unchanged.
     spans: tuple[tuple[int, int], ...] = field(default=())
+    # An SAE hook under an SAE whose own hook is unknown (`template` None): (that hook as written, SAE suffix).
+    sae_point: tuple[str, str] | None = None
 
     def name(self) -> str | None:
         """The concrete hook name, when the layer is known (or the hook is global)."""
@@ -837,6 +840,9 @@ class HookRefCollector:
             how = _how(key, value)
         template, layer, layer_expr = _template_of(value)
         if template is None:
+            if (point := sae_point_of(value)) is not None:  # `f"{sae.cfg.hook_name}.hook_sae_acts_post"`
+                self.refs.append(HookRef(key.start_byte, key.end_byte, "cache", None, how=how, model=model, cache=cache,
+                                         sae_point=point))
             return
         self.refs.append(HookRef(key.start_byte, key.end_byte, "cache", template, layer=layer, written_layer=layer,
                                  layer_expr=layer_expr, how=how, model=model, cache=cache,

@@ -26,7 +26,7 @@ from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_nam
                           is_int, lift, normalise, one_of, options_of)
 
 MAX_DEPTH = 8
-MAX_CALL_SITES = 8  # a parameter of a function called from more places than this: unknown
+MAX_CALL_SITES = 16  # a parameter of a function called from more places than this: unknown
 MAX_BRANCHES = 4  # nested conditional statements walked out of to find what else may reach a read
 
 

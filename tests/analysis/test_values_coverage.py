@@ -139,3 +139,17 @@ def test_store_reads_hover_but_are_never_judged():
     assert "not an ActivationCache" in hover(a, a.source.rindex(b'saved_cache["blocks.2.hook_mlp_out"]') + 13).markdown
     assert _hover_head(a, 'saved_cache["blocks.2.hook_mlp_in"]') is None  # not a name the filling hook runs on
     assert not [f for f in a.findings if f.code in ("unknown-hook", "hook-not-enabled", "layer-out-of-range")]
+
+
+# -- call-site bound
+
+def test_parameters_follow_up_to_sixteen_call_sites_and_no_more():
+    from lsp_server.analysis.values import MAX_CALL_SITES
+
+    body = 'def read(c, name):\n    return c[name]\n'
+    sites = "".join(f'read(cache, "blocks.{i}.hook_resid_post")\n' for i in range(MAX_CALL_SITES))
+    a = _analysis(body + sites)
+    value = _value_at(a, "name")
+    assert MAX_CALL_SITES == 16 and len(value.options) == 16
+    a = _analysis(body + sites + 'read(cache, "blocks.0.hook_mlp_out")\n')
+    assert _value_at(a, "name") is None  # one site past the bound: unknown, never a partial list
