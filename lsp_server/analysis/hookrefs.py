@@ -673,7 +673,8 @@ class HookRefCollector:
         function's or module's for a closure) it is (also) bound to a dict or list (``cache = {}``,
         ``dict()``, ``defaultdict(...)``), an instance of a class of this file or another
         non-TransformerLens class (``metric_cache = MetricCache(...)``), or a parameter annotated as a
-        dict of something other than tensors (``cached_data: Optional[dict]``); or where it is read, it
+        dict of something other than tensors (``cached_data: Optional[dict]``) or as a tensor
+        (``cached_means: Float[Tensor, "layer d_model"]``); or where it is read, it
         holds what a library that makes no caches returned (``cache = pickle.load(f)``, ``torch.stack(...)``)."""
         word = text(name)
         reaching = self.scopes.lookup(word, name.start_byte)
@@ -690,6 +691,8 @@ class HookRefCollector:
                 written = text(annotation).lower()  # dict[str, Tensor] may well be keyed by hook names
                 if "dict" in written and "tensor" not in written and "activationcache" not in written:
                     return True
+                if "tensor" in written and "dict" not in written and "cache" not in written:
+                    return True  # `cached_means: Float[Tensor, "layer d_model"]`: indexed by layer, not by name
             if d.kind == "param" and self._passed_containers(d):
                 return True
         return False

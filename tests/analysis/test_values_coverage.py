@@ -153,3 +153,16 @@ def test_parameters_follow_up_to_sixteen_call_sites_and_no_more():
     assert MAX_CALL_SITES == 16 and len(value.options) == 16
     a = _analysis(body + sites + 'read(cache, "blocks.0.hook_mlp_out")\n')
     assert _value_at(a, "name") is None  # one site past the bound: unknown, never a partial list
+
+
+# -- receivers that are not caches
+
+def test_a_parameter_annotated_as_a_tensor_is_not_a_cache():
+    a = _analysis('def ablate(component, hook, cached_means: Float[Tensor, "layer d_model"], layer: int = 0):\n'
+                  '    component[:] = cached_means[layer]\n'
+                  'def read(acts, hook, act_cache: ActivationCache, name="blocks.0.hook_resid_post"):\n'
+                  '    return act_cache[name]\n')
+    subs = [n for n in descendants(a.parsed.root, "subscript") if text(n.child_by_field_name("value")) in ("cached_means", "act_cache")]
+    means, cache = subs
+    assert a.registrations._plain_container(means.child_by_field_name("value"))
+    assert not a.registrations._plain_container(cache.child_by_field_name("value"))
