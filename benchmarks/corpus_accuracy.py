@@ -63,6 +63,9 @@ def _int_key(analysis, key) -> bool:
     d = analysis.scopes.lookup(text(key), key.start_byte)
     if d is not None and d.kind == "for" and d.node.type == "call" and text(d.node.child_by_field_name("function")) == "range":
         return True
+    if d is not None and d.kind == "for" and d.node.type == "call" and text(d.node.child_by_field_name("function")) == "enumerate" \
+            and d.target.type in ("pattern_list", "tuple_pattern") and text(d.target.named_children[0]) == text(key):
+        return True  # `for i, block in enumerate(blocks)`: the index
     values = options_of(analysis.evaluator.eval(key))
     return bool(values) and all(is_int(v) for v in values)
 

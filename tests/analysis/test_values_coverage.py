@@ -157,12 +157,19 @@ def test_parameters_follow_up_to_sixteen_call_sites_and_no_more():
 
 # -- receivers that are not caches
 
-def test_a_parameter_annotated_as_a_tensor_is_not_a_cache():
+def test_a_name_annotated_as_a_tensor_or_array_is_not_a_cache():
     a = _analysis('def ablate(component, hook, cached_means: Float[Tensor, "layer d_model"], layer: int = 0):\n'
                   '    component[:] = cached_means[layer]\n'
                   'def read(acts, hook, act_cache: ActivationCache, name="blocks.0.hook_resid_post"):\n'
-                  '    return act_cache[name]\n')
-    subs = [n for n in descendants(a.parsed.root, "subscript") if text(n.child_by_field_name("value")) in ("cached_means", "act_cache")]
-    means, cache = subs
-    assert a.registrations._plain_container(means.child_by_field_name("value"))
-    assert not a.registrations._plain_container(cache.child_by_field_name("value"))
+                  '    return act_cache[name]\n'
+                  'def plot(attn, i):\n'
+                  '    head_cache: Float[np.ndarray, "n_mazes seq seq"] = attn[0]\n'
+                  '    return head_cache[i, -1]\n'
+                  'def per_layer(named_cache: Dict[str, Tensor], name):\n'
+                  '    return named_cache[name]\n')
+    receivers = {text(v): v for n in descendants(a.parsed.root, "subscript")
+                 if (v := n.child_by_field_name("value")).type == "identifier"}
+    assert a.registrations._plain_container(receivers["cached_means"])
+    assert a.registrations._plain_container(receivers["head_cache"])
+    assert not a.registrations._plain_container(receivers["act_cache"])
+    assert not a.registrations._plain_container(receivers["named_cache"])  # keyed by hook names, maybe
