@@ -52,6 +52,7 @@ class Evaluator(ObjectAttributes):
         # (function, parameter) -> its value, with the names and code ranges computing it read.
         self._param_memo: dict[tuple[int, str], tuple[Value, frozenset[str], tuple]] = {}
         self._mutated_names: dict[str, bool] = {}
+        self._dicts_unchanged: dict[tuple[str, int], bool] = {}  # (name, binding offset) -> only ever read
         self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
         self._escapes: dict[tuple[int, str], bool] = {}  # (binding start, name) -> used as a value
@@ -249,6 +250,8 @@ class Evaluator(ObjectAttributes):
             return None
         if self.reads is not None:
             self.reads.add(text(container))
+        if not self._dict_unchanged(d):
+            return None  # `cfg["act_name"] = ...`, `cfg.update(...)`, `post_init_cfg(cfg)`: not the literal any more
         wanted = self.eval(key, depth + 1)
         if not isinstance(wanted, str):
             return None
@@ -256,6 +259,33 @@ class Evaluator(ObjectAttributes):
             if pair.type == "pair" and self.eval(pair.child_by_field_name("key"), depth + 1) == wanted:
                 return self.eval(pair.child_by_field_name("value"), depth + 1)
         return None
+
+    def _dict_unchanged(self, d: Definition) -> bool:
+        """Whether the dict literal ``d`` binds is only ever read: every use of the name bound there is an
+        item read (not an assignment or ``del`` target), a reading method (``get``, ``keys``, ...), an ``in``
+        test or ``len``/``print``; any other use (``update``, an item assignment, handing the dict to a
+        function or another name) may change it."""
+        key = (d.name, d.offset)
+        if key not in self._dicts_unchanged:
+            self._dicts_unchanged[key] = self._only_read(d)
+        return self._dicts_unchanged[key]
+
+    def _only_read(self, d: Definition) -> bool:
+        source, root, word = self.scopes.parsed.source, self.scopes.parsed.root, d.name.encode()
+        binding = d.target.start_byte
+        at = source.find(word)
+        while at >= 0:
+            found, at = at, source.find(word, at + len(word))
+            node = root.descendant_for_byte_range(found, found + len(word))
+            if node is None or node.type != "identifier" or node.start_byte != found or node.end_byte != found + len(word) \
+                    or found == binding:
+                continue  # part of a longer name, in a string or a comment; or the binding itself
+            other = self.scopes.lookup(d.name, found)
+            if other is None or (other.offset, other.kind) != (d.offset, d.kind):
+                continue  # another binding of the name (a rebinding is followed as one)
+            if not _read_only_use(node):
+                return False
+        return True
 
     def _loop_variable(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
         """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items;
@@ -740,6 +770,37 @@ def _used_as_value(name: Node) -> bool:
             and parent.named_children[1] == name:
         return False  # a `(hook name, fn)` pair of a hook list
     return True
+
+
+# Methods that read a dict without changing it, and calls that only look at what they are given.
+_READING_METHODS = frozenset({"get", "keys", "values", "items", "copy", "__getitem__", "__contains__"})
+_LOOKING_CALLS = frozenset({"len", "print", "repr", "str", "list", "sorted"})
+
+
+def _read_only_use(name: Node) -> bool:
+    """Whether this occurrence of a dict's name only reads it: ``d[k]`` (not assigned or deleted),
+    ``d.get(k)``, ``k in d``, ``len(d)``, ``for k in d``."""
+    parent = name.parent
+    if parent is None:
+        return False
+    if parent.type == "subscript" and parent.child_by_field_name("value") == name:
+        outer = parent.parent
+        if outer is not None and outer.type in ("assignment", "augmented_assignment") and outer.child_by_field_name("left") == parent:
+            return False
+        return outer is None or outer.type not in ("delete_statement", "pattern_list", "tuple_pattern")
+    if parent.type == "attribute" and parent.child_by_field_name("object") == name:
+        return text(parent.child_by_field_name("attribute")) in _READING_METHODS \
+            and parent.parent is not None and parent.parent.type == "call"
+    if parent.type == "comparison_operator":
+        return True  # `"act_name" in cfg`
+    if parent.type == "assignment" and parent.child_by_field_name("left") == name:
+        return True  # `cfg = {...}` again: another binding, which the lookup follows
+    if parent.type == "for_statement" and parent.child_by_field_name("right") == name:
+        return True
+    if parent.type == "argument_list" and parent.parent is not None and parent.parent.type == "call":
+        function = parent.parent.child_by_field_name("function")
+        return function is not None and function.type == "identifier" and text(function) in _LOOKING_CALLS
+    return False
 
 
 def _offset_of(d: Definition) -> int:

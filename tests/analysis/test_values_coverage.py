@@ -173,3 +173,20 @@ def test_a_name_annotated_as_a_tensor_or_array_is_not_a_cache():
     assert a.registrations._plain_container(receivers["head_cache"])
     assert not a.registrations._plain_container(receivers["act_cache"])
     assert not a.registrations._plain_container(receivers["named_cache"])  # keyed by hook names, maybe
+
+
+# -- config dicts
+
+def test_a_dict_literal_is_read_only_while_nothing_may_change_it():
+    cases = {
+        'cfg["act_name"] = "blocks.5.hook_resid_post"\n': None,
+        'del cfg["act_name"]\n': None,
+        'cfg.setdefault("act_name", "blocks.5.hook_resid_post")\n': None,
+        'cfg |= {"act_name": "blocks.5.hook_resid_post"}\n': None,
+        'json.dump(cfg, f)\n': None,  # handed to a function: it may change it
+        'for k in cfg:\n    print(k, cfg[k], len(cfg))\n': "blocks.0.hook_resid_post",
+        'cfg = {"act_name": "blocks.2.hook_resid_post"}\n': "blocks.2.hook_resid_post",  # rebound: the last binding
+    }
+    for change, expected in cases.items():
+        a = _analysis('cfg = {"act_name": "blocks.0.hook_resid_post"}\n' + change + 'x = cfg["act_name"]\nx\n')
+        assert _value_at(a, "x") == expected, change
