@@ -55,6 +55,8 @@ class Evaluator(ObjectAttributes):
         self._dicts_unchanged: dict[tuple[str, int], bool] = {}  # (name, binding offset) -> only ever read
         self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
+        self._outside_sets: dict[tuple[int, str], bool] = {}  # (class start, attr) -> assigned outside its methods
+        self._instance_callers: list[Evaluator] = []  # files whose constructions of this file's classes are followed
         self._escapes: dict[tuple[int, str], bool] = {}  # (binding start, name) -> used as a value
         self._sites: dict[int, list | None] = {}  # function start -> its call sites
         # Names read while evaluating, when recording (a hook ref's dependencies: an edit that mentions

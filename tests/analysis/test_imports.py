@@ -188,3 +188,10 @@ class Node:
     shown = _full(ws, tmp_path / "graph.py", "self.activation_name]")
     assert shown.startswith("One of 2 hook names:\n\n- `blocks.9.attn.hook_z`"), shown
     assert "- `blocks.2.hook_resid_pre`" in shown and "blocks.2.attn.hook_z" not in shown
+    # A file that sets the attribute on an instance it built: `__init__` no longer says what it is (the
+    # layer is unknown; the component is still known).
+    changed = main + 'sender.layer = 11\n'
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "graph.py": graph, "main.py": changed})
+    assert _hover(ws, tmp_path / "main.py", "sender.activation_name").startswith("`blocks.{self.layer}.attn.hook_z`")
+    shown = _full(ws, tmp_path / "graph.py", "self.activation_name]")
+    assert "blocks.9.attn.hook_z" not in shown and "blocks.2.hook_resid_pre" not in shown, shown

@@ -190,3 +190,19 @@ def test_a_dict_literal_is_read_only_while_nothing_may_change_it():
     for change, expected in cases.items():
         a = _analysis('cfg = {"act_name": "blocks.0.hook_resid_post"}\n' + change + 'x = cfg["act_name"]\nx\n')
         assert _value_at(a, "x") == expected, change
+
+
+# -- attributes of the file's own objects
+
+def test_an_attribute_set_outside_its_class_methods_is_unknown():
+    cls = ('class Store:\n'
+           '    def __init__(self, hook_point="blocks.0.hook_resid_post"):\n'
+           '        self.hook_point = hook_point\n'
+           'store = Store()\n')
+    read = 'x = store.hook_point\nx\n'
+    assert _value_at(_analysis(cls + read), "x") == "blocks.0.hook_resid_post"
+    assert _value_at(_analysis(cls + 'if store.hook_point == "a":\n    pass\n' + read), "x") == "blocks.0.hook_resid_post"
+    for change in ('store.hook_point = "blocks.3.hook_mlp_out"\n', 'setattr(store, "hook_point", "x")\n',
+                   'holder.store.hook_point += "x"\n', 'store.hook_point: str = "x"\n',
+                   'class Sub(Store):\n    def __init__(self):\n        self.hook_point = "y"\n'):
+        assert _value_at(_analysis(cls + change + read), "x") is None, change
