@@ -52,6 +52,7 @@ class Evaluator(ObjectAttributes):
         # (function, parameter) -> its value, with the names and code ranges computing it read.
         self._param_memo: dict[tuple[int, str], tuple[Value, frozenset[str], tuple]] = {}
         self._mutated_names: dict[str, bool] = {}
+        self._globals_rebound: dict[str, bool] = {}  # module-level name -> bound again out of the lookup's sight
         self._dicts_unchanged: dict[tuple[str, int], bool] = {}  # (name, binding offset) -> only ever read
         self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
@@ -189,6 +190,8 @@ class Evaluator(ObjectAttributes):
         if d.kind == "assign" and d.target.type == "identifier":
             if d.node.type in ("list", "set") and self._mutated(d.name):
                 return None  # `sites = ["z"]; sites.append("q")`: not the literal any more
+            if function_of(d.target) is None and self._rebound_elsewhere(d.name):
+                return None  # `global NAME; NAME = ...` in a function, `module.NAME = ...` in an importer
             return self.eval(d.node, depth + 1)
         if d.kind == "assign" and d.target.type in _UNPACKING:
             return self._unpacked(d, depth)
@@ -198,6 +201,8 @@ class Evaluator(ObjectAttributes):
             return self._parameter(d.name, d.node, depth)
         if d.kind == "import" and (found := followed(d.imported, self.links)) is not None:
             other, definition = found
+            if _module_attribute_write(definition.name).search(self.scopes.parsed.source):
+                return None  # `import utils; utils.LAYER = 5` here (the module's importers are checked there)
             return other.evaluator.value_of(definition, depth + 1)
         return None
 
@@ -235,6 +240,25 @@ class Evaluator(ObjectAttributes):
             if (inner.start_byte if inner is not None else None) == (scope.start_byte if scope is not None else None):
                 return True
         return False
+
+    def _rebound_elsewhere(self, name: str) -> bool:
+        """Whether a module-level ``name`` may be bound again where no lookup sees it: by a function that
+        declares it ``global``, or by a file that imports this one (``utils.LAYER = 5``). A regex scan,
+        erring towards "rebound"."""
+        if name not in self._globals_rebound:
+            source, root = self.scopes.parsed.source, self.scopes.parsed.root
+            declared = False
+            for m in re.finditer(rb"\bglobal\b", source):  # most files have none
+                n = root.descendant_for_byte_range(m.start(), m.end())
+                statement = n if n is not None and n.type == "global_statement" else n.parent if n is not None else None
+                if statement is not None and statement.type == "global_statement" \
+                        and any(text(c) == name for c in statement.named_children):
+                    declared = True
+                    break
+            importers = self.links.importers() if self.links is not None and not declared else []
+            written = _module_attribute_write(name)
+            self._globals_rebound[name] = declared or any(written.search(other.source) for other in importers)
+        return self._globals_rebound[name]
 
     def _mutated(self, name: str) -> bool:
         """Whether the file changes the list or set ``name`` in place anywhere (appends, item assignment, ``+=``)."""
@@ -803,6 +827,12 @@ def _read_only_use(name: Node) -> bool:
         function = parent.parent.child_by_field_name("function")
         return function is not None and function.type == "identifier" and text(function) in _LOOKING_CALLS
     return False
+
+
+def _module_attribute_write(name: str) -> re.Pattern:
+    """``<module>.name = `` (also augmented) or ``setattr(<module>, "name", ...)`` in another file."""
+    word = re.escape(name.encode())
+    return re.compile(rb"\.\s*" + word + rb"\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)?=(?!=)|setattr\s*\([^)]*['\"]" + word + rb"['\"]")
 
 
 def _offset_of(d: Definition) -> int:

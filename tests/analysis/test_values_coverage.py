@@ -206,3 +206,11 @@ def test_an_attribute_set_outside_its_class_methods_is_unknown():
                    'holder.store.hook_point += "x"\n', 'store.hook_point: str = "x"\n',
                    'class Sub(Store):\n    def __init__(self):\n        self.hook_point = "y"\n'):
         assert _value_at(_analysis(cls + change + read), "x") is None, change
+
+
+def test_a_module_name_a_function_declares_global_is_unknown():
+    body = 'NAME = "blocks.0.hook_resid_post"\n{}x = NAME\nx\n'
+    assert _value_at(_analysis(body.format('')), "x") == "blocks.0.hook_resid_post"
+    assert _value_at(_analysis(body.format('def f():\n    global NAME\n    NAME = "b"\n')), "x") is None
+    assert _value_at(_analysis(body.format('def f():\n    global OTHER\n    OTHER = 1\n# global NAME\n')), "x") == \
+        "blocks.0.hook_resid_post"  # another name's declaration, and a comment
