@@ -70,8 +70,9 @@ def _self_assignments(cls: Node) -> dict[str, list[tuple[Node, Node]]]:
 
 
 @lru_cache(maxsize=256)
-def _attribute_write(attr: str) -> re.Pattern:
-    """``<name>.attr = ``/``+=``/``: T =`` (the name is group 1; none after ``)`` or ``]``) or ``setattr(..., "attr"``."""
+def attribute_write(attr: str) -> re.Pattern:
+    """``<name>.attr = ``/``+=``/``: T =`` (the name is group 1; none after ``)`` or ``]``) or ``setattr(..., "attr"``:
+    an attribute of an object or a module written."""
     name = re.escape(attr.encode())
     return re.compile(rb"(?:([A-Za-z_]\w*)|[)\]])\s*\.\s*" + name + rb"(?:\s*:\s*[\w\[\], .]+?)?\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)?=(?!=)"
                       rb"|setattr\s*\([^)]*['\"]" + name + rb"['\"]")
@@ -144,7 +145,7 @@ class ObjectAttributes:
         A regex scan, erring towards "assigned"."""
         key = (cls.start_byte, attr)
         if key not in self._outside_sets:
-            pattern = _attribute_write(attr)
+            pattern = attribute_write(attr)
             source = self.scopes.parsed.source
             mine = [(fn.start_byte, fn.end_byte, _self_name(fn)) for defs in self._class_facts(cls)[0].values() for fn in defs]
             here = any(not (m.group(1) is not None and starts_name(source, m.start(1))  # `self.attr = ` in its methods
@@ -155,7 +156,7 @@ class ObjectAttributes:
         if self._outside_sets[key]:
             return True
         builders = [c for c in (caller, *self._instance_callers) if c is not None and c is not self]
-        return any(_attribute_write(attr).search(c.scopes.parsed.source) for c in builders)
+        return any(attribute_write(attr).search(c.scopes.parsed.source) for c in builders)
 
     def _class_facts(self: Evaluator, cls: Node) -> tuple[dict[str, list[Node]], dict[str, list[tuple[Node, Node]]]]:
         """The class's defs by name and its ``self.x = ...`` by ``x`` (found once per class: every read asks)."""

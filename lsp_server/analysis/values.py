@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from .objects import ObjectAttributes, class_of
+from .objects import ObjectAttributes, attribute_write, class_of
 from .imports import ModuleLinks, followed, module_of, module_path
 from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_value, text
@@ -53,6 +53,7 @@ class Evaluator(ObjectAttributes):
         self._param_memo: dict[tuple[int, str], tuple[Value, frozenset[str], tuple]] = {}
         self._mutated_names: dict[str, bool] = {}
         self._globals_rebound: dict[str, bool] = {}  # module-level name -> bound again out of the lookup's sight
+        self._handed: dict[tuple[str, int], bool] = {}  # (list name, binding offset) -> handed to a function changing it
         self._dicts_unchanged: dict[tuple[str, int], bool] = {}  # (name, binding offset) -> only ever read
         self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
@@ -188,8 +189,8 @@ class Evaluator(ObjectAttributes):
         if d is None or depth > MAX_DEPTH:
             return None
         if d.kind == "assign" and d.target.type == "identifier":
-            if d.node.type in ("list", "set") and self._mutated(d.name):
-                return None  # `sites = ["z"]; sites.append("q")`: not the literal any more
+            if d.node.type in ("list", "set") and (self._mutated(d.name) or self._handed_to_a_changer(d)):
+                return None  # `sites = ["z"]; sites.append("q")` (or `add_site(sites)`): not the literal any more
             if function_of(d.target) is None and self._rebound_elsewhere(d.name):
                 return None  # `global NAME; NAME = ...` in a function, `module.NAME = ...` in an importer
             return self.eval(d.node, depth + 1)
@@ -201,7 +202,7 @@ class Evaluator(ObjectAttributes):
             return self._parameter(d.name, d.node, depth)
         if d.kind == "import" and (found := followed(d.imported, self.links)) is not None:
             other, definition = found
-            if _module_attribute_write(definition.name).search(self.scopes.parsed.source):
+            if attribute_write(definition.name).search(self.scopes.parsed.source):
                 return None  # `import utils; utils.LAYER = 5` here (the module's importers are checked there)
             return other.evaluator.value_of(definition, depth + 1)
         return None
@@ -241,6 +242,54 @@ class Evaluator(ObjectAttributes):
                 return True
         return False
 
+    def _handed_to_a_changer(self, d: Definition) -> bool:
+        """Whether the list or set ``d`` binds is given another name (``other = sites``) or handed to a function
+        of the workspace that changes that parameter in place (``def add(l): l.append(...)``; a function
+        this file defines under the callee's name counts when the call is not resolved). Library functions
+        are taken not to change what they are given."""
+        key = (d.name, d.offset)
+        if key not in self._handed:
+            self._handed[key] = any(self._changes_it(node) for node in self._uses(d))
+        return self._handed[key]
+
+    def _uses(self, d: Definition) -> list[Node]:
+        """Every identifier that refers to the binding ``d`` (its own target left out)."""
+        source, root, word = self.scopes.parsed.source, self.scopes.parsed.root, d.name.encode()
+        out, at = [], source.find(word)
+        while at >= 0:
+            found, at = at, source.find(word, at + len(word))
+            node = root.descendant_for_byte_range(found, found + len(word))
+            if node is None or node.type != "identifier" or node.start_byte != found or node.end_byte != found + len(word) \
+                    or found == d.target.start_byte:
+                continue
+            other = self.scopes.lookup(d.name, found)
+            if other is not None and (other.offset, other.kind) == (d.offset, d.kind):
+                out.append(node)
+        return out
+
+    def _changes_it(self, use: Node) -> bool:
+        parent = use.parent
+        if parent is not None and parent.type == "assignment" and parent.child_by_field_name("right") == use:
+            return True  # another name for the same list
+        keyword = None
+        if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("value") == use:
+            keyword, parent = text(parent.child_by_field_name("name")), parent.parent
+        if parent is None or parent.type != "argument_list" or parent.parent is None or parent.parent.type != "call":
+            return False
+        call = parent.parent
+        called = self.function_called(call)
+        candidates = [called[1]] if called is not None else \
+            self.scopes.function_defs.get(text(call.child_by_field_name("function")).rpartition(".")[2], [])
+        for fn in candidates:
+            bound = self.bind(fn, call)
+            if bound is None:
+                return True  # `*args`: which parameter it lands in is not known
+            param = keyword if keyword is not None else next((n for n, arg in bound.items() if arg == use), None)
+            body = fn.child_by_field_name("body")
+            if param is not None and body is not None and mutated_in(text(body).encode(), param, growing=True):
+                return True
+        return False
+
     def _rebound_elsewhere(self, name: str) -> bool:
         """Whether a module-level ``name`` may be bound again where no lookup sees it: by a function that
         declares it ``global``, or by a file that imports this one (``utils.LAYER = 5``). A regex scan,
@@ -256,7 +305,7 @@ class Evaluator(ObjectAttributes):
                     declared = True
                     break
             importers = self.links.importers() if self.links is not None and not declared else []
-            written = _module_attribute_write(name)
+            written = attribute_write(name)
             self._globals_rebound[name] = declared or any(written.search(other.source) for other in importers)
         return self._globals_rebound[name]
 
@@ -293,25 +342,8 @@ class Evaluator(ObjectAttributes):
         function or another name) may change it."""
         key = (d.name, d.offset)
         if key not in self._dicts_unchanged:
-            self._dicts_unchanged[key] = self._only_read(d)
+            self._dicts_unchanged[key] = all(_read_only_use(use) for use in self._uses(d))
         return self._dicts_unchanged[key]
-
-    def _only_read(self, d: Definition) -> bool:
-        source, root, word = self.scopes.parsed.source, self.scopes.parsed.root, d.name.encode()
-        binding = d.target.start_byte
-        at = source.find(word)
-        while at >= 0:
-            found, at = at, source.find(word, at + len(word))
-            node = root.descendant_for_byte_range(found, found + len(word))
-            if node is None or node.type != "identifier" or node.start_byte != found or node.end_byte != found + len(word) \
-                    or found == binding:
-                continue  # part of a longer name, in a string or a comment; or the binding itself
-            other = self.scopes.lookup(d.name, found)
-            if other is None or (other.offset, other.kind) != (d.offset, d.kind):
-                continue  # another binding of the name (a rebinding is followed as one)
-            if not _read_only_use(node):
-                return False
-        return True
 
     def _loop_variable(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
         """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items;
@@ -827,12 +859,6 @@ def _read_only_use(name: Node) -> bool:
         function = parent.parent.child_by_field_name("function")
         return function is not None and function.type == "identifier" and text(function) in _LOOKING_CALLS
     return False
-
-
-def _module_attribute_write(name: str) -> re.Pattern:
-    """``<module>.name = `` (also augmented) or ``setattr(<module>, "name", ...)`` in another file."""
-    word = re.escape(name.encode())
-    return re.compile(rb"\.\s*" + word + rb"\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)?=(?!=)|setattr\s*\([^)]*['\"]" + word + rb"['\"]")
 
 
 def _offset_of(d: Definition) -> int:

@@ -214,3 +214,15 @@ def test_a_module_name_a_function_declares_global_is_unknown():
     assert _value_at(_analysis(body.format('def f():\n    global NAME\n    NAME = "b"\n')), "x") is None
     assert _value_at(_analysis(body.format('def f():\n    global OTHER\n    OTHER = 1\n# global NAME\n')), "x") == \
         "blocks.0.hook_resid_post"  # another name's declaration, and a comment
+
+
+def test_a_list_handed_to_a_function_that_changes_it_is_unknown():
+    body = 'sites = ["blocks.0.hook_resid_post"]\n{}for s in sites:\n    s\n'
+    assert _value_at(_analysis(body.format('')), "s") == "blocks.0.hook_resid_post"
+    for change in ('def add(l):\n    l.append("b")\nadd(sites)\n',
+                   'def add(x, l=None):\n    l += ["b"]\nadd(1, l=sites)\n',
+                   'class A:\n    def add(self, l):\n        l.insert(0, "b")\nA().add(sites)\n',  # unresolved: by name
+                   'other = sites\n'):
+        assert _value_at(_analysis(body.format(change)), "s") is None, change
+    reads = 'def show(l):\n    print(l[0])\nshow(sites)\nsorted(sites)\n'
+    assert _value_at(_analysis(body.format(reads)), "s") == "blocks.0.hook_resid_post"
