@@ -89,3 +89,11 @@ def test_hook_z_sae_output_and_error_are_per_head_again():
     assert sae_shape(z, "blocks.{l}.attn.hook_z", "hook_sae_error") == z  # input minus the reshaped reconstruction
     resid = ("batch", "pos", "d_model")
     assert sae_shape(resid, "blocks.{l}.hook_resid_pre", "hook_sae_output") == resid
+
+
+def test_an_sae_whose_hook_name_is_set_in_the_file_is_not_read_from_its_id():
+    load = ('sae = SAE.from_pretrained("gpt2-small-res-jb", "blocks.8.hook_resid_pre")\n'
+            '_, cache = model.run_with_cache_with_saes("x", saes=[sae])\n')
+    read = 'acts = cache[sae.cfg.hook_name]\n'
+    assert _hover(_analysis(load + read), "cache[sae.cfg.hook_name]").startswith("`blocks.8.hook_resid_pre`")
+    assert _hover(_analysis(load + 'sae.cfg.hook_name = "blocks.9.hook_resid_pre"\n' + read), "cache[sae.cfg.hook_name]") is None
