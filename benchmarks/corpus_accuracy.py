@@ -8,9 +8,10 @@ every finding by code, and writes them out for reading by hand (precision is jud
     .venv/bin/python benchmarks/corpus_accuracy.py CORPUS_DIR [--tl 2] [--findings findings.tsv] [--misses misses.tsv]
 
 Counted apart, as not ActivationCache subscripts: names the analysis finds bound to a dict, a list or
-a non-TransformerLens object (also in the enclosing scope, or passed a dict by every caller), int keys
-and tensor indexing (an ActivationCache has no int keys), and caches of the user's own modules (an
-SAE or toy model written as a HookedRootModule). Literal keys that hover are checked for the exact name.
+a non-TransformerLens object (also in the enclosing scope, or passed a dict by every caller; or a
+parameter annotated as a tensor), int keys and tensor indexing (an ActivationCache has no int keys), and
+caches of the user's own modules (an SAE or toy model written as a HookedRootModule, or any cache handed
+to a file that defines its own ``HookPoint``). Literal keys that hover are checked for the exact name.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def _int_key(analysis, key) -> bool:
     d = analysis.scopes.lookup(text(key), key.start_byte)
     if d is not None and d.kind == "for" and d.node.type == "call" and text(d.node.child_by_field_name("function")) == "range":
         return True
+    if d is not None and d.kind == "for" and d.node.type == "call" and text(d.node.child_by_field_name("function")) == "enumerate" \
+            and d.target.type in ("pattern_list", "tuple_pattern") and text(d.target.named_children[0]) == text(key):
+        return True  # `for i, block in enumerate(blocks)`: the index
     values = options_of(analysis.evaluator.eval(key))
     return bool(values) and all(is_int(v) for v in values)
 
@@ -90,6 +94,10 @@ def main() -> None:
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         analysis = views[0].analysis
+        # A file that defines its own HookPoint writes its own hook system (an early EasyTransformer copy):
+        # the caches its functions are handed hold that module's names.
+        own_hook_points = any(text(c.child_by_field_name("name")) in ("HookPoint", "HookedRootModule")
+                              for c in analysis.scopes.classes if c.child_by_field_name("name") is not None)
         for sub in descendants(analysis.parsed.root, "subscript"):
             value = sub.child_by_field_name("value")
             if value is None or value.type != "identifier" or "cache" not in text(value).lower():
@@ -109,6 +117,8 @@ def main() -> None:
             elif cache is not None and cache.call is not None and cache.model is None \
                     and analysis.registrations.foreign_receiver(call_name(cache.call)[2]):
                 form = "not a model's cache (an SAE's or toy module's own)"  # hook names of the user's module
+            elif guessed and own_hook_points:
+                form = "not a model's cache (an SAE's or toy module's own)"
             elif len(keys) > 1 and keys[0].type in ("slice", "ellipsis", "integer"):
                 form = "not a cache (int key: a list, tensor or dict of layers)"  # tensor indexing: `x[:, 3]`
             elif len(keys) == 1 and _int_key(analysis, keys[0]):

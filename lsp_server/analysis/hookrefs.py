@@ -20,6 +20,7 @@ from .activation_stores import ActivationStores
 from .hook_filters import selected
 from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
 from .reuse import Reuse
+from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
@@ -73,6 +74,8 @@ class HookRef:
     # ...and the byte ranges of the code it was computed from (merged): an edit inside none of them either
     # leaves it unchanged.
     spans: tuple[tuple[int, int], ...] = field(default=())
+    # An SAE hook under an SAE whose own hook is unknown (`template` None): (that hook as written, SAE suffix).
+    sae_point: tuple[str, str] | None = None
 
     def name(self) -> str | None:
         """The concrete hook name, when the layer is known (or the hook is global)."""
@@ -673,7 +676,8 @@ class HookRefCollector:
         function's or module's for a closure) it is (also) bound to a dict or list (``cache = {}``,
         ``dict()``, ``defaultdict(...)``), an instance of a class of this file or another
         non-TransformerLens class (``metric_cache = MetricCache(...)``), or a parameter annotated as a
-        dict of something other than tensors (``cached_data: Optional[dict]``); or where it is read, it
+        dict of something other than tensors (``cached_data: Optional[dict]``), or a parameter or name
+        annotated as a tensor or array (``cached_means: Float[Tensor, "layer d_model"]``); or where it is read, it
         holds what a library that makes no caches returned (``cache = pickle.load(f)``, ``torch.stack(...)``)."""
         word = text(name)
         reaching = self.scopes.lookup(word, name.start_byte)
@@ -686,10 +690,8 @@ class HookRefCollector:
         for d in self.scopes.definitions(word, scope):
             if d.kind == "assign" and d.target.type == "identifier" and _is_container(d.node, self.scopes):
                 return True
-            if d.kind == "param" and (annotation := d.node.child_by_field_name("type")) is not None:
-                written = text(annotation).lower()  # dict[str, Tensor] may well be keyed by hook names
-                if "dict" in written and "tensor" not in written and "activationcache" not in written:
-                    return True
+            if _annotated_not_a_cache(d):
+                return True
             if d.kind == "param" and self._passed_containers(d):
                 return True
         return False
@@ -840,6 +842,9 @@ class HookRefCollector:
             how = _how(key, value)
         template, layer, layer_expr = _template_of(value)
         if template is None:
+            if (point := sae_point_of(value)) is not None:  # `f"{sae.cfg.hook_name}.hook_sae_acts_post"`
+                self.refs.append(HookRef(key.start_byte, key.end_byte, "cache", None, how=how, model=model, cache=cache,
+                                         sae_point=point))
             return
         self.refs.append(HookRef(key.start_byte, key.end_byte, "cache", template, layer=layer, written_layer=layer,
                                  layer_expr=layer_expr, how=how, model=model, cache=cache,
@@ -927,6 +932,25 @@ def _from_foreign_library(value: Node, scopes: Scopes) -> bool:
     d = scopes.lookup(text(root), value.start_byte)
     imported = d.imported if d is not None and d.kind == "import" else None
     return imported is not None and imported.module.split(".")[0] in _FOREIGN_LIBRARIES
+
+
+def _annotated_not_a_cache(d) -> bool:
+    """A parameter annotated as a dict of something other than tensors, or a parameter or annotated
+    assignment typed as a tensor or array (``cached_means: Float[Tensor, "layer d_model"]``, ``x: np.ndarray``):
+    indexed by layer or position, never by hook name."""
+    if d.kind == "param":
+        annotation = d.node.child_by_field_name("type")
+    elif d.kind == "assign" and d.target.type == "identifier" and d.target.parent is not None \
+            and d.target.parent.type == "assignment":
+        annotation = d.target.parent.child_by_field_name("type")
+    else:
+        return False
+    if annotation is None:
+        return False
+    written = text(annotation).lower()  # dict[str, Tensor] may well be keyed by hook names
+    if "dict" in written or "cache" in written:
+        return d.kind == "param" and "dict" in written and "tensor" not in written and "activationcache" not in written
+    return "tensor" in written or "ndarray" in written or "array" in written
 
 
 def _is_container(value: Node, scopes: Scopes) -> bool:

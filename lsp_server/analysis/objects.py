@@ -4,16 +4,19 @@ of ``node = Node("z", 9)`` through a ``@property``, class-level constants.
 Research code wraps hook names in small classes (path-patching nodes, experiment configs). An
 attribute is known when its class sets it in one place: ``__init__`` (with the constructor call's
 arguments bound: every call of the class for ``self.x`` inside a method, the one call for an instance
-built by ``C(...)``), a ``@property`` that returns it, or the class body. Set anywhere else, or the
+built by ``C(...)``), a ``@property`` that returns it, or the class body. Set anywhere else (also on an
+instance after it is built, ``node.hook_name = ...``, here or in a file that imports this one), or the
 instance not built by a visible call: unknown.
 """
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .imports import followed
-from .scopes import default_of, parameter_names
+from .scopes import default_of, parameter_names, starts_name
 from .syntax import Node, descendants, text
 from .value_types import Value, one_of
 
@@ -66,6 +69,15 @@ def _self_assignments(cls: Node) -> dict[str, list[tuple[Node, Node]]]:
     return out
 
 
+@lru_cache(maxsize=256)
+def attribute_write(attr: str) -> re.Pattern:
+    """``<name>.attr = ``/``+=``/``: T =`` (the name is group 1; none after ``)`` or ``]``) or ``setattr(..., "attr"``:
+    an attribute of an object or a module written."""
+    name = re.escape(attr.encode())
+    return re.compile(rb"(?:([A-Za-z_]\w*)|[)\]])\s*\.\s*" + name + rb"(?:\s*:\s*[\w\[\], .]+?)?\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)?=(?!=)"
+                      rb"|setattr\s*\([^)]*['\"]" + name + rb"['\"]")
+
+
 def _class_constant(cls: Node, attr: str) -> Node | None:
     body = cls.child_by_field_name("body")
     for stmt in body.named_children if body is not None else ():
@@ -114,6 +126,8 @@ class ObjectAttributes:
                       caller: Evaluator | None = None) -> Value:
         """``attr`` of an instance of ``cls``, a class of this file (built by ``construction``, when that call is
         known, in ``caller``'s file: this one unless given)."""
+        if self._set_from_outside(cls, attr, caller):
+            return None  # `node.hook_name = ...` after construction: not what `__init__` set
         own, assignments = self._class_facts(cls)
         assigned = assignments.get(attr, [])
         getter = [fn for fn in own.get(attr, []) if _is_property(fn)]
@@ -123,6 +137,26 @@ class ObjectAttributes:
             return self._with_instance(cls, construction, caller or self, lambda: self.eval(assigned[0][1], depth + 1))
         constant = _class_constant(cls, attr) if not assigned and not own.get(attr) else None
         return self.eval(constant, depth + 1) if constant is not None else None
+
+    def _set_from_outside(self: Evaluator, cls: Node, attr: str, caller: Evaluator | None = None) -> bool:
+        """Whether ``attr`` is assigned other than as ``self.attr = ...`` in ``cls``'s own methods: on an
+        instance or the class (``node.hook_name = ...``, ``setattr(node, "hook_name", ...)``), in a subclass,
+        here, in the file that built the instance (``caller``) or in a workspace file that imports this one.
+        A regex scan, erring towards "assigned"."""
+        key = (cls.start_byte, attr)
+        if key not in self._outside_sets:
+            pattern = attribute_write(attr)
+            source = self.scopes.parsed.source
+            mine = [(fn.start_byte, fn.end_byte, _self_name(fn)) for defs in self._class_facts(cls)[0].values() for fn in defs]
+            here = any(not (m.group(1) is not None and starts_name(source, m.start(1))  # `self.attr = ` in its methods
+                            and any(start <= m.start() < end and m.group(1) == me.encode() for start, end, me in mine if me))
+                       for m in pattern.finditer(source))
+            importers = self.links.importers() if self.links is not None else []
+            self._outside_sets[key] = here or any(pattern.search(other.source) for other in importers)
+        if self._outside_sets[key]:
+            return True
+        builders = [c for c in (caller, *self._instance_callers) if c is not None and c is not self]
+        return any(attribute_write(attr).search(c.scopes.parsed.source) for c in builders)
 
     def _class_facts(self: Evaluator, cls: Node) -> tuple[dict[str, list[Node]], dict[str, list[tuple[Node, Node]]]]:
         """The class's defs by name and its ``self.x = ...`` by ``x`` (found once per class: every read asks)."""
@@ -145,8 +179,10 @@ class ObjectAttributes:
             if name not in values and (default := default_of(init[0], name)) is not None:
                 values[name] = self.eval(default)
         self._bindings.append((init[0].start_byte, values))
+        self._instance_callers.append(caller)  # its file may set the instance's attributes too
         try:
             return evaluate()
         finally:
             self._bindings.pop()
+            self._instance_callers.pop()
 

@@ -19,7 +19,7 @@ import weakref
 from pathlib import Path
 from typing import Callable
 
-from .objects import ObjectAttributes, class_of
+from .objects import ObjectAttributes, attribute_write, class_of
 from .imports import ModuleLinks, followed, module_of, module_path
 from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_value, text
@@ -27,7 +27,7 @@ from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_nam
                           is_int, lift, normalise, one_of, options_of)
 
 MAX_DEPTH = 8
-MAX_CALL_SITES = 8  # a parameter of a function called from more places than this: unknown
+MAX_CALL_SITES = 16  # a parameter of a function called from more places than this: unknown
 MAX_BRANCHES = 4  # nested conditional statements walked out of to find what else may reach a read
 
 
@@ -53,8 +53,13 @@ class Evaluator(ObjectAttributes):
         # (function, parameter) -> its value, with the names and code ranges computing it read.
         self._param_memo: dict[tuple[int, str], tuple[Value, frozenset[str], tuple]] = {}
         self._mutated_names: dict[str, bool] = {}
+        self._globals_rebound: dict[str, bool] = {}  # module-level name -> bound again out of the lookup's sight
+        self._handed: dict[tuple[str, int], bool] = {}  # (list name, binding offset) -> handed to a function changing it
+        self._dicts_unchanged: dict[tuple[str, int], bool] = {}  # (name, binding offset) -> only ever read
         self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
+        self._outside_sets: dict[tuple[int, str], bool] = {}  # (class start, attr) -> assigned outside its methods
+        self._instance_callers: list[Evaluator] = []  # files whose constructions of this file's classes are followed
         self._escapes: dict[tuple[int, str], bool] = {}  # (binding start, name) -> used as a value
         self._sites: dict[int, list | None] = {}  # function start -> its call sites
         # Names read while evaluating, when recording (a hook ref's dependencies: an edit that mentions
@@ -205,8 +210,10 @@ class Evaluator(ObjectAttributes):
         if d is None or depth > MAX_DEPTH:
             return None
         if d.kind == "assign" and d.target.type == "identifier":
-            if d.node.type in ("list", "set") and self._mutated(d.name):
-                return None  # `sites = ["z"]; sites.append("q")`: not the literal any more
+            if d.node.type in ("list", "set") and (self._mutated(d.name) or self._handed_to_a_changer(d)):
+                return None  # `sites = ["z"]; sites.append("q")` (or `add_site(sites)`): not the literal any more
+            if function_of(d.target) is None and self._rebound_elsewhere(d.name):
+                return None  # `global NAME; NAME = ...` in a function, `module.NAME = ...` in an importer
             return self.eval(d.node, depth + 1)
         if d.kind == "assign" and d.target.type in _UNPACKING:
             return self._unpacked(d, depth)
@@ -216,6 +223,8 @@ class Evaluator(ObjectAttributes):
             return self._parameter(d.name, d.node, depth)
         if d.kind == "import" and (found := followed(d.imported, self.links)) is not None:
             other, definition = found
+            if attribute_write(definition.name).search(self.scopes.parsed.source):
+                return None  # `import utils; utils.LAYER = 5` here (the module's importers are checked there)
             return other.evaluator.value_of(definition, depth + 1)
         return None
 
@@ -254,6 +263,73 @@ class Evaluator(ObjectAttributes):
                 return True
         return False
 
+    def _handed_to_a_changer(self, d: Definition) -> bool:
+        """Whether the list or set ``d`` binds is given another name (``other = sites``) or handed to a function
+        of the workspace that changes that parameter in place (``def add(l): l.append(...)``; a function
+        this file defines under the callee's name counts when the call is not resolved). Library functions
+        are taken not to change what they are given."""
+        key = (d.name, d.offset)
+        if key not in self._handed:
+            self._handed[key] = any(self._changes_it(node) for node in self._uses(d))
+        return self._handed[key]
+
+    def _uses(self, d: Definition) -> list[Node]:
+        """Every identifier that refers to the binding ``d`` (its own target left out)."""
+        source, root, word = self.scopes.parsed.source, self.scopes.parsed.root, d.name.encode()
+        out, at = [], source.find(word)
+        while at >= 0:
+            found, at = at, source.find(word, at + len(word))
+            node = root.descendant_for_byte_range(found, found + len(word))
+            if node is None or node.type != "identifier" or node.start_byte != found or node.end_byte != found + len(word) \
+                    or found == d.target.start_byte:
+                continue
+            other = self.scopes.lookup(d.name, found)
+            if other is not None and (other.offset, other.kind) == (d.offset, d.kind):
+                out.append(node)
+        return out
+
+    def _changes_it(self, use: Node) -> bool:
+        parent = use.parent
+        if parent is not None and parent.type == "assignment" and parent.child_by_field_name("right") == use:
+            return True  # another name for the same list
+        keyword = None
+        if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("value") == use:
+            keyword, parent = text(parent.child_by_field_name("name")), parent.parent
+        if parent is None or parent.type != "argument_list" or parent.parent is None or parent.parent.type != "call":
+            return False
+        call = parent.parent
+        called = self.function_called(call)
+        candidates = [called[1]] if called is not None else \
+            self.scopes.function_defs.get(text(call.child_by_field_name("function")).rpartition(".")[2], [])
+        for fn in candidates:
+            bound = self.bind(fn, call)
+            if bound is None:
+                return True  # `*args`: which parameter it lands in is not known
+            param = keyword if keyword is not None else next((n for n, arg in bound.items() if arg == use), None)
+            body = fn.child_by_field_name("body")
+            if param is not None and body is not None and mutated_in(text(body).encode(), param, growing=True):
+                return True
+        return False
+
+    def _rebound_elsewhere(self, name: str) -> bool:
+        """Whether a module-level ``name`` may be bound again where no lookup sees it: by a function that
+        declares it ``global``, or by a file that imports this one (``utils.LAYER = 5``). A regex scan,
+        erring towards "rebound"."""
+        if name not in self._globals_rebound:
+            source, root = self.scopes.parsed.source, self.scopes.parsed.root
+            declared = False
+            for m in re.finditer(rb"\bglobal\b", source):  # most files have none
+                n = root.descendant_for_byte_range(m.start(), m.end())
+                statement = n if n is not None and n.type == "global_statement" else n.parent if n is not None else None
+                if statement is not None and statement.type == "global_statement" \
+                        and any(text(c) == name for c in statement.named_children):
+                    declared = True
+                    break
+            importers = self.links.importers() if self.links is not None and not declared else []
+            written = attribute_write(name)
+            self._globals_rebound[name] = declared or any(written.search(other.source) for other in importers)
+        return self._globals_rebound[name]
+
     def _mutated(self, name: str) -> bool:
         """Whether the file changes the list or set ``name`` in place anywhere (appends, item assignment, ``+=``)."""
         if name not in self._mutated_names:
@@ -270,6 +346,8 @@ class Evaluator(ObjectAttributes):
             return None
         if self.reads is not None:
             self.reads.add(text(container))
+        if not self._dict_unchanged(d):
+            return None  # `cfg["act_name"] = ...`, `cfg.update(...)`, `post_init_cfg(cfg)`: not the literal any more
         wanted = self.eval(key, depth + 1)
         if not isinstance(wanted, str):
             return None
@@ -277,6 +355,16 @@ class Evaluator(ObjectAttributes):
             if pair.type == "pair" and self.eval(pair.child_by_field_name("key"), depth + 1) == wanted:
                 return self.eval(pair.child_by_field_name("value"), depth + 1)
         return None
+
+    def _dict_unchanged(self, d: Definition) -> bool:
+        """Whether the dict literal ``d`` binds is only ever read: every use of the name bound there is an
+        item read (not an assignment or ``del`` target), a reading method (``get``, ``keys``, ...), an ``in``
+        test or ``len``/``print``; any other use (``update``, an item assignment, handing the dict to a
+        function or another name) may change it."""
+        key = (d.name, d.offset)
+        if key not in self._dicts_unchanged:
+            self._dicts_unchanged[key] = all(_read_only_use(use) for use in self._uses(d))
+        return self._dicts_unchanged[key]
 
     def _loop_variable(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
         """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items;
@@ -763,6 +851,37 @@ def _used_as_value(name: Node) -> bool:
             and parent.named_children[1] == name:
         return False  # a `(hook name, fn)` pair of a hook list
     return True
+
+
+# Methods that read a dict without changing it, and calls that only look at what they are given.
+_READING_METHODS = frozenset({"get", "keys", "values", "items", "copy", "__getitem__", "__contains__"})
+_LOOKING_CALLS = frozenset({"len", "print", "repr", "str", "list", "sorted"})
+
+
+def _read_only_use(name: Node) -> bool:
+    """Whether this occurrence of a dict's name only reads it: ``d[k]`` (not assigned or deleted),
+    ``d.get(k)``, ``k in d``, ``len(d)``, ``for k in d``."""
+    parent = name.parent
+    if parent is None:
+        return False
+    if parent.type == "subscript" and parent.child_by_field_name("value") == name:
+        outer = parent.parent
+        if outer is not None and outer.type in ("assignment", "augmented_assignment") and outer.child_by_field_name("left") == parent:
+            return False
+        return outer is None or outer.type not in ("delete_statement", "pattern_list", "tuple_pattern")
+    if parent.type == "attribute" and parent.child_by_field_name("object") == name:
+        return text(parent.child_by_field_name("attribute")) in _READING_METHODS \
+            and parent.parent is not None and parent.parent.type == "call"
+    if parent.type == "comparison_operator":
+        return True  # `"act_name" in cfg`
+    if parent.type == "assignment" and parent.child_by_field_name("left") == name:
+        return True  # `cfg = {...}` again: another binding, which the lookup follows
+    if parent.type == "for_statement" and parent.child_by_field_name("right") == name:
+        return True
+    if parent.type == "argument_list" and parent.parent is not None and parent.parent.type == "call":
+        function = parent.parent.child_by_field_name("function")
+        return function is not None and function.type == "identifier" and text(function) in _LOOKING_CALLS
+    return False
 
 
 def _offset_of(d: Definition) -> int:

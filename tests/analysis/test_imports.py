@@ -165,6 +165,17 @@ def test_a_module_analysed_inside_an_import_cycle_serves_every_reader(tmp_path, 
     assert len(made) == 1, made  # a alone: the helper's and b's analyses serve as they are
 
 
+def test_a_module_constant_another_file_sets_is_unknown(tmp_path):
+    main = MAIN + 'import utils\nutils.LAYER_SITE = "blocks.9.hook_resid_post"\n'
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "main.py": main})
+    assert _hover(ws, tmp_path / "main.py", "SITE]") == ""  # `from utils import LAYER_SITE as SITE`, then set
+    helper = UTILS + 'def read(cache):\n    return cache[LAYER_SITE]\n'
+    ws = _workspace(tmp_path, {"utils.py": helper, "setup.py": SETUP, "main.py": main})
+    assert _hover(ws, tmp_path / "utils.py", "LAYER_SITE]") == ""  # read in the module an importer changes it in
+    ws = _workspace(tmp_path, {"utils.py": helper, "setup.py": SETUP, "main.py": MAIN})
+    assert _hover(ws, tmp_path / "utils.py", "LAYER_SITE]").startswith("`blocks.3.hook_resid_post`")
+
+
 def test_attributes_of_objects_whose_class_is_in_another_file(tmp_path):
     graph = '''\
 from transformer_lens import utils
@@ -188,3 +199,10 @@ class Node:
     shown = _full(ws, tmp_path / "graph.py", "self.activation_name]")
     assert shown.startswith("One of 2 hook names:\n\n- `blocks.9.attn.hook_z`"), shown
     assert "- `blocks.2.hook_resid_pre`" in shown and "blocks.2.attn.hook_z" not in shown
+    # A file that sets the attribute on an instance it built: `__init__` no longer says what it is (the
+    # layer is unknown; the component is still known).
+    changed = main + 'sender.layer = 11\n'
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "graph.py": graph, "main.py": changed})
+    assert _hover(ws, tmp_path / "main.py", "sender.activation_name").startswith("`blocks.{self.layer}.attn.hook_z`")
+    shown = _full(ws, tmp_path / "graph.py", "self.activation_name]")
+    assert "blocks.9.attn.hook_z" not in shown and "blocks.2.hook_resid_pre" not in shown, shown

@@ -139,3 +139,90 @@ def test_store_reads_hover_but_are_never_judged():
     assert "not an ActivationCache" in hover(a, a.source.rindex(b'saved_cache["blocks.2.hook_mlp_out"]') + 13).markdown
     assert _hover_head(a, 'saved_cache["blocks.2.hook_mlp_in"]') is None  # not a name the filling hook runs on
     assert not [f for f in a.findings if f.code in ("unknown-hook", "hook-not-enabled", "layer-out-of-range")]
+
+
+# -- call-site bound
+
+def test_parameters_follow_up_to_sixteen_call_sites_and_no_more():
+    from lsp_server.analysis.values import MAX_CALL_SITES
+
+    body = 'def read(c, name):\n    return c[name]\n'
+    sites = "".join(f'read(cache, "blocks.{i}.hook_resid_post")\n' for i in range(MAX_CALL_SITES))
+    a = _analysis(body + sites)
+    value = _value_at(a, "name")
+    assert MAX_CALL_SITES == 16 and len(value.options) == 16
+    a = _analysis(body + sites + 'read(cache, "blocks.0.hook_mlp_out")\n')
+    assert _value_at(a, "name") is None  # one site past the bound: unknown, never a partial list
+
+
+# -- receivers that are not caches
+
+def test_a_name_annotated_as_a_tensor_or_array_is_not_a_cache():
+    a = _analysis('def ablate(component, hook, cached_means: Float[Tensor, "layer d_model"], layer: int = 0):\n'
+                  '    component[:] = cached_means[layer]\n'
+                  'def read(acts, hook, act_cache: ActivationCache, name="blocks.0.hook_resid_post"):\n'
+                  '    return act_cache[name]\n'
+                  'def plot(attn, i):\n'
+                  '    head_cache: Float[np.ndarray, "n_mazes seq seq"] = attn[0]\n'
+                  '    return head_cache[i, -1]\n'
+                  'def per_layer(named_cache: Dict[str, Tensor], name):\n'
+                  '    return named_cache[name]\n')
+    receivers = {text(v): v for n in descendants(a.parsed.root, "subscript")
+                 if (v := n.child_by_field_name("value")).type == "identifier"}
+    assert a.registrations._plain_container(receivers["cached_means"])
+    assert a.registrations._plain_container(receivers["head_cache"])
+    assert not a.registrations._plain_container(receivers["act_cache"])
+    assert not a.registrations._plain_container(receivers["named_cache"])  # keyed by hook names, maybe
+
+
+# -- config dicts
+
+def test_a_dict_literal_is_read_only_while_nothing_may_change_it():
+    cases = {
+        'cfg["act_name"] = "blocks.5.hook_resid_post"\n': None,
+        'del cfg["act_name"]\n': None,
+        'cfg.setdefault("act_name", "blocks.5.hook_resid_post")\n': None,
+        'cfg |= {"act_name": "blocks.5.hook_resid_post"}\n': None,
+        'json.dump(cfg, f)\n': None,  # handed to a function: it may change it
+        'for k in cfg:\n    print(k, cfg[k], len(cfg))\n': "blocks.0.hook_resid_post",
+        'cfg = {"act_name": "blocks.2.hook_resid_post"}\n': "blocks.2.hook_resid_post",  # rebound: the last binding
+    }
+    for change, expected in cases.items():
+        a = _analysis('cfg = {"act_name": "blocks.0.hook_resid_post"}\n' + change + 'x = cfg["act_name"]\nx\n')
+        assert _value_at(a, "x") == expected, change
+
+
+# -- attributes of the file's own objects
+
+def test_an_attribute_set_outside_its_class_methods_is_unknown():
+    cls = ('class Store:\n'
+           '    def __init__(self, hook_point="blocks.0.hook_resid_post"):\n'
+           '        self.hook_point = hook_point\n'
+           'store = Store()\n')
+    read = 'x = store.hook_point\nx\n'
+    assert _value_at(_analysis(cls + read), "x") == "blocks.0.hook_resid_post"
+    assert _value_at(_analysis(cls + 'if store.hook_point == "a":\n    pass\n' + read), "x") == "blocks.0.hook_resid_post"
+    for change in ('store.hook_point = "blocks.3.hook_mlp_out"\n', 'setattr(store, "hook_point", "x")\n',
+                   'holder.store.hook_point += "x"\n', 'store.hook_point: str = "x"\n',
+                   'class Sub(Store):\n    def __init__(self):\n        self.hook_point = "y"\n'):
+        assert _value_at(_analysis(cls + change + read), "x") is None, change
+
+
+def test_a_module_name_a_function_declares_global_is_unknown():
+    body = 'NAME = "blocks.0.hook_resid_post"\n{}x = NAME\nx\n'
+    assert _value_at(_analysis(body.format('')), "x") == "blocks.0.hook_resid_post"
+    assert _value_at(_analysis(body.format('def f():\n    global NAME\n    NAME = "b"\n')), "x") is None
+    assert _value_at(_analysis(body.format('def f():\n    global OTHER\n    OTHER = 1\n# global NAME\n')), "x") == \
+        "blocks.0.hook_resid_post"  # another name's declaration, and a comment
+
+
+def test_a_list_handed_to_a_function_that_changes_it_is_unknown():
+    body = 'sites = ["blocks.0.hook_resid_post"]\n{}for s in sites:\n    s\n'
+    assert _value_at(_analysis(body.format('')), "s") == "blocks.0.hook_resid_post"
+    for change in ('def add(l):\n    l.append("b")\nadd(sites)\n',
+                   'def add(x, l=None):\n    l += ["b"]\nadd(1, l=sites)\n',
+                   'class A:\n    def add(self, l):\n        l.insert(0, "b")\nA().add(sites)\n',  # unresolved: by name
+                   'other = sites\n'):
+        assert _value_at(_analysis(body.format(change)), "s") is None, change
+    reads = 'def show(l):\n    print(l[0])\nshow(sites)\nsorted(sites)\n'
+    assert _value_at(_analysis(body.format(reads)), "s") == "blocks.0.hook_resid_post"

@@ -18,7 +18,7 @@ from ...analysis.models import ModelInfo
 from ...analysis.syntax import Node, text
 from ...knowledge.hookpoints import Catalog, HookPoint, catalog_for, concrete_shape, format_shape, union_templates
 from ...knowledge.hookpoints import all_variants
-from ...knowledge.sae_hooks import SAE_POINTS, sae_shape, split_sae_name
+from ...knowledge.sae_hooks import ANY_BASE_SHAPES, SAE_POINTS, sae_shape, split_sae_name
 from ...knowledge.spec import ModelSpec, SYMBOLIC
 from .text import HoverText, provenance
 
@@ -52,6 +52,8 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
     if ref.options:
         return _options_markdown(analysis, ref)
     if ref.template is None:
+        if ref.sae_point is not None:
+            return _sae_unknown_base_markdown(analysis, ref, *ref.sae_point)
         if ref.alternatives:
             return "`hook.name` is one of: " + ", ".join(f"`{a}`" for a in ref.alternatives)
         return None
@@ -62,6 +64,8 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
     name = _display_name(ref)
     if point is None and (sae := split_sae_name(ref.template)) is not None:
         return _sae_markdown(ref, name, sae, catalog, spec)
+    if point is None and ref.template in SAE_POINTS:  # `sae.run_with_cache(x)`: the SAE's own hook points
+        return _sae_own_markdown(analysis, ref)
     if point is None:
         return f"`{name}`\n\n*Not a hook point of {spec.label if ref.model else 'any known configuration'}.*"
     shape = point.shape
@@ -153,6 +157,33 @@ def _sae_markdown(ref: HookRef, name: str, sae: tuple[str, str], catalog: Catalo
         "Exists only while that SAE is attached (SAE Lens: `model.add_sae(sae)`, or "
         f"`model.run_with_cache_with_saes(..., saes=[sae])`){width}.",
         provenance(ref.model, spec),
+    ])
+
+
+def _sae_unknown_base_markdown(analysis: Analysis, ref: HookRef, base: str, suffix: str) -> str:
+    """An SAE hook under an SAE whose own hook point is not known here: the axis every SAE gives it."""
+    shape = ANY_BASE_SHAPES.get(suffix)
+    head = f"`{{{base}}}.{suffix}`" + (f" · `{format_shape(shape)}`" if shape else "")
+    rest = "" if shape else " (the shape of that hook)"
+    _, spec = _catalog(analysis, ref.model)
+    return "\n\n".join([
+        head,
+        f"{SAE_POINTS[suffix][1]}{rest}, for the SAE attached at `{base}`, a hook point not known here.",
+        "Exists only while that SAE is attached (SAE Lens: `model.add_sae(sae)`, or "
+        "`model.run_with_cache_with_saes(..., saes=[sae])`)" + ("; `d_sae` is the SAE's width, `d_in` its input's" if shape else "") + ".",
+        *([f"`{ref.how}`"] if ref.how else []),
+        provenance(ref.model, spec),
+    ])
+
+
+def _sae_own_markdown(analysis: Analysis, ref: HookRef) -> str:
+    """``cache["hook_sae_acts_post"]`` of a cache an SAE made itself (an SAE is a HookedRootModule)."""
+    shape = ANY_BASE_SHAPES.get(ref.template or "")
+    head = f"`{ref.template}`" + (f" · `{format_shape(shape)}`" if shape else "")
+    return "\n\n".join([
+        head,
+        f"{SAE_POINTS[ref.template or ''][1]}: a hook point of an SAE itself (a cache of `sae.run_with_cache(x)`), "
+        "not of a model" + (" (the shape of the SAE's input)" if not shape else "; `d_sae` is the SAE's width, `d_in` its input's") + ".",
     ])
 
 
