@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from ..knowledge.spec import GATE_FLAGS, ModelSpec
 from .textscan import edit_between
 
-# Characters whose balance decides how the lines after an edit parse (an unclosed `(` or quote).
-_BRACKETS_AND_QUOTES = (b"(", b")", b"[", b"]", b"{", b"}", b"'", b'"', b"\\")
+# Characters whose balance decides how the lines after an edit parse (an unclosed `(` or quote, or a
+# `#` that turns the rest of a line, closing brackets included, into a comment).
+_BRACKETS_AND_QUOTES = (b"(", b")", b"[", b"]", b"{", b"}", b"'", b'"', b"\\", b"#")
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 # Names an edited line can change facts of: every word except one only read through a subscript or an
 # attribute (`cache[...]`, `model.run(...)`), which binds nothing and passes nothing anywhere.

@@ -67,3 +67,11 @@ def test_a_comprehension_is_not_a_loop_statement():
     quick, fresh = _after(old, old.replace("range(3)", "range(4)"), '"mlp_out", 7', 1)
     assert quick is not None and quick == fresh
     assert not diff(b"x = 1\n", b"for x in y: pass\n").local and not diff(b"a = 1\n", b"a = lambda: 1\n").local
+
+
+def test_a_hash_that_comments_out_brackets_is_not_local():
+    """`f(a, b=True))` -> `f(a, b#=True))`: the closing brackets become a comment and the lines after
+    parse as the call's arguments, though no bracket was typed (found on a public notebook)."""
+    old = b"x = f(g(1, b=True))\ny = cache['resid_post', 0]\n"
+    assert not diff(old, old.replace(b"b=True", b"b#=True")).local
+    assert diff(old + b"# a note\n", old + b"# a not\n").local  # typing inside a comment stays local
