@@ -73,22 +73,12 @@ class SyntaxParser:
 
     def _reparse(self, old: Parsed | None, source: bytes) -> Parsed:
         if old is None:
-            return Parsed(source, self._parser.parse(_reader(source)))
+            return Parsed(source, self._parser.parse(source))
         if old.source == source:
             return old
         tree = old.tree.copy()  # snapshots being read elsewhere keep their own tree
         tree.edit(**_single_edit(old.source, source))
-        return Parsed(source, self._parser.parse(_reader(source), tree))
-
-
-READ_CHUNK = 4096
-
-
-def _reader(source: bytes):
-    """``source`` handed to tree-sitter in chunks. tree-sitter holds the GIL while it parses, so given
-    the whole text, a re-parse blocks the server's event loop throughout (9 ms on 5,000 lines, 33 ms
-    for a first parse); each chunk it asks for lets other threads run (a hover waits 5 ms at most)."""
-    return lambda offset, _point: source[offset:offset + READ_CHUNK]
+        return Parsed(source, self._parser.parse(source, tree))
 
 
 def parse(source: bytes) -> Parsed:
