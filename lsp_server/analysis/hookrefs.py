@@ -136,6 +136,8 @@ class HookRefCollector:
         self.registrations: dict[int, list[tuple[str, int | None, str | None]]] = {}
         # Every registration site: (call node, name value node, fn node, model).
         self.registration_sites: list[tuple[Node, Node | None, Node | None, ModelInfo | None]] = []
+        # The hook-list variables those sites were read through (`hooks = []; hooks.append(...)`).
+        self.registration_lists: set[str] = set()
         # Hook functions also registered on a name or filter not known here (their hook.name is unknown).
         self.unknown_registrations: set[int] = set()
         self._paired: set[int] = set()  # hook-list pairs already resolved
@@ -292,6 +294,7 @@ class HookRefCollector:
         if depth > 3:
             return
         if node.type == "identifier":
+            self.registration_lists.add(text(node))
             d = self.scopes.lookup(text(node), node.start_byte)
             if d is not None and d.kind == "assign" and d.target.type == "identifier":
                 self._hook_list(call, d.node, model, depth + 1)
@@ -496,6 +499,7 @@ class HookRefCollector:
             return
         model = self._model_for(receiver)
         if node.type == "identifier":
+            self.registration_lists.add(text(node))
             d = self.scopes.lookup(text(node), node.start_byte)
             if d is not None and d.kind == "assign" and d.target.type == "identifier":
                 node = d.node
@@ -623,9 +627,12 @@ class HookRefCollector:
         fn = self.scopes.function_at(node.start_byte)
         if fn is not None and self.ev.reads is not None:  # registered wherever its name is passed
             self.ev.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
-            # ...by calls that an edit of their arguments, or a registration typed elsewhere, changes.
-            self.ev.reads.update(REGISTRATION_WORDS)
+            # ...by calls that an edit of their arguments, or a registration typed elsewhere, changes,
+            # through hook lists built elsewhere (`hooks = []` ... `hooks.append((name, fn))`).
+            self.ev.reads.update(REGISTRATION_WORDS | self.registration_lists)
             self.ev.read_spans += [(call.start_byte, call.end_byte) for call, *_ in self.registration_sites]
+            self.ev.read_spans += [(min(name.start_byte, fn.start_byte), max(name.end_byte, fn.end_byte))
+                                   for _, name, fn, _ in self.registration_sites if name is not None and fn is not None]
         names = self.registrations.get(fn.start_byte, []) if fn is not None and fn.start_byte not in self.unknown_registrations else []
         if not names:
             return None

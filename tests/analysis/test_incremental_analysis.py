@@ -45,6 +45,8 @@ def facts(analysis) -> tuple:
 @settings(max_examples=150, deadline=None)
 # A quote typed into an import: the same statement text, with an error, is recovered otherwise later on.
 @example([(290, 10, b"'"), (0, 0, b""), (873, 13, b"")])
+# Typed into `hooks_for_freezing = []`: the hook list that registers `freeze`, appended to elsewhere.
+@example([(19669, 0, b"x")])
 @given(st.lists(st.tuples(st.integers(0, len(TEXT)), st.integers(0, 30), st.sampled_from(INSERTS)), min_size=1, max_size=4))
 def test_reusing_the_previous_version_equals_a_fresh_analysis(edits):
     parser = SyntaxParser()
@@ -90,3 +92,28 @@ def test_a_local_edit_resolves_again_only_the_keys_it_can_change(monkeypatch):
     assert facts(again) == facts(analyze(edited, CONTEXT))
     subscripts = len(resolved) - resolved_again  # a fresh analysis resolves every one
     assert subscripts > 30 and resolved_again < subscripts // 3
+
+
+def test_hook_name_depends_on_the_hook_list_it_was_registered_through():
+    """`hook.name` in a hook function registered through a list built elsewhere: an edit of the list's
+    binding changes it, though the edit is far from the registering call."""
+    text = b'''from functools import partial
+from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, clean_cache = model.run_with_cache("a")
+
+
+def freeze(act, hook, clean_cache):
+    act[:] = clean_cache[hook.name]
+    return act
+
+
+hooks_for_freezing = []
+hooks_for_freezing.append(("blocks.3.hook_mlp_out", partial(freeze, clean_cache=clean_cache)))
+model.run_with_hooks("a", fwd_hooks=hooks_for_freezing)
+'''
+    parser = SyntaxParser()
+    first = analyze(text, CONTEXT, parser)
+    assert any(r.template == "blocks.{l}.hook_mlp_out" and r.layer == 3 for r in first.refs)
+    edited = text.replace(b"hooks_for_freezing = []", b"hxooks_for_freezing = []")
+    assert facts(analyze(edited, CONTEXT, parser)) == facts(analyze(edited, CONTEXT))
