@@ -152,11 +152,18 @@ class ObjectAttributes:
                             and any(start <= m.start() < end and m.group(1) == me.encode() for start, end, me in mine if me))
                        for m in pattern.finditer(source))
             importers = self.links.importers() if self.links is not None else []
-            self._outside_sets[key] = here or any(pattern.search(other.source) for other in importers)
+            self._outside_sets[key] = here or any(other.evaluator.writes_attribute(attr) for other in importers)
         if self._outside_sets[key]:
             return True
         builders = [c for c in (caller, *self._instance_callers) if c is not None and c is not self]
-        return any(attribute_write(attr).search(c.scopes.parsed.source) for c in builders)
+        return any(c.writes_attribute(attr) for c in builders)
+
+    def writes_attribute(self: Evaluator, attr: str) -> bool:
+        """Whether this file writes ``attr`` of some object or module anywhere (:func:`attribute_write`;
+        found once per name: importers and the files that build instances ask too)."""
+        if attr not in self._attribute_writes:
+            self._attribute_writes[attr] = attribute_write(attr).search(self.scopes.parsed.source) is not None
+        return self._attribute_writes[attr]
 
     def _class_facts(self: Evaluator, cls: Node) -> tuple[dict[str, list[Node]], dict[str, list[tuple[Node, Node]]]]:
         """The class's defs by name and its ``self.x = ...`` by ``x`` (found once per class: every read asks)."""

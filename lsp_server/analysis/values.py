@@ -19,7 +19,7 @@ import weakref
 from pathlib import Path
 from typing import Callable
 
-from .objects import ObjectAttributes, attribute_write, class_of
+from .objects import ObjectAttributes, class_of
 from .imports import ModuleLinks, followed, module_of, module_path
 from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_value, text
@@ -31,20 +31,39 @@ MAX_CALL_SITES = 16  # a parameter of a function called from more places than th
 MAX_BRANCHES = 4  # nested conditional statements walked out of to find what else may reach a read
 
 
+class _WeakCallback:
+    """An evaluator's callback into an object that holds the evaluator (the models, the hook-name
+    collector): a method held weakly, so that an analysis has no reference cycle and is freed as soon
+    as it is dropped, without waiting for the cycle collector. None until set (or once its owner is gone)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, evaluator: Evaluator | None, owner: type | None = None):
+        if evaluator is None:
+            return self
+        method = evaluator.__dict__.get(self.slot)
+        return method() if method is not None else None
+
+    def __set__(self, evaluator: Evaluator, method: Callable[[Node], Value]) -> None:
+        evaluator.__dict__[self.slot] = weakref.WeakMethod(method)
+
+
 class Evaluator(ObjectAttributes):
     """Evaluates expression nodes of one document to :data:`Value` s (``None`` = unknown)."""
 
+    # Values of attributes such as ``model.cfg.n_layers``, once the models are known (set by the
+    # analysis after it has found them; until then attributes are unknown).
+    attribute = _WeakCallback()
+    # The hook names a cache expression holds (``cache`` of ``run_with_cache(x, names_filter=...)``), set
+    # by the hook-ref collector, which knows the caches and reads filters; unknown until then.
+    cache_keys = _WeakCallback()
+
     def __init__(self, scopes: Scopes):
         self.scopes = scopes
-        # Values of attributes such as ``model.cfg.n_layers``, once the models are known (set by
-        # the analysis after it has found them; until then attributes are unknown).
-        self._attribute: weakref.WeakMethod | None = None
         # Calls of plain names (``fn(...)``, ``partial(fn, ...)``), set by the analysis once found: the
         # call sites that bind the file's function parameters. Until then parameters are unknown.
         self.calls: list[Node] | None = None
-        # The hook names a cache expression holds (``cache`` of ``run_with_cache(x, names_filter=...)``),
-        # set by the hook-ref collector, which knows the caches and reads filters; unknown until then.
-        self._cache_keys: weakref.WeakMethod | None = None
         # The workspace modules this document imports and the files that import it (None: this file alone).
         self.links: ModuleLinks | None = None
         self._calls_by_name: dict[str, list[Node]] | None = None
@@ -53,7 +72,8 @@ class Evaluator(ObjectAttributes):
         # (function, parameter) -> its value, with the names and code ranges computing it read.
         self._param_memo: dict[tuple[int, str], tuple[Value, frozenset[str], tuple]] = {}
         self._mutated_names: dict[str, bool] = {}
-        self._globals_rebound: dict[str, bool] = {}  # module-level name -> bound again out of the lookup's sight
+        self._globals: frozenset[str] | None = None  # names `global` statements declare
+        self._attribute_writes: dict[str, bool] = {}  # attribute name -> this file writes `<x>.name = ...`
         self._handed: dict[tuple[str, int], bool] = {}  # (list name, binding offset) -> handed to a function changing it
         self._dicts_unchanged: dict[tuple[str, int], bool] = {}  # (name, binding offset) -> only ever read
         self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
@@ -67,26 +87,6 @@ class Evaluator(ObjectAttributes):
         self.reads: set[str] | None = None
         # ...and the byte ranges of the code evaluated (an edit inside one of them may change the ref).
         self.read_spans: list[tuple[int, int]] | None = None
-
-
-    # The two callbacks are methods of objects that hold this evaluator (the models, the hook-name
-    # collector): held weakly, so that an analysis has no reference cycle and is freed as soon as it
-    # is dropped, without waiting for the cycle collector.
-    @property
-    def attribute(self) -> Callable[[Node], Value] | None:
-        return self._attribute() if self._attribute is not None else None
-
-    @attribute.setter
-    def attribute(self, method: Callable[[Node], Value]) -> None:
-        self._attribute = weakref.WeakMethod(method)
-
-    @property
-    def cache_keys(self) -> Callable[[Node], Value] | None:
-        return self._cache_keys() if self._cache_keys is not None else None
-
-    @cache_keys.setter
-    def cache_keys(self, method: Callable[[Node], Value]) -> None:
-        self._cache_keys = weakref.WeakMethod(method)
 
     def eval(self, node: Node | None, depth: int = 0) -> Value:
         if node is None or depth > MAX_DEPTH:
@@ -223,7 +223,7 @@ class Evaluator(ObjectAttributes):
             return self._parameter(d.name, d.node, depth)
         if d.kind == "import" and (found := followed(d.imported, self.links)) is not None:
             other, definition = found
-            if attribute_write(definition.name).search(self.scopes.parsed.source):
+            if self.writes_attribute(definition.name):
                 return None  # `import utils; utils.LAYER = 5` here (the module's importers are checked there)
             return other.evaluator.value_of(definition, depth + 1)
         return None
@@ -307,7 +307,7 @@ class Evaluator(ObjectAttributes):
                 return True  # `*args`: which parameter it lands in is not known
             param = keyword if keyword is not None else next((n for n, arg in bound.items() if arg == use), None)
             body = fn.child_by_field_name("body")
-            if param is not None and body is not None and mutated_in(text(body).encode(), param, growing=True):
+            if param is not None and body is not None and mutated_in(body.text or b"", param, growing=True):
                 return True
         return False
 
@@ -315,20 +315,22 @@ class Evaluator(ObjectAttributes):
         """Whether a module-level ``name`` may be bound again where no lookup sees it: by a function that
         declares it ``global``, or by a file that imports this one (``utils.LAYER = 5``). A regex scan,
         erring towards "rebound"."""
-        if name not in self._globals_rebound:
-            source, root = self.scopes.parsed.source, self.scopes.parsed.root
-            declared = False
-            for m in re.finditer(rb"\bglobal\b", source):  # most files have none
+        if name in self._declared_global():
+            return True
+        importers = self.links.importers() if self.links is not None else []
+        return any(other.evaluator.writes_attribute(name) for other in importers)
+
+    def _declared_global(self) -> frozenset[str]:
+        """The names ``global`` statements of this file declare (found once: most files have none)."""
+        if self._globals is None:
+            source, root, names = self.scopes.parsed.source, self.scopes.parsed.root, set()
+            for m in re.finditer(rb"\bglobal\b", source):
                 n = root.descendant_for_byte_range(m.start(), m.end())
                 statement = n if n is not None and n.type == "global_statement" else n.parent if n is not None else None
-                if statement is not None and statement.type == "global_statement" \
-                        and any(text(c) == name for c in statement.named_children):
-                    declared = True
-                    break
-            importers = self.links.importers() if self.links is not None and not declared else []
-            written = attribute_write(name)
-            self._globals_rebound[name] = declared or any(written.search(other.source) for other in importers)
-        return self._globals_rebound[name]
+                if statement is not None and statement.type == "global_statement":
+                    names.update(text(c) for c in statement.named_children)
+            self._globals = frozenset(names)
+        return self._globals
 
     def _mutated(self, name: str) -> bool:
         """Whether the file changes the list or set ``name`` in place anywhere (appends, item assignment, ``+=``)."""
