@@ -499,7 +499,6 @@ class HookRefCollector:
             return
         model = self._model_for(receiver)
         if node.type == "identifier":
-            self.registration_lists.add(text(node))
             d = self.scopes.lookup(text(node), node.start_byte)
             if d is not None and d.kind == "assign" and d.target.type == "identifier":
                 node = d.node
