@@ -211,7 +211,7 @@ async def measure_peer(command: list[str], text: str, rounds: int) -> dict | Non
     Peers publish diagnostics on their own schedule, so the edit is followed by a hover only."""
     import shutil
 
-    if shutil.which(command[0]) is None:
+    if shutil.which(command[0]) is None or rounds < 1:
         return None
     client = LanguageClient("bench-peer", "0")
     folder = Path(tempfile.mkdtemp())

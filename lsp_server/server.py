@@ -201,8 +201,10 @@ class TlensServer(LanguageServer):
         try:
             analyse = self._analysis_of(uri)
             if analyse is not None:
-                views = await asyncio.get_running_loop().run_in_executor(self.analysis_worker, analyse)
+                loop = asyncio.get_running_loop()
+                views = await loop.run_in_executor(self.analysis_worker, analyse)
                 self._publish(views)
+                loop.run_in_executor(self.analysis_worker, self.workspace_cache.release_retired)
         except asyncio.CancelledError:
             raise  # a newer edit: its own run publishes
         except Exception:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 Severity = Literal["error", "warning", "information", "hint"]
 
@@ -44,6 +44,23 @@ class Fix:
     title: str
     edits: tuple[Edit, ...]
     preferred: bool = False
+
+
+class LazyFix(Fix):
+    """A fix whose edits are worked out when first read: a file-wide rewrite (the TransformerLens 4
+    migration) then costs nothing on the keystrokes that never ask for it."""
+
+    def __init__(self, title: str, make: Callable[[], tuple[Edit, ...]], preferred: bool = False):
+        object.__setattr__(self, "title", title)
+        object.__setattr__(self, "preferred", preferred)
+        object.__setattr__(self, "_make", make)
+
+    @property
+    def edits(self) -> tuple[Edit, ...]:  # type: ignore[override]
+        if self._make is not None:
+            object.__setattr__(self, "_edits", self._make())
+            object.__setattr__(self, "_make", None)  # (and what it held: the tree, the text)
+        return self._edits
 
 
 @dataclass(frozen=True)

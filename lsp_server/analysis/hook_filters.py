@@ -31,6 +31,13 @@ def selected(needles: list[tuple[str, str]], templates: list[str], n_layers: int
     """(template, layer) of each hook point any of the ``(needle, match)`` tests selects: layer None for
     every layer (or a global hook). None when the selection is not that simple (some but not all layers
     of a hook point, other than exactly one) or holds more than ``limit`` hook points."""
+    chosen = _selected(tuple(needles), tuple(templates), n_layers, limit)
+    return list(chosen) if chosen is not None else None
+
+
+@lru_cache(maxsize=4096)  # the same filters, on the same catalog, on every edit
+def _selected(needles: tuple[tuple[str, str], ...], templates: tuple[str, ...], n_layers: int | None,
+              limit: int) -> tuple[tuple[str, int | None], ...] | None:
     out: list[tuple[str, int | None]] = []
     for template in templates:
         layers = {layer for needle, match in needles for layer in matching_layers(template, needle, match, n_layers)}
@@ -40,4 +47,4 @@ def selected(needles: list[tuple[str, str]], templates: list[str], n_layers: int
         if not every and len(layers) != 1:
             return None
         out.append((template, None if every else next(iter(layers))))
-    return out if out and len(out) <= limit else None
+    return tuple(out) if out and len(out) <= limit else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .findings import Edit, Fix
+from .findings import Edit, Fix, LazyFix
 from .syntax import Node, call_args, text
 
 # Literal-first patterns (re scans for a leading literal at C speed; a leading \b makes it ~40x slower),
@@ -27,7 +27,11 @@ _TARGET = re.compile(rb"([ \t]*)(\w+)\s*=\s*(?:\w+\.)*$")
 
 
 def migrate_hooked_transformer(ident: Node, name_node: Node, source: bytes) -> Fix:
-    """Rewrite the import and every ``HookedTransformer`` construction in the file."""
+    """Rewrite the import and every ``HookedTransformer`` construction in the file (worked out when asked)."""
+    return LazyFix("Migrate to TransformerBridge (TransformerLens 4)", lambda: _migrate_hooked_transformer(ident, name_node, source), True)
+
+
+def _migrate_hooked_transformer(ident: Node, name_node: Node, source: bytes) -> tuple[Edit, ...]:
     edits = [Edit(ident.start_byte, ident.end_byte, "TransformerBridge")]
     imp = name_node.parent
     if imp is not None and imp.type == "import_from_statement":
@@ -37,14 +41,18 @@ def migrate_hooked_transformer(ident: Node, name_node: Node, source: bytes) -> F
             edits = _split_import(imp, name_node, source)
         elif module is not None:
             edits.append(Edit(module.start_byte, module.end_byte, "transformer_lens.model_bridge"))
-    return Fix("Migrate to TransformerBridge (TransformerLens 4)", tuple(edits) + _bridge_call_edits(source, _root(ident)), True)
+    return tuple(edits) + _bridge_call_edits(source, _root(ident))
 
 
 def migrate_config(ident: Node, source: bytes) -> Fix:
+    return LazyFix("Migrate to TransformerBridgeConfig + TransformerBridge.boot_native", lambda: _migrate_config(ident, source), True)
+
+
+def _migrate_config(ident: Node, source: bytes) -> tuple[Edit, ...]:
     edits = [Edit(ident.start_byte, ident.end_byte, "TransformerBridgeConfig")]
     edits += [Edit(m.start(), m.end() - 1, "TransformerBridgeConfig") for m in _words(_CFG, source)]
     edits += [e for e in _bridge_call_edits(source, _root(ident)) if e.new_text == "TransformerBridge.boot_native("]
-    return Fix("Migrate to TransformerBridgeConfig + TransformerBridge.boot_native", tuple(edits), True)
+    return tuple(edits)
 
 
 def _words(pattern: re.Pattern, source: bytes):

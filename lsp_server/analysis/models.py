@@ -50,6 +50,8 @@ _CONFIG_INTS = frozenset({"n_layers", "d_model", "n_heads", "d_head", "d_mlp", "
 
 # Bytes that any model-constructing call contains (a C-speed filter over thousands of assignments).
 _CONSTRUCTOR_HINT = re.compile(rb"from_pretrained|boot_|boot\(|Hooked\w*\(|TransformerBridge\(")
+# A parameter annotated with a model class names it (most annotated parameters are tensors).
+_MODEL_CLASS_HINT = re.compile(b"|".join(re.escape(c.encode()) for c in sorted(MODEL_CLASSES)))
 
 # Resolves an official or hub model name to a spec (official table, then the local HF cache).
 NameResolver = Callable[[str], "ModelSpec | None"]
@@ -75,14 +77,21 @@ class ModelInfo:
     # Standing in for a model the code does not name here (a parameter no call site binds, a cache
     # known only by its name): its dimensions serve hovers, but which flags it has set is not known.
     stand_in: bool = False
+    # effective_spec, for the spec, flags and mode it was made for (asked for by every key and stacking call).
+    _effective: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def effective_spec(self) -> ModelSpec:
         """The spec with every flag the file switches on (and compatibility mode) for this model."""
+        made_for = (frozenset(self.enabled_flags), self.compat_mode)
+        if self._effective is not None and self._effective[0] is self.spec and self._effective[1] == made_for:
+            return self._effective[2]
         flags = {f: True for f in self.enabled_flags}
         if self.compat_mode:
             flags["compat_mode"] = True
-        return self.spec.with_flags(**flags) if flags else self.spec
+        effective = self.spec.with_flags(**flags) if flags else self.spec
+        self._effective = (self.spec, made_for, effective)
+        return effective
 
     def catalog(self, tl_major: int | None) -> Catalog | None:
         """The model's hook catalog when its structure is known, else None (lenient checks only)."""
@@ -123,29 +132,20 @@ class Models:
     # -- models
 
     def _collect_models(self) -> None:
-        source = self.scopes.parsed.source
-        for d in self.scopes.all_definitions():
-            if d.kind == "param" or (d.kind == "assign" and d.target_type == "identifier" and d.node_type == "call"
-                                     and _CONSTRUCTOR_HINT.search(d.node_bytes(source))) or (
-                    d.kind == "assign" and d.name in self.live_specs):
-                info = self.model_of_definition(d)
-                if info is not None and info.kind != "alias":
-                    self.all_models.append(info)
+        candidates = self.scopes.definitions_where("model?", _may_build_model)
+        if self.live_specs:  # a variable the kernel holds a model in, however the code builds it
+            chosen = set(map(id, candidates))
+            candidates += [d for d in self.scopes.all_definitions()
+                           if d.kind == "assign" and d.name in self.live_specs and id(d) not in chosen]
+        for d in candidates:
+            info = self.model_of_definition(d)
+            if info is not None and info.kind != "alias":
+                self.all_models.append(info)
         self.all_models.sort(key=lambda m: m.offset)
 
     def cache_names(self) -> set[str]:
         """Names that may hold a cache somewhere (a cheap filter before resolving subscripts)."""
-        names, source = set(), self.scopes.parsed.source
-        for d in self.scopes.all_definitions():
-            if d.kind == "param" and "cache" in d.name.lower():
-                names.add(d.name)
-            elif d.kind == "assign" and d.node_type in ("call", "identifier"):
-                value = d.node_bytes(source)
-                if b"run_with_cache" in value and _first_of_several(d.target, d.name):
-                    continue  # `logits, cache = model.run_with_cache(x)`: the logits
-                if b"run_with_cache" in value or b"ActivationCache" in value or d.node_type == "identifier":
-                    names.add(d.name)
-        return names
+        return {d.name for d in self.scopes.definitions_where("cache?", _may_hold_cache)}
 
     def model_of_definition(self, d: Definition, depth: int = 0) -> ModelInfo | None:
         key = id(d)
@@ -207,7 +207,8 @@ class Models:
 
     def _model_param(self, d: Definition) -> ModelInfo | None:
         typed = d.node_type in ("typed_parameter", "typed_default_parameter")
-        if not typed and not (d.name == "model" or d.name.endswith("_model")):
+        if not typed and not (d.name == "model" or d.name.endswith("_model")) or \
+                typed and not _MODEL_CLASS_HINT.search(d.node_bytes(self.scopes.parsed.source)):
             return None  # (decided without finding the node: most parameters are not models)
         p = d.node
         annotation = text(p.child_by_field_name("type")) if typed else ""
@@ -502,6 +503,24 @@ def spec_from_tl_config(kwargs: dict, source: str) -> ModelSpec:
     if "d_mlp" not in clean and clean.get("d_model") and not clean.get("attn_only"):
         clean["d_mlp"] = 4 * clean["d_model"]
     return dataclasses.replace(SYMBOLIC, source=source, structure_known=True, **clean)
+
+
+def _may_build_model(d: Definition, source: bytes) -> bool:
+    """A parameter, or an assignment from a call that looks like it builds a model (read from the text only)."""
+    return d.kind == "param" or d.kind == "assign" and d.node_type == "call" and d.target_type == "identifier" \
+        and _CONSTRUCTOR_HINT.search(d.node_bytes(source)) is not None
+
+
+def _may_hold_cache(d: Definition, source: bytes) -> bool:
+    """A name that may hold a cache (read from the text only)."""
+    if d.kind == "param":
+        return "cache" in d.name.lower()
+    if d.kind != "assign" or d.node_type not in ("call", "identifier"):
+        return False
+    value = d.node_bytes(source)
+    if b"run_with_cache" in value and _first_of_several(d.target, d.name):
+        return False  # `logits, cache = model.run_with_cache(x)`: the logits
+    return b"run_with_cache" in value or b"ActivationCache" in value or d.node_type == "identifier"
 
 
 def _first_of_several(target: Node, name: str) -> bool:

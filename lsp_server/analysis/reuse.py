@@ -10,7 +10,6 @@ be the same cache and the same model, else the subscript is resolved again).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +36,9 @@ class Reuse:
     def __init__(self, previous: KeyResolutions, edit: Edit):
         self.previous = previous
         self.edit = edit
+        # Whether an old cache or model is the new one, by (id(old), id(new)): the same few pairs come back
+        # for every subscript (both sides stay alive while this version is analysed).
+        self._same: dict[tuple[int, int], bool] = {}
 
     @classmethod
     def between(cls, previous: KeyResolutions | None, source: bytes, context: AnalysisContext) -> Reuse | None:
@@ -59,7 +61,7 @@ class Reuse:
             return None  # a dict's keys are hook names only while no write anywhere says otherwise
         if not all(edit.spares(old_start, old_end, r.deps, r.spans) for r in old):
             return None
-        moved = [_moved(r, edit, cache, model) for r in old]
+        moved = [_moved(r, edit, cache, model, self._same) for r in old]
         if any(r is None for r in moved):
             return None
         return moved  # type: ignore[return-value]
@@ -74,11 +76,12 @@ def _same_facts(a: AnalysisContext, b: AnalysisContext) -> bool:
     return a.links.path == b.links.path and a.links.fresh()  # the other files read are as they were
 
 
-def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo | None) -> HookRef | None:
+def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo | None,
+           same: dict[tuple[int, int], bool]) -> HookRef | None:
     """``ref`` at its new offsets, for the new analysis's cache and model (None if they differ; a ref
-    made without them, like ``hook.name``'s, stays without)."""
-    if ref.cache is not None and not _same_cache(ref.cache, cache, edit) or \
-            ref.model is not None and not _same_model(ref.model, model, edit):
+    made without them, like ``hook.name``'s, stays without). ``same``: comparisons made already."""
+    if ref.cache is not None and not _memo(same, _same_cache, ref.cache, cache, edit) or \
+            ref.model is not None and not _memo(same, _same_model, ref.model, model, edit):
         return None
     cache, model = (cache if ref.cache is not None else None), (model if ref.model is not None else None)
     start, end = edit.to_new(ref.start), edit.to_new(ref.end)
@@ -88,16 +91,27 @@ def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo |
     if start is None or end is None or (ref.literal is not None and literal is None) or (
             ref.computed_at is not None and computed_at is None) or (short is not None and short[1] is None):
         return None
-    options = tuple(_moved(o, edit, cache, model) for o in ref.options)
+    options = tuple(_moved(o, edit, cache, model, same) for o in ref.options)
     if any(o is None for o in options):
         return None
     delta, after = edit.delta, edit.old_end
     # The spans are outside the edit (it spared them): those after it move, as a whole.
     spans = ref.spans if not delta else tuple((s + delta, e + delta) if s > after else (s, e) for s, e in ref.spans)
-    moved = copy.copy(ref)  # (dataclasses.replace re-runs __init__: 4x slower, on every key of the file)
+    # A shallow copy (dataclasses.replace re-runs __init__ and copy.copy goes through __reduce_ex__: 4x and
+    # 3x slower, on every key of the file).
+    moved = object.__new__(type(ref))
+    moved.__dict__.update(ref.__dict__)
     moved.start, moved.end, moved.literal, moved.computed_at, moved.short = start, end, literal, computed_at, short
     moved.options, moved.spans, moved.cache, moved.model = options, spans, cache, model
     return moved
+
+
+def _memo(same: dict[tuple[int, int], bool], compare, old, new, edit: Edit) -> bool:
+    key = (id(old), id(new))
+    found = same.get(key)
+    if found is None:
+        found = same[key] = compare(old, new, edit)
+    return found
 
 
 def _moved_range(span: tuple[int, int] | None, edit: Edit) -> tuple[int, int] | None:

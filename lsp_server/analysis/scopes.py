@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from typing import Callable
 
 from .imports import Imported, bindings
 from .syntax import Node, Parsed, text
@@ -137,6 +138,10 @@ class Scopes:
         # What the walk defined, in order, and in which scopes (for the memo).
         self._walked: list[Definition] = []
         self._walked_scopes: list[ScopeKey] = []
+        # Each top-level statement's answers (see definitions_where; kept across versions by its facts) and
+        # where its definitions lie in ``_ordered`` (every definition, statement by statement).
+        self._runs: list[tuple[dict[str, tuple[int, ...]], int, int]] = []
+        self._ordered: list[Definition] = []
         self._statements(memo)
         self._fn_starts = [n.start_byte for n in self.functions]
         self._fn_ends = [n.end_byte for n in self.functions]
@@ -160,15 +165,19 @@ class Scopes:
             facts = previous.get(key)
             if facts is not None and (facts.type != stmt.type or stmt.has_error):
                 facts = None  # the same text parsed otherwise (error recovery depends on the text around)
+            lo = len(self._ordered)
             if facts is None:
                 first = len(self._walked)
                 self._statement(stmt, MODULE)
                 facts = _Walked(stmt.type, self, base, stmt.end_byte, first, len(self._walked))
+                self._ordered += self._walked[first:]
             else:
                 if isinstance(facts, _Walked):
                     facts = facts.facts()  # made when first reused: a version read once costs no more
                 if not facts.empty:
                     self._replay(facts, base, root)
+            if len(self._ordered) > lo:
+                self._runs.append((facts.answers, lo, len(self._ordered)))  # (not the facts: a _Walked holds self)
             current[key] = facts
         if memo is not None:
             memo.clear()
@@ -176,11 +185,12 @@ class Scopes:
 
     def _replay(self, facts: "_StatementFacts", base: int, root: Node) -> None:
         """Add the facts of a statement that did not change, found at ``base`` in this version."""
-        defs = self._defs
+        defs, ordered = self._defs, self._ordered
         for scope, name, offset, kind, imported, spans in facts.definitions:
             if scope != MODULE:
                 scope = (scope[0] + base, scope[1] + base)
             d = Definition(name, offset + base, kind, None, None, imported, spans, base, root)
+            ordered.append(d)
             entry = defs.get((scope, name))
             if entry is None:
                 defs[(scope, name)] = [d]
@@ -335,6 +345,18 @@ class Scopes:
             node = node.parent
         return None
 
+    def definitions_where(self, question: str, wanted: Callable[[Definition, bytes], bool]) -> list[Definition]:
+        """The definitions ``wanted(definition, source)`` accepts, in source order. ``wanted`` must depend on
+        nothing but the text of the definition's top-level statement (its name is ``question``): a
+        statement that did not change keeps the previous version's answer."""
+        source, ordered, out = self.parsed.source, self._ordered, []
+        for answers, lo, hi in self._runs:
+            chosen = answers.get(question)
+            if chosen is None:
+                chosen = answers[question] = tuple(i for i in range(hi - lo) if wanted(ordered[lo + i], source))
+            out += [ordered[lo + i] for i in chosen]
+        return out
+
     def definitions(self, name: str, scope: ScopeKey = MODULE) -> list[Definition]:
         return self._defs.get((scope, name), [])
 
@@ -446,10 +468,11 @@ class _Walked:
     """A top-level statement walked in one version: its facts are taken from that version's Scopes
     when a later version first reuses them (a version that is read once costs nothing more)."""
 
-    __slots__ = ("type", "scopes", "base", "end", "first", "last")
+    __slots__ = ("type", "scopes", "base", "end", "first", "last", "answers")
 
     def __init__(self, type: str, scopes: Scopes, base: int, end: int, first: int, last: int):
         self.type, self.scopes, self.base, self.end, self.first, self.last = type, scopes, base, end, first, last
+        self.answers: dict[str, tuple[int, ...]] = {}  # see Scopes.definitions_where
 
     def facts(self) -> "_StatementFacts":
         """What the statement defines, relative to its start and without nodes."""
@@ -463,7 +486,8 @@ class _Walked:
             hi = bisect.bisect_left(nodes, self.end, key=_start_of)
             return tuple(_span(n, base) for n in nodes[lo:hi])
 
-        return _StatementFacts(self.type, definitions, inside(scopes.functions), inside(scopes.classes), inside(scopes.imports))
+        return _StatementFacts(self.type, definitions, inside(scopes.functions), inside(scopes.classes), inside(scopes.imports),
+                               self.answers)
 
 
 def _start_of(node: Node) -> int:
@@ -474,10 +498,12 @@ class _StatementFacts:
     """What one top-level statement defines, with offsets relative to its start (node-free, so that
     the next version of the document can reuse it wherever the statement moved)."""
 
-    __slots__ = ("type", "definitions", "functions", "classes", "imports", "empty")
+    __slots__ = ("type", "definitions", "functions", "classes", "imports", "empty", "answers")
 
-    def __init__(self, type: str, definitions: tuple, functions: tuple, classes: tuple, imports: tuple):
+    def __init__(self, type: str, definitions: tuple, functions: tuple, classes: tuple, imports: tuple,
+                 answers: dict[str, tuple[int, ...]]):
         self.type = type  # the statement's node type
+        self.answers = answers  # Scopes.definitions_where's, by question: indices into ``definitions``
         self.definitions = definitions  # (scope, name, offset, kind, imported, (node span, target span))
         self.functions = functions  # (start, end, type) of each def, in source order
         self.classes = classes

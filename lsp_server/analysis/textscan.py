@@ -88,14 +88,23 @@ class IncrementalScan:
             after = self._spans[bisect.bisect_left(self._spans, old_hi, key=_start):]
             if delta:
                 after = [(s + delta, e + delta) for s, e in after]
-            spans = before + self._scan(source, lo, new_hi) + after
+            spans = before + self._scan(source, lo, new_hi, _line_end(source, new_hi, MARGIN_LINES)) + after
         self._source, self._spans = source, spans
         return spans
 
-    def _scan(self, source: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
-        out = []
-        for m in self.pattern.finditer(source, lo):  # no endpos: a match may run past `hi`
-            if m.start() >= hi:
-                break
+    def _scan(self, source: bytes, lo: int, hi: int, horizon: int | None = None) -> list[tuple[int, int]]:
+        """Matches starting in [lo, hi). ``horizon``: look for them only up to there (else a pattern that
+        has no match after ``hi`` is searched for to the end of the text); each one found is matched
+        again on the whole text, since it may run past the horizon (so matches running more than
+        MARGIN_LINES past ``hi`` are not found, as those running into the lines before ``lo`` are not)."""
+        out: list[tuple[int, int]] = []
+        pattern, pos = self.pattern, lo
+        end = len(source) if horizon is None else horizon
+        while (found := pattern.search(source, pos, end)) is not None and found.start() < hi:
+            m = found if horizon is None else pattern.match(source, found.start())
+            if m is None:  # it matched only on the cut text (a look-ahead at its end)
+                pos = found.start() + 1
+                continue
             out.append(m.span(1))
+            pos = max(m.end(), m.start() + 1)
         return out
