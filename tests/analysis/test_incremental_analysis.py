@@ -39,7 +39,9 @@ def facts(analysis) -> tuple:
             tuple((f.start, f.end, f.code, f.message) for f in analysis.findings),
             tuple(definitions),
             tuple((n.start_byte, n.end_byte) for n in scopes.functions),
-            tuple((n.start_byte, n.end_byte) for n in scopes.classes + scopes.imports))
+            tuple((n.start_byte, n.end_byte) for n in scopes.classes + scopes.imports),
+            tuple((m.var, m.offset, m.kind, m.effective_spec) for m in analysis.models.all_models),
+            tuple(sorted(analysis.models.cache_names())))
 
 
 @settings(max_examples=150, deadline=None)
@@ -73,6 +75,29 @@ def test_statements_that_did_not_change_are_not_walked_again():
     memo = parser.memo["statements"]
     walked = [text for text, facts in memo.items() if not isinstance(facts, _StatementFacts)]
     assert walked == [b"x = 1"] and len(memo) > 50
+
+
+def test_questions_about_statements_that_did_not_change_keep_their_answers():
+    from lsp_server.analysis.scopes import Scopes
+
+    asked = []
+
+    def named_cache(d, source):
+        asked.append(d.name)
+        return "cache" in d.name
+
+    parser = SyntaxParser()
+    source = b"clean_cache = 1\ndef f(x):\n    run_cache = x\n    return run_cache\nother = 2\n"
+    first = Scopes(parser.parse(source), memo=parser.memo.setdefault("statements", {}))
+    assert [d.name for d in first.definitions_where("named cache?", named_cache)] == ["clean_cache", "run_cache"]
+    asked.clear()
+    edited = source.replace(b"other = 2", b"other_cache = 2")
+    again = Scopes(parser.parse(edited), memo=parser.memo["statements"])
+    found = again.definitions_where("named cache?", named_cache)
+    assert [d.name for d in found] == ["clean_cache", "run_cache", "other_cache"]
+    assert asked == ["other_cache"]  # only the edited statement was asked about again
+    assert [d.offset for d in found] == [d.offset for d in again.all_definitions() if "cache" in d.name]
+    assert all(d is again.lookup(d.name, d.offset + 1) for d in found[:1])  # this version's definitions
 
 
 def test_a_local_edit_resolves_again_only_the_keys_it_can_change(monkeypatch):

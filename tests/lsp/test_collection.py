@@ -33,3 +33,24 @@ def test_a_full_collection_runs_once_the_server_is_idle(monkeypatch):
         assert len(runs) == 1 and runs[0] - last >= 0.3  # one collection, a full idle period after the last work
 
     asyncio.run(scenario())
+
+
+def test_a_replaced_analysis_is_freed_once_its_successor_is_published():
+    """Freeing a large file's analysis and tree takes milliseconds: not between an edit and its diagnostics."""
+    import weakref
+
+    from lsp_server.analysis.document import AnalysisContext
+    from lsp_server.workspace import Workspace
+
+    cache = Workspace(lambda uri: AnalysisContext())
+    first = weakref.ref(cache.text_view("file:///a.py", "x = 1\n", 1).analysis)
+    for version in range(2, 9):  # a burst of edits, none published yet
+        cache.text_view("file:///a.py", f"x = {version}\n", version)
+    assert first() is None  # the oldest replaced analyses are freed at once: a few are kept, not every one
+    kept = weakref.ref(cache.text_view("file:///a.py", "y = 1\n", 9).analysis)
+    replaced = weakref.ref(cache.text_view("file:///a.py", "y = 2\n", 10).analysis)
+    cache.text_view("file:///a.py", "y = 3\n", 11)
+    assert kept() is not None and replaced() is not None
+    cache.release_retired()
+    assert kept() is None and replaced() is None
+    assert cache.text_view("file:///a.py", "y = 3\n", 11).analysis.source == b"y = 3\n"
