@@ -132,9 +132,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         handler.setFormatter(MaskingFormatter(logging.BASIC_FORMAT))
     from .collection import settle_after_startup
     from .server import server
+    from .transport import serve_stdio
 
     settle_after_startup()
-    server.start_io()
+    serve_stdio(server)
     return 0
 
 
