@@ -91,7 +91,7 @@ def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo |
     if start is None or end is None or (ref.literal is not None and literal is None) or (
             ref.computed_at is not None and computed_at is None) or (short is not None and short[1] is None):
         return None
-    options = tuple(_moved(o, edit, cache, model, same) for o in ref.options)
+    options = tuple(_moved(o, edit, cache, model, same) for o in ref.options) if ref.options else ()
     if any(o is None for o in options):
         return None
     delta, after = edit.delta, edit.old_end

@@ -55,7 +55,9 @@ def in_this_environment() -> TLVersion | None:
 def probe(python: str, code: str, timeout: float = 10.0) -> str:
     """What ``code`` prints in another interpreter (a subprocess), stripped; "" when it cannot run."""
     try:
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, check=False)
+        # (stdin: the server's is the editor's messages, and the event loop's, set non-blocking)
+        out = subprocess.run([python, "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip()
