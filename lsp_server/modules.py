@@ -78,6 +78,17 @@ class WorkspaceModules:
                     return normal(candidate)
         return None
 
+    def library_copy(self, importer: Path, name: str) -> Path | None:
+        """The package ``name`` of an installed library that ``importer`` would import from the workspace
+        instead (a fork in a research repository, or the library's own repository): ``name/__init__.py`` in
+        the importer's folder or one above it within a workspace folder, or in a workspace folder's ``src``."""
+        roots = [normal(root) for root in self.roots()]
+        bases = [folder for folder in importer.parents if any(folder == root or root in folder.parents for root in roots)]
+        for base in dict.fromkeys(bases + [root / "src" for root in roots]):
+            if (base / name / "__init__.py").is_file():
+                return base / name
+        return None
+
     def analyse_within(self, reader: Path, path: Path) -> Analysis | None | object:
         """``path``'s analysis, read while ``reader``'s is made; ``_CUT`` when that would go round a cycle
         (``path`` is being analysed already), ``_DEEP`` past the chain bound."""
@@ -159,6 +170,9 @@ class DocumentLinks:
 
     def resolve(self, name: str, level: int) -> Path | None:
         return self.modules.resolve(self.path, name, level)
+
+    def library_copy(self, name: str) -> Path | None:
+        return self.modules.library_copy(self.path, name)
 
     def module(self, name: str, level: int) -> Analysis | None:
         target = self.resolve(name, level)

@@ -35,8 +35,11 @@ def _pattern(template: str) -> re.Pattern:
 
 
 class NameChecker:
-    def __init__(self, parsed: Parsed, tl_major: int | None, flags_mentioned: set[str]):
+    def __init__(self, parsed: Parsed, tl_major: int | None, flags_mentioned: set[str], forked: bool = False):
+        """``forked``: the document imports the workspace's own copy of TransformerLens (a fork, or its own
+        repository), whose models may have hook points the catalog does not know: no name is unknown."""
         self.parsed = parsed
+        self.forked = forked
         self.tl_major = tl_major
         self.flags_mentioned = flags_mentioned  # gate flags the file switches on anywhere
         # TransformerBridge code: a bridge of an architecture we do not know (Mamba's
@@ -90,6 +93,8 @@ class NameChecker:
 
     def _unknown(self, ref: HookRef, catalog: Catalog | None) -> Finding | None:
         template = ref.template or ""
+        if self.forked:
+            return None
         if catalog is None:
             if self.bridge_code or template in union_templates() or not _looks_like_hook(template):
                 return None

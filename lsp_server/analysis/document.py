@@ -183,7 +183,8 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript)
 
     flags = _flags_mentioned(source)
-    checker = NameChecker(parsed, context.tl_major, flags)
+    forked = context.links is not None and context.links.library_copy("transformer_lens") is not None
+    checker = NameChecker(parsed, context.tl_major, flags, forked)
     findings = checker.check(refs)
     findings += [dataclasses.replace(f, message=f"{f.message} (The code targets TransformerLens {context.tl_label}.)")
                  if context.tl_label else f for f in check_removed_api(scopes.imports, parsed.source, context.tl_major)]

@@ -18,7 +18,7 @@ from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_nam
 from ..knowledge.hookpoints import split_layer, union_templates
 from .activation_stores import ActivationStores
 from .hook_filters import selected
-from .models import CACHING_RUNS, CacheInfo, ModelInfo, Models
+from .models import CACHING_RUNS, MODEL_CLASSES, CacheInfo, ModelInfo, Models
 from .reuse import Reuse
 from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
@@ -96,6 +96,17 @@ def _merged(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
         else:
             out.append((start, end))
     return tuple(out)
+
+
+# Annotations that say nothing about which class a parameter holds (a model may be passed as any of them).
+_UNDECIDED_ANNOTATIONS = frozenset({"Any", "Module", "Optional", "Union", "Callable", "Type"})
+
+
+def _names_another_class(annotation: Node | None) -> bool:
+    """Whether a parameter's annotation names a class, none of them a TransformerLens model
+    (``HookedProxyLM``, ``Optional["SAE"]``; not ``nn.Module`` or ``Any``, which a model may be passed as)."""
+    words = set(re.findall(r"[A-Za-z_]\w*", text(annotation))) if annotation is not None else set()
+    return not words & MODEL_CLASSES and any(w[:1].isupper() and w not in _UNDECIDED_ANNOTATIONS for w in words)
 
 
 def _stand_in(model: ModelInfo) -> ModelInfo:
@@ -224,10 +235,12 @@ class HookRefCollector:
     def foreign_receiver(self, receiver: Node | None, depth: int = 0) -> bool:
         """A name bound here to an instance of a class that is not a TransformerLens model (``sae = SAE(cfg)``,
         ``model = ReluOutputModel(cfg)``, or a ``deepcopy`` of one): a HookedRootModule with hook names of
-        its own, never the file's model."""
+        its own, never the file's model; also a parameter annotated with such a class (``lm: HookedProxyLM``)."""
         if receiver is None or receiver.type != "identifier" or depth > 3 or self.models.model_at(receiver) is not None:
             return False
         d = self.scopes.lookup(text(receiver), receiver.start_byte)
+        if d is not None and d.kind == "param" and d.node_type in ("typed_parameter", "typed_default_parameter"):
+            return _names_another_class(d.node.child_by_field_name("type"))
         if d is None or d.kind != "assign" or d.target.type != "identifier" or d.node.type != "call":
             return False
         function = d.node.child_by_field_name("function")

@@ -45,6 +45,10 @@ class ModuleLinks(Protocol):
     def resolve(self, name: str, level: int) -> Path | None:
         """The workspace file module ``name`` (``level`` leading dots) is, imported from this document."""
 
+    def library_copy(self, name: str) -> Path | None:
+        """The workspace's own copy of the installed library ``name`` (see :data:`LIBRARIES`) that this
+        document would import instead, if there is one: a fork may have hook points the library has not."""
+
     def module(self, name: str, level: int) -> "Analysis | None":
         """The analysis of the workspace file ``name`` (``level`` leading dots) is, as imported from this
         document; None when it is not a workspace file (an installed library) or cannot be read."""

@@ -206,3 +206,23 @@ class Node:
     assert _hover(ws, tmp_path / "main.py", "sender.activation_name").startswith("`blocks.{self.layer}.attn.hook_z`")
     shown = _full(ws, tmp_path / "graph.py", "self.activation_name]")
     assert "blocks.9.attn.hook_z" not in shown and "blocks.2.hook_resid_pre" not in shown, shown
+
+
+def test_a_workspace_with_its_own_copy_of_transformer_lens_may_have_hook_points_the_catalog_lacks(tmp_path):
+    # Seen in real code: research done inside a fork of TransformerLens that adds `hook_q_normalized_input`.
+    script = ('from transformer_lens import HookedTransformer\n'
+              'model = HookedTransformer.from_pretrained("gpt2")\n'
+              'model.run_with_hooks("hi", fwd_hooks=[("blocks.10.hook_q_normalized_input", fn)])\n'
+              'logits, cache = model.run_with_cache("hi")\n'
+              'a = cache["blocks.3.hook_resid_post"]\n')
+    ws = _workspace(tmp_path, {"transformer_lens/__init__.py": "", "transformer_lens/rs/notebook.py": script,
+                               "elsewhere/notebook.py": script})
+    inside = ws.text_view(str(tmp_path / "transformer_lens/rs/notebook.py"), script, 0).analysis
+    assert inside.findings == []
+    assert _hover(ws, tmp_path / "transformer_lens/rs/notebook.py", '"blocks.3').startswith("`blocks.3.hook_resid_post`")
+    # Any file of that workspace imports the fork (run from the repository's root), not the installed library.
+    assert ws.text_view(str(tmp_path / "elsewhere/notebook.py"), script, 0).analysis.findings == []
+    # Without the copy, the name is unknown.
+    other = tmp_path / "other"
+    ws = _workspace(other, {"notebook.py": script})
+    assert [f.code for f in ws.text_view(str(other / "notebook.py"), script, 0).analysis.findings] == ["unknown-hook"]

@@ -357,3 +357,17 @@ def test_a_subclass_of_a_transformerlens_model_is_still_judged_as_the_model():
                        "atp = AtPTransformer(model.cfg)\n_, c1 = atp.run_with_cache('x')\n"
                        "a = c1['blocks.0.hook_resid_pree']\n")
     assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+
+
+def test_a_parameter_annotated_with_another_class_has_hook_names_of_its_own():
+    # Seen in real code (SAE Lens's tests): a HookedProxyLM wraps a Hugging Face model; its hook names
+    # are the module paths (`transformer.h.0`), never the file's HookedTransformer's.
+    src = ("def test_proxy(proxy_model: HookedProxyLM, toks):\n"
+           "    layers = ['transformer.h.0', 'transformer.h.1']\n"
+           "    _, proxy_cache = proxy_model.run_with_cache(toks, names_filter=layers)\n"
+           "    proxy_model.add_hook('transformer.h.0', fn)\n"
+           "    return [proxy_cache[layer] for layer in layers]\n")
+    assert findings(src)[0] == []
+    # A parameter annotated as a TransformerLens model is still judged.
+    rows, _ = findings("def f(m: HookedTransformer, toks):\n    m.add_hook('transformer.h.0', fn)\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
