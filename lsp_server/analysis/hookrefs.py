@@ -274,10 +274,24 @@ class HookRefCollector:
         self.registration_sites.append((call, name_node, fn_node, model))
         if name_node is None:
             return
+        if (filter_fn := self._filter_variable(name_node)) is not None:
+            name_node = filter_fn
         if name_node.type == "lambda":
             self._filter_registration(name_node, fn_node, model)
             return
         self._register(fn_node, self._name_ref(name_node, "hook", model))
+
+    def _filter_variable(self, node: Node) -> Node | None:
+        """The lambda a name holds (``z_filter = lambda name: name.endswith("z")``; ``add_hook(z_filter, fn)``).
+        Its name is read like a hook list's (a line holding a lambda is never a local edit, so an edit of
+        the filter is seen)."""
+        if node.type != "identifier":
+            return None
+        d = self.scopes.lookup(text(node), node.start_byte)
+        if d is None or d.kind != "assign" or d.target.type != "identifier" or d.node.type != "lambda":
+            return None
+        self.registration_lists.add(text(node))
+        return d.node
 
     def _unpacked_pairs(self, name_node: Node | None, fn_node: Node | None) -> Node | None:
         """The hook list iterated by ``for name, fn in hooks`` when ``name`` and ``fn`` are its two loop variables."""
@@ -474,6 +488,8 @@ class HookRefCollector:
             return []
         if node.type in ("lambda", "function_definition"):
             return [node]
+        if node.type == "parenthesized_expression" and node.named_child_count == 1:
+            return self.hook_functions(node.named_children[0], depth)  # (brackets add no depth)
         if node.type == "identifier":
             d = self.scopes.lookup(text(node), node.start_byte)
             if d is not None and d.kind == "def":

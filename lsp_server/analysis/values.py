@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import string
 import weakref
 from pathlib import Path
 from typing import Callable
@@ -117,6 +118,8 @@ class Evaluator(ObjectAttributes):
             return None
         if kind == "parenthesized_expression" and node.named_child_count == 1:
             return self.eval(node.named_children[0], depth + 1)
+        if kind == "named_expression":  # `cache[name := f"blocks.{l}.hook_z"]`
+            return self.eval(node.child_by_field_name("value"), depth + 1)
         if kind in ("tuple", "list", "expression_list"):
             return Seq(tuple(self.eval(c, depth + 1) for c in node.named_children if c.type != "comment"))
         if kind == "binary_operator":
@@ -711,17 +714,41 @@ class Evaluator(ObjectAttributes):
                 parts.append(shown if shown is not None else Hole(text(expr)))
             elif child.type == "string_start" and "b" in text(child).lower():
                 return None
+        return lift(_joined, *parts)
 
-        def build(*values: Value) -> Value:
-            pattern = normalise(tuple(values))
-            return pattern.literal() if pattern.literal() is not None else pattern
-
-        return lift(build, *parts)
+    def _format(self, template: str, call: Node, depth: int) -> Value:
+        """``"blocks.{}.hook_{}".format(layer, site)``: plain ``{}``, ``{0}`` and ``{name}`` fields only (a
+        format spec, conversion, or an item or attribute of an argument: unknown)."""
+        positional, keywords = call_args(call)
+        try:
+            fields = list(string.Formatter().parse(template))
+        except ValueError:
+            return None
+        parts: list = []
+        auto = 0
+        for literal, field_name, spec, conversion in fields:
+            parts.append(literal)
+            if field_name is None:
+                continue
+            if spec or conversion:
+                return None
+            if field_name == "":
+                field_name, auto = str(auto), auto + 1
+            arg = positional[int(field_name)] if field_name.isdigit() and int(field_name) < len(positional) \
+                else keywords.get(field_name) if field_name.isidentifier() else None
+            if arg is None:
+                return None
+            shown = lift(interpolated, self.eval(arg, depth + 1))
+            parts.append(shown if shown is not None else Hole(text(arg)))
+        return lift(_joined, *parts)
 
     def _call(self, node: Node, depth: int) -> Value:
-        receiver, fname, _ = call_name(node)
+        receiver, fname, receiver_node = call_name(node)
         if fname in ACT_NAME_FUNCS:
             return self.act_name(node, depth)
+        if fname == "format" and receiver_node is not None:  # `"blocks.{}.hook_z".format(layer)`, or a name holding the template
+            template = self.eval(receiver_node, depth + 1)
+            return self._format(template, node, depth) if isinstance(template, str) else None
         if fname == "str" and receiver is None:
             positional, _ = call_args(node)
             if len(positional) != 1:
@@ -799,6 +826,12 @@ _CLAUSE_HOLDERS = {"if_statement": ("block", "elif_clause", "else_clause"),
                    "try_statement": ("block", "except_clause", "else_clause", "finally_clause"),
                    "match_statement": ("block",)}
 _SCOPE_EDGES = frozenset({"function_definition", "lambda", "class_definition", "module"})
+
+
+def _joined(*values: Value) -> Value:
+    """The string the parts of an f-string or ``str.format`` make: a literal when every part is known."""
+    pattern = normalise(tuple(values))
+    return pattern.literal() if pattern.literal() is not None else pattern
 
 
 def _conditional_around(node: Node, offset: int) -> Node | None:
