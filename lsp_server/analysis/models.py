@@ -43,7 +43,7 @@ COMPAT_PARAMETERS = ("disable_warnings", "no_processing", "fold_ln", "center_wri
 
 # HookedTransformerConfig fields the spec carries, with their names there.
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSpec)) - {
-    "name", "source", "backend", "structure_known", "tokenizer", "architecture", "compat_mode"}
+    "name", "source", "backend", "structure_known", "tokenizer", "architecture", "compat_mode", "mlp_hook_in"}
 
 # Config fields that are plain numbers (what `model.cfg.<field>` arithmetic in hook names uses).
 _CONFIG_INTS = frozenset({"n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx", "n_key_value_heads"})
@@ -195,15 +195,26 @@ class Models:
             receiver, method, receiver_node = call_name(call)
         last = (receiver or "").rsplit(".", 1)[-1]
         if method in PRETRAINED_METHODS and last in HOOKED_CLASSES:
-            return self._pretrained(d, call, "hooked")
+            return self._sae_lens_class(receiver, self._pretrained(d, call, "hooked"))
         if method in BRIDGE_METHODS and last in BRIDGE_CLASSES:
             return self._bridge(d, call, method)
         if receiver is None and method in HOOKED_CLASSES:
-            return self._from_config(d, call, "hooked")
+            return self._sae_lens_class(method, self._from_config(d, call, "hooked"))
         if method in SELF_RETURNING and receiver_node is not None:
             inner = self.model_at(receiver_node, depth + 1)
             return dataclasses.replace(inner, var=d.name, offset=d.offset, kind="alias") if inner else None
         return None
+
+    def _sae_lens_class(self, dotted: str, info: ModelInfo | None) -> ModelInfo | None:
+        """``info`` with SAE Lens's extra hook points when ``dotted`` names SAE Lens's HookedSAETransformer
+        (``from sae_lens import HookedSAETransformer``), not TransformerLens's own."""
+        if info is None or not dotted.endswith("HookedSAETransformer"):
+            return info
+        d = self.scopes.lookup(dotted.split(".")[0], info.offset)
+        if d is None or d.kind != "import" or d.imported is None or d.imported.module.split(".")[0] != "sae_lens":
+            return info
+        info.spec = info.spec.with_flags(mlp_hook_in=True)
+        return info
 
     def _model_param(self, d: Definition) -> ModelInfo | None:
         typed = d.node_type in ("typed_parameter", "typed_default_parameter")
@@ -215,8 +226,9 @@ class Models:
         ann_last = annotation.rsplit(".", 1)[-1].strip("'\" ")
         if ann_last in MODEL_CLASSES or (not annotation and (d.name == "model" or d.name.endswith("_model"))):
             backend = "bridge" if ann_last in BRIDGE_CLASSES else "hooked"
-            return ModelInfo(d.name, d.offset, p, "param", dataclasses.replace(SYMBOLIC, backend=backend),
-                             backend_known=bool(ann_last in MODEL_CLASSES))
+            return self._sae_lens_class(annotation.strip("'\" "), ModelInfo(
+                d.name, d.offset, p, "param", dataclasses.replace(SYMBOLIC, backend=backend),
+                backend_known=bool(ann_last in MODEL_CLASSES)))
         return None
 
     def _pretrained(self, d: Definition, call: Node, backend: str) -> ModelInfo:

@@ -219,6 +219,9 @@ def _hooked_points(spec: ModelSpec, tl_major: int) -> list[HookPoint]:
             if spec.use_normalization_before_and_after:
                 pts += _ln_points("blocks.{l}.ln2_post", "the MLP output", note=_post_ln_note(spec))
         add(HookPoint("blocks.{l}.hook_mlp_in", RESID, "MLP input", gate="use_hook_mlp_in"))
+        if spec.mlp_hook_in:
+            add(HookPoint("blocks.{l}.mlp.hook_in", RESID, "MLP input (a hook point SAE Lens's HookedSAETransformer "
+                          "adds to every MLP, for transcoders)"))
         if spec.is_moe:
             add(HookPoint("blocks.{l}.mlp.hook_expert_weights", ("batch*pos", "num_experts"),
                           "Router softmax over all experts (before top-k)"))
@@ -512,7 +515,7 @@ def all_variants() -> list[ModelSpec]:
     base = ModelSpec(structure_known=True)
     variants = [
         base.with_flags(use_attn_result=True, use_split_qkv_input=True, use_attn_in=True,
-                        use_hook_mlp_in=True, use_hook_tokens=True),
+                        use_hook_mlp_in=True, use_hook_tokens=True, mlp_hook_in=True),
         ModelSpec(positional_embedding_type="rotary", gated_mlp=True, use_qk_norm=True,
                   use_normalization_before_and_after=True, post_embedding_ln=True),
         ModelSpec(act_fn="solu_ln", positional_embedding_type="shortformer"),

@@ -86,6 +86,9 @@ class ModelSpec:
     # True when the architecture and flags are known; False for a bare symbolic guess, in which
     # case flag-dependent diagnostics (missing rotary hooks, attn_only, ...) stay silent.
     structure_known: bool = False
+    # Built by SAE Lens's HookedSAETransformer, which gives every MLP a ``hook_in`` (its input, read
+    # by transcoders); TransformerLens's own HookedSAETransformer does not.
+    mlp_hook_in: bool = False
 
     @property
     def is_gqa(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lsp_server.analysis.document import AnalysisContext, analyze
 from lsp_server.analysis.findings import Fix
+from lsp_server.features.hover import hover
 from lsp_server.knowledge.resolve import resolve_model_name
 
 HEADER = '''from transformer_lens import HookedTransformer, utils
@@ -370,4 +371,27 @@ def test_a_parameter_annotated_with_another_class_has_hook_names_of_its_own():
     assert findings(src)[0] == []
     # A parameter annotated as a TransformerLens model is still judged.
     rows, _ = findings("def f(m: HookedTransformer, toks):\n    m.add_hook('transformer.h.0', fn)\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+
+
+def _sae_lens_model(import_line: str) -> str:
+    return (f"{import_line}\n"
+            "sae_model = HookedSAETransformer.from_pretrained('gpt2')\n"
+            "_, sae_cache = sae_model.run_with_cache('hi')\n"
+            "x = sae_cache['blocks.3.mlp.hook_in']\n")
+
+
+def test_sae_lens_hooked_sae_transformer_has_an_mlp_hook_in():
+    # Seen in real code (SAE Lens's tests): SAE Lens's HookedSAETransformer adds `mlp.hook_in` to every
+    # block for transcoders; TransformerLens's own class of the same name does not.
+    for line in ("from sae_lens import HookedSAETransformer", "from sae_lens.analysis.hooked_sae_transformer "
+                 "import HookedSAETransformer"):
+        src = HEADER + _sae_lens_model(line)
+        a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+        assert a.findings == []
+        shown = hover(a, src.index("sae_cache['blocks") + 12).markdown
+        assert "blocks.3.mlp.hook_in" in shown and "768" in shown
+    rows, _ = findings(_sae_lens_model("from transformer_lens import HookedSAETransformer"))
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+    rows, _ = findings("def f(m: HookedSAETransformer):\n    m.add_hook('blocks.0.mlp.hook_in', fn)\n")
     assert [code for _, code, _, _ in rows] == ["unknown-hook"]
