@@ -57,9 +57,32 @@ class NameChecker:
             if ref.computed_at is not None and ref.computed_at in judged_calls or ref.context == "store":
                 continue  # judged at its get_act_name call; a dict's keys are the user's to choose
             finding = self._check(ref)
-            if finding is not None:
+            if finding is not None and not (ref.context == "cache" and not ref.error and self._probed(ref)):
                 out.append(finding)
         return out
+
+    def _probed(self, ref: HookRef) -> bool:
+        """``if key in cache: x = cache[key]``: the code asks the cache first, so a name it lacks is a
+        probe that never raises (research code tries several spellings in turn), not an error."""
+        key = self.parsed.root.descendant_for_byte_range(ref.start, ref.end)
+        while key is not None and key.parent is not None and key.parent.type != "subscript":
+            key = key.parent if key.parent.start_byte == ref.start and key.parent.end_byte == ref.end else None
+        if key is None or key.parent is None:
+            return False
+        subscript = key.parent
+        cache = text(subscript.child_by_field_name("value"))
+        node = subscript
+        while node.parent is not None and node.type not in ("function_definition", "class_definition", "module"):
+            parent = node.parent
+            condition = None
+            if parent.type in ("if_statement", "elif_clause") and node == parent.child_by_field_name("consequence"):
+                condition = parent.child_by_field_name("condition")
+            elif parent.type == "conditional_expression" and node == parent.named_children[0]:
+                condition = parent.named_children[1]
+            if condition is not None and _tests_membership(condition, text(key), cache):
+                return True
+            node = parent
+        return False
 
     def _check(self, ref: HookRef) -> Finding | None:
         if ref.error:
@@ -182,6 +205,19 @@ class NameChecker:
             fixes = (insert_after_statement(self.parsed.source, model.node, f"{model.var}.{setter}(True)",
                                             f"Insert {model.var}.{setter}(True) after the model is created"),)
         return Finding(ref.start, ref.end, "hook-not-enabled", "warning", message, fixes)
+
+
+def _tests_membership(condition: Node, key: str, cache: str) -> bool:
+    """Whether ``condition`` holds ``key in cache`` (or ``in cache.keys()``), alone or in an ``and``."""
+    if condition.type == "parenthesized_expression" and condition.named_child_count == 1:
+        return _tests_membership(condition.named_children[0], key, cache)
+    if condition.type == "boolean_operator" and text(condition.child_by_field_name("operator")) == "and":
+        return any(_tests_membership(condition.child_by_field_name(side), key, cache) for side in ("left", "right"))
+    if condition.type != "comparison_operator" or condition.named_child_count != 2 or \
+            [text(c) for c in condition.children if not c.is_named] != ["in"]:
+        return False
+    left, right = condition.named_children
+    return text(left) == key and text(right).replace(" ", "") in (cache, f"{cache}.keys()", f"{cache}.cache_dict")
 
 
 def insert_after_statement(source: bytes, node: Node, code: str, title: str) -> Fix:

@@ -152,6 +152,7 @@ class HookRefCollector:
         # Hook functions also registered on a name or filter not known here (their hook.name is unknown).
         self.unknown_registrations: set[int] = set()
         self._paired: set[int] = set()  # hook-list pairs already resolved
+        self._filters_seen: set[tuple[int, int]] = set()  # (filter function start, model id) whose refs are added
         # Each cache subscript's refs, by its byte range (what the next version may reuse).
         self.by_subscript: dict[tuple[int, int], tuple[HookRef, ...]] = {}
         self.stores = ActivationStores(scopes, scan)  # dicts hook functions fill under hook.name
@@ -356,6 +357,8 @@ class HookRefCollector:
                 if element.start_byte in self._paired:
                     continue  # a list passed to several calls: its names are resolved once
                 self._paired.add(element.start_byte)
+                if (filter_fn := self._filter_variable(name_node)) is not None:
+                    name_node = filter_fn
                 if name_node.type == "lambda":
                     self._filter_registration(name_node, fn_node, model)
                     continue
@@ -405,9 +408,7 @@ class HookRefCollector:
     def _filter_selection(self, filter_fn: Node, model: ModelInfo | None) -> list[tuple[str, int | None]] | None:
         """(template, layer or None for every layer) of each hook point a filter function selects, when it
         is one test (``==``, ``in``, ``endswith``/``startswith``) and the selection is small and exact."""
-        first = len(self.refs)
-        self._filter_lambda(filter_fn, model)
-        refs = self.refs[first:]
+        refs = self._filter_refs(filter_fn, model)
         tests = _filter_tests(filter_fn)
         # Each test must be one the refs read (an unread one may select more than the refs say).
         if not refs or tests is None or any(not any(t.start_byte <= r.start < t.end_byte for r in refs) for t in tests):
@@ -424,6 +425,17 @@ class HookRefCollector:
                 return None
             exact += chosen
         return exact
+
+    def _filter_refs(self, filter_fn: Node, model: ModelInfo | None) -> list[HookRef]:
+        """The refs of the names a filter function tests, added once however often it is registered."""
+        first = len(self.refs)
+        self._filter_lambda(filter_fn, model)
+        refs = self.refs[first:]
+        key = (filter_fn.start_byte, id(model))
+        if key in self._filters_seen:
+            del self.refs[first:]
+        self._filters_seen.add(key)
+        return refs
 
     def cache_keys(self, node: Node) -> Value:
         """The hook names the cache ``node`` holds, when its ``run_with_cache`` call selects them with a
@@ -461,12 +473,12 @@ class HookRefCollector:
         if names_filter.type not in ("lambda", "function_definition"):
             return one_of([self.ev.eval(names_filter)] if names_filter.type == "string" else
                           [self.ev.eval(e) for e in names_filter.named_children] if names_filter.type in ("list", "tuple") else [None])
-        saved = self.refs
+        saved = self.refs, set(self._filters_seen)
         self.refs = []  # the filter's own refs are collected where it is written, not here
         try:
             chosen = self._filter_selection(names_filter, self.cache_model(cache))
         finally:
-            self.refs = saved
+            self.refs, self._filters_seen = saved
         if chosen is None:
             return None
         return one_of(t if "{l}" not in t else t.replace("{l}", str(layer)) if layer is not None
@@ -532,10 +544,10 @@ class HookRefCollector:
             if d is not None and d.kind == "assign" and d.target.type == "identifier":
                 node = d.node
             elif d is not None and d.kind == "def":
-                self._filter_lambda(d.node, model)
+                self._filter_refs(d.node, model)
                 return
         if node.type in ("lambda", "function_definition"):
-            self._filter_lambda(node, model)
+            self._filter_refs(node, model)
         elif node.type in ("list", "tuple"):
             for element in node.named_children:
                 self._name_ref(element, "filter", model)
@@ -579,6 +591,27 @@ class HookRefCollector:
             elif "in" in ops and text(left) == param and right.type in ("list", "tuple", "set"):
                 for element in right.named_children:
                     self._name_ref(element, "filter", model)
+            elif "in" in ops and text(left) == param and right.type == "identifier":
+                self._listed_names(right, model)
+
+    def _listed_names(self, node: Node, model: ModelInfo | None) -> None:
+        """``lambda name: name in names``, ``names`` bound once to a list literal or to a comprehension without
+        a condition (``[get_act_name(site, l) for l in layers]``): one filter ref, at ``names``, listing each
+        element (a comprehension's for every value of its variables)."""
+        d = self.scopes.lookup(text(node), node.start_byte)
+        if d is None or d.kind != "assign" or d.target.type != "identifier" or self.ev.changed_after_binding(d):
+            return
+        if d.node.type in ("list", "tuple", "set"):
+            value = one_of(self.ev.eval(c) for c in d.node.named_children if c.type != "comment")
+        elif d.node.type in ("list_comprehension", "set_comprehension") and \
+                all(c.type == "for_in_clause" for c in d.node.named_children[1:]):
+            value = self.ev.eval(d.node.child_by_field_name("body"))
+        else:
+            return
+        if isinstance(value, OneOf):
+            self._one_of_ref(node, "filter", value, model, None)
+        elif value is not None and not isinstance(value, Seq):
+            self._one_of_ref(node, "filter", OneOf((value,)), model, None)
 
     def _filter_string(self, node: Node, match: str, model: ModelInfo | None) -> None:
         """A string the filter tests names with: a literal, or a name with one known value (``h in name``

@@ -168,7 +168,29 @@ class Evaluator(ObjectAttributes):
             return None
         if others:  # `name = "a"` then `if c: name = "b"`: either may reach the read
             return one_of(self.value_of(x, depth) for x in (d, *others))
-        return self.value_of(d, depth)
+        value = self.value_of(d, depth)
+        if value is None and d is not None and d.kind == "param":
+            return self._asserted(d, node.start_byte, depth)
+        return value
+
+    def _asserted(self, d: Definition, offset: int, depth: int) -> Value:
+        """A parameter read after ``assert site in ("q", "k", "v")`` at the top level of its function's body
+        (every later statement runs only if it passed): one of those values."""
+        fn = function_of(d.node)
+        body = fn.child_by_field_name("body") if fn is not None and fn.type == "function_definition" else None
+        for statement in body.named_children if body is not None else ():
+            if statement.end_byte > offset:
+                break
+            test = statement.named_children[0] if statement.type == "assert_statement" and statement.named_children else None
+            if test is None or test.type != "comparison_operator" or test.named_child_count != 2 or \
+                    [text(c) for c in test.children if not c.is_named] != ["in"]:
+                continue
+            left, right = test.named_children
+            if left.type == "identifier" and text(left) == d.name and right.type in ("list", "tuple", "set"):
+                if self.read_spans is not None:  # an edit of the assertion changes what the read may be
+                    self.read_spans.append((statement.start_byte, statement.end_byte))
+                return self._items(right, depth)
+        return None
 
     def other_reaching(self, d: Definition | None, offset: int) -> list[Definition] | None:
         """The other bindings of ``d``'s name, in its scope, that may reach a read at ``offset`` where
@@ -213,7 +235,7 @@ class Evaluator(ObjectAttributes):
         if d is None or depth > MAX_DEPTH:
             return None
         if d.kind == "assign" and d.target.type == "identifier":
-            if d.node.type in ("list", "set") and (self._mutated(d.name) or self._handed_to_a_changer(d)):
+            if d.node.type in ("list", "set") and self.changed_after_binding(d):
                 return None  # `sites = ["z"]; sites.append("q")` (or `add_site(sites)`): not the literal any more
             if function_of(d.target) is None and self._rebound_elsewhere(d.name):
                 return None  # `global NAME; NAME = ...` in a function, `module.NAME = ...` in an importer
@@ -265,6 +287,11 @@ class Evaluator(ObjectAttributes):
             if (inner.start_byte if inner is not None else None) == (scope.start_byte if scope is not None else None):
                 return True
         return False
+
+    def changed_after_binding(self, d: Definition) -> bool:
+        """Whether the list or set the name ``d`` binds may be changed in place after (appended to here, or
+        handed on to a function that changes it)."""
+        return self._mutated(d.name) or self._handed_to_a_changer(d)
 
     def _handed_to_a_changer(self, d: Definition) -> bool:
         """Whether the list or set ``d`` binds is given another name (``other = sites``) or handed to a function

@@ -395,3 +395,33 @@ def test_sae_lens_hooked_sae_transformer_has_an_mlp_hook_in():
     assert [code for _, code, _, _ in rows] == ["unknown-hook"]
     rows, _ = findings("def f(m: HookedSAETransformer):\n    m.add_hook('blocks.0.mlp.hook_in', fn)\n")
     assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+
+
+def test_a_key_the_code_asks_the_cache_for_first_is_a_probe_not_an_error():
+    # Seen in real code (a course repository): several spellings tried in turn, each behind `in cache`.
+    rows, _ = findings("def head_out(cache, layer):\n"
+                       "    key = f'blocks.{layer}.attn.h_out'\n"
+                       "    if key in cache:\n"
+                       "        return cache[key]\n"
+                       "    y = cache['blocks.0.attn.h_out'] if 'blocks.0.attn.h_out' in cache.keys() else None\n"
+                       "    if 'blocks.0.hook_zz' in cache and layer > 0:\n"
+                       "        return cache['blocks.0.hook_zz']\n"
+                       "    if key in cache:\n"
+                       "        pass\n"
+                       "    else:\n"
+                       "        return cache[key]\n"
+                       "    if key in other_cache:\n"
+                       "        return cache[key]\n"
+                       "    return cache['blocks.0.attn.h_out']\n")
+    assert [(line, code) for line, code, _, _ in rows] == [(11, "unknown-hook"), (13, "unknown-hook"), (14, "unknown-hook")]
+
+
+def test_a_filter_used_twice_is_judged_once():
+    rows, _ = findings("names = ['blocks.0.attn.hook_zz']\n"
+                       "f = lambda name: name in names\n"
+                       "g = lambda name: name in ['blocks.1.attn.hook_zz']\n"
+                       "_, c = model.run_with_cache('x', names_filter=f)\n"
+                       "model.run_with_hooks('x', fwd_hooks=[(f, print)])\n"
+                       "_, c = model.run_with_cache('x', names_filter=g)\n"
+                       "model.add_hook(g, print)\n")
+    assert [(line, code) for line, code, _, _ in rows] == [(2, "unknown-hook"), (3, "unknown-hook")]
