@@ -758,11 +758,28 @@ class HookRefCollector:
         for d in self.scopes.definitions(word, scope):
             if d.kind == "assign" and d.target.type == "identifier" and _is_container(d.node, self.scopes):
                 return True
+            if _annotated_bare_dict(d):  # `clean_cache: Dict`: what its callers pass decides
+                return not self._passed_caches(d)
             if _annotated_not_a_cache(d):
                 return True
             if d.kind == "param" and self._passed_containers(d):
                 return True
         return False
+
+    def _passed_caches(self, param) -> bool:
+        """Whether every call site in this file (at most a few) passes the parameter a name holding a
+        caching run's cache (``clean_logits, clean_cache = model.run_with_cache(x)``; ``f(clean_cache)``)."""
+        fn = function_of(param.node)
+        sites = self.ev.call_sites(fn) if fn is not None else None
+        if not sites:
+            return False
+        for caller, call, through_partial in sites:
+            bound = caller.bind(fn, call, skip=1 if through_partial else 0) if caller is self.ev else None
+            arg = bound.get(param.name) if bound is not None else None
+            cache = self.models.cache_at(arg) if arg is not None else None
+            if cache is None or cache.call is None:
+                return False
+        return True
 
     def _passed_containers(self, param) -> bool:
         """Whether every call site (at most a few, all known) passes the parameter a dict or list
@@ -1000,6 +1017,12 @@ def _from_foreign_library(value: Node, scopes: Scopes) -> bool:
     d = scopes.lookup(text(root), value.start_byte)
     imported = d.imported if d is not None and d.kind == "import" else None
     return imported is not None and imported.module.split(".")[0] in _FOREIGN_LIBRARIES
+
+
+def _annotated_bare_dict(d) -> bool:
+    """A parameter annotated ``dict`` or ``Dict`` and nothing more: an ActivationCache as often as a dict."""
+    annotation = d.node.child_by_field_name("type") if d.kind == "param" else None
+    return annotation is not None and text(annotation).rsplit(".", 1)[-1] in ("dict", "Dict")
 
 
 def _annotated_not_a_cache(d) -> bool:
