@@ -411,6 +411,8 @@ class Evaluator(ObjectAttributes):
             return self._items(iterable, depth)  # `for letter in "qkv"`
         if iterable.type not in ("list", "tuple", "set"):
             keys = self._cache_key_loop(name, target, iterable)
+            if keys is None and target.type == "identifier":
+                keys = self._comprehended(iterable, depth)
             return keys if keys is not None else self._loop_over_value(name, target, self.eval(iterable, depth + 1))
         items = [c for c in iterable.named_children if c.type != "comment"]
         if target.type == "identifier":
@@ -424,6 +426,28 @@ class Evaluator(ObjectAttributes):
         if any(len(row) != len(names) for row in rows):
             return None
         return one_of(self.eval(row[index], depth + 1) for row in rows)
+
+    def _comprehended(self, iterable: Node, depth: int) -> Value:
+        """An item of a comprehension without conditions (``[f"blocks.{l}.hook_z" for l in layers]``), written
+        in place or bound to the name iterated (in every branch that binds it): one of the values its element
+        expression takes, whatever its own variables are (unknown ones stay holes). None for anything else."""
+        if iterable.type in _COMPREHENDING:
+            if any(c.type != "for_in_clause" for c in iterable.named_children[1:]):
+                return None  # an `if` clause keeps some items only
+            return self.eval(iterable.child_by_field_name("body"), depth + 1)
+        if iterable.type != "identifier" or depth > MAX_DEPTH:
+            return None
+        if self.reads is not None:
+            self.reads.add(text(iterable))
+        d = self.scopes.lookup(text(iterable), iterable.start_byte)
+        others = self.other_reaching(d, iterable.start_byte) if d is not None else None
+        if others is None:
+            return None
+        bound = (d, *others)
+        if any(x.kind != "assign" or x.target.type != "identifier" or x.node.type not in _COMPREHENDING
+               or self.changed_after_binding(x) for x in bound):
+            return None
+        return one_of(self._comprehended(x.node, depth + 1) for x in bound)
 
     def _items(self, node: Node, depth: int) -> Value:
         """One of the items of an iterated collection: a literal list's elements, a string's characters."""
@@ -852,6 +876,7 @@ _CONDITIONAL = frozenset({"if_statement", "for_statement", "while_statement", "t
 _CLAUSE_HOLDERS = {"if_statement": ("block", "elif_clause", "else_clause"),
                    "try_statement": ("block", "except_clause", "else_clause", "finally_clause"),
                    "match_statement": ("block",)}
+_COMPREHENDING = frozenset({"list_comprehension", "set_comprehension", "generator_expression"})
 _SCOPE_EDGES = frozenset({"function_definition", "lambda", "class_definition", "module"})
 
 
