@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, catalog_for
 from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
 from .imports import followed
-from .scopes import Definition, Scopes
+from .scopes import Definition, Scopes, function_of
 from .syntax import Node, call_args, call_name, text
 from .saes import sae_hook_name
 from .value_types import Seq, Value
@@ -125,6 +125,7 @@ class Models:
         self.live_specs = live_specs or {}  # module-level variable -> spec of the model a kernel holds
         self._models: dict[int, ModelInfo | None] = {}  # keyed by definition node id
         self._caches: dict[int, CacheInfo | None] = {}
+        self._following: set[int] = set()  # cache parameters whose call sites are being read
         self.all_models: list[ModelInfo] = []
         self._collect_models()
         self._apply_flag_calls(flag_calls)
@@ -447,7 +448,9 @@ class Models:
 
     def _cache_from(self, d: Definition) -> CacheInfo | None:
         if d.kind == "param":
-            return CacheInfo(d.name, d.offset, None, None) if "cache" in d.name.lower() else None
+            if "cache" not in d.name.lower():
+                return None
+            return CacheInfo(d.name, d.offset, None, None, remove_batch_dim=self._passed_unbatched(d))
         if d.kind != "assign":
             return None
         value = d.node
@@ -477,6 +480,25 @@ class Models:
             return self.cache_at(value)
         return None
 
+
+    def _passed_unbatched(self, param: Definition) -> bool:
+        """Whether every call site in this file passes the parameter a cache made with ``remove_batch_dim=True``
+        (its tensors then have no batch axis)."""
+        fn = function_of(param.node)
+        if fn is None or fn.type != "function_definition" or param.offset in self._following:
+            return False
+        self._following.add(param.offset)  # (a recursive helper passes its own parameter on)
+        try:
+            sites = self.evaluator.call_sites(fn)
+            for caller, call, through_partial in sites or ():
+                bound = caller.bind(fn, call, skip=1 if through_partial else 0) if caller is self.evaluator else None
+                arg = bound.get(param.name) if bound is not None else None
+                cache = self.cache_at(arg) if arg is not None else None
+                if cache is None or not cache.remove_batch_dim:
+                    return False
+            return bool(sites)
+        finally:
+            self._following.discard(param.offset)
 
     def _cache_from_helper(self, d: Definition, call: Node) -> CacheInfo | None:
         """``clean_cache = run_and_cache(model, prompts)``: a cache from the user's own function, of the

@@ -425,3 +425,17 @@ def test_a_filter_used_twice_is_judged_once():
                        "_, c = model.run_with_cache('x', names_filter=g)\n"
                        "model.add_hook(g, print)\n")
     assert [(line, code) for line, code, _, _ in rows] == [(2, "unknown-hook"), (3, "unknown-hook")]
+
+
+def test_a_cache_parameter_has_no_batch_axis_when_every_caller_passes_an_unbatched_cache():
+    body = ("def pattern_of(clean_cache, layer):\n"
+            "    return clean_cache['pattern', layer]\n"
+            "_, flat_cache = model.run_with_cache('hi', remove_batch_dim=True)\n"
+            "pattern_of(flat_cache, 3)\n")
+    src = HEADER + body
+    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    assert hover(a, src.index("clean_cache['pattern") + 13).markdown.startswith(
+        "`blocks.3.attn.hook_pattern` · `[n_heads, query_pos, key_pos]`")
+    src += "pattern_of(cache, 2)\n"  # a batched cache too: the batch axis may be there
+    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    assert "[batch, n_heads, query_pos, key_pos]" in hover(a, src.index("clean_cache['pattern") + 13).markdown
