@@ -126,6 +126,7 @@ class Models:
         self._models: dict[int, ModelInfo | None] = {}  # keyed by definition node id
         self._caches: dict[int, CacheInfo | None] = {}
         self._following: set[int] = set()  # cache parameters whose call sites are being read
+        self._unbatching: dict[str, list[int]] = {}  # name -> where `name.remove_batch_dim()` is called
         self.all_models: list[ModelInfo] = []
         self._collect_models()
         self._apply_flag_calls(flag_calls)
@@ -444,7 +445,28 @@ class Models:
         key = id(d)
         if key not in self._caches:
             self._caches[key] = self._cache_from(d)
-        return self._caches[key]
+        info = self._caches[key]
+        if info is not None and not info.remove_batch_dim and self._unbatched_before(d, offset):
+            return dataclasses.replace(info, remove_batch_dim=True)
+        return info
+
+    def _unbatched_before(self, d: Definition, offset: int) -> bool:
+        """Whether ``cache.remove_batch_dim()`` is called on this binding before ``offset``, in a block that
+        holds ``offset`` (so that every path to the read ran it)."""
+        calls = self._unbatching.get(d.name)
+        if calls is None:
+            pattern = rb"(?<![\w.])%s\s*\.\s*remove_batch_dim\s*\(\s*\)" % re.escape(d.name.encode())
+            calls = self._unbatching[d.name] = [m.start() for m in re.finditer(pattern, self.scopes.parsed.source)]
+        for at in calls:
+            if not d.offset <= at < offset or self.scopes.lookup(d.name, at) is not d:
+                continue
+            node = self.scopes.parsed.root.descendant_for_byte_range(at, at)
+            while node is not None and node.type != "expression_statement":
+                node = node.parent
+            block = node.parent if node is not None else None
+            if block is not None and block.start_byte <= offset < block.end_byte and node.end_byte <= offset:
+                return True
+        return False
 
     def _cache_from(self, d: Definition) -> CacheInfo | None:
         if d.kind == "param":

@@ -439,3 +439,21 @@ def test_a_cache_parameter_has_no_batch_axis_when_every_caller_passes_an_unbatch
     src += "pattern_of(cache, 2)\n"  # a batched cache too: the batch axis may be there
     a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
     assert "[batch, n_heads, query_pos, key_pos]" in hover(a, src.index("clean_cache['pattern") + 13).markdown
+
+
+def test_a_cache_has_no_batch_axis_after_its_remove_batch_dim_method():
+    body = ("before = cache['pattern', 1]\n"
+            "cache.remove_batch_dim()\n"
+            "after = cache['pattern', 1]\n"
+            "if flag:\n"
+            "    other_cache = cache\n"
+            "_, maybe_cache = model.run_with_cache('hi')\n"
+            "if flag:\n"
+            "    maybe_cache.remove_batch_dim()\n"
+            "either = maybe_cache['pattern', 1]\n")
+    src = HEADER + body
+    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    shape = lambda key: hover(a, src.index(key) + len(key.split("[")[0]) + 2).markdown.split("\n")[0]
+    assert "`[batch, n_heads, query_pos, key_pos]`" in shape("before = cache['pattern'")
+    assert "`[n_heads, query_pos, key_pos]`" in shape("after = cache['pattern'")
+    assert "`[batch, n_heads, query_pos, key_pos]`" in shape("either = maybe_cache['pattern'")  # only in a branch
