@@ -53,6 +53,9 @@ _CONSTRUCTOR_HINT = re.compile(rb"from_pretrained|boot_|boot\(|Hooked\w*\(|Trans
 # A parameter annotated with a model class names it (most annotated parameters are tensors).
 _MODEL_CLASS_HINT = re.compile(b"|".join(re.escape(c.encode()) for c in sorted(MODEL_CLASSES)))
 
+# `cache.remove_batch_dim()`: the ActivationCache method, which drops the batch axis in place.
+_UNBATCHING = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\.\s*remove_batch_dim\s*\(\s*\)")
+
 # Resolves an official or hub model name to a spec (official table, then the local HF cache).
 NameResolver = Callable[[str], "ModelSpec | None"]
 
@@ -126,7 +129,8 @@ class Models:
         self._models: dict[int, ModelInfo | None] = {}  # keyed by definition node id
         self._caches: dict[int, CacheInfo | None] = {}
         self._following: set[int] = set()  # cache parameters whose call sites are being read
-        self._unbatching: dict[str, list[int]] = {}  # name -> where `name.remove_batch_dim()` is called
+        self._unbatched_nowhere: bool | None = None
+        self._unbatching: dict[str, list[int]] | None = None  # name -> where `name.remove_batch_dim()` is called
         self.all_models: list[ModelInfo] = []
         self._collect_models()
         self._apply_flag_calls(flag_calls)
@@ -453,11 +457,13 @@ class Models:
     def _unbatched_before(self, d: Definition, offset: int) -> bool:
         """Whether ``cache.remove_batch_dim()`` is called on this binding before ``offset``, in a block that
         holds ``offset`` (so that every path to the read ran it)."""
-        calls = self._unbatching.get(d.name)
-        if calls is None:
-            pattern = rb"(?<![\w.])%s\s*\.\s*remove_batch_dim\s*\(\s*\)" % re.escape(d.name.encode())
-            calls = self._unbatching[d.name] = [m.start() for m in re.finditer(pattern, self.scopes.parsed.source)]
-        for at in calls:
+        if self._unbatching is None:  # every `<name>.remove_batch_dim()` (rare: found by the method's name first)
+            source, self._unbatching, at = self.scopes.parsed.source, {}, 0
+            while (at := source.find(b"remove_batch_dim", at + 1)) >= 0:
+                line_start = source.rfind(b"\n", 0, at) + 1
+                if (m := _UNBATCHING.search(source, line_start, at + 32)) is not None and m.end(1) <= at:
+                    self._unbatching.setdefault(m.group(1).decode(), []).append(m.start(1))
+        for at in self._unbatching.get(d.name, ()):
             if not d.offset <= at < offset or self.scopes.lookup(d.name, at) is not d:
                 continue
             node = self.scopes.parsed.root.descendant_for_byte_range(at, at)
@@ -506,8 +512,10 @@ class Models:
     def _passed_unbatched(self, param: Definition) -> bool:
         """Whether every call site in this file passes the parameter a cache made with ``remove_batch_dim=True``
         (its tensors then have no batch axis)."""
+        if self._unbatched_nowhere is None:  # (reading call sites is not cheap: most files never unbatch)
+            self._unbatched_nowhere = b"remove_batch_dim" not in self.scopes.parsed.source
         fn = function_of(param.node)
-        if fn is None or fn.type != "function_definition" or param.offset in self._following:
+        if self._unbatched_nowhere or fn is None or fn.type != "function_definition" or param.offset in self._following:
             return False
         self._following.add(param.offset)  # (a recursive helper passes its own parameter on)
         try:

@@ -178,7 +178,9 @@ class Evaluator(ObjectAttributes):
         (every later statement runs only if it passed): one of those values."""
         fn = function_of(d.node)
         body = fn.child_by_field_name("body") if fn is not None and fn.type == "function_definition" else None
-        for statement in body.named_children if body is not None else ():
+        if body is None or self.scopes.parsed.source.find(b"assert", body.start_byte, offset) < 0:
+            return None
+        for statement in body.named_children:
             if statement.end_byte > offset:
                 break
             test = statement.named_children[0] if statement.type == "assert_statement" and statement.named_children else None
