@@ -149,6 +149,9 @@ class HookRefCollector:
         self.registration_sites: list[tuple[Node, Node | None, Node | None, ModelInfo | None]] = []
         # The hook-list variables those sites were read through (`hooks = []; hooks.append(...)`).
         self.registration_lists: set[str] = set()
+        # Names and code ranges the registrations were resolved from (hook.name refs depend on them).
+        self.registration_reads: set[str] = set()
+        self.registration_spans: list[tuple[int, int]] = []
         # Hook functions also registered on a name or filter not known here (their hook.name is unknown).
         self.unknown_registrations: set[int] = set()
         self._paired: set[int] = set()  # hook-list pairs already resolved
@@ -167,9 +170,9 @@ class HookRefCollector:
         for call in method_calls:
             _, method, receiver = call_name(call)
             if method in HOOK_METHODS:
-                self._recording(self._add_hook, call, receiver)
+                self._recording(self._add_hook, call, receiver, registering=True)
             elif method in HOOK_LIST_METHODS:
-                self._recording(self._hook_lists, call, receiver)
+                self._recording(self._hook_lists, call, receiver, registering=True)
             if method in FILTER_METHODS or method == "run_with_hooks":
                 self._recording(self._names_filter, call, receiver)
             if method == "get_act_name":
@@ -203,8 +206,9 @@ class HookRefCollector:
         cache = self.models.cache_at(value_node)
         return reuse.refs(sub.start_byte, sub.end_byte, cache, self.cache_model(cache))
 
-    def _recording(self, process, *args) -> None:
-        """Run one site's resolution, noting on each ref it adds the names its value was read from."""
+    def _recording(self, process, *args, registering: bool = False) -> None:
+        """Run one site's resolution, noting on each ref it adds the names its value was read from; for a
+        registration, also what every ``hook.name`` depends on (the names a filter lists, an assertion)."""
         first = len(self.refs)
         self.ev.reads, self.ev.read_spans = reads, spans = set(), []
         try:
@@ -212,6 +216,9 @@ class HookRefCollector:
         finally:
             self.ev.reads = self.ev.read_spans = None
         merged = _merged(spans)
+        if registering:
+            self.registration_reads |= reads
+            self.registration_spans += merged
         for ref in self.refs[first:]:
             owners = {ref.model.var if ref.model else "", ref.cache.var if ref.cache else ""}
             ref.deps = frozenset(reads | owners)
@@ -598,6 +605,8 @@ class HookRefCollector:
         """``lambda name: name in names``, ``names`` bound once to a list literal or to a comprehension without
         a condition (``[get_act_name(site, l) for l in layers]``): one filter ref, at ``names``, listing each
         element (a comprehension's for every value of its variables)."""
+        if self.ev.reads is not None:
+            self.ev.reads.add(text(node))
         d = self.scopes.lookup(text(node), node.start_byte)
         if d is None or d.kind != "assign" or d.target.type != "identifier" or self.ev.changed_after_binding(d):
             return
@@ -690,7 +699,8 @@ class HookRefCollector:
             self.ev.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
             # ...by calls that an edit of their arguments, or a registration typed elsewhere, changes,
             # through hook lists built elsewhere (`hooks = []` ... `hooks.append((name, fn))`).
-            self.ev.reads.update(REGISTRATION_WORDS | self.registration_lists)
+            self.ev.reads.update(REGISTRATION_WORDS | self.registration_lists | self.registration_reads)
+            self.ev.read_spans += self.registration_spans
             self.ev.read_spans += [(call.start_byte, call.end_byte) for call, *_ in self.registration_sites]
             self.ev.read_spans += [(min(name.start_byte, fn.start_byte), max(name.end_byte, fn.end_byte))
                                    for _, name, fn, _ in self.registration_sites if name is not None and fn is not None]

@@ -142,3 +142,31 @@ model.run_with_hooks("a", fwd_hooks=hooks_for_freezing)
     assert any(r.template == "blocks.{l}.hook_mlp_out" and r.layer == 3 for r in first.refs)
     edited = text.replace(b"hooks_for_freezing = []", b"hxooks_for_freezing = []")
     assert facts(analyze(edited, CONTEXT, parser)) == facts(analyze(edited, CONTEXT))
+
+
+def test_hook_name_depends_on_what_its_registration_read():
+    """`hook.name` in a hook function registered through a filter that lists names built elsewhere (and
+    narrowed by an assertion): an edit of those lines changes it, though they name no registration."""
+    text = b'''from functools import partial
+from transformer_lens import HookedTransformer, utils
+model = HookedTransformer.from_pretrained("gpt2")
+
+
+def patch_input(act, hook, patched_cache):
+    act[:] = patched_cache[hook.name]
+    return act
+
+
+def path_patch(toks, receiver_input, layers):
+    assert receiver_input in ("q", "k")
+    receiver_names = [utils.get_act_name(receiver_input, layer) for layer in layers]
+    receiver_filter = lambda name: name in receiver_names
+    _, patched_cache = model.run_with_cache(toks)
+    model.run_with_hooks(toks, fwd_hooks=[(receiver_filter, partial(patch_input, patched_cache=patched_cache))])
+'''
+    parser = SyntaxParser()
+    analyze(text, CONTEXT, parser)
+    for old, new in ((b'("q", "k")', b'("q", "v")'), (b"get_act_name(receiver_input", b"get_act_name(\"z\"")):
+        edited = text.replace(old, new)
+        assert facts(analyze(edited, CONTEXT, parser)) == facts(analyze(edited, CONTEXT))
+        analyze(text, CONTEXT, parser)
