@@ -29,7 +29,7 @@ def facts(analysis) -> tuple:
     """What the features read of an analysis, by value."""
     def ref(r):
         model = (r.model.var, r.model.offset, r.model.stand_in, r.model.effective_spec) if r.model else None
-        cache = (r.cache.var, r.cache.offset, r.cache.assumed) if r.cache else None
+        cache = (r.cache.var, r.cache.offset, r.cache.assumed, r.cache.remove_batch_dim) if r.cache else None
         return (r.start, r.end, r.context, r.template, r.layer, r.how, r.alternatives, r.match, r.error, r.literal,
                 r.computed_at, r.short, tuple(ref(o) for o in r.options), r.deps, model, cache)
     scopes = analysis.scopes
