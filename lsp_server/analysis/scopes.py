@@ -178,7 +178,8 @@ class Scopes:
                     self._replay(facts, base, root)
             if len(self._ordered) > lo:
                 self._runs.append((facts.answers, lo, len(self._ordered)))  # (not the facts: a _Walked holds self)
-            current[key] = facts
+            if not stmt.has_error:  # (the same text recovered otherwise later must not take these facts)
+                current[key] = facts
         if memo is not None:
             memo.clear()
             memo.update(current)

@@ -170,3 +170,36 @@ def path_patch(toks, receiver_input, layers):
         edited = text.replace(old, new)
         assert facts(analyze(edited, CONTEXT, parser)) == facts(analyze(edited, CONTEXT))
         analyze(text, CONTEXT, parser)
+
+
+def test_a_statement_walked_with_a_syntax_error_lends_its_facts_to_no_later_version():
+    """The same statement text parsed with an error in one version (tree-sitter's recovery depends on the
+    text around it) and cleanly in the next: the next one is walked, not given the erroneous walk's
+    definitions (found by random keystrokes on a public SAE benchmark file)."""
+    first = b'''import torch
+
+
+def fit(pca, model, num_batches):
+    for batch_idx in tqdm(range(num_batches)):
+        pca.update(batch_idx)
+    return pca
+
+
+if __name__ == "__main__":
+    device = torch.device(
+        "mps"
+        if torch.backends.mps.is_available()
+        else "cuda"
+        if torch.cuda.is_available()
+        else "cpu"
+    )
+    for layer in layers:
+        pca = make(layer)
+        encoded = pca.encode(layer)
+'''
+    second = first.replace(b"for batch_idx in tqdm", b"for batch_idx in_ tqdm")
+    third = second.replace(b"torch.cuda.is_available()", b"torch.cuda.is_avail\nable()")
+    parser = SyntaxParser()
+    for text in (first, second):
+        analyze(text, CONTEXT, parser)
+    assert facts(analyze(third, CONTEXT, parser)) == facts(analyze(third, CONTEXT))
