@@ -62,8 +62,9 @@ class NameChecker:
         return out
 
     def _probed(self, ref: HookRef) -> bool:
-        """``if key in cache: x = cache[key]``: the code asks the cache first, so a name it lacks is a
-        probe that never raises (research code tries several spellings in turn), not an error."""
+        """``if key in cache: x = cache[key]`` (or ``if key not in cache: continue`` before the read): the code
+        asks the cache first, so a name it lacks is a probe that never raises (research code tries several
+        spellings in turn), not an error."""
         key = self.parsed.root.descendant_for_byte_range(ref.start, ref.end)
         while key is not None and key.parent is not None and key.parent.type != "subscript":
             key = key.parent if key.parent.start_byte == ref.start and key.parent.end_byte == ref.end else None
@@ -80,6 +81,9 @@ class NameChecker:
             elif parent.type == "conditional_expression" and node == parent.named_children[0]:
                 condition = parent.named_children[1]
             if condition is not None and _tests_membership(condition, text(key), cache):
+                return True
+            if parent.type in ("block", "module") and any(
+                    _leaves_unless_present(before, text(key), cache) for before in _statements_before(node)):
                 return True
             node = parent
         return False
@@ -207,14 +211,35 @@ class NameChecker:
         return Finding(ref.start, ref.end, "hook-not-enabled", "warning", message, fixes)
 
 
-def _tests_membership(condition: Node, key: str, cache: str) -> bool:
-    """Whether ``condition`` holds ``key in cache`` (or ``in cache.keys()``), alone or in an ``and``."""
+def _statements_before(statement: Node) -> list[Node]:
+    """The statements of ``statement``'s block before it, nearest first (a few: guards sit just above)."""
+    out, node = [], statement.prev_named_sibling
+    while node is not None and len(out) < 8:
+        out.append(node)
+        node = node.prev_named_sibling
+    return out
+
+
+def _leaves_unless_present(statement: Node, key: str, cache: str) -> bool:
+    """``if key not in cache: continue`` (``return``, ``break``, ``raise``; the test may be one of an ``or``)."""
+    if statement.type != "if_statement" or statement.child_by_field_name("alternative") is not None:
+        return False
+    body = statement.child_by_field_name("consequence")
+    last = body.named_children[-1] if body is not None and body.named_children else None
+    return last is not None and last.type in ("continue_statement", "return_statement", "break_statement",
+                                              "raise_statement") and \
+        _tests_membership(statement.child_by_field_name("condition"), key, cache, negated=True)
+
+
+def _tests_membership(condition: Node, key: str, cache: str, negated: bool = False) -> bool:
+    """Whether ``condition`` holds ``key in cache`` (or ``in cache.keys()``), alone or in an ``and``; with
+    ``negated``, whether it holds ``key not in cache``, alone or in an ``or``."""
     if condition.type == "parenthesized_expression" and condition.named_child_count == 1:
-        return _tests_membership(condition.named_children[0], key, cache)
-    if condition.type == "boolean_operator" and text(condition.child_by_field_name("operator")) == "and":
-        return any(_tests_membership(condition.child_by_field_name(side), key, cache) for side in ("left", "right"))
+        return _tests_membership(condition.named_children[0], key, cache, negated)
+    if condition.type == "boolean_operator" and text(condition.child_by_field_name("operator")) == ("or" if negated else "and"):
+        return any(_tests_membership(condition.child_by_field_name(side), key, cache, negated) for side in ("left", "right"))
     if condition.type != "comparison_operator" or condition.named_child_count != 2 or \
-            [text(c) for c in condition.children if not c.is_named] != ["in"]:
+            [text(c) for c in condition.children if not c.is_named] != ["not in" if negated else "in"]:
         return False
     left, right = condition.named_children
     return text(left) == key and text(right).replace(" ", "") in (cache, f"{cache}.keys()", f"{cache}.cache_dict")

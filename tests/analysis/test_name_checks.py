@@ -414,6 +414,17 @@ def test_a_key_the_code_asks_the_cache_for_first_is_a_probe_not_an_error():
                        "        return cache[key]\n"
                        "    return cache['blocks.0.attn.h_out']\n")
     assert [(line, code) for line, code, _, _ in rows] == [(11, "unknown-hook"), (13, "unknown-hook"), (14, "unknown-hook")]
+    rows, _ = findings("for name in ['blocks.0.attn.h_out']:\n"
+                       "    if name not in cache or name not in other_cache:\n"
+                       "        print('missing', name)\n"
+                       "        continue\n"
+                       "    print(name)\n"
+                       "    x = cache[name]\n"
+                       "for name in ['blocks.1.attn.h_out']:\n"
+                       "    if name not in cache:\n"
+                       "        print('missing', name)\n"
+                       "    x = cache[name]\n")
+    assert [(line, code) for line, code, _, _ in rows] == [(10, "unknown-hook")]  # that guard does not leave
 
 
 def test_a_filter_used_twice_is_judged_once():
