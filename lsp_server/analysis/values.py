@@ -167,7 +167,7 @@ class Evaluator(ObjectAttributes):
         if others is None:
             return None
         if others:  # `name = "a"` then `if c: name = "b"`: either may reach the read
-            return one_of(self.value_of(x, depth) for x in (d, *others))
+            return one_of(self.value_of(x, depth) for x in sorted((d, *others), key=_written_at))  # in source order
         value = self.value_of(d, depth)
         if value is None and d is not None and d.kind == "param":
             return self._asserted(d, node.start_byte, depth)
@@ -445,7 +445,7 @@ class Evaluator(ObjectAttributes):
         others = self.other_reaching(d, iterable.start_byte) if d is not None else None
         if others is None:
             return None
-        bound = (d, *others)
+        bound = sorted((d, *others), key=_written_at)
         if any(x.kind != "assign" or x.target.type != "identifier" or x.node.type not in _COMPREHENDING
                or self.changed_after_binding(x) for x in bound):
             return None
@@ -880,6 +880,11 @@ _CLAUSE_HOLDERS = {"if_statement": ("block", "elif_clause", "else_clause"),
                    "match_statement": ("block",)}
 _COMPREHENDING = frozenset({"list_comprehension", "set_comprehension", "generator_expression"})
 _SCOPE_EDGES = frozenset({"function_definition", "lambda", "class_definition", "module"})
+
+
+def _written_at(d: Definition) -> int:
+    """Where a binding is written (its target), for listing the values a name may hold in source order."""
+    return d.target_start
 
 
 def _joined(*values: Value) -> Value:
