@@ -454,20 +454,10 @@ class HookRefCollector:
             return None
         if call_name(call)[1] not in CACHING_RUNS:  # `m_cache = get_mean_cache(model, "hook_z")`: the helper's run
             called = self.ev.function_called(call)
-            run = self._returned_run(called[1]) if called is not None and called[0] is self.ev else None
+            returned = self.models.returned_cache(called[1]) if called is not None and called[0] is self.ev else None
+            run = returned.call if returned is not None else None
             return self.ev.under_call(call, called[1], lambda: self._run_keys(run, cache)) if run is not None else None
         return self._run_keys(call, cache)
-
-    def _returned_run(self, fn: Node) -> Node | None:
-        """The ``run_with_cache`` call whose cache a function of this file returns (``return cache``), when
-        every ``return`` returns that one name."""
-        returns = returns_of(fn)
-        names = {text(r.named_children[0]) for r in returns if r.named_children and r.named_children[0].type == "identifier"}
-        if len(names) != 1 or any(not r.named_children or r.named_children[0].type != "identifier" for r in returns):
-            return None
-        inner = self.models.cache_at(returns[0].named_children[0])
-        run = inner.call if inner is not None else None
-        return run if run is not None and run.type == "call" and call_name(run)[1] in CACHING_RUNS else None
 
     def _run_keys(self, call: Node, cache: CacheInfo) -> Value:
         """The names a caching run's ``names_filter`` selects (see :meth:`cache_keys`)."""

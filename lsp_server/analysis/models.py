@@ -21,7 +21,7 @@ from .scopes import Definition, Scopes, function_of
 from .syntax import Node, call_args, call_name, text
 from .saes import sae_hook_name
 from .value_types import Seq, Value
-from .values import Evaluator
+from .values import Evaluator, returns_of
 
 HOOKED_CLASSES = frozenset({"HookedTransformer", "HookedSAETransformer", "HookedEncoder", "HookedMamba"})
 BRIDGE_CLASSES = frozenset({"TransformerBridge"})
@@ -448,6 +448,7 @@ class Models:
             return None
         key = id(d)
         if key not in self._caches:
+            self._caches[key] = None  # guards against cycles (a helper returning what it calls itself for)
             self._caches[key] = self._cache_from(d)
         info = self._caches[key]
         if info is not None and not info.remove_batch_dim and self._unbatched_before(d, offset):
@@ -534,17 +535,31 @@ class Models:
         """``clean_cache = run_and_cache(model, prompts)``: a cache from the user's own function, of the
         model passed to it (else the file's only model), with what was assumed."""
         fname = text(call.child_by_field_name("function"))
+        called = self.evaluator.function_called(call)
+        returned = self.returned_cache(called[1]) if called is not None and called[0] is self.evaluator else None
+        unbatched = returned is not None and returned.remove_batch_dim  # the helper's run said so
         positional, keywords = call_args(call)
         for arg in [*positional, *keywords.values()]:
             model = self.model_at(arg) if arg.type == "identifier" else None
             if model is not None:
-                return CacheInfo(d.name, d.offset, model, call, assumed=(
+                return CacheInfo(d.name, d.offset, model, call, remove_batch_dim=unbatched, assumed=(
                     f"`{d.name}` comes from `{fname}(…)`: assumed to be a cache of `{text(arg)}`, the model passed to it"))
         sole = self.sole_model()
-        if sole is None or (call_name(call)[1] not in self.scopes.function_defs and self.evaluator.function_called(call) is None):
+        if sole is None or (call_name(call)[1] not in self.scopes.function_defs and called is None):
             return None
-        return CacheInfo(d.name, d.offset, sole, call, assumed=(
+        return CacheInfo(d.name, d.offset, sole, call, remove_batch_dim=unbatched, assumed=(
             f"`{d.name}` comes from `{fname}(…)`: assumed to be a cache of `{sole.var}`, the file's model"))
+
+    def returned_cache(self, fn: Node) -> CacheInfo | None:
+        """The cache of a caching run that a function of this file returns (``return cache``), when every
+        ``return`` returns that one name."""
+        returns = returns_of(fn)
+        values = [r.named_children[0] if r.named_children else None for r in returns]
+        if not values or any(v is None or v.type != "identifier" for v in values) or len({text(v) for v in values}) != 1:
+            return None
+        inner = self.cache_at(values[0])
+        run = inner.call if inner is not None else None
+        return inner if run is not None and run.type == "call" and call_name(run)[1] in CACHING_RUNS else None
 
 
 def spec_from_tl_config(kwargs: dict, source: str) -> ModelSpec:

@@ -468,3 +468,19 @@ def test_a_cache_has_no_batch_axis_after_its_remove_batch_dim_method():
     assert "`[batch, n_heads, query_pos, key_pos]`" in shape("before = cache['pattern'")
     assert "`[n_heads, query_pos, key_pos]`" in shape("after = cache['pattern'")
     assert "`[batch, n_heads, query_pos, key_pos]`" in shape("either = maybe_cache['pattern'")  # only in a branch
+
+
+def test_a_cache_a_helper_returns_keeps_the_helpers_remove_batch_dim():
+    body = ("def run_and_cache(m, prompt):\n"
+            "    _, flat = m.run_with_cache(prompt, remove_batch_dim=True)\n"
+            "    return flat\n"
+            "def again(prompt):\n"
+            "    inner_cache = again(prompt)\n"  # returns what it calls itself for: no endless loop
+            "    return inner_cache\n"
+            "helper_cache = run_and_cache(model, 'hi')\n"
+            "looped_cache = again('hi')\n"
+            "x = helper_cache['pattern', 1]\n")
+    src = HEADER + body
+    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    assert hover(a, src.index("helper_cache['pattern") + 14).markdown.startswith(
+        "`blocks.1.attn.hook_pattern` · `[n_heads, query_pos, key_pos]`")
