@@ -592,21 +592,13 @@ class HookRefCollector:
                 self._listed_names(right, model)
 
     def _listed_names(self, node: Node, model: ModelInfo | None) -> None:
-        """``lambda name: name in names``, ``names`` bound once to a list literal or to a comprehension without
-        a condition (``[get_act_name(site, l) for l in layers]``): one filter ref, at ``names``, listing each
+        """``lambda name: name in names``, ``names`` a list of known names or a comprehension without a
+        condition (``[get_act_name(site, l) for l in layers]``): one filter ref, at ``names``, listing each
         element (a comprehension's for every value of its variables)."""
-        if self.ev.reads is not None:
-            self.ev.reads.add(text(node))
-        d = self.scopes.lookup(text(node), node.start_byte)
-        if d is None or d.kind != "assign" or d.target.type != "identifier" or self.ev.changed_after_binding(d):
-            return
-        if d.node.type in ("list", "tuple", "set"):
-            value = one_of(self.ev.eval(c) for c in d.node.named_children if c.type != "comment")
-        elif d.node.type in ("list_comprehension", "set_comprehension") and \
-                all(c.type == "for_in_clause" for c in d.node.named_children[1:]):
-            value = self.ev.eval(d.node.child_by_field_name("body"))
-        else:
-            return
+        value = self.ev.comprehended(node)
+        if value is None:
+            listed = self.ev.eval(node)
+            value = one_of(listed.items) if isinstance(listed, Seq) else None
         if isinstance(value, OneOf):
             self._one_of_ref(node, "filter", value, model, None)
         elif value is not None and not isinstance(value, Seq):
@@ -767,19 +759,10 @@ class HookRefCollector:
         return False
 
     def _passed_caches(self, param) -> bool:
-        """Whether every call site in this file (at most a few) passes the parameter a name holding a
-        caching run's cache (``clean_logits, clean_cache = model.run_with_cache(x)``; ``f(clean_cache)``)."""
-        fn = function_of(param.node)
-        sites = self.ev.call_sites(fn) if fn is not None else None
-        if not sites:
-            return False
-        for caller, call, through_partial in sites:
-            bound = caller.bind(fn, call, skip=1 if through_partial else 0) if caller is self.ev else None
-            arg = bound.get(param.name) if bound is not None else None
-            cache = self.models.cache_at(arg) if arg is not None else None
-            if cache is None or cache.call is None:
-                return False
-        return True
+        """Whether every call site in this file passes the parameter a name holding a caching run's cache
+        (``clean_logits, clean_cache = model.run_with_cache(x)``; ``f(clean_cache)``)."""
+        caches = self.models.passed_caches(param)
+        return bool(caches) and all(c is not None and c.call is not None for c in caches)
 
     def _passed_containers(self, param) -> bool:
         """Whether every call site (at most a few, all known) passes the parameter a dict or list

@@ -128,8 +128,8 @@ class Models:
         self.live_specs = live_specs or {}  # module-level variable -> spec of the model a kernel holds
         self._models: dict[int, ModelInfo | None] = {}  # keyed by definition node id
         self._caches: dict[int, CacheInfo | None] = {}
-        self._following: set[int] = set()  # cache parameters whose call sites are being read
-        self._unbatched_nowhere: bool | None = None
+        # Most files never remove a batch axis: then no call site is read for it.
+        self._unbatching_mentioned = b"remove_batch_dim" in scopes.parsed.source
         self._unbatching: dict[str, list[int]] | None = None  # name -> where `name.remove_batch_dim()` is called
         self.all_models: list[ModelInfo] = []
         self._collect_models()
@@ -451,7 +451,7 @@ class Models:
             self._caches[key] = None  # guards against cycles (a helper returning what it calls itself for)
             self._caches[key] = self._cache_from(d)
         info = self._caches[key]
-        if info is not None and not info.remove_batch_dim and self._unbatched_before(d, offset):
+        if info is not None and not info.remove_batch_dim and self._unbatching_mentioned and self._unbatched_before(d, offset):
             return dataclasses.replace(info, remove_batch_dim=True)
         return info
 
@@ -513,23 +513,23 @@ class Models:
     def _passed_unbatched(self, param: Definition) -> bool:
         """Whether every call site in this file passes the parameter a cache made with ``remove_batch_dim=True``
         (its tensors then have no batch axis)."""
-        if self._unbatched_nowhere is None:  # (reading call sites is not cheap: most files never unbatch)
-            self._unbatched_nowhere = b"remove_batch_dim" not in self.scopes.parsed.source
+        caches = self.passed_caches(param) if self._unbatching_mentioned else None
+        return bool(caches) and all(c is not None and c.remove_batch_dim for c in caches)
+
+    def passed_caches(self, param: Definition) -> list[CacheInfo | None] | None:
+        """The cache each call site in this file passes the parameter (None for an argument that holds no
+        cache, or a call site in another file); None when the function's call sites are not known. (A cycle
+        of helpers passing a cache on ends at :meth:`cache_named`'s guard.)"""
         fn = function_of(param.node)
-        if self._unbatched_nowhere or fn is None or fn.type != "function_definition" or param.offset in self._following:
-            return False
-        self._following.add(param.offset)  # (a recursive helper passes its own parameter on)
-        try:
-            sites = self.evaluator.call_sites(fn)
-            for caller, call, through_partial in sites or ():
-                bound = caller.bind(fn, call, skip=1 if through_partial else 0) if caller is self.evaluator else None
-                arg = bound.get(param.name) if bound is not None else None
-                cache = self.cache_at(arg) if arg is not None else None
-                if cache is None or not cache.remove_batch_dim:
-                    return False
-            return bool(sites)
-        finally:
-            self._following.discard(param.offset)
+        sites = self.evaluator.call_sites(fn) if fn is not None else None
+        if not sites:
+            return None
+        out: list[CacheInfo | None] = []
+        for caller, call, through_partial in sites:
+            bound = caller.bind(fn, call, skip=1 if through_partial else 0) if caller is self.evaluator else None
+            arg = bound.get(param.name) if bound is not None else None
+            out.append(self.cache_at(arg) if arg is not None else None)
+        return out
 
     def _cache_from_helper(self, d: Definition, call: Node) -> CacheInfo | None:
         """``clean_cache = run_and_cache(model, prompts)``: a cache from the user's own function, of the

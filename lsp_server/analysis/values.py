@@ -414,7 +414,7 @@ class Evaluator(ObjectAttributes):
         if iterable.type not in ("list", "tuple", "set"):
             keys = self._cache_key_loop(name, target, iterable)
             if keys is None and target.type == "identifier":
-                keys = self._comprehended(iterable, depth)
+                keys = self.comprehended(iterable, depth)
             return keys if keys is not None else self._loop_over_value(name, target, self.eval(iterable, depth + 1))
         items = [c for c in iterable.named_children if c.type != "comment"]
         if target.type == "identifier":
@@ -429,7 +429,7 @@ class Evaluator(ObjectAttributes):
             return None
         return one_of(self.eval(row[index], depth + 1) for row in rows)
 
-    def _comprehended(self, iterable: Node, depth: int) -> Value:
+    def comprehended(self, iterable: Node, depth: int = 0) -> Value:
         """An item of a comprehension without conditions (``[f"blocks.{l}.hook_z" for l in layers]``), written
         in place or bound to the name iterated (in every branch that binds it): one of the values its element
         expression takes, whatever its own variables are (unknown ones stay holes). None for anything else."""
@@ -449,7 +449,7 @@ class Evaluator(ObjectAttributes):
         if any(x.kind != "assign" or x.target.type != "identifier" or x.node.type not in _COMPREHENDING
                or self.changed_after_binding(x) for x in bound):
             return None
-        return one_of(self._comprehended(x.node, depth + 1) for x in bound)
+        return one_of(self.comprehended(x.node, depth + 1) for x in bound)
 
     def _items(self, node: Node, depth: int) -> Value:
         """One of the items of an iterated collection: a literal list's elements, a string's characters."""

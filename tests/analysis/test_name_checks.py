@@ -19,6 +19,12 @@ def findings(body: str, tl_major: int = 2):
     return [(a.lines.position(f.start).line - 2, f.code, f.message, f) for f in a.findings], src
 
 
+def hovers_in(src: str, *keys: str) -> list[str]:
+    """The hover of the cache key that starts right after each of ``keys`` (``"clean_cache['"``) in ``src``."""
+    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    return [hover(a, src.index(key) + len(key)).markdown for key in keys]
+
+
 def apply(src: str, fix: Fix) -> str:
     data = src.encode()
     for e in sorted(fix.edits, key=lambda e: e.start, reverse=True):
@@ -443,13 +449,11 @@ def test_a_cache_parameter_has_no_batch_axis_when_every_caller_passes_an_unbatch
             "    return clean_cache['pattern', layer]\n"
             "_, flat_cache = model.run_with_cache('hi', remove_batch_dim=True)\n"
             "pattern_of(flat_cache, 3)\n")
-    src = HEADER + body
-    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
-    assert hover(a, src.index("clean_cache['pattern") + 13).markdown.startswith(
-        "`blocks.3.attn.hook_pattern` · `[n_heads, query_pos, key_pos]`")
-    src += "pattern_of(cache, 2)\n"  # a batched cache too: the batch axis may be there
-    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
-    assert "[batch, n_heads, query_pos, key_pos]" in hover(a, src.index("clean_cache['pattern") + 13).markdown
+    shown, = hovers_in(HEADER + body, "clean_cache['")
+    assert shown.startswith("`blocks.3.attn.hook_pattern` · `[n_heads, query_pos, key_pos]`")
+    # a batched cache too: the batch axis may be there
+    shown, = hovers_in(HEADER + body + "pattern_of(cache, 2)\n", "clean_cache['")
+    assert "[batch, n_heads, query_pos, key_pos]" in shown
 
 
 def test_a_cache_has_no_batch_axis_after_its_remove_batch_dim_method():
@@ -462,12 +466,11 @@ def test_a_cache_has_no_batch_axis_after_its_remove_batch_dim_method():
             "if flag:\n"
             "    maybe_cache.remove_batch_dim()\n"
             "either = maybe_cache['pattern', 1]\n")
-    src = HEADER + body
-    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
-    shape = lambda key: hover(a, src.index(key) + len(key.split("[")[0]) + 2).markdown.split("\n")[0]
-    assert "`[batch, n_heads, query_pos, key_pos]`" in shape("before = cache['pattern'")
-    assert "`[n_heads, query_pos, key_pos]`" in shape("after = cache['pattern'")
-    assert "`[batch, n_heads, query_pos, key_pos]`" in shape("either = maybe_cache['pattern'")  # only in a branch
+    before, after, either = (shown.split("\n")[0] for shown in hovers_in(
+        HEADER + body, "before = cache['", "after = cache['", "either = maybe_cache['"))
+    assert "`[batch, n_heads, query_pos, key_pos]`" in before
+    assert "`[n_heads, query_pos, key_pos]`" in after
+    assert "`[batch, n_heads, query_pos, key_pos]`" in either  # only in a branch
 
 
 def test_a_cache_a_helper_returns_keeps_the_helpers_remove_batch_dim():
@@ -480,7 +483,5 @@ def test_a_cache_a_helper_returns_keeps_the_helpers_remove_batch_dim():
             "helper_cache = run_and_cache(model, 'hi')\n"
             "looped_cache = again('hi')\n"
             "x = helper_cache['pattern', 1]\n")
-    src = HEADER + body
-    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
-    assert hover(a, src.index("helper_cache['pattern") + 14).markdown.startswith(
-        "`blocks.1.attn.hook_pattern` · `[n_heads, query_pos, key_pos]`")
+    shown, = hovers_in(HEADER + body, "helper_cache['")
+    assert shown.startswith("`blocks.1.attn.hook_pattern` · `[n_heads, query_pos, key_pos]`")
