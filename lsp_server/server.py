@@ -222,8 +222,9 @@ class TlensServer(LanguageServer):
         edit of a 200-cell notebook sends that cell and the cells whose diagnostics it changed, first
         the edited cell)."""
         changed = []
+        # The views are one file or one notebook's cells: one folder, one set of settings.
+        settings = self.settings_for(views[0].uri) if views else None
         for view in views:
-            settings = self.settings_for(view.uri)
             diagnostics = [d for f in findings_in(view) if (d := convert.diagnostic(view, f, settings)) is not None]
             version = doc.version if (doc := open_document(self.workspace, view.uri)) is not None else None
             last = self._published.get(view.uri)

@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, catalog_for
 from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
 from .imports import followed
+from .pytest_params import fixture_values
 from .scopes import Definition, Scopes, function_of
 from .syntax import Node, call_args, call_name, text
 from .saes import sae_hook_name
@@ -228,6 +229,8 @@ class Models:
                 typed and not _MODEL_CLASS_HINT.search(d.node_bytes(self.scopes.parsed.source)):
             return None  # (decided without finding the node: most parameters are not models)
         p = d.node
+        if (fixture := self._fixture_model(d)) is not None:
+            return fixture
         annotation = text(p.child_by_field_name("type")) if typed else ""
         ann_last = annotation.rsplit(".", 1)[-1].strip("'\" ")
         if ann_last in MODEL_CLASSES or (not annotation and (d.name == "model" or d.name.endswith("_model"))):
@@ -236,6 +239,19 @@ class Models:
                 d.name, d.offset, p, "param", dataclasses.replace(SYMBOLIC, backend=backend),
                 backend_known=bool(ann_last in MODEL_CLASSES)))
         return None
+
+    def _fixture_model(self, d: Definition) -> ModelInfo | None:
+        """A test's ``model`` parameter where a ``@pytest.fixture`` function ``model`` of this file returns or
+        yields one model: that model (pytest passes what the fixture of the parameter's name makes)."""
+        fn = function_of(d.node)
+        fixture = self.scopes.lookup(d.name, fn.start_byte) if fn is not None and fn.type == "function_definition" else None
+        if fixture is None or fixture.kind != "def" or fixture.node.start_byte == fn.start_byte:
+            return None
+        values = fixture_values(fixture.node)
+        models = [self.model_at(v) for v in values or ()]
+        if not models or None in models or len({id(m) for m in models}) != 1:
+            return None
+        return dataclasses.replace(models[0], var=d.name, offset=d.offset, kind="alias")
 
     def _pretrained(self, d: Definition, call: Node, backend: str) -> ModelInfo:
         positional, keywords = call_args(call)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .objects import ObjectAttributes, class_of
+from .pytest_params import parametrized
 from .imports import ModuleLinks, followed, module_of, module_path
 from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_value, text
@@ -498,6 +499,8 @@ class Evaluator(ObjectAttributes):
         """Values of names unpacked together by one loop, row by row: ``for name, layer in [("z", 3), ("q", 5)]``
         gives ``[("z", 3), ("q", 5)]`` for ``(name, layer)``, not every combination."""
         defs = [self.scopes.lookup(text(n), n.start_byte) if n.type == "identifier" else None for n in nodes]
+        if all(d is not None and d.kind == "param" for d in defs):
+            return self._parametrized_rows(defs)
         if any(d is None or d.kind != "for" for d in defs) or len({d.target_start for d in defs}) != 1:
             return None
         target, iterable = defs[0].target, defs[0].node
@@ -511,6 +514,20 @@ class Evaluator(ObjectAttributes):
             if len(cells) != len(names):
                 return None
             rows.append(tuple(self.eval(cells[names.index(d.name)]) for d in defs))
+        return rows if len(rows) <= MAX_OPTIONS else None
+
+    def _parametrized_rows(self, params: list[Definition]) -> list[tuple[Value, ...]] | None:
+        """``@pytest.mark.parametrize("site, layer", [("z", 0), ("q", 3)])``: the parameters' values row by row."""
+        fn = function_of(params[0].node)
+        if fn is None or any(function_of(d.node) != fn for d in params):
+            return None
+        found = parametrized(fn, [d.name for d in params])
+        if found is None:
+            return None
+        decorator, cells = found
+        if self.read_spans is not None:
+            self.read_spans.append((decorator.start_byte, decorator.end_byte))
+        rows = [tuple(self.eval(c) for c in row) for row in cells]
         return rows if len(rows) <= MAX_OPTIONS else None
 
     # -- through functions
@@ -536,8 +553,13 @@ class Evaluator(ObjectAttributes):
         outer = self.reads, self.read_spans
         self.reads, self.read_spans = reads, spans = set(), []
         try:
-            sites = self.call_sites(fn)
-            value = None if sites is None or not sites else one_of(self._argument(fn, site, name, depth) for site in sites)
+            if (rows := parametrized(fn, [name])) is not None:  # a test function: pytest passes each row's value
+                decorator, cells = rows
+                spans.append((decorator.start_byte, decorator.end_byte))
+                value = one_of(self.eval(v, depth + 1) for v, in cells)
+            else:
+                sites = self.call_sites(fn)
+                value = None if sites is None or not sites else one_of(self._argument(fn, site, name, depth) for site in sites)
         finally:
             self._following.discard(key)
             self.reads, self.read_spans = outer

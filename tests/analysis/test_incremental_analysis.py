@@ -18,6 +18,7 @@ TEXT = b"\n".join(p.read_bytes() for p in (
     ROOT / "tests" / "fixtures" / "keys" / "branches.py",
     ROOT / "tests" / "fixtures" / "keys" / "stores.py",
     ROOT / "tests" / "fixtures" / "keys" / "cache_iteration.py",
+    ROOT / "tests" / "fixtures" / "keys" / "pytest_tests.py",
 ))
 CONTEXT = AnalysisContext(tl_major=3, resolve_model=resolve_model_name)
 # Keystrokes that change bindings, scopes and structure as well as plain text.
@@ -203,3 +204,16 @@ if __name__ == "__main__":
     for text in (first, second):
         analyze(text, CONTEXT, parser)
     assert facts(analyze(third, CONTEXT, parser)) == facts(analyze(third, CONTEXT))
+
+
+def test_a_key_read_through_a_parametrize_decorator_depends_on_the_decorator():
+    """Editing a parametrize row or the fixture's model name, lines away from the subscripts, changes them
+    (each edit keeps the length: the facts differ by what the refs say, not by where they are)."""
+    text = (ROOT / "tests" / "fixtures" / "keys" / "pytest_tests.py").read_bytes()
+    for old, new in ((b'"blocks.0.hook_mlp_out"]', b'"blocks.1.hook_mlp_out"]'), (b'("z", 0)', b'("z", 1)'),
+                     (b'MODEL = "solu-1l"', b'MODEL = "solu-2l"')):
+        parser = SyntaxParser()
+        before = analyze(text, CONTEXT, parser)
+        edited = text.replace(old, new, 1)
+        after = analyze(edited, CONTEXT, parser)
+        assert facts(after) == facts(analyze(edited, CONTEXT)) != facts(before)

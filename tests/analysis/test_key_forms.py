@@ -53,3 +53,17 @@ def test_key_forms_resolve(fixture, capsys):
         print(f"\n{fixture}: {len(rows) - len(misses)}/{len(rows)} cache subscripts hover correctly ({fraction:.0%})")
     assert fraction >= 0.95, "\n".join(misses)
     assert not misses, "\n".join(misses)
+
+
+def test_a_tests_model_parameter_is_the_model_its_fixture_yields():
+    """``def test_x(model, ...)`` with a ``@pytest.fixture def model()`` in the file: the fixture's model gives
+    concrete shapes; a parameter named like no fixture stays symbolic."""
+    source = (FIXTURES / "pytest_tests.py").read_text()
+    analysis = analyze(source, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    line = source.splitlines().index('    assert cache[act_name].shape[0] == 1  # -> blocks.0.attn.hook_z | blocks.0.hook_mlp_out')
+    shown = hover(analysis, analysis.lines.offset(line, source.splitlines()[line].index("act_name"))).markdown
+    assert "`blocks.0.hook_mlp_out` · `[batch, pos, d_model]` = `[batch, pos, 512]`" in shown
+    renamed = analyze(source.replace("def model():", "def other_model():"),
+                      AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    shown = hover(renamed, renamed.lines.offset(line, source.splitlines()[line].index("act_name"))).markdown
+    assert "= `[batch, pos, 512]`" not in shown and "`blocks.0.hook_mlp_out` · `[batch, pos, d_model]`" in shown
