@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 from dataclasses import dataclass
 from typing import Callable, Union
 
@@ -131,6 +132,8 @@ def normalise(parts: tuple) -> Pattern:
 
 
 def act_name_value(name: Value, layer: Value, layer_type: Value) -> Value:
+    if isinstance(name, Pattern) and (compact := _compact_with_hole(name)) is not None:
+        name, layer, layer_type = compact  # `f"normalized{layer}ln2"`: the name's own layer wins, as in TL
     if not isinstance(name, str) or (layer_type is not None and not isinstance(layer_type, str)):
         return None
     if isinstance(layer, Hole):
@@ -141,6 +144,16 @@ def act_name_value(name: Value, layer: Value, layer_type: Value) -> Value:
     if layer is not None and not isinstance(layer, (int, str)):
         return None
     return get_act_name(name, layer, layer_type)  # type: ignore[arg-type]
+
+
+def _compact_with_hole(name: Pattern) -> tuple[str, Hole, str | None] | None:
+    """``get_act_name``'s compact form with the layer interpolated (``f"normalized{layer}ln2"``, ``f"z{l}"``):
+    (name, the layer, the layer type). TL matches ``[a-z]+\\d+[a-z]?.*`` and takes all three from the name."""
+    parts = name.parts
+    if len(parts) not in (2, 3) or not isinstance(parts[0], str) or not isinstance(parts[1], Hole) or \
+            not re.fullmatch(r"[a-z]+", parts[0]) or len(parts) == 3 and not (isinstance(parts[2], str) and re.fullmatch(r"[a-z]\w*", parts[2])):
+        return None
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
 def interpolated(v: Value) -> Value:
