@@ -21,7 +21,7 @@ from .hook_filters import selected
 from .models import CACHING_RUNS, MODEL_CLASSES, CacheInfo, ModelInfo, Models
 from .reuse import Reuse
 from .saes import sae_point_of
-from .scopes import Scopes, function_of, parameter_names, starts_name
+from .scopes import Scopes, default_of, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of
@@ -505,6 +505,8 @@ class HookRefCollector:
                 return [d.node]
             if d is not None and d.kind == "assign" and d.target.type == "identifier":
                 return self.hook_functions(d.node, depth + 1)
+            if d is not None and d.kind == "param":
+                return self._passed_functions(d.name, d.node, depth + 1)
             return []
         if node.type == "conditional_expression" and node.named_child_count == 3:
             consequence, _, alternative = node.named_children
@@ -516,6 +518,23 @@ class HookRefCollector:
             called = self.ev.function_called(node)
             return self._returned_functions(called[1], depth + 1) if called is not None and called[0] is self.ev else []
         return []
+
+    def _passed_functions(self, name: str, param: Node, depth: int) -> list[Node]:
+        """The hook functions this file's callers pass for a parameter of a function that registers it
+        (``def run(z_hook): model.run_with_hooks(x, fwd_hooks=[(name, z_hook)])`` and ``run(partial(patch, ...))``)."""
+        fn = function_of(param)
+        if fn is None or fn.type != "function_definition" or depth > 4:
+            return []
+        if self.ev.reads is not None:  # its call sites name the function
+            self.ev.reads.add(text(fn.child_by_field_name("name")))
+        found: list[Node] = []
+        for caller, call, through_partial in self.ev.call_sites(fn) or ():
+            bound = caller.bind(fn, call, skip=1 if through_partial else 0, splats=True) if caller is self.ev else None
+            if bound is None:
+                continue
+            passed = bound[name] if name in bound else default_of(fn, name) if not through_partial else None
+            found += [f for f in self.hook_functions(passed, depth) if f not in found]
+        return found
 
     def _returned_functions(self, fn: Node, depth: int) -> list[Node]:
         """The defs or lambdas ``fn`` returns (``def make(...): def hook(...): ...; return hook``)."""

@@ -592,9 +592,11 @@ class Evaluator(ObjectAttributes):
         if name_node is None or fn.type != "function_definition":
             return None
         name = text(name_node)
-        if is_method(fn):  # only a constructor's call sites are known: `Node("z", 9)` calls `Node.__init__`
+        if is_method(fn):  # a constructor's call sites (`Node("z", 9)` calls `Node.__init__`), or `self.name(...)`
             cls = class_of(fn)
-            if name != "__init__" or cls is None or cls.parent is None or cls.parent.type != "module":
+            if name != "__init__":
+                return self._method_call_sites(fn, cls, name) if cls is not None else None
+            if cls.parent is None or cls.parent.type != "module":
                 return None
             fn, name_node = cls, cls.child_by_field_name("name")
             name = text(name_node)
@@ -618,6 +620,30 @@ class Evaluator(ObjectAttributes):
                 if len(resolved) > MAX_CALL_SITES:
                     return None
         return resolved if len(resolved) <= MAX_CALL_SITES else None
+
+    def _method_call_sites(self, fn: Node, cls: Node, name: str) -> list[tuple[Evaluator, Node, bool]] | None:
+        """The calls of a method, when every use of the attribute ``name`` in the file is a call ``self.name(...)``
+        inside its own class and no importing file mentions ``.name(``; else None (called on an instance
+        elsewhere, or handed on as a value: callers the file does not show)."""
+        source, root, word = self.scopes.parsed.source, self.scopes.parsed.root, b"." + name.encode()
+        sites: list[tuple[Evaluator, Node, bool]] = []
+        at = source.find(word)
+        while at >= 0:
+            end, at = at + len(word), source.find(word, at + 1)
+            ident = root.descendant_for_byte_range(end - len(name), end)
+            attribute = ident.parent if ident is not None and ident.type == "identifier" and ident.end_byte == end else None
+            if attribute is None or attribute.type != "attribute" or attribute.child_by_field_name("attribute") != ident:
+                continue  # a longer name, a string or a comment
+            call, receiver = attribute.parent, attribute.child_by_field_name("object")
+            if call is None or call.type != "call" or call.child_by_field_name("function") != attribute or \
+                    receiver is None or text(receiver) != "self" or _enclosing_class(call) != cls:
+                return None
+            sites.append((self, call, False))
+            if len(sites) > MAX_CALL_SITES:
+                return None
+        if self.links is not None and any(word + b"(" in other.source for other in self.links.importers()):
+            return None
+        return sites
 
     def escapes(self, name: str, binding: Node) -> bool:
         """Whether the function bound to ``name`` here (its def, or the import of it) is used as a value
@@ -693,7 +719,7 @@ class Evaluator(ObjectAttributes):
         """The value ``fn``'s parameter ``name`` gets at one call site (a default where none is passed):
         the argument is evaluated in the call's own file, the default in ``fn``'s."""
         caller, call, through_partial = site
-        bound = caller.bind(fn, call, skip=1 if through_partial else 0)
+        bound = caller.bind(fn, call, skip=1 if through_partial else 0, splats=True)
         if bound is None:
             return None
         if name in bound:
@@ -702,17 +728,25 @@ class Evaluator(ObjectAttributes):
         # Through partial, whoever calls the partial may still pass it: unknown.
         return self.eval(default, depth + 1) if default is not None and not through_partial else None
 
-    def bind(self, fn: Node, call: Node, skip: int = 0) -> dict[str, Node] | None:
-        """Parameter name -> argument node of ``call``; None when it splats ``*args``/``**kwargs``."""
+    def bind(self, fn: Node, call: Node, skip: int = 0, splats: bool = False) -> dict[str, Node | None] | None:
+        """Parameter name -> argument node of ``call``; None when it splats ``*args``/``**kwargs``. With
+        ``splats``, such a call binds what it passes by name and the positions before a ``*args``, and every other
+        parameter to None (it may come from the splat: unknown, not its default)."""
         args = call.child_by_field_name("arguments")
         if args is None:
             return None
-        if any(c.type in ("list_splat", "dictionary_splat") for c in args.named_children):
+        splat = next((c for c in args.named_children if c.type in ("list_splat", "dictionary_splat")), None)
+        if splat is not None and not splats:
             return None
         positional, keywords = call_args(call)
         names = [n for n, _ in parameter_names(fn)][1 if is_method(fn) else 0:]  # `self` is not passed
-        bound = dict(zip(names, positional[skip:]))
+        listed = next((c for c in args.named_children if c.type == "list_splat"), None)
+        if listed is not None:
+            positional = [p for p in positional if p.start_byte < listed.start_byte]
+        bound: dict[str, Node | None] = dict(zip(names, positional[skip:]))
         bound.update({k: v for k, v in keywords.items() if k in names})
+        if splat is not None:
+            bound.update({n: None for n in names if n not in bound})
         return bound
 
     def _from_later_iterations(self, d: Definition, offset: int) -> list[Definition]:
@@ -1002,6 +1036,14 @@ def _read_only_use(name: Node) -> bool:
 
 def _offset_of(d: Definition) -> int:
     return d.offset
+
+
+def _enclosing_class(node: Node) -> Node | None:
+    """The class whose method (or a function nested in one) holds ``node``."""
+    owner = function_of(node)
+    while owner is not None and class_of(owner) is None:
+        owner = function_of(owner)
+    return class_of(owner) if owner is not None else None
 
 
 def returns_of(fn: Node) -> list[Node]:
