@@ -24,7 +24,7 @@ from .saes import sae_point_of
 from .scopes import Scopes, default_of, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
-from .values import HOOK_METHODS, Evaluator, returns_of
+from .values import HOOK_METHODS, Evaluator, returns_of, returns_own_container
 
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
 # Words that register hook functions: typing one anywhere may change what ``hook.name`` is.
@@ -1051,9 +1051,13 @@ def _is_container(value: Node, scopes: Scopes) -> bool:
         return True
     if value.type != "call":
         return False
-    callee = call_name(value)[1] or ""
+    receiver, callee, _ = call_name(value)
+    callee = callee or ""
     if callee in _CONTAINER_CALLS:
         return True
+    helpers = scopes.function_defs.get(callee, []) if receiver is None else []
+    if helpers and all(returns_own_container(fn, scopes) for fn in helpers):
+        return True  # `bundled = bundle(fake_cache)` where `def bundle(...): out = {}; ...; return out`
     own_class = any(text(c.child_by_field_name("name")) == callee for c in scopes.classes)
     return (own_class or callee[:1].isupper()) and callee != "ActivationCache"
 

@@ -22,7 +22,7 @@ from .scopes import Definition, Scopes, function_of
 from .syntax import Node, call_args, call_name, text
 from .saes import sae_hook_name
 from .value_types import Seq, Value
-from .values import Evaluator, returns_of
+from .values import Evaluator, returns_of, returns_own_container
 
 HOOKED_CLASSES = frozenset({"HookedTransformer", "HookedSAETransformer", "HookedEncoder", "HookedMamba"})
 BRIDGE_CLASSES = frozenset({"TransformerBridge"})
@@ -552,6 +552,8 @@ class Models:
         model passed to it (else the file's only model), with what was assumed."""
         fname = text(call.child_by_field_name("function"))
         called = self.evaluator.function_called(call)
+        if called is not None and returns_own_container(called[1], called[0].scopes):
+            return None  # `bundled_cache = bundle(cache)`: a dict the helper fills under keys of its own
         returned = self.returned_cache(called[1]) if called is not None and called[0] is self.evaluator else None
         unbatched = returned is not None and returned.remove_batch_dim  # the helper's run said so
         positional, keywords = call_args(call)

@@ -31,6 +31,8 @@ from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_nam
 MAX_DEPTH = 8
 MAX_CALL_SITES = 16  # a parameter of a function called from more places than this: unknown
 MAX_BRANCHES = 4  # nested conditional statements walked out of to find what else may reach a read
+# Calls that make an empty container, without arguments (a helper that fills one returns keys of its own).
+_EMPTY_CONTAINERS = frozenset({"dict", "OrderedDict", "list", "Counter"})
 
 
 class _WeakCallback:
@@ -1036,6 +1038,34 @@ def _read_only_use(name: Node) -> bool:
 
 def _offset_of(d: Definition) -> int:
     return d.offset
+
+
+def returns_own_container(fn: Node, scopes: Scopes) -> bool:
+    """Whether every ``return`` of ``fn`` (a function of ``scopes``' file) returns a dict or list it fills itself, or a
+    name every binding of which in the function is one (``out = {}; out[k] = ...; return out``): its keys are its own."""
+    returns = returns_of(fn)
+    for r in returns:
+        value = r.named_children[0] if r.named_children else None
+        if value is not None and value.type == "identifier":
+            defs = scopes.definitions(text(value), scopes.scope_of(value.start_byte))
+            values = [d.node for d in defs if d.kind == "assign" and d.target.type == "identifier"]
+            if not values or len(values) != len(defs) or not all(_built_container(v) for v in values):
+                return False
+        elif value is None or not _built_container(value):
+            return False
+    return bool(returns)
+
+
+def _built_container(value: Node) -> bool:
+    """A dict, list or set the function fills itself: a literal, ``dict()``, ``defaultdict(list)`` (not a copy,
+    ``dict(cache)``, nor a comprehension, ``{k: v for k, v in cache.items() if ...}``: they keep a cache's names)."""
+    if value.type in ("dictionary", "list", "set", "tuple"):
+        return True
+    if value.type != "call":
+        return False
+    positional, keywords = call_args(value)
+    method = call_name(value)[1]
+    return not keywords and (method in _EMPTY_CONTAINERS and not positional or method == "defaultdict" and len(positional) == 1)
 
 
 def _enclosing_class(node: Node) -> Node | None:

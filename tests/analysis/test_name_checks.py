@@ -485,3 +485,22 @@ def test_a_cache_a_helper_returns_keeps_the_helpers_remove_batch_dim():
             "x = helper_cache['pattern', 1]\n")
     shown, = hovers_in(HEADER + body, "helper_cache['")
     assert shown.startswith("`blocks.1.attn.hook_pattern` · `[n_heads, query_pos, key_pos]`")
+
+
+def test_a_dict_a_helper_fills_itself_is_not_a_cache_but_a_filtered_cache_still_is():
+    """``bundled = bundle(cache)`` where the helper builds ``out = {}`` under keys of its own: not judged (its
+    keys are not hook names); a helper returning a comprehension over a cache's items keeps hook names."""
+    body = ('def bundle(fake_cache):\n'
+            '    bundled_cache = {}\n'
+            '    for key in fake_cache:\n'
+            '        bundled_cache[".".join(key.split(".")[2:])] = fake_cache[key]\n'
+            '    return bundled_cache\n'
+            'def resid_only(c):\n'
+            '    return {k: v for k, v in c.items() if "resid" in k}\n'
+            'bundled_cache = bundle(cache)\n'
+            'x = bundled_cache["mlp.hook_post"]\n'
+            'resid_cache = resid_only(cache)\n'
+            'y = resid_cache["blocks.3.hook_resid_pos"]\n')
+    rows, src = findings(body)
+    assert [(line, code) for line, code, _, _ in rows] == [(11, "unknown-hook")]
+    assert hovers_in(src, 'resid_cache["')[0].startswith("`blocks.3.hook_resid_pos`")
