@@ -1,4 +1,5 @@
-"""Hover coverage and findings on a corpus of real research code (not committed: build your own).
+"""Hover coverage and findings on a corpus of real research code (not committed: build your own; the
+repositories of the corpora measured so far are listed in benchmarks/CORPORA.md).
 
 For every subscript of a name that holds a cache (or is called like one: ``*cache*``), asks the hover
 whether it names a hook point with its shape, and groups the subscripts by how the key is written;
