@@ -444,20 +444,37 @@ class HookRefCollector:
         self._filters_seen.add(key)
         return refs
 
-    def cache_keys(self, node: Node) -> Value:
+    def cache_keys(self, node: Node, needles: list[tuple[str, str]] | None = None) -> Value:
         """The hook names the cache ``node`` holds, when its ``run_with_cache`` call selects them with a
         ``names_filter`` read exactly (a filter function or a list of names); a layer the filter takes
-        every one of is a hole. Unknown (None) without a filter: every hook point, too many to list."""
+        every one of is a hole. Unknown (None) without a filter: every hook point, too many to list; with
+        ``needles`` (a loop's test that the names must pass, see :mod:`.loop_guards`), the model's hook points
+        that pass it."""
         cache = self.models.cache_at(node)
         call = cache.call if cache is not None else None
         if call is None or call.type != "call":
             return None
+        if needles is not None:
+            return self._passing_keys(cache, needles)
         if call_name(call)[1] not in CACHING_RUNS:  # `m_cache = get_mean_cache(model, "hook_z")`: the helper's run
             called = self.ev.function_called(call)
             returned = self.models.returned_cache(called[1]) if called is not None and called[0] is self.ev else None
             run = returned.call if returned is not None else None
             return self.ev.under_call(call, called[1], lambda: self._run_keys(run, cache)) if run is not None else None
         return self._run_keys(call, cache)
+
+    def _passing_keys(self, cache: CacheInfo, needles: list[tuple[str, str]]) -> Value:
+        """The hook points of a run that caches every one (no ``names_filter``) whose names pass ``needles``."""
+        if call_name(cache.call)[1] not in CACHING_RUNS or "names_filter" in call_args(cache.call)[1]:
+            return None
+        model = self.cache_model(cache)
+        catalog = model.catalog(self.tl_major) if model is not None else None
+        if catalog is None:
+            return None
+        # What fires in this configuration: a gated hook point that is off is never among the cache's names.
+        chosen = selected(needles, [p.template for p in catalog.firing()], catalog.spec.n_layers)
+        return one_of(t if "{l}" not in t else t.replace("{l}", str(layer)) if layer is not None
+                      else normalise(tuple(_with_layer_hole(t))) for t, layer in chosen) if chosen else None
 
     def _run_keys(self, call: Node, cache: CacheInfo) -> Value:
         """The names a caching run's ``names_filter`` selects (see :meth:`cache_keys`)."""

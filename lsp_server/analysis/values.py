@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .objects import ObjectAttributes, class_of
+from .loop_guards import guard_needles
 from .pytest_params import parametrized
 from .imports import ModuleLinks, followed, module_of, module_path
 from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
@@ -174,6 +175,8 @@ class Evaluator(ObjectAttributes):
         value = self.value_of(d, depth)
         if value is None and d is not None and d.kind == "param":
             return self._asserted(d, node.start_byte, depth)
+        if value is None and d is not None and d.kind == "for":
+            return self._guarded_cache_key(d, node)
         return value
 
     def _asserted(self, d: Definition, offset: int, depth: int) -> Value:
@@ -467,21 +470,21 @@ class Evaluator(ObjectAttributes):
     def _cache_key_loop(self, name: str, target: Node, iterable: Node) -> Value:
         """``for key in cache.keys()`` / ``for key in cache`` / ``for key, act in cache.items()``: the key is
         one of the hook names the cache holds."""
-        cache, method = iterable, None
-        if iterable.type == "call" and not call_args(iterable)[0]:
-            function = iterable.child_by_field_name("function")
-            if function is None or function.type != "attribute":
-                return None
-            cache, method = function.child_by_field_name("object"), text(function.child_by_field_name("attribute"))
-        if self.cache_keys is None or cache is None or cache.type != "identifier" or method not in (None, "keys", "items"):
+        cache = _iterated_cache(name, target, iterable)
+        return self.cache_keys(cache) if cache is not None and self.cache_keys is not None else None
+
+    def _guarded_cache_key(self, d: Definition, read: Node) -> Value:
+        """A key of a cache that holds every hook point, read where a test lets only some through
+        (``for key in cache: if "hook_mlp_out" not in key: continue``; ``[cache[k] for k in cache if "z" in k]``)."""
+        cache = _iterated_cache(d.name, d.target, d.node)
+        loop = d.target.parent
+        guard = guard_needles(d.name, read, loop) if cache is not None and loop is not None and self.cache_keys is not None else None
+        if guard is None:
             return None
-        if target.type != "identifier":
-            names = [text(c) for c in target.named_children]
-            if method != "items" or len(names) != 2 or names.index(name) != 0:
-                return None
-        elif method == "items":
-            return None
-        return self.cache_keys(cache)
+        needles, guarding = guard
+        if self.read_spans is not None:  # an edit of the test changes what the read may be
+            self.read_spans.append((guarding.start_byte, guarding.end_byte))
+        return self.cache_keys(cache, needles)
 
     @staticmethod
     def _loop_over_value(name: str, target: Node, iterated: Value) -> Value:
@@ -1066,6 +1069,23 @@ def _built_container(value: Node) -> bool:
     positional, keywords = call_args(value)
     method = call_name(value)[1]
     return not keywords and (method in _EMPTY_CONTAINERS and not positional or method == "defaultdict" and len(positional) == 1)
+
+
+def _iterated_cache(name: str, target: Node, iterable: Node) -> Node | None:
+    """The name iterated for its keys where ``name`` is ``key`` of ``for key in cache``, ``cache.keys()`` or
+    ``for key, act in cache.items()``."""
+    cache, method = iterable, None
+    if iterable.type == "call" and not call_args(iterable)[0]:
+        function = iterable.child_by_field_name("function")
+        if function is None or function.type != "attribute":
+            return None
+        cache, method = function.child_by_field_name("object"), text(function.child_by_field_name("attribute"))
+    if cache is None or cache.type != "identifier" or method not in (None, "keys", "items"):
+        return None
+    if target.type != "identifier":
+        names = [text(c) for c in target.named_children]
+        return cache if method == "items" and len(names) == 2 and names.index(name) == 0 else None
+    return cache if method != "items" else None
 
 
 def _enclosing_class(node: Node) -> Node | None:

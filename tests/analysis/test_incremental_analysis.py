@@ -230,3 +230,15 @@ def test_a_method_parameter_depends_on_every_use_of_the_method_name():
     at = edited.index(b"return cache[site]  # -> blocks.2.hook_resid_post") + len(b"return cache[")
     assert before.ref_at(text.index(b"return cache[site]  # -> blocks.2.hook_resid_post") + len(b"return cache[")) is not None
     assert after.ref_at(at) is None and facts(after) == facts(analyze(edited, CONTEXT))
+
+
+def test_a_key_behind_a_loop_test_depends_on_the_test():
+    """Editing the test a loop's reads sit behind (a line that names no cache) changes the key read there."""
+    text = (ROOT / "tests" / "fixtures" / "keys" / "cache_iteration.py").read_bytes()
+    parser = SyntaxParser()
+    analyze(text, CONTEXT, parser)
+    edited = text.replace(b'if "hook_mlp_out" not in key:', b'if "hook_attn_out" not in key:', 1)
+    after = analyze(edited, CONTEXT, parser)
+    assert facts(after) == facts(analyze(edited, CONTEXT))
+    read = edited.index(b"cache[key]  # -> blocks.{layer}.hook_mlp_out") + len(b"cache[")
+    assert after.ref_at(read).template == "blocks.{l}.hook_attn_out"

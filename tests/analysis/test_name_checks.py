@@ -504,3 +504,21 @@ def test_a_dict_a_helper_fills_itself_is_not_a_cache_but_a_filtered_cache_still_
     rows, src = findings(body)
     assert [(line, code) for line, code, _, _ in rows] == [(11, "unknown-hook")]
     assert hovers_in(src, 'resid_cache["')[0].startswith("`blocks.3.hook_resid_pos`")
+
+
+def test_a_cache_key_a_loop_test_lets_through_is_never_judged_wrong():
+    """Keys of a cache of every hook point, read behind a test: the names that fire and pass it hover; a test
+    no such name passes (a gated hook, a typo) leaves the key unknown, never an error."""
+    body = ('for key in cache:\n'
+            '    if "hook_result" in key:\n'
+            '        a = cache[key]\n'
+            '    if "hook_mlp_outt" in key:\n'
+            '        b = cache[key]\n'
+            '    if "hook_pattern" in key:\n'
+            '        c = cache[key]\n')
+    rows, src = findings(body)
+    assert rows == []
+    a = analyze(src, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    shown = [hover(a, src.index(key) + len(key)) for key in ("a = cache[", "b = cache[", "c = cache[")]
+    assert shown[0] is None and shown[1] is None
+    assert shown[2].markdown.startswith("`blocks.{layer}.attn.hook_pattern`")
