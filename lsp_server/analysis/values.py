@@ -744,7 +744,7 @@ class Evaluator(ObjectAttributes):
         if splat is not None and not splats:
             return None
         positional, keywords = call_args(call)
-        names = [n for n, _ in parameter_names(fn)][1 if is_method(fn) else 0:]  # `self` is not passed
+        names = [n for n, _ in parameter_names(fn)][1 if _takes_self(fn) else 0:]  # `self` (or `cls`) is not passed
         listed = next((c for c in args.named_children if c.type == "list_splat"), None)
         if listed is not None:
             positional = [p for p in positional if p.start_byte < listed.start_byte]
@@ -1086,6 +1086,13 @@ def _iterated_cache(name: str, target: Node, iterable: Node) -> Node | None:
         names = [text(c) for c in target.named_children]
         return cache if method == "items" and len(names) == 2 and names.index(name) == 0 else None
     return cache if method != "items" else None
+
+
+def _takes_self(fn: Node) -> bool:
+    """A method whose first parameter the call does not pass (not a ``@staticmethod``)."""
+    decorated = fn.parent if fn.parent is not None and fn.parent.type == "decorated_definition" else None
+    return is_method(fn) and not (decorated is not None and any(
+        text(d) == "@staticmethod" for d in decorated.named_children if d.type == "decorator"))
 
 
 def _enclosing_class(node: Node) -> Node | None:
