@@ -20,10 +20,10 @@ import weakref
 from pathlib import Path
 from typing import Callable
 
-from .objects import ObjectAttributes, class_of
-from .loop_guards import guard_needles
-from .pytest_params import parametrized
 from .imports import ModuleLinks, followed, module_of, module_path
+from .loop_guards import guard_needles
+from .objects import ObjectAttributes, class_of
+from .pytest_params import parametrized
 from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_value, text
 from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_name_value, binary_value, concat, interpolated,
@@ -629,7 +629,10 @@ class Evaluator(ObjectAttributes):
     def _method_call_sites(self, fn: Node, cls: Node, name: str) -> list[tuple[Evaluator, Node, bool]] | None:
         """The calls of a method, when every use of the attribute ``name`` in the file is a call ``self.name(...)``
         inside its own class and no importing file mentions ``.name(``; else None (called on an instance
-        elsewhere, or handed on as a value: callers the file does not show)."""
+        elsewhere, or handed on as a value: callers the file does not show). Never for ``forward`` or a dunder
+        method: ``module(x)`` and Python's operators call them without naming them."""
+        if name == "forward" or name.startswith("__"):
+            return None
         source, root, word = self.scopes.parsed.source, self.scopes.parsed.root, b"." + name.encode()
         sites: list[tuple[Evaluator, Node, bool]] = []
         at = source.find(word)
