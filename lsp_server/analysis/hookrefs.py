@@ -444,18 +444,18 @@ class HookRefCollector:
         self._filters_seen.add(key)
         return refs
 
-    def cache_keys(self, node: Node, needles: list[tuple[str, str]] | None = None) -> Value:
+    def cache_keys(self, node: Node, tests: list[list[tuple[str, str]]] | None = None) -> Value:
         """The hook names the cache ``node`` holds, when its ``run_with_cache`` call selects them with a
         ``names_filter`` read exactly (a filter function or a list of names); a layer the filter takes
         every one of is a hole. Unknown (None) without a filter: every hook point, too many to list; with
-        ``needles`` (a loop's test that the names must pass, see :mod:`.loop_guards`), the model's hook points
-        that pass it."""
+        ``tests`` (what a loop's guards let through, see :mod:`.loop_guards`), the model's hook points that pass
+        every one."""
         cache = self.models.cache_at(node)
         call = cache.call if cache is not None else None
         if call is None or call.type != "call":
             return None
-        if needles is not None:
-            return self._passing_keys(cache, needles)
+        if tests is not None:
+            return self._passing_keys(cache, tests)
         if call_name(call)[1] not in CACHING_RUNS:  # `m_cache = get_mean_cache(model, "hook_z")`: the helper's run
             called = self.ev.function_called(call)
             returned = self.models.returned_cache(called[1]) if called is not None and called[0] is self.ev else None
@@ -463,8 +463,8 @@ class HookRefCollector:
             return self.ev.under_call(call, called[1], lambda: self._run_keys(run, cache)) if run is not None else None
         return self._run_keys(call, cache)
 
-    def _passing_keys(self, cache: CacheInfo, needles: list[tuple[str, str]]) -> Value:
-        """The hook points of a run that caches every one (no ``names_filter``) whose names pass ``needles``."""
+    def _passing_keys(self, cache: CacheInfo, tests: list[list[tuple[str, str]]]) -> Value:
+        """The hook points of a run that caches every one (no ``names_filter``) whose names pass every test."""
         if call_name(cache.call)[1] not in CACHING_RUNS or "names_filter" in call_args(cache.call)[1]:
             return None
         model = self.cache_model(cache)
@@ -472,9 +472,20 @@ class HookRefCollector:
         if catalog is None:
             return None
         # What fires in this configuration: a gated hook point that is off is never among the cache's names.
-        chosen = selected(needles, [p.template for p in catalog.firing()], catalog.spec.n_layers)
+        templates = [p.template for p in catalog.firing()]
+        chosen: dict[str, int | None] | None = None  # template -> its one layer, or None for every layer
+        for needles in tests:
+            passing = selected(needles, templates, catalog.spec.n_layers, limit=len(templates))
+            if passing is None:
+                return None
+            found = dict(passing)
+            chosen = found if chosen is None else {
+                t: layer if layer is not None else found[t] for t, layer in chosen.items()
+                if t in found and (layer is None or found[t] is None or found[t] == layer)}
+        if not chosen or len(chosen) > 8:
+            return None
         return one_of(t if "{l}" not in t else t.replace("{l}", str(layer)) if layer is not None
-                      else normalise(tuple(_with_layer_hole(t))) for t, layer in chosen) if chosen else None
+                      else normalise(tuple(_with_layer_hole(t))) for t, layer in chosen.items())
 
     def _run_keys(self, call: Node, cache: CacheInfo) -> Value:
         """The names a caching run's ``names_filter`` selects (see :meth:`cache_keys`)."""

@@ -1,4 +1,4 @@
-"""The test that guards a read of a loop variable over a cache's names.
+"""The tests that guard a read of a loop variable over a cache's names.
 
 ``for key in cache.keys(): if "hook_mlp_out" not in key: continue; cache[key]`` reads only the names
 the test lets through; so do ``if key.endswith("hook_z"): cache[key]`` and
@@ -11,34 +11,41 @@ from __future__ import annotations
 from .syntax import Node, call_args, call_name, string_value, text
 
 
-def guard_needles(name: str, read: Node, loop: Node) -> tuple[list[tuple[str, str]], Node] | None:
-    """((needle, match) of each string the name must hold, any one of them; the guarding node) when every read
-    of the loop variable ``name`` at ``read`` passed exactly one such test; None when none guards it, or
-    more than one (each would narrow further: listing one test's names would list names never read)."""
-    if loop.type == "for_in_clause":  # a comprehension: its `if` clause
+def guard_tests(name: str, read: Node, loop: Node) -> tuple[list[list[tuple[str, str]]], list[Node]] | None:
+    """(the tests the loop variable ``name`` passed wherever it is read at ``read``, each a list of
+    ``(needle, match)`` any one of which it holds, all of them to pass; the guarding nodes) when every guard
+    around the read is such a test; None when none guards it, or one guard is a test of another form (its
+    names would not be narrowed: listing them would list names never read)."""
+    if loop.type == "for_in_clause":  # a comprehension: its `if` clauses
         clauses = [c for c in loop.parent.named_children if c.type == "if_clause"] if loop.parent is not None else []
-        test = clauses[0].named_children[0] if len(clauses) == 1 and clauses[0].named_children else None
-        needles = _needles(test, name, positive=True) if test is not None else None
-        return (needles, clauses[0]) if needles else None
+        guards = [(c.named_children[0], c, True) for c in clauses if c.named_children]
+    else:
+        guards = _statement_guards(read, loop)
+    if not guards:
+        return None
+    tests: list[list[tuple[str, str]]] = []
+    for condition, _, positive in guards:
+        found = _tests(condition, name, positive)
+        if found is None:
+            return None
+        tests += found
+    return tests, [node for _, node, _ in guards]
+
+
+def _statement_guards(read: Node, loop: Node) -> list[tuple[Node, Node, bool]]:
+    """(condition, statement, whether the read needs it true) of each ``if <test>: continue`` before the read in
+    the loop's body, and of the ``if`` of the body whose first branch holds the read."""
     body = loop.child_by_field_name("body")
     statement = next((s for s in body.named_children if s.start_byte <= read.start_byte < s.end_byte), None) \
         if body is not None else None
     if statement is None:
-        return None
-    guards = []
-    for earlier in body.named_children:
-        if earlier.start_byte >= statement.start_byte:
-            break
-        if _skips_rest(earlier):  # `if "mlp_out" not in key: continue`
-            guards.append((earlier, False))
+        return []
+    guards = [(s.child_by_field_name("condition"), s, False) for s in body.named_children
+              if s.start_byte < statement.start_byte and _skips_rest(s)]
     consequence = statement.child_by_field_name("consequence") if statement.type == "if_statement" else None
     if consequence is not None and consequence.start_byte <= read.start_byte < consequence.end_byte:
-        guards.append((statement, True))  # `if "mlp_out" in key: cache[key]`
-    if len(guards) != 1:
-        return None
-    guard, positive = guards[0]
-    needles = _needles(guard.child_by_field_name("condition"), name, positive)
-    return (needles, guard) if needles else None
+        guards.append((statement.child_by_field_name("condition"), statement, True))
+    return guards
 
 
 def _skips_rest(statement: Node) -> bool:
@@ -50,9 +57,10 @@ def _skips_rest(statement: Node) -> bool:
     return len(body) == 1 and body[0].type == "continue_statement"
 
 
-def _needles(test: Node | None, name: str, positive: bool) -> list[tuple[str, str]] | None:
-    """The strings ``test`` requires of ``name`` when it holds (``positive``) or fails: ``"s" in name``,
-    ``name.endswith("s")`` / ``(("a", "b"))``, ``name.startswith("s")``, under any number of ``not``."""
+def _tests(test: Node | None, name: str, positive: bool) -> list[list[tuple[str, str]]] | None:
+    """What ``test`` requires of ``name`` when it holds (``positive``) or fails: a list of tests all of which
+    pass, each a list of ``(needle, match)`` one of which holds (``"s" in name``, ``name.endswith("s")`` or
+    ``(("a", "b"))``, ``name.startswith("s")``, under ``not``, ``and`` and ``or``); None for any other test."""
     while test is not None and test.type in ("not_operator", "parenthesized_expression"):
         if test.type == "not_operator":
             positive = not positive
@@ -61,6 +69,23 @@ def _needles(test: Node | None, name: str, positive: bool) -> list[tuple[str, st
             test = test.named_children[0] if test.named_child_count == 1 else None
     if test is None:
         return None
+    if test.type == "boolean_operator":
+        left, right = test.child_by_field_name("left"), test.child_by_field_name("right")
+        op = text(test.child_by_field_name("operator"))
+        sides = [_tests(left, name, positive), _tests(right, name, positive)]
+        if None in sides:
+            return None
+        if (op == "and") == positive:  # both must hold (`a and b`, or `not (a or b)`)
+            return sides[0] + sides[1]  # type: ignore[operator]
+        if any(len(side) != 1 for side in sides):  # either may hold: one test, any of both sides' needles
+            return None
+        return [sides[0][0] + sides[1][0]]  # type: ignore[index]
+    needles = _needles(test, name, positive)
+    return [needles] if needles else None
+
+
+def _needles(test: Node, name: str, positive: bool) -> list[tuple[str, str]] | None:
+    """One comparison or call: ``"s" in name`` / ``not in``, ``name.endswith(...)``, ``name.startswith(...)``."""
     if test.type == "comparison_operator" and test.named_child_count == 2:
         left, right = test.named_children
         ops = [text(c) for c in test.children if not c.is_named]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .imports import ModuleLinks, followed, module_of, module_path
-from .loop_guards import guard_needles
+from .loop_guards import guard_tests
 from .objects import ObjectAttributes, class_of
 from .pytest_params import parametrized
 from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
@@ -478,13 +478,13 @@ class Evaluator(ObjectAttributes):
         (``for key in cache: if "hook_mlp_out" not in key: continue``; ``[cache[k] for k in cache if "z" in k]``)."""
         cache = _iterated_cache(d.name, d.target, d.node)
         loop = d.target.parent
-        guard = guard_needles(d.name, read, loop) if cache is not None and loop is not None and self.cache_keys is not None else None
+        guard = guard_tests(d.name, read, loop) if cache is not None and loop is not None and self.cache_keys is not None else None
         if guard is None:
             return None
-        needles, guarding = guard
-        if self.read_spans is not None:  # an edit of the test changes what the read may be
-            self.read_spans.append((guarding.start_byte, guarding.end_byte))
-        return self.cache_keys(cache, needles)
+        tests, guarding = guard
+        if self.read_spans is not None:  # an edit of a test changes what the read may be
+            self.read_spans.extend((g.start_byte, g.end_byte) for g in guarding)
+        return self.cache_keys(cache, tests)
 
     @staticmethod
     def _loop_over_value(name: str, target: Node, iterated: Value) -> Value:
