@@ -89,6 +89,12 @@ class WorkspaceModules:
                 return base / name
         return None
 
+    def conftests(self, path: Path) -> list[Path]:
+        """The ``conftest.py`` files in ``path``'s folder and the folders above it within a workspace folder."""
+        roots = [normal(root) for root in self.roots()]
+        folders = [f for f in path.parents if any(f == root or root in f.parents for root in roots)]
+        return [f / "conftest.py" for f in folders if f / "conftest.py" != path and (f / "conftest.py").is_file()]
+
     def analyse_within(self, reader: Path, path: Path) -> Analysis | None | object:
         """``path``'s analysis, read while ``reader``'s is made; ``_CUT`` when that would go round a cycle
         (``path`` is being analysed already), ``_DEEP`` past the chain bound."""
@@ -193,6 +199,9 @@ class DocumentLinks:
                     if len(self._importers) >= MAX_IMPORTERS:
                         break
         return self._importers
+
+    def conftests(self) -> list[Analysis]:
+        return [a for path in self.modules.conftests(self.path) if (a := self._read(path)) is not None]
 
     def fresh(self) -> bool:
         """Whether every file this analysis read is still the version it read. A file it did not read (a

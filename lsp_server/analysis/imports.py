@@ -56,6 +56,10 @@ class ModuleLinks(Protocol):
     def importers(self) -> "list[Analysis]":
         """Analyses of the workspace files that import this document (a bounded few)."""
 
+    def conftests(self) -> "list[Analysis]":
+        """Analyses of the ``conftest.py`` files pytest reads for this document: in its folder and each folder
+        above it within the workspace, nearest first."""
+
     def fresh(self) -> bool:
         """Whether every other file read so far is still the version that was read."""
 

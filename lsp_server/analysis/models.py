@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 from ..knowledge.hookpoints import BRIDGE_PROFILES, Catalog, catalog_for
 from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
 from .imports import followed
-from .pytest_params import fixture_values
+from .pytest_params import fixture_values, pytest_calls
 from .scopes import Definition, Scopes, function_of
 from .syntax import Node, call_args, call_name, text
 from .saes import sae_hook_name
@@ -241,17 +241,30 @@ class Models:
         return None
 
     def _fixture_model(self, d: Definition) -> ModelInfo | None:
-        """A test's ``model`` parameter where a ``@pytest.fixture`` function ``model`` of this file returns or
-        yields one model: that model (pytest passes what the fixture of the parameter's name makes)."""
+        """A test's ``model`` parameter where the ``@pytest.fixture`` function ``model`` returns or yields one
+        model: that model (pytest passes what the fixture of the parameter's name makes). The fixture is looked
+        for in this file, then in the ``conftest.py`` files of its folder and the folders above."""
         fn = function_of(d.node)
-        fixture = self.scopes.lookup(d.name, fn.start_byte) if fn is not None and fn.type == "function_definition" else None
-        if fixture is None or fixture.kind != "def" or fixture.node.start_byte == fn.start_byte:
+        if fn is None or fn.type != "function_definition" or not pytest_calls(fn):
             return None
-        values = fixture_values(fixture.node)
-        models = [self.model_at(v) for v in values or ()]
-        if not models or None in models or len({id(m) for m in models}) != 1:
+        local = self.scopes.lookup(d.name, fn.start_byte)
+        if local is not None and local.kind == "def" and local.node.start_byte != fn.start_byte:
+            return self._fixture_of(local.node, d, self)
+        for conftest in self.evaluator.links.conftests() if self.evaluator.links is not None else ():
+            found = [x for x in conftest.scopes.definitions(d.name) if x.kind == "def"]
+            if found:
+                return self._fixture_of(found[-1].node, d, conftest.models)
+        return None
+
+    def _fixture_of(self, fixture: Node, d: Definition, models: "Models") -> ModelInfo | None:
+        """The one model ``fixture`` (a function of ``models``' file) hands over, as the parameter ``d``."""
+        found = [models.model_at(v) for v in fixture_values(fixture) or ()]
+        if not found or None in found or len({id(m) for m in found}) != 1:
             return None
-        return dataclasses.replace(models[0], var=d.name, offset=d.offset, kind="alias")
+        if models is self:
+            return dataclasses.replace(found[0], var=d.name, offset=d.offset, kind="alias")
+        # Another file's model: fixes insert at the parameter, as for an imported model.
+        return dataclasses.replace(found[0], var=d.name, offset=d.offset, node=d.node, kind="import")
 
     def _pretrained(self, d: Definition, call: Node, backend: str) -> ModelInfo:
         positional, keywords = call_args(call)

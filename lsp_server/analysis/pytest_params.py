@@ -67,12 +67,22 @@ def _cells(row: Node, width: int) -> list[Node] | None:
 _FIXTURE = frozenset({"pytest.fixture", "fixture"})
 
 
+def pytest_calls(fn: Node) -> bool:
+    """Whether pytest calls ``fn`` and fills its parameters with fixtures: a ``test*`` function or a fixture."""
+    name = fn.child_by_field_name("name")
+    return name is not None and text(name).startswith("test") or _is_fixture(fn)
+
+
+def _is_fixture(fn: Node) -> bool:
+    decorated = fn.parent
+    return decorated is not None and decorated.type == "decorated_definition" and any(
+        _decorator_name(d) in _FIXTURE for d in decorated.named_children if d.type == "decorator")
+
+
 def fixture_values(fn: Node) -> list[Node] | None:
     """What a ``@pytest.fixture`` function hands the tests that name it: the expression of each of its own
     ``return`` and ``yield`` statements; None when ``fn`` is not a fixture or hands over nothing."""
-    decorated = fn.parent
-    if decorated is None or decorated.type != "decorated_definition" or not any(
-            _decorator_name(d) in _FIXTURE for d in decorated.named_children if d.type == "decorator"):
+    if not _is_fixture(fn):
         return None
     body = fn.child_by_field_name("body")
     values = []

@@ -226,3 +226,34 @@ def test_a_workspace_with_its_own_copy_of_transformer_lens_may_have_hook_points_
     other = tmp_path / "other"
     ws = _workspace(other, {"notebook.py": script})
     assert [f.code for f in ws.text_view(str(other / "notebook.py"), script, 0).analysis.findings] == ["unknown-hook"]
+
+
+CONFTEST = '''\
+import pytest
+from transformer_lens import HookedTransformer
+
+@pytest.fixture(scope="session")
+def model():
+    model = HookedTransformer.from_pretrained("{name}")
+    yield model
+'''
+TEST_FILE = '''\
+def test_resid(model):
+    _, cache = model.run_with_cache("hi")
+    assert cache["resid_post", 1].shape[-1] > 0
+
+def helper(model):
+    _, cache = model.run_with_cache("hi")
+    return cache["resid_post", 1]
+'''
+
+
+def test_a_tests_model_fixture_comes_from_the_conftest_above_it(tmp_path):
+    """pytest hands `model` the conftest fixture's model: the test's keys get its shapes; a helper that is
+    not a test gets no fixture; a change of the conftest makes the test's analysis stale."""
+    ws = _workspace(tmp_path, {"conftest.py": CONFTEST.format(name="gpt2"), "tests/test_cache.py": TEST_FILE})
+    test = tmp_path / "tests" / "test_cache.py"
+    assert _hover(ws, test, '"resid_post", 1].shape') == "`blocks.1.hook_resid_post` · `[batch, pos, d_model]` = `[batch, pos, 768]`"
+    assert _hover(ws, test, '"resid_post", 1]\n') == "`blocks.1.hook_resid_post` · `[batch, pos, d_model]`"
+    (tmp_path / "conftest.py").write_text(CONFTEST.format(name="gpt2-medium"))
+    assert _hover(ws, test, '"resid_post", 1].shape').endswith("= `[batch, pos, 1024]`")
