@@ -120,7 +120,7 @@ class NameChecker:
 
     def _unknown(self, ref: HookRef, catalog: Catalog | None) -> Finding | None:
         template = ref.template or ""
-        if self.forked:
+        if self.forked or _under_hook_point(template, catalog):
             return None
         if catalog is None:
             if self.bridge_code or template in union_templates() or not _looks_like_hook(template):
@@ -266,6 +266,19 @@ def _shown(ref: HookRef) -> str:
 # First components of the hook names of TransformerLens decoders (HookedTransformer, TransformerBridge).
 _DECODER_ROOTS = frozenset({"blocks", "hook_embed", "hook_pos_embed", "hook_tokens", "ln_final", "embed", "pos_embed",
                             "unembed"})
+
+
+def _under_hook_point(template: str, catalog: Catalog | None) -> bool:
+    """``hook_embed.post``, ``blocks.{l}.hook_resid_pre.sae.hook_feature_acts``: a name under a real hook point,
+    the hook of something a library attaches there (an SAE, a transcoder, a detaching wrapper) whose names are its
+    own; not judged (SAE Lens's own, :func:`split_sae_name`, are)."""
+    known = union_templates() if catalog is None else None
+    for i, char in enumerate(template):
+        if char == "." and i > 0:
+            prefix = template[:i]
+            if prefix in known if known is not None else catalog.lookup(prefix.replace("{l}", "0")):  # type: ignore[union-attr]
+                return True
+    return False
 
 
 def _looks_like_hook(template: str) -> bool:

@@ -522,3 +522,18 @@ def test_a_cache_key_a_loop_test_lets_through_is_never_judged_wrong():
     shown = [hover(a, src.index(key) + len(key)) for key in ("a = cache[", "b = cache[", "c = cache[")]
     assert shown[0] is None and shown[1] is None
     assert shown[2].markdown.startswith("`blocks.{layer}.attn.hook_pattern`")
+
+
+def test_a_name_under_a_real_hook_point_is_a_hook_of_what_is_attached_there():
+    """A library that attaches its own modules at hook points (SAEs, transcoders, detaching wrappers) names their
+    hooks under the model's: not judged, though the model hook under SAE Lens's own names still is."""
+    rows, _ = findings('a = cache["hook_embed.post"]\n'
+                       'b = cache["blocks.3.hook_resid_pre.sae.hook_feature_acts.pre"]\n'
+                       'c = cache["blocks.3.hook_resid_pr.hook_sae_acts_post"]\n'
+                       'd = cache["blocks.3.hook_resid_pr"]\n')
+    assert [(line, code) for line, code, _, _ in rows] == [(3, "unknown-hook"), (4, "unknown-hook")]
+    # No model at all (a library's own cache helper): checked against every TransformerLens model.
+    plain = ('def f(model, x):\n    logits, cache = collect_cache(model, x)\n'
+             '    return cache["hook_embed.post"], cache["blocks.0.hook_resid_prre"]\n')
+    a = analyze(plain, AnalysisContext(tl_major=2, resolve_model=resolve_model_name))
+    assert [(a.source[f.start:f.end], f.code) for f in a.findings] == [(b'"blocks.0.hook_resid_prre"', "unknown-hook")]
