@@ -127,8 +127,9 @@ class Models:
         self.evaluator = evaluator
         self.resolve = resolve
         self.live_specs = live_specs or {}  # module-level variable -> spec of the model a kernel holds
-        self._models: dict[int, ModelInfo | None] = {}  # keyed by definition node id
-        self._caches: dict[int, CacheInfo | None] = {}
+        # Keyed by definition node id: (the model, the names and code ranges it was read from).
+        self._models: dict[int, tuple[ModelInfo | None, frozenset[str], tuple]] = {}
+        self._caches: dict[int, tuple[CacheInfo | None, frozenset[str], tuple]] = {}  # (cache, what it was read from)
         # Most files never remove a batch axis: then no call site is read for it.
         self._unbatching_mentioned = b"remove_batch_dim" in scopes.parsed.source
         self._unbatching: dict[str, list[int]] | None = None  # name -> where `name.remove_batch_dim()` is called
@@ -156,14 +157,16 @@ class Models:
 
     def model_of_definition(self, d: Definition, depth: int = 0) -> ModelInfo | None:
         key = id(d)
-        if key in self._models:
-            return self._models[key]
-        self._models[key] = None  # guards against cycles
+        if key not in self._models:
+            self._models[key] = (None, frozenset(), ())  # guards against cycles
+            self._models[key] = self.evaluator.recorded(lambda: self._model_and_live(d, depth))  # type: ignore[assignment]
+        info, reads, spans = self._models[key]
+        self.evaluator.note_reads(reads, spans)  # every reader depends on what the model was read from
+        return info  # type: ignore[return-value]
+
+    def _model_and_live(self, d: Definition, depth: int) -> ModelInfo | None:
         info = self._model_from(d, depth)
-        if d.name in self.live_specs:
-            info = self._live(d, info)
-        self._models[key] = info
-        return info
+        return self._live(d, info) if d.name in self.live_specs else info
 
     def _live(self, d: Definition, info: ModelInfo | None) -> ModelInfo | None:
         """A module-level model variable the kernel holds: the kernel's spec replaces the static one,
@@ -477,9 +480,10 @@ class Models:
             return None
         key = id(d)
         if key not in self._caches:
-            self._caches[key] = None  # guards against cycles (a helper returning what it calls itself for)
-            self._caches[key] = self._cache_from(d)
-        info = self._caches[key]
+            self._caches[key] = (None, frozenset(), ())  # guards against cycles (a helper returning what it calls itself for)
+            self._caches[key] = self.evaluator.recorded(lambda: self._cache_from(d))  # type: ignore[assignment]
+        info, reads, spans = self._caches[key]
+        self.evaluator.note_reads(reads, spans)  # every reader depends on what the cache was read from
         if info is not None and not info.remove_batch_dim and self._unbatching_mentioned and self._unbatched_before(d, offset):
             return dataclasses.replace(info, remove_batch_dim=True)
         return info

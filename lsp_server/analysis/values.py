@@ -573,6 +573,20 @@ class Evaluator(ObjectAttributes):
             self._param_memo[key] = (value, frozenset(reads), tuple(spans))
         return value
 
+    def recorded(self, compute: Callable[[], object]) -> tuple[object, frozenset[str], tuple]:
+        """``compute()``, with the names and code ranges it read (for a memo whose users must depend on what
+        its value was computed from, whichever user computed it first: see :meth:`note_reads`)."""
+        outer = self.reads, self.read_spans
+        self.reads, self.read_spans = reads, spans = set(), []
+        try:
+            value = compute()
+        finally:
+            self.reads, self.read_spans = outer
+        return value, frozenset(reads), tuple(spans)
+
+    def note_reads(self, reads: set[str] | frozenset[str], spans: list | tuple) -> None:
+        self._note_reads(reads, spans)
+
     def _note_reads(self, reads: set[str] | frozenset[str], spans: list | tuple) -> None:
         """Add names and code ranges read by a computation (also a memoised one) to those being recorded."""
         if self.reads is not None:

@@ -242,3 +242,19 @@ def test_a_key_behind_a_loop_test_depends_on_the_test():
     assert facts(after) == facts(analyze(edited, CONTEXT))
     read = edited.index(b"cache[key]  # -> blocks.{layer}.hook_mlp_out") + len(b"cache[")
     assert after.ref_at(read).template == "blocks.{l}.hook_attn_out"
+
+
+def test_every_read_of_a_cache_depends_on_what_the_cache_was_read_from():
+    """A cache (or model) is worked out once per analysis; every read of it, not only the first, depends on the
+    names it came from (the helper that made it), so that which read came first changes nothing."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+def get_activation(names):
+    _, cache = model.run_with_cache("x", names_filter=names)
+    return cache
+fake_cache = get_activation(["blocks.0.hook_resid_pre"])
+a = fake_cache["blocks.0.hook_resid_pre"]
+b = fake_cache["blocks.0.hook_resid_pre"]
+'''
+    reads = [r for r in analyze(text, CONTEXT).refs if r.context == "cache"]
+    assert len(reads) == 2 and all("get_activation" in r.deps for r in reads)
