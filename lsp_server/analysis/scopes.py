@@ -109,6 +109,13 @@ def _span(node: Node, base: int = 0) -> tuple[int, int, str]:
     return node.start_byte - base, node.end_byte - base, node.type
 
 
+def _located_exactly(root: Node, span: tuple[int, int, str], base: int = 0) -> Node | None:
+    """The node of type ``span[2]`` exactly covering ``span[:2]`` + ``base``, if this tree has one."""
+    node = _located(root, span, base)
+    start, end, kind = span
+    return node if node.type == kind and node.start_byte == start + base and node.end_byte == end + base else None
+
+
 def _located(root: Node, span: tuple[int, int, str], base: int = 0) -> Node:
     """The node of type ``span[2]`` exactly covering ``span[:2]`` + ``base`` (the smallest one spanning
     it: it exists, since the statement holding it has the same text as where the span was taken)."""
@@ -166,16 +173,16 @@ class Scopes:
             if facts is not None and (facts.type != stmt.type or stmt.has_error):
                 facts = None  # the same text parsed otherwise (error recovery depends on the text around)
             lo = len(self._ordered)
+            if facts is not None:
+                if isinstance(facts, _Walked):
+                    facts = facts.facts()  # made when first reused: a version read once costs no more
+                if not facts.empty and not self._replay(facts, base, root):
+                    facts = None  # the same text, parsed into other blocks (how an error before it was recovered)
             if facts is None:
                 first = len(self._walked)
                 self._statement(stmt, MODULE)
                 facts = _Walked(stmt.type, self, base, stmt.end_byte, first, len(self._walked))
                 self._ordered += self._walked[first:]
-            else:
-                if isinstance(facts, _Walked):
-                    facts = facts.facts()  # made when first reused: a version read once costs no more
-                if not facts.empty:
-                    self._replay(facts, base, root)
             if len(self._ordered) > lo:
                 self._runs.append((facts.answers, lo, len(self._ordered)))  # (not the facts: a _Walked holds self)
             if not stmt.has_error:  # (the same text recovered otherwise later must not take these facts)
@@ -184,8 +191,15 @@ class Scopes:
             memo.clear()
             memo.update(current)
 
-    def _replay(self, facts: "_StatementFacts", base: int, root: Node) -> None:
-        """Add the facts of a statement that did not change, found at ``base`` in this version."""
+    def _replay(self, facts: "_StatementFacts", base: int, root: Node) -> bool:
+        """Add the facts of a statement that did not change, found at ``base`` in this version; False (adding
+        nothing) when one of its defs, classes or imports is not where it was: tree-sitter parsed the same
+        text into other blocks (its recovery from an error earlier in the file depends on the parse history)."""
+        functions = [_located_exactly(root, span, base) for span in facts.functions]
+        classes = [_located_exactly(root, span, base) for span in facts.classes]
+        imports = [_located_exactly(root, span, base) for span in facts.imports]
+        if None in functions or None in classes or None in imports:
+            return False
         defs, ordered = self._defs, self._ordered
         for scope, name, offset, kind, imported, spans in facts.definitions:
             if scope != MODULE:
@@ -197,14 +211,12 @@ class Scopes:
                 defs[(scope, name)] = [d]
             else:
                 entry.append(d)
-        for span in facts.functions:
-            fn = _located(root, span, base)
+        for fn in functions:
             self.functions.append(fn)
             self.function_defs.setdefault(text(fn.child_by_field_name("name")), []).append(fn)
-        if facts.classes:
-            self.classes += [_located(root, span, base) for span in facts.classes]
-        if facts.imports:
-            self.imports += [_located(root, span, base) for span in facts.imports]
+        self.classes += classes
+        self.imports += imports
+        return True
 
     # -- building (statements in source order, so every list comes out sorted)
 
