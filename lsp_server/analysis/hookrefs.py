@@ -566,6 +566,8 @@ class HookRefCollector:
 
     def _returned_functions(self, fn: Node, depth: int) -> list[Node]:
         """The defs or lambdas ``fn`` returns (``def make(...): def hook(...): ...; return hook``)."""
+        if self.ev.read_spans is not None:  # what the factory returns decides: any edit of it counts
+            self.ev.read_spans.append((fn.start_byte, fn.end_byte))
         returns = returns_of(fn)
         found: list[Node] = []
         for r in returns:

@@ -569,6 +569,8 @@ class Models:
         model passed to it (else the file's only model), with what was assumed."""
         fname = text(call.child_by_field_name("function"))
         called = self.evaluator.function_called(call)
+        if called is not None and called[0] is self.evaluator:  # what the helper returns decides: any edit of it counts
+            self.evaluator.note_reads(frozenset(), ((called[1].start_byte, called[1].end_byte),))
         if called is not None and returns_own_container(called[1], called[0].scopes):
             return None  # `bundled_cache = bundle(cache)`: a dict the helper fills under keys of its own
         returned = self.returned_cache(called[1]) if called is not None and called[0] is self.evaluator else None
@@ -588,6 +590,7 @@ class Models:
     def returned_cache(self, fn: Node) -> CacheInfo | None:
         """The cache of a caching run that a function of this file returns (``return cache``), when every
         ``return`` returns that one name."""
+        self.evaluator.note_reads(frozenset(), ((fn.start_byte, fn.end_byte),))  # any edit of the helper counts
         returns = returns_of(fn)
         values = [r.named_children[0] if r.named_children else None for r in returns]
         if not values or any(v is None or v.type != "identifier" for v in values) or len({text(v) for v in values}) != 1:

@@ -273,3 +273,23 @@ def test_kept_facts_that_no_longer_match_the_parse_are_not_used():
     memo[other.rstrip()] = memo.pop(kept.rstrip())  # (a statement's text ends at its last character)
     again = analyze(other, CONTEXT, parser)
     assert facts(again) == facts(analyze(other, CONTEXT))
+
+
+def test_a_key_read_through_a_helpers_cache_depends_on_the_helper():
+    """Editing a helper's `return` (a line that names neither the subscript's cache nor its key) changes what the
+    keys read from its cache are (found by random keystrokes on the eighth corpus)."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+def get_mean_cache(model):
+    _, mean_cache = model.run_with_cache("x", names_filter=lambda name: "hook_z" in name)
+    return mean_cache
+m_cache = get_mean_cache(model)
+for k in m_cache.keys():
+    m_cache[k]
+'''
+    parser = SyntaxParser()
+    before = analyze(text, CONTEXT, parser)
+    edited = text.replace(b"    return mean_cache", b"    .urn mean_cache")
+    after = analyze(edited, CONTEXT, parser)
+    assert any(r.context == "cache" for r in before.refs)
+    assert facts(after) == facts(analyze(edited, CONTEXT))
