@@ -28,6 +28,7 @@ class KeyResolutions:
     source: bytes
     context: AnalysisContext
     by_subscript: dict[tuple[int, int], tuple[HookRef, ...]]
+    error_spans: list[tuple[int, int]]  # top-level statements with a syntax error
 
 
 class Reuse:
@@ -41,13 +42,19 @@ class Reuse:
         self._same: dict[tuple[int, int], bool] = {}
 
     @classmethod
-    def between(cls, previous: KeyResolutions | None, source: bytes, context: AnalysisContext) -> Reuse | None:
-        """The reuse from ``previous`` to ``source``, or None when nothing can be reused: no previous
-        version, another context, or an edit that can change scopes, models or flags anywhere."""
+    def between(cls, previous: KeyResolutions | None, source: bytes, context: AnalysisContext,
+                error_spans: list[tuple[int, int]]) -> Reuse | None:
+        """The reuse from ``previous`` to ``source`` (whose top-level statements with a syntax error are at
+        ``error_spans``), or None when nothing can be reused: no previous version, another context, an edit
+        that can change scopes, models or flags anywhere, or one in a statement with a syntax error before or
+        after it (tree-sitter's recovery may have parsed the statements around it otherwise)."""
         if previous is None or not _same_facts(previous.context, context):
             return None
         edit = diff(previous.source, source)
-        return cls(previous, edit) if edit.local else None
+        if not edit.local or _touches(previous.error_spans, edit.start, edit.old_end) or \
+                _touches(error_spans, edit.start, edit.new_end):
+            return None
+        return cls(previous, edit)
 
     def refs(self, start: int, end: int, cache: CacheInfo | None, model: ModelInfo | None) -> list[HookRef] | None:
         """The previous refs of the subscript now at [start, end), moved, for ``cache`` of ``model``;
@@ -65,6 +72,10 @@ class Reuse:
         if any(r is None for r in moved):
             return None
         return moved  # type: ignore[return-value]
+
+
+def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(s <= end and start <= e for s, e in spans)
 
 
 def _same_facts(a: AnalysisContext, b: AnalysisContext) -> bool:

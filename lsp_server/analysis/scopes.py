@@ -149,6 +149,8 @@ class Scopes:
         # where its definitions lie in ``_ordered`` (every definition, statement by statement).
         self._runs: list[tuple[dict[str, tuple[int, ...]], int, int]] = []
         self._ordered: list[Definition] = []
+        # Where the top-level statements with a syntax error are (how tree-sitter recovered may reach past an edit).
+        self.error_spans: list[tuple[int, int]] = []
         self._statements(memo)
         self._fn_starts = [n.start_byte for n in self.functions]
         self._fn_ends = [n.end_byte for n in self.functions]
@@ -170,6 +172,8 @@ class Scopes:
             base = stmt.start_byte
             key = source[base:stmt.end_byte]
             facts = previous.get(key)
+            if stmt.has_error:
+                self.error_spans.append((base, stmt.end_byte))
             if facts is not None and (facts.type != stmt.type or stmt.has_error):
                 facts = None  # the same text parsed otherwise (error recovery depends on the text around)
             lo = len(self._ordered)
