@@ -293,3 +293,21 @@ for k in m_cache.keys():
     after = analyze(edited, CONTEXT, parser)
     assert any(r.context == "cache" for r in before.refs)
     assert facts(after) == facts(analyze(edited, CONTEXT))
+
+
+def test_an_edit_that_makes_a_syntax_error_resolves_every_key_again(monkeypatch):
+    """A ':' typed into a call keeps the edit's lines, brackets and quotes, but tree-sitter's recovery from the
+    error may reach the statements around it: no key of the previous version is reused."""
+    from lsp_server.analysis.hookrefs import HookRefCollector
+
+    text = (ROOT / "tests" / "fixtures" / "keys" / "through_functions.py").read_bytes()
+    parser = SyntaxParser()
+    analyze(text, CONTEXT, parser)
+    resolved = []
+    original = HookRefCollector._subscript
+    monkeypatch.setattr(HookRefCollector, "_subscript", lambda self, sub: (resolved.append(sub), original(self, sub))[1])
+    edited = text.replace(b"\nln_input(2)\n", b"\nln_input(2:)\n")
+    again = analyze(edited, CONTEXT, parser)
+    incremental = len(resolved)
+    assert facts(again) == facts(analyze(edited, CONTEXT))
+    assert incremental == len(resolved) - incremental > 30  # as many as a fresh analysis
