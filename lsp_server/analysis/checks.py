@@ -272,13 +272,10 @@ def _under_hook_point(template: str, catalog: Catalog | None) -> bool:
     """``hook_embed.post``, ``blocks.{l}.hook_resid_pre.sae.hook_feature_acts``: a name under a real hook point,
     the hook of something a library attaches there (an SAE, a transcoder, a detaching wrapper) whose names are its
     own; not judged (SAE Lens's own, :func:`split_sae_name`, are)."""
-    known = union_templates() if catalog is None else None
-    for i, char in enumerate(template):
-        if char == "." and i > 0:
-            prefix = template[:i]
-            if prefix in known if known is not None else catalog.lookup(prefix.replace("{l}", "0")):  # type: ignore[union-attr]
-                return True
-    return False
+    prefixes = [template[:i] for i, char in enumerate(template) if char == "." and i > 0]
+    if catalog is None:
+        return any(prefix in union_templates() for prefix in prefixes)
+    return any(catalog.lookup(prefix.replace("{l}", "0")) is not None for prefix in prefixes)
 
 
 def _looks_like_hook(template: str) -> bool:
