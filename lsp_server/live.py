@@ -200,13 +200,13 @@ class LiveService:
         self._waiters.append(waiter)
         self.request(0)
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
+            answered = await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
             raise KernelError(f"the kernel stayed busy for {timeout:.0f} s; the live state was not refreshed.") from None
         finally:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
-        return self.summary()
+        return answered
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -305,9 +305,12 @@ class LiveService:
             self._answer_waiters(None)
 
     def _answer_waiters(self, round_: int | None) -> None:
+        """Answer the refreshes that round ``round_`` (None: any) serves with the state it left: a round the worker
+        starts before a caller resumes (a cell ran next to ours) must not show them "refreshing"."""
+        summary = self.summary()
         for needed, future in self._waiters:
             if (round_ is None or needed <= round_) and not future.done():
-                future.set_result(None)
+                future.set_result(summary)
 
     def _republish(self) -> None:
         """Analyses made with the old answer are stale: drop them and publish diagnostics again."""
