@@ -550,7 +550,7 @@ class Evaluator(ObjectAttributes):
         key = (fn.start_byte, name)
         if key in self._param_memo:
             value, reads, spans = self._param_memo[key]
-            self._note_reads(reads, spans)  # what a ref reading it depends on, as when it was computed
+            self.note_reads(reads, spans)  # what a ref reading it depends on, as when it was computed
             return value
         if key in self._following or self.calls is None:
             return None
@@ -568,7 +568,7 @@ class Evaluator(ObjectAttributes):
         finally:
             self._following.discard(key)
             self.reads, self.read_spans = outer
-        self._note_reads(reads, spans)
+        self.note_reads(reads, spans)
         if not self._bindings:  # a value computed under a followed call's bindings holds only there
             self._param_memo[key] = (value, frozenset(reads), tuple(spans))
         return value
@@ -585,9 +585,6 @@ class Evaluator(ObjectAttributes):
         return value, frozenset(reads), tuple(spans)
 
     def note_reads(self, reads: set[str] | frozenset[str], spans: list | tuple) -> None:
-        self._note_reads(reads, spans)
-
-    def _note_reads(self, reads: set[str] | frozenset[str], spans: list | tuple) -> None:
         """Add names and code ranges read by a computation (also a memoised one) to those being recorded."""
         if self.reads is not None:
             self.reads.update(reads)
