@@ -21,7 +21,7 @@ from .hook_filters import selected
 from .models import CACHING_RUNS, MODEL_CLASSES, CacheInfo, ModelInfo, Models
 from .reuse import Reuse
 from .saes import sae_point_of
-from .scopes import Scopes, default_of, function_of, parameter_names, starts_name
+from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of, returns_own_container
@@ -553,15 +553,10 @@ class HookRefCollector:
         fn = function_of(param)
         if fn is None or fn.type != "function_definition" or depth > 4:
             return []
-        if self.ev.reads is not None:  # its call sites name the function
-            self.ev.reads.add(text(fn.child_by_field_name("name")))
         found: list[Node] = []
-        for caller, call, through_partial in self.ev.call_sites(fn) or ():
-            bound = caller.bind(fn, call, skip=1 if through_partial else 0, splats=True) if caller is self.ev else None
-            if bound is None:
-                continue
-            passed = bound[name] if name in bound else default_of(fn, name) if not through_partial else None
-            found += [f for f in self.hook_functions(passed, depth) if f not in found]
+        for p in self.ev.passed(fn, name, defaults=True) or ():
+            if p.evaluator is self.ev:  # (a hook function of another file is not followed)
+                found += [f for f in self.hook_functions(p.argument, depth) if f not in found]
         return found
 
     def _returned_functions(self, fn: Node, depth: int) -> list[Node]:
@@ -817,15 +812,11 @@ class HookRefCollector:
         """Whether every call site (at most a few, all known) passes the parameter a dict or list
         (``hook(..., clean_cache=clean_cache)`` where ``clean_cache = defaultdict(list)``)."""
         fn = function_of(param.node)
-        sites = self.ev.call_sites(fn) if fn is not None else None
-        if not sites:
+        passed = self.ev.passed(fn, param.name) if fn is not None else None
+        if not passed:
             return False
-        for caller, call, through_partial in sites:
-            bound = caller.bind(fn, call, skip=1 if through_partial else 0)
-            arg = bound.get(param.name) if bound is not None else None
-            if arg is None:
-                return False
-            if arg.type == "identifier":
+        for caller, _, arg in passed:
+            if arg is not None and arg.type == "identifier":
                 d = caller.scopes.lookup(text(arg), arg.start_byte)
                 arg = d.node if d is not None and d.kind == "assign" and d.target.type == "identifier" else None
             if arg is None or not (_is_container(arg, caller.scopes) or _from_foreign_library(arg, caller.scopes)):

@@ -554,15 +554,11 @@ class Models:
         cache, or a call site in another file); None when the function's call sites are not known. (A cycle
         of helpers passing a cache on ends at :meth:`cache_named`'s guard.)"""
         fn = function_of(param.node)
-        sites = self.evaluator.call_sites(fn) if fn is not None else None
-        if not sites:
+        passed = self.evaluator.passed(fn, param.name) if fn is not None else None
+        if not passed:
             return None
-        out: list[CacheInfo | None] = []
-        for caller, call, through_partial in sites:
-            bound = caller.bind(fn, call, skip=1 if through_partial else 0) if caller is self.evaluator else None
-            arg = bound.get(param.name) if bound is not None else None
-            out.append(self.cache_at(arg) if arg is not None else None)
-        return out
+        return [self.cache_at(p.argument) if p.evaluator is self.evaluator and p.argument is not None else None
+                for p in passed]
 
     def _cache_from_helper(self, d: Definition, call: Node) -> CacheInfo | None:
         """``clean_cache = run_and_cache(model, prompts)``: a cache from the user's own function, of the

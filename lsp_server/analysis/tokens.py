@@ -230,12 +230,12 @@ class StringResolver:
         each pointing at its call site. Calls whose argument is unknown add nothing: a finding is about
         one call's string, so what other calls pass does not matter."""
         fn = function_of(d.node)
-        sites = self.evaluator.call_sites(fn) if fn is not None and fn.type == "function_definition" else None
+        passed = self.evaluator.passed(fn, d.name) if fn is not None and fn.type == "function_definition" else None
         out: list[Candidate] = []
-        for caller, call, through_partial in sites or ():
-            bound = caller.bind(fn, call, skip=1 if through_partial else 0) if caller is self.evaluator else None
-            for c in (self.strings(bound[d.name], depth + 1) if bound and d.name in bound else None) or ():
-                out.append(Candidate(c.value, c.env, c.literal, c.literal or c.anchor, c.origin, call))
+        for p in passed or ():
+            if p.evaluator is self.evaluator and p.argument is not None:
+                for c in self.strings(p.argument, depth + 1) or ():
+                    out.append(Candidate(c.value, c.env, c.literal, c.literal or c.anchor, c.origin, p.call))
         return out or None
 
     def _loop_variable(self, d, name: str, use: Node, depth: int) -> list[Candidate] | None:

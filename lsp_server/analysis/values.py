@@ -18,7 +18,7 @@ import re
 import string
 import weakref
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .imports import ModuleLinks, followed, module_of, module_path
 from .loop_guards import guard_tests
@@ -34,6 +34,13 @@ MAX_CALL_SITES = 16  # a parameter of a function called from more places than th
 MAX_BRANCHES = 4  # nested conditional statements walked out of to find what else may reach a read
 # Calls that make an empty container, without arguments (a helper that fills one returns keys of its own).
 _EMPTY_CONTAINERS = frozenset({"dict", "OrderedDict", "list", "Counter"})
+
+
+class Passed(NamedTuple):
+    """What one call site passes for a parameter."""
+    evaluator: "Evaluator"  # of the file holding ``argument`` (the caller's; the function's own for a default)
+    call: Node
+    argument: Node | None  # None: not known (a ``*args`` may pass it; a partial's caller may)
 
 
 class _WeakCallback:
@@ -545,8 +552,6 @@ class Evaluator(ObjectAttributes):
         for start, values in reversed(self._bindings):
             if start == fn.start_byte:
                 return values.get(name)
-        if self.reads is not None:  # its call sites name the function
-            self.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
         key = (fn.start_byte, name)
         if key in self._param_memo:
             value, reads, spans = self._param_memo[key]
@@ -563,8 +568,9 @@ class Evaluator(ObjectAttributes):
                 spans.append((decorator.start_byte, decorator.end_byte))
                 value = one_of(self.eval(v, depth + 1) for v, in cells)
             else:
-                sites = self.call_sites(fn)
-                value = None if sites is None or not sites else one_of(self._argument(fn, site, name, depth) for site in sites)
+                passed = self.passed(fn, name, defaults=True)
+                value = one_of(p.evaluator.eval(p.argument, depth + 1) if p.argument is not None else None
+                               for p in passed) if passed else None
         finally:
             self._following.discard(key)
             self.reads, self.read_spans = outer
@@ -734,18 +740,25 @@ class Evaluator(ObjectAttributes):
         return d.node.start_byte == fn.start_byte or any(
             x.kind == "def" and x.node.start_byte == fn.start_byte for x in self.other_reaching(d, call.start_byte) or ())
 
-    def _argument(self, fn: Node, site: tuple[Evaluator, Node, bool], name: str, depth: int) -> Value:
-        """The value ``fn``'s parameter ``name`` gets at one call site (a default where none is passed):
-        the argument is evaluated in the call's own file, the default in ``fn``'s."""
-        caller, call, through_partial = site
-        bound = caller.bind(fn, call, skip=1 if through_partial else 0, splats=True)
-        if bound is None:
+    def passed(self, fn: Node, name: str, defaults: bool = False) -> list[Passed] | None:
+        """What each call site of ``fn`` (a function of this file) passes for its parameter ``name``: the argument,
+        or with ``defaults`` the default where none is passed (not through a partial, whose caller may pass it);
+        None when the call sites are not known (see :meth:`call_sites`)."""
+        if self.reads is not None:  # its call sites name the function
+            self.reads.add(text(fn.child_by_field_name("name")) if fn.type == "function_definition" else "lambda")
+        sites = self.call_sites(fn)
+        if sites is None:
             return None
-        if name in bound:
-            return caller.eval(bound[name], depth + 1)
-        default = default_of(fn, name)
-        # Through partial, whoever calls the partial may still pass it: unknown.
-        return self.eval(default, depth + 1) if default is not None and not through_partial else None
+        out: list[Passed] = []
+        for caller, call, through_partial in sites:
+            bound = caller.bind(fn, call, skip=1 if through_partial else 0, splats=True)
+            if bound is not None and name in bound:
+                out.append(Passed(caller, call, bound[name]))
+            elif bound is not None and defaults and not through_partial and (default := default_of(fn, name)) is not None:
+                out.append(Passed(self, call, default))
+            else:
+                out.append(Passed(caller, call, None))
+        return out
 
     def bind(self, fn: Node, call: Node, skip: int = 0, splats: bool = False) -> dict[str, Node | None] | None:
         """Parameter name -> argument node of ``call``; None when it splats ``*args``/``**kwargs``. With
