@@ -46,6 +46,11 @@ class Edit:
     new_end: int  # ... and in the new one
     names: frozenset[str]  # the words on the changed lines (before and after) that can change other facts
     local: bool
+    # The same lines, indentation, brackets and quotes (``local`` but for the words), and the changed bytes
+    # of the new version (within the lines).
+    shaped: bool = False
+    changed: tuple[int, int] = (0, 0)
+    words: frozenset[str] = frozenset()  # every word on the changed lines (before and after)
 
     @property
     def delta(self) -> int:
@@ -87,7 +92,39 @@ def diff(old: bytes, new: bytes) -> Edit:
     statements = {w.decode() for block in (before, after) for line in block.split(b"\n")
                   for w in _WORD.findall(line.lstrip())[:1]}
     return Edit(start, old_end, new_end, names,
-                same_shape and not (words & GLOBAL_WORDS) and not (statements & STATEMENT_WORDS))
+                same_shape and not (words & GLOBAL_WORDS) and not (statements & STATEMENT_WORDS),
+                same_shape, (prefix, changed_new_end), words)
+
+
+def widened(edit: Edit, old: bytes, new: bytes, old_end: int, new_end: int, start: int | None = None) -> Edit | None:
+    """``edit`` (a local one) grown to the whole lines from ``start`` to ``old_end`` in the old version and
+    ``new_end`` in the new one: code whose parse it may have changed beyond its own lines (a syntax error's
+    recovery). Every name there counts as edited; None when the code there holds a word that can change facts
+    anywhere (a model, a cache, a flag)."""
+    start = edit.start if start is None else min(edit.start, old.rfind(b"\n", 0, start) + 1)
+    old_end, new_end = _line_end(old, max(old_end, edit.old_end)), _line_end(new, max(new_end, edit.new_end))
+    before, after = old[start:old_end], new[start:new_end]
+    words = frozenset(w.decode() for w in _WORD.findall(before) + _WORD.findall(after))
+    if words & GLOBAL_WORDS:
+        return None
+    names = frozenset(w.decode() for w in _CHANGING_WORD.findall(before) + _CHANGING_WORD.findall(after))
+    return Edit(start, old_end, new_end, edit.names | names, True, edit.shaped, edit.changed, edit.words | words)
+
+
+def in_prose(edit: Edit, root) -> bool:
+    """Whether the new bytes an edit of the same shape changed lie in a comment or in a docstring (a string
+    that is a statement of its own): text no fact is computed from, whatever words it holds. (The same
+    brackets, quotes and ``#`` before and after the edit: the old bytes were in the same comment or string.)"""
+    start, end = edit.changed
+    node = root.descendant_for_byte_range(start, end) if edit.shaped else None
+    if node is None or node.has_error:
+        return False
+    if node.type == "comment":
+        return node.start_byte < start
+    string = node.parent
+    return node.type == "string_content" and string is not None and string.type == "string" \
+        and string.parent is not None and string.parent.type == "expression_statement" \
+        and string.parent.named_child_count == 1 and not string.parent.has_error
 
 
 def _line_end(text: bytes, offset: int) -> int:

@@ -19,7 +19,7 @@ from ..knowledge.hookpoints import split_layer, union_templates
 from .activation_stores import ActivationStores
 from .hook_filters import selected
 from .models import CACHING_RUNS, MODEL_CLASSES, CacheInfo, ModelInfo, Models
-from .reuse import Reuse
+from .reuse import NoRefs, Reuse
 from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
@@ -84,6 +84,14 @@ class HookRef:
         if "{l}" not in self.template:
             return self.template
         return self.template.replace("{l}", str(self.layer)) if self.layer is not None else None
+
+
+def _plain_cache_name(sub: Node) -> Node | None:
+    """The name ``cache[...]`` subscripts, when it is a plain name of one cache (not ``caches[i]``)."""
+    value_node = sub.child_by_field_name("value")
+    if value_node is None or value_node.type != "identifier" or text(value_node).lower().endswith("caches"):
+        return None
+    return value_node
 
 
 def _merged(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -179,14 +187,19 @@ class HookRefCollector:
                 act_name_calls.append(call)
         act_name_calls += [c for c in ident_calls if text(c.child_by_field_name("function")) == "get_act_name"]
         for sub in subscripts:  # already only names that may hold a cache
-            first = len(self.refs)
+            first, at = len(self.refs), (sub.start_byte, sub.end_byte)
             reused = self._reused(sub, reuse) if reuse is not None else None
+            if isinstance(reused, NoRefs):
+                self.by_subscript[at] = reused
+                continue
             if reused is not None:
                 self.refs += reused
             else:
-                self._recording(self._subscript, sub)
+                reads, spans = self._recording(self._subscript, sub)
             if len(self.refs) > first:
-                self.by_subscript[(sub.start_byte, sub.end_byte)] = tuple(self.refs[first:])
+                self.by_subscript[at] = tuple(self.refs[first:])
+            elif reused is None and (none := self._no_refs(sub, reads, spans)) is not None:
+                self.by_subscript[at] = none
         # A get_act_name call that is not already part of a key or registration gets its own ref.
         covered = sorted((r.start, r.end) for r in self.refs)
         starts = [s for s, _ in covered]
@@ -198,17 +211,29 @@ class HookRefCollector:
         self.refs.sort(key=lambda r: (r.start, r.end))
         return self.refs
 
-    def _reused(self, sub: Node, reuse: Reuse) -> list[HookRef] | None:
-        """The previous version's refs of ``cache[...]`` (a plain cache name), if the edit spared them."""
-        value_node = sub.child_by_field_name("value")
-        if value_node is None or value_node.type != "identifier" or text(value_node).lower().endswith("caches"):
+    def _reused(self, sub: Node, reuse: Reuse) -> list[HookRef] | NoRefs | None:
+        """The previous version's refs of ``cache[...]`` (a plain cache name), or that it had none, if the edit
+        spared them."""
+        value_node = _plain_cache_name(sub)
+        if value_node is None:
             return None
         cache = self.models.cache_at(value_node)
         return reuse.refs(sub.start_byte, sub.end_byte, cache, self.cache_model(cache))
 
-    def _recording(self, process, *args, registering: bool = False) -> None:
+    def _no_refs(self, sub: Node, reads: set[str], spans: tuple) -> NoRefs | None:
+        """What the next version needs to know that ``cache[...]`` (a plain cache name) has no refs."""
+        value_node = _plain_cache_name(sub)
+        if value_node is None:
+            return None
+        cache = self.models.cache_at(value_node)
+        model = self.cache_model(cache)
+        owners = {model.var if model else "", cache.var if cache else "", text(value_node)}
+        return NoRefs(text(value_node), frozenset(reads | owners), spans, cache, model)
+
+    def _recording(self, process, *args, registering: bool = False) -> tuple[set[str], tuple]:
         """Run one site's resolution, noting on each ref it adds the names its value was read from; for a
-        registration, also what every ``hook.name`` depends on (the names a filter lists, an assertion)."""
+        registration, also what every ``hook.name`` depends on (the names a filter lists, an assertion).
+        Returns those names and code ranges."""
         first = len(self.refs)
         self.ev.reads, self.ev.read_spans = reads, spans = set(), []
         try:
@@ -223,6 +248,7 @@ class HookRefCollector:
             owners = {ref.model.var if ref.model else "", ref.cache.var if ref.cache else ""}
             ref.deps = frozenset(reads | owners)
             ref.spans = merged
+        return reads, merged
 
     # -- registrations
 

@@ -10,15 +10,35 @@ be the same cache and the same model, else the subscript is resolved again).
 
 from __future__ import annotations
 
+import bisect
+import builtins
+import dataclasses
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .edits import Edit, diff
+from .edits import Edit, diff, in_prose, widened
 from .models import CacheInfo, ModelInfo
 
 if TYPE_CHECKING:
     from .document import AnalysisContext
     from .hookrefs import HookRef
+    from .scopes import Scopes
+
+
+_BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass(frozen=True)
+class NoRefs:
+    """A subscript of a cache whose key resolved to nothing, and what that was worked out from (as a ref's
+    ``deps`` and ``spans``): the most costly keys to resolve are often those that end unknown."""
+
+    name: str  # the subscripted name
+    deps: frozenset[str]
+    spans: tuple[tuple[int, int], ...]
+    cache: CacheInfo | None
+    model: ModelInfo | None
 
 
 @dataclass(frozen=True)
@@ -27,8 +47,10 @@ class KeyResolutions:
 
     source: bytes
     context: AnalysisContext
-    by_subscript: dict[tuple[int, int], tuple[HookRef, ...]]
-    error_spans: list[tuple[int, int]]  # top-level statements with a syntax error
+    by_subscript: dict[tuple[int, int], tuple[HookRef, ...] | NoRefs]
+    statement_spans: list[tuple[int, int]]  # top-level statements (comments aside), in order
+    error_spans: list[tuple[int, int]]  # those with a syntax error
+    bound_names: frozenset[str]  # every name the version binds
 
 
 class Reuse:
@@ -43,27 +65,39 @@ class Reuse:
 
     @classmethod
     def between(cls, previous: KeyResolutions | None, source: bytes, context: AnalysisContext,
-                error_spans: list[tuple[int, int]]) -> Reuse | None:
-        """The reuse from ``previous`` to ``source`` (whose top-level statements with a syntax error are at
-        ``error_spans``), or None when nothing can be reused: no previous version, another context, an edit
-        that can change scopes, models or flags anywhere, or one in a statement with a syntax error before or
-        after it (tree-sitter's recovery may have parsed the statements around it otherwise)."""
-        if previous is None or not _same_facts(previous.context, context):
+                scopes: Scopes) -> Reuse | None:
+        """The reuse from ``previous`` to ``source`` (whose statements ``scopes`` found), or None when nothing can
+        be reused: no previous version, another context, an edit that can change scopes, models or flags
+        anywhere, or a statement of unchanged text that tree-sitter parsed otherwise than before.
+        An edit in a statement with a syntax error (before or after it) counts as an edit of that whole
+        statement, and only while the statement begins and ends where it did: tree-sitter's recovery may
+        parse its other lines otherwise, or swallow the statements around it."""
+        if previous is None or scopes.parsed_otherwise or not _same_facts(previous.context, context):
             return None
         edit = diff(previous.source, source)
-        if not edit.local or _touches(previous.error_spans, edit.start, edit.old_end) or \
-                _touches(error_spans, edit.start, edit.new_end):
+        if not edit.local and in_prose(edit, scopes.parsed.root):
+            edit = dataclasses.replace(edit, names=frozenset(), words=frozenset(), local=True)  # words there bind nothing
+        if not edit.local:
             return None
+        if edit.names & _BUILTINS:  # `range(len(x))` on the line: the file's calls of a builtin give no facts
+            unbound = _BUILTINS - previous.bound_names - scopes.bound_names()
+            edit = dataclasses.replace(edit, names=edit.names - unbound)
+        if _touches(previous.error_spans, edit.start, edit.old_end) or _touches(scopes.error_spans, edit.start, edit.new_end):
+            edit = _over_statement(edit, previous, source, scopes.statement_spans)
+            if edit is None:
+                return None
         return cls(previous, edit)
 
-    def refs(self, start: int, end: int, cache: CacheInfo | None, model: ModelInfo | None) -> list[HookRef] | None:
-        """The previous refs of the subscript now at [start, end), moved, for ``cache`` of ``model``;
-        None when it must be resolved again."""
+    def refs(self, start: int, end: int, cache: CacheInfo | None, model: ModelInfo | None) -> list[HookRef] | NoRefs | None:
+        """The previous refs of the subscript now at [start, end), moved, for ``cache`` of ``model`` (or that it
+        had none); None when it must be resolved again."""
         edit = self.edit
         old_start, old_end = edit.to_old(start), edit.to_old(end)
         if old_start is None or old_end is None:
             return None
         old = self.previous.by_subscript.get((old_start, old_end))
+        if isinstance(old, NoRefs):
+            return self._no_refs(old, old_start, old_end, cache, model)
         if not old or any(r.context == "store" for r in old):
             return None  # a dict's keys are hook names only while no write anywhere says otherwise
         if not all(edit.spares(old_start, old_end, r.deps, r.spans) for r in old):
@@ -73,9 +107,49 @@ class Reuse:
             return None
         return moved  # type: ignore[return-value]
 
+    def _no_refs(self, old: NoRefs, old_start: int, old_end: int, cache: CacheInfo | None,
+                 model: ModelInfo | None) -> NoRefs | None:
+        """``old`` for the new version, if the edit spared it. An edited line naming the subscripted value at all
+        counts (``acts[hook.name] = act`` there makes ``acts`` a dict of activations, whose keys are hook names)."""
+        edit = self.edit
+        if old.name in edit.words or not edit.spares(old_start, old_end, old.deps, old.spans):
+            return None
+        if (old.cache is None) != (cache is None) or (old.model is None) != (model is None):
+            return None
+        if old.cache is not None and not _memo(self._same, _same_cache, old.cache, cache, edit) or \
+                old.model is not None and not _memo(self._same, _same_model, old.model, model, edit):
+            return None
+        spans = tuple((s + edit.delta, e + edit.delta) if s > edit.old_end else (s, e) for s, e in old.spans)
+        return NoRefs(old.name, old.deps, spans, cache, model)
+
 
 def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(s <= end and start <= e for s, e in spans)
+
+
+def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: list[tuple[int, int]]) -> Edit | None:
+    """``edit`` grown over the top-level statements it touches, when they begin and end at the same places
+    (before, after or within the edited lines) in both versions; else None (a syntax error's recovery moved
+    a statement's bounds: it may have swallowed a binding)."""
+    old = _region(previous.statement_spans, edit.start, edit.old_end)
+    new = _region(spans, edit.start, edit.new_end)
+    if old is None or new is None:
+        return None
+    (old_start, old_end), (new_start, new_end) = old, new
+    if (old_start < edit.start) != (new_start < edit.start) or old_start < edit.start and old_start != new_start:
+        return None
+    if (old_end > edit.old_end) != (new_end > edit.new_end) or new_end > edit.new_end and new_end - edit.delta != old_end:
+        return None
+    return widened(edit, previous.source, source, old_end, new_end, start=min(old_start, new_start))
+
+
+def _region(spans: list[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:
+    """From the first to the last of the (ordered, disjoint) ``spans`` overlapping [start, end]; None if none does."""
+    i = bisect.bisect_right(spans, (end, sys.maxsize))
+    j = i
+    while j > 0 and spans[j - 1][1] >= start:
+        j -= 1
+    return (spans[j][0], spans[i - 1][1]) if j < i else None
 
 
 def _same_facts(a: AnalysisContext, b: AnalysisContext) -> bool:

@@ -149,14 +149,19 @@ class Scopes:
         # where its definitions lie in ``_ordered`` (every definition, statement by statement).
         self._runs: list[tuple[dict[str, tuple[int, ...]], int, int]] = []
         self._ordered: list[Definition] = []
-        # Where the top-level statements with a syntax error are (how tree-sitter recovered may reach past an edit).
+        # Where the top-level statements are (comments aside), and those with a syntax error (how tree-sitter
+        # recovered may reach past an edit).
+        self.statement_spans: list[tuple[int, int]] = []
         self.error_spans: list[tuple[int, int]] = []
+        # Whether a statement of unchanged text came out in other blocks than before (see _replay).
+        self.parsed_otherwise = False
         self._statements(memo)
         self._fn_starts = [n.start_byte for n in self.functions]
         self._fn_ends = [n.end_byte for n in self.functions]
         self._fn_body = [_header_end(n) for n in self.functions]
         self._fn_parent = _parents(self._fn_starts, self._fn_ends)
         self._offsets: dict[tuple[ScopeKey, str], list[int]] = {}  # filled on first lookup
+        self._bound: frozenset[str] | None = None
         # Names a comprehension or lambda may bind (a superset, from the text): lookups of other
         # names skip the ancestor walk that finds such bindings.
         self._expression_names = {
@@ -170,6 +175,8 @@ class Scopes:
         current: dict = {}
         for stmt in root.named_children:
             base = stmt.start_byte
+            if stmt.type != "comment":
+                self.statement_spans.append((base, stmt.end_byte))
             key = source[base:stmt.end_byte]
             facts = previous.get(key)
             if stmt.has_error:
@@ -182,6 +189,7 @@ class Scopes:
                     facts = facts.facts()  # made when first reused: a version read once costs no more
                 if not facts.empty and not self._replay(facts, base, root):
                     facts = None  # the same text, parsed into other blocks (how an error before it was recovered)
+                    self.parsed_otherwise = True
             if facts is None:
                 first = len(self._walked)
                 self._statement(stmt, MODULE)
@@ -376,6 +384,12 @@ class Scopes:
 
     def definitions(self, name: str, scope: ScopeKey = MODULE) -> list[Definition]:
         return self._defs.get((scope, name), [])
+
+    def bound_names(self) -> frozenset[str]:
+        """Every name the file binds anywhere (a superset: comprehension variables and lambda parameters from the text)."""
+        if self._bound is None:
+            self._bound = frozenset(name for _, name in self._defs) | self._expression_names
+        return self._bound
 
     def all_definitions(self) -> list[Definition]:
         return [d for defs in self._defs.values() for d in defs]

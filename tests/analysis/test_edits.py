@@ -75,3 +75,21 @@ def test_a_hash_that_comments_out_brackets_is_not_local():
     old = b"x = f(g(1, b=True))\ny = cache['resid_post', 0]\n"
     assert not diff(old, old.replace(b"b=True", b"b#=True")).local
     assert diff(old + b"# a note\n", old + b"# a not\n").local  # typing inside a comment stays local
+
+
+@pytest.mark.parametrize("old, new, prose", [
+    (b"x = 1  # the model name\n", b"x = 1  # the model names\n", True),  # in a trailing comment
+    (b'def f():\n    """Patch the cfg."""\n', b'def f():\n    """Patch the cfg here."""\n', True),  # a docstring
+    (b'"""Swap in from_pretrained."""\nx = 1\n', b'"""Swap in from_pretrained ."""\nx = 1\n', True),
+    (b'note = """the cfg"""\n', b'note = """the cfgs"""\n', False),  # a string that is a value
+    (b"x = cfg.name  # note\n", b"x = cfg.names  # note\n", False),  # code
+    (b"x = f(a)  # note\n", b"x = f(a)  #  note\n", True),
+    (b"x = f(a)  # note\n", b"x = f(a)  note\n", False),  # the `#` itself
+])
+def test_an_edit_in_a_comment_or_docstring_is_prose(old, new, prose):
+    """Words in prose bind nothing: an edit there counts as local even with a word like `cfg` that makes an
+    edit of code count everywhere."""
+    from lsp_server.analysis.edits import in_prose
+    from lsp_server.analysis.syntax import parse
+
+    assert in_prose(diff(old, new), parse(new).root) is prose

@@ -295,19 +295,84 @@ for k in m_cache.keys():
     assert facts(after) == facts(analyze(edited, CONTEXT))
 
 
-def test_an_edit_that_makes_a_syntax_error_resolves_every_key_again(monkeypatch):
-    """A ':' typed into a call keeps the edit's lines, brackets and quotes, but tree-sitter's recovery from the
-    error may reach the statements around it: no key of the previous version is reused."""
+def _resolutions(monkeypatch, edits: list[tuple[bytes, bytes]], text: bytes | None = None) -> list[tuple[int, int]]:
+    """(keys resolved incrementally, keys a fresh analysis resolves) after each edit of ``text`` (default: the
+    keys fixture) in turn, checking that both analyses agree."""
     from lsp_server.analysis.hookrefs import HookRefCollector
 
-    text = (ROOT / "tests" / "fixtures" / "keys" / "through_functions.py").read_bytes()
+    text = text or (ROOT / "tests" / "fixtures" / "keys" / "through_functions.py").read_bytes()
     parser = SyntaxParser()
     analyze(text, CONTEXT, parser)
     resolved = []
     original = HookRefCollector._subscript
     monkeypatch.setattr(HookRefCollector, "_subscript", lambda self, sub: (resolved.append(sub), original(self, sub))[1])
-    edited = text.replace(b"\nln_input(2)\n", b"\nln_input(2:)\n")
-    again = analyze(edited, CONTEXT, parser)
-    incremental = len(resolved)
-    assert facts(again) == facts(analyze(edited, CONTEXT))
-    assert incremental == len(resolved) - incremental > 30  # as many as a fresh analysis
+    counts = []
+    for old, new in edits:
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+        start = len(resolved)
+        again = analyze(text, CONTEXT, parser)
+        middle = len(resolved)
+        assert facts(again) == facts(analyze(text, CONTEXT))
+        counts.append((middle - start, len(resolved) - middle))
+    return counts
+
+
+def test_an_edit_making_a_syntax_error_in_its_statement_re_resolves_only_what_that_statement_can_change(monkeypatch):
+    """A ':' typed into a call is an error tree-sitter recovers from within the statement: the statement counts
+    as edited (every name in it), the keys elsewhere are reused. Deleting it again likewise."""
+    counts = _resolutions(monkeypatch, [(b"\nln_input(2)\n", b"\nln_input(2:)\n"), (b"\nln_input(2:)\n", b"\nln_input(2)\n")])
+    for incremental, fresh in counts:
+        assert fresh > 30 and 0 < incremental < fresh / 2
+
+
+def test_an_edit_in_a_comment_reuses_every_key_whatever_words_it_holds(monkeypatch):
+    """`cfg` in code can change every key (a model's configuration); in a comment it binds nothing. A comment
+    after a key's code re-resolves that line's key only."""
+    counts = _resolutions(monkeypatch, [(b"# Hook names followed", b"# Hook names of the cfg followed"),
+                                        (b"name_of(7)]  # -> blocks", b"name_of(7)]  # cfg -> blocks")])
+    # (all but `clean_caches[0]`, `cache.cache_dict[...]` and `run_with_cache(x)[1][...]`, which are never reused)
+    assert counts[0][0] == 3 and counts[0][1] > 30
+    assert counts[1][0] == counts[0][0] + 1  # and the key on its line
+
+
+def test_an_edit_whose_syntax_error_swallows_the_next_statement_reuses_no_key(monkeypatch):
+    """`ln_input(2) +` continues onto the next statement (`sae_cfg = {...}`, whose key is read below): the
+    statement's bounds moved, so what the error changed is not known; every key is resolved again."""
+    ((incremental, fresh),) = _resolutions(monkeypatch, [(b"\nln_input(2)\n", b"\nln_input(2) +\n")])
+    assert incremental == fresh > 30
+
+
+def test_a_key_that_resolved_to_nothing_is_reused_until_an_edit_names_its_dict(monkeypatch):
+    """`store[...]` is no cache's key until a hook function writes `store[hook.name] = act`: an edit elsewhere
+    keeps knowing it has no key (no work), an edited line writing into it makes it resolve again."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+act_cache = {}
+def save(act, hook):
+    other[hook.name] = act
+model.run_with_hooks("x", fwd_hooks=[("blocks.0.hook_resid_pre", save)])
+resid = act_cache["blocks.0.hook_resid_pre"]
+layer = 1
+'''
+    counts = _resolutions(monkeypatch, [(b"layer = 1", b"layer = 12"), (b"    other[hook", b"    act_cache[hook")], text)
+    assert counts == [(0, 1), (2, 2)]  # (the write is a subscript too)
+    after = analyze(text.replace(b"    other[hook", b"    act_cache[hook"), CONTEXT)
+    assert not [r for r in analyze(text, CONTEXT).refs if r.context != "hook"]
+    assert [(r.template, r.layer) for r in after.refs if r.start > text.index(b"resid =")] == [("blocks.{l}.hook_resid_pre", 0)]
+
+
+def test_a_builtin_called_on_the_edited_line_changes_no_key_unless_the_file_binds_that_name(monkeypatch):
+    """A key in a loop over `range(...)` reads `range`; the edited `print(list(range(3)))` calls it too, but a
+    builtin's calls give no facts: nothing is resolved again. Where the file defines `range`, they do."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, cache = model.run_with_cache("x")
+for layer in range(2):
+    cache["resid_pre", layer]
+print(list(range(3)))
+'''
+    edit = [(b"print(list(range(3)))", b"print(list(range(4)))")]
+    assert _resolutions(monkeypatch, edit, text) == [(0, 1)]
+    shadowed = text + b"def range(n):\n    return [3]\n"
+    assert _resolutions(monkeypatch, edit, shadowed) == [(1, 1)]
