@@ -178,10 +178,11 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     subscripts += [_returned_cache_subscript(c) for c in method_calls
                    if call_name(c)[1] == "run_with_cache" and _returned_cache_subscript(c) is not None]
     collector = HookRefCollector(scopes, evaluator, models, context.tl_major, lambda pattern: parser.scan(pattern, source))
-    reuse = Reuse.between(parser.memo.get("keys"), source, context, scopes)
+    fingerprint = models.fingerprint()
+    reuse = Reuse.between(parser.memo.get("keys"), source, context, scopes, fingerprint)
     refs = collector.collect(method_calls, ident_calls, subscripts, reuse)
     parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript, scopes.statement_spans, scopes.error_spans,
-                                         scopes.bound_names())
+                                         scopes.bound_names(), fingerprint)
 
     flags = _flags_mentioned(source)
     forked = context.links is not None and context.links.library_copy("transformer_lens") is not None

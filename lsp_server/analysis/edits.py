@@ -96,16 +96,17 @@ def diff(old: bytes, new: bytes) -> Edit:
                 same_shape, (prefix, changed_new_end), words)
 
 
-def widened(edit: Edit, old: bytes, new: bytes, old_end: int, new_end: int, start: int | None = None) -> Edit | None:
+def widened(edit: Edit, old: bytes, new: bytes, old_end: int, new_end: int, start: int | None = None,
+            same_models: bool = False) -> Edit | None:
     """``edit`` (a local one) grown to the whole lines from ``start`` to ``old_end`` in the old version and
     ``new_end`` in the new one: code whose parse it may have changed beyond its own lines (a syntax error's
     recovery). Every name there counts as edited; None when the code there holds a word that can change facts
-    anywhere (a model, a cache, a flag)."""
+    anywhere (a model, a cache, a flag), unless the file's models came out the same (``same_models``)."""
     start = edit.start if start is None else min(edit.start, old.rfind(b"\n", 0, start) + 1)
     old_end, new_end = _line_end(old, max(old_end, edit.old_end)), _line_end(new, max(new_end, edit.new_end))
     before, after = old[start:old_end], new[start:new_end]
     words = frozenset(w.decode() for w in _WORD.findall(before) + _WORD.findall(after))
-    if words & GLOBAL_WORDS:
+    if words & GLOBAL_WORDS and not same_models:
         return None
     names = frozenset(w.decode() for w in _CHANGING_WORD.findall(before) + _CHANGING_WORD.findall(after))
     return Edit(start, old_end, new_end, edit.names | names, True, edit.shaped, edit.changed, edit.words | words)

@@ -151,6 +151,12 @@ class Models:
                 self.all_models.append(info)
         self.all_models.sort(key=lambda m: m.offset)
 
+    def fingerprint(self) -> tuple:
+        """The file's models by value, where they are bound: versions whose fingerprints match (offsets mapped
+        through an edit) have the same models, configured the same way."""
+        return tuple((m.var, m.offset, m.kind, m.spec, frozenset(m.enabled_flags), m.compat_mode,
+                      tuple(sorted(m.compat_options.items())), m.stand_in, m.backend_known) for m in self.all_models)
+
     def cache_names(self) -> set[str]:
         """Names that may hold a cache somewhere (a cheap filter before resolving subscripts)."""
         return {d.name for d in self.scopes.definitions_where("cache?", _may_hold_cache)}

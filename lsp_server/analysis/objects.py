@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from .imports import followed
 from .scopes import default_of, parameter_names, starts_name
@@ -69,13 +69,36 @@ def _self_assignments(cls: Node) -> dict[str, list[tuple[Node, Node]]]:
     return out
 
 
+class AttributeWrite(NamedTuple):
+    start: int  # where the write starts: its receiver (or the ``)``/``]`` ending it), or ``setattr``
+    receiver: bytes | None  # the receiver's name, when it is a plain name
+
+
+# What stands before ``.attr = ``: a name (group 1) or the end of a call or subscript.
+_RECEIVER_BEFORE = re.compile(rb"(?:([A-Za-z_]\w*)|[)\]])\s*\.\s*\Z")
+
+
 @lru_cache(maxsize=256)
-def attribute_write(attr: str) -> re.Pattern:
-    """``<name>.attr = ``/``+=``/``: T =`` (the name is group 1; none after ``)`` or ``]``) or ``setattr(..., "attr"``:
-    an attribute of an object or a module written."""
+def _write_patterns(attr: str) -> tuple[re.Pattern, re.Pattern]:
+    """``attr = ``/``+=``/``: T =`` (its receiver checked apart) and ``setattr(..., "attr"``; both start with a
+    literal, so that ``re`` finds them without trying a match at every name of the text."""
     name = re.escape(attr.encode())
-    return re.compile(rb"(?:([A-Za-z_]\w*)|[)\]])\s*\.\s*" + name + rb"(?:\s*:\s*[\w\[\], .]+?)?\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)?=(?!=)"
-                      rb"|setattr\s*\([^)]*['\"]" + name + rb"['\"]")
+    return (re.compile(name + rb"(?:\s*:\s*[\w\[\], .]+?)?\s*(?:[-+*/%|&@^]|//|\*\*|>>|<<)?=(?!=)"),
+            re.compile(rb"setattr\s*\([^)]*['\"]" + name + rb"['\"]"))
+
+
+def attribute_writes(source: bytes, attr: str) -> Iterator[AttributeWrite]:
+    """Each write of the attribute ``attr`` of an object or a module: ``<name>.attr = ``, ``+=``, ``: T =`` (none
+    after a ``)`` or ``]`` has a receiver name), and ``setattr(..., "attr", ...)``."""
+    assignment, setattr_call = _write_patterns(attr)
+    for m in assignment.finditer(source):
+        at = m.start()
+        window = source[max(0, at - 256):at]
+        before = _RECEIVER_BEFORE.search(window)
+        if before is not None:
+            yield AttributeWrite(at - len(window) + before.start(), before.group(1))
+    for m in setattr_call.finditer(source):
+        yield AttributeWrite(m.start(), None)
 
 
 def _class_constant(cls: Node, attr: str) -> Node | None:
@@ -145,12 +168,11 @@ class ObjectAttributes:
         A regex scan, erring towards "assigned"."""
         key = (cls.start_byte, attr)
         if key not in self._outside_sets:
-            pattern = attribute_write(attr)
             source = self.scopes.parsed.source
             mine = [(fn.start_byte, fn.end_byte, _self_name(fn)) for defs in self._class_facts(cls)[0].values() for fn in defs]
-            here = any(not (m.group(1) is not None and starts_name(source, m.start(1))  # `self.attr = ` in its methods
-                            and any(start <= m.start() < end and m.group(1) == me.encode() for start, end, me in mine if me))
-                       for m in pattern.finditer(source))
+            here = any(not (w.receiver is not None and starts_name(source, w.start)  # `self.attr = ` in its methods
+                            and any(start <= w.start < end and w.receiver == me.encode() for start, end, me in mine if me))
+                       for w in attribute_writes(source, attr))
             importers = self.links.importers() if self.links is not None else []
             self._outside_sets[key] = here or any(other.evaluator.writes_attribute(attr) for other in importers)
         if self._outside_sets[key]:
@@ -159,10 +181,10 @@ class ObjectAttributes:
         return any(c.writes_attribute(attr) for c in builders)
 
     def writes_attribute(self: Evaluator, attr: str) -> bool:
-        """Whether this file writes ``attr`` of some object or module anywhere (:func:`attribute_write`;
+        """Whether this file writes ``attr`` of some object or module anywhere (:func:`attribute_writes`;
         found once per name: importers and the files that build instances ask too)."""
         if attr not in self._attribute_writes:
-            self._attribute_writes[attr] = attribute_write(attr).search(self.scopes.parsed.source) is not None
+            self._attribute_writes[attr] = next(attribute_writes(self.scopes.parsed.source, attr), None) is not None
         return self._attribute_writes[attr]
 
     def _class_facts(self: Evaluator, cls: Node) -> tuple[dict[str, list[Node]], dict[str, list[tuple[Node, Node]]]]:

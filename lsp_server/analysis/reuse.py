@@ -51,6 +51,7 @@ class KeyResolutions:
     statement_spans: list[tuple[int, int]]  # top-level statements (comments aside), in order
     error_spans: list[tuple[int, int]]  # those with a syntax error
     bound_names: frozenset[str]  # every name the version binds
+    models: tuple  # Models.fingerprint()
 
 
 class Reuse:
@@ -65,13 +66,14 @@ class Reuse:
 
     @classmethod
     def between(cls, previous: KeyResolutions | None, source: bytes, context: AnalysisContext,
-                scopes: Scopes) -> Reuse | None:
-        """The reuse from ``previous`` to ``source`` (whose statements ``scopes`` found), or None when nothing can
-        be reused: no previous version, another context, an edit that can change scopes, models or flags
-        anywhere, or a statement of unchanged text that tree-sitter parsed otherwise than before.
+                scopes: Scopes, models: tuple) -> Reuse | None:
+        """The reuse from ``previous`` to ``source`` (whose statements ``scopes`` found and whose models have the
+        fingerprint ``models``), or None when nothing can be reused: no previous version, another context, an
+        edit that can change scopes, models or flags anywhere, or a statement of unchanged text that
+        tree-sitter parsed otherwise than before.
         An edit in a statement with a syntax error (before or after it) counts as an edit of that whole
-        statement, and only while the statement begins and ends where it did: tree-sitter's recovery may
-        parse its other lines otherwise, or swallow the statements around it."""
+        statement, and only while the statement begins and ends where it did and the file's models stay the
+        same: tree-sitter's recovery may parse its other lines otherwise, or swallow the statements around it."""
         if previous is None or scopes.parsed_otherwise or not _same_facts(previous.context, context):
             return None
         edit = diff(previous.source, source)
@@ -79,13 +81,13 @@ class Reuse:
             edit = dataclasses.replace(edit, names=frozenset(), words=frozenset(), local=True)  # words there bind nothing
         if not edit.local:
             return None
-        if edit.names & _BUILTINS:  # `range(len(x))` on the line: the file's calls of a builtin give no facts
-            unbound = _BUILTINS - previous.bound_names - scopes.bound_names()
-            edit = dataclasses.replace(edit, names=edit.names - unbound)
         if _touches(previous.error_spans, edit.start, edit.old_end) or _touches(scopes.error_spans, edit.start, edit.new_end):
-            edit = _over_statement(edit, previous, source, scopes.statement_spans)
+            edit = _over_statement(edit, previous, source, scopes.statement_spans, models)
             if edit is None:
                 return None
+        if edit.names & _BUILTINS:  # `range(len(x))` there: the file's calls of a builtin give no facts
+            unbound = _BUILTINS - previous.bound_names - scopes.bound_names()
+            edit = dataclasses.replace(edit, names=edit.names - unbound)
         return cls(previous, edit)
 
     def refs(self, start: int, end: int, cache: CacheInfo | None, model: ModelInfo | None) -> list[HookRef] | NoRefs | None:
@@ -127,10 +129,12 @@ def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(s <= end and start <= e for s, e in spans)
 
 
-def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: list[tuple[int, int]]) -> Edit | None:
+def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: list[tuple[int, int]],
+                    models: tuple) -> Edit | None:
     """``edit`` grown over the top-level statements it touches, when they begin and end at the same places
     (before, after or within the edited lines) in both versions; else None (a syntax error's recovery moved
-    a statement's bounds: it may have swallowed a binding)."""
+    a statement's bounds: it may have swallowed a binding). Words there that can change facts anywhere (a
+    model's configuration) are safe while the file's models stay the same."""
     old = _region(previous.statement_spans, edit.start, edit.old_end)
     new = _region(spans, edit.start, edit.new_end)
     if old is None or new is None:
@@ -140,7 +144,9 @@ def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: 
         return None
     if (old_end > edit.old_end) != (new_end > edit.new_end) or new_end > edit.new_end and new_end - edit.delta != old_end:
         return None
-    return widened(edit, previous.source, source, old_end, new_end, start=min(old_start, new_start))
+    same_models = len(models) == len(previous.models) and all(
+        (a[0], edit.to_new(a[1]), *a[2:]) == b for a, b in zip(previous.models, models))
+    return widened(edit, previous.source, source, old_end, new_end, min(old_start, new_start), same_models)
 
 
 def _region(spans: list[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:

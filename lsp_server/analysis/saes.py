@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..knowledge.hookpoints import split_layer, union_templates
 from ..knowledge.sae_hooks import SAE_POINTS
-from .objects import attribute_write
+from .objects import attribute_writes
 from .scopes import Scopes
 from .syntax import Node, call_args, call_name, text
 from .value_types import Hole, Pattern, Value, lift
@@ -34,7 +34,7 @@ def sae_hook_name(node: Node, scopes: Scopes, evaluator: Evaluator) -> Value:
     d = scopes.lookup(parts[0], node.start_byte)
     if d is None or d.kind != "assign":
         return None
-    if any(m.group(1) in (None, b"cfg", b"metadata") for m in attribute_write(parts[-1]).finditer(scopes.parsed.source)):
+    if any(w.receiver in (None, b"cfg", b"metadata") for w in attribute_writes(scopes.parsed.source, parts[-1])):
         return None  # `sae.cfg.hook_name = ...` somewhere: not (only) what the id says
     loader = _first_of(d.node)  # `SAE.from_pretrained(release, sae_id)[0]`: the old API's tuple, indexed
     if loader.type != "call":

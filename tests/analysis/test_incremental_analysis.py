@@ -376,3 +376,23 @@ print(list(range(3)))
     assert _resolutions(monkeypatch, edit, text) == [(0, 1)]
     shadowed = text + b"def range(n):\n    return [3]\n"
     assert _resolutions(monkeypatch, edit, shadowed) == [(1, 1)]
+
+
+def test_a_syntax_error_in_a_function_holding_a_model_reuses_keys_while_the_models_stay_the_same(monkeypatch):
+    """`main` names a model and its `cfg`, words that can change keys anywhere: an error in it re-resolves only
+    its own keys while the file's models come out the same; `x = 1 +` swallows the model's line, and every key
+    is resolved again."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, cache = model.run_with_cache("x")
+top = cache["resid_pre", 0]
+def main():
+    x = 1
+    local = HookedTransformer.from_pretrained("gpt2")
+    n = local.cfg.n_layers
+    _, local_cache = local.run_with_cache("y")
+    return local_cache["resid_post", 1]
+late = cache["mlp_out", 2]
+'''
+    assert _resolutions(monkeypatch, [(b"    x = 1\n", b"    x = 1 t\n")], text) == [(1, 3)]
+    assert _resolutions(monkeypatch, [(b"    x = 1\n", b"    x = 1 +\n")], text) == [(3, 3)]
