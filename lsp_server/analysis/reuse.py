@@ -15,7 +15,7 @@ import builtins
 import dataclasses
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .edits import Edit, diff, in_prose, widened
 from .models import CacheInfo, ModelInfo
@@ -50,7 +50,7 @@ class KeyResolutions:
     by_subscript: dict[tuple[int, int], tuple[HookRef, ...] | NoRefs]
     statement_spans: list[tuple[int, int]]  # top-level statements (comments aside), in order
     error_spans: list[tuple[int, int]]  # those with a syntax error
-    bound_names: frozenset[str]  # every name the version binds
+    bound_names: Callable[[], frozenset[str]]  # every name the version binds (Scopes.bound_names: found when asked)
     models: tuple  # Models.fingerprint()
 
 
@@ -86,7 +86,7 @@ class Reuse:
             if edit is None:
                 return None
         if edit.names & _BUILTINS:  # `range(len(x))` there: the file's calls of a builtin give no facts
-            unbound = _BUILTINS - previous.bound_names - scopes.bound_names()
+            unbound = _BUILTINS - previous.bound_names() - scopes.bound_names()
             edit = dataclasses.replace(edit, names=edit.names - unbound)
         return cls(previous, edit)
 
