@@ -92,7 +92,11 @@ def attribute_writes(source: bytes, attr: str) -> Iterator[AttributeWrite]:
     after a ``)`` or ``]`` has a receiver name), and ``setattr(..., "attr", ...)``."""
     assignment, setattr_call = _write_patterns(attr)
     for m in assignment.finditer(source):
-        at = m.start()
+        at = before = m.start()
+        while before > 0 and source[before - 1] in b" \t\r\n":
+            before -= 1
+        if source[before - 1:before] != b".":
+            continue  # `attr = ...` itself, the most common by far: no receiver
         window = source[max(0, at - 256):at]
         before = _RECEIVER_BEFORE.search(window)
         if before is not None:
