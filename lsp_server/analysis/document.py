@@ -50,6 +50,8 @@ _METHOD_CALL = re.compile(
 _NAME_CALL = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\(")
 _NAME_SUBSCRIPT = re.compile(rb"(?<![\w.])([A-Za-z_]\w*)\s*\[")
 _CACHE_DICT_SUBSCRIPT = re.compile(rb"\.\s*(cache_dict)\s*\[")
+# A gate flag switched on (group 1), found by the parser's incremental scan: only the edited lines are scanned again.
+_FLAG_ON = re.compile(rb"(%s)\s*[=(]\s*True" % b"|".join(flag.encode() for flag in GATE_FLAGS))
 
 
 def _find(parsed: Parsed, parser: SyntaxParser, pattern: re.Pattern, wanted: str, field: str,
@@ -184,7 +186,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript, scopes.statement_spans, scopes.error_spans,
                                          scopes.bound_names, fingerprint)
 
-    flags = _flags_mentioned(source)
+    flags = _flags_mentioned(source, parser.scan(_FLAG_ON, source))
     forked = context.links is not None and context.links.library_copy("transformer_lens") is not None
     checker = NameChecker(parsed, context.tl_major, flags, forked)
     findings = checker.check(refs)
@@ -220,10 +222,13 @@ def _returned_cache_subscript(call: Node) -> Node | None:
     return outer if outer is not None and outer.type == "subscript" and outer.child_by_field_name("value") == item else None
 
 
-def _flags_mentioned(source: bytes) -> set[str]:
-    """Gate flags switched on anywhere in the text (``use_attn_result=True``, ``set_use_attn_result(True)``)."""
+def _flags_mentioned(source: bytes, spans: list[tuple[int, int]]) -> set[str]:
+    """Gate flags switched on anywhere in the text (``use_attn_result=True``, ``set_use_attn_result(True)``), from
+    the spans of :data:`_FLAG_ON`'s matches: those that begin a name (after ``.`` too) or follow one's ``set_``."""
     out = set()
-    for flag in GATE_FLAGS:
-        if flag.encode() in source and re.search(rb"(?:\bset_|\b)%s\s*[=(]\s*True" % flag.encode(), source):
-            out.add(flag)
+    for start, end in spans:
+        at = start - 4 if source[start - 4:start] == b"set_" else start
+        before = source[at - 1:at]
+        if not (before.isalnum() or before == b"_"):
+            out.add(source[start:end].decode())
     return out
