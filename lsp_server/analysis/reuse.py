@@ -5,7 +5,10 @@ of what an analysis costs. After a *local* edit (see :mod:`.edits`), a subscript
 lines whose refs were computed from names the edit does not mention, and from code outside it,
 resolves as before: its refs are
 carried over, moved to their new offsets, with the cache and model of the new analysis (which must
-be the same cache and the same model, else the subscript is resolved again).
+be the same cache and the same model, else the subscript is resolved again). A subscript whose key resolved
+to nothing is remembered likewise (:class:`NoRefs`). Words typed in a comment or a docstring mention no
+name; an edit in a statement with a syntax error counts as an edit of the whole statement (see
+:meth:`Reuse.between`).
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ class Reuse:
         if previous is None or scopes.parsed_otherwise or not _same_facts(previous.context, context):
             return None
         edit = diff(previous.source, source)
-        if not edit.local and in_prose(edit, scopes.parsed.root):
+        if edit.shaped and in_prose(edit, scopes.parsed.root):
             edit = dataclasses.replace(edit, names=frozenset(), words=frozenset(), local=True)  # words there bind nothing
         if not edit.local:
             return None
