@@ -35,6 +35,10 @@ GLOBAL_WORDS = frozenset({
     *GATE_FLAGS,
     *(f"set_{flag}" for flag in GATE_FLAGS), *(f.name for f in dataclasses.fields(ModelSpec)),
 })
+# Of those, the words of a model's configuration (`name`, `n_layers`, `cfg`, ...; common words elsewhere, as in
+# `hook.name`): they change facts only through the file's models, which the next analysis compares (see
+# reuse.Reuse.between).
+CONFIG_WORDS = frozenset({"cfg", "config", *(f.name for f in dataclasses.fields(ModelSpec))}) - {*GATE_FLAGS, "compat_mode"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Edit:
     shaped: bool = False
     changed: tuple[int, int] = (0, 0)
     words: frozenset[str] = frozenset()  # every word on the changed lines (before and after)
+    config_only: bool = False  # local but for words of a model's configuration
 
     @property
     def delta(self) -> int:
@@ -91,9 +96,10 @@ def diff(old: bytes, new: bytes) -> Edit:
         and _blank_lines(before) == _blank_lines(after)
     statements = {w.decode() for block in (before, after) for line in block.split(b"\n")
                   for w in _WORD.findall(line.lstrip())[:1]}
-    return Edit(start, old_end, new_end, names,
-                same_shape and not (words & GLOBAL_WORDS) and not (statements & STATEMENT_WORDS),
-                same_shape, (prefix, changed_new_end), words)
+    unstructural = same_shape and not (statements & STATEMENT_WORDS)
+    global_words = words & GLOBAL_WORDS
+    return Edit(start, old_end, new_end, names, unstructural and not global_words, same_shape, (prefix, changed_new_end),
+                words, unstructural and bool(global_words) and global_words <= CONFIG_WORDS)
 
 
 def widened(edit: Edit, old: bytes, new: bytes, old_end: int, new_end: int, start: int | None = None,

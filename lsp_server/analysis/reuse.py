@@ -72,8 +72,9 @@ class Reuse:
                 scopes: Scopes, models: tuple) -> Reuse | None:
         """The reuse from ``previous`` to ``source`` (whose statements ``scopes`` found and whose models have the
         fingerprint ``models``), or None when nothing can be reused: no previous version, another context, an
-        edit that can change scopes, models or flags anywhere, or a statement of unchanged text that
-        tree-sitter parsed otherwise than before.
+        edit that can change scopes, models or flags anywhere (words of a model's configuration count only
+        when the file's models came out otherwise), or a statement of unchanged text that tree-sitter parsed
+        otherwise than before.
         An edit in a statement with a syntax error (before or after it) counts as an edit of that whole
         statement, and only while the statement begins and ends where it did and the file's models stay the
         same: tree-sitter's recovery may parse its other lines otherwise, or swallow the statements around it."""
@@ -82,6 +83,8 @@ class Reuse:
         edit = diff(previous.source, source)
         if edit.shaped and in_prose(edit, scopes.parsed.root):
             edit = dataclasses.replace(edit, names=frozenset(), words=frozenset(), local=True)  # words there bind nothing
+        if not edit.local and edit.config_only and _same_models(previous.models, models, edit):
+            edit = dataclasses.replace(edit, local=True)  # `print(hook.name)`: the models came out the same
         if not edit.local:
             return None
         if _touches(previous.error_spans, edit.start, edit.old_end) or _touches(scopes.error_spans, edit.start, edit.new_end):
@@ -147,9 +150,13 @@ def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: 
         return None
     if (old_end > edit.old_end) != (new_end > edit.new_end) or new_end > edit.new_end and new_end - edit.delta != old_end:
         return None
-    same_models = len(models) == len(previous.models) and all(
-        (a[0], edit.to_new(a[1]), *a[2:]) == b for a, b in zip(previous.models, models))
+    same_models = _same_models(previous.models, models, edit)
     return widened(edit, previous.source, source, old_end, new_end, min(old_start, new_start), same_models)
+
+
+def _same_models(old: tuple, new: tuple, edit: Edit) -> bool:
+    """Whether two versions' model fingerprints (Models.fingerprint) match, offsets mapped through ``edit``."""
+    return len(old) == len(new) and all((a[0], edit.to_new(a[1]), *a[2:]) == b for a, b in zip(old, new))
 
 
 def _region(spans: list[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:

@@ -396,3 +396,24 @@ late = cache["mlp_out", 2]
 '''
     assert _resolutions(monkeypatch, [(b"    x = 1\n", b"    x = 1 t\n")], text) == [(1, 3)]
     assert _resolutions(monkeypatch, [(b"    x = 1\n", b"    x = 1 +\n")], text) == [(3, 3)]
+
+
+def test_an_edit_naming_a_config_word_reuses_keys_while_the_models_stay_the_same(monkeypatch):
+    """`name` and `n_layers` are words of a model's configuration: `print(hook.name, layer)` edited changes no
+    model, and reuses every other key; `n_layers = 1` makes the model one layer deep, and `cache["resid_pre", 1]`
+    is then out of range: every key is resolved again."""
+    text = b'''from transformer_lens import HookedTransformer, HookedTransformerConfig
+n_layers = 2
+cfg = HookedTransformerConfig(n_layers=n_layers, d_model=64, n_ctx=32, d_head=16, act_fn="relu", d_vocab=100)
+model = HookedTransformer(cfg)
+_, cache = model.run_with_cache("x")
+first = cache["resid_pre", 1]
+def show(act, hook, layer=0):
+    print(hook.name, layer)
+model.run_with_hooks("x", fwd_hooks=[("blocks.0.hook_resid_pre", show)])
+last = cache["resid_post", 0]
+'''
+    assert _resolutions(monkeypatch, [(b"print(hook.name, layer)", b"print(hook.name, layers)")], text) == [(0, 2)]
+    assert _resolutions(monkeypatch, [(b"n_layers = 2", b"n_layers = 1")], text) == [(2, 2)]
+    findings = analyze(text.replace(b"n_layers = 2", b"n_layers = 1"), CONTEXT).findings
+    assert [f.code for f in findings] == ["layer-out-of-range"]
