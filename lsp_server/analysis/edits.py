@@ -111,10 +111,11 @@ def widened(edit: Edit, old: bytes, new: bytes, old_end: int, new_end: int, star
     start = edit.start if start is None else min(edit.start, old.rfind(b"\n", 0, start) + 1)
     old_end, new_end = _line_end(old, max(old_end, edit.old_end)), _line_end(new, max(new_end, edit.new_end))
     before, after = old[start:old_end], new[start:new_end]
-    words = frozenset(w.decode() for w in _WORD.findall(before) + _WORD.findall(after))
+    # (A statement can be long: each distinct word is decoded once.)
+    words = frozenset(w.decode() for w in {*_WORD.findall(before), *_WORD.findall(after)})
     if words & GLOBAL_WORDS and not same_models:
         return None
-    names = frozenset(w.decode() for w in _CHANGING_WORD.findall(before) + _CHANGING_WORD.findall(after))
+    names = frozenset(w.decode() for w in {*_CHANGING_WORD.findall(before), *_CHANGING_WORD.findall(after)})
     return Edit(start, old_end, new_end, edit.names | names, True, edit.shaped, edit.changed, edit.words | words)
 
 
