@@ -102,13 +102,12 @@ def diff(old: bytes, new: bytes) -> Edit:
                 words, unstructural and bool(global_words) and global_words <= CONFIG_WORDS)
 
 
-def widened(edit: Edit, old: bytes, new: bytes, old_end: int, new_end: int, start: int | None = None,
-            same_models: bool = False) -> Edit | None:
+def widened(edit: Edit, old: bytes, new: bytes, start: int, old_end: int, new_end: int, same_models: bool) -> Edit | None:
     """``edit`` (a local one) grown to the whole lines from ``start`` to ``old_end`` in the old version and
     ``new_end`` in the new one: code whose parse it may have changed beyond its own lines (a syntax error's
     recovery). Every name there counts as edited; None when the code there holds a word that can change facts
     anywhere (a model, a cache, a flag), unless the file's models came out the same (``same_models``)."""
-    start = edit.start if start is None else min(edit.start, old.rfind(b"\n", 0, start) + 1)
+    start = min(edit.start, old.rfind(b"\n", 0, start) + 1)
     old_end, new_end = _line_end(old, max(old_end, edit.old_end)), _line_end(new, max(new_end, edit.new_end))
     before, after = old[start:old_end], new[start:new_end]
     # (A statement can be long: each distinct word is decoded once.)

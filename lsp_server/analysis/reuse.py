@@ -151,7 +151,7 @@ def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: 
     if (old_end > edit.old_end) != (new_end > edit.new_end) or new_end > edit.new_end and new_end - edit.delta != old_end:
         return None
     same_models = _same_models(previous.models, models, edit)
-    return widened(edit, previous.source, source, old_end, new_end, min(old_start, new_start), same_models)
+    return widened(edit, previous.source, source, min(old_start, new_start), old_end, new_end, same_models)
 
 
 def _same_models(old: tuple, new: tuple, edit: Edit) -> bool:
