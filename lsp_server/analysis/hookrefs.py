@@ -480,6 +480,8 @@ class HookRefCollector:
         call = cache.call if cache is not None else None
         if call is None or call.type != "call":
             return None
+        # What the keys are read from: the cache's name, and its run (the filter it passes).
+        self.ev.note_reads({text(node)}, ((call.start_byte, call.end_byte),))
         if tests is not None:
             return self._passing_keys(cache, tests)
         if call_name(call)[1] not in CACHING_RUNS:  # `m_cache = get_mean_cache(model, "hook_z")`: the helper's run
@@ -517,8 +519,11 @@ class HookRefCollector:
         """The names a caching run's ``names_filter`` selects (see :meth:`cache_keys`)."""
         names_filter = call_args(call)[1].get("names_filter")
         if names_filter is not None and names_filter.type == "identifier":
-            d = self.scopes.lookup(text(names_filter), names_filter.start_byte)
+            name = text(names_filter)
+            d = self.scopes.lookup(name, names_filter.start_byte)
             names_filter = d.node if d is not None and (d.kind == "def" or d.kind == "assign" and d.target.type == "identifier") else None
+            if names_filter is not None:  # `names_filter=name_filter`: what that filter selects decides
+                self.ev.note_reads({name}, ((names_filter.start_byte, names_filter.end_byte),))
         if names_filter is None:
             return None
         if names_filter.type not in ("lambda", "function_definition"):

@@ -417,3 +417,25 @@ last = cache["resid_post", 0]
     assert _resolutions(monkeypatch, [(b"n_layers = 2", b"n_layers = 1")], text) == [(2, 2)]
     findings = analyze(text.replace(b"n_layers = 2", b"n_layers = 1"), CONTEXT).findings
     assert [f.code for f in findings] == ["layer-out-of-range"]
+
+
+def test_a_key_from_a_cache_s_keys_depends_on_that_cache_s_run_and_filter(monkeypatch):
+    """`act_name` is one of the names `clean_cache`'s run keeps: an edit of that run's `names_filter` argument, or
+    of the filter's body, changes the key read from another cache (found by random keystrokes on the eighth
+    corpus: the key kept its old names)."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+def name_filter(name: str) -> bool:
+    return name.endswith("hook_z") or name.endswith("ln_final.hook_scale")
+clean_logits, clean_cache = model.run_with_cache(
+    "x",
+    names_filter = name_filter,
+)
+_, neutral_cache = model.run_with_cache("y")
+for act_name, act in clean_cache.items():
+    neutral_cache[act_name]
+'''
+    counts = _resolutions(monkeypatch, [(b"names_filter = name_filter,", b"names_filter = name_fer,"),
+                                        (b"names_filter = name_fer,", b"names_filter = name_filter,"),
+                                        (b'endswith("hook_z")', b'endswith("hook_q")')], text)
+    assert all(incremental == fresh for incremental, fresh in counts)
