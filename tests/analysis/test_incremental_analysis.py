@@ -344,8 +344,9 @@ def test_an_edit_whose_syntax_error_swallows_the_next_statement_reuses_no_key(mo
 
 
 def test_a_key_that_resolved_to_nothing_is_reused_until_an_edit_names_its_dict(monkeypatch):
-    """`store[...]` is no cache's key until a hook function writes `store[hook.name] = act`: an edit elsewhere
-    keeps knowing it has no key (no work), an edited line writing into it makes it resolve again."""
+    """`act_cache["blocks.0.hook_resid_pre"]` has no key while nothing fills `act_cache` (an empty dict): an edit
+    elsewhere keeps knowing that (no work); an edited line writing `act_cache[hook.name] = act` in a hook
+    function makes it a store of activations, and the key resolves."""
     text = b'''from transformer_lens import HookedTransformer
 model = HookedTransformer.from_pretrained("gpt2")
 act_cache = {}
