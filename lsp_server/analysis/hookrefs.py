@@ -220,7 +220,7 @@ class HookRefCollector:
         cache = self.models.cache_at(value_node)
         return reuse.refs(sub.start_byte, sub.end_byte, cache, self.cache_model(cache))
 
-    def _no_refs(self, sub: Node, reads: set[str], spans: tuple) -> NoRefs | None:
+    def _no_refs(self, sub: Node, reads: frozenset[str], spans: tuple) -> NoRefs | None:
         """What the next version needs to know that ``cache[...]`` (a plain cache name) has no refs."""
         value_node = _plain_cache_name(sub)
         if value_node is None:
@@ -230,16 +230,12 @@ class HookRefCollector:
         owners = {model.var if model else "", cache.var if cache else "", text(value_node)}
         return NoRefs(text(value_node), frozenset(reads | owners), spans, cache, model)
 
-    def _recording(self, process, *args, registering: bool = False) -> tuple[set[str], tuple]:
+    def _recording(self, process, *args, registering: bool = False) -> tuple[frozenset[str], tuple]:
         """Run one site's resolution, noting on each ref it adds the names its value was read from; for a
         registration, also what every ``hook.name`` depends on (the names a filter lists, an assertion).
         Returns those names and code ranges."""
         first = len(self.refs)
-        self.ev.reads, self.ev.read_spans = reads, spans = set(), []
-        try:
-            process(*args)
-        finally:
-            self.ev.reads = self.ev.read_spans = None
+        _, reads, spans = self.ev.recorded(lambda: process(*args))
         merged = _merged(spans)
         if registering:
             self.registration_reads |= reads

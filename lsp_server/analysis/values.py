@@ -560,24 +560,25 @@ class Evaluator(ObjectAttributes):
         if key in self._following or self.calls is None:
             return None
         self._following.add(key)
-        outer = self.reads, self.read_spans
-        self.reads, self.read_spans = reads, spans = set(), []
         try:
-            if (rows := parametrized(fn, [name])) is not None:  # a test function: pytest passes each row's value
-                decorator, cells = rows
-                spans.append((decorator.start_byte, decorator.end_byte))
-                value = one_of(self.eval(v, depth + 1) for v, in cells)
-            else:
-                passed = self.passed(fn, name, defaults=True)
-                value = one_of(p.evaluator.eval(p.argument, depth + 1) if p.argument is not None else None
-                               for p in passed) if passed else None
+            value, reads, spans = self.recorded(lambda: self._passed_value(fn, name, depth))
         finally:
             self._following.discard(key)
-            self.reads, self.read_spans = outer
         self.note_reads(reads, spans)
         if not self._bindings:  # a value computed under a followed call's bindings holds only there
-            self._param_memo[key] = (value, frozenset(reads), tuple(spans))
+            self._param_memo[key] = (value, reads, spans)
         return value
+
+    def _passed_value(self, fn: Node, name: str, depth: int) -> Value:
+        """What a parameter holds: for a test function, each of the rows pytest passes; else what every call
+        site passes (recorded: see :meth:`recorded`)."""
+        if (rows := parametrized(fn, [name])) is not None:
+            decorator, cells = rows
+            self.read_spans.append((decorator.start_byte, decorator.end_byte))
+            return one_of(self.eval(v, depth + 1) for v, in cells)
+        passed = self.passed(fn, name, defaults=True)
+        return one_of(p.evaluator.eval(p.argument, depth + 1) if p.argument is not None else None
+                      for p in passed) if passed else None
 
     def recorded(self, compute: Callable[[], object]) -> tuple[object, frozenset[str], tuple]:
         """``compute()``, with the names and code ranges it read (for a memo whose users must depend on what
