@@ -183,8 +183,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     fingerprint = models.fingerprint()
     reuse = Reuse.between(parser.memo.get("keys"), source, context, scopes, fingerprint)
     refs = collector.collect(method_calls, ident_calls, subscripts, reuse)
-    parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript, scopes.statement_spans, scopes.error_spans,
-                                         scopes.bound_names, fingerprint)
+    parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript, scopes, fingerprint)
 
     flags = _flags_mentioned(source, parser.scan(_FLAG_ON, source))
     forked = context.links is not None and context.links.library_copy("transformer_lens") is not None

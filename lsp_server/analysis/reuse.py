@@ -18,7 +18,7 @@ import builtins
 import dataclasses
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .edits import Edit, diff, in_prose, widened
 from .models import CacheInfo, ModelInfo
@@ -51,9 +51,7 @@ class KeyResolutions:
     source: bytes
     context: AnalysisContext
     by_subscript: dict[tuple[int, int], tuple[HookRef, ...] | NoRefs]
-    statement_spans: list[tuple[int, int]]  # top-level statements (comments aside), in order
-    error_spans: list[tuple[int, int]]  # those with a syntax error
-    bound_names: Callable[[], frozenset[str]]  # every name the version binds (Scopes.bound_names: found when asked)
+    scopes: Scopes  # its statements, those with a syntax error, the names it binds
     models: tuple  # Models.fingerprint()
 
 
@@ -87,12 +85,13 @@ class Reuse:
             edit = dataclasses.replace(edit, local=True)  # `print(hook.name)`: the models came out the same
         if not edit.local:
             return None
-        if _touches(previous.error_spans, edit.start, edit.old_end) or _touches(scopes.error_spans, edit.start, edit.new_end):
-            edit = _over_statement(edit, previous, source, scopes.statement_spans, models)
+        if _touches(previous.scopes.error_spans, edit.start, edit.old_end) or \
+                _touches(scopes.error_spans, edit.start, edit.new_end):
+            edit = _over_statement(edit, previous, source, scopes.statement_spans(), models)
             if edit is None:
                 return None
         if edit.names & _BUILTINS:  # `range(len(x))` there: the file's calls of a builtin give no facts
-            unbound = _BUILTINS - previous.bound_names() - scopes.bound_names()
+            unbound = _BUILTINS - previous.scopes.bound_names() - scopes.bound_names()
             edit = dataclasses.replace(edit, names=edit.names - unbound)
         return cls(previous, edit)
 
@@ -127,8 +126,7 @@ class Reuse:
         if old.cache is not None and not _memo(self._same, _same_cache, old.cache, cache, edit) or \
                 old.model is not None and not _memo(self._same, _same_model, old.model, model, edit):
             return None
-        spans = tuple((s + edit.delta, e + edit.delta) if s > edit.old_end else (s, e) for s, e in old.spans)
-        return NoRefs(old.name, old.deps, spans, cache, model)
+        return NoRefs(old.name, old.deps, _moved_spans(old.spans, edit), cache, model)
 
 
 def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
@@ -141,7 +139,7 @@ def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: 
     (before, after or within the edited lines) in both versions; else None (a syntax error's recovery moved
     a statement's bounds: it may have swallowed a binding). Words there that can change facts anywhere (a
     model's configuration) are safe while the file's models stay the same."""
-    old = _region(previous.statement_spans, edit.start, edit.old_end)
+    old = _region(previous.scopes.statement_spans(), edit.start, edit.old_end)
     new = _region(spans, edit.start, edit.new_end)
     if old is None or new is None:
         return None
@@ -195,9 +193,7 @@ def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo |
     options = tuple(_moved(o, edit, cache, model, same) for o in ref.options) if ref.options else ()
     if any(o is None for o in options):
         return None
-    delta, after = edit.delta, edit.old_end
-    # The spans are outside the edit (it spared them): those after it move, as a whole.
-    spans = ref.spans if not delta else tuple((s + delta, e + delta) if s > after else (s, e) for s, e in ref.spans)
+    spans = _moved_spans(ref.spans, edit)
     # A shallow copy (dataclasses.replace re-runs __init__ and copy.copy goes through __reduce_ex__: 4x and
     # 3x slower, on every key of the file).
     moved = object.__new__(type(ref))
@@ -205,6 +201,12 @@ def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo |
     moved.start, moved.end, moved.literal, moved.computed_at, moved.short = start, end, literal, computed_at, short
     moved.options, moved.spans, moved.cache, moved.model = options, spans, cache, model
     return moved
+
+
+def _moved_spans(spans: tuple[tuple[int, int], ...], edit: Edit) -> tuple[tuple[int, int], ...]:
+    """Code ranges outside the edit (it spared them) at their new offsets: those after it move, as a whole."""
+    delta, after = edit.delta, edit.old_end
+    return spans if not delta else tuple((s + delta, e + delta) if s > after else (s, e) for s, e in spans)
 
 
 def _memo(same: dict[tuple[int, int], bool], compare, old, new, edit: Edit) -> bool:

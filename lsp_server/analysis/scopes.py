@@ -149,9 +149,7 @@ class Scopes:
         # where its definitions lie in ``_ordered`` (every definition, statement by statement).
         self._runs: list[tuple[dict[str, tuple[int, ...]], int, int]] = []
         self._ordered: list[Definition] = []
-        # Where the top-level statements are (comments aside), and those with a syntax error (how tree-sitter
-        # recovered may reach past an edit).
-        self.statement_spans: list[tuple[int, int]] = []
+        # Where the top-level statements with a syntax error are (how tree-sitter recovered may reach past an edit).
         self.error_spans: list[tuple[int, int]] = []
         # Whether a statement of unchanged text came out in other blocks than before (see _replay).
         self.parsed_otherwise = False
@@ -175,8 +173,6 @@ class Scopes:
         current: dict = {}
         for stmt in root.named_children:
             base = stmt.start_byte
-            if stmt.type != "comment":
-                self.statement_spans.append((base, stmt.end_byte))
             key = source[base:stmt.end_byte]
             facts = previous.get(key)
             if stmt.has_error:
@@ -384,6 +380,10 @@ class Scopes:
 
     def definitions(self, name: str, scope: ScopeKey = MODULE) -> list[Definition]:
         return self._defs.get((scope, name), [])
+
+    def statement_spans(self) -> list[tuple[int, int]]:
+        """Where the top-level statements are (comments aside), in order (asked only around a syntax error)."""
+        return [(n.start_byte, n.end_byte) for n in self.parsed.root.named_children if n.type != "comment"]
 
     def bound_names(self) -> frozenset[str]:
         """Every name the file binds anywhere (a superset: comprehension variables and lambda parameters from the text)."""
