@@ -577,8 +577,25 @@ class Evaluator(ObjectAttributes):
             self.read_spans.append((decorator.start_byte, decorator.end_byte))
             return one_of(self.eval(v, depth + 1) for v, in cells)
         passed = self.passed(fn, name, defaults=True)
+        if passed == [] and (default := default_of(fn, name)) is not None:
+            return self._default_when_uncalled(fn, default, depth)
         return one_of(p.evaluator.eval(p.argument, depth + 1) if p.argument is not None else None
                       for p in passed) if passed else None
+
+    def _default_when_uncalled(self, fn: Node, default: Node, depth: int) -> Value:
+        """A parameter's default, for a function called from no code the workspace shows (a notebook's helper,
+        a script's entry point), if every call of it names it: not handed on as a value (``fire.Fire(main)``),
+        not a method or a lambda, not decorated by something that may call it with arguments (``@app.route``).
+        A name's default (``component_type="hook_post"``) is what such calls mean; a number's (``layer: int =
+        0``) is a placeholder for whatever index the caller passes."""
+        head = fn.parent if fn.parent is not None and fn.parent.type == "decorated_definition" else fn
+        self.read_spans.append((head.start_byte, default.end_byte))  # its decorators decide too
+        if fn.type != "function_definition" or is_method(fn) or self.escapes(text(fn.child_by_field_name("name")), fn):
+            return None
+        if any(d.type == "decorator" and not _ARGUMENT_FREE_DECORATOR.search(text(d)) for d in head.children):
+            return None
+        value = self.eval(default, depth + 1)
+        return None if any(isinstance(o, (int, float)) for o in options_of(value)) else value
 
     def recorded(self, compute: Callable[[], object]) -> tuple[object, frozenset[str], tuple]:
         """``compute()``, with the names and code ranges it read (for a memo whose users must depend on what
@@ -969,6 +986,10 @@ _CLAUSE_HOLDERS = {"if_statement": ("block", "elif_clause", "else_clause"),
                    "match_statement": ("block",)}
 _COMPREHENDING = frozenset({"list_comprehension", "set_comprehension", "generator_expression"})
 _SCOPE_EDGES = frozenset({"function_definition", "lambda", "class_definition", "module"})
+
+
+# Decorators that call the function with the arguments it was called with.
+_ARGUMENT_FREE_DECORATOR = re.compile(r"no_grad|inference_mode|enable_grad|cache|wraps|jaxtyped|typechecked|beartype")
 
 
 def _written_at(d: Definition) -> int:
