@@ -41,6 +41,12 @@ GLOBAL_WORDS = frozenset({
 CONFIG_WORDS = frozenset({"cfg", "config", *(f.name for f in dataclasses.fields(ModelSpec))}) - {*GATE_FLAGS, "compat_mode"}
 
 
+# Why an edit is not local (:attr:`Edit.blockers`): its lines changed shape; a changed line starts with a
+# statement word; it holds a word that can change facts anywhere; every such word is one of a model's
+# configuration.
+SHAPE, STATEMENT, GLOBAL, CONFIG = "shape", "statement", "global", "config"
+
+
 @dataclass(frozen=True)
 class Edit:
     """The lines that changed between two versions of a text (byte offsets)."""
@@ -49,13 +55,18 @@ class Edit:
     old_end: int  # end of the last changed line in the old version
     new_end: int  # ... and in the new one
     names: frozenset[str]  # the words on the changed lines (before and after) that can change other facts
-    local: bool
-    # The same lines, indentation, brackets and quotes (``local`` but for the words), and the changed bytes
-    # of the new version (within the lines).
-    shaped: bool = False
-    changed: tuple[int, int] = (0, 0)
+    blockers: frozenset[str] = frozenset()  # why it is not local (SHAPE, STATEMENT, GLOBAL, CONFIG): none if it is
+    changed: tuple[int, int] = (0, 0)  # the changed bytes of the new version (within the lines)
     words: frozenset[str] = frozenset()  # every word on the changed lines (before and after)
-    config_only: bool = False  # local but for words of a model's configuration
+
+    @property
+    def local(self) -> bool:
+        return not self.blockers
+
+    @property
+    def shaped(self) -> bool:
+        """The same lines, indentation, brackets and quotes in both versions."""
+        return SHAPE not in self.blockers
 
     @property
     def delta(self) -> int:
@@ -96,17 +107,21 @@ def diff(old: bytes, new: bytes) -> Edit:
         and _blank_lines(before) == _blank_lines(after)
     statements = {w.decode() for block in (before, after) for line in block.split(b"\n")
                   for w in _WORD.findall(line.lstrip())[:1]}
-    unstructural = same_shape and not (statements & STATEMENT_WORDS)
     global_words = words & GLOBAL_WORDS
-    return Edit(start, old_end, new_end, names, unstructural and not global_words, same_shape, (prefix, changed_new_end),
-                words, unstructural and bool(global_words) and global_words <= CONFIG_WORDS)
+    blockers = {SHAPE} if not same_shape else set()
+    if statements & STATEMENT_WORDS:
+        blockers.add(STATEMENT)
+    if global_words:
+        blockers.add(CONFIG if global_words <= CONFIG_WORDS else GLOBAL)
+    return Edit(start, old_end, new_end, names, frozenset(blockers), (prefix, changed_new_end), words)
 
 
 def widened(edit: Edit, old: bytes, new: bytes, start: int, old_end: int, new_end: int, same_models: bool) -> Edit | None:
-    """``edit`` (a local one) grown to the whole lines from ``start`` to ``old_end`` in the old version and
-    ``new_end`` in the new one: code whose parse it may have changed beyond its own lines (a syntax error's
-    recovery). Every name there counts as edited; None when the code there holds a word that can change facts
-    anywhere (a model, a cache, a flag), unless the file's models came out the same (``same_models``)."""
+    """``edit`` (local but for statement words and words of a model's configuration) grown to the whole lines
+    from ``start`` to ``old_end`` in the old version and ``new_end`` in the new one: code whose bindings or
+    parse it may have changed beyond its own lines (a loop's variable, a syntax error's recovery). Every name
+    there counts as edited; None when the code there holds a word that can change facts anywhere (a model, a
+    cache, a flag), unless the file's models came out the same (``same_models``)."""
     start = min(edit.start, old.rfind(b"\n", 0, start) + 1)
     old_end, new_end = _line_end(old, max(old_end, edit.old_end)), _line_end(new, max(new_end, edit.new_end))
     before, after = old[start:old_end], new[start:new_end]
@@ -115,7 +130,7 @@ def widened(edit: Edit, old: bytes, new: bytes, start: int, old_end: int, new_en
     if words & GLOBAL_WORDS and not same_models:
         return None
     names = frozenset(w.decode() for w in {*_CHANGING_WORD.findall(before), *_CHANGING_WORD.findall(after)})
-    return Edit(start, old_end, new_end, edit.names | names, True, edit.shaped, edit.changed, edit.words | words)
+    return Edit(start, old_end, new_end, edit.names | names, frozenset(), edit.changed, edit.words | words)
 
 
 def in_prose(edit: Edit, root) -> bool:

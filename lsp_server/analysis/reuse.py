@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .edits import Edit, diff, in_prose, widened
+from .edits import CONFIG, STATEMENT, Edit, diff, in_prose, widened
 from .models import CacheInfo, ModelInfo
 
 if TYPE_CHECKING:
@@ -73,23 +73,25 @@ class Reuse:
         edit that can change scopes, models or flags anywhere (words of a model's configuration count only
         when the file's models came out otherwise), or a statement of unchanged text that tree-sitter parsed
         otherwise than before.
-        An edit in a statement with a syntax error (before or after it) counts as an edit of that whole
-        statement, and only while the statement begins and ends where it did and the file's models stay the
-        same: tree-sitter's recovery may parse its other lines otherwise, or swallow the statements around it."""
+        An edit of a line that starts with a statement word (``for``, ``def``, ``with``, ...), or in a statement
+        with a syntax error (before or after it), counts as an edit of that whole top-level statement, and only
+        while the statement begins and ends where it did and the file's models stay the same: tree-sitter's
+        recovery may parse its other lines otherwise, or swallow the statements around it."""
         if previous is None or scopes.parsed_otherwise or not _same_facts(previous.context, context):
             return None
         edit = diff(previous.source, source)
         if edit.shaped and in_prose(edit, scopes.parsed.root):
-            edit = dataclasses.replace(edit, names=frozenset(), words=frozenset(), local=True)  # words there bind nothing
-        if not edit.local and edit.config_only and _same_models(previous.models, models, edit):
-            edit = dataclasses.replace(edit, local=True)  # `print(hook.name)`: the models came out the same
-        if not edit.local:
-            return None
-        if _touches(previous.scopes.error_spans, edit.start, edit.old_end) or \
-                _touches(scopes.error_spans, edit.start, edit.new_end):
+            edit = dataclasses.replace(edit, names=frozenset(), words=frozenset(), blockers=frozenset())  # words there bind nothing
+        if edit.blockers == {CONFIG} and _same_models(previous.models, models, edit):
+            edit = dataclasses.replace(edit, blockers=frozenset())  # `print(hook.name)`: the models came out the same
+        if STATEMENT in edit.blockers and edit.blockers <= {STATEMENT, CONFIG} or edit.local and (
+                _touches(previous.scopes.error_spans, edit.start, edit.old_end) or
+                _touches(scopes.error_spans, edit.start, edit.new_end)):
+            # `for layer in range(4):` -> `range(6)` changes what its statement binds and passes, nothing more; a
+            # syntax error's recovery may parse the statement's other lines otherwise
             edit = _over_statement(edit, previous, source, scopes.statement_spans(), models)
-            if edit is None:
-                return None
+        if edit is None or not edit.local:
+            return None
         if edit.names & _BUILTINS:  # `range(len(x))` there: the file's calls of a builtin give no facts
             unbound = _BUILTINS - previous.scopes.bound_names() - scopes.bound_names()
             edit = dataclasses.replace(edit, names=edit.names - unbound)

@@ -440,3 +440,25 @@ for act_name, act in clean_cache.items():
                                         (b"names_filter = name_fer,", b"names_filter = name_filter,"),
                                         (b'endswith("hook_z")', b'endswith("hook_q")')], text)
     assert all(incremental == fresh for incremental, fresh in counts)
+
+
+def test_an_edit_of_a_loop_header_re_resolves_only_what_its_statement_can_change(monkeypatch):
+    """`for layer in range(2):` -> `range(3)` changes what the loop binds: the keys read in the loop, and those
+    reading `layer` after it, are resolved again; the others are reused. A `for` that grows a line changes the
+    statement's bounds: every key is resolved again."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, cache = model.run_with_cache("x")
+first = cache["resid_pre", 0]
+for layer in range(2):
+    cache["resid_post", layer]
+last = cache["mlp_out", layer]
+other = cache["attn_out", 3]
+def patch(z, hook, heads=(1, 2)):
+    for head in heads:
+        z[:, :, head] = cache[hook.name][:, :, head]
+model.run_with_hooks("x", fwd_hooks=[("blocks.0.attn.hook_z", patch)])
+'''
+    assert _resolutions(monkeypatch, [(b"in range(2):", b"in range(3):")], text) == [(2, 5)]
+    assert _resolutions(monkeypatch, [(b"for head in heads:", b"for head in heads or heads:")], text) == [(1, 5)]
+    assert _resolutions(monkeypatch, [(b"for layer in range(2):", b"for layer in (\n  range(2)):")], text) == [(5, 5)]
