@@ -183,9 +183,10 @@ class HookRefCollector:
                 self._recording(self._hook_lists, call, receiver, registering=True)
             if method in FILTER_METHODS or method == "run_with_hooks":
                 self._recording(self._names_filter, call, receiver)
-            if method == "get_act_name":
+            if method == "get_act_name" and self.ev.is_act_name(call):
                 act_name_calls.append(call)
-        act_name_calls += [c for c in ident_calls if text(c.child_by_field_name("function")) == "get_act_name"]
+        act_name_calls += [c for c in ident_calls if text(c.child_by_field_name("function")) == "get_act_name"
+                           and self.ev.is_act_name(c)]
         for sub in subscripts:  # already only names that may hold a cache
             first, at = len(self.refs), (sub.start_byte, sub.end_byte)
             reused = self._reused(sub, reuse) if reuse is not None else None
@@ -700,7 +701,7 @@ class HookRefCollector:
                       layer_expr=layer_expr, model=model, how=_how(node, value),
                       literal=string_content_range(node) if node.type == "string" else None,
                       pitfall=self._pitfall(node), computed_at=self._computed_at(node))
-        if node.type == "call" and call_name(node)[1] == "get_act_name":
+        if node.type == "call" and self.ev.is_act_name(node):
             ref.short, ref.short_layer_type = self._act_name_short(node)
         self.refs.append(ref)
         return ref
@@ -729,7 +730,7 @@ class HookRefCollector:
         if node.type == "identifier":
             d = self.scopes.lookup(text(node), node.start_byte)
             node = d.node if d is not None and d.kind == "assign" and d.target.type == "identifier" else node
-        if node.type != "call" or call_name(node)[1] != "get_act_name":
+        if node.type != "call" or not self.ev.is_act_name(node):
             return None
         args = self.ev.act_name_args(node)
         return act_name_pitfall(*args) if args else None
@@ -941,6 +942,16 @@ class HookRefCollector:
             elements = keys if len(keys) > 1 else keys[0].named_children
             self._cache_key_tuple(sub, elements, cache, model)
 
+    def _named_only(self, sub: Node, cache: CacheInfo | None) -> bool:
+        """Whether the subscripted value is judged a cache by its name only: no caching run makes it, and no
+        caller passes it one."""
+        if cache is not None and (cache.call is not None or cache.model is not None):
+            return False
+        value = sub.child_by_field_name("value")
+        d = self.scopes.lookup(text(value), value.start_byte) if value is not None and value.type == "identifier" else None
+        passed = self.models.passed_caches(d) if d is not None and d.kind == "param" else None
+        return not any(c is not None and c.call is not None for c in passed or ())
+
     def _full_name(self, key: Node) -> bool:
         """Whether every value of ``key`` is written as a full hook name (``blocks.…``, ``hook_…``)."""
         for v in options_of(self.ev.eval(key)):
@@ -964,10 +975,12 @@ class HookRefCollector:
         if isinstance(value, (int, Seq)) or value is None:
             return
         short, layer_type = None, None
-        if key.type == "call" and call_name(key)[1] == "get_act_name":
+        if key.type == "call" and self.ev.is_act_name(key):
             short, layer_type = self._act_name_short(key)
         if _is_short_name(value):
             # ActivationCache looks up non-names through get_act_name: cache["embed"] -> hook_embed
+            if not _may_mean_a_hook(value) and self._named_only(sub, cache):
+                return  # `cache_row["logit_diff"]`: a dict named like a cache, with keys of its own
             looked_up = cache_key_name(value)
             how = f"cache[{value!r}] → get_act_name({value!r}) = '{looked_up}'"
             if key.type == "string":
@@ -1043,6 +1056,12 @@ class HookRefCollector:
         if written is not None and written < 0:
             ref.how += f" (negative layers wrap once: {written} + n_layers)" if n_layers else ""
         return ref
+
+
+def _may_mean_a_hook(short: str) -> bool:
+    """Whether a short cache key may be meant as a hook name: some hook of some model holds it (``resid`` in
+    ``hook_resid_pre``), unlike ``logit_diff`` or ``clean_cache``."""
+    return any(short in t.rsplit(".", 1)[-1] for t in union_templates())
 
 
 def _is_short_name(value: object) -> bool:

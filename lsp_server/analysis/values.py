@@ -903,7 +903,7 @@ class Evaluator(ObjectAttributes):
 
     def _call(self, node: Node, depth: int) -> Value:
         receiver, fname, receiver_node = call_name(node)
-        if fname in ACT_NAME_FUNCS:
+        if self.is_act_name(node):
             return self.act_name(node, depth)
         if fname == "format" and receiver_node is not None:  # `"blocks.{}.hook_z".format(layer)`, or a name holding the template
             template = self.eval(receiver_node, depth + 1)
@@ -917,6 +917,11 @@ class Evaluator(ObjectAttributes):
             return value if value is not None else Hole(text(positional[0]))
         called = self.function_called(node) if self.calls is not None else None
         return self._returned(node, called[1], called[0], depth) if called is not None else None
+
+    def is_act_name(self, call: Node) -> bool:
+        """Whether ``call`` is TransformerLens's ``get_act_name``: named so, and not a function of the workspace (a
+        file's own ``def get_act_name(module_name, layer)`` means what it returns)."""
+        return call_name(call)[1] in ACT_NAME_FUNCS and self.function_called(call) is None
 
     def function_called(self, call: Node) -> tuple[Evaluator, Node] | None:
         """The def a call runs and the evaluator of its file: a function of this file, one imported from a
