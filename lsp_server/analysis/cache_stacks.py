@@ -18,7 +18,7 @@ from ..knowledge.spec import SYMBOLIC
 from .findings import Finding, sentence
 from .models import CacheInfo
 from .syntax import Node, call_args, call_name
-from .value_types import Hole, Pattern, Seq
+from .value_types import Hole, Items, Pattern, Seq
 
 if TYPE_CHECKING:
     from .document import Analysis
@@ -291,4 +291,4 @@ def _value(analysis: "Analysis", node: Node) -> object:
     if node.type in _LITERALS:
         return _LITERALS[node.type]
     value = analysis.evaluator.eval(node)
-    return UNKNOWN if value is None or isinstance(value, (Pattern, Hole, Seq, float)) else value
+    return UNKNOWN if value is None or isinstance(value, (Pattern, Hole, Seq, Items, float)) else value

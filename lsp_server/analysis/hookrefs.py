@@ -23,7 +23,7 @@ from .reuse import NoRefs, Reuse
 from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
-from .value_types import Hole, OneOf, Pattern, Seq, Value, is_int as _is_int, normalise, one_of, options_of
+from .value_types import Hole, Items, OneOf, Pattern, Seq, Value, is_int as _is_int, item_options, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of, returns_own_container
 
 HOOK_LIST_METHODS = frozenset({"run_with_hooks", "hooks"})
@@ -368,11 +368,9 @@ class HookRefCollector:
         elif node.type in ("list_comprehension", "generator_expression"):
             body = node.child_by_field_name("body")
             elements = [body] if body is not None else []
-        elif node.type == "binary_operator":  # fwd_hooks=hooks_a + hooks_b
-            for side in ("left", "right"):
-                child = node.child_by_field_name(side)
-                if child is not None:
-                    self._hook_list(call, child, model, depth + 1)
+        elif node.type in ("binary_operator", "parenthesized_expression"):  # fwd_hooks=hooks_a + hooks_b + ...
+            for child in node.named_children:  # (the expression's own parts: no step of the bound)
+                self._hook_list(call, child, model, depth)
             return
         else:
             return
@@ -667,13 +665,11 @@ class HookRefCollector:
         """``lambda name: name in names``, ``names`` a list of known names or a comprehension without a
         condition (``[get_act_name(site, l) for l in layers]``): one filter ref, at ``names``, listing each
         element (a comprehension's for every value of its variables)."""
-        value = self.ev.comprehended(node)
-        if value is None:
-            listed = self.ev.eval(node)
-            value = one_of(listed.items) if isinstance(listed, Seq) else None
+        listed = self.ev.eval(node)
+        value = one_of(item_options(listed)) if isinstance(listed, (Seq, Items)) else None
         if isinstance(value, OneOf):
             self._one_of_ref(node, "filter", value, model, None)
-        elif value is not None and not isinstance(value, Seq):
+        elif value is not None and not isinstance(value, (Seq, Items)):
             self._one_of_ref(node, "filter", OneOf((value,)), model, None)
 
     def _filter_string(self, node: Node, match: str, model: ModelInfo | None) -> None:
@@ -692,7 +688,7 @@ class HookRefCollector:
             return self._hook_dot_name(node, context, model)
         if isinstance(value, OneOf):
             return self._one_of_ref(node, context, value, model, None)
-        if value is None or isinstance(value, Seq):
+        if value is None or isinstance(value, (Seq, Items)):
             return None
         template, layer, layer_expr = _template_of(value)
         if template is None:
@@ -905,7 +901,7 @@ class HookRefCollector:
             self._hook_dot_name(key, "store", model)
             return
         value = self.ev.eval(key)
-        if value is None or isinstance(value, (int, Seq)) or not self._full_name(key):
+        if value is None or isinstance(value, (int, Seq, Items)) or not self._full_name(key):
             return
         if isinstance(value, OneOf):
             self._one_of_ref(key, "store", value, model, None)
@@ -972,7 +968,7 @@ class HookRefCollector:
         if isinstance(value, OneOf):
             self._one_of_ref(key, "cache", value, model, cache)
             return
-        if isinstance(value, (int, Seq)) or value is None:
+        if isinstance(value, (int, Seq, Items)) or value is None:
             return
         short, layer_type = None, None
         if key.type == "call" and self.ev.is_act_name(key):

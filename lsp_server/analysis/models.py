@@ -21,7 +21,7 @@ from .pytest_params import fixture_values, pytest_calls
 from .scopes import Definition, Scopes, function_of
 from .syntax import Node, call_args, call_name, text
 from .saes import sae_hook_name
-from .value_types import Seq, Value
+from .value_types import Items, Seq, Value
 from .values import Evaluator, returns_of, returns_own_container
 
 HOOKED_CLASSES = frozenset({"HookedTransformer", "HookedSAETransformer", "HookedEncoder", "HookedMamba"})
@@ -604,7 +604,7 @@ class Models:
 
 def spec_from_tl_config(kwargs: dict, source: str) -> ModelSpec:
     """A spec from ``HookedTransformerConfig`` / ``TransformerBridgeConfig`` keyword values."""
-    fields = {k: v for k, v in kwargs.items() if k in _CONFIG_FIELDS and not isinstance(v, Seq)}
+    fields = {k: v for k, v in kwargs.items() if k in _CONFIG_FIELDS and not isinstance(v, (Seq, Items))}
     fields = {k: v for k, v in fields.items() if v is not None or k == "normalization_type"}
     clean: dict = {}
     for k, v in fields.items():

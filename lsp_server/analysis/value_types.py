@@ -40,6 +40,14 @@ class Seq:
 
 
 @dataclass(frozen=True)
+class Items:
+    """A sequence of unknown length, each item one of ``item``'s options: a comprehension
+    (``[f"blocks.{l}.hook_z" for l in layers]``), or sequences joined with one."""
+
+    item: "Value"
+
+
+@dataclass(frozen=True)
 class OneOf:
     """Several possible values, each known: a loop over a literal list, a parameter passed different
     values at its call sites."""
@@ -47,7 +55,7 @@ class OneOf:
     options: tuple["Value", ...]
 
 
-Value = Union[str, int, float, bool, None, Pattern, Seq, Hole, OneOf]
+Value = Union[str, int, float, bool, None, Pattern, Seq, Items, Hole, OneOf]
 
 
 def options_of(v: Value) -> tuple[Value, ...]:
@@ -66,6 +74,11 @@ def one_of(values) -> Value:
     if not flat or len(flat) > MAX_OPTIONS:
         return None
     return flat[0] if len(flat) == 1 else OneOf(tuple(flat))
+
+
+def item_options(sequence: Seq | Items) -> tuple[Value, ...]:
+    """What each item of a sequence may be (an unknown item: None among them)."""
+    return sequence.items if isinstance(sequence, Seq) else (sequence.item,)
 
 
 def lift(fn: Callable[..., Value], *values: Value) -> Value:
@@ -92,6 +105,11 @@ def concat(a: Value, b: Value) -> Value:
         return lift(concat, a, b)
     if isinstance(a, str) and isinstance(b, str):
         return a + b
+    if isinstance(a, Seq) and isinstance(b, Seq):
+        return Seq(a.items + b.items)
+    if isinstance(a, (Seq, Items)) and isinstance(b, (Seq, Items)):  # `["hook_embed"] + [... for l in layers]`
+        item = one_of(item_options(a) + item_options(b))
+        return Items(item) if item is not None else None
     pa, pb = as_pattern(a), as_pattern(b)
     if pa is None or pb is None:
         return None

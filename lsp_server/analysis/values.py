@@ -26,8 +26,8 @@ from .objects import ObjectAttributes, class_of
 from .pytest_params import parametrized
 from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_value, text
-from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Seq, Value, act_name_value, binary_value, concat, interpolated,
-                          is_int, lift, normalise, one_of, options_of)
+from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Items, Seq, Value, act_name_value, binary_value, concat, interpolated,
+                          is_int, item_options, lift, normalise, one_of, options_of)
 
 MAX_DEPTH = 8
 MAX_CALL_SITES = 16  # a parameter of a function called from more places than this: unknown
@@ -133,6 +133,8 @@ class Evaluator(ObjectAttributes):
             return self.eval(node.child_by_field_name("value"), depth + 1)
         if kind in ("tuple", "list", "expression_list"):
             return Seq(tuple(self.eval(c, depth + 1) for c in node.named_children if c.type != "comment"))
+        if kind in _COMPREHENDING:
+            return self._comprehension(node, depth)
         if kind == "binary_operator":
             return self._binary(node, depth)
         if kind == "conditional_expression" and node.named_child_count == 3:  # `a if cond else b`
@@ -250,7 +252,7 @@ class Evaluator(ObjectAttributes):
         if d is None or depth > MAX_DEPTH:
             return None
         if d.kind == "assign" and d.target.type == "identifier":
-            if d.node.type in ("list", "set") and self.changed_after_binding(d):
+            if d.node.type in _MUTABLE and self.changed_after_binding(d):
                 return None  # `sites = ["z"]; sites.append("q")` (or `add_site(sites)`): not the literal any more
             if function_of(d.target) is None and self._rebound_elsewhere(d.name):
                 return None  # `global NAME; NAME = ...` in a function, `module.NAME = ...` in an importer
@@ -426,8 +428,6 @@ class Evaluator(ObjectAttributes):
             return self._items(iterable, depth)  # `for letter in "qkv"`
         if iterable.type not in ("list", "tuple", "set"):
             keys = self._cache_key_loop(name, target, iterable)
-            if keys is None and target.type == "identifier":
-                keys = self.comprehended(iterable, depth)
             return keys if keys is not None else self._loop_over_value(name, target, self.eval(iterable, depth + 1))
         items = [c for c in iterable.named_children if c.type != "comment"]
         if target.type == "identifier":
@@ -442,27 +442,14 @@ class Evaluator(ObjectAttributes):
             return None
         return one_of(self.eval(row[index], depth + 1) for row in rows)
 
-    def comprehended(self, iterable: Node, depth: int = 0) -> Value:
-        """An item of a comprehension without conditions (``[f"blocks.{l}.hook_z" for l in layers]``), written
-        in place or bound to the name iterated (in every branch that binds it): one of the values its element
-        expression takes, whatever its own variables are (unknown ones stay holes). None for anything else."""
-        if iterable.type in _COMPREHENDING:
-            if any(c.type != "for_in_clause" for c in iterable.named_children[1:]):
-                return None  # an `if` clause keeps some items only
-            return self.eval(iterable.child_by_field_name("body"), depth + 1)
-        if iterable.type != "identifier" or depth > MAX_DEPTH:
+    def _comprehension(self, node: Node, depth: int) -> Value:
+        """A comprehension without conditions (``[f"blocks.{l}.hook_z" for l in layers]``): items of the values its
+        element expression takes, whatever its own variables are (unknown ones stay holes). An ``if`` clause
+        keeps some items only: unknown."""
+        if any(c.type != "for_in_clause" for c in node.named_children[1:]):
             return None
-        if self.reads is not None:
-            self.reads.add(text(iterable))
-        d = self.scopes.lookup(text(iterable), iterable.start_byte)
-        others = self.other_reaching(d, iterable.start_byte) if d is not None else None
-        if others is None:
-            return None
-        bound = sorted((d, *others), key=_written_at)
-        if any(x.kind != "assign" or x.target.type != "identifier" or x.node.type not in _COMPREHENDING
-               or self.changed_after_binding(x) for x in bound):
-            return None
-        return one_of(self.comprehended(x.node, depth + 1) for x in bound)
+        item = self.eval(node.child_by_field_name("body"), depth + 1)
+        return Items(item) if item is not None else None
 
     def _items(self, node: Node, depth: int) -> Value:
         """One of the items of an iterated collection: a literal list's elements, a string's characters."""
@@ -471,8 +458,8 @@ class Evaluator(ObjectAttributes):
         value = self.eval(node, depth + 1)
         if isinstance(value, str):
             return one_of(value) if 0 < len(value) <= MAX_OPTIONS else None
-        return one_of(item for seq in options_of(value) for item in seq.items) \
-            if options_of(value) and all(isinstance(v, Seq) for v in options_of(value)) else None
+        return one_of(item for seq in options_of(value) for item in item_options(seq)) \
+            if options_of(value) and all(isinstance(v, (Seq, Items)) for v in options_of(value)) else None
 
     def _cache_key_loop(self, name: str, target: Node, iterable: Node) -> Value:
         """``for key in cache.keys()`` / ``for key in cache`` / ``for key, act in cache.items()``: the key is
@@ -497,15 +484,16 @@ class Evaluator(ObjectAttributes):
     def _loop_over_value(name: str, target: Node, iterated: Value) -> Value:
         """A loop variable over a computed sequence (each option's items, when the value has several)."""
         sequences = options_of(iterated)
-        if not sequences or not all(isinstance(seq, Seq) for seq in sequences):
+        if not sequences or not all(isinstance(seq, (Seq, Items)) for seq in sequences):
             return None
+        items = [item for seq in sequences for item in item_options(seq)]
         if target.type == "identifier":
-            return one_of(item for seq in sequences for item in seq.items)
+            return one_of(items)
         names = [text(c) for c in target.named_children]
-        rows = [row.items for seq in sequences for row in seq.items if isinstance(row, Seq) and len(row.items) == len(names)]
-        if len(rows) != sum(len(seq.items) for seq in sequences):
+        rows = [row for item in items for row in options_of(item)]
+        if not all(isinstance(row, Seq) and len(row.items) == len(names) for row in rows):
             return None
-        return one_of(row[names.index(name)] for row in rows)
+        return one_of(row.items[names.index(name)] for row in rows)  # type: ignore[union-attr]
 
     def loop_rows(self, nodes: list[Node]) -> list[tuple[Value, ...]] | None:
         """Values of names unpacked together by one loop, row by row: ``for name, layer in [("z", 3), ("q", 5)]``
@@ -990,6 +978,7 @@ _CLAUSE_HOLDERS = {"if_statement": ("block", "elif_clause", "else_clause"),
                    "try_statement": ("block", "except_clause", "else_clause", "finally_clause"),
                    "match_statement": ("block",)}
 _COMPREHENDING = frozenset({"list_comprehension", "set_comprehension", "generator_expression"})
+_MUTABLE = frozenset({"list", "set", "list_comprehension", "set_comprehension"})  # values changed in place by methods
 _SCOPE_EDGES = frozenset({"function_definition", "lambda", "class_definition", "module"})
 
 
