@@ -565,10 +565,25 @@ class Evaluator(ObjectAttributes):
             self.read_spans.append((decorator.start_byte, decorator.end_byte))
             return one_of(self.eval(v, depth + 1) for v, in cells)
         passed = self.passed(fn, name, defaults=True)
+        if not passed and (declared := self._literal_annotation(fn, name)) is not None:
+            return declared  # `site: Literal["q", "k", "v"]`, its callers unknown
         if passed == [] and (default := default_of(fn, name)) is not None:
             return self._default_when_uncalled(fn, default, depth)
         return one_of(p.evaluator.eval(p.argument, depth + 1) if p.argument is not None else None
                       for p in passed) if passed else None
+
+    def _literal_annotation(self, fn: Node, name: str) -> Value:
+        """One of the values a ``Literal[...]`` annotation of the parameter allows."""
+        for n, p in parameter_names(fn):
+            annotation = p.child_by_field_name("type") if n == name else None
+            inner = annotation.named_children[0] if annotation is not None and annotation.named_children else None
+            if inner is None or inner.type not in ("subscript", "generic_type") or \
+                    not re.fullmatch(r"(?:\w+\.)?Literal\s*\[.*", text(inner), re.S):
+                continue
+            self.read_spans.append((p.start_byte, p.end_byte))
+            values = [self.eval(c) for c in descendants(inner, "string") if c.parent.type != "string"]
+            return one_of(values) if values and all(isinstance(v, str) for v in values) else None
+        return None
 
     def _default_when_uncalled(self, fn: Node, default: Node, depth: int) -> Value:
         """A parameter's default, for a function called from no code the workspace shows (a notebook's helper,
