@@ -816,7 +816,7 @@ class HookRefCollector:
         if not self.scopes.definitions(word, scope) and reaching is not None and reaching.kind != "import":
             scope = self.scopes.scope_of(reaching.offset)  # a closure's free name: where it is bound
         for d in self.scopes.definitions(word, scope):
-            if d.kind == "assign" and d.target.type == "identifier" and _is_container(d.node, self.scopes):
+            if d.kind == "assign" and d.target.type == "identifier" and self._container(d.node, self.scopes):
                 return True
             if _annotated_bare_dict(d):  # `clean_cache: Dict`: what its callers pass decides
                 return not self._passed_caches(d)
@@ -825,6 +825,14 @@ class HookRefCollector:
             if d.kind == "param" and self._passed_containers(d):
                 return True
         return False
+
+    def _container(self, value: Node, scopes: Scopes) -> bool:
+        """Whether ``value`` makes a dict or list (see ``_is_container``); what a helper of this file returns counts,
+        so any edit of the helper does."""
+        receiver, callee, _ = call_name(value) if value.type == "call" else (None, None, None)
+        if callee and receiver is None and scopes is self.scopes and self.ev.read_spans is not None:
+            self.ev.read_spans += [(fn.start_byte, fn.end_byte) for fn in scopes.function_defs.get(callee, ())]
+        return _is_container(value, scopes)
 
     def _passed_caches(self, param) -> bool:
         """Whether every call site in this file passes the parameter a name holding a caching run's cache
@@ -843,7 +851,7 @@ class HookRefCollector:
             if arg is not None and arg.type == "identifier":
                 d = caller.scopes.lookup(text(arg), arg.start_byte)
                 arg = d.node if d is not None and d.kind == "assign" and d.target.type == "identifier" else None
-            if arg is None or not (_is_container(arg, caller.scopes) or _from_foreign_library(arg, caller.scopes)):
+            if arg is None or not (self._container(arg, caller.scopes) or _from_foreign_library(arg, caller.scopes)):
                 return False
         return True
 

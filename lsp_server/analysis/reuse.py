@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .edits import CONFIG, STATEMENT, Edit, diff, in_prose, widened
+from .edits import CONFIG, SHAPE, STATEMENT, Edit, diff, in_prose, widened
 from .models import CacheInfo, ModelInfo
 
 if TYPE_CHECKING:
@@ -73,8 +73,9 @@ class Reuse:
         edit that can change scopes, models or flags anywhere (words of a model's configuration count only
         when the file's models came out otherwise), or a statement of unchanged text that tree-sitter parsed
         otherwise than before.
-        An edit of a line that starts with a statement word (``for``, ``def``, ``with``, ...), or in a statement
-        with a syntax error (before or after it), counts as an edit of that whole top-level statement, and only
+        An edit that adds, removes or reindents lines, or changes their brackets or quotes, an edit of a line
+        that starts with a statement word (``for``, ``def``, ``with``, ...), and an edit in a statement with a
+        syntax error (before or after it), count as an edit of the whole top-level statements they touch, and only
         while the statement begins and ends where it did and the file's models stay the same: tree-sitter's
         recovery may parse its other lines otherwise, or swallow the statements around it."""
         if previous is None or scopes.parsed_otherwise or not _same_facts(previous.context, context):
@@ -84,11 +85,12 @@ class Reuse:
             edit = dataclasses.replace(edit, names=frozenset(), words=frozenset(), blockers=frozenset())  # words there bind nothing
         if edit.blockers == {CONFIG} and _same_models(previous.models, models, edit):
             edit = dataclasses.replace(edit, blockers=frozenset())  # `print(hook.name)`: the models came out the same
-        if STATEMENT in edit.blockers and edit.blockers <= {STATEMENT, CONFIG} or edit.local and (
+        if edit.blockers & {SHAPE, STATEMENT} and edit.blockers <= {SHAPE, STATEMENT, CONFIG} or edit.local and (
                 _touches(previous.scopes.error_spans, edit.start, edit.old_end) or
                 _touches(scopes.error_spans, edit.start, edit.new_end)):
-            # `for layer in range(4):` -> `range(6)` changes what its statement binds and passes, nothing more; a
-            # syntax error's recovery may parse the statement's other lines otherwise
+            # A line typed or joined, brackets opened, `for layer in range(4):` -> `range(6)`: what its statement
+            # binds and passes may change, nothing more, while the statement keeps its bounds; a syntax error's
+            # recovery may parse the statement's other lines otherwise
             edit = _over_statement(edit, previous, source, scopes.statement_spans(), models)
         if edit is None or not edit.local:
             return None
@@ -137,21 +139,26 @@ def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
 
 def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: list[tuple[int, int]],
                     models: tuple) -> Edit | None:
-    """``edit`` grown over the top-level statements it touches, when they begin and end at the same places
-    (before, after or within the edited lines) in both versions; else None (a syntax error's recovery moved
-    a statement's bounds: it may have swallowed a binding). Words there that can change facts anywhere (a
-    model's configuration) are safe while the file's models stay the same."""
-    old = _region(previous.scopes.statement_spans(), edit.start, edit.old_end)
+    """``edit`` grown over the top-level statements it touches, when every other top-level statement begins and
+    ends at the same place in both versions (moved by the edit after it); else None (an unclosed bracket, or a
+    syntax error's recovery, moved a statement's bounds: it may have swallowed a binding). Words there that can
+    change facts anywhere (a model's configuration) are safe while the file's models stay the same."""
+    old_spans = previous.scopes.statement_spans()
+    old = _region(old_spans, edit.start, edit.old_end)
     new = _region(spans, edit.start, edit.new_end)
+    if old is None and new is None:  # blank lines and comments between statements
+        old, new = (edit.start, edit.old_end), (edit.start, edit.new_end)
     if old is None or new is None:
         return None
-    (old_start, old_end), (new_start, new_end) = old, new
-    if (old_start < edit.start) != (new_start < edit.start) or old_start < edit.start and old_start != new_start:
+    old_before, new_before = bisect.bisect_left(old_spans, (old[0], -1)), bisect.bisect_left(spans, (new[0], -1))
+    old_after, new_after = bisect.bisect_right(old_spans, (old[1], sys.maxsize)), bisect.bisect_right(spans, (new[1], sys.maxsize))
+    if old_spans[:old_before] != spans[:new_before] or len(old_spans) - old_after != len(spans) - new_after:
         return None
-    if (old_end > edit.old_end) != (new_end > edit.new_end) or new_end > edit.new_end and new_end - edit.delta != old_end:
+    delta = edit.delta
+    if any(a + delta != c or b + delta != d for (a, b), (c, d) in zip(old_spans[old_after:], spans[new_after:])):
         return None
     same_models = _same_models(previous.models, models, edit)
-    return widened(edit, previous.source, source, min(old_start, new_start), old_end, new_end, same_models)
+    return widened(edit, previous.source, source, min(old[0], new[0]), old[1], new[1], same_models)
 
 
 def _same_models(old: tuple, new: tuple, edit: Edit) -> bool:

@@ -160,6 +160,7 @@ class Scopes:
         self._fn_parent = _parents(self._fn_starts, self._fn_ends)
         self._offsets: dict[tuple[ScopeKey, str], list[int]] = {}  # filled on first lookup
         self._bound: frozenset[str] | None = None
+        self._statement_spans: list[tuple[int, int]] | None = None
         # Names a comprehension or lambda may bind (a superset, from the text): lookups of other
         # names skip the ancestor walk that finds such bindings.
         self._expression_names = {
@@ -382,8 +383,11 @@ class Scopes:
         return self._defs.get((scope, name), [])
 
     def statement_spans(self) -> list[tuple[int, int]]:
-        """Where the top-level statements are (comments aside), in order (asked only around a syntax error)."""
-        return [(n.start_byte, n.end_byte) for n in self.parsed.root.named_children if n.type != "comment"]
+        """Where the top-level statements are (comments aside), in order (asked only after an edit that can
+        change them)."""
+        if self._statement_spans is None:
+            self._statement_spans = [(n.start_byte, n.end_byte) for n in self.parsed.root.named_children if n.type != "comment"]
+        return self._statement_spans
 
     def bound_names(self) -> frozenset[str]:
         """Every name the file binds anywhere (a superset: comprehension variables and lambda parameters from the text)."""

@@ -442,10 +442,10 @@ for act_name, act in clean_cache.items():
     assert all(incremental == fresh for incremental, fresh in counts)
 
 
-def test_an_edit_of_a_loop_header_re_resolves_only_what_its_statement_can_change(monkeypatch):
+def test_an_edit_of_a_loop_header_or_of_lines_re_resolves_only_what_its_statement_can_change(monkeypatch):
     """`for layer in range(2):` -> `range(3)` changes what the loop binds: the keys read in the loop, and those
-    reading `layer` after it, are resolved again; the others are reused. A `for` that grows a line changes the
-    statement's bounds: every key is resolved again."""
+    reading `layer` after it, are resolved again; the others are reused. So with a line broken in two, or a
+    blank line typed: the statements keep their bounds."""
     text = b'''from transformer_lens import HookedTransformer
 model = HookedTransformer.from_pretrained("gpt2")
 _, cache = model.run_with_cache("x")
@@ -461,4 +461,45 @@ model.run_with_hooks("x", fwd_hooks=[("blocks.0.attn.hook_z", patch)])
 '''
     assert _resolutions(monkeypatch, [(b"in range(2):", b"in range(3):")], text) == [(2, 5)]
     assert _resolutions(monkeypatch, [(b"for head in heads:", b"for head in heads or heads:")], text) == [(1, 5)]
-    assert _resolutions(monkeypatch, [(b"for layer in range(2):", b"for layer in (\n  range(2)):")], text) == [(5, 5)]
+    assert _resolutions(monkeypatch, [(b"for layer in range(2):", b"for layer in (\n  range(2)):")], text) == [(2, 5)]
+    assert _resolutions(monkeypatch, [(b"other = cache", b"\nother = cache")], text) == [(1, 5)]
+
+
+def test_a_parameter_passed_a_helper_s_own_dict_depends_on_the_helper(monkeypatch):
+    """`bundled_cache` holds what `bundle` returns, its own dict, so `evaluate`'s parameter is no cache; an edit of
+    `bundle` that stops it returning a dict (`{}` -> `1}`) makes the parameter a cache again (found by random
+    keystrokes on the ninth corpus)."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, fake_cache = model.run_with_cache("x")
+def bundle(fake_cache):
+    bundled = {}
+    for k in fake_cache:
+        bundled[k] = fake_cache[k]
+    return bundled
+def evaluate(bundled_cache):
+    return bundled_cache["mlp.hook_post"]
+bundled_cache = bundle(fake_cache)
+evaluate(bundled_cache)
+'''
+    _resolutions(monkeypatch, [(b"    bundled = {}", b"    bundled = 1}")], text)
+
+
+def test_an_unclosed_bracket_that_reshapes_the_statements_after_it_reuses_no_key(monkeypatch):
+    """`line(diffs, xticks=labels)` -> `line(diffs, (ticks=labels)`: the edited statement keeps its bounds, but
+    tree-sitter's recovery splits the statements after it otherwise, and the loop's key no longer resolves
+    (found by random keystrokes on the ninth corpus): every key is resolved again."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, french_cache = model.run_with_cache("x")
+plots.line(diffs, xticks=labels, title="French vs. English", xlabel="Component", ylabel="Mean Difference")
+diffs = []
+labels = []
+for key in french_cache.keys():
+    if 'hook_attn_out' not in key:
+        continue
+    english_acts = english_cache[key]
+    3: mean_acts(english_data, 3),
+'''
+    ((incremental, fresh),) = _resolutions(monkeypatch, [(b"xticks=labels", b"(ticks=labels")], text)
+    assert incremental == fresh
