@@ -7,7 +7,8 @@ resolves as before: its refs are
 carried over, moved to their new offsets, with the cache and model of the new analysis (which must
 be the same cache and the same model, else the subscript is resolved again). A subscript whose key resolved
 to nothing is remembered likewise (:class:`NoRefs`). Words typed in a comment or a docstring mention no
-name; an edit in a statement with a syntax error counts as an edit of the whole statement (see
+name; an edit that changes lines, brackets or quotes, that starts a line with a statement word, or that lies
+in a statement with a syntax error counts as an edit of the whole top-level statements it touches (see
 :meth:`Reuse.between`).
 """
 
@@ -76,8 +77,8 @@ class Reuse:
         An edit that adds, removes or reindents lines, or changes their brackets or quotes, an edit of a line
         that starts with a statement word (``for``, ``def``, ``with``, ...), and an edit in a statement with a
         syntax error (before or after it), count as an edit of the whole top-level statements they touch, and only
-        while the statement begins and ends where it did and the file's models stay the same: tree-sitter's
-        recovery may parse its other lines otherwise, or swallow the statements around it."""
+        while every other statement begins and ends where it did and the file's models stay the same: an
+        unclosed bracket, or tree-sitter's recovery from an error, may swallow or split the statements around."""
         if previous is None or scopes.parsed_otherwise or not _same_facts(previous.context, context):
             return None
         edit = diff(previous.source, source)
