@@ -813,6 +813,11 @@ class Evaluator(ObjectAttributes):
         after = bisect.bisect_right(defs, offset, key=_offset_of)
         node = self.scopes.parsed.root.descendant_for_byte_range(offset, offset)
         while node is not None and node.type not in _SCOPE_EDGES:
+            body, left = (node.child_by_field_name("body"), node.child_by_field_name("left")) \
+                if node.type == "for_statement" else (None, None)
+            if body is not None and left is not None and body.start_byte <= offset and any(
+                    text(n) == d.name and n.parent.type not in ("attribute", "subscript") for n in descendants(left, "identifier")):
+                return out  # read in a loop over the name itself: each iteration binds it afresh
             if node.type in ("for_statement", "while_statement"):
                 end = bisect.bisect_right(defs, node.end_byte, key=_offset_of)
                 out += [x for x in defs[after:end] if x.kind != "import" and x not in out]
