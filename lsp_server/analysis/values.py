@@ -174,8 +174,8 @@ class Evaluator(ObjectAttributes):
         if self.reads is not None:
             self.reads.add(text(node))
         d = self.scopes.lookup(text(node), node.start_byte)
-        if d is not None and self._augmented_in_scope(d):
-            return None  # `layer -= 1` somewhere: the bound value is not the one read
+        if d is not None and self._augmented_in_scope(d) and not (d.kind == "assign" and d.node.type in _MUTABLE):
+            return None  # `layer -= 1` somewhere: the bound value is not the one read (a list's: see _grown_list)
         others = self.other_reaching(d, node.start_byte)
         if others is None:
             return None
@@ -253,7 +253,7 @@ class Evaluator(ObjectAttributes):
             return None
         if d.kind == "assign" and d.target.type == "identifier":
             if d.node.type in _MUTABLE and self.changed_after_binding(d):
-                return None  # `sites = ["z"]; sites.append("q")` (or `add_site(sites)`): not the literal any more
+                return self._grown_list(d, depth)  # `sites = ["z"]; sites.append("q")`: not the literal any more
             if function_of(d.target) is None and self._rebound_elsewhere(d.name):
                 return None  # `global NAME; NAME = ...` in a function, `module.NAME = ...` in an importer
             return self.eval(d.node, depth + 1)
@@ -309,6 +309,55 @@ class Evaluator(ObjectAttributes):
         """Whether the list or set the name ``d`` binds may be changed in place after (appended to here, or
         handed on to a function that changes it)."""
         return self._mutated(d.name) or self._handed_to_a_changer(d)
+
+    def _grown_list(self, d: Definition, depth: int) -> Value:
+        """A list (or set) changed in place after it was bound (``names = []`` ... ``names.append(f"...")``,
+        ``names += [...]``, ``names[0] = ...``): items of one of what it was bound to and everything put in it,
+        wherever (items removed or reordered are still among them). Unknown when it is handed to a function of
+        the workspace that changes it, given another name, or changed some other way."""
+        if self._handed_to_a_changer(d):
+            return None
+        base = self.eval(d.node, depth + 1)
+        if not isinstance(base, (Seq, Items)):
+            return None
+        items = list(item_options(base))
+        for use in self._uses(d):
+            added = self._put_in(use, depth)
+            if added is None:
+                return None
+            items += added
+        item = one_of(items)
+        return Items(item) if item is not None else None
+
+    def _put_in(self, use: Node, depth: int) -> list[Value] | None:
+        """What a use of a list puts in it: ``[]`` for a read or a removal, the item or items added; None for a
+        change of another kind."""
+        parent = use.parent
+        if parent is None:
+            return []
+        if parent.type == "augmented_assignment" and parent.child_by_field_name("left") == use:
+            added = self.eval(parent.child_by_field_name("right"), depth + 1)
+            op = text(parent.child_by_field_name("operator"))
+            return list(item_options(added)) if op == "+=" and isinstance(added, (Seq, Items)) else None
+        if parent.type == "subscript" and parent.child_by_field_name("value") == use:
+            assignment = parent.parent
+            if assignment is not None and assignment.type == "assignment" and assignment.child_by_field_name("left") == parent:
+                return [self.eval(assignment.child_by_field_name("right"), depth + 1)]  # `names[0] = ...`
+            return []
+        if parent.type != "attribute" or parent.child_by_field_name("object") != use:
+            return []  # read, iterated, passed on (see _handed_to_a_changer)
+        call, method = parent.parent, text(parent.child_by_field_name("attribute"))
+        if call is None or call.type != "call":
+            return []
+        positional, keywords = call_args(call)
+        if method in ("append", "add") and len(positional) == 1 and not keywords:
+            return [self.eval(positional[0], depth + 1)]
+        if method == "insert" and len(positional) == 2 and not keywords:
+            return [self.eval(positional[1], depth + 1)]
+        if method in ("extend", "update") and len(positional) == 1 and not keywords:
+            added = self.eval(positional[0], depth + 1)
+            return list(item_options(added)) if isinstance(added, (Seq, Items)) else None
+        return [] if method in _LIST_READS_AND_REMOVALS else None
 
     def _handed_to_a_changer(self, d: Definition) -> bool:
         """Whether the list or set ``d`` binds is given another name (``other = sites``) or handed to a function
@@ -999,6 +1048,9 @@ _CLAUSE_HOLDERS = {"if_statement": ("block", "elif_clause", "else_clause"),
                    "match_statement": ("block",)}
 _COMPREHENDING = frozenset({"list_comprehension", "set_comprehension", "generator_expression"})
 _MUTABLE = frozenset({"list", "set", "list_comprehension", "set_comprehension"})  # values changed in place by methods
+# Methods of a list or set that put nothing in it.
+_LIST_READS_AND_REMOVALS = frozenset({"remove", "pop", "clear", "discard", "sort", "reverse", "copy", "index", "count",
+                                      "difference_update", "intersection_update"})
 _SCOPE_EDGES = frozenset({"function_definition", "lambda", "class_definition", "module"})
 
 
