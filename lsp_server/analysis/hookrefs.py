@@ -12,6 +12,7 @@ import bisect
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 from ..knowledge.act_names import CacheKeyError, act_name_pitfall, cache_key_name, get_act_name
@@ -1062,6 +1063,7 @@ class HookRefCollector:
         return ref
 
 
+@lru_cache(maxsize=1024)
 def _may_mean_a_hook(short: str) -> bool:
     """Whether a short cache key may be meant as a hook name: some hook of some model holds it (``resid`` in
     ``hook_resid_pre``), unlike ``logit_diff`` or ``clean_cache``."""

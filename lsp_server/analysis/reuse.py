@@ -78,7 +78,9 @@ class Reuse:
         that starts with a statement word (``for``, ``def``, ``with``, ...), and an edit in a statement with a
         syntax error (before or after it), count as an edit of the whole top-level statements they touch, and only
         while every other statement begins and ends where it did and the file's models stay the same: an
-        unclosed bracket, or tree-sitter's recovery from an error, may swallow or split the statements around."""
+        unclosed bracket, or tree-sitter's recovery from an error, may swallow or split the statements around.
+        Any other edit is reused only while the statements of the block it is in keep their bounds likewise
+        (tree-sitter reads `x = torch.` on into the next line without an error)."""
         if previous is None or scopes.parsed_otherwise or not _same_facts(previous.context, context):
             return None
         edit = diff(previous.source, source)
@@ -93,6 +95,8 @@ class Reuse:
             # binds and passes may change, nothing more, while the statement keeps its bounds; a syntax error's
             # recovery may parse the statement's other lines otherwise
             edit = _over_statement(edit, previous, source, scopes.statement_spans(), models)
+        elif edit.local and not _same_statements(edit, previous.scopes, scopes):
+            return None  # `x = torch.` joins the next line's statement, with no syntax error
         if edit is None or not edit.local:
             return None
         if edit.names & _BUILTINS:  # `range(len(x))` there: the file's calls of a builtin give no facts
@@ -140,11 +144,51 @@ def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
 
 def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: list[tuple[int, int]],
                     models: tuple) -> Edit | None:
-    """``edit`` grown over the top-level statements it touches, when every other top-level statement begins and
-    ends at the same place in both versions (moved by the edit after it); else None (an unclosed bracket, or a
-    syntax error's recovery, moved a statement's bounds: it may have swallowed a binding). Words there that can
-    change facts anywhere (a model's configuration) are safe while the file's models stay the same."""
-    old_spans = previous.scopes.statement_spans()
+    """``edit`` grown over the top-level statements it touches, when every other top-level statement keeps its
+    bounds (see :func:`_touched`); else None. Words there that can change facts anywhere (a model's
+    configuration) are safe while the file's models stay the same."""
+    regions = _touched(edit, previous.scopes.statement_spans(), spans)
+    if regions is None:
+        return None
+    (old_start, old_end), (new_start, new_end) = regions
+    same_models = _same_models(previous.models, models, edit)
+    return widened(edit, previous.source, source, min(old_start, new_start), old_end, new_end, same_models)
+
+
+def _same_statements(edit: Edit, previous: Scopes, scopes: Scopes) -> bool:
+    """Whether the statements of the innermost block holding the edited lines (the file's, a function's body)
+    other than those the edit touches begin and end at the same places in both versions, and so does the
+    block: a local edit changed what its own statements say, not how the code around splits into statements."""
+    old, new = _block_at(previous.parsed.root, edit.start, edit.old_end), _block_at(scopes.parsed.root, edit.start, edit.new_end)
+    if old is None or new is None or old.type != new.type or old.start_byte != new.start_byte:
+        return False
+    if old.end_byte > edit.old_end and edit.to_new(old.end_byte) != new.end_byte or \
+            old.end_byte <= edit.old_end and new.end_byte > edit.new_end:
+        return False  # the block ends elsewhere: lines after the edit joined it or left it
+    if old.type == "module":
+        return _touched(edit, previous.statement_spans(), scopes.statement_spans()) is not None
+    return _touched(edit, _spans_in(old), _spans_in(new)) is not None
+
+
+def _block_at(root, start: int, end: int):
+    """The innermost block (or the module) that holds all of [start, end)."""
+    node = root.descendant_for_byte_range(start, max(start, end - 1))
+    while node is not None and node.type not in ("block", "module"):
+        node = node.parent
+    return node
+
+
+def _spans_in(block) -> list[tuple[int, int]]:
+    return [(n.start_byte, n.end_byte) for n in block.named_children if n.type != "comment"]
+
+
+def _touched(edit: Edit, old_spans: list[tuple[int, int]], spans: list[tuple[int, int]]
+             ) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Where the top-level statements the edit touches lie in the old and the new version, when every other
+    top-level statement begins and ends at the same place in both (moved by the edit after it); None when one
+    moved: an unclosed bracket, a trailing `.` (tree-sitter reads `x = torch.` and the next line as one
+    statement, without an error), or the recovery from a syntax error swallowed or split the statements
+    around."""
     old = _region(old_spans, edit.start, edit.old_end)
     new = _region(spans, edit.start, edit.new_end)
     if old is None and new is None:  # blank lines and comments between statements
@@ -158,8 +202,7 @@ def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: 
     delta = edit.delta
     if any(a + delta != c or b + delta != d for (a, b), (c, d) in zip(old_spans[old_after:], spans[new_after:])):
         return None
-    same_models = _same_models(previous.models, models, edit)
-    return widened(edit, previous.source, source, min(old[0], new[0]), old[1], new[1], same_models)
+    return old, new
 
 
 def _same_models(old: tuple, new: tuple, edit: Edit) -> bool:

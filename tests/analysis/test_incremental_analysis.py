@@ -503,3 +503,23 @@ for key in french_cache.keys():
 '''
     ((incremental, fresh),) = _resolutions(monkeypatch, [(b"xticks=labels", b"(ticks=labels")], text)
     assert incremental == fresh
+
+
+def test_a_trailing_dot_that_joins_the_next_statement_reuses_no_key(monkeypatch):
+    """`clean_prob = torch.` is no syntax error to tree-sitter: it reads the statement on to the next line
+    (`torch.hooks = []`), and `hooks` is no longer the list `patch` is registered through. The edit keeps every
+    line's brackets and quotes, yet the statements around it split otherwise: every key is resolved again
+    (found by retyping a line character by character on the tenth corpus)."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, clean_cache = model.run_with_cache("x")
+def patch(activation, hook):
+    return clean_cache[hook.name]
+clean_prob = torc
+# the hooks
+hooks = []
+hooks.append(("blocks.0.attn.hook_z", patch))
+model.run_with_hooks("x", fwd_hooks=hooks)
+'''
+    ((incremental, fresh),) = _resolutions(monkeypatch, [(b"clean_prob = torc\n", b"clean_prob = torch.\n")], text)
+    assert incremental == fresh
