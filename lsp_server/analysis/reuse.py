@@ -189,12 +189,9 @@ def _touched(edit: Edit, old_spans: list[tuple[int, int]], spans: list[tuple[int
     moved: an unclosed bracket, a trailing `.` (tree-sitter reads `x = torch.` and the next line as one
     statement, without an error), or the recovery from a syntax error swallowed or split the statements
     around."""
-    old = _region(old_spans, edit.start, edit.old_end)
-    new = _region(spans, edit.start, edit.new_end)
-    if old is None and new is None:  # blank lines and comments between statements
-        old, new = (edit.start, edit.old_end), (edit.start, edit.new_end)
-    if old is None or new is None:
-        return None
+    # (No statement there: blank lines and comments, or a statement typed into a comment's line, `x# %%`.)
+    old = _region(old_spans, edit.start, edit.old_end) or (edit.start, edit.old_end)
+    new = _region(spans, edit.start, edit.new_end) or (edit.start, edit.new_end)
     old_before, new_before = bisect.bisect_left(old_spans, (old[0], -1)), bisect.bisect_left(spans, (new[0], -1))
     old_after, new_after = bisect.bisect_right(old_spans, (old[1], sys.maxsize)), bisect.bisect_right(spans, (new[1], sys.maxsize))
     if old_spans[:old_before] != spans[:new_before] or len(old_spans) - old_after != len(spans) - new_after:

@@ -523,3 +523,18 @@ model.run_with_hooks("x", fwd_hooks=hooks)
 '''
     ((incremental, fresh),) = _resolutions(monkeypatch, [(b"clean_prob = torc\n", b"clean_prob = torch.\n")], text)
     assert incremental == fresh
+
+
+def test_a_statement_typed_into_a_comment_line_reuses_the_other_keys(monkeypatch):
+    """`# %% sweep` -> `x# %% sweep`: a statement now stands where none did; the statements around keep their
+    bounds, so every key is reused (the benchmark notebook's cell edit resolved all of them again while the
+    check for moved statements wanted a statement on both sides)."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+_, cache = model.run_with_cache("x")
+first = cache["resid_pre", 0]
+# %% sweep
+for layer in range(2):
+    cache["resid_post", layer]
+'''
+    assert _resolutions(monkeypatch, [(b"# %% sweep", b"x# %% sweep")], text) == [(0, 2)]
