@@ -184,11 +184,11 @@ def _spans_in(block) -> list[tuple[int, int]]:
 
 def _touched(edit: Edit, old_spans: list[tuple[int, int]], spans: list[tuple[int, int]]
              ) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """Where the top-level statements the edit touches lie in the old and the new version, when every other
-    top-level statement begins and ends at the same place in both (moved by the edit after it); None when one
-    moved: an unclosed bracket, a trailing `.` (tree-sitter reads `x = torch.` and the next line as one
-    statement, without an error), or the recovery from a syntax error swallowed or split the statements
-    around."""
+    """Where the statements the edit touches lie in the old and the new version (of the file, or of one block:
+    ``old_spans`` and ``spans`` list their bounds), when every other one begins and ends at the same place in
+    both (moved by the edit after it); None when one moved: an unclosed bracket, a trailing `.` (tree-sitter
+    reads `x = torch.` and the next line as one statement, without an error), or the recovery from a syntax
+    error swallowed or split the statements around."""
     # (No statement there: blank lines and comments, or a statement typed into a comment's line, `x# %%`.)
     old = _region(old_spans, edit.start, edit.old_end) or (edit.start, edit.old_end)
     new = _region(spans, edit.start, edit.new_end) or (edit.start, edit.new_end)

@@ -341,9 +341,10 @@ class Evaluator(ObjectAttributes):
             return list(item_options(added)) if op == "+=" and isinstance(added, (Seq, Items)) else None
         if parent.type == "subscript" and parent.child_by_field_name("value") == use:
             assignment = parent.parent
-            if assignment is not None and assignment.type == "assignment" and assignment.child_by_field_name("left") == parent:
+            written = assignment is not None and assignment.child_by_field_name("left") == parent
+            if written and assignment.type == "assignment":
                 return [self.eval(assignment.child_by_field_name("right"), depth + 1)]  # `names[0] = ...`
-            return []
+            return None if written else []  # `names[0] += "x"`: an item changed into something else
         if parent.type != "attribute" or parent.child_by_field_name("object") != use:
             return []  # read, iterated, passed on (see _handed_to_a_changer)
         call, method = parent.parent, text(parent.child_by_field_name("attribute"))
