@@ -116,6 +116,14 @@ def _located_exactly(root: Node, span: tuple[int, int, str], base: int = 0) -> N
     return node if node.type == kind and node.start_byte == start + base and node.end_byte == end + base else None
 
 
+def _located_all(spans: tuple, stmt: Node, root: Node) -> list[Node | None]:
+    """The nodes at ``spans`` (relative to the top-level statement ``stmt``), None for one not there; a top-level
+    def, class or import is the statement itself."""
+    base = stmt.start_byte
+    whole = (0, stmt.end_byte - base, stmt.type)
+    return [stmt if span == whole else _located_exactly(root, span, base) for span in spans]
+
+
 def _located(root: Node, span: tuple[int, int, str], base: int = 0) -> Node:
     """The node of type ``span[2]`` exactly covering ``span[:2]`` + ``base`` (the smallest one spanning
     it: it exists, since the statement holding it has the same text as where the span was taken)."""
@@ -141,14 +149,17 @@ class Scopes:
         self.classes: list[Node] = []
         self.imports: list[Node] = []
         self.function_defs: dict[str, list[Node]] = {}
-        self._defs: dict[tuple[ScopeKey, str], list[Definition]] = {}
         # What the walk defined, in order, and in which scopes (for the memo).
         self._walked: list[Definition] = []
         self._walked_scopes: list[ScopeKey] = []
-        # Each top-level statement's answers (see definitions_where; kept across versions by its facts) and
-        # where its definitions lie in ``_ordered`` (every definition, statement by statement).
-        self._runs: list[tuple[dict[str, tuple[int, ...]], int, int]] = []
-        self._ordered: list[Definition] = []
+        # Each top-level statement that defines something: where its definitions are by name (kept across
+        # versions with its facts), where it starts, and its facts when they came from the memo (their
+        # Definitions are made when first asked for: a keystroke does not rebuild thousands of them).
+        self._placed: list[tuple[_NameIndex, int, _StatementFacts | None]] = []
+        self._placed_starts: list[int] = []
+        self._made: dict[tuple[int, int], Definition] = {}  # (statement, index) -> its Definition in this version
+        self._module_index: dict[str, list[int]] = {}  # name -> the statements binding it at module level
+        self._defs: dict[tuple[ScopeKey, str], list[Definition]] = {}  # filled on first lookup
         # Where the top-level statements with a syntax error are (how tree-sitter recovered may reach past an edit).
         self.error_spans: list[tuple[int, int]] = []
         # Whether a statement of unchanged text came out in other blocks than before (see _replay).
@@ -180,52 +191,63 @@ class Scopes:
                 self.error_spans.append((base, stmt.end_byte))
             if facts is not None and (facts.type != stmt.type or stmt.has_error):
                 facts = None  # the same text parsed otherwise (error recovery depends on the text around)
-            lo = len(self._ordered)
             if facts is not None:
                 if isinstance(facts, _Walked):
                     facts = facts.facts()  # made when first reused: a version read once costs no more
-                if not facts.empty and not self._replay(facts, base, root):
+                if facts.nodes and not self._replay(facts, stmt, root):
                     facts = None  # the same text, parsed into other blocks (how an error before it was recovered)
                     self.parsed_otherwise = True
             if facts is None:
                 first = len(self._walked)
                 self._statement(stmt, MODULE)
                 facts = _Walked(stmt.type, self, base, stmt.end_byte, first, len(self._walked))
-                self._ordered += self._walked[first:]
-            if len(self._ordered) > lo:
-                self._runs.append((facts.answers, lo, len(self._ordered)))  # (not the facts: a _Walked holds self)
+                if facts.index.count:
+                    self._made.update(((len(self._placed), i), d) for i, d in enumerate(self._walked[first:]))
+                    self._place(facts.index, base, None)
+            elif facts.definitions:
+                self._place(facts.index, base, facts)
             if not stmt.has_error:  # (the same text recovered otherwise later must not take these facts)
                 current[key] = facts
         if memo is not None:
             memo.clear()
             memo.update(current)
 
-    def _replay(self, facts: "_StatementFacts", base: int, root: Node) -> bool:
-        """Add the facts of a statement that did not change, found at ``base`` in this version; False (adding
-        nothing) when one of its defs, classes or imports is not where it was: tree-sitter parsed the same
-        text into other blocks (its recovery from an error earlier in the file depends on the parse history)."""
-        functions = [_located_exactly(root, span, base) for span in facts.functions]
-        classes = [_located_exactly(root, span, base) for span in facts.classes]
-        imports = [_located_exactly(root, span, base) for span in facts.imports]
+    def _place(self, index: "_NameIndex", base: int, facts: "_StatementFacts | None") -> None:
+        """Add a top-level statement that defines something (``facts``: where its Definitions are made from)."""
+        k = len(self._placed)
+        for name in index.module:
+            found = self._module_index.get(name)
+            if found is None:
+                self._module_index[name] = [k]
+            else:
+                found.append(k)
+        self._placed.append((index, base, facts))
+        self._placed_starts.append(base)
+
+    def _replay(self, facts: "_StatementFacts", stmt: Node, root: Node) -> bool:
+        """Add the defs, classes and imports of a statement that did not change, ``stmt`` in this version; False
+        (adding nothing) when one of them is not where it was: tree-sitter parsed the same text into other
+        blocks (its recovery from an error earlier in the file depends on the parse history)."""
+        functions, classes, imports = (_located_all(spans, stmt, root) if spans else ()
+                                       for spans in (facts.functions, facts.classes, facts.imports))
         if None in functions or None in classes or None in imports:
             return False
-        defs, ordered = self._defs, self._ordered
-        for scope, name, offset, kind, imported, spans in facts.definitions:
-            if scope != MODULE:
-                scope = (scope[0] + base, scope[1] + base)
-            d = Definition(name, offset + base, kind, None, None, imported, spans, base, root)
-            ordered.append(d)
-            entry = defs.get((scope, name))
-            if entry is None:
-                defs[(scope, name)] = [d]
-            else:
-                entry.append(d)
-        for fn in functions:
+        for fn, name in zip(functions, facts.function_names):
             self.functions.append(fn)
-            self.function_defs.setdefault(text(fn.child_by_field_name("name")), []).append(fn)
+            self.function_defs.setdefault(name, []).append(fn)
         self.classes += classes
         self.imports += imports
         return True
+
+    def _made_at(self, k: int, i: int) -> Definition:
+        """The ``i``-th definition of placed statement ``k`` in this version (made once: callers compare identities)."""
+        d = self._made.get((k, i))
+        if d is None:
+            _, base, facts = self._placed[k]
+            _, name, offset, kind, imported, spans = facts.definitions[i]
+            d = self._made.setdefault((k, i), Definition(name, offset + base, kind, None, None, imported, spans, base,
+                                                         self.parsed.root))
+        return d
 
     # -- building (statements in source order, so every list comes out sorted)
 
@@ -295,7 +317,6 @@ class Scopes:
                 self._bind_target(target, "with", source, source.end_byte, scope)
 
     def _add(self, scope: ScopeKey, d: Definition) -> None:
-        self._defs.setdefault((scope, d.name), []).append(d)
         self._walked.append(d)
         self._walked_scopes.append(scope)
 
@@ -334,7 +355,7 @@ class Scopes:
                 return local
         scope = self.scope_of(offset)
         while True:
-            defs = self._defs.get((scope, name))
+            defs = self.definitions(name, scope)
             if defs:
                 offsets = self._offsets.get((scope, name))
                 if offsets is None:
@@ -371,16 +392,29 @@ class Scopes:
         """The definitions ``wanted(definition, source)`` accepts, in source order. ``wanted`` must depend on
         nothing but the text of the definition's top-level statement (its name is ``question``): a
         statement that did not change keeps the previous version's answer."""
-        source, ordered, out = self.parsed.source, self._ordered, []
-        for answers, lo, hi in self._runs:
-            chosen = answers.get(question)
+        source, out = self.parsed.source, []
+        for k, (index, _, _) in enumerate(self._placed):
+            chosen = index.answers.get(question)
             if chosen is None:
-                chosen = answers[question] = tuple(i for i in range(hi - lo) if wanted(ordered[lo + i], source))
-            out += [ordered[lo + i] for i in chosen]
+                chosen = index.answers[question] = tuple(
+                    i for i in range(index.count) if wanted(self._made_at(k, i), source))
+            out += [self._made_at(k, i) for i in chosen]
         return out
 
     def definitions(self, name: str, scope: ScopeKey = MODULE) -> list[Definition]:
-        return self._defs.get((scope, name), [])
+        """The definitions of ``name`` in ``scope``, in source order."""
+        found = self._defs.get((scope, name))
+        if found is None:
+            if scope == MODULE:
+                found = [self._made_at(k, i) for k in self._module_index.get(name, ())
+                         for i in self._placed[k][0].module[name]]
+            else:  # a function's scope lies within one top-level statement
+                k = bisect.bisect_right(self._placed_starts, scope[0]) - 1
+                index, base, _ = self._placed[k] if k >= 0 else (None, 0, None)
+                within = index.scoped.get(((scope[0] - base, scope[1] - base), name), ()) if index is not None else ()
+                found = [self._made_at(k, i) for i in within]
+            found = self._defs.setdefault((scope, name), found)
+        return found
 
     def statement_spans(self) -> list[tuple[int, int]]:
         """Where the top-level statements are (comments aside), in order (asked only after an edit that can
@@ -392,11 +426,16 @@ class Scopes:
     def bound_names(self) -> frozenset[str]:
         """Every name the file binds anywhere (a superset: comprehension variables and lambda parameters from the text)."""
         if self._bound is None:
-            self._bound = frozenset(name for _, name in self._defs) | self._expression_names
+            self._bound = frozenset(name for index, _, _ in self._placed for name in index.names()) | self._expression_names
         return self._bound
 
     def all_definitions(self) -> list[Definition]:
-        return [d for defs in self._defs.values() for d in defs]
+        """Every definition, in source order (each made: ask :meth:`definitions_where` for some)."""
+        return [self._made_at(k, i) for k, (index, _, _) in enumerate(self._placed) for i in range(index.count)]
+
+    def import_definitions(self) -> list[Definition]:
+        """The names imports bind, in source order."""
+        return self.definitions_where("import?", _is_import)
 
 
 def _names(target: Node) -> list[str]:
@@ -499,15 +538,42 @@ def default_of(fn: Node, name: str) -> Node | None:
     return None
 
 
+def _is_import(d: Definition, source: bytes) -> bool:
+    return d.kind == "import"
+
+
+class _NameIndex:
+    """Where one top-level statement's definitions are (indices, in source order), by name: at module level
+    and in each function's scope (relative to the statement's start). Kept across versions with the
+    statement's facts, with the answers of Scopes.definitions_where."""
+
+    __slots__ = ("count", "module", "scoped", "answers")
+
+    def __init__(self, scopes_and_names: list[tuple[ScopeKey, str]]):
+        self.count = len(scopes_and_names)
+        self.module: dict[str, tuple[int, ...]] = {}
+        self.scoped: dict[tuple[ScopeKey, str], tuple[int, ...]] = {}
+        for i, (scope, name) in enumerate(scopes_and_names):
+            if scope == MODULE:
+                self.module[name] = self.module.get(name, ()) + (i,)
+            else:
+                self.scoped[(scope, name)] = self.scoped.get((scope, name), ()) + (i,)
+        self.answers: dict[str, tuple[int, ...]] = {}  # Scopes.definitions_where's, by question
+
+    def names(self) -> set[str]:
+        return {*self.module, *(name for _, name in self.scoped)}
+
+
 class _Walked:
     """A top-level statement walked in one version: its facts are taken from that version's Scopes
     when a later version first reuses them (a version that is read once costs nothing more)."""
 
-    __slots__ = ("type", "scopes", "base", "end", "first", "last", "answers")
+    __slots__ = ("type", "scopes", "base", "end", "first", "last", "index")
 
     def __init__(self, type: str, scopes: Scopes, base: int, end: int, first: int, last: int):
         self.type, self.scopes, self.base, self.end, self.first, self.last = type, scopes, base, end, first, last
-        self.answers: dict[str, tuple[int, ...]] = {}  # see Scopes.definitions_where
+        self.index = _NameIndex([(scope if scope == MODULE else (scope[0] - base, scope[1] - base), d.name)
+                                 for scope, d in zip(scopes._walked_scopes[first:last], scopes._walked[first:last])])
 
     def facts(self) -> "_StatementFacts":
         """What the statement defines, relative to its start and without nodes."""
@@ -521,8 +587,11 @@ class _Walked:
             hi = bisect.bisect_left(nodes, self.end, key=_start_of)
             return tuple(_span(n, base) for n in nodes[lo:hi])
 
-        return _StatementFacts(self.type, definitions, inside(scopes.functions), inside(scopes.classes), inside(scopes.imports),
-                               self.answers)
+        lo = bisect.bisect_left(scopes.functions, base, key=_start_of)
+        hi = bisect.bisect_left(scopes.functions, self.end, key=_start_of)
+        names = tuple(text(fn.child_by_field_name("name")) for fn in scopes.functions[lo:hi])
+        return _StatementFacts(self.type, definitions, inside(scopes.functions), names, inside(scopes.classes),
+                               inside(scopes.imports), self.index)
 
 
 def _start_of(node: Node) -> int:
@@ -533,14 +602,15 @@ class _StatementFacts:
     """What one top-level statement defines, with offsets relative to its start (node-free, so that
     the next version of the document can reuse it wherever the statement moved)."""
 
-    __slots__ = ("type", "definitions", "functions", "classes", "imports", "empty", "answers")
+    __slots__ = ("type", "definitions", "functions", "function_names", "classes", "imports", "nodes", "index")
 
-    def __init__(self, type: str, definitions: tuple, functions: tuple, classes: tuple, imports: tuple,
-                 answers: dict[str, tuple[int, ...]]):
+    def __init__(self, type: str, definitions: tuple, functions: tuple, function_names: tuple, classes: tuple,
+                 imports: tuple, index: _NameIndex):
         self.type = type  # the statement's node type
-        self.answers = answers  # Scopes.definitions_where's, by question: indices into ``definitions``
         self.definitions = definitions  # (scope, name, offset, kind, imported, (node span, target span))
+        self.index = index  # where they are by name, and Scopes.definitions_where's answers
         self.functions = functions  # (start, end, type) of each def, in source order
+        self.function_names = function_names
         self.classes = classes
         self.imports = imports
-        self.empty = not (definitions or functions or classes or imports)  # most calls and prints
+        self.nodes = bool(functions or classes or imports)  # (most statements bind names only, or nothing)
