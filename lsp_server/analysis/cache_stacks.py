@@ -277,7 +277,7 @@ def why_it_raises(found: StackCall) -> str:
 def check_stacking_calls(analysis: "Analysis") -> list[Finding]:
     """Stacking calls that raise for the model in use (a layer's hook it does not have)."""
     out = []
-    for call in analysis.method_calls:
+    for call in analysis.calls_of(*SIGNATURES):
         found = stack_call(analysis, call)
         if found is not None and found.stack.raises:
             function = call.child_by_field_name("function")

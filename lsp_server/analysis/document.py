@@ -19,7 +19,7 @@ from .cache_stacks import check_stacking_calls
 from .checks import NameChecker, check_removed_api, check_unavailable_api
 from .findings import Finding, apply_suppressions
 from .hook_meaning import check_hook_meaning
-from .hookrefs import HookRef, HookRefCollector
+from .hookrefs import FILTER_METHODS, HOOK_LIST_METHODS, HOOK_METHODS, HookRef, HookRefCollector
 from .imports import ModuleLinks
 from .lifetimes import check_hook_lifetimes
 from .live_facts import LiveFacts, check_live
@@ -40,8 +40,13 @@ METHODS = (
     "get_token_position", "generate", "get_act_name", "add_caching_hooks", "forward", "backward",
     *_STACKING_SIGNATURES,
 )
+# ``functools.partial(fn, ...)`` binds parameters of ``fn`` as ``partial(fn, ...)`` does.
+METHODS += ("partial",)
 FLAG_METHODS = frozenset({"set_use_attn_result", "set_use_split_qkv_input", "set_use_attn_in",
                           "set_use_hook_mlp_in", "enable_compatibility_mode"})
+
+# The calls whose hook references the collector follows.
+COLLECTED_METHODS = HOOK_METHODS | HOOK_LIST_METHODS | FILTER_METHODS | {"get_act_name"}
 
 # Calls and subscripts are found with C-speed regexes and verified on the tree: a tree-sitter
 # query costs ~8 ms per pattern on 5,000 lines, the regexes plus node checks ~3 ms in all.
@@ -55,9 +60,11 @@ _FLAG_ON = re.compile(rb"(%s)\s*[=(]\s*True" % b"|".join(flag.encode() for flag 
 
 
 def _find(parsed: Parsed, parser: SyntaxParser, pattern: re.Pattern, wanted: str, field: str,
-          via_attribute: bool = False, names: Callable[[bytes], bool] | None = None) -> list[Node]:
+          via_attribute: bool = False, names: Callable[[bytes], bool] | None = None,
+          by_name: dict[str, list[Node]] | None = None) -> list[Node]:
     """Nodes of type ``wanted`` whose ``field`` is the identifier each regex match points at
-    (only for matched names ``names`` accepts, when given: most calls and subscripts are irrelevant)."""
+    (only for matched names ``names`` accepts, when given: most calls and subscripts are irrelevant);
+    ``by_name``: filled with the same nodes by that identifier."""
     root, source, out = parsed.root, parsed.source, []
     for start, end in parser.scan(pattern, source):
         if names is not None and not names(source[start:end]):
@@ -72,6 +79,8 @@ def _find(parsed: Parsed, parser: SyntaxParser, pattern: re.Pattern, wanted: str
             ident, node = node, node.parent
         if node is not None and node.type == wanted and node.child_by_field_name(field) == ident:
             out.append(node)
+            if by_name is not None:
+                by_name.setdefault(source[start:end].decode(), []).append(node)
     return out
 
 
@@ -109,6 +118,7 @@ class Analysis:
     findings: list[Finding]
     context: AnalysisContext
     method_calls: list[Node] = field(default_factory=list)
+    calls_by_method: dict[str, list[Node]] = field(default_factory=dict)  # the same calls, by method name
     ident_calls: list[Node] = field(default_factory=list)
     registrations: HookRefCollector | None = None
     flags_mentioned: set[str] = field(default_factory=set)  # gate flags the text switches on anywhere
@@ -132,6 +142,10 @@ class Analysis:
         containing = [r for r in self.refs[max(i - 8, 0):i] if r.start <= offset <= r.end]
         return min(containing, key=lambda r: r.end - r.start, default=None)
 
+    def calls_of(self, *methods: str) -> list[Node]:
+        """The calls of these methods (``x.method(...)``), in source order."""
+        return calls_of(self.calls_by_method, methods)
+
     def model_at(self, node: Node) -> ModelInfo | None:
         return self.models.model_at(node)
 
@@ -151,11 +165,12 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     source = text.encode("utf-8") if isinstance(text, str) else text
     parser = parser or SyntaxParser()
     parsed = parser.parse(source)
-    method_calls = _find(parsed, parser, _METHOD_CALL, "call", "function", via_attribute=True)
+    calls_by_method: dict[str, list[Node]] = {}
+    method_calls = _find(parsed, parser, _METHOD_CALL, "call", "function", via_attribute=True, by_name=calls_by_method)
     scopes = Scopes(parsed, late_module_lookups=notebook, memo=parser.memo.setdefault("statements", {}))
     evaluator = Evaluator(scopes)
     evaluator.links = context.links
-    flag_calls = [c for c in method_calls if call_name(c)[1] in FLAG_METHODS]
+    flag_calls = calls_of(calls_by_method, FLAG_METHODS)
     models = Models(scopes, evaluator, context.resolve_model, flag_calls, context.live.specs if context.live else None)
     evaluator.attribute = models.attribute_value
     # Plain-name calls that matter: models, functions of this file, patching and hook-name helpers.
@@ -172,17 +187,17 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     if modules:  # `import helpers as h; h.name_of(3)`
         ident_calls += _find(parsed, parser, _module_call(frozenset(modules)), "call", "function", via_attribute=True)
     # Calls that bind the file's function parameters: `fn(...)`, `partial(fn, ...)`, `functools.partial(fn, ...)`.
-    evaluator.calls = ident_calls + [c for c in method_calls if call_name(c)[1] == "partial"]
+    evaluator.calls = ident_calls + calls_by_method.get("partial", [])
     cache_names = {n.encode() for n in models.cache_names()}
     subscripts = _find(parsed, parser, _NAME_SUBSCRIPT, "subscript", "value",
                        names=lambda n: n in cache_names or b"cache" in n.lower())
     subscripts += _find(parsed, parser, _CACHE_DICT_SUBSCRIPT, "subscript", "value", via_attribute=True)
-    subscripts += [_returned_cache_subscript(c) for c in method_calls
-                   if call_name(c)[1] == "run_with_cache" and _returned_cache_subscript(c) is not None]
+    subscripts += [_returned_cache_subscript(c) for c in calls_by_method.get("run_with_cache", ())
+                   if _returned_cache_subscript(c) is not None]
     collector = HookRefCollector(scopes, evaluator, models, context.tl_major, lambda pattern: parser.scan(pattern, source))
     fingerprint = models.fingerprint()
     reuse = Reuse.between(parser.memo.get("keys"), source, context, scopes, fingerprint)
-    refs = collector.collect(method_calls, ident_calls, subscripts, reuse)
+    refs = collector.collect(calls_of(calls_by_method, COLLECTED_METHODS), ident_calls, subscripts, reuse)
     parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript, scopes, fingerprint)
 
     flags = _flags_mentioned(source, parser.scan(_FLAG_ON, source))
@@ -193,13 +208,21 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
                  if context.tl_label else f for f in check_removed_api(scopes.imports, parsed.source, context.tl_major)]
     findings += check_unavailable_api(scopes.imports, context.tl_major, context.tl_label)
     analysis = Analysis(source, parsed, LineIndex(source), scopes, models, evaluator, refs, [], context,
-                        method_calls, ident_calls, collector, flags)
+                        method_calls, calls_by_method, ident_calls, collector, flags)
     for check in (check_hook_lifetimes, check_tokens, check_live, check_stacking_calls, check_hook_meaning,
                   *(extra_checks or ())):
         findings += check(analysis)
     findings.sort(key=lambda f: (f.start, f.end, f.code))
     analysis.findings = apply_suppressions(findings, source)
     return analysis
+
+
+def calls_of(calls_by_method: dict[str, list[Node]], methods) -> list[Node]:
+    """The calls of ``methods`` (names) in source order, from calls grouped by method name."""
+    found = [calls_by_method[m] for m in methods if m in calls_by_method]
+    if len(found) == 1:
+        return found[0]
+    return sorted((c for calls in found for c in calls), key=lambda c: c.start_byte)
 
 
 def forget_resolutions(parser: SyntaxParser) -> None:

@@ -78,12 +78,11 @@ def meanings(analysis: Analysis, ref: HookRef) -> list[Meaning]:
 def _compat_elsewhere(analysis: Analysis) -> bool:
     """The file calls enable_compatibility_mode() on something that is not a model it boots (``m`` in
     ``def prepare(m): m.enable_compatibility_mode()``): its bridges may be in compatibility mode."""
-    for call in analysis.method_calls:
-        _, method, receiver_node = call_name(call)
-        if method == "enable_compatibility_mode":
-            model = analysis.models.model_at(receiver_node) if receiver_node is not None else None
-            if model is None or model.kind != "bridge":
-                return True
+    for call in analysis.calls_of("enable_compatibility_mode"):
+        receiver_node = call_name(call)[2]
+        model = analysis.models.model_at(receiver_node) if receiver_node is not None else None
+        if model is None or model.kind != "bridge":
+            return True
     return False
 
 

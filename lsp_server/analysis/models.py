@@ -238,10 +238,9 @@ class Models:
         return info
 
     def _model_param(self, d: Definition) -> ModelInfo | None:
-        typed = d.node_type in ("typed_parameter", "typed_default_parameter")
-        if not typed and not (d.name == "model" or d.name.endswith("_model")) or \
-                typed and not _MODEL_CLASS_HINT.search(d.node_bytes(self.scopes.parsed.source)):
+        if not _may_be_model_param(d, self.scopes.parsed.source):
             return None  # (decided without finding the node: most parameters are not models)
+        typed = d.node_type in ("typed_parameter", "typed_default_parameter")
         p = d.node
         if (fixture := self._fixture_model(d)) is not None:
             return fixture
@@ -625,9 +624,19 @@ def spec_from_tl_config(kwargs: dict, source: str) -> ModelSpec:
 
 
 def _may_build_model(d: Definition, source: bytes) -> bool:
-    """A parameter, or an assignment from a call that looks like it builds a model (read from the text only)."""
-    return d.kind == "param" or d.kind == "assign" and d.node_type == "call" and d.target_type == "identifier" \
+    """A parameter that may hold a model, or an assignment from a call that looks like it builds one (read from
+    the text only)."""
+    if d.kind == "param":
+        return _may_be_model_param(d, source)
+    return d.kind == "assign" and d.node_type == "call" and d.target_type == "identifier" \
         and _CONSTRUCTOR_HINT.search(d.node_bytes(source)) is not None
+
+
+def _may_be_model_param(d: Definition, source: bytes) -> bool:
+    """A parameter named as a model (``model``, ``base_model``), or annotated with what may be a model's class."""
+    if d.node_type in ("typed_parameter", "typed_default_parameter"):
+        return _MODEL_CLASS_HINT.search(d.node_bytes(source)) is not None
+    return d.name == "model" or d.name.endswith("_model")
 
 
 def _may_hold_cache(d: Definition, source: bytes) -> bool:

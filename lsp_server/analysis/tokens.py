@@ -690,20 +690,11 @@ def _jumps_before(body: Node, offset: int) -> bool:
     return re.search(rb"\b(continue|break)\b", chunk) is not None
 
 
-_SINGLE_TOKEN_BYTES = frozenset(m.encode() for m in SINGLE_TOKEN_METHODS)
-
-
-def _method_text(call: Node) -> bytes | None:
-    fn = call.child_by_field_name("function")
-    attr = fn.child_by_field_name("attribute") if fn is not None else None
-    return attr.text if attr is not None else None
-
-
 def check_tokens(analysis: Analysis) -> list[Finding]:
     """``multi-token`` and ``leading-space`` findings (none without a tokenizer)."""
     if analysis.context.tokenizer_for is None:
         return []
-    calls = [c for c in analysis.method_calls if _method_text(c) in _SINGLE_TOKEN_BYTES]
+    calls = analysis.calls_of(*SINGLE_TOKEN_METHODS)
     if not calls:
         return []
     return _TokenCheck(analysis).run(calls)
