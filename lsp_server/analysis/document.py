@@ -198,7 +198,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     fingerprint = models.fingerprint()
     reuse = Reuse.between(parser.memo.get("keys"), source, context, scopes, fingerprint)
     refs = collector.collect(calls_of(calls_by_method, COLLECTED_METHODS), ident_calls, subscripts, reuse)
-    parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript, scopes, fingerprint)
+    parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript, scopes, fingerprint, collector.by_name)
 
     flags = _flags_mentioned(source, parser.scan(_FLAG_ON, source))
     forked = context.links is not None and context.links.library_copy("transformer_lens") is not None

@@ -9,8 +9,10 @@ was computed from and lies outside the code it was computed from.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import re
+import sys
 from dataclasses import dataclass
 
 from ..knowledge.spec import GATE_FLAGS, ModelSpec
@@ -85,9 +87,12 @@ class Edit:
 
     def spares(self, start: int, end: int, deps: frozenset[str], spans: tuple[tuple[int, int], ...] = ()) -> bool:
         """Whether a fact about old bytes [start, end), computed from the names ``deps`` and the code at
-        ``spans``, still holds."""
-        return self.local and self._outside(start, end) and not (deps & self.names) \
-            and all(self._outside(s, e) for s, e in spans)
+        ``spans`` (in order, disjoint), still holds."""
+        if self.blockers or not self._outside(start, end) or deps & self.names:
+            return False
+        # The last span starting before the edit may reach into it; the one after it may start inside.
+        i = bisect.bisect_right(spans, (self.start, sys.maxsize))
+        return (i == 0 or spans[i - 1][1] < self.start) and (i == len(spans) or spans[i][0] > self.old_end)
 
     def _outside(self, start: int, end: int) -> bool:
         return end < self.start or start > self.old_end

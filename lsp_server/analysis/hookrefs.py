@@ -20,7 +20,7 @@ from ..knowledge.hookpoints import split_layer, union_templates
 from .activation_stores import ActivationStores
 from .hook_filters import selected
 from .models import CACHING_RUNS, MODEL_CLASSES, CacheInfo, ModelInfo, Models
-from .reuse import NoRefs, Reuse
+from .reuse import NameResolution, NoRefs, Reuse
 from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_content_range, text
@@ -167,6 +167,9 @@ class HookRefCollector:
         self._filters_seen: set[tuple[int, int]] = set()  # (filter function start, model id) whose refs are added
         # Each cache subscript's refs, by its byte range (what the next version may reuse).
         self.by_subscript: dict[tuple[int, int], tuple[HookRef, ...]] = {}
+        # What each registered name resolved to, by its byte range and use (the next version may reuse it too).
+        self.by_name: dict[tuple[int, int, str], NameResolution] = {}
+        self._reuse: Reuse | None = None
         self.stores = ActivationStores(scopes, scan)  # dicts hook functions fill under hook.name
         evaluator.cache_keys = self.cache_keys
 
@@ -174,7 +177,9 @@ class HookRefCollector:
 
     def collect(self, method_calls: list[Node], ident_calls: list[Node], subscripts: list[Node],
                 reuse: Reuse | None = None) -> list[HookRef]:
-        """Every hook reference; ``reuse``: the previous version's refs of subscripts an edit spared."""
+        """Every hook reference; ``reuse``: the previous version's refs of subscripts and registered names an edit
+        spared."""
+        self._reuse = reuse
         act_name_calls = []
         for call in method_calls:
             _, method, receiver = call_name(call)
@@ -684,6 +689,25 @@ class HookRefCollector:
     # -- names
 
     def _name_ref(self, node: Node, context: str, model: ModelInfo | None) -> HookRef | None:
+        """The ref of a name a registration or a filter is given, resolved, or the previous version's when an
+        edit spared it (``hook.name`` aside: what it means depends on every registration)."""
+        if node.type == "attribute" and node.text.endswith(b".name"):
+            return self._resolved_name_ref(node, context, model)
+        at = (node.start_byte, node.end_byte, context)
+        kept = self._reuse.name(*at, model) if self._reuse is not None else None
+        if kept is not None:
+            ref = kept.ref
+            self.ev.note_reads(kept.deps, kept.spans)  # the registration's own record, as if resolved
+            if ref is not None:
+                self.refs.append(ref)
+        else:
+            ref, reads, spans = self.ev.recorded(lambda: self._resolved_name_ref(node, context, model))
+            self.ev.note_reads(reads, spans)
+            kept = NameResolution(ref, reads, _merged(spans), model)
+        self.by_name[at] = kept
+        return ref  # type: ignore[return-value]
+
+    def _resolved_name_ref(self, node: Node, context: str, model: ModelInfo | None) -> HookRef | None:
         value = self.ev.eval(node)
         if value is None and node.type == "attribute" and text(node).endswith(".name"):
             return self._hook_dot_name(node, context, model)

@@ -46,14 +46,27 @@ class NoRefs:
 
 
 @dataclass(frozen=True)
+class NameResolution:
+    """What a hook name passed to a registration or a filter (``add_hook(name, fn)``, ``fwd_hooks=[(name, fn)]``)
+    resolved to (None: no hook name), and what that was worked out from."""
+
+    ref: HookRef | None
+    deps: frozenset[str]  # the names it was read from (the model's aside)
+    spans: tuple[tuple[int, int], ...]
+    model: ModelInfo | None
+
+
+@dataclass(frozen=True)
 class KeyResolutions:
-    """One version's refs of each cache subscript (by the subscript's byte range), and what they held for."""
+    """One version's refs of each cache subscript (by the subscript's byte range) and of each registered name (by
+    its byte range and use), and what they held for."""
 
     source: bytes
     context: AnalysisContext
     by_subscript: dict[tuple[int, int], tuple[HookRef, ...] | NoRefs]
     scopes: Scopes  # its statements, those with a syntax error, the names it binds
     models: tuple  # Models.fingerprint()
+    by_name: dict[tuple[int, int, str], NameResolution] = dataclasses.field(default_factory=dict)
 
 
 class Reuse:
@@ -122,6 +135,22 @@ class Reuse:
         if any(r is None for r in moved):
             return None
         return moved  # type: ignore[return-value]
+
+    def name(self, start: int, end: int, context: str, model: ModelInfo | None) -> NameResolution | None:
+        """The previous resolution of the registered name now at [start, end), moved, for ``model``; None when it
+        must be resolved again."""
+        edit = self.edit
+        old_start, old_end = edit.to_old(start), edit.to_old(end)
+        old = self.previous.by_name.get((old_start, old_end, context)) if old_start is not None and old_end is not None else None
+        owner = frozenset({old.model.var}) if old is not None and old.model is not None else frozenset()
+        if old is None or not edit.spares(old_start, old_end, old.deps | owner, old.spans):
+            return None
+        if (old.model is None) != (model is None) or old.model is not None and not _memo(self._same, _same_model, old.model, model, edit):
+            return None
+        ref = _moved(old.ref, edit, None, model, self._same) if old.ref is not None else None
+        if old.ref is not None and ref is None:
+            return None
+        return NameResolution(ref, old.deps, _moved_spans(old.spans, edit), model)
 
     def _no_refs(self, old: NoRefs, old_start: int, old_end: int, cache: CacheInfo | None,
                  model: ModelInfo | None) -> NoRefs | None:
@@ -254,9 +283,12 @@ def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo |
 
 
 def _moved_spans(spans: tuple[tuple[int, int], ...], edit: Edit) -> tuple[tuple[int, int], ...]:
-    """Code ranges outside the edit (it spared them) at their new offsets: those after it move, as a whole."""
-    delta, after = edit.delta, edit.old_end
-    return spans if not delta else tuple((s + delta, e + delta) if s > after else (s, e) for s, e in spans)
+    """Code ranges outside the edit (it spared them; in order) at their new offsets: those after it move."""
+    delta = edit.delta
+    if not delta or not spans or spans[-1][0] <= edit.old_end:
+        return spans
+    i = bisect.bisect_right(spans, (edit.old_end, sys.maxsize))
+    return spans[:i] + tuple((s + delta, e + delta) for s, e in spans[i:])
 
 
 def _memo(same: dict[tuple[int, int], bool], compare, old, new, edit: Edit) -> bool:
