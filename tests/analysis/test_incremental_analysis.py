@@ -120,6 +120,43 @@ def test_a_local_edit_resolves_again_only_the_keys_it_can_change(monkeypatch):
     assert subscripts > 30 and resolved_again < subscripts // 3
 
 
+def test_registered_names_are_resolved_again_only_where_an_edit_can_change_them(monkeypatch):
+    """The names of hook registrations (`fwd_hooks=[(name, fn)]`) come from the previous version unless the
+    edit touches what they were read from: typing in a comment resolves none again; changing the layer a
+    registered name is built from changes that name (and only names read from it are resolved again)."""
+    from lsp_server.analysis.hookrefs import HookRefCollector
+
+    text = b'''from transformer_lens import HookedTransformer, utils
+model = HookedTransformer.from_pretrained("gpt2")
+patched_layer = 3
+def patch(act, hook):
+    return act
+# notes
+model.run_with_hooks("a", fwd_hooks=[(utils.get_act_name("z", patched_layer), patch)])
+model.run_with_hooks("b", fwd_hooks=[("blocks.1.hook_resid_pre", patch)])
+model.add_hook("blocks.2.attn.hook_q", patch)
+'''
+    parser = SyntaxParser()
+    analyze(text, CONTEXT, parser)
+    resolved = []
+    original = HookRefCollector._resolved_name_ref
+    monkeypatch.setattr(HookRefCollector, "_resolved_name_ref",
+                        lambda self, node, *rest: (resolved.append(node.text), original(self, node, *rest))[1])
+
+    def names(analysis):
+        return sorted(f"{r.template}@{r.layer}" for r in analysis.refs if r.context == "hook")
+
+    commented = text.replace(b"# notes", b"# notes!")
+    again = analyze(commented, CONTEXT, parser)
+    assert resolved == [] and facts(again) == facts(analyze(commented, CONTEXT))
+    moved = commented.replace(b"patched_layer = 3", b"patched_layer = 5")
+    resolved.clear()
+    again = analyze(moved, CONTEXT, parser)
+    assert resolved == [b'utils.get_act_name("z", patched_layer)']
+    assert "blocks.{l}.attn.hook_z@5" in names(again)
+    assert facts(again) == facts(analyze(moved, CONTEXT))
+
+
 def test_hook_name_depends_on_the_hook_list_it_was_registered_through():
     """`hook.name` in a hook function registered through a list built elsewhere: an edit of the list's
     binding changes it, though the edit is far from the registering call."""
