@@ -164,6 +164,7 @@ class Scopes:
         self.error_spans: list[tuple[int, int]] = []
         # Whether a statement of unchanged text came out in other blocks than before (see _replay).
         self.parsed_otherwise = False
+        self._statement_spans: list[tuple[int, int]] = []  # the top-level statements', comments aside
         self._statements(memo)
         self._fn_starts = [n.start_byte for n in self.functions]
         self._fn_ends = [n.end_byte for n in self.functions]
@@ -171,7 +172,6 @@ class Scopes:
         self._fn_parent = _parents(self._fn_starts, self._fn_ends)
         self._offsets: dict[tuple[ScopeKey, str], list[int]] = {}  # filled on first lookup
         self._bound: frozenset[str] | None = None
-        self._statement_spans: list[tuple[int, int]] | None = None
         # Names a comprehension or lambda may bind (a superset, from the text): lookups of other
         # names skip the ancestor walk that finds such bindings.
         self._expression_names = {
@@ -183,13 +183,17 @@ class Scopes:
         root, source = self.parsed.root, self.parsed.source
         previous = dict(memo) if memo else {}
         current: dict = {}
+        spans = self._statement_spans
         for stmt in root.named_children:
-            base = stmt.start_byte
-            key = source[base:stmt.end_byte]
+            base, end, kind = stmt.start_byte, stmt.end_byte, stmt.type
+            if kind != "comment":
+                spans.append((base, end))
+            key = source[base:end]
             facts = previous.get(key)
-            if stmt.has_error:
-                self.error_spans.append((base, stmt.end_byte))
-            if facts is not None and (facts.type != stmt.type or stmt.has_error):
+            error = stmt.has_error
+            if error:
+                self.error_spans.append((base, end))
+            if facts is not None and (facts.type != kind or error):
                 facts = None  # the same text parsed otherwise (error recovery depends on the text around)
             if facts is not None:
                 if isinstance(facts, _Walked):
@@ -200,13 +204,13 @@ class Scopes:
             if facts is None:
                 first = len(self._walked)
                 self._statement(stmt, MODULE)
-                facts = _Walked(stmt.type, self, base, stmt.end_byte, first, len(self._walked))
+                facts = _Walked(kind, self, base, end, first, len(self._walked))
                 if facts.index.count:
                     self._made.update(((len(self._placed), i), d) for i, d in enumerate(self._walked[first:]))
                     self._place(facts.index, base, None)
             elif facts.definitions:
                 self._place(facts.index, base, facts)
-            if not stmt.has_error:  # (the same text recovered otherwise later must not take these facts)
+            if not error:  # (the same text recovered otherwise later must not take these facts)
                 current[key] = facts
         if memo is not None:
             memo.clear()
@@ -398,7 +402,8 @@ class Scopes:
             if chosen is None:
                 chosen = index.answers[question] = tuple(
                     i for i in range(index.count) if wanted(self._made_at(k, i), source))
-            out += [self._made_at(k, i) for i in chosen]
+            if chosen:
+                out += [self._made_at(k, i) for i in chosen]
         return out
 
     def definitions(self, name: str, scope: ScopeKey = MODULE) -> list[Definition]:
@@ -417,10 +422,7 @@ class Scopes:
         return found
 
     def statement_spans(self) -> list[tuple[int, int]]:
-        """Where the top-level statements are (comments aside), in order (asked only after an edit that can
-        change them)."""
-        if self._statement_spans is None:
-            self._statement_spans = [(n.start_byte, n.end_byte) for n in self.parsed.root.named_children if n.type != "comment"]
+        """Where the top-level statements are (comments aside), in order."""
         return self._statement_spans
 
     def bound_names(self) -> frozenset[str]:
