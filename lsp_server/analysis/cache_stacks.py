@@ -10,6 +10,7 @@ The rules mirror ``transformer_lens.ActivationCache`` (the same in TL 2.x, 3.x a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..knowledge.act_names import get_act_name
@@ -79,7 +80,20 @@ def bind(method: str, positional: list[object], keywords: dict[str, object]) -> 
 
 
 def stack_of(method: str, args: dict[str, object], catalog: Catalog, batch: bool = True) -> Stack:
-    """What ``cache.<method>(**args)`` returns for the model behind ``catalog``."""
+    """What ``cache.<method>(**args)`` returns for the model behind ``catalog`` (shared: read it, do not change it)."""
+    key = tuple((name, type(value), value) for name, value in args.items())  # (True == 1, but not here)
+    try:
+        return _stack_memo(method, key, catalog, batch)
+    except TypeError:  # an argument value that cannot be a key
+        return _stack_of(method, args, catalog, batch)
+
+
+@lru_cache(maxsize=1024)  # the same calls, on the same models, on every keystroke
+def _stack_memo(method: str, args: tuple[tuple[str, type, object], ...], catalog: Catalog, batch: bool) -> Stack:
+    return _stack_of(method, {name: value for name, _, value in args}, catalog, batch)
+
+
+def _stack_of(method: str, args: dict[str, object], catalog: Catalog, batch: bool) -> Stack:
     spec = catalog.spec
     n = spec.n_layers
     stack = _RULES[method](args, catalog, n)

@@ -356,6 +356,8 @@ def check_removed_api(imports: list[Node], source: bytes, tl_major: int | None) 
         return []
     out: list[Finding] = []
     for imp in imports:
+        if b"transformer_lens" not in source[imp.start_byte:imp.end_byte]:
+            continue  # (most imports: torch, numpy, ...)
         module = text(imp.child_by_field_name("module_name"))
         if imp.type == "import_from_statement" and module == "transformer_lens":
             for name_node in imp.children_by_field_name("name"):
