@@ -22,6 +22,7 @@ from .imports import Imported, bindings
 from .syntax import Node, Parsed, text
 
 MODULE = (-1, -1)
+_MODULE_INDEX = "module index"  # its entry in the memo (statements are filed under their text, bytes)
 # `for a, (b, c) in` targets and `lambda x, *, hook:` parameter lists (comprehensions and lambdas).
 # Literal-first (a leading \b would cost a slow scan of the whole text); a superset is fine.
 _EXPRESSION_BINDERS = (re.compile(rb"for\s+([\w\s,()\[\]]+?)\s+in\b"), re.compile(rb"lambda\b([^:\n]*):"))
@@ -198,7 +199,12 @@ class Scopes:
             if facts is not None:
                 if isinstance(facts, _Walked):
                     facts = facts.facts()  # made when first reused: a version read once costs no more
-                if facts.nodes and not self._replay(facts, stmt, root):
+                if facts.alone == "import":  # (the statement is the import: nothing to find)
+                    self.imports.append(stmt)
+                elif facts.alone == "def":
+                    self.functions.append(stmt)
+                    self.function_defs.setdefault(facts.function_names[0], []).append(stmt)
+                elif facts.nodes and not self._replay(facts, stmt, root):
                     facts = None  # the same text, parsed into other blocks (how an error before it was recovered)
                     self.parsed_otherwise = True
             if facts is None:
@@ -207,26 +213,19 @@ class Scopes:
                 facts = _Walked(kind, self, base, end, first, len(self._walked))
                 if facts.index.count:
                     self._made.update(((len(self._placed), i), d) for i, d in enumerate(self._walked[first:]))
-                    self._place(facts.index, base, None)
+                    self._placed.append((facts.index, base, None))
+                    self._placed_starts.append(base)
             elif facts.definitions:
-                self._place(facts.index, base, facts)
+                self._placed.append((facts.index, base, facts))
+                self._placed_starts.append(base)
             if not error:  # (the same text recovered otherwise later must not take these facts)
                 current[key] = facts
+        indexes = [index for index, _, _ in self._placed]
+        self._module_index = _module_index(indexes, previous.get(_MODULE_INDEX))
         if memo is not None:
             memo.clear()
             memo.update(current)
-
-    def _place(self, index: "_NameIndex", base: int, facts: "_StatementFacts | None") -> None:
-        """Add a top-level statement that defines something (``facts``: where its Definitions are made from)."""
-        k = len(self._placed)
-        for name in index.module:
-            found = self._module_index.get(name)
-            if found is None:
-                self._module_index[name] = [k]
-            else:
-                found.append(k)
-        self._placed.append((index, base, facts))
-        self._placed_starts.append(base)
+            memo[_MODULE_INDEX] = (indexes, self._module_index)
 
     def _replay(self, facts: "_StatementFacts", stmt: Node, root: Node) -> bool:
         """Add the defs, classes and imports of a statement that did not change, ``stmt`` in this version; False
@@ -540,6 +539,34 @@ def default_of(fn: Node, name: str) -> Node | None:
     return None
 
 
+def _module_index(indexes: list["_NameIndex"], previous: tuple[list, dict] | None) -> dict[str, list[int]]:
+    """Name -> the statements (positions in ``indexes``) binding it at module level; from the previous version's,
+    when only a few statements changed and none came or went (one keystroke)."""
+    if previous is not None and len(previous[0]) == len(indexes):
+        changed = [k for k, (old, new) in enumerate(zip(previous[0], indexes)) if old is not new]
+        if len(changed) <= 4:
+            index = dict(previous[1])  # (its lists are shared with the previous version: replaced, never changed)
+            for k in changed:
+                for name in previous[0][k].module:
+                    rest = [x for x in index[name] if x != k]
+                    if rest:
+                        index[name] = rest
+                    else:
+                        del index[name]
+                for name in indexes[k].module:
+                    index[name] = sorted([*index.get(name, ()), k])
+            return index
+    index: dict[str, list[int]] = {}
+    for k, statement in enumerate(indexes):
+        for name in statement.module:
+            found = index.get(name)
+            if found is None:
+                index[name] = [k]
+            else:
+                found.append(k)
+    return index
+
+
 def _is_import(d: Definition, source: bytes) -> bool:
     return d.kind == "import"
 
@@ -604,7 +631,7 @@ class _StatementFacts:
     """What one top-level statement defines, with offsets relative to its start (node-free, so that
     the next version of the document can reuse it wherever the statement moved)."""
 
-    __slots__ = ("type", "definitions", "functions", "function_names", "classes", "imports", "nodes", "index")
+    __slots__ = ("type", "definitions", "functions", "function_names", "classes", "imports", "nodes", "alone", "index")
 
     def __init__(self, type: str, definitions: tuple, functions: tuple, function_names: tuple, classes: tuple,
                  imports: tuple, index: _NameIndex):
@@ -616,3 +643,8 @@ class _StatementFacts:
         self.classes = classes
         self.imports = imports
         self.nodes = bool(functions or classes or imports)  # (most statements bind names only, or nothing)
+        # "def" or "import" when the statement itself is its only def or import (most of those statements).
+        self.alone = None
+        if not classes and len(functions) + len(imports) == 1 and (functions or imports)[0][:1] == (0,) \
+                and (functions or imports)[0][2] == type:
+            self.alone = "def" if functions else "import"
