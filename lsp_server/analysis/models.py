@@ -435,10 +435,11 @@ class Models:
             return info
         return None
 
-    def attribute_value(self, node: Node) -> Value:
-        """`model.cfg.n_layers` once the model is known; `sae.cfg.hook_name` of an SAE loaded by id."""
+    def attribute_value(self, node: Node, depth: int) -> Value:
+        """`model.cfg.n_layers` once the model is known; `sae.cfg.hook_name` of an SAE loaded by id (evaluated
+        ``depth`` deep)."""
         value = self.config_value(node)
-        return value if value is not None else sae_hook_name(node, self.scopes, self.evaluator)
+        return value if value is not None else sae_hook_name(node, self.scopes, self.evaluator, depth)
 
     def config_value(self, node: Node) -> int | None:
         """``model.cfg.n_layers``, ``cfg.d_model`` (``cfg = model.cfg`` or a config built in the file):

@@ -159,9 +159,11 @@ class ObjectAttributes:
         assigned = assignments.get(attr, [])
         getter = [fn for fn in own.get(attr, []) if _is_property(fn)]
         if getter and not assigned:
-            return self._with_instance(cls, construction, caller or self, lambda: self._returns(getter[0], {}, depth + 1))
+            return self._with_instance(cls, construction, caller or self, depth,
+                                       lambda: self._returns(getter[0], {}, depth + 1))
         if len(assigned) == 1 and text(assigned[0][0].child_by_field_name("name")) == "__init__":
-            return self._with_instance(cls, construction, caller or self, lambda: self.eval(assigned[0][1], depth + 1))
+            return self._with_instance(cls, construction, caller or self, depth,
+                                       lambda: self.eval(assigned[0][1], depth + 1))
         constant = _class_constant(cls, attr) if not assigned and not own.get(attr) else None
         return self.eval(constant, depth + 1) if constant is not None else None
 
@@ -198,19 +200,21 @@ class ObjectAttributes:
             facts = self._classes[cls.start_byte] = (methods(cls), _self_assignments(cls))
         return facts
 
-    def _with_instance(self: Evaluator, cls: Node, construction: Node | None, caller: Evaluator, evaluate) -> Value:
+    def _with_instance(self: Evaluator, cls: Node, construction: Node | None, caller: Evaluator, depth: int,
+                       evaluate) -> Value:
         """``evaluate()`` with ``__init__``'s parameters bound to the construction's arguments (evaluated in the
-        caller's file; defaults in this one), when the construction is known."""
+        caller's file, one level deeper: `site = Site(site.head)` in a notebook reads itself; defaults in this one),
+        when the construction is known."""
         init = self._class_facts(cls)[0].get("__init__")
         if construction is None or not init:
             return evaluate()
         bound = caller.bind(init[0], construction)
         if bound is None:
             return None
-        values = {name: caller.eval(arg) for name, arg in bound.items()}
+        values = {name: caller.eval(arg, depth + 1) for name, arg in bound.items()}
         for name, _ in parameter_names(init[0])[1:]:
             if name not in values and (default := default_of(init[0], name)) is not None:
-                values[name] = self.eval(default)
+                values[name] = self.eval(default, depth + 1)
         self._bindings.append((init[0].start_byte, values))
         self._instance_callers.append(caller)  # its file may set the instance's attributes too
         try:

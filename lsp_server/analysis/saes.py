@@ -26,8 +26,10 @@ LOADERS = frozenset({"from_pretrained", "from_pretrained_with_cfg_and_sparsity"}
 HOOK_FIELDS = (("cfg", "hook_name"), ("cfg", "metadata", "hook_name"), ("cfg", "hook_point"))
 
 
-def sae_hook_name(node: Node, scopes: Scopes, evaluator: Evaluator) -> Value:
-    """The value of ``<sae>.cfg.hook_name`` (or its other spellings) when ``<sae>`` was loaded by id."""
+def sae_hook_name(node: Node, scopes: Scopes, evaluator: Evaluator, depth: int = 0) -> Value:
+    """The value of ``<sae>.cfg.hook_name`` (or its other spellings) when ``<sae>`` was loaded by id (its id
+    evaluated one level deeper than ``depth``: a notebook's `sae = SAE.from_pretrained(r, sae.cfg.hook_name)`
+    reads itself)."""
     parts = text(node).replace(" ", "").split(".")
     if len(parts) < 3 or tuple(parts[1:]) not in HOOK_FIELDS or not parts[0].isidentifier():
         return None
@@ -48,7 +50,7 @@ def sae_hook_name(node: Node, scopes: Scopes, evaluator: Evaluator) -> Value:
             return None
     positional, keywords = call_args(loader)
     sae_id = keywords.get("sae_id") or (positional[1] if len(positional) > 1 else None)
-    return lift(_hook_of_id, evaluator.eval(sae_id)) if sae_id is not None else None
+    return lift(_hook_of_id, evaluator.eval(sae_id, depth + 1)) if sae_id is not None else None
 
 
 def _first_of(value: Node) -> Node:

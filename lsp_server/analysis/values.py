@@ -57,7 +57,7 @@ class _WeakCallback:
         method = evaluator.__dict__.get(self.slot)
         return method() if method is not None else None
 
-    def __set__(self, evaluator: Evaluator, method: Callable[[Node], Value]) -> None:
+    def __set__(self, evaluator: Evaluator, method: Callable[..., Value]) -> None:
         evaluator.__dict__[self.slot] = weakref.WeakMethod(method)
 
 
@@ -152,7 +152,7 @@ class Evaluator(ObjectAttributes):
         if kind == "attribute":
             if self.reads is not None:
                 self.reads.update(text(n) for n in descendants(node, "identifier"))
-            value = self.attribute(node) if self.attribute is not None else None
+            value = self.attribute(node, depth) if self.attribute is not None else None
             return value if value is not None else self.object_attribute(node, depth)
         return None
 

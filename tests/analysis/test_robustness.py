@@ -30,9 +30,9 @@ FRAGMENTS = [
 ]
 
 
-def exercise(text: str) -> None:
+def exercise(text: str, notebook: bool = False) -> None:
     start = time.perf_counter()
-    analysis = analyze(text, CONTEXT)
+    analysis = analyze(text, CONTEXT, notebook=notebook)
     assert time.perf_counter() - start < 5, "analysis must never hang"
     n = len(analysis.source)
     for offset in {0, n // 3, n // 2, n - 1, n} if n else {0}:
@@ -59,9 +59,9 @@ def test_every_line_deleted():
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(FRAGMENTS), max_size=60))
-def test_random_fragments(parts):
-    exercise("".join(parts))
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=60), st.booleans())
+def test_random_fragments(parts, notebook):
+    exercise("".join(parts), notebook)
 
 
 @settings(max_examples=200, deadline=None)
@@ -71,13 +71,13 @@ def test_random_text(text):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(0, len(SOURCES) - 1), st.data())
-def test_random_splices(index, data):
+@given(st.integers(0, len(SOURCES) - 1), st.data(), st.booleans())
+def test_random_splices(index, data, notebook):
     text = SOURCES[index]
     a = data.draw(st.integers(0, len(text)))
     b = data.draw(st.integers(a, len(text)))
     noise = data.draw(st.sampled_from(FRAGMENTS))
-    exercise(text[:a] + noise + text[b:])
+    exercise(text[:a] + noise + text[b:], notebook)
 
 
 def test_layers_computed_from_anything_never_crash():
@@ -86,3 +86,12 @@ def test_layers_computed_from_anything_never_crash():
     for layer in ('layer + 1', '"a" + name', '1.5', 'True', '2 * "x"', '10 // 0', 'model.cfg.n_layers - 1'):
         exercise(f'model = HookedTransformer.from_pretrained("gpt2")\nlogits, cache = model.run_with_cache("x")\n'
                  f'layer = 3\nname = "x"\nv = cache["resid_post", {layer}]\nw = cache["scale", {layer}, "ln1"]\n')
+
+
+def test_objects_built_from_themselves_in_a_notebook():
+    """A notebook cell may be run in any order, so `site = Site(head=site.head)` reads its own result:
+    the evaluation is bounded like any other (constructors' arguments and SAE ids used to restart the depth
+    count, and recursed until Python gave up)."""
+    exercise('sae = SAE.from_pretrained("gpt2-small-res-jb", sae.cfg.hook_name)\ncache[sae.cfg.hook_name]\n', notebook=True)
+    exercise("class Site:\n    def __init__(self, kind, head=None):\n        self.kind = kind\n        self.head = head\n\n"
+             "site = Site(f\"{site.kind}_input\", head=site.head)\ncache[site.kind]\n", notebook=True)
