@@ -234,7 +234,7 @@ class DocumentLinks:
         return None if cut else analysis  # type: ignore[return-value]
 
     def _imports_me(self, importer: Path, analysis: Analysis) -> bool:
-        for d in analysis.scopes.import_definitions():
+        for d in analysis.scopes.workspace_import_definitions():
             imported = d.imported
             if d.kind != "import" or imported is None:
                 continue

@@ -178,8 +178,7 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
         node_text(c.child_by_field_name("name")).encode() for c in scopes.classes if c.child_by_field_name("name") is not None} | {
         r.text for c in method_calls if (r := c.child_by_field_name("function").child_by_field_name("object")).type == "identifier"
     } | {b"get_act_name", b"partial", b"generic_activation_patch"}
-    workspace_imports = [d for d in scopes.import_definitions()
-                         if not d.imported.from_library] if context.links is not None else []
+    workspace_imports = scopes.workspace_import_definitions() if context.links is not None else []
     callees |= {d.name.encode() for d in workspace_imports if d.imported.attr is not None}
     ident_calls = _find(parsed, parser, _NAME_CALL, "call", "function",
                         names=lambda n: n in callees or n.startswith(b"get_act_patch_"))

@@ -78,6 +78,7 @@ class Reuse:
         # Whether an old cache or model is the new one, by (id(old), id(new)): the same few pairs come back
         # for every subscript (both sides stay alive while this version is analysed).
         self._same: dict[tuple[int, int], bool] = {}
+        self._spans: dict[tuple, tuple] = {}  # code ranges moved already (keys read from one binding share theirs)
 
     @classmethod
     def between(cls, previous: KeyResolutions | None, source: bytes, context: AnalysisContext,
@@ -131,7 +132,7 @@ class Reuse:
             return None  # a dict's keys are hook names only while no write anywhere says otherwise
         if not all(edit.spares(old_start, old_end, r.deps, r.spans) for r in old):
             return None
-        moved = [_moved(r, edit, cache, model, self._same) for r in old]
+        moved = [_moved(r, edit, cache, model, self._same, self._spans) for r in old]
         if any(r is None for r in moved):
             return None
         return moved  # type: ignore[return-value]
@@ -147,10 +148,10 @@ class Reuse:
             return None
         if (old.model is None) != (model is None) or old.model is not None and not _memo(self._same, _same_model, old.model, model, edit):
             return None
-        ref = _moved(old.ref, edit, None, model, self._same) if old.ref is not None else None
+        ref = _moved(old.ref, edit, None, model, self._same, self._spans) if old.ref is not None else None
         if old.ref is not None and ref is None:
             return None
-        return NameResolution(ref, old.deps, _moved_spans(old.spans, edit), model)
+        return NameResolution(ref, old.deps, _moved_spans(old.spans, edit, self._spans), model)
 
     def _no_refs(self, old: NoRefs, old_start: int, old_end: int, cache: CacheInfo | None,
                  model: ModelInfo | None) -> NoRefs | None:
@@ -164,7 +165,7 @@ class Reuse:
         if old.cache is not None and not _memo(self._same, _same_cache, old.cache, cache, edit) or \
                 old.model is not None and not _memo(self._same, _same_model, old.model, model, edit):
             return None
-        return NoRefs(old.name, old.deps, _moved_spans(old.spans, edit), cache, model)
+        return NoRefs(old.name, old.deps, _moved_spans(old.spans, edit, self._spans), cache, model)
 
 
 def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
@@ -255,9 +256,10 @@ def _same_facts(a: AnalysisContext, b: AnalysisContext) -> bool:
 
 
 def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo | None,
-           same: dict[tuple[int, int], bool]) -> HookRef | None:
+           same: dict[tuple[int, int], bool], spans_moved: dict[tuple, tuple]) -> HookRef | None:
     """``ref`` at its new offsets, for the new analysis's cache and model (None if they differ; a ref
-    made without them, like ``hook.name``'s, stays without). ``same``: comparisons made already."""
+    made without them, like ``hook.name``'s, stays without). ``same``, ``spans_moved``: comparisons made and
+    code ranges moved already."""
     if ref.cache is not None and not _memo(same, _same_cache, ref.cache, cache, edit) or \
             ref.model is not None and not _memo(same, _same_model, ref.model, model, edit):
         return None
@@ -269,10 +271,10 @@ def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo |
     if start is None or end is None or (ref.literal is not None and literal is None) or (
             ref.computed_at is not None and computed_at is None) or (short is not None and short[1] is None):
         return None
-    options = tuple(_moved(o, edit, cache, model, same) for o in ref.options) if ref.options else ()
+    options = tuple(_moved(o, edit, cache, model, same, spans_moved) for o in ref.options) if ref.options else ()
     if any(o is None for o in options):
         return None
-    spans = _moved_spans(ref.spans, edit)
+    spans = _moved_spans(ref.spans, edit, spans_moved)
     # A shallow copy (dataclasses.replace re-runs __init__ and copy.copy goes through __reduce_ex__: 4x and
     # 3x slower, on every key of the file).
     moved = object.__new__(type(ref))
@@ -282,13 +284,17 @@ def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo |
     return moved
 
 
-def _moved_spans(spans: tuple[tuple[int, int], ...], edit: Edit) -> tuple[tuple[int, int], ...]:
-    """Code ranges outside the edit (it spared them; in order) at their new offsets: those after it move."""
+def _moved_spans(spans: tuple[tuple[int, int], ...], edit: Edit, memo: dict[tuple, tuple]) -> tuple[tuple[int, int], ...]:
+    """Code ranges outside the edit (it spared them; in order) at their new offsets: those after it move
+    (``memo``: those moved already, by their old ranges)."""
     delta = edit.delta
     if not delta or not spans or spans[-1][0] <= edit.old_end:
         return spans
-    i = bisect.bisect_right(spans, (edit.old_end, sys.maxsize))
-    return spans[:i] + tuple((s + delta, e + delta) for s, e in spans[i:])
+    moved = memo.get(spans)
+    if moved is None:
+        i = bisect.bisect_right(spans, (edit.old_end, sys.maxsize))
+        moved = memo[spans] = spans[:i] + tuple((s + delta, e + delta) for s, e in spans[i:])
+    return moved
 
 
 def _memo(same: dict[tuple[int, int], bool], compare, old, new, edit: Edit) -> bool:

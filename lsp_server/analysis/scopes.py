@@ -22,7 +22,11 @@ from .imports import Imported, bindings
 from .syntax import Node, Parsed, text
 
 MODULE = (-1, -1)
-_MODULE_INDEX = "module index"  # its entry in the memo (statements are filed under their text, bytes)
+# Entries of the memo besides the statements' (filed under their text, bytes): the module-level name index,
+# and the statements answering each question of definitions_where (both with the statements' indexes they
+# were made from, to be updated where only a few statements changed).
+_MODULE_INDEX, _ANSWERS = "module index", "answers"
+_FEW = 4  # changed statements, at most, for those to be updated rather than made again
 # `for a, (b, c) in` targets and `lambda x, *, hook:` parameter lists (comprehensions and lambdas).
 # Literal-first (a leading \b would cost a slow scan of the whole text); a superset is fine.
 _EXPRESSION_BINDERS = (re.compile(rb"for\s+([\w\s,()\[\]]+?)\s+in\b"), re.compile(rb"lambda\b([^:\n]*):"))
@@ -160,6 +164,13 @@ class Scopes:
         self._placed_starts: list[int] = []
         self._made: dict[tuple[int, int], Definition] = {}  # (statement, index) -> its Definition in this version
         self._module_index: dict[str, list[int]] = {}  # name -> the statements binding it at module level
+        # The placed statements that changed since the memo's version (positions), None if too many or they
+        # came or went; and that version's statement indexes and answers, this version's filed with them.
+        self._changed: list[int] | None = None
+        self._indexes: list[_NameIndex] = []
+        self._previous_indexes: list | None = None
+        self._previous_answers: dict[str, tuple[list, list[int]]] = {}
+        self._answers: dict[str, tuple[list, list[int]]] = {}
         self._defs: dict[tuple[ScopeKey, str], list[Definition]] = {}  # filled on first lookup
         # Where the top-level statements with a syntax error are (how tree-sitter recovered may reach past an edit).
         self.error_spans: list[tuple[int, int]] = []
@@ -220,12 +231,18 @@ class Scopes:
                 self._placed_starts.append(base)
             if not error:  # (the same text recovered otherwise later must not take these facts)
                 current[key] = facts
-        indexes = [index for index, _, _ in self._placed]
-        self._module_index = _module_index(indexes, previous.get(_MODULE_INDEX))
+        self._indexes = indexes = [index for index, _, _ in self._placed]
+        before = previous.get(_MODULE_INDEX)
+        if before is not None and len(before[0]) == len(indexes):
+            changed = [k for k, (old, new) in enumerate(zip(before[0], indexes)) if old is not new]
+            self._changed = changed if len(changed) <= _FEW else None
+            self._previous_indexes, self._previous_answers = before[0], previous.get(_ANSWERS, {})
+        self._module_index = _module_index(indexes, self._changed, before)
         if memo is not None:
             memo.clear()
             memo.update(current)
             memo[_MODULE_INDEX] = (indexes, self._module_index)
+            memo[_ANSWERS] = self._answers
 
     def _replay(self, facts: "_StatementFacts", stmt: Node, root: Node) -> bool:
         """Add the defs, classes and imports of a statement that did not change, ``stmt`` in this version; False
@@ -395,15 +412,26 @@ class Scopes:
         """The definitions ``wanted(definition, source)`` accepts, in source order. ``wanted`` must depend on
         nothing but the text of the definition's top-level statement (its name is ``question``): a
         statement that did not change keeps the previous version's answer."""
-        source, out = self.parsed.source, []
-        for k, (index, _, _) in enumerate(self._placed):
+        source, placed = self.parsed.source, self._placed
+
+        def answer(k: int) -> tuple[int, ...]:
+            index = placed[k][0]
             chosen = index.answers.get(question)
             if chosen is None:
                 chosen = index.answers[question] = tuple(
                     i for i in range(index.count) if wanted(self._made_at(k, i), source))
-            if chosen:
-                out += [self._made_at(k, i) for i in chosen]
-        return out
+            return chosen
+
+        before = self._previous_answers.get(question)
+        if before is not None and before[0] is self._previous_indexes and self._changed is not None:
+            # The previous version's statements with answers, but for the few that changed (each unchanged
+            # statement's index holds its answer: it is the same object).
+            changed = set(self._changed)
+            ks = sorted({*(k for k in before[1] if k not in changed), *(k for k in changed if answer(k))})
+        else:
+            ks = [k for k in range(len(placed)) if answer(k)]
+        self._answers[question] = (self._indexes, ks)
+        return [self._made_at(k, i) for k in ks for i in placed[k][0].answers[question]]
 
     def definitions(self, name: str, scope: ScopeKey = MODULE) -> list[Definition]:
         """The definitions of ``name`` in ``scope``, in source order."""
@@ -434,9 +462,10 @@ class Scopes:
         """Every definition, in source order (each made: ask :meth:`definitions_where` for some)."""
         return [self._made_at(k, i) for k, (index, _, _) in enumerate(self._placed) for i in range(index.count)]
 
-    def import_definitions(self) -> list[Definition]:
-        """The names imports bind, in source order."""
-        return self.definitions_where("import?", _is_import)
+    def workspace_import_definitions(self) -> list[Definition]:
+        """The names imports bind, in source order, but for an installed library's (never followed into a
+        workspace copy of it: see Imported.from_library)."""
+        return self.definitions_where("workspace import?", _is_workspace_import)
 
 
 def _names(target: Node) -> list[str]:
@@ -539,23 +568,22 @@ def default_of(fn: Node, name: str) -> Node | None:
     return None
 
 
-def _module_index(indexes: list["_NameIndex"], previous: tuple[list, dict] | None) -> dict[str, list[int]]:
-    """Name -> the statements (positions in ``indexes``) binding it at module level; from the previous version's,
-    when only a few statements changed and none came or went (one keystroke)."""
-    if previous is not None and len(previous[0]) == len(indexes):
-        changed = [k for k, (old, new) in enumerate(zip(previous[0], indexes)) if old is not new]
-        if len(changed) <= 4:
-            index = dict(previous[1])  # (its lists are shared with the previous version: replaced, never changed)
-            for k in changed:
-                for name in previous[0][k].module:
-                    rest = [x for x in index[name] if x != k]
-                    if rest:
-                        index[name] = rest
-                    else:
-                        del index[name]
-                for name in indexes[k].module:
-                    index[name] = sorted([*index.get(name, ()), k])
-            return index
+def _module_index(indexes: list["_NameIndex"], changed: list[int] | None,
+                  before: tuple[list["_NameIndex"], dict[str, list[int]]] | None) -> dict[str, list[int]]:
+    """Name -> the statements (positions in ``indexes``) binding it at module level; from the previous version's
+    (``before``: its statement indexes and its name index) when only the statements at ``changed`` differ."""
+    if before is not None and changed is not None:
+        old_indexes, index = before[0], dict(before[1])  # (its lists are shared: replaced, never changed)
+        for k in changed:
+            for name in old_indexes[k].module:
+                rest = [x for x in index[name] if x != k]
+                if rest:
+                    index[name] = rest
+                else:
+                    del index[name]
+            for name in indexes[k].module:
+                index[name] = sorted([*index.get(name, ()), k])
+        return index
     index: dict[str, list[int]] = {}
     for k, statement in enumerate(indexes):
         for name in statement.module:
@@ -567,8 +595,8 @@ def _module_index(indexes: list["_NameIndex"], previous: tuple[list, dict] | Non
     return index
 
 
-def _is_import(d: Definition, source: bytes) -> bool:
-    return d.kind == "import"
+def _is_workspace_import(d: Definition, source: bytes) -> bool:
+    return d.kind == "import" and d.imported is not None and not d.imported.from_library
 
 
 class _NameIndex:

@@ -777,7 +777,7 @@ class Evaluator(ObjectAttributes):
         ``import m as h; h.f(...)``, ``from package import m; m.f(...)``); None when this file uses
         it as a value (see :meth:`escapes`)."""
         out: list[tuple[Node, bool]] = []
-        for d in self.scopes.import_definitions() if self.links is not None else ():
+        for d in self.scopes.workspace_import_definitions() if self.links is not None else ():
             imported = d.imported
             if d.kind != "import" or imported is None:
                 continue

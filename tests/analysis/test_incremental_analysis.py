@@ -99,6 +99,13 @@ def test_questions_about_statements_that_did_not_change_keep_their_answers():
     assert asked == ["other_cache"]  # only the edited statement was asked about again
     assert [d.offset for d in found] == [d.offset for d in again.all_definitions() if "cache" in d.name]
     assert all(d is again.lookup(d.name, d.offset + 1) for d in found[:1])  # this version's definitions
+    # The statements with answers are updated from the previous version's where a few changed: one that
+    # loses its answer drops out, one that gains it comes in in source order.
+    for edited in (edited.replace(b"clean_cache", b"clean"), edited.replace(b"clean_cache = 1", b"first_cache = 1\nx = 3")):
+        again = Scopes(parser.parse(edited), memo=parser.memo["statements"])
+        fresh = Scopes(SyntaxParser().parse(edited))
+        assert [(d.name, d.offset) for d in again.definitions_where("named cache?", named_cache)] == \
+            [(d.name, d.offset) for d in fresh.definitions_where("named cache?", named_cache)]
 
 
 def test_a_local_edit_resolves_again_only_the_keys_it_can_change(monkeypatch):
