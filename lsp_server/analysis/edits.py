@@ -154,6 +154,43 @@ def in_prose(edit: Edit, root) -> bool:
         and string.parent.named_child_count == 1 and not string.parent.has_error
 
 
+def layout_only(edit: Edit, old: bytes, new: bytes, old_root, new_root) -> Edit | None:
+    """``edit`` without words, when the bytes it changed are white space on both sides, outside any string:
+    Enter (and the editor's indentation) at the end of a line, a space typed or deleted. The same words stay in
+    the same order. Blank lines added or removed, or white space at the end of a line, change nothing else
+    either; any other layout change (a line split, joined or reindented) keeps the edit's shape, which makes
+    it an edit of the whole statements it touches. None for any other edit."""
+    start, new_end = edit.changed
+    old_end = new_end - edit.delta
+    changed_old, changed_new = old[start:old_end], new[start:new_end]
+    if not (changed_old or changed_new) or (changed_old and not changed_old.isspace()) \
+            or (changed_new and not changed_new.isspace()):
+        return None
+    if _in_string(old_root, start, old_end) or _in_string(new_root, start, new_end):
+        return None
+    before, after = old[edit.start:edit.old_end], new[edit.start:edit.new_end]
+    continued = old[:edit.start].rstrip(b" \t\r\n").endswith(b"\\")  # a blank line after `\` ends the statement
+    same_lines = not continued and _code_lines(before) == _code_lines(after)
+    return Edit(edit.start, edit.old_end, edit.new_end, frozenset(), frozenset() if same_lines else edit.blockers & {SHAPE},
+                edit.changed, frozenset())
+
+
+def _code_lines(block: bytes) -> list[bytes]:
+    """The lines that are not blank, without the white space they end with."""
+    return [line.rstrip() for line in block.split(b"\n") if line.strip()]
+
+
+def _in_string(root, start: int, end: int) -> bool:
+    """Whether [start, end] touches a string (white space in one is part of its value; in an f-string's
+    `{ x }`, it is not, but that is rare enough to treat the same)."""
+    node = root.descendant_for_byte_range(max(start - 1, 0), end)
+    while node is not None:
+        if node.type in ("string", "string_content", "concatenated_string"):
+            return True
+        node = node.parent
+    return False
+
+
 def _line_end(text: bytes, offset: int) -> int:
     end = text.find(b"\n", offset)
     return len(text) if end < 0 else end

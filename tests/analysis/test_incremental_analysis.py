@@ -127,6 +127,36 @@ def test_a_local_edit_resolves_again_only_the_keys_it_can_change(monkeypatch):
     assert subscripts > 30 and resolved_again < subscripts // 3
 
 
+def test_enter_at_the_end_of_a_line_changes_no_word(monkeypatch):
+    """Enter and the editor's indentation after `_, cache = model.run_with_cache("x")`, or a space at its end:
+    the line holds a word that can change facts anywhere, but no word changed. Only the keys read from the
+    lines the edit spans (the next one: the blank line's indentation matches its own) are resolved again."""
+    from lsp_server.analysis.hookrefs import HookRefCollector
+
+    text = (ROOT / "tests" / "fixtures" / "keys" / "through_functions.py").read_bytes()
+    parser = SyntaxParser()
+    analyze(text, CONTEXT, parser)
+    resolved = []
+    original = HookRefCollector._subscript
+    monkeypatch.setattr(HookRefCollector, "_subscript", lambda self, sub: (resolved.append(sub), original(self, sub))[1])
+    line = b'        _, cache = model.run_with_cache("x")\n        return cache[site]  # -> unknown'
+    at = text.index(line) + line.index(b"\n")
+    for edited in (text[:at] + b"\n        " + text[at:], text[:at] + b" " + text[at:]):
+        del resolved[:]
+        again = analyze(edited, CONTEXT, parser)
+        resolved_again = len(resolved)
+        assert facts(again) == facts(analyze(edited, CONTEXT))
+        assert resolved_again <= 4 and len(resolved) - resolved_again > 40  # (the method's key and its callers')
+        analyze(text, CONTEXT, parser)
+    within_a_string = text.index(b'"x")\n        return cache[site]  # -> unknown') + 1
+    edited = text[:within_a_string] + b" " + text[within_a_string:]  # run_with_cache("x ") is another prompt
+    del resolved[:]
+    again = analyze(edited, CONTEXT, parser)
+    resolved_again = len(resolved)
+    assert facts(again) == facts(analyze(edited, CONTEXT))
+    assert resolved_again == len(resolved) - resolved_again  # a word that changes facts anywhere: all again
+
+
 def test_registered_names_are_resolved_again_only_where_an_edit_can_change_them(monkeypatch):
     """The names of hook registrations (`fwd_hooks=[(name, fn)]`) come from the previous version unless the
     edit touches what they were read from: typing in a comment resolves none again; changing the layer a
