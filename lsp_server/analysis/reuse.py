@@ -111,7 +111,7 @@ class Reuse:
             # A line typed or joined, brackets opened, `for layer in range(4):` -> `range(6)`: what its statement
             # binds and passes may change, nothing more, while the statement keeps its bounds; a syntax error's
             # recovery may parse the statement's other lines otherwise
-            edit = _over_statement(edit, previous, source, scopes.statement_spans(), models)
+            edit = _over_statement(edit, previous, source, scopes, models)
         elif edit.local and not _same_statements(edit, previous.scopes, scopes):
             return None  # `x = torch.` joins the next line's statement, with no syntax error
         if edit is None or not edit.local:
@@ -175,17 +175,32 @@ def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(s <= end and start <= e for s, e in spans)
 
 
-def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, spans: list[tuple[int, int]],
-                    models: tuple) -> Edit | None:
-    """``edit`` grown over the top-level statements it touches, when every other top-level statement keeps its
-    bounds (see :func:`_touched`); else None. Words there that can change facts anywhere (a model's
-    configuration) are safe while the file's models stay the same."""
-    regions = _touched(edit, previous.scopes.statement_spans(), spans)
+def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, scopes: Scopes, models: tuple) -> Edit | None:
+    """``edit`` grown over the statements it touches, when every other top-level statement keeps its bounds
+    (see :func:`_touched`); else None. Where neither version has a syntax error there, the statements are
+    those of the innermost block holding the edit (a line split in a long function is an edit of its own
+    statement, not of the function), as long as the block's other statements keep their bounds too. Words
+    there that can change facts anywhere (a model's configuration) are safe while the file's models stay the
+    same."""
+    regions = _touched(edit, previous.scopes.statement_spans(), scopes.statement_spans())
     if regions is None:
         return None
+    if not (_touches(previous.scopes.error_spans, edit.start, edit.old_end) or
+            _touches(scopes.error_spans, edit.start, edit.new_end)):
+        regions = _in_block(edit, previous.scopes, scopes) or regions
     (old_start, old_end), (new_start, new_end) = regions
     same_models = _same_models(previous.models, models, edit)
     return widened(edit, previous.source, source, min(old_start, new_start), old_end, new_end, same_models)
+
+
+def _in_block(edit: Edit, previous: Scopes, scopes: Scopes) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Where the statements the edit touches lie in the innermost block (not the module) holding it in both
+    versions, when that block begins and ends at the same place in both and its other statements keep their
+    bounds; else None."""
+    old, new = _block_at(previous.parsed.root, edit.start, edit.old_end), _block_at(scopes.parsed.root, edit.start, edit.new_end)
+    if old is None or new is None or old.type != "block" or new.type != "block" or not _same_bounds(edit, old, new):
+        return None
+    return _touched(edit, _spans_in(old), _spans_in(new))
 
 
 def _same_statements(edit: Edit, previous: Scopes, scopes: Scopes) -> bool:
@@ -193,14 +208,20 @@ def _same_statements(edit: Edit, previous: Scopes, scopes: Scopes) -> bool:
     other than those the edit touches begin and end at the same places in both versions, and so does the
     block: a local edit changed what its own statements say, not how the code around splits into statements."""
     old, new = _block_at(previous.parsed.root, edit.start, edit.old_end), _block_at(scopes.parsed.root, edit.start, edit.new_end)
-    if old is None or new is None or old.type != new.type or old.start_byte != new.start_byte:
+    if old is None or new is None or old.type != new.type or not _same_bounds(edit, old, new):
         return False
-    if old.end_byte > edit.old_end and edit.to_new(old.end_byte) != new.end_byte or \
-            old.end_byte <= edit.old_end and new.end_byte > edit.new_end:
-        return False  # the block ends elsewhere: lines after the edit joined it or left it
     if old.type == "module":
         return _touched(edit, previous.statement_spans(), scopes.statement_spans()) is not None
     return _touched(edit, _spans_in(old), _spans_in(new)) is not None
+
+
+def _same_bounds(edit: Edit, old, new) -> bool:
+    """Whether a block of the old version and one of the new begin at the same place and end at the same place
+    (moved by the edit), or both within it; else lines after the edit joined the block or left it."""
+    if old.start_byte != new.start_byte:
+        return False
+    return not (old.end_byte > edit.old_end and edit.to_new(old.end_byte) != new.end_byte or
+                old.end_byte <= edit.old_end and new.end_byte > edit.new_end)
 
 
 def _block_at(root, start: int, end: int):

@@ -157,6 +157,29 @@ def test_enter_at_the_end_of_a_line_changes_no_word(monkeypatch):
     assert resolved_again == len(resolved) - resolved_again  # a word that changes facts anywhere: all again
 
 
+def test_a_line_split_in_a_function_is_an_edit_of_its_own_statement(monkeypatch):
+    """Enter inside a call's brackets in a long function: the statement it splits changes shape, not the
+    function; the function's other keys come from the previous version (they were all resolved again)."""
+    from lsp_server.analysis.hookrefs import HookRefCollector
+
+    text = (b'from transformer_lens import HookedTransformer\nmodel = HookedTransformer.from_pretrained("gpt2")\n'
+            b'logits, cache = model.run_with_cache("The Eiffel Tower is in")\n\n\ndef report(layer):\n'
+            + b"".join(b'    site_%d = cache["%s", layer]\n' % (i, site) for i, site in
+                       enumerate([b"resid_pre", b"attn_out", b"mlp_out", b"resid_post", b"z", b"pattern"]))
+            + b'    print("done", flush=True)\n    return site_0\n\n\nreport(3)\n')
+    parser = SyntaxParser()
+    analyze(text, CONTEXT, parser)
+    resolved = []
+    original = HookRefCollector._subscript
+    monkeypatch.setattr(HookRefCollector, "_subscript", lambda self, sub: (resolved.append(sub), original(self, sub))[1])
+    at = text.index(b'print("done", ') + len(b'print("done", ')
+    edited = text[:at] + b"\n          " + text[at:]
+    again = analyze(edited, CONTEXT, parser)
+    resolved_again = len(resolved)
+    assert facts(again) == facts(analyze(edited, CONTEXT))
+    assert resolved_again == 0 and len(resolved) == 6
+
+
 def test_registered_names_are_resolved_again_only_where_an_edit_can_change_them(monkeypatch):
     """The names of hook registrations (`fwd_hooks=[(name, fn)]`) come from the previous version unless the
     edit touches what they were read from: typing in a comment resolves none again; changing the layer a
