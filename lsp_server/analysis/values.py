@@ -86,7 +86,8 @@ class Evaluator(ObjectAttributes):
         self._mutated_names: dict[str, bool] = {}
         self._globals: frozenset[str] | None = None  # names `global` statements declare
         self._attribute_writes: dict[str, bool] = {}  # attribute name -> this file writes `<x>.name = ...`
-        self._handed: dict[tuple[str, int], bool] = {}  # (list name, binding offset) -> handed to a function changing it
+        # (list name, binding offset) -> handed to a function changing it, with what finding that out read
+        self._handed: dict[tuple[str, int], tuple[bool, frozenset[str], tuple]] = {}
         self._dicts_unchanged: dict[tuple[str, int], bool] = {}  # (name, binding offset) -> only ever read
         self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
@@ -366,9 +367,11 @@ class Evaluator(ObjectAttributes):
         this file defines under the callee's name counts when the call is not resolved). Library functions
         are taken not to change what they are given."""
         key = (d.name, d.offset)
-        if key not in self._handed:
-            self._handed[key] = any(self._changes_it(node) for node in self._uses(d))
-        return self._handed[key]
+        if key not in self._handed:  # (the callees it named are read: kept for every user, see recorded)
+            self._handed[key] = self.recorded(lambda: any(self._changes_it(node) for node in self._uses(d)))
+        handed, reads, spans = self._handed[key]
+        self.note_reads(reads, spans)
+        return handed
 
     def _uses(self, d: Definition) -> list[Node]:
         """Every identifier that refers to the binding ``d`` (its own target left out)."""
@@ -404,6 +407,8 @@ class Evaluator(ObjectAttributes):
                 return True  # `*args`: which parameter it lands in is not known
             param = keyword if keyword is not None else next((n for n, arg in bound.items() if arg == use), None)
             body = fn.child_by_field_name("body")
+            if self.read_spans is not None and (called is None or called[0] is self):
+                self.read_spans.append((fn.start_byte, fn.end_byte))  # an edit of this file's callee may change it
             if param is not None and body is not None and mutated_in(body.text or b"", param, growing=True):
                 return True
         return False

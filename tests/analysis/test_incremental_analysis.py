@@ -180,6 +180,24 @@ def test_a_line_split_in_a_function_is_an_edit_of_its_own_statement(monkeypatch)
     assert resolved_again == 0 and len(resolved) == 6
 
 
+def test_what_a_key_depends_on_does_not_depend_on_what_was_resolved_first():
+    """Whether `places` is handed to a function that changes it is found once per analysis: a fresh analysis
+    finds it for the registration (registrations are resolved first); an incremental one reuses the
+    registration and finds it for the key, which a space at the end of its function's `def` line makes
+    resolve again. The names that finding read (`enumerate`) must count for both."""
+    text = (b'from transformer_lens import HookedTransformer\nmodel = HookedTransformer.from_pretrained("gpt2")\n\n\n'
+            b'def patch(tokens, clean_cache):\n'
+            b'    places = [f"blocks.{layer}.mlp.hook_post" for layer in range(model.cfg.n_layers)]\n'
+            b'    acts = [clean_cache[place] for place in places]\n\n'
+            b'    def patch_hook(value, hook):\n        return value\n\n'
+            b'    hooks = []\n    for layer, place in enumerate(places):\n        hooks.append((place, patch_hook))\n'
+            b'    with model.hooks(fwd_hooks=hooks):\n        model(tokens)\n')
+    parser = SyntaxParser()
+    analyze(text, CONTEXT, parser)
+    edited = text.replace(b"clean_cache):\n", b"clean_cache): \n")
+    assert facts(analyze(edited, CONTEXT, parser)) == facts(analyze(edited, CONTEXT))
+
+
 def test_registered_names_are_resolved_again_only_where_an_edit_can_change_them(monkeypatch):
     """The names of hook registrations (`fwd_hooks=[(name, fn)]`) come from the previous version unless the
     edit touches what they were read from: typing in a comment resolves none again; changing the layer a
