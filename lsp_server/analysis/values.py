@@ -843,6 +843,8 @@ class Evaluator(ObjectAttributes):
         args = call.child_by_field_name("arguments")
         if args is None:
             return None
+        if self.read_spans is not None:  # which argument lands in a parameter depends on all of them
+            self.read_spans.append((args.start_byte, args.end_byte))
         splat = next((c for c in args.named_children if c.type in ("list_splat", "dictionary_splat")), None)
         if splat is not None and not splats:
             return None

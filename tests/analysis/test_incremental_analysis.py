@@ -198,6 +198,19 @@ def test_what_a_key_depends_on_does_not_depend_on_what_was_resolved_first():
     assert facts(analyze(edited, CONTEXT, parser)) == facts(analyze(edited, CONTEXT))
 
 
+def test_a_parameter_depends_on_every_argument_of_its_call():
+    """`unused,` -> `unused.` joins two arguments into one (`unused.site_name`): `site` is no longer passed,
+    though the edit names neither it nor what was passed for it (random keystrokes found it)."""
+    text = (b'from transformer_lens import HookedTransformer\nmodel = HookedTransformer.from_pretrained("gpt2")\n'
+            b'logits, cache = model.run_with_cache("x")\n\n\ndef read(first, site):\n    return cache[site]\n\n\n'
+            b'unused = 0\nsite_name = "blocks.1.hook_resid_post"\nread(\n    unused,\n    site_name)\n')
+    parser = SyntaxParser()
+    before = analyze(text, CONTEXT, parser)
+    assert [r.template for r in before.refs] == ["blocks.{l}.hook_resid_post"]
+    edited = text.replace(b"unused,", b"unused.")
+    assert facts(analyze(edited, CONTEXT, parser)) == facts(analyze(edited, CONTEXT))
+
+
 def test_registered_names_are_resolved_again_only_where_an_edit_can_change_them(monkeypatch):
     """The names of hook registrations (`fwd_hooks=[(name, fn)]`) come from the previous version unless the
     edit touches what they were read from: typing in a comment resolves none again; changing the layer a
