@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from .analysis.document import Analysis, AnalysisContext, analyze, forget_resolutions
-from .analysis.edits import Edit, diff
+from .analysis.edits import Edit, diff_in
 from .analysis.findings import Finding
 from .analysis.imports import ModuleLinks
 from .analysis.syntax import SyntaxParser
@@ -197,7 +197,7 @@ class Workspace:
         if entry is None or entry.cells or entry.key == _text_key(text, version):
             return None
         source = text.encode("utf-8")
-        return entry.analysis, diff(entry.source, source), source
+        return entry.analysis, diff_in(entry.source, source, entry.analysis.parsed.root), source
 
     def notebook_views(self, notebook_uri: str, cells: list[CellText]) -> list[View]:
         """Views of every code cell of a notebook, ``cells`` in analysis order.
@@ -224,7 +224,7 @@ class Workspace:
             return None
         text, spans = joined_cells(cells)
         source = text.encode("utf-8")
-        return entry.analysis, diff(entry.source, source), source, spans
+        return entry.analysis, diff_in(entry.source, source, entry.analysis.parsed.root), source, spans
 
 
 _EXPIRED = ("expired",)  # the key of an expired entry: equal to no document's

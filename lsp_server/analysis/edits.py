@@ -154,23 +154,34 @@ def in_prose(edit: Edit, root) -> bool:
         and string.parent.named_child_count == 1 and not string.parent.has_error
 
 
-def layout_only(edit: Edit, old: bytes, new: bytes, old_root, new_root) -> Edit | None:
-    """``edit`` without words, when the bytes it changed are white space on both sides, outside any string:
-    Enter (and the editor's indentation) at the end of a line, a space typed or deleted. The same words stay in
-    the same order. Blank lines added or removed, or white space at the end of a line, change nothing else
-    either; any other layout change (a line split, joined or reindented) keeps the edit's shape, which makes
-    it an edit of the whole statements it touches. None for any other edit."""
+def diff_in(old: bytes, new: bytes, old_root) -> Edit:
+    """:func:`diff`, where an edit of white space alone changes no word (:func:`layout_only`); ``old_root``: the
+    old version's tree."""
+    edit = diff(old, new)
+    return layout_only(edit, old, new, old_root) or edit
+
+
+def layout_only(edit: Edit, old: bytes, new: bytes, old_root) -> Edit | None:
+    """``edit`` without words, when it changed white space next to white space (or a line's end), outside any
+    string: Enter and the editor's indentation at the end of a line, a space typed or deleted. The same tokens
+    stay in the same order (no word is joined or split, no `\\` continuation broken), so no word changed.
+    Blank lines added or removed and white space at the end of a line change nothing else either; any other
+    layout change (a line split, joined or reindented) keeps the edit's shape, which makes it an edit of the
+    statements it touches. None for any other edit."""
     start, new_end = edit.changed
     old_end = new_end - edit.delta
     changed_old, changed_new = old[start:old_end], new[start:new_end]
     if not (changed_old or changed_new) or (changed_old and not changed_old.isspace()) \
             or (changed_new and not changed_new.isspace()):
         return None
-    if _in_string(old_root, start, old_end) or _in_string(new_root, start, new_end):
+    before, after = old[start - 1:start], old[old_end:old_end + 1]  # (the same bytes in the new version)
+    if not (before.isspace() or after.isspace() or not before or not after) or before == b"\\":
+        return None  # `a b` -> `ab`, or a space typed after a `\`
+    if _in_string(old_root, start, old_end):  # (white space next to white space cannot start or end one)
         return None
-    before, after = old[edit.start:edit.old_end], new[edit.start:edit.new_end]
+    lines_before, lines_after = old[edit.start:edit.old_end], new[edit.start:edit.new_end]
     continued = old[:edit.start].rstrip(b" \t\r\n").endswith(b"\\")  # a blank line after `\` ends the statement
-    same_lines = not continued and _code_lines(before) == _code_lines(after)
+    same_lines = not continued and _code_lines(lines_before) == _code_lines(lines_after)
     return Edit(edit.start, edit.old_end, edit.new_end, frozenset(), frozenset() if same_lines else edit.blockers & {SHAPE},
                 edit.changed, frozenset())
 

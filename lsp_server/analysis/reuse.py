@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .edits import CONFIG, SHAPE, STATEMENT, Edit, diff, in_prose, layout_only, widened
+from .edits import CONFIG, SHAPE, STATEMENT, Edit, diff_in, in_prose, widened
 from .models import CacheInfo, ModelInfo
 
 if TYPE_CHECKING:
@@ -97,12 +97,9 @@ class Reuse:
         (tree-sitter reads `x = torch.` on into the next line without an error)."""
         if previous is None or scopes.parsed_otherwise or not _same_facts(previous.context, context):
             return None
-        edit = diff(previous.source, source)
+        edit = diff_in(previous.source, source, previous.scopes.parsed.root)
         if edit.shaped and in_prose(edit, scopes.parsed.root):
             edit = dataclasses.replace(edit, names=frozenset(), words=frozenset(), blockers=frozenset())  # words there bind nothing
-        elif edit.words and (layout := layout_only(edit, previous.source, source, previous.scopes.parsed.root,
-                                                   scopes.parsed.root)) is not None:
-            edit = layout  # Enter at the end of a line: no word changed
         if edit.blockers == {CONFIG} and _same_models(previous.models, models, edit):
             edit = dataclasses.replace(edit, blockers=frozenset())  # `print(hook.name)`: the models came out the same
         if edit.blockers & {SHAPE, STATEMENT} and edit.blockers <= {SHAPE, STATEMENT, CONFIG} or edit.local and (

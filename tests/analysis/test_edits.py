@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lsp_server.analysis.document import AnalysisContext, analyze
-from lsp_server.analysis.edits import diff
+from lsp_server.analysis.edits import diff, diff_in
+from lsp_server.analysis.syntax import parse
 from lsp_server.features.hover import hover, hover_after_edit
 from lsp_server.knowledge.resolve import resolve_model_name
 
@@ -29,7 +30,7 @@ def _after(old: str, new: str, needle: str, offset: int = 2):
     """(previous analysis's answer, fresh analysis's answer) at ``needle`` in the new text."""
     previous = analyze(old, CTX)
     at = new.encode().index(needle.encode()) + offset
-    edit = diff(previous.source, new.encode())
+    edit = diff_in(previous.source, new.encode(), previous.parsed.root)  # (as the server does)
     quick = hover_after_edit(previous, edit, at)
     fresh = hover(analyze(new, CTX), at)
     return quick, fresh
@@ -53,6 +54,29 @@ def test_an_edit_elsewhere_keeps_every_hover_and_it_equals_a_fresh_one(needle):
 def test_an_edit_a_hover_depends_on_is_analysed_again(old, new, needle):
     quick, fresh = _after(SOURCE, SOURCE.replace(old, new), needle, 1)
     assert quick is None and fresh is not None
+
+
+@pytest.mark.parametrize("old,new", [
+    ('from_pretrained("gpt2")\n', 'from_pretrained("gpt2")\n\n'),  # Enter at the end of the model's line
+    ('cache["pattern", 1]\n', 'cache["pattern", 1]   \n'),  # spaces at a line's end
+    ('late = cache', 'late =  cache'),  # a space between two tokens
+])
+def test_white_space_between_tokens_changes_no_word(old, new):
+    """Lines that hold words that can change facts anywhere (a model, a cache), but no word changed: every
+    hover the edited line was not read for is answered at once, and equals a fresh one."""
+    for needle in ("[site]", "[layer_name]", '"mlp_out", 7' if "late" not in old else '"pattern", 1'):
+        quick, fresh = _after(SOURCE, SOURCE.replace(old, new), needle, 1)
+        assert quick is not None and quick == fresh
+
+
+@pytest.mark.parametrize("old,new", [
+    (b"x = a if b else c\n", b"x = aif b else c\n"),  # a space deleted joins two words
+    (b"total = alpha\n", b"total = al pha\n"),  # one typed splits a word
+    (b"x = 1 + \\\n    2\n", b"x = 1 + \\ \n    2\n"),  # a space after `\\` breaks the continuation
+    (b'p = "a  b"\n', b'p = "a b"\n'),  # white space in a string is its value
+])
+def test_white_space_that_changes_tokens_or_values_is_an_edit(old, new):
+    assert diff_in(old, new, parse(old).root) == diff(old, new)
 
 
 def test_offsets_after_the_edit_shift_and_inside_it_do_not_map():
