@@ -162,18 +162,7 @@ class Models:
         return {d.name for d in self.scopes.definitions_where("cache?", _may_hold_cache)}
 
     def model_of_definition(self, d: Definition, depth: int = 0) -> ModelInfo | None:
-        return self._memoised(self._models, id(d), lambda: self._model_and_live(d, depth))
-
-    def _memoised(self, memo: dict, key: int, compute: Callable[[], object]):
-        """``compute()`` once per analysis, kept with the names and code ranges it read; every use notes them, so
-        that every reader depends on what the value was worked out from, not only the first. None while it is
-        computed (a cycle: a helper returning what it calls itself for)."""
-        if key not in memo:
-            memo[key] = (None, frozenset(), ())
-            memo[key] = self.evaluator.recorded(compute)
-        value, reads, spans = memo[key]
-        self.evaluator.note_reads(reads, spans)
-        return value
+        return self.evaluator.memoised(self._models, id(d), lambda: self._model_and_live(d, depth))
 
     def _model_and_live(self, d: Definition, depth: int) -> ModelInfo | None:
         info = self._model_from(d, depth)
@@ -489,7 +478,7 @@ class Models:
         d = self.scopes.lookup(name, offset)
         if d is None:
             return None
-        info = self._memoised(self._caches, id(d), lambda: self._cache_from(d))
+        info = self.evaluator.memoised(self._caches, id(d), lambda: self._cache_from(d))
         if info is not None and not info.remove_batch_dim and self._unbatching_mentioned and self._unbatched_before(d, offset):
             return dataclasses.replace(info, remove_batch_dim=True)
         return info

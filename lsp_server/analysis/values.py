@@ -366,12 +366,8 @@ class Evaluator(ObjectAttributes):
         of the workspace that changes that parameter in place (``def add(l): l.append(...)``; a function
         this file defines under the callee's name counts when the call is not resolved). Library functions
         are taken not to change what they are given."""
-        key = (d.name, d.offset)
-        if key not in self._handed:  # (the callees it named are read: kept for every user, see recorded)
-            self._handed[key] = self.recorded(lambda: any(self._changes_it(node) for node in self._uses(d)))
-        handed, reads, spans = self._handed[key]
-        self.note_reads(reads, spans)
-        return handed
+        return bool(self.memoised(self._handed, (d.name, d.offset),  # (the callees it names are read)
+                                  lambda: any(self._changes_it(node) for node in self._uses(d))))
 
     def _uses(self, d: Definition) -> list[Node]:
         """Every identifier that refers to the binding ``d`` (its own target left out)."""
@@ -665,6 +661,17 @@ class Evaluator(ObjectAttributes):
         finally:
             self.reads, self.read_spans = outer
         return value, frozenset(reads), tuple(spans)
+
+    def memoised(self, memo: dict, key, compute: Callable[[], object]):
+        """``compute()`` once per analysis, kept with the names and code ranges it read; every use notes them, so
+        that every reader depends on what the value was worked out from, not only the first. None while it is
+        computed (a cycle: a helper returning what it calls itself for)."""
+        if key not in memo:
+            memo[key] = (None, frozenset(), ())
+            memo[key] = self.recorded(compute)
+        value, reads, spans = memo[key]
+        self.note_reads(reads, spans)
+        return value
 
     def note_reads(self, reads: set[str] | frozenset[str], spans: list | tuple) -> None:
         """Add names and code ranges read by a computation (also a memoised one) to those being recorded."""
