@@ -236,8 +236,6 @@ class DocumentLinks:
     def _imports_me(self, importer: Path, analysis: Analysis) -> bool:
         for d in analysis.scopes.workspace_import_definitions():
             imported = d.imported
-            if d.kind != "import" or imported is None:
-                continue
             if self.modules.resolve(importer, imported.module, imported.level) == self.path:
                 return True
             if imported.attr is not None and self.modules.resolve(

@@ -182,8 +182,8 @@ def layout_only(edit: Edit, old: bytes, new: bytes, old_root) -> Edit | None:
     lines_before, lines_after = old[edit.start:edit.old_end], new[edit.start:edit.new_end]
     continued = old[:edit.start].rstrip(b" \t\r\n").endswith(b"\\")  # a blank line after `\` ends the statement
     same_lines = not continued and _code_lines(lines_before) == _code_lines(lines_after)
-    return Edit(edit.start, edit.old_end, edit.new_end, frozenset(), frozenset() if same_lines else edit.blockers & {SHAPE},
-                edit.changed, frozenset())
+    return dataclasses.replace(edit, names=frozenset(), words=frozenset(),
+                               blockers=frozenset() if same_lines else edit.blockers & {SHAPE})
 
 
 def _code_lines(block: bytes) -> list[bytes]:

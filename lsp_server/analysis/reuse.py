@@ -102,13 +102,13 @@ class Reuse:
             edit = dataclasses.replace(edit, names=frozenset(), words=frozenset(), blockers=frozenset())  # words there bind nothing
         if edit.blockers == {CONFIG} and _same_models(previous.models, models, edit):
             edit = dataclasses.replace(edit, blockers=frozenset())  # `print(hook.name)`: the models came out the same
-        if edit.blockers & {SHAPE, STATEMENT} and edit.blockers <= {SHAPE, STATEMENT, CONFIG} or edit.local and (
-                _touches(previous.scopes.error_spans, edit.start, edit.old_end) or
-                _touches(scopes.error_spans, edit.start, edit.new_end)):
+        at_error = _touches(previous.scopes.error_spans, edit.start, edit.old_end) or \
+            _touches(scopes.error_spans, edit.start, edit.new_end)
+        if edit.blockers & {SHAPE, STATEMENT} and edit.blockers <= {SHAPE, STATEMENT, CONFIG} or edit.local and at_error:
             # A line typed or joined, brackets opened, `for layer in range(4):` -> `range(6)`: what its statement
             # binds and passes may change, nothing more, while the statement keeps its bounds; a syntax error's
             # recovery may parse the statement's other lines otherwise
-            edit = _over_statement(edit, previous, source, scopes, models)
+            edit = _over_statement(edit, previous, source, scopes, models, at_error)
         elif edit.local and not _same_statements(edit, previous.scopes, scopes):
             return None  # `x = torch.` joins the next line's statement, with no syntax error
         if edit is None or not edit.local:
@@ -172,9 +172,10 @@ def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(s <= end and start <= e for s, e in spans)
 
 
-def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, scopes: Scopes, models: tuple) -> Edit | None:
+def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, scopes: Scopes, models: tuple,
+                    at_error: bool) -> Edit | None:
     """``edit`` grown over the statements it touches, when every other top-level statement keeps its bounds
-    (see :func:`_touched`); else None. Where neither version has a syntax error there, the statements are
+    (see :func:`_touched`); else None. Where neither version has a syntax error there (``at_error``), the statements are
     those of the innermost block holding the edit (a line split in a long function is an edit of its own
     statement, not of the function), as long as the block's other statements keep their bounds too. Words
     there that can change facts anywhere (a model's configuration) are safe while the file's models stay the
@@ -182,8 +183,7 @@ def _over_statement(edit: Edit, previous: KeyResolutions, source: bytes, scopes:
     regions = _touched(edit, previous.scopes.statement_spans(), scopes.statement_spans())
     if regions is None:
         return None
-    if not (_touches(previous.scopes.error_spans, edit.start, edit.old_end) or
-            _touches(scopes.error_spans, edit.start, edit.new_end)):
+    if not at_error:
         regions = _in_block(edit, previous.scopes, scopes) or regions
     (old_start, old_end), (new_start, new_end) = regions
     same_models = _same_models(previous.models, models, edit)

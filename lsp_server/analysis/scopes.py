@@ -210,12 +210,7 @@ class Scopes:
             if facts is not None:
                 if isinstance(facts, _Walked):
                     facts = facts.facts()  # made when first reused: a version read once costs no more
-                if facts.alone == "import":  # (the statement is the import: nothing to find)
-                    self.imports.append(stmt)
-                elif facts.alone == "def":
-                    self.functions.append(stmt)
-                    self.function_defs.setdefault(facts.function_names[0], []).append(stmt)
-                elif facts.nodes and not self._replay(facts, stmt, root):
+                if facts.nodes and not self._replay(facts, stmt, root):
                     facts = None  # the same text, parsed into other blocks (how an error before it was recovered)
                     self.parsed_otherwise = True
             if facts is None:
@@ -248,6 +243,13 @@ class Scopes:
         """Add the defs, classes and imports of a statement that did not change, ``stmt`` in this version; False
         (adding nothing) when one of them is not where it was: tree-sitter parsed the same text into other
         blocks (its recovery from an error earlier in the file depends on the parse history)."""
+        if facts.alone == "import":  # the statement is the import (most of them): nothing to find
+            self.imports.append(stmt)
+            return True
+        if facts.alone == "def":
+            self.functions.append(stmt)
+            self.function_defs.setdefault(facts.function_names[0], []).append(stmt)
+            return True
         functions, classes, imports = (_located_all(spans, stmt, root) if spans else ()
                                        for spans in (facts.functions, facts.classes, facts.imports))
         if None in functions or None in classes or None in imports:

@@ -791,8 +791,6 @@ class Evaluator(ObjectAttributes):
         out: list[tuple[Node, bool]] = []
         for d in self.scopes.workspace_import_definitions() if self.links is not None else ():
             imported = d.imported
-            if d.kind != "import" or imported is None:
-                continue
             if imported.attr == name and self.links.resolve(imported.module, imported.level) == module:
                 if self.escapes(d.name, d.node):
                     return None
