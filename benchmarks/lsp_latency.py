@@ -3,7 +3,8 @@
 Reports (ms): spawn -> first diagnostics, hover p50/p99, completion p99, one-character edit ->
 diagnostics p50/p99, a hover sent right after a one-character edit, both round-trip (client side) and
 server-side (the same feature functions timed in-process), each also as a ratio to ``ast.parse`` of
-the same file timed in the same run, and whether torch was imported at start-up.
+the same file timed in the same run, and whether torch was imported at start-up. Of each edit's round trip,
+also what the server itself spent analysing and publishing (``tlens.serverInfo``): the rest is JSON-RPC.
 
     .venv/bin/python benchmarks/lsp_latency.py [--lines 5000] [--dense]
     .venv/bin/python benchmarks/lsp_latency.py --workspace 300   # a synthetic workspace (workspace_latency.py)
@@ -168,11 +169,17 @@ async def measure(text: str, rounds: int) -> dict:
             await asyncio.sleep(0.0005)
         return published[version]
 
+    async def server_timings(runs: int) -> list[list[float]]:
+        """The server's own (analysing, publishing) milliseconds of its last ``runs`` diagnostics runs."""
+        info = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.serverInfo"))
+        return info["diagnosticsTimings"][-runs:] if runs else []
+
     edit_times = []
     line_no = text.count("\n") // 2
     for version in range(2, 2 + rounds // 4):
         t = keystroke(client, uri, version, line_no, 0, insert=version % 2 == 1)  # even versions undo
         edit_times.append(await published_at(version) - t)
+    edit_in_server = await server_timings(len(edit_times))
 
     # Typing: one character typed in the middle of lines spread over the file, then deleted.
     typing_times = []
@@ -182,6 +189,7 @@ async def measure(text: str, rounds: int) -> dict:
             t = keystroke(client, uri, version, line, col, insert)
             typing_times.append(await published_at(version) - t)
             version += 1
+    typing_in_server = await server_timings(len(typing_times))
 
     # A hover sent right after a one-character edit, on a key elsewhere (the editor's hover as you type).
     after_edit = []
@@ -201,6 +209,7 @@ async def measure(text: str, rounds: int) -> dict:
     return {
         "start_ms": (t_init - t0) * 1000, "first_diag_ms": (t_first - t0) * 1000, "info": info,
         "hover": hover_times, "completion": completion_times, "edit": edit_times, "typing": typing_times,
+        "edit_in_server": edit_in_server, "typing_in_server": typing_in_server,
         "hover_after_edit": after_edit, "quick_hovers": quick["hoversBeforeAnalysis"],
     }
 
@@ -259,8 +268,10 @@ def server_side(text: str, rounds: int) -> dict:
     from lsp_server.features.completion import completions
     from lsp_server.features.hover import hover
     from lsp_server.knowledge.resolve import resolve_model_name
+    from lsp_server.knowledge.tokenizers import tokenizer_for
 
-    ctx = AnalysisContext(tl_major=4, resolve_model=resolve_model_name)
+    # As the server analyses: with the model's tokenizer (token checks), which it loads in the background.
+    ctx = AnalysisContext(tl_major=4, resolve_model=resolve_model_name, tokenizer_for=tokenizer_for)
     parser = SyntaxParser()
     settle_after_startup()
     t = time.perf_counter()
@@ -329,6 +340,10 @@ def main() -> None:
     print(f"| 1-char edit → diagnostics p50 / p99 | {pct(rt['edit'], .5):.1f} / {pct(rt['edit'], .99):.1f} | {pct(ss['edit'], .5):.1f} / {pct(ss['edit'], .99):.1f} | p50 ≤ 0.4× ast.parse |")
     print(f"| typing: a character typed (then deleted) mid-line at 20 lines → diagnostics p50 / p99 | "
           f"{pct(rt['typing'], .5):.1f} / {pct(rt['typing'], .99):.1f} | {pct(ss['typing'], .5):.1f} / {pct(ss['typing'], .99):.1f} | p50 ≤ 0.4× ast.parse |")
+    for label, runs in (("1-char edit", rt["edit_in_server"]), ("typing", rt["typing_in_server"])):
+        analysing, publishing = [a / 1000 for a, _ in runs], [p / 1000 for _, p in runs]
+        print(f"| {label}: of the round trip, the server analysing / publishing p50 | | "
+              f"{pct(analysing, .5):.1f} / {pct(publishing, .5):.1f} | |")
     after = rt["hover_after_edit"]
     print(f"| hover right after a 1-char edit p50 / p99 | {pct(after, .5):.1f} / {pct(after, .99):.1f} | | p50 ≤ 0.25× ast.parse |")
     print(f"| `ast.parse` of the same file (best of 10) | | {parse * 1000:.1f} | |")
@@ -336,8 +351,10 @@ def main() -> None:
         print(f"| jedi-language-server: hover p50 / p99 | {pct(jedi['hover'], .5):.1f} / {pct(jedi['hover'], .99):.1f} | | peer |")
         print(f"| jedi-language-server: hover right after a 1-char edit p50 / p99 | "
               f"{pct(jedi['hover_after_edit'], .5):.1f} / {pct(jedi['hover_after_edit'], .99):.1f} | | peer |")
+    in_server = pct([a / 1000 for a, _ in rt["edit_in_server"]], .5)
     print(f"\nAs ratios to ast.parse: 1-char edit → diagnostics p50 {pct(rt['edit'], .5) / (parse * 1000):.2f}× "
-          f"(server-side {pct(ss['edit'], .5) / (parse * 1000):.2f}×); typing → diagnostics p50 {pct(rt['typing'], .5) / (parse * 1000):.2f}× "
+          f"(server-side {pct(ss['edit'], .5) / (parse * 1000):.2f}×, the server's own analysis "
+          f"{in_server / (parse * 1000):.2f}×); typing → diagnostics p50 {pct(rt['typing'], .5) / (parse * 1000):.2f}× "
           f"(server-side {pct(ss['typing'], .5) / (parse * 1000):.2f}×); "
           f"hover right after an edit p50 {pct(after, .5) / (parse * 1000):.2f}× "
           f"({rt['quick_hovers']} of {len(after)} answered before the re-analysis)"

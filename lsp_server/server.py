@@ -13,7 +13,9 @@ import asyncio
 import logging
 import sys
 import threading
+import time
 import traceback
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -79,6 +81,9 @@ class TlensServer(LanguageServer):
         self._published: dict[str, tuple[int | None, list[types.Diagnostic]]] = {}
         self.tokenizers = BackgroundTokenizers(self)  # never waits; re-publishes when a load finishes
         self.hovers_before_analysis = 0  # answered from the previous analysis right after an edit
+        # The last diagnostics runs: (seconds analysing on the worker, seconds publishing on the loop), so that a
+        # benchmark can tell the server's own time from the JSON-RPC around it (tlens.serverInfo).
+        self.diagnostics_timings: deque[tuple[float, float]] = deque(maxlen=512)
         self.idle_collection = IdleCollection()  # the cycle collector's full runs wait for a pause
         self.analysis_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlens-analysis")
         # While the worker analyses, the loop needs the GIL back quickly to answer (default: every 5 ms).
@@ -202,8 +207,10 @@ class TlensServer(LanguageServer):
             analyse = self._analysis_of(uri)
             if analyse is not None:
                 loop = asyncio.get_running_loop()
-                views = await loop.run_in_executor(self.analysis_worker, analyse)
+                views, analysed = await loop.run_in_executor(self.analysis_worker, _timed, analyse)
+                started = time.perf_counter()
                 self._publish(views)
+                self.diagnostics_timings.append((analysed, time.perf_counter() - started))
                 loop.run_in_executor(self.analysis_worker, self.workspace_cache.release_retired)
         except asyncio.CancelledError:
             raise  # a newer edit: its own run publishes
@@ -287,6 +294,12 @@ class TlensServer(LanguageServer):
         self.window_log_message(types.LogMessageParams(type=types.MessageType.Error, message=f"{what} failed:\n{detail}"))
 
 
+def _timed(analyse: Callable[[], list[View]]) -> tuple[list[View], float]:
+    """``analyse()``, and how long it took (on the analysis worker)."""
+    started = time.perf_counter()
+    return analyse(), time.perf_counter() - started
+
+
 server = TlensServer()
 
 
@@ -352,6 +365,8 @@ def server_info(ls: TlensServer, args: dict) -> dict:
         "torchImported": "torch" in sys.modules,
         "transformerLensImported": "transformer_lens" in sys.modules,
         "hoversBeforeAnalysis": ls.hovers_before_analysis,
+        # Milliseconds of the last diagnostics runs, oldest first: analysing (worker thread), publishing (event loop).
+        "diagnosticsTimings": [[round(a * 1000, 3), round(p * 1000, 3)] for a, p in ls.diagnostics_timings],
         "workspaceIndex": {"indexed": ls.index.indexed, "complete": ls.index.complete,
                            "importLinesRead": ls.modules.import_map.reads},
         "workspaceTrusted": ls.trusted,

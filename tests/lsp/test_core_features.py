@@ -190,6 +190,25 @@ async def test_a_hover_right_after_an_edit_answers_as_a_fresh_analysis_would(cli
     assert info["hoversBeforeAnalysis"] >= 1, info  # not waiting for the re-analysis
 
 
+async def test_the_server_reports_what_each_diagnostics_run_cost_it(client, uri):
+    """tlens.serverInfo lists, per diagnostics run, the milliseconds spent analysing (on the worker) and
+    publishing (on the loop): benchmarks tell the server's own time from the JSON-RPC around it."""
+    async def timings() -> list:
+        info = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.serverInfo"))
+        return info["diagnosticsTimings"]
+
+    before = await timings()
+    open_doc(client, uri, SCRIPT)
+    await diagnostics_for(client, uri, version=1)
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text=SCRIPT + "\nx = 1\n")]))
+    await diagnostics_for(client, uri, version=2)
+    after = await timings()
+    assert len(after) >= min(len(before) + 2, 512), (before, after)  # (a tokenizer loaded may add a run)
+    assert all(analysing > 0 and publishing >= 0 for analysing, publishing in after[-2:]), after
+
+
 async def test_the_version_a_project_declares_is_the_one_its_code_targets(client):
     """No setting: the server's own TransformerLens is 4.x, but a folder whose requirements pin 2.x
     holds HookedTransformer code, which is right there (and wrong next to it)."""
