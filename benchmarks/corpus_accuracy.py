@@ -88,6 +88,7 @@ def main() -> None:
     misses = []
     hovers = []
     exact, wrong = [0, 0], []  # literal keys that hover: how many show exactly that name
+    dict_keys = 0
     files = sorted(p for p in args.corpus.rglob("*") if p.suffix in (".py", ".ipynb"))
     for path in files:
         try:
@@ -126,6 +127,7 @@ def main() -> None:
                 form = "not a cache (int key: a list, tensor or dict of layers)"  # ActivationCache keys are names
             by_form[form][0] += 1
             by_form[form][1] += named
+            dict_keys += form.startswith("not a cache") and " · a dict key" in head  # a hook name keying the code's own dict
             if form == "literal" and named:  # the name shown must be the key itself (or what get_act_name makes of it)
                 literal = string_value(keys[0])
                 wanted = literal if literal is None or not _short(literal) else cache_key_name(literal)
@@ -150,6 +152,7 @@ def main() -> None:
         print(f"| {form} | {n} | {ok} | {ok / n:.0%} |")
     print(f"| **all but the non-caches** | {total[0]} | {total[1]} | {total[1] / max(total[0], 1):.0%} |")
     print(f"\nliteral keys that hover with exactly their name: {exact[1]} of {exact[0]}" + "".join(f"\n  {w}" for w in wrong))
+    print(f"subscripts of the non-caches whose key hovers as a hook name keying the code's own dict: {dict_keys}")
     print("\nfindings by code: " + (", ".join(f"{c} {n}" for c, n in codes.most_common()) or "none"))
     if args.findings:
         args.findings.write_text("\n".join(rows) + "\n")

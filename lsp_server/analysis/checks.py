@@ -13,7 +13,7 @@ import re
 
 from ..knowledge.act_names import GLOBAL_SHORT_NAMES, SHORT_NAMES, get_act_name
 from ..knowledge.hookpoints import Catalog, HookPoint, union_templates
-from ..knowledge.sae_hooks import split_sae_name
+from ..knowledge.sae_hooks import SAE_POINTS, split_sae_name
 from .findings import Edit, Finding, Fix, sentence
 from .hook_filters import SAID, matching_layers
 from .hookrefs import HookRef
@@ -28,6 +28,15 @@ _GATE_SETTERS = {
     "use_hook_mlp_in": "set_use_hook_mlp_in",
     "use_hook_tokens": None,  # a config flag only: there is no setter
 }
+
+
+def _may_carry_saes(model: ModelInfo | None) -> bool:
+    """Whether SAE Lens may have attached SAEs to the model, adding hook names like `….hook_sae_error`: a
+    HookedSAETransformer, or a model the code does not show (none known, a stand-in, a parameter not annotated
+    as another class)."""
+    if model is None or model.stand_in or "HookedSAETransformer" in text(model.node):
+        return True
+    return model.kind == "param" and model.node.type not in ("typed_parameter", "typed_default_parameter")
 
 
 def _pattern(template: str) -> re.Pattern:
@@ -54,7 +63,7 @@ class NameChecker:
         # A name computed by `x = get_act_name(...)` is judged once, at that call, not at every use of x.
         judged_calls = {r.start for r in refs if r.context == "act_name"}
         for ref in refs:
-            if ref.computed_at is not None and ref.computed_at in judged_calls or ref.context == "store":
+            if ref.computed_at is not None and ref.computed_at in judged_calls or ref.context in ("store", "key"):
                 continue  # judged at its get_act_name call; a dict's keys are the user's to choose
             finding = self._check(ref)
             if finding is not None and not (ref.context == "cache" and not ref.error and self._probed(ref)):
@@ -103,7 +112,8 @@ class NameChecker:
         catalog = self.catalog(ref.model)
         if ref.match != "exact":
             return self._check_filter(ref, catalog)
-        point = catalog.lookup(ref.template.replace("{l}", "0"))[0] if catalog and catalog.lookup(ref.template.replace("{l}", "0")) else None
+        found = catalog.lookup(ref.template.replace("{l}", "0")) if catalog else None
+        point = found[0] if found else None
         if point is None:
             return self._unknown(ref, catalog)
         if (f := self._layer(ref, catalog)) is not None:
@@ -168,6 +178,9 @@ class NameChecker:
         if any(matching_layers(t, needle, ref.match, n_layers) or catalog is None and matching_layers(t, needle, "substring", None)
                for t in templates):
             return None
+        if _may_carry_saes(ref.model) and any(matching_layers(f"{t}.{point}", needle, ref.match, n_layers)
+                                              for t in templates for point in SAE_POINTS):
+            return None  # `lambda name: "error" in name`: SAE Lens's `….hook_sae_error`, under an attached SAE
         where = catalog.spec.label if catalog else "any TransformerLens model"
         return Finding(ref.start, ref.end, "unknown-hook", "warning",
                        f"This filter matches no hook point of {where}: no hook name {SAID[ref.match]} {needle!r}.")

@@ -45,7 +45,9 @@ class HookRef:
 
     start: int  # byte range to highlight (the key expression or the string)
     end: int
-    context: str  # "cache" | "hook" | "filter" | "act_name" | "hook_dict" | "store" (a dict hooks fill: never judged)
+    # "cache" | "hook" | "filter" | "act_name" | "hook_dict" | "store" (a dict hooks fill) | "key" (a hook name keying
+    # another dict: `mean_cache[hook.name]`, values of the code's own); a store's and a key's are never judged.
+    context: str
     # The hook name with "{l}" for a layer the server cannot compute, or None if unresolvable.
     template: str | None
     layer: int | None = None  # concrete layer index when known (after the cache's negative wrap)
@@ -906,10 +908,15 @@ class HookRefCollector:
             return
         cache = self.models.cache_at(value_node)
         guessed = cache is None or (cache.model is None and cache.call is None)  # by its name (a parameter)
-        if guessed and ("cache" not in text(value_node).lower() or self._plain_container(value_node)):
-            if self.stores.is_store(value_node):
-                self._store_key(sub)
-            return
+        if guessed:
+            named_cache = "cache" in text(value_node).lower()
+            container = named_cache and self._plain_container(value_node)
+            if not named_cache or container:
+                if self.stores.is_store(value_node):
+                    self._dict_key(sub, "store")
+                elif container:
+                    self._dict_key(sub, "key")  # `mean_cache[hook.name]`: the key is a hook name, the value the code's own
+                return
         self._keys(sub, cache, self.cache_model(cache))
 
     def _store_names(self, store: Node) -> set[tuple[str, int | None]] | None:
@@ -923,29 +930,32 @@ class HookRefCollector:
             names.update((t, layer) for t, layer, _ in self.registrations[fn.start_byte])
         return names
 
-    def _store_key(self, sub: Node) -> None:
-        """A key of an activation store (a dict a hook function fills under ``hook.name``): a full hook
-        name, or ``hook.name`` itself. No short names: the dict does not expand them as a cache does."""
+    def _dict_key(self, sub: Node, context: str) -> None:
+        """A key of an activation store (``context`` "store": a dict a hook function fills under ``hook.name``), or
+        of another dict ("key"): a full hook name, or ``hook.name`` itself. No short names: a dict does not expand
+        them as a cache does; and for another dict, only names of hook points (its keys are the user's own)."""
         keys = sub.children_by_field_name("subscript")
         if len(keys) != 1 or keys[0].type in ("slice", "tuple"):
             return
         key, model = keys[0], self._sole_stand_in()
         if key.type == "attribute" and text(key).endswith(".name") and self.ev.eval(key) is None:
-            self._hook_dot_name(key, "store", model)
+            self._hook_dot_name(key, context, model)
             return
         value = self.ev.eval(key)
         if value is None or isinstance(value, (int, Seq, Items)) or not self._full_name(key):
             return
+        if context == "key" and not all(t in union_templates() for t, _, _ in map(_template_of, options_of(value))):
+            return  # `results_cache["blocks.0.probe"]`: the user's own name
         if isinstance(value, OneOf):
-            self._one_of_ref(key, "store", value, model, None)
+            self._one_of_ref(key, context, value, model, None)
             return
-        written = self._store_names(sub.child_by_field_name("value"))
+        written = self._store_names(sub.child_by_field_name("value")) if context == "store" else None
         if written is not None and not all(any(t == wt and (layer is None or wl is None or layer == wl) for wt, wl in written)
                                            for t, layer, _ in map(_template_of, options_of(value))):
             return  # not a name the hooks that fill the dict run on: a KeyError, or filled where we cannot see
         template, layer, layer_expr = _template_of(value)
         if template is not None:
-            self.refs.append(HookRef(key.start_byte, key.end_byte, "store", template, layer=layer, written_layer=layer,
+            self.refs.append(HookRef(key.start_byte, key.end_byte, context, template, layer=layer, written_layer=layer,
                                      layer_expr=layer_expr, how=_how(key, value), model=model,
                                      literal=string_content_range(key) if key.type == "string" else None))
 

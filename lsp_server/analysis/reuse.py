@@ -128,7 +128,7 @@ class Reuse:
         old = self.previous.by_subscript.get((old_start, old_end))
         if isinstance(old, NoRefs):
             return self._no_refs(old, old_start, old_end, cache, model)
-        if not old or any(r.context == "store" for r in old):
+        if not old or any(r.context in ("store", "key") for r in old):
             return None  # a dict's keys are hook names only while no write anywhere says otherwise
         if not all(edit.spares(old_start, old_end, r.deps, r.spans) for r in old):
             return None

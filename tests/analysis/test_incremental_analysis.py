@@ -471,10 +471,11 @@ def test_an_edit_whose_syntax_error_swallows_the_next_statement_reuses_no_key(mo
     assert incremental == fresh > 30
 
 
-def test_a_key_that_resolved_to_nothing_is_reused_until_an_edit_names_its_dict(monkeypatch):
-    """`act_cache["blocks.0.hook_resid_pre"]` has no key while nothing fills `act_cache` (an empty dict): an edit
-    elsewhere keeps knowing that (no work); an edited line writing `act_cache[hook.name] = act` in a hook
-    function makes it a store of activations, and the key resolves."""
+def test_a_dict_key_becomes_a_store_key_once_a_hook_function_fills_the_dict(monkeypatch):
+    """`act_cache["blocks.0.hook_resid_pre"]` keys an empty dict that nothing fills: a dict key, without the
+    activation's shape (resolved again after every edit, as a store's keys are: a write anywhere may change
+    what the dict is); an edited line writing `act_cache[hook.name] = act` in a hook function makes it a store
+    of activations, and the key an activation's."""
     text = b'''from transformer_lens import HookedTransformer
 model = HookedTransformer.from_pretrained("gpt2")
 act_cache = {}
@@ -485,10 +486,13 @@ resid = act_cache["blocks.0.hook_resid_pre"]
 layer = 1
 '''
     counts = _resolutions(monkeypatch, [(b"layer = 1", b"layer = 12"), (b"    other[hook", b"    act_cache[hook")], text)
-    assert counts == [(0, 1), (2, 2)]  # (the write is a subscript too)
+    assert counts == [(1, 1), (2, 2)]  # (the write is a subscript too)
     after = analyze(text.replace(b"    other[hook", b"    act_cache[hook"), CONTEXT)
-    assert not [r for r in analyze(text, CONTEXT).refs if r.context != "hook"]
-    assert [(r.template, r.layer) for r in after.refs if r.start > text.index(b"resid =")] == [("blocks.{l}.hook_resid_pre", 0)]
+    read = text.index(b"resid =")
+    assert [(r.context, r.template, r.layer) for r in analyze(text, CONTEXT).refs if r.start > read] == [
+        ("key", "blocks.{l}.hook_resid_pre", 0)]
+    assert [(r.context, r.template, r.layer) for r in after.refs if r.start > read] == [
+        ("store", "blocks.{l}.hook_resid_pre", 0)]
 
 
 def test_a_builtin_called_on_the_edited_line_changes_no_key_unless_the_file_binds_that_name(monkeypatch):

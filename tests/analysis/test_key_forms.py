@@ -12,10 +12,11 @@ from lsp_server.features.hover import hover
 from lsp_server.knowledge.resolve import resolve_model_name
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "keys"
-# `# -> name`, `# -> name | name` (one of several, in order), `# -> unknown` (no hook name on hover).
+# `# -> name`, `# -> name | name` (one of several, in order), `# -> unknown` (no hook name on hover),
+# `# -> name (dict key)` (a hook name keying a plain dict: no shape claimed for the value).
 MARK = re.compile(r"#\s*->\s*(.+?)\s*$")
 # A cache subscript's "[": after a cache's name, or after another subscript (`caches[0]["pattern", 5]`).
-CACHE_SUBSCRIPT = re.compile(r"\b(cache|clean_cache|corrupted_cache|my_cache|rebuilt|act_cache|cache_dict|real_cache|forward_cache|grad_cache)\[|(?<=\])\[(?=[\"'])")
+CACHE_SUBSCRIPT = re.compile(r"\b(cache|clean_cache|corrupted_cache|my_cache|rebuilt|act_cache|cache_dict|real_cache|forward_cache|grad_cache|mean_cache)\[|(?<=\])\[(?=[\"'])")
 
 
 def expectations(path: Path):
@@ -34,8 +35,8 @@ def hover_name(analysis, line: int, col: int) -> str | None:
         return "unknown"
     if result.markdown.startswith("One of "):
         return " | ".join(re.findall(r"^- `([^`]+)`", result.markdown, re.M))
-    m = re.match(r"`([^`]+)`", result.markdown)
-    return m.group(1) if m else "unknown"
+    m = re.match(r"`([^`]+)`( · a dict key)?", result.markdown)
+    return (m.group(1) + (" (dict key)" if m.group(2) else "")) if m else "unknown"
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.py")))

@@ -351,6 +351,22 @@ def test_a_parameter_every_caller_passes_a_dict_is_not_a_cache_even_for_a_def_in
     assert [code for _, code, _, _ in rows] == ["unknown-hook"]
 
 
+def test_a_filter_for_sae_hooks_is_judged_only_on_a_model_that_cannot_carry_saes():
+    """`names_filter=lambda name: "error" in name` selects SAE Lens's `….hook_sae_error` under attached SAEs (seen in
+    real code, on a model handed in as a parameter): silent for a parameter or a HookedSAETransformer, still an
+    unknown name on a plain HookedTransformer, and a typo stays one whatever the model."""
+    run = '_, c = {}.run_with_cache(x, names_filter=lambda name: "{}" in name)\n'
+    param = "def f(model, x):\n    " + run.format("model", "error")
+    sae_model = ("from sae_lens import HookedSAETransformer\nsae_model = HookedSAETransformer.from_pretrained('gpt2')\n"
+                 "x = 'hi'\n" + run.format("sae_model", "error"))
+    plain = "x = 'hi'\n" + run.format("model", "error")
+    typo = "def f(model, x):\n    " + run.format("model", "resid_prre")
+    assert [code for _, code, _, _ in findings(param)[0]] == []
+    assert [code for _, code, _, _ in findings(sae_model)[0]] == []
+    assert [(code, "no hook name contains 'error'" in msg) for _, code, msg, _ in findings(plain)[0]] == [("unknown-hook", True)]
+    assert [code for _, code, _, _ in findings(typo)[0]] == ["unknown-hook"]
+
+
 def test_a_filter_needle_held_by_a_name_is_checked_only_when_it_has_one_value():
     rows, _ = findings("needle = 'attn_outt'\n_, c1 = model.run_with_cache('x', names_filter=lambda n: needle in n)\n")
     assert [code for _, code, _, _ in rows] == ["unknown-hook"]

@@ -11,6 +11,7 @@ from lsp_server.features.hover import hover
 from lsp_server.knowledge.resolve import resolve_model_name
 
 HEADER = '''\
+from functools import partial
 from transformer_lens import HookedTransformer
 model = HookedTransformer.from_pretrained("gpt2")
 _, cache = model.run_with_cache("x")
@@ -139,6 +140,21 @@ def test_store_reads_hover_but_are_never_judged():
     assert "not an ActivationCache" in hover(a, a.source.rindex(b'saved_cache["blocks.2.hook_mlp_out"]') + 13).markdown
     assert _hover_head(a, 'saved_cache["blocks.2.hook_mlp_in"]') is None  # not a name the filling hook runs on
     assert not [f for f in a.findings if f.code in ("unknown-hook", "hook-not-enabled", "layer-out-of-range")]
+
+
+def test_a_hook_name_keying_another_dict_hovers_without_claiming_the_value_is_the_activation():
+    """Mean ablation: `mean_cache[hook.name]` names the hook point the function is registered on, as a dict key; the
+    shape shown is the hook point's own, not the value's (a mean). Never judged: a dict holds what the code put."""
+    a = _analysis('mean_cache = {k: v.mean(0, keepdim=True) for k, v in cache.items()}\n'
+                  'def ablate(z, hook, mean_cache):\n    z[:] = mean_cache[hook.name]\n    return z\n'
+                  'model.run_with_hooks("x", fwd_hooks=[("blocks.3.attn.hook_z", partial(ablate, mean_cache=mean_cache))])\n'
+                  'mean_cache["blocks.99.hook_resid_pre"]\nmean_cache["accuracy"]\n')
+    markdown = hover(a, a.source.index(b"mean_cache[hook.name]") + len("mean_cache[")).markdown
+    head, _, rest = markdown.partition("\n\n")
+    assert head == "`blocks.3.attn.hook_z` · a dict key", head
+    assert "not an ActivationCache" in rest and "own activation is `[batch, pos, n_heads, d_head]` = `[batch, pos, 12, 64]`" in rest
+    assert _hover_head(a, 'mean_cache["accuracy"]') is None
+    assert not [f for f in a.findings if f.code in ("unknown-hook", "layer-out-of-range")]
 
 
 # -- call-site bound

@@ -73,6 +73,8 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
         shape = shape[1:]
     symbolic = format_shape(shape)
     concrete = format_shape(concrete_shape(shape, spec))
+    if ref.context == "key":
+        return _dict_key_markdown(ref, name, point, symbolic, concrete, spec)
     head = f"`{name}` · `{symbolic}`"
     if concrete != symbolic:
         head += f" = `{concrete}`"
@@ -116,6 +118,20 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
 
 
 MAX_OPTIONS_SHOWN = 8
+
+
+def _dict_key_markdown(ref: HookRef, name: str, point: HookPoint, symbolic: str, concrete: str, spec: ModelSpec) -> str:
+    """A hook name keying a dict of the code's own (``mean_cache[hook.name]``): the hook point, and its activation's
+    shape as the hook point's, not as the value's (a mean, a slice, anything the code stored)."""
+    layer_shown = str(ref.layer) if ref.layer is not None else f"`{ref.layer_expr or 'l'}`"
+    own = f"`{symbolic}`" + (f" = `{concrete}`" if concrete != symbolic else "")
+    lines = [f"`{name}` · a dict key", point.meaning.replace("{l}", layer_shown) + ".",
+             f"A key of a plain dict, not an ActivationCache: the value is what the code stored under it. "
+             f"The hook point's own activation is {own}."]
+    if ref.how:
+        lines.append(f"`{ref.how}`")
+    lines.append(provenance(ref.model, spec))
+    return "\n\n".join(lines)
 
 
 def _options_markdown(analysis: Analysis, ref: HookRef) -> str:
