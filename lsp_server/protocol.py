@@ -28,7 +28,7 @@ COMMANDS = {
     "resetKernelHooks": "tlens.resetKernelHooks",  # {model?}
     "liveState": "tlens.liveState",  # -> what the attached kernel holds (models, caches, hooks)
     "refreshLiveState": "tlens.refreshLiveState",  # {timeout?} -> the same, asked again
-    "serverInfo": "tlens.serverInfo",  # -> versions, and whether torch/transformer_lens were imported
+    "serverInfo": "tlens.serverInfo",  # -> versions, whether torch/transformer_lens were imported, diagnostics timings
     "compareSweeps": "tlens.compareSweeps",  # {uri, line} -> SweepResult of latest − previous run (no png) | {error}
     "showSweep": "tlens.showSweep",  # {uri, line, jsonPath} -> SweepResult of that saved run | {error}
     "livePicture": "tlens.livePicture",  # {id} (a hover's "Open in panel") -> SweepResult of kind "picture" | {error}
