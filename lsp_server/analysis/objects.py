@@ -152,7 +152,20 @@ class ObjectAttributes:
     def _attribute_of(self: Evaluator, cls: Node, attr: str, construction: Node | None, depth: int,
                       caller: Evaluator | None = None) -> Value:
         """``attr`` of an instance of ``cls``, a class of this file (built by ``construction``, when that call is
-        known, in ``caller``'s file: this one unless given)."""
+        known, in ``caller``'s file: this one unless given). Asked again while it is being worked out (a method
+        building another instance from this one's attributes, `Node(layer=self.layer, ...)`), it is unknown at
+        once: the cycle would end unknown anyway, at the depth bound, after a walk exponential in that depth."""
+        key = (cls.start_byte, attr, construction.start_byte if construction is not None else None, id(caller))
+        if key in self._attributes_following:
+            return None
+        self._attributes_following.add(key)
+        try:
+            return self._attribute_from(cls, attr, construction, depth, caller)
+        finally:
+            self._attributes_following.discard(key)
+
+    def _attribute_from(self: Evaluator, cls: Node, attr: str, construction: Node | None, depth: int,
+                        caller: Evaluator | None) -> Value:
         if self._set_from_outside(cls, attr, caller):
             return None  # `node.hook_name = ...` after construction: not what `__init__` set
         own, assignments = self._class_facts(cls)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import re
 import string
+import threading
 import weakref
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -32,6 +33,18 @@ from .value_types import (ACT_NAME_FUNCS, MAX_OPTIONS, Hole, Items, Seq, Value, 
 MAX_DEPTH = 8
 MAX_CALL_SITES = 16  # a parameter of a function called from more places than this: unknown
 MAX_BRANCHES = 4  # nested conditional statements walked out of to find what else may reach a read
+# Expressions one outermost evaluation may go through, all files together: depth and call sites bound each path,
+# but not how paths multiply (each construction of a class whose attribute is read from instances built from
+# attributes of instances...: 16 ** 8). Past it the value is unknown.
+MAX_STEPS = 2_000
+
+
+class _Work(threading.local):
+    active = 0  # evaluations in progress on this thread (nested, any file's evaluator)
+    steps = 0  # expressions evaluated since the outermost one began
+
+
+_WORK = _Work()
 # Calls that make an empty container, without arguments (a helper that fills one returns keys of its own).
 _EMPTY_CONTAINERS = frozenset({"dict", "OrderedDict", "list", "Counter"})
 
@@ -81,6 +94,7 @@ class Evaluator(ObjectAttributes):
         self._calls_by_name: dict[str, list[Node]] | None = None
         self._bindings: list[tuple[int, dict[str, Value]]] = []  # (def start, parameter values) of calls being followed
         self._following: set[tuple[int, str]] = set()  # parameters being resolved (recursion guard)
+        self._attributes_following: set[tuple] = set()  # attributes of instances being resolved (likewise)
         # (function, parameter) -> its value, with the names and code ranges computing it read.
         self._param_memo: dict[tuple[int, str], tuple[Value, frozenset[str], tuple]] = {}
         self._mutated_names: dict[str, bool] = {}
@@ -102,8 +116,23 @@ class Evaluator(ObjectAttributes):
         self.read_spans: list[tuple[int, int]] | None = None
 
     def eval(self, node: Node | None, depth: int = 0) -> Value:
+        """The value of ``node``; None when unknown, also past :data:`MAX_DEPTH` or when the outermost evaluation
+        in progress (of any file's evaluator, on this thread) has used up :data:`MAX_STEPS`."""
         if node is None or depth > MAX_DEPTH:
             return None
+        work = _WORK
+        if not work.active:
+            work.steps = 0
+        work.steps += 1
+        if work.steps > MAX_STEPS:
+            return None
+        work.active += 1
+        try:
+            return self._eval(node, depth)
+        finally:
+            work.active -= 1
+
+    def _eval(self, node: Node, depth: int) -> Value:
         if self.read_spans is not None:
             self.read_spans.append((node.start_byte, node.end_byte))
         kind = node.type

@@ -95,3 +95,79 @@ def test_objects_built_from_themselves_in_a_notebook():
     exercise('sae = SAE.from_pretrained("gpt2-small-res-jb", sae.cfg.hook_name)\ncache[sae.cfg.hook_name]\n', notebook=True)
     exercise("class Site:\n    def __init__(self, kind, head=None):\n        self.kind = kind\n        self.head = head\n\n"
              "site = Site(f\"{site.kind}_input\", head=site.head)\ncache[site.kind]\n", notebook=True)
+
+
+def _evaluations(monkeypatch) -> list[int]:
+    """A counter of the expressions the analyses evaluate from now on (every file's evaluator)."""
+    from lsp_server.analysis.values import Evaluator
+
+    count, evaluate = [0], Evaluator._eval
+
+    def counted(self, node, depth):
+        count[0] += 1
+        return evaluate(self, node, depth)
+
+    monkeypatch.setattr(Evaluator, "_eval", counted)
+    return count
+
+
+NODE = '''from transformer_lens import HookedTransformer, utils
+model = HookedTransformer.from_pretrained("gpt2")
+_, cache = model.run_with_cache("x")
+
+
+class Node:
+    def __init__(self, component_name, layer=None, head=None, neuron=None, seq_pos=None):
+        self.component_name = component_name
+        self.layer = layer
+        self.head = head
+        self.neuron = neuron
+        self.seq_pos = seq_pos
+
+    @property
+    def activation_name(self):
+        return utils.get_act_name(self.component_name, layer=self.layer)
+
+    def resolved(self, pos):
+        return Node(component_name=self.component_name, layer=self.layer, head=self.head,
+                    neuron=self.neuron, seq_pos=pos)
+
+    def read(self, cache):
+        return cache[self.activation_name]
+
+
+node = Node("z", 9, 9)
+z = cache[node.activation_name]
+'''
+
+
+def test_an_instance_built_from_its_own_attributes_ends_the_walk_at_once(monkeypatch):
+    """Seen in real code (a path-patching `Node` whose method returns `Node(layer=self.layer, head=self.head, ...)`):
+    `self.activation_name` follows every construction of `Node`, that one too, whose arguments read `self`'s
+    attributes again, five at a time down to the depth bound: ~200,000 expressions (9 s) for this file. The cycle is
+    unknown at once, and the module-level instance still resolves."""
+    count = _evaluations(monkeypatch)
+    analysis = analyze(NODE, CONTEXT)
+    assert count[0] < 5_000, count[0]
+    shown = hover(analysis, NODE.index("cache[node.activation_name]") + len("cache[") + 1)
+    assert shown is not None and shown.markdown.startswith("`blocks.9.attn.hook_z`"), shown
+    assert hover(analysis, NODE.index("cache[self.activation_name]") + len("cache[") + 1) is None
+
+
+def test_a_value_whose_evaluation_multiplies_is_unknown_past_a_bound(monkeypatch):
+    """Instances built from the attributes of instances built from the attributes of ...: each construction's
+    arguments are read in full, six per level, so the walk multiplies by six per level (2.4 million expressions,
+    minutes, nine levels deep). One value's evaluation stops at MAX_STEPS and is unknown."""
+    from lsp_server.analysis.values import MAX_STEPS
+
+    attrs = [f"a{i}" for i in range(6)]
+    source = ("from transformer_lens import HookedTransformer\nmodel = HookedTransformer.from_pretrained('gpt2')\n"
+              "_, cache = model.run_with_cache('x')\n"
+              f"class P:\n    def __init__(self, {', '.join(attrs)}):\n" + "".join(f"        self.{a} = {a}\n" for a in attrs)
+              + f"\np0 = P({', '.join(repr('resid_pre') for _ in attrs)})\n"
+              + "".join(f"p{k} = P({', '.join(f'p{k - 1}.{a}' for a in attrs)})\n" for k in range(1, 9))
+              + "v = cache[p8.a0, 3]\n")
+    count = _evaluations(monkeypatch)
+    analysis = analyze(source, CONTEXT)
+    assert count[0] <= 2 * MAX_STEPS, count[0]
+    assert hover(analysis, source.index("cache[p8") + len("cache[") + 1) is None
