@@ -45,6 +45,7 @@ class _Work(threading.local):
 
 
 _WORK = _Work()
+
 # Calls that make an empty container, without arguments (a helper that fills one returns keys of its own).
 _EMPTY_CONTAINERS = frozenset({"dict", "OrderedDict", "list", "Counter"})
 
