@@ -25,7 +25,7 @@ def register(server: "TlensServer") -> None:
             quick = hover_before_analysis(ls, params.text_document.uri, params.position)
             if quick is not None:
                 return quick
-        view = ls.view(params.text_document.uri)
+        view = await ls.current_view(params.text_document.uri)
         if view is None:
             return None
         offset = view.offset(params.position.line, params.position.character)

@@ -54,7 +54,7 @@ def register(server: "TlensServer") -> None:
     async def definition(ls: "TlensServer", params: types.DefinitionParams) -> list[types.Location] | None:
         """On a hook name: the workspace helper that builds it, if any, and where the installed
         TransformerLens defines that hook point."""
-        view = ls.view(params.text_document.uri)
+        view = await ls.current_view(params.text_document.uri)
         if view is None:
             return None
         offset = view.offset(params.position.line, params.position.character)
@@ -67,9 +67,9 @@ def register(server: "TlensServer") -> None:
         return out or None
 
     @handles(server, types.TEXT_DOCUMENT_DOCUMENT_SYMBOL, default=None)
-    def document_symbol(ls: "TlensServer", params: types.DocumentSymbolParams) -> list[types.DocumentSymbol] | None:
+    async def document_symbol(ls: "TlensServer", params: types.DocumentSymbolParams) -> list[types.DocumentSymbol] | None:
         """The patching experiments and hook functions of a file (or of a notebook cell)."""
-        view = ls.view(params.text_document.uri)
+        view = await ls.current_view(params.text_document.uri)
         if view is None:
             return None
         out = []
@@ -98,7 +98,7 @@ def register(server: "TlensServer") -> None:
     async def references(ls: "TlensServer", params: types.ReferenceParams) -> list[types.Location] | None:
         """On a hook name: every read, registration, filter and get_act_name of that hook point in the
         open documents and the workspace's Python files (any layer, where a layer is unknown)."""
-        view = ls.view(params.text_document.uri)
+        view = await ls.current_view(params.text_document.uri)
         if view is None:
             return None
         targets = navigation.hook_names_at(view.analysis, view.offset(params.position.line, params.position.character))

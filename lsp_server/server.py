@@ -4,7 +4,8 @@ Concurrency model: every handler runs on the asyncio loop. Analyses are memoised
 version, so hover/completion on an unchanged document only look up a snapshot. Diagnostics are
 published after edits, coalesced (a burst of didChange messages is analysed once), from an analysis
 that runs on one worker thread: meanwhile the loop keeps answering, and a hover the edit cannot have
-changed is answered from the previous analysis.
+changed is answered from the previous analysis. A request that needs the new analysis awaits it from the
+worker (:meth:`TlensServer.current_view`), never holding up the loop.
 """
 
 from __future__ import annotations
@@ -160,18 +161,23 @@ class TlensServer(LanguageServer):
         analyse = self._analysis_of(uri)
         return analyse() if analyse is not None else []
 
-    def _analysis_of(self, uri: str) -> Callable[[], list[View]] | None:
+    def _analysis_of(self, uri: str) -> Callable[..., list[View] | None] | None:
         """The texts ``views_of(uri)`` analyses, read now (on the event loop), and a function that
-        analyses them (safe on any thread: the workspace cache locks)."""
+        analyses them (safe on any thread: the workspace cache locks); called with ``ready_only=True``, it
+        answers None instead of analysing, and never waits."""
         notebook = self.workspace.get_notebook_document(cell_uri=uri) or self.workspace.get_notebook_document(notebook_uri=uri)
         if notebook is not None:
             notebook_uri, cells = notebook.uri, self.code_cells(notebook)
-            return lambda: self.workspace_cache.notebook_views(notebook_uri, cells)
+            return lambda ready_only=False: self.workspace_cache.notebook_views(notebook_uri, cells, ready_only)
         doc = open_document(self.workspace, uri)
         if doc is None:
             return None
         source, version = doc.source, doc.version
-        return lambda: [self.workspace_cache.text_view(uri, source, version)]
+
+        def analyse(ready_only: bool = False) -> list[View] | None:
+            view = self.workspace_cache.text_view(uri, source, version, ready_only)
+            return [view] if view is not None else None
+        return analyse
 
     def code_cells(self, notebook: types.NotebookDocument) -> list[CellText]:
         """The notebook's code cells in analysis order: as they stand, or in the order the kernel
@@ -186,6 +192,18 @@ class TlensServer(LanguageServer):
 
     def view(self, uri: str) -> View | None:
         return next((v for v in self.views_of(uri) if v.uri == uri), None)
+
+    async def current_view(self, uri: str) -> View | None:
+        """``uri``'s view of its text as it stands now, analysed on the worker if it is not yet: meanwhile the
+        event loop goes on reading messages (a hover right after a keystroke is answered from the previous
+        analysis) instead of waiting for the analysis's lock, as :meth:`view` would."""
+        analyse = self._analysis_of(uri)
+        if analyse is None:
+            return None
+        views = analyse(ready_only=True)
+        if views is None:
+            views = await asyncio.get_running_loop().run_in_executor(self.analysis_worker, analyse)
+        return next((v for v in views if v.uri == uri), None)
 
     # -- diagnostics
 
@@ -428,8 +446,8 @@ def notebook_did_close(ls: TlensServer, params: types.DidCloseNotebookDocumentPa
 
 
 @handles(server, types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=['"', "'", "."]))
-def completion(ls: TlensServer, params: types.CompletionParams) -> types.CompletionList | None:
-    view = ls.view(params.text_document.uri)
+async def completion(ls: TlensServer, params: types.CompletionParams) -> types.CompletionList | None:
+    view = await ls.current_view(params.text_document.uri)
     if view is None:
         return None
     candidates = completions(view.analysis, view.offset(params.position.line, params.position.character))
@@ -439,10 +457,10 @@ def completion(ls: TlensServer, params: types.CompletionParams) -> types.Complet
 
 
 @handles(server, types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False), default=[])
-def inlay_hint(ls: TlensServer, params: types.InlayHintParams) -> list[types.InlayHint]:
+async def inlay_hint(ls: TlensServer, params: types.InlayHintParams) -> list[types.InlayHint]:
     if not ls.settings_for(params.text_document.uri).inlay_hints.enabled:
         return []
-    view = ls.view(params.text_document.uri)
+    view = await ls.current_view(params.text_document.uri)
     if view is None:
         return []
     start = view.offset(params.range.start.line, params.range.start.character)
@@ -452,8 +470,8 @@ def inlay_hint(ls: TlensServer, params: types.InlayHintParams) -> list[types.Inl
 
 @handles(server, types.TEXT_DOCUMENT_CODE_ACTION,
          types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.Empty]), default=[])
-def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.CodeAction]:
-    view = ls.view(params.text_document.uri)
+async def code_action(ls: TlensServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    view = await ls.current_view(params.text_document.uri)
     if view is None:
         return []
     return code_actions.code_actions(ls, view, params)

@@ -139,11 +139,15 @@ class Workspace:
             self._entries.pop(uri, None)
             self._parsers.pop(uri, None)
 
-    def text_view(self, uri: str, text: str, version: int | None) -> View:
+    def text_view(self, uri: str, text: str, version: int | None, ready_only: bool = False) -> View | None:
+        """The view of ``text`` (version ``version`` of ``uri``), analysed now unless it is already; with
+        ``ready_only``, None instead of analysing."""
         key = _text_key(text, version)
         entry = self._entries.get(uri)  # an analysis made already needs no lock: never wait for another file's
         if entry is not None and entry.key == key and _fresh(entry.analysis):
             return View(entry.analysis, uri)
+        if ready_only:
+            return None
         with self._lock:
             entry = self._entries.get(uri)
             if entry is None or entry.key != key or not _fresh(entry.analysis):
@@ -199,12 +203,17 @@ class Workspace:
         source = text.encode("utf-8")
         return entry.analysis, diff_in(entry.source, source, entry.analysis.parsed.root), source
 
-    def notebook_views(self, notebook_uri: str, cells: list[CellText]) -> list[View]:
-        """Views of every code cell of a notebook, ``cells`` in analysis order.
+    def notebook_views(self, notebook_uri: str, cells: list[CellText], ready_only: bool = False) -> list[View] | None:
+        """Views of every code cell of a notebook, ``cells`` in analysis order; with ``ready_only``, None unless
+        they are analysed already.
 
         Keyed on every cell's version and length, not on the notebook's version: VS Code's first
         ``notebookDocument/didChange`` may carry the notebook version of ``didOpen``.
         """
+        if ready_only:
+            entry = self._entries.get(notebook_uri)
+            ready = entry is not None and entry.key == _notebook_key(cells) and _fresh(entry.analysis)
+            return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells] if ready else None
         with self._lock:
             entry = self._entries.get(notebook_uri)
             if entry is None or entry.key != _notebook_key(cells) or not _fresh(entry.analysis):

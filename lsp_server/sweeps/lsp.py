@@ -65,7 +65,7 @@ class SweepService:
         return Path(path).name
 
     async def run_sweep(self, uri: str, line: int, kind: str | None) -> dict:
-        view = self.ls.view(uri)
+        view = await self.ls.current_view(uri)
         if view is None:
             raise SweepError(f"{uri} is not open in the editor.", "not-open")
         exp = experiment_at(view.analysis, view.offset(line, 0)) or _experiment_on_line(view, line)
@@ -337,6 +337,6 @@ def register(server: "TlensServer") -> None:
                          lambda: service.show_run(args["uri"], int(args["line"]), str(args["jsonPath"])))
 
     @handles(server, types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False), default=[])
-    def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:
-        view = ls.view(params.text_document.uri)
+    async def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:
+        view = await ls.current_view(params.text_document.uri)
         return service.code_lenses(view) if view is not None else []

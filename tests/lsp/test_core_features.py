@@ -190,6 +190,38 @@ async def test_a_hover_right_after_an_edit_answers_as_a_fresh_analysis_would(cli
     assert info["hoversBeforeAnalysis"] >= 1, info  # not waiting for the re-analysis
 
 
+async def test_requests_waiting_for_the_new_analysis_do_not_hold_up_a_hover(client, uri):
+    """After a keystroke an editor asks for inlay hints, code actions and symbols, which need the new analysis;
+    a hover sent behind them is still answered at once from the previous one (they used to wait for the
+    analysis on the event loop, and the hover behind them)."""
+    script = SCRIPT + "".join(f"rows_{i} = [r * {i} for r in range(10)]\nprint(rows_{i})\n" for i in range(5000))
+    open_doc(client, uri, script)
+    await diagnostics_for(client, uri, version=1)
+    typed = script.replace('pattern = cache["pattern", 3]', 'pattern = cache["pattern", 3] ')
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text=typed)]))
+    doc = types.TextDocumentIdentifier(uri=uri)
+    done: list[str] = []
+
+    async def ask(name, request):
+        result = await request
+        done.append(name)
+        return result
+
+    hints = asyncio.ensure_future(ask("hints", client.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=doc, range=types.Range(types.Position(0, 0), types.Position(40, 0))))))
+    symbols = asyncio.ensure_future(ask("symbols", client.text_document_document_symbol_async(
+        types.DocumentSymbolParams(text_document=doc))))
+    await asyncio.sleep(0)  # both sent, then the hover
+    hover = await ask("hover", client.text_document_hover_async(types.HoverParams(
+        text_document=doc, position=pos_of(typed, '"result", 4', 2))))
+    await asyncio.gather(hints, symbols)
+    assert hover is not None and hover.contents.value.startswith("`blocks.4.attn.hook_result`"), hover
+    assert done[0] == "hover", done
+    assert any(h.label for h in hints.result()), hints.result()  # answered from the new analysis
+
+
 async def test_the_server_reports_what_each_diagnostics_run_cost_it(client, uri):
     """tlens.serverInfo lists, per diagnostics run, the milliseconds spent analysing (on the worker) and
     publishing (on the loop): benchmarks tell the server's own time from the JSON-RPC around it."""
