@@ -134,6 +134,17 @@ class Workspace:
             for parser in self._parsers.values():
                 forget_resolutions(parser)
 
+    def refresh(self) -> None:
+        """Analyse every document again when next asked, from what its analysis resolved: a tokenizer became
+        available, and only the token checks read one (what hook names resolve to does not change). Until then
+        the analyses serve as the previous ones (hovers right after an edit). Never waits for the lock: an
+        analysis under way is kept as expired (see :meth:`_keep`)."""
+        self._expiries += 1
+        for uri in {*self._entries, *self._parsers}:
+            self._expired_at[uri] = self._expiries
+        for entry in list(self._entries.values()):
+            entry.key = _EXPIRED
+
     def forget(self, uri: str) -> None:
         with self._lock:
             self._entries.pop(uri, None)

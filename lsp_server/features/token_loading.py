@@ -2,8 +2,9 @@
 
 Hovers and diagnostics must not block for the few hundred ms a tokenizer load takes.
 :class:`BackgroundTokenizers` answers ``None`` while a tokenizer is loading (loading starts in the
-background on the first request), and once a tokenizer somebody asked for is ready it drops the
-cached analyses and schedules diagnostics for the open documents, so token findings appear then.
+background on the first request), and once a tokenizer somebody asked for is ready it expires the
+cached analyses (the next ones reuse what hook names resolved to) and schedules diagnostics for the open
+documents, so token findings appear then.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class BackgroundTokenizers:
         """On the event loop: analyses made without the tokenizer are stale; publish again."""
         server = self._server
         try:
-            server.workspace_cache.invalidate()
+            server.workspace_cache.refresh()  # what hook names resolve to stays: only the token checks change
             for uri in open_uris(server.workspace):
                 server.schedule_diagnostics(uri)
         except Exception:  # noqa: BLE001 - a refresh must never take the server down
