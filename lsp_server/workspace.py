@@ -139,11 +139,8 @@ class Workspace:
         available, and only the token checks read one (what hook names resolve to does not change). Until then
         the analyses serve as the previous ones (hovers right after an edit). Never waits for the lock: an
         analysis under way is kept as expired (see :meth:`_keep`)."""
-        self._expiries += 1
         for uri in {*self._entries, *self._parsers}:
-            self._expired_at[uri] = self._expiries
-        for entry in list(self._entries.values()):
-            entry.key = _EXPIRED
+            self.expire(uri, resolutions=False)
 
     def forget(self, uri: str) -> None:
         with self._lock:
@@ -155,26 +152,27 @@ class Workspace:
         ``ready_only``, None instead of analysing."""
         key = _text_key(text, version)
         entry = self._entries.get(uri)  # an analysis made already needs no lock: never wait for another file's
-        if entry is not None and entry.key == key and _fresh(entry.analysis):
+        if _current(entry, key):
             return View(entry.analysis, uri)
         if ready_only:
             return None
         with self._lock:
             entry = self._entries.get(uri)
-            if entry is None or entry.key != key or not _fresh(entry.analysis):
+            if not _current(entry, key):
                 parser = self._parsers.setdefault(uri, SyntaxParser())
                 started = self._expiries
                 entry = _Entry(key, analyze(text, self._context(uri), parser, self.extra_checks), source=text.encode("utf-8"))
                 self._keep(uri, entry, started)
         return View(entry.analysis, uri)
 
-    def expire(self, uri: str) -> None:
-        """Analyse ``uri`` again when next asked (a file it reads through another read a changed file); its
-        analysis still serves as the previous one (hovers right after an edit)."""
+    def expire(self, uri: str, resolutions: bool = True) -> None:
+        """Analyse ``uri`` again when next asked (a file it reads through another read a changed file), resolving
+        its hook names afresh unless told not to (``resolutions``); its analysis still serves as the previous one
+        (hovers right after an edit)."""
         self._expiries += 1
         self._expired_at[uri] = self._expiries
         parser = self._parsers.get(uri)
-        if parser is not None:
+        if parser is not None and resolutions:
             forget_resolutions(parser)  # they read the changed file through the other one
         entry = self._entries.get(uri)
         if entry is not None:
@@ -221,19 +219,20 @@ class Workspace:
         Keyed on every cell's version and length, not on the notebook's version: VS Code's first
         ``notebookDocument/didChange`` may carry the notebook version of ``didOpen``.
         """
-        if ready_only:
-            entry = self._entries.get(notebook_uri)
-            ready = entry is not None and entry.key == _notebook_key(cells) and _fresh(entry.analysis)
-            return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells] if ready else None
-        with self._lock:
-            entry = self._entries.get(notebook_uri)
-            if entry is None or entry.key != _notebook_key(cells) or not _fresh(entry.analysis):
-                text, spans = joined_cells(cells)
-                parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
-                started = self._expiries
-                analysis = analyze(text, self._context(notebook_uri), parser, self.extra_checks, notebook=True)
-                entry = _Entry(_notebook_key(cells), analysis, spans, source=text.encode("utf-8"))
-                self._keep(notebook_uri, entry, started)
+        key = _notebook_key(cells)
+        entry = self._entries.get(notebook_uri)  # analysed already: no lock, as for a text document
+        if not _current(entry, key):
+            if ready_only:
+                return None
+            with self._lock:
+                entry = self._entries.get(notebook_uri)
+                if not _current(entry, key):
+                    text, spans = joined_cells(cells)
+                    parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
+                    started = self._expiries
+                    analysis = analyze(text, self._context(notebook_uri), parser, self.extra_checks, notebook=True)
+                    entry = _Entry(key, analysis, spans, source=text.encode("utf-8"))
+                    self._keep(notebook_uri, entry, started)
         return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]
 
     def previous_notebook_view(self, notebook_uri: str, cells: list[CellText]) -> tuple[Analysis, Edit, bytes, list[CellSpan]] | None:
@@ -248,6 +247,11 @@ class Workspace:
 
 
 _EXPIRED = ("expired",)  # the key of an expired entry: equal to no document's
+
+
+def _current(entry: _Entry | None, key: tuple) -> bool:
+    """Whether ``entry`` is the analysis of the version ``key`` names, and the other files it read are as they were."""
+    return entry is not None and entry.key == key and _fresh(entry.analysis)
 
 
 def _fresh(analysis: Analysis) -> bool:

@@ -79,8 +79,7 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
     if concrete != symbolic:
         head += f" = `{concrete}`"
     head += live_cache_note(analysis, ref, concrete_shape(shape, spec))  # "" without a live kernel
-    layer_shown = str(ref.layer) if ref.layer is not None else f"`{ref.layer_expr or 'l'}`"
-    lines = [head, point.meaning.replace("{l}", layer_shown) + "."]
+    lines = [head, _meaning(ref, point.meaning) + "."]
     if ref.context == "store":
         lines.append("Read from a dict a hook function fills under `hook.name` (a plain dict, not an ActivationCache).")
     if ref.layer is None and ref.layer_expr and spec.n_layers:
@@ -120,12 +119,16 @@ def hook_ref_markdown(analysis: Analysis, ref: HookRef) -> str | None:
 MAX_OPTIONS_SHOWN = 8
 
 
+def _meaning(ref: HookRef, meaning: str) -> str:
+    """A hook point's meaning for this ref: its layer, or the layer as written (`` `layer` ``) where unknown."""
+    return meaning.replace("{l}", str(ref.layer) if ref.layer is not None else f"`{ref.layer_expr or 'l'}`")
+
+
 def _dict_key_markdown(ref: HookRef, name: str, point: HookPoint, symbolic: str, concrete: str, spec: ModelSpec) -> str:
     """A hook name keying a dict of the code's own (``mean_cache[hook.name]``): the hook point, and its activation's
     shape as the hook point's, not as the value's (a mean, a slice, anything the code stored)."""
-    layer_shown = str(ref.layer) if ref.layer is not None else f"`{ref.layer_expr or 'l'}`"
     own = f"`{symbolic}`" + (f" = `{concrete}`" if concrete != symbolic else "")
-    lines = [f"`{name}` · a dict key", point.meaning.replace("{l}", layer_shown) + ".",
+    lines = [f"`{name}` · a dict key", _meaning(ref, point.meaning) + ".",
              f"A key of a plain dict, not an ActivationCache: the value is what the code stored under it. "
              f"The hook point's own activation is {own}."]
     if ref.how:
@@ -164,8 +167,7 @@ def _sae_markdown(ref: HookRef, name: str, sae: tuple[str, str], catalog: Catalo
         head += f" · `{symbolic}`" + (f" = `{concrete_text}`" if concrete_text != symbolic else "")
     attached = f"`{base_name}`"
     if base is not None:
-        layer = str(ref.layer) if ref.layer is not None else f"`{ref.layer_expr or 'l'}`"
-        attached += f" ({base.meaning.replace('{l}', layer)})"
+        attached += f" ({_meaning(ref, base.meaning)})"
     width = "; `d_sae` is the SAE's width" if shape and "d_sae" in shape else ""
     return "\n\n".join([
         head,
