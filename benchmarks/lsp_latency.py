@@ -192,30 +192,31 @@ async def measure(text: str, rounds: int) -> dict:
             version += 1
     typing_in_server = await server_timings(len(typing_times))
 
-    # A hover sent right after a one-character edit, on a key elsewhere (the editor's hover as you type).
-    after_edit = []
+    # A hover sent right after a one-character edit, on a key elsewhere (the editor's hover as you type): alone,
+    # then behind an inlay-hint request for the screen (an editor asks for hints after every keystroke; they need
+    # the new analysis, and must not hold up the hover behind them).
     far = positions[len(positions) // 4] if positions else None
-    base = version
-    for version in range(base, base + rounds // 4):
-        t = keystroke(client, uri, version, line_no, 0, insert=(version - base) % 2 == 0)
-        if far is not None:
-            await client.text_document_hover_async(types.HoverParams(text_document=doc, position=far))
-            after_edit.append(time.perf_counter() - t)
-        await published_at(version)
-    # The same, behind an inlay-hint request for the screen (an editor asks for hints after every keystroke;
-    # they need the new analysis, and must not hold up the hover behind them).
-    behind_hints = []
-    base = version + 1
-    for version in range(base, base + rounds // 4):
-        t = keystroke(client, uri, version, line_no, 0, insert=(version - base) % 2 == 0)
-        hints = asyncio.ensure_future(client.text_document_inlay_hint_async(types.InlayHintParams(
-            text_document=doc, range=types.Range(types.Position(0, 0), types.Position(60, 0)))))
-        await asyncio.sleep(0)  # sent before the hover
-        if far is not None:
-            await client.text_document_hover_async(types.HoverParams(text_document=doc, position=far))
-            behind_hints.append(time.perf_counter() - t)
-        await hints
-        await published_at(version)
+
+    async def hovers_after_edits(first: int, behind_hints: bool) -> tuple[list[float], int]:
+        """The hovers' times, and the next version."""
+        times = []
+        for version in range(first, first + rounds // 4):
+            t = keystroke(client, uri, version, line_no, 0, insert=(version - first) % 2 == 0)
+            hints = None
+            if behind_hints:
+                hints = asyncio.ensure_future(client.text_document_inlay_hint_async(types.InlayHintParams(
+                    text_document=doc, range=types.Range(types.Position(0, 0), types.Position(60, 0)))))
+                await asyncio.sleep(0)  # sent before the hover
+            if far is not None:
+                await client.text_document_hover_async(types.HoverParams(text_document=doc, position=far))
+                times.append(time.perf_counter() - t)
+            if hints is not None:
+                await hints
+            await published_at(version)
+        return times, first + rounds // 4
+
+    after_edit, version = await hovers_after_edits(version, behind_hints=False)
+    behind_hints, version = await hovers_after_edits(version, behind_hints=True)
     quick = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="tlens.serverInfo"))
 
     await client.shutdown_async(None)
