@@ -33,7 +33,7 @@ def hover_before_analysis(ls: TlensServer, uri: str, position: types.Position) -
         if previous is None:
             return None
         analysis, edit, source = previous
-    lines = LineIndex(source)
+    lines = analysis.lines if source == analysis.source else LineIndex(source)  # (expired, same text: a tokenizer loaded)
     first_line = cell.start_line if cell is not None else 0
     result = hover_after_edit(analysis, edit, lines.offset(first_line + position.line, position.character))
     if result is None or (cell is not None and not cell.start_byte <= result.start <= result.end <= cell.end_byte):
