@@ -156,15 +156,11 @@ class TlensServer(LanguageServer):
 
     # -- views
 
-    def views_of(self, uri: str) -> list[View]:
-        """Every view sharing ``uri``'s analysis: the file itself, or all cells of its notebook."""
-        analyse = self._analysis_of(uri)
-        return analyse() if analyse is not None else []
-
     def _analysis_of(self, uri: str) -> Callable[..., list[View] | None] | None:
-        """The texts ``views_of(uri)`` analyses, read now (on the event loop), and a function that
-        analyses them (safe on any thread: the workspace cache locks); called with ``ready_only=True``, it
-        answers None instead of analysing, and never waits."""
+        """The texts ``uri``'s analysis is made of (the file itself, or all cells of its notebook), read now (on
+        the event loop), and a function that analyses them into every view sharing that analysis (safe on any
+        thread: the workspace cache locks); called with ``ready_only=True``, it answers None instead of
+        analysing, and never waits."""
         notebook = self.workspace.get_notebook_document(cell_uri=uri) or self.workspace.get_notebook_document(notebook_uri=uri)
         if notebook is not None:
             notebook_uri, cells = notebook.uri, self.code_cells(notebook)
@@ -190,13 +186,10 @@ class TlensServer(LanguageServer):
         return [CellText(uri, doc.source, doc.version, number) for number, uri, doc in docs
                 if doc is not None]  # None: a cell the editor never sent
 
-    def view(self, uri: str) -> View | None:
-        return next((v for v in self.views_of(uri) if v.uri == uri), None)
-
     async def current_view(self, uri: str) -> View | None:
         """``uri``'s view of its text as it stands now, analysed on the worker if it is not yet: meanwhile the
         event loop goes on reading messages (a hover right after a keystroke is answered from the previous
-        analysis) instead of waiting for the analysis's lock, as :meth:`view` would."""
+        analysis) instead of waiting for the analysis's lock."""
         analyse = self._analysis_of(uri)
         if analyse is None:
             return None
@@ -238,9 +231,6 @@ class TlensServer(LanguageServer):
             if self._pending.get(key) is asyncio.current_task():
                 self._pending.pop(key, None)
             self.idle_collection.after_work()
-
-    def publish_diagnostics(self, uri: str) -> None:
-        self._publish(self.views_of(uri))
 
     def _publish(self, views: list[View]) -> None:
         """Send each view's diagnostics, unless the editor already has them for that version (one cell

@@ -119,10 +119,11 @@ class Workspace:
         # Analyses run on the server's worker thread and, when a request needs one first, on the event
         # loop: one at a time (a parser keeps the previous tree of its document).
         self._lock = lock or threading.RLock()
-        # Entries expired by another file's edit (:meth:`expire`): when, on a clock of expiries, so that an
-        # analysis under way when its entry expired is not kept as fresh.
+        # Entries expired (:meth:`expire`): when, on a clock of expiries, so that an analysis under way when its
+        # entry expired is not kept as fresh; apart, when a file the analysis read changed (it is then stale).
         self._expiries = 0
         self._expired_at: dict[str, int] = {}
+        self._stale_at: dict[str, int] = {}
         # Entries newer versions replaced, freed by release_retired() once their diagnostics are out:
         # freeing a 5,000-line file's analysis and tree takes ~3 ms (bounded: the oldest go first).
         self._retired: deque[_Entry] = deque(maxlen=4)
@@ -166,22 +167,27 @@ class Workspace:
         return View(entry.analysis, uri)
 
     def expire(self, uri: str, resolutions: bool = True) -> None:
-        """Analyse ``uri`` again when next asked (a file it reads through another read a changed file), resolving
-        its hook names afresh unless told not to (``resolutions``); its analysis still serves as the previous one
-        (hovers right after an edit)."""
+        """Analyse ``uri`` again when next asked. By default a file it read changed: it resolves its hook names
+        afresh and its analysis is stale (no hover comes from it: any answer may read the changed file). With
+        ``resolutions=False`` nothing it resolved changed (a tokenizer loaded): its analysis still serves as the
+        previous one (hovers right after an edit)."""
         self._expiries += 1
-        self._expired_at[uri] = self._expiries
-        parser = self._parsers.get(uri)
-        if parser is not None and resolutions:
-            forget_resolutions(parser)  # they read the changed file through the other one
         entry = self._entries.get(uri)
-        if entry is not None:
-            entry.key = _EXPIRED
+        if resolutions:
+            self._stale_at[uri] = self._expiries
+            if (parser := self._parsers.get(uri)) is not None:
+                forget_resolutions(parser)  # they read the changed file through the other one
+        else:
+            self._expired_at[uri] = self._expiries
+        if entry is not None and entry.key is not _STALE:
+            entry.key = _STALE if resolutions else _EXPIRED
 
     def _keep(self, uri: str, entry: _Entry, started: int) -> None:
-        if self._expired_at.get(uri, 0) > started:  # expired while it was being analysed
-            entry.key = _EXPIRED
+        if self._stale_at.get(uri, 0) > started:  # a file it read changed while it was being analysed
+            entry.key = _STALE
             forget_resolutions(self._parsers[uri])  # (what it resolved may predate the change)
+        elif self._expired_at.get(uri, 0) > started:
+            entry.key = _EXPIRED
         previous = self._entries.get(uri)
         if previous is not None:
             self._retired.append(previous)
@@ -207,7 +213,7 @@ class Workspace:
         """The last analysis of a text document, the edit from its text to ``text`` and ``text`` encoded,
         while ``text`` itself is not analysed yet (None once it is, or when there is none)."""
         entry = self._entries.get(uri)
-        if entry is None or entry.cells or entry.key == _text_key(text, version):
+        if not _previous(entry) or entry.cells or entry.key == _text_key(text, version):
             return None
         source = text.encode("utf-8")
         return entry.analysis, diff_in(entry.source, source, entry.analysis.parsed.root), source
@@ -239,19 +245,27 @@ class Workspace:
         """The last analysis of a notebook, the edit from its text to the cells' joined text now, that
         text and its cell spans, while the cells as they are now are not analysed yet."""
         entry = self._entries.get(notebook_uri)
-        if entry is None or not entry.cells or entry.key == _notebook_key(cells):
+        if not _previous(entry) or not entry.cells or entry.key == _notebook_key(cells):
             return None
         text, spans = joined_cells(cells)
         source = text.encode("utf-8")
         return entry.analysis, diff_in(entry.source, source, entry.analysis.parsed.root), source, spans
 
 
-_EXPIRED = ("expired",)  # the key of an expired entry: equal to no document's
+# The keys of expired entries, equal to no document's: one a tokenizer load expired, one a changed file it read did.
+_EXPIRED = ("expired",)
+_STALE = ("stale",)
 
 
 def _current(entry: _Entry | None, key: tuple) -> bool:
     """Whether ``entry`` is the analysis of the version ``key`` names, and the other files it read are as they were."""
     return entry is not None and entry.key == key and _fresh(entry.analysis)
+
+
+def _previous(entry: _Entry | None) -> bool:
+    """Whether ``entry`` may answer for positions an edit to its own text cannot have changed: no file it read
+    changed since (else any answer may read that file)."""
+    return entry is not None and entry.key is not _STALE and _fresh(entry.analysis)
 
 
 def _fresh(analysis: Analysis) -> bool:

@@ -19,7 +19,7 @@ from .hook_filters import SAID, matching_layers
 from .hookrefs import HookRef
 from .migration import migrate_config, migrate_hooked_transformer
 from .models import ModelInfo, is_bridge_code
-from .syntax import Node, Parsed, statement_of, text
+from .syntax import TYPED_PARAMETERS, Node, Parsed, statement_of, text
 
 _GATE_SETTERS = {
     "use_attn_result": "set_use_attn_result",
@@ -36,7 +36,7 @@ def _may_carry_saes(model: ModelInfo | None) -> bool:
     as another class)."""
     if model is None or model.stand_in or "HookedSAETransformer" in text(model.node):
         return True
-    return model.kind == "param" and model.node.type not in ("typed_parameter", "typed_default_parameter")
+    return model.kind == "param" and model.node.type not in TYPED_PARAMETERS
 
 
 def _pattern(template: str) -> re.Pattern:

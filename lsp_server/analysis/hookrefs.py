@@ -23,7 +23,7 @@ from .models import CACHING_RUNS, MODEL_CLASSES, CacheInfo, ModelInfo, Models
 from .reuse import NameResolution, NoRefs, Reuse
 from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
-from .syntax import Node, call_args, call_name, descendants, string_content_range, text
+from .syntax import TYPED_PARAMETERS, Node, call_args, call_name, descendants, string_content_range, text
 from .value_types import Hole, Items, OneOf, Pattern, Seq, Value, is_int as _is_int, item_options, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of, returns_own_container
 
@@ -278,7 +278,7 @@ class HookRefCollector:
         if receiver is None or receiver.type != "identifier" or depth > 3 or self.models.model_at(receiver) is not None:
             return False
         d = self.scopes.lookup(text(receiver), receiver.start_byte)
-        if d is not None and d.kind == "param" and d.node_type in ("typed_parameter", "typed_default_parameter"):
+        if d is not None and d.kind == "param" and d.node_type in TYPED_PARAMETERS:
             return _names_another_class(d.node.child_by_field_name("type"))
         if d is None or d.kind != "assign" or d.target.type != "identifier" or d.node.type != "call":
             return False

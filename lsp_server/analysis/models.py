@@ -19,7 +19,7 @@ from ..knowledge.spec import GATE_FLAGS, ModelSpec, SYMBOLIC
 from .imports import followed
 from .pytest_params import fixture_values, pytest_calls
 from .scopes import Definition, Scopes, function_of
-from .syntax import Node, call_args, call_name, text
+from .syntax import TYPED_PARAMETERS, Node, call_args, call_name, text
 from .saes import sae_hook_name
 from .value_types import Items, Seq, Value
 from .values import Evaluator, returns_of, returns_own_container
@@ -229,7 +229,7 @@ class Models:
     def _model_param(self, d: Definition) -> ModelInfo | None:
         if not _may_be_model_param(d, self.scopes.parsed.source):
             return None  # (decided without finding the node: most parameters are not models)
-        typed = d.node_type in ("typed_parameter", "typed_default_parameter")
+        typed = d.node_type in TYPED_PARAMETERS
         p = d.node
         if (fixture := self._fixture_model(d)) is not None:
             return fixture
@@ -624,7 +624,7 @@ def _may_build_model(d: Definition, source: bytes) -> bool:
 
 def _may_be_model_param(d: Definition, source: bytes) -> bool:
     """A parameter named as a model (``model``, ``base_model``), or annotated with what may be a model's class."""
-    if d.node_type in ("typed_parameter", "typed_default_parameter"):
+    if d.node_type in TYPED_PARAMETERS:
         return _MODEL_CLASS_HINT.search(d.node_bytes(source)) is not None
     return d.name == "model" or d.name.endswith("_model")
 

@@ -155,14 +155,14 @@ class ObjectAttributes:
         known, in ``caller``'s file: this one unless given). Asked again while it is being worked out (a method
         building another instance from this one's attributes, `Node(layer=self.layer, ...)`), it is unknown at
         once: the cycle would end unknown anyway, at the depth bound, after a walk exponential in that depth."""
-        key = (cls.start_byte, attr, construction.start_byte if construction is not None else None, id(caller))
-        if key in self._attributes_following:
+        key = ("attribute", cls.start_byte, attr, construction.start_byte if construction is not None else None, id(caller))
+        if key in self._following:
             return None
-        self._attributes_following.add(key)
+        self._following.add(key)
         try:
             return self._attribute_from(cls, attr, construction, depth, caller)
         finally:
-            self._attributes_following.discard(key)
+            self._following.discard(key)
 
     def _attribute_from(self: Evaluator, cls: Node, attr: str, construction: Node | None, depth: int,
                         caller: Evaluator | None) -> Value:

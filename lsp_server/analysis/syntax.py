@@ -17,6 +17,7 @@ import tree_sitter_python
 from .textscan import IncrementalScan, edit_between
 
 LANGUAGE = tree_sitter.Language(tree_sitter_python.language())
+TYPED_PARAMETERS = frozenset({"typed_parameter", "typed_default_parameter"})  # `x: T`, `x: T = v`
 Node = tree_sitter.Node
 
 # IPython-only lines (group 1: what is blanked): a line magic or shell escape (`%timeit`, `!pip`; up to the

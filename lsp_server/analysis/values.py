@@ -94,8 +94,9 @@ class Evaluator(ObjectAttributes):
         self.links: ModuleLinks | None = None
         self._calls_by_name: dict[str, list[Node]] | None = None
         self._bindings: list[tuple[int, dict[str, Value]]] = []  # (def start, parameter values) of calls being followed
-        self._following: set[tuple[int, str]] = set()  # parameters being resolved (recursion guard)
-        self._attributes_following: set[tuple] = set()  # attributes of instances being resolved (likewise)
+        # What is being worked out (recursion guard): (def start, parameter), (def start, "") for a followed call,
+        # ("attribute", class start, attribute, construction start, caller) for an instance's attribute.
+        self._following: set[tuple] = set()
         # (function, parameter) -> its value, with the names and code ranges computing it read.
         self._param_memo: dict[tuple[int, str], tuple[Value, frozenset[str], tuple]] = {}
         self._mutated_names: dict[str, bool] = {}

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
@@ -161,8 +161,8 @@ class SweepService:
 
     # -- history: past runs of an experiment, and the difference of the last two
 
-    def _experiment(self, uri: str, line: int) -> tuple[View, Experiment]:
-        view = self.ls.view(uri)
+    async def _experiment(self, uri: str, line: int) -> tuple[View, Experiment]:
+        view = await self.ls.current_view(uri)
         exp = _experiment_on_line(view, line) if view is not None else None
         if view is None or exp is None:
             raise SweepError(f"no patching experiment on line {line + 1} of {uri}.", "no-experiment")
@@ -175,9 +175,9 @@ class SweepService:
         png, panels = render_heatmap_with_layout(r, size="large")
         return self._payload(uri, line, exp, r, png, panels, strongest_cell(r), png_path, json_path, title)
 
-    def compare(self, uri: str, line: int) -> SweepResult:
+    async def compare(self, uri: str, line: int) -> SweepResult:
         """``tlens.compareSweeps``: latest − previous run of the experiment (same kind and shape), in the panel."""
-        _, exp = self._experiment(uri, line)
+        _, exp = await self._experiment(uri, line)
         pair = history.previous_pair(history.runs_of(self.kernel.workspace_root(uri), self.display_name(uri), exp.description))
         if pair is None:
             raise SweepError("no earlier run of this experiment of the same kind and shape to compare with.", "no-history")
@@ -189,9 +189,9 @@ class SweepService:
         self.ls.protocol.notify(NOTIFICATIONS["sweepResult"], payload)
         return payload
 
-    def show_run(self, uri: str, line: int, json_path: str) -> SweepResult:
+    async def show_run(self, uri: str, line: int, json_path: str) -> SweepResult:
         """``tlens.showSweep``: a past run of the experiment, as the panel shows a result."""
-        _, exp = self._experiment(uri, line)
+        _, exp = await self._experiment(uri, line)
         runs = history.runs_of(self.kernel.workspace_root(uri), self.display_name(uri), exp.description)
         run = next((r for r in runs if r.json_path == json_path), None)
         if run is None:
@@ -319,22 +319,22 @@ def register(server: "TlensServer") -> None:
         return await service.kernel.failing("the patch sweep failed",
                                             service.run_sweep(args["uri"], int(args["line"]), args.get("kind")))
 
-    def answering(what: str, work) -> Any:
+    async def answering(what: str, work: Awaitable) -> Any:
         try:
-            return work()
+            return await work
         except (SweepError, ValueError, OSError) as e:
             service.kernel.message(f"{what}: {e}", types.MessageType.Error)
             return {"error": str(e)}
 
     @command(server, "tlens.compareSweeps")
-    def compare_sweeps(ls, args: dict) -> Any:
-        found = answering("comparing the sweeps failed", lambda: service.compare(args["uri"], int(args["line"])))
+    async def compare_sweeps(ls, args: dict) -> Any:
+        found = await answering("comparing the sweeps failed", service.compare(args["uri"], int(args["line"])))
         return {k: v for k, v in found.items() if k != "png"}
 
     @command(server, "tlens.showSweep")
-    def show_sweep(ls, args: dict) -> Any:
-        return answering("showing the saved sweep failed",
-                         lambda: service.show_run(args["uri"], int(args["line"]), str(args["jsonPath"])))
+    async def show_sweep(ls, args: dict) -> Any:
+        return await answering("showing the saved sweep failed",
+                               service.show_run(args["uri"], int(args["line"]), str(args["jsonPath"])))
 
     @handles(server, types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False), default=[])
     async def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:

@@ -93,6 +93,27 @@ def _full(workspace, path: Path, needle: str) -> str:
     return result.markdown if result else ""
 
 
+def test_no_hover_comes_from_an_analysis_a_changed_caller_made_stale(tmp_path):
+    """A hover right after an edit comes from the previous analysis; not once another file the analysis read
+    changed (here, a caller binding the helper's parameters). It once did after a tokenizer load had expired
+    the analysis, the text being unchanged: a helper kept showing its callers' old layers."""
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "main.py": MAIN})
+    utils = tmp_path / "utils.py"
+    assert "blocks.4.hook_resid_post" in _full(ws, utils, "layer_name]")
+    ws.refresh()  # a tokenizer loaded: nothing the analysis resolved changed
+    assert ws.previous_text_view(str(utils), UTILS, 0) is not None
+    assert ws.previous_text_view(str(utils), UTILS + "\n", 1) is not None
+    (tmp_path / "main.py").write_text(MAIN.replace('"blocks.4.hook_resid_post"', '"blocks.9.hook_resid_post"'))
+    assert ws.previous_text_view(str(utils), UTILS, 0) is None
+    assert ws.previous_text_view(str(utils), UTILS + "\n", 1) is None
+    assert "blocks.9.hook_resid_post" in _full(ws, utils, "layer_name]")
+
+    ws.expire(str(utils))  # the server's word that a file it read changed
+    assert ws.previous_text_view(str(utils), UTILS + "\n", 1) is None
+    ws.refresh()  # (a later tokenizer load leaves it stale)
+    assert ws.previous_text_view(str(utils), UTILS + "\n", 1) is None
+
+
 def test_private_names_libraries_and_cycles_stay_unknown(tmp_path):
     ws = _workspace(tmp_path, {
         "utils.py": UTILS,
