@@ -40,7 +40,7 @@ class _Param:
 
 
 @dataclass(frozen=True)
-class _Target:
+class HookTarget:
     fn: Node  # function_definition or lambda
     bound_pos: int  # positional arguments partial() binds in front
     bound_kw: frozenset[str]  # keywords partial() binds
@@ -52,14 +52,14 @@ def check_hook_signatures(scopes: Scopes, sites: list[HookSite], where) -> list[
 
     ``where(node)`` names a place for a message ("line 12", or the statement in a notebook).
     """
-    inherent: dict[int, tuple[_Target, list[HookSite], str, list[_Param]]] = {}
+    inherent: dict[int, tuple[HookTarget, list[HookSite], str, list[_Param]]] = {}
     findings: list[Finding] = []
     seen_sites: set[int] = set()
     for site in sites:
-        target = _resolve(scopes, site.fn_node, 0)
+        target = hook_function(scopes, site.fn_node, 0)
         if target is None:
             continue
-        params = _params(target.fn)
+        params = parameters_of(target.fn)
         if params is None:
             continue
         problem = _bind(params, target)
@@ -80,12 +80,12 @@ def check_hook_signatures(scopes: Scopes, sites: list[HookSite], where) -> list[
 # ----------------------------------------------------------------------------- resolution
 
 
-def _resolve(scopes: Scopes, node: Node | None, depth: int) -> _Target | None:
+def hook_function(scopes: Scopes, node: Node | None, depth: int = 0) -> HookTarget | None:
     """The def/lambda a hook expression calls, with what partial() binds in front of it."""
     if node is None or depth > 4:
         return None
     if node.type == "lambda":
-        return _Target(node, 0, frozenset(), False)
+        return HookTarget(node, 0, frozenset(), False)
     if node.type == "identifier":
         name = text(node)
         d = scopes.lookup(name, node.start_byte)
@@ -96,9 +96,9 @@ def _resolve(scopes: Scopes, node: Node | None, depth: int) -> _Target | None:
         if len(same_scope) > 1:
             return None
         if d.kind == "def":
-            return _Target(d.node, 0, frozenset(), False) if _plain_function(d.node) else None
+            return HookTarget(d.node, 0, frozenset(), False) if _plain_function(d.node) else None
         if d.kind == "assign" and d.target.type == "identifier":
-            return _resolve(scopes, d.node, depth + 1)
+            return hook_function(scopes, d.node, depth + 1)
         return None
     if node.type == "call":
         _, fname, _ = call_name(node)
@@ -110,10 +110,10 @@ def _resolve(scopes: Scopes, node: Node | None, depth: int) -> _Target | None:
         positional, keywords = call_args(node)
         if not positional:
             return None
-        inner = _resolve(scopes, positional[0], depth + 1)
+        inner = hook_function(scopes, positional[0], depth + 1)
         if inner is None:
             return None
-        return _Target(inner.fn, inner.bound_pos + len(positional) - 1, inner.bound_kw | frozenset(keywords), True)
+        return HookTarget(inner.fn, inner.bound_pos + len(positional) - 1, inner.bound_kw | frozenset(keywords), True)
     return None
 
 
@@ -132,7 +132,7 @@ def _plain_function(fn: Node) -> bool:
                 and parent.parent.type == "class_definition")
 
 
-def _params(fn: Node) -> list[_Param] | None:
+def parameters_of(fn: Node) -> list[_Param] | None:
     params = fn.child_by_field_name("parameters")
     if params is None:
         return [] if fn.type == "lambda" else None
@@ -180,7 +180,7 @@ def _first_identifier(node: Node) -> Node | None:
     return None
 
 
-def _bind(params: list[_Param], target: _Target) -> tuple[str, str] | None:
+def _bind(params: list[_Param], target: HookTarget) -> tuple[str, str] | None:
     """Bind ``fn(*bound, activation, **{**bound_kw, 'hook': hp})`` like Python; (kind, reason) on TypeError."""
     positional = [p for p in params if p.kind in ("posonly", "poskw")]
     varpos = any(p.kind == "varpos" for p in params)
@@ -221,7 +221,7 @@ def _fn_label(fn: Node) -> str:
     return f"`{text(fn.child_by_field_name('name'))}{text(params)}`"
 
 
-def _site_finding(site: HookSite, target: _Target, detail: str, where) -> Finding:
+def _site_finding(site: HookSite, target: HookTarget, detail: str, where) -> Finding:
     call = "fn(*partial_args, activation, hook=hook_point)" if target.via_partial else "fn(activation, hook=hook_point)"
     message = (f"Hook function {_fn_label(target.fn)} ({where(target.fn)}) {detail} when TransformerLens calls it as "
                f"`{call}`: the first forward pass raises TypeError.")
@@ -234,7 +234,7 @@ def _site_finding(site: HookSite, target: _Target, detail: str, where) -> Findin
                                     "the hook function"),))
 
 
-def _inherent_finding(scopes: Scopes, target: _Target, sites: list[HookSite], detail: str, params: list[_Param],
+def _inherent_finding(scopes: Scopes, target: HookTarget, sites: list[HookSite], detail: str, params: list[_Param],
                       where) -> Finding:
     fn = target.fn
     params_node = fn.child_by_field_name("parameters")
@@ -258,7 +258,7 @@ def _rename_fix(fn: Node, params: list[_Param], bound_pos: int) -> Fix | None:
         return None  # the body already reads some other `hook`: renaming would shadow it
     if len(positional) > bound_pos + 1 and positional[bound_pos + 1].kind == "poskw":
         old = positional[bound_pos + 1]
-        uses = _uses(body, old.name)
+        uses = uses_of(body, old.name)
         if uses is None:
             return None
         edits = [Edit(old.node.start_byte, old.node.end_byte, "hook")]
@@ -275,10 +275,10 @@ def _rename_fix(fn: Node, params: list[_Param], bound_pos: int) -> Fix | None:
 
 
 def _uses_name(body: Node, name: str) -> bool:
-    return name.encode() in (body.text or b"") and bool(_uses(body, name))
+    return name.encode() in (body.text or b"") and bool(uses_of(body, name))
 
 
-def _uses(body: Node, name: str) -> list[Node] | None:
+def uses_of(body: Node, name: str) -> list[Node] | None:
     """Identifier nodes in ``body`` that read or write the variable ``name`` (None: a nested scope rebinds it)."""
     out: list[Node] = []
     if name.encode() not in (body.text or b""):
@@ -287,7 +287,7 @@ def _uses(body: Node, name: str) -> list[Node] | None:
     while stack:
         n = stack.pop()
         if n is not body and n.type in ("function_definition", "lambda"):
-            nested = _params(n)
+            nested = parameters_of(n)
             if nested is None or any(p.name == name for p in nested):
                 return None
         if n.type == "identifier" and text(n) == name:

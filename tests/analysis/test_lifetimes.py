@@ -141,6 +141,74 @@ def test_leak_into_run_with_cache_is_a_warning_even_with_a_later_reset():
     assert [a.lines.line_of(r.start) + 1 for r in f.related] == [3, 4, 6]
 
 
+@pytest.mark.parametrize("hook,records", [
+    ("lambda x, hook: acts.append(x.detach())", True),
+    ("lambda x, hook: store.update({hook.name: x})", True),
+    ("lambda x, hook: store.__setitem__(hook.name, x.cpu())", True),
+    ("lambda x, hook: x", False),  # the returned value replaces the activation
+    ("lambda x, hook: x.clone()", False),
+    ("lambda x, hook: x.zero_()", False),
+    ("lambda x, hook: acts.append(x) or x", False),
+    ("record", True),
+    ("partial(record_at, 3)", True),  # partial binds the position in front of the activation
+    ("clamp_in_place", False),
+    ("write_through_view", False),
+    ("add_in_place", False),
+    ("hand_to_helper", False),  # the helper may write into it
+    ("relu_in_place", False),
+    ("returns_it", False),
+    ("returns_none", True),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_a_hook_that_only_records_its_activation_leaves_later_forwards_unchanged(hook, records):
+    """A later forward with a recording hook still attached gives the results it would without it: a hint that
+    says what the recording holds now, not a warning that the forward is modified."""
+    src = HT + textwrap.dedent("""\
+        from functools import partial
+        acts, store = [], {}
+
+        def record(x, hook):
+            total = 0.0
+            total += x.sum()
+            store[hook.name] = (x.detach(), total)
+            print(x.shape, hook.name)
+
+        def record_at(pos, x, hook):
+            acts.append(x[:, pos])
+
+        def clamp_in_place(x, hook):
+            x[:, 0] = 0.0
+
+        def write_through_view(x, hook):
+            acts.append(x)
+            last = x[:, -1]
+            last *= 2
+
+        def add_in_place(x, hook):
+            x += 1
+
+        def hand_to_helper(x, hook):
+            ablate(x)
+
+        def relu_in_place(x, hook):
+            torch.nn.functional.relu(x, inplace=True)
+
+        def returns_it(x, hook):
+            acts.append(x)
+            return x
+
+        def returns_none(x, hook):
+            def inner(y):
+                return y * 2
+            acts.append(x.sum())
+            return None
+
+        """) + f"model.add_hook('blocks.0.hook_resid_pre', {hook})\nfirst = model('a')\nsecond = model('b')\n"
+    a, f = only(src)
+    assert f.severity == ("hint" if records else "warning"), f.message
+    assert ("only records its activation" in f.message) == records, f.message
+    assert not records or "results are unchanged" in f.message and "reset_hooks()" in f.message
+
+
 def test_hook_added_before_a_loop_is_meant_for_every_iteration():
     assert found(HT + "model.add_hook('blocks.0.hook_resid_pre', lambda x, hook: x)\nfor t in ['a', 'b']:\n"
                       "    model(t)\n    model(t + 'c')\nmodel.reset_hooks()\n") == set()

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from ..findings import Finding
+from ..hook_effects import records_only
 from ..scopes import MODULE
 from ..syntax import Node, statement_of, text
 from .doc import Doc
@@ -118,6 +119,9 @@ class Flow:
         if p.ev.kind == "temp":
             if p.leak is not None:
                 self._emit(self.messages.temp_leak(p))
+            return
+        if p.leak is not None and records_only(self.scopes, p.ev.fn_node):
+            self._emit(self.messages.recorded_again(p))  # the later forward's results are as they would be
             return
         if p.leak is not None:
             # Kept across two forwards and then reset: deliberate, unless the later pass is one people expect

@@ -111,6 +111,20 @@ class Messages:
         return Finding(*add_range(ev), "stale-hook", severity, message, fixes=self.fixes.reset_after_use(p),
                        related=self._related(p, leak=True))
 
+    def recorded_again(self, p: Pending) -> Finding:
+        """A hook that only records its activation, still attached during a later forward: that forward's results
+        are unchanged, but what the hook recorded from the forward it was meant for is replaced or added to."""
+        ev, leak = p.ev, p.leak
+        assert leak is not None and p.first is not None
+        origin = f" (added inside `{enclosing_function_name(ev.node)}`)" if p.via is not None else ""
+        message = (f"Hook on {_shown(ev.label)}{origin} only records its activation, and it is still attached during "
+                   f"{self._phrases(leak)[0]} ({self.where(leak.node)}): what it recorded from the forward at "
+                   f"{self.where(p.first.node)} is replaced by (or added to) that forward's activations. That "
+                   f"forward's results are unchanged. If the record should hold only the forward at "
+                   f"{self.where(p.first.node)}, call `{p.recv}.reset_hooks()` after it.")
+        return Finding(*add_range(ev), "stale-hook", "hint", message, fixes=self.fixes.reset_after_use(p),
+                       related=self._related(p, leak=True))
+
     def never_removed(self, p: Pending) -> Finding:
         """A module-level hook that stays for the rest of the session."""
         ev = p.ev
