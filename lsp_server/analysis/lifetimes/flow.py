@@ -120,16 +120,17 @@ class Flow:
             if p.leak is not None:
                 self._emit(self.messages.temp_leak(p))
             return
-        if p.leak is not None and records_only(self.scopes, p.ev.fn_node):
-            self._emit(self.messages.recorded_again(p))  # the later forward's results are as they would be
-            return
         if p.leak is not None:
             # Kept across two forwards and then reset: deliberate, unless the later pass is one people expect
             # to start clean, or the hook came out of a helper the caller never saw add it.
             deliberate = (removed_at is not None and p.leak.what not in SURPRISING and p.via is None
                           and not CLEAN_RUN.search(assigned_names(use_statement(p.anchor, p.leak.node))))
-            severity = "hint" if deliberate else "warning"
-            self._emit(self.messages.leak(p, severity, removed_at))
+            if records_only(self.scopes, p.ev.fn_node):
+                # The later forward's results are as they would be; only the record changes (which may be
+                # the point, as in a loop that caches each step, or a bug, as in a difference double counted).
+                self._emit(self.messages.recorded_again(p, "hint" if deliberate else "information"))
+            else:
+                self._emit(self.messages.leak(p, "hint" if deliberate else "warning", removed_at))
             return
         if summary is None:
             return

@@ -111,7 +111,7 @@ class Messages:
         return Finding(*add_range(ev), "stale-hook", severity, message, fixes=self.fixes.reset_after_use(p),
                        related=self._related(p, leak=True))
 
-    def recorded_again(self, p: Pending) -> Finding:
+    def recorded_again(self, p: Pending, severity: str) -> Finding:
         """A hook that only records its activation, still attached during a later forward: that forward's results
         are unchanged, but what the hook recorded from the forward it was meant for is replaced or added to."""
         ev, leak = p.ev, p.leak
@@ -122,7 +122,7 @@ class Messages:
                    f"{self.where(p.first.node)} is replaced by (or added to) that forward's activations. That "
                    f"forward's results are unchanged. If the record should hold only the forward at "
                    f"{self.where(p.first.node)}, call `{p.recv}.reset_hooks()` after it.")
-        return Finding(*add_range(ev), "stale-hook", "hint", message, fixes=self.fixes.reset_after_use(p),
+        return Finding(*add_range(ev), "stale-hook", severity, message, fixes=self.fixes.reset_after_use(p),
                        related=self._related(p, leak=True))
 
     def never_removed(self, p: Pending) -> Finding:
