@@ -508,6 +508,20 @@ before = len(calls)
 _, cache = model.run_with_cache(tokens)
 OBS["fired_in_run_with_cache"] = len(calls) - before
 """, "stale-hook", {"fired_in_run_with_cache": 1}, {"fired_in_run_with_cache": 0}),
+    ("recorder-leak", """
+other = (tokens + 1) % 300
+reference = model(other)
+stored = {}
+def record(x, hook):
+    stored["resid"] = x.detach().clone()
+model.add_hook("blocks.0.hook_resid_pre", record)
+model(tokens)
+first_record = stored["resid"]
+later = model(other)
+OBS["record_replaced"] = not torch.equal(stored["resid"], first_record)
+OBS["results_unchanged"] = bool(torch.allclose(later, reference))
+""", "stale-hook", {"record_replaced": True, "results_unchanged": True},
+     {"record_replaced": False, "results_unchanged": True}),
     ("accumulates", """
 calls = []
 def ablate(x, hook):
