@@ -147,6 +147,8 @@ class Workspace:
         with self._lock:
             self._entries.pop(uri, None)
             self._parsers.pop(uri, None)
+            self._expired_at.pop(uri, None)
+            self._stale_at.pop(uri, None)
 
     def text_view(self, uri: str, text: str, version: int | None, ready_only: bool = False) -> View | None:
         """The view of ``text`` (version ``version`` of ``uri``), analysed now unless it is already; with
