@@ -81,6 +81,8 @@ def _read_into(use: Node) -> bool | str:
     while node.parent is not None and node.parent.type in _CONTAINERS:
         node = node.parent
     parent = node.parent
+    if parent is None:
+        return False
     if parent.type in _NEW_VALUES or parent.type == "expression_statement":
         return True
     if parent.type in ("assignment", "augmented_assignment"):
@@ -94,7 +96,8 @@ def _read_into(use: Node) -> bool | str:
             return text(left)  # bound to a local: follow it
         return parent.type == "augmented_assignment"  # `total += act`: into another value
     if parent.type == "keyword_argument":
-        if parent.child_by_field_name("name") is not None and text(parent.child_by_field_name("name")) == "inplace":
+        keyword = parent.child_by_field_name("name")
+        if keyword is None or text(keyword) == "inplace":
             return False
         parent = parent.parent
     if parent.type == "argument_list":
