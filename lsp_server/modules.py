@@ -221,6 +221,15 @@ class DocumentLinks:
                 return False
         return True
 
+    def inherit(self, previous: DocumentLinks) -> None:
+        """What ``previous`` (the last analysis's links, fresh) read counts as read here: this analysis reuses
+        what was worked out from it (a helper's parameters, bound by its callers)."""
+        for path, stamp in previous.dependencies.items():
+            self.dependencies.setdefault(path, stamp)
+        self.imported |= previous.imported
+        if self._importers_version is None:
+            self._importers_version = previous._importers_version
+
     def read_files(self) -> list[tuple[Path, bool]]:
         """(file, whether it was read as a module this file imports) for each file whose analysis this one
         used: not the ones cut (a cycle, past the chain bound), whose analyses it did not read."""

@@ -196,6 +196,8 @@ def analyze(text: str | bytes, context: AnalysisContext | None = None, parser: S
     collector = HookRefCollector(scopes, evaluator, models, context.tl_major, lambda pattern: parser.scan(pattern, source))
     fingerprint = models.fingerprint()
     reuse = Reuse.between(parser.memo.get("keys"), source, context, scopes, fingerprint)
+    if reuse is not None and context.links is not None:
+        context.links.inherit(reuse.previous.context.links)  # what the reused resolutions were read from
     refs = collector.collect(calls_of(calls_by_method, COLLECTED_METHODS), ident_calls, subscripts, reuse)
     parser.memo["keys"] = KeyResolutions(source, context, collector.by_subscript, scopes, fingerprint, collector.by_name)
 

@@ -63,6 +63,10 @@ class ModuleLinks(Protocol):
     def fresh(self) -> bool:
         """Whether every other file read so far is still the version that was read."""
 
+    def inherit(self, previous: "ModuleLinks") -> None:
+        """Count what ``previous`` (the previous version's links, still fresh) read as read by this document's
+        analysis too: it reuses what was worked out from those files."""
+
     def read_files(self) -> "list[tuple[Path, bool]]":
         """(file, whether read as a module this document imports) for each file whose analysis was used."""
 

@@ -114,6 +114,29 @@ def test_no_hover_comes_from_an_analysis_a_changed_caller_made_stale(tmp_path):
     assert ws.previous_text_view(str(utils), UTILS + "\n", 1) is None
 
 
+def test_an_analysis_that_reuses_resolutions_still_depends_on_the_files_they_read(tmp_path):
+    """Resolutions carried over from the previous version (after a keystroke, or a tokenizer load) were worked out
+    from other files (here, the callers binding a helper's parameters): the new analysis depends on them as the
+    old one did. It once did not, and a helper kept its callers' old layers for good once they changed."""
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "main.py": MAIN})
+    utils, main = tmp_path / "utils.py", tmp_path / "main.py"
+    assert "blocks.4.hook_resid_post" in _full(ws, utils, "layer_name]")
+    typed = UTILS.replace("return cache[layer_name]", "return cache[layer_name]  # the acts")
+    for step in ("typed", "refreshed"):
+        if step == "typed":
+            view = ws.text_view(str(utils), typed, 1)
+        else:
+            ws.refresh()  # (what a tokenizer load does: the analysis is made again from the same resolutions)
+            view = ws.text_view(str(utils), typed, 1)
+        assert view.analysis.context.links.fresh()
+        layer = "10" if step == "typed" else "5"  # (the text's length changes: a file read from disk is keyed by it)
+        main.write_text(MAIN.replace('"blocks.4.hook_resid_post"', f'"blocks.{layer}.hook_resid_post"'))
+        assert not view.analysis.context.links.fresh(), step  # a caller changed
+        after = ws.text_view(str(utils), typed, 1).analysis
+        shown = hover(after, typed.encode().index(b"layer_name]") + 1).markdown
+        assert f"blocks.{layer}.hook_resid_post" in shown and "blocks.4.hook_resid_post" not in shown, (step, shown)
+
+
 def test_private_names_libraries_and_cycles_stay_unknown(tmp_path):
     ws = _workspace(tmp_path, {
         "utils.py": UTILS,
