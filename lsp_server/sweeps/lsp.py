@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
@@ -319,22 +319,22 @@ def register(server: "TlensServer") -> None:
         return await service.kernel.failing("the patch sweep failed",
                                             service.run_sweep(args["uri"], int(args["line"]), args.get("kind")))
 
-    async def answering(what: str, work: Awaitable) -> Any:
+    async def answering(what: str, work: Callable[[], Awaitable]) -> Any:
         try:
-            return await work
+            return await work()  # (the arguments are read in there too: a bad line is answered, not raised)
         except (SweepError, ValueError, OSError) as e:
             service.kernel.message(f"{what}: {e}", types.MessageType.Error)
             return {"error": str(e)}
 
     @command(server, "tlens.compareSweeps")
     async def compare_sweeps(ls, args: dict) -> Any:
-        found = await answering("comparing the sweeps failed", service.compare(args["uri"], int(args["line"])))
+        found = await answering("comparing the sweeps failed", lambda: service.compare(args["uri"], int(args["line"])))
         return {k: v for k, v in found.items() if k != "png"}
 
     @command(server, "tlens.showSweep")
     async def show_sweep(ls, args: dict) -> Any:
         return await answering("showing the saved sweep failed",
-                               service.show_run(args["uri"], int(args["line"]), str(args["jsonPath"])))
+                               lambda: service.show_run(args["uri"], int(args["line"]), str(args["jsonPath"])))
 
     @handles(server, types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False), default=[])
     async def code_lens(ls, params: types.CodeLensParams) -> list[types.CodeLens]:

@@ -28,7 +28,7 @@ async def execute(client, name, args, timeout=240):
         types.ExecuteCommandParams(command=name, arguments=[args])), timeout)
 
 
-@pytest.mark.server_errors("is not a saved run of this experiment")
+@pytest.mark.server_errors("is not a saved run of this experiment", "comparing the sweeps failed: invalid literal")
 async def test_compare_with_previous_and_switch_between_runs(client):
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
         settings={"settings": {"interpreter": sys.executable, "transformerLensVersion": "4.3.0", "sweep": {"normalize": False}}}))
@@ -66,3 +66,5 @@ async def test_compare_with_previous_and_switch_between_runs(client):
     assert [r["current"] for r in old["history"]] == [False, True] and old["png"]
     missing = await execute(client, "tlens.showSweep", {"uri": uri, "line": line, "jsonPath": "/nowhere.json"})
     assert "is not a saved run of this experiment" in missing["error"]
+    bad_line = await execute(client, "tlens.compareSweeps", {"uri": uri, "line": "seven"})
+    assert "seven" in bad_line["error"], bad_line  # answered with the reason, not a protocol error
