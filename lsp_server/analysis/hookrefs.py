@@ -23,7 +23,8 @@ from .models import CACHING_RUNS, MODEL_CLASSES, CacheInfo, ModelInfo, Models
 from .reuse import NameResolution, NoRefs, Reuse
 from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
-from .syntax import TYPED_PARAMETERS, Node, call_args, call_name, descendants, string_content_range, text
+from .syntax import (TYPED_PARAMETERS, HookPointPath, Node, call_args, call_name, descendants, dotted, hook_point_path,
+                     string_content_range, text)
 from .value_types import Hole, Items, OneOf, Pattern, Seq, Value, is_int as _is_int, item_options, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of, returns_own_container
 
@@ -302,11 +303,15 @@ class HookRefCollector:
 
     def _add_hook(self, call: Node, receiver: Node | None) -> None:
         positional, keywords = call_args(call)
+        path = hook_point_path(receiver) if receiver is not None else None
+        if path is not None:  # `model.blocks[0].attn.hook_z.add_hook(fn)`: HookPoint.add_hook(hook, dir)
+            self._hook_point_registration(call, path, positional[0] if positional else keywords.get("hook"))
+            return
+        if receiver is not None and receiver.type == "attribute" and not dotted(receiver):
+            return  # (`models[0].blocks.add_hook`, `get_model().add_hook`: not a model we can name)
         name_node = positional[0] if positional else keywords.get("name")
         fn_node = positional[1] if len(positional) > 1 else keywords.get("hook")
         model = self._model_for(receiver)
-        if receiver is not None and receiver.type == "attribute":
-            return  # `model.blocks[0].attn.hook_z.add_hook(fn)`: HookPoint.add_hook, no name argument
         if (iterated := self._unpacked_pairs(name_node, fn_node)) is not None:
             self._hook_list(call, iterated, model, depth=0)  # `for name, fn in hooks: model.add_hook(name, fn)`
             return
@@ -758,6 +763,22 @@ class HookRefCollector:
         args = self.ev.act_name_args(node)
         return act_name_pitfall(*args) if args else None
 
+    def _hook_point_registration(self, call: Node, path: HookPointPath, fn_node: Node | None) -> None:
+        """``model.blocks[layer].attn.hook_z.add_hook(fn)``: ``fn`` runs on that hook point, at each layer ``layer``
+        may be (at every layer when that is not known, as for ``f"blocks.{layer}.attn.hook_z"``)."""
+        model = self._model_for(path.model)
+        self.registration_sites.append((call, path.key, fn_node, model))
+        if path.key is not None:  # `model.hook_dict[name].add_hook(fn)`
+            self._register(fn_node, self._name_ref(path.key, "hook", model))
+            return
+        if path.layer is None:
+            self._register_names(fn_node, [_template_of(path.label)])
+            return
+        rest = path.label[len("blocks.{" + text(path.layer) + "}"):]  # `.attn.hook_z`
+        self._register_names(fn_node, [
+            _template_of(f"blocks.{layer}{rest}") if _is_int(layer) else ("blocks.{l}" + rest, None, text(path.layer))
+            for layer in options_of(self.ev.eval(path.layer))])
+
     def _act_name_call(self, call: Node) -> None:
         value = self.ev.act_name(call)
         template, layer, layer_expr = _template_of(value)
@@ -786,7 +807,8 @@ class HookRefCollector:
             return None
         templates = sorted({t for t, _, _ in names})
         layers = {l for _, l, _ in names}
-        template = templates[0] if len(templates) == 1 else None
+        # One hook point at one layer, or at every layer; else each (`blocks.1.…`, `blocks.7.…`: one of them).
+        template = templates[0] if len(templates) == 1 and (len(layers) == 1 or None in layers) else None
         how = "hook.name: the hook point this function is registered on"
         ref = HookRef(node.start_byte, node.end_byte, context, template,
                       layer=next(iter(layers)) if len(layers) == 1 else None,

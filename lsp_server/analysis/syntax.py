@@ -249,6 +249,79 @@ def statement_of(node: Node) -> Node:
     return current
 
 
+TL_SUBMODULES = frozenset({"blocks", "embed", "pos_embed", "unembed", "ln_final", "hook_dict", "mod_dict"})
+
+
+def dotted(node: Node) -> bool:
+    """A name or a dotted name: ``model``, ``self.model``."""
+    while node.type == "attribute":
+        node = node.child_by_field_name("object")
+        if node is None:
+            return False
+    return node.type == "identifier"
+
+
+@dataclass(frozen=True)
+class HookPointPath:
+    """``model.blocks[l].attn.hook_z``: a hook point reached through the model's modules (``HookPoint.add_hook``)."""
+
+    model: Node  # the model expression
+    label: str  # the hook point's name, a non-literal index as `{expr}`: `blocks.{l}.attn.hook_z`
+    name_text: str  # that name as Python: `f"blocks.{l}.attn.hook_z"`; `hook_dict[key]`: the key expression
+    layer: Node | None = None  # `blocks[layer]`: the layer expression, when it is not a literal
+    key: Node | None = None  # `hook_dict[key]` / `mod_dict[key]`: the key expression
+
+
+def hook_point_path(recv: Node) -> HookPointPath | None:
+    """``model.blocks[l].attn.hook_z``, ``model.hook_embed``, ``model.hook_dict[name]``: the path to a hook point."""
+    chain: list[Node] = []
+    n = recv
+    while n.type in ("attribute", "subscript"):
+        chain.append(n)
+        n = n.child_by_field_name("object") if n.type == "attribute" else n.child_by_field_name("value")
+        if n is None:
+            return None
+    chain.reverse()  # innermost (closest to the root) first
+    split = None
+    for i, node in enumerate(chain):
+        if node.type == "attribute":
+            attr = text(node.child_by_field_name("attribute"))
+            if attr in TL_SUBMODULES or attr.startswith("hook_"):
+                split = i
+                break
+    if split is None:
+        return None
+    model_node = chain[split].child_by_field_name("object")
+    if model_node is None or not (model_node.type == "identifier" or (model_node.type == "attribute" and dotted(model_node))):
+        return None
+    last = chain[-1]
+    parts: list[str] = []
+    layer = None
+    for node in chain[split:]:
+        if node.type == "attribute":
+            parts.append(text(node.child_by_field_name("attribute")))
+        else:
+            sub = node.child_by_field_name("subscript")
+            if sub is None:
+                return None
+            if parts and parts[-1] in ("hook_dict", "mod_dict"):
+                if node is not last:
+                    return None
+                label = sub.text.decode().strip("'\"") if sub.type == "string" else text(sub)
+                return HookPointPath(model_node, label, text(sub), key=sub)
+            if sub.type == "integer":
+                parts.append(text(sub))
+            elif layer is None and parts == ["blocks"]:
+                parts.append("{" + text(sub) + "}")
+                layer = sub
+            else:
+                return None
+    if last.type != "attribute" or not parts[-1].startswith("hook_"):
+        return None
+    name = ".".join(parts)
+    return HookPointPath(model_node, name, f'f"{name}"' if layer is not None else f'"{name}"', layer=layer)
+
+
 def descendants(node: Node, *types: str) -> list[Node]:
     """Named descendants of ``node`` (itself included) whose type is one of ``types``, in source order."""
     out, stack = [], [node]

@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 from ..findings import Finding
 from ..hook_signatures import HookSite
-from ..syntax import Node, call_args, call_name, text
+from ..syntax import Node, call_args, call_name, hook_point_path, text
 from .doc import Doc
 from .events import Event, Key
 from .messages import bridge_level_finding
 from .models import ModelKeys
-from .syntax import gives_hooks, hookpoint_of, in_lambda, literal, permanent, short
+from .syntax import gives_hooks, in_lambda, literal, permanent, short
 
 RELEVANT_METHODS = frozenset({"add_hook", "add_perma_hook", "reset_hooks", "remove_all_hook_fns", "run_with_cache",
                               "run_with_hooks", "hooks", "forward", "generate", "backward"})
@@ -115,9 +115,9 @@ class HookEvents:
         if recv is None:
             return
         positional, keywords = call_args(call)
-        hookpoint = hookpoint_of(recv)
+        hookpoint = hook_point_path(recv)
         if hookpoint is not None:
-            model_node, label, name_text = hookpoint
+            model_node, label, name_text = hookpoint.model, hookpoint.label, hookpoint.name_text
             key = self.models.key(model_node)
             if key is None:
                 return

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from ..models import is_bridge_code
 from ..scopes import MODULE
-from ..syntax import Node, text
+from ..syntax import Node, dotted, text
 from .doc import Doc
 from .events import Key
-from .syntax import dotted
 
 
 class ModelKeys:

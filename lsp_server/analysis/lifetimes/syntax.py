@@ -5,21 +5,10 @@ Everything here works on tree-sitter nodes of one parse and byte offsets into it
 
 from __future__ import annotations
 
-from ..syntax import Node, statement_of, text
+from ..syntax import Node, dotted, statement_of, text
 
 LOOPS = ("for_statement", "while_statement")
 SCOPE_BOUNDARIES = ("function_definition", "lambda", "module")
-TL_SUBMODULES = frozenset({"blocks", "embed", "pos_embed", "unembed", "ln_final", "hook_dict", "mod_dict"})
-
-
-def dotted(node: Node) -> bool:
-    while node.type == "attribute":
-        node = node.child_by_field_name("object")
-        if node is None:
-            return False
-    return node.type == "identifier"
-
-
 def short(s: str, n: int = 40) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[: n - 1] + "…"
@@ -38,54 +27,6 @@ def permanent(node: Node | None) -> bool | None:
     if text(node) == "True":
         return True
     return None
-
-
-def hookpoint_of(recv: Node) -> tuple[Node, str, str] | None:
-    """``model.blocks[l].attn.hook_z`` -> (model node, label, name expression) for ``HookPoint.add_hook``."""
-    chain: list[Node] = []
-    n = recv
-    while n.type in ("attribute", "subscript"):
-        chain.append(n)
-        n = n.child_by_field_name("object") if n.type == "attribute" else n.child_by_field_name("value")
-        if n is None:
-            return None
-    chain.reverse()  # innermost (closest to the root) first
-    split = None
-    for i, node in enumerate(chain):
-        if node.type == "attribute":
-            attr = text(node.child_by_field_name("attribute"))
-            if attr in TL_SUBMODULES or attr.startswith("hook_"):
-                split = i
-                break
-    if split is None:
-        return None
-    model_node = chain[split].child_by_field_name("object")
-    if model_node is None or not (model_node.type == "identifier" or (model_node.type == "attribute" and dotted(model_node))):
-        return None
-    last = chain[-1]
-    parts: list[str] = []
-    holes = False
-    for node in chain[split:]:
-        if node.type == "attribute":
-            parts.append(text(node.child_by_field_name("attribute")))
-        else:
-            sub = node.child_by_field_name("subscript")
-            if sub is None:
-                return None
-            if parts and parts[-1] in ("hook_dict", "mod_dict"):
-                if node is not last:
-                    return None
-                label = sub.text.decode().strip("'\"") if sub.type == "string" else text(sub)
-                return model_node, label, text(sub)
-            if sub.type == "integer":
-                parts.append(text(sub))
-            else:
-                parts.append("{" + text(sub) + "}")
-                holes = True
-    if last.type != "attribute" or not parts[-1].startswith("hook_"):
-        return None
-    name = ".".join(parts)
-    return model_node, name, (f'f"{name}"' if holes else f'"{name}"')
 
 
 def gives_hooks(keywords: dict) -> bool:
