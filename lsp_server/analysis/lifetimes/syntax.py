@@ -5,10 +5,12 @@ Everything here works on tree-sitter nodes of one parse and byte offsets into it
 
 from __future__ import annotations
 
-from ..syntax import Node, dotted, statement_of, text
+from ..syntax import Node, statement_of, text
 
 LOOPS = ("for_statement", "while_statement")
 SCOPE_BOUNDARIES = ("function_definition", "lambda", "module")
+
+
 def short(s: str, n: int = 40) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[: n - 1] + "…"
