@@ -17,9 +17,9 @@ from .syntax import Node, text
 # Methods of containers that store their arguments (and return None), and calls that only show or save them.
 _STORES = frozenset({"append", "extend", "add", "update", "insert", "setdefault", "put", "__setitem__"})
 _SINKS = frozenset({"print", "torch.save", "t.save", "np.save", "pickle.dump"})
-# Expressions that make a new value of their operands: what they compute is not the activation.
-_NEW_VALUES = frozenset({"binary_operator", "comparison_operator", "unary_operator", "boolean_operator",
-                         "interpolation", "format_expression", "not_operator"})
+# Expressions that make a new value of their operands: what they compute is not the activation (`act or x` may be).
+_NEW_VALUES = frozenset({"binary_operator", "comparison_operator", "unary_operator", "interpolation",
+                         "format_expression", "not_operator"})
 # Containers an activation may sit in on its way to a store (`cache.update({hook.name: act})`).
 _CONTAINERS = frozenset({"list", "tuple", "dictionary", "pair", "set", "parenthesized_expression", "expression_list"})
 _MAX_ALIASES = 8
