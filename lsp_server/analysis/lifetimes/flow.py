@@ -125,12 +125,12 @@ class Flow:
             # to start clean, or the hook came out of a helper the caller never saw add it.
             deliberate = (removed_at is not None and p.leak.what not in SURPRISING and p.via is None
                           and not CLEAN_RUN.search(assigned_names(use_statement(p.anchor, p.leak.node))))
-            if records_only(self.scopes, p.ev.fn_node):
-                # The later forward's results are as they would be; only the record changes (which may be
-                # the point, as in a loop that caches each step, or a bug, as in a difference double counted).
-                self._emit(self.messages.recorded_again(p, "hint" if deliberate else "information"))
-            else:
-                self._emit(self.messages.leak(p, "hint" if deliberate else "warning", removed_at))
+            # A hook that only records leaves the later forward's results as they would be; only the record
+            # changes (which may be the point, as in a loop that caches each step, or a bug, as in a difference
+            # counted twice).
+            records = records_only(self.scopes, p.ev.fn_node)
+            severity = "hint" if deliberate else "information" if records else "warning"
+            self._emit(self.messages.leak(p, severity, removed_at, records))
             return
         if summary is None:
             return

@@ -92,12 +92,19 @@ class Messages:
         fields = {"recv": forward.recv, "what": forward.what, "label": forward.label, "where": where}
         return names.format(**fields), why.format(**fields)
 
-    def leak(self, p: Pending, severity: str, removed_at: Node | None) -> Finding:
-        """A hook still attached during a forward after the one it is meant for."""
+    def leak(self, p: Pending, severity: str, removed_at: Node | None, records_only: bool = False) -> Finding:
+        """A hook still attached during a forward after the one it is meant for. ``records_only``: the hook only
+        records its activation, so that forward's results are unchanged and only the record is not."""
         ev, leak = p.ev, p.leak
         assert leak is not None and p.first is not None
         origin = f" (added inside `{enclosing_function_name(ev.node)}`)" if p.via is not None else ""
-        if severity == "hint":
+        if records_only:
+            message = (f"Hook on {_shown(ev.label)}{origin} only records its activation, and it is still attached during "
+                       f"{self._phrases(leak)[0]} ({self.where(leak.node)}): what it recorded from the forward at "
+                       f"{self.where(p.first.node)} is replaced by (or added to) that forward's activations. That "
+                       f"forward's results are unchanged. If the record should hold only the forward at "
+                       f"{self.where(p.first.node)}, call `{p.recv}.reset_hooks()` after it.")
+        elif severity == "hint":
             desc = self._phrases(leak)[0]
             message = (f"Hook on {_shown(ev.label)}{origin} stays attached from the forward at {self.where(p.first.node)} "
                        f"through {desc} ({self.where(leak.node)}; removed at {self.where(removed_at)}). "
@@ -108,20 +115,6 @@ class Messages:
             message = (f"Hook on {_shown(ev.label)}{origin} is still attached during {desc} ({self.where(leak.node)}): "
                        f"{why}. It was meant for the forward at {self.where(p.first.node)}; "
                        f"remove it after that with `{p.recv}.reset_hooks()`, or scope it with `with {p.recv}.hooks(...)`.")
-        return Finding(*add_range(ev), "stale-hook", severity, message, fixes=self.fixes.reset_after_use(p),
-                       related=self._related(p, leak=True))
-
-    def recorded_again(self, p: Pending, severity: str) -> Finding:
-        """A hook that only records its activation, still attached during a later forward: that forward's results
-        are unchanged, but what the hook recorded from the forward it was meant for is replaced or added to."""
-        ev, leak = p.ev, p.leak
-        assert leak is not None and p.first is not None
-        origin = f" (added inside `{enclosing_function_name(ev.node)}`)" if p.via is not None else ""
-        message = (f"Hook on {_shown(ev.label)}{origin} only records its activation, and it is still attached during "
-                   f"{self._phrases(leak)[0]} ({self.where(leak.node)}): what it recorded from the forward at "
-                   f"{self.where(p.first.node)} is replaced by (or added to) that forward's activations. That "
-                   f"forward's results are unchanged. If the record should hold only the forward at "
-                   f"{self.where(p.first.node)}, call `{p.recv}.reset_hooks()` after it.")
         return Finding(*add_range(ev), "stale-hook", severity, message, fixes=self.fixes.reset_after_use(p),
                        related=self._related(p, leak=True))
 
