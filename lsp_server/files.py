@@ -46,7 +46,7 @@ def load_views(path: Path, workspace: Workspace) -> list[View]:
     if path.suffix == ".ipynb":
         cells = notebook_code_cells(text)
         return workspace.notebook_views(str(path), [CellText(f"{path}#cell{i}", src, 0, i) for i, src in cells])
-    return [workspace.text_view(str(path), text, 0)]
+    return [workspace.text_view(str(path), text, None)]  # keyed by the text: no editor versions here
 
 
 def notebook_code_cells(text: str) -> list[tuple[int, str]]:

@@ -282,7 +282,7 @@ def linked_workspace(context: Callable[[str], AnalysisContext], root: Path) -> W
 
     def analyse(path: Path) -> Analysis | None:
         text = modules.text(path)
-        return workspace.text_view(str(path), text, 0).analysis if text is not None else None
+        return workspace.text_view(str(path), text, None).analysis if text is not None else None  # keyed by the text itself
 
     def linked(path: str) -> AnalysisContext:
         return dataclasses.replace(context(path), links=modules.links(Path(path)))

@@ -172,6 +172,16 @@ def test_an_edit_to_an_imported_file_makes_its_importers_stale(tmp_path):
     assert after.findings == []  # gpt2-xl has 48 layers: layer 20 exists
 
 
+def test_an_imported_file_edited_on_disk_to_the_same_length_is_read_again(tmp_path):
+    ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "main.py": MAIN})
+    main = tmp_path / "main.py"
+    assert _hover(ws, main, "SITE]").startswith("`blocks.3.hook_resid_post`")
+    edited = UTILS.replace('"blocks.3.hook_resid_post"', '"blocks.5.hook_resid_post"')
+    assert len(edited) == len(UTILS) and edited != UTILS
+    (tmp_path / "utils.py").write_text(edited)
+    assert _hover(ws, main, "SITE]").startswith("`blocks.5.hook_resid_post`")
+
+
 HELPER = '''\
 def name_of(layer):
     return f"blocks.{layer}.attn.hook_z"

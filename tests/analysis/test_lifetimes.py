@@ -235,6 +235,14 @@ def test_never_removed_at_module_level_is_a_warning_but_not_in_a_function_with_a
     """) == set()
 
 
+def test_a_recording_hook_never_removed_says_later_forwards_record_too():
+    _, f = only(HT + "acts = []\nmodel.add_hook('blocks.0.hook_resid_pre', lambda x, hook: acts.append(x))\nmodel('a')\n")
+    assert (f.code, f.severity) == ("stale-hook", "warning")
+    assert "records its activation too" in f.message and "runs it too" not in f.message
+    _, f = only(HT + "model.add_hook('blocks.0.hook_resid_pre', lambda x, hook: x * 0)\nmodel('a')\n")
+    assert "runs it too" in f.message and "records" not in f.message
+
+
 def test_permanent_and_handle_managed_hooks_are_deliberate():
     assert found(HT + "model.add_perma_hook('blocks.0.hook_resid_pre', lambda x, hook: x)\nmodel('a')\nmodel('b')\n") == set()
     assert found(HT + "model.add_hook('blocks.0.hook_resid_pre', lambda x, hook: x, is_permanent=True)\nmodel('a')\nmodel('b')\n") == set()

@@ -137,7 +137,7 @@ class Flow:
         end = self.scopes.parsed.root.end_byte if scope == MODULE else scope[1]
         if p.first is not None and scope == MODULE:
             if not self._rebound(p, p.use.end_byte, end):
-                self._emit(self.messages.never_removed(p))
+                self._emit(self.messages.never_removed(p, records_only(self.scopes, p.ev.fn_node)))
             return
         if scope != MODULE and p.via is None and p.key[0] != "l":
             summary.leaks.append(p)

@@ -118,14 +118,17 @@ class Messages:
         return Finding(*add_range(ev), "stale-hook", severity, message, fixes=self.fixes.reset_after_use(p),
                        related=self._related(p, leak=True))
 
-    def never_removed(self, p: Pending) -> Finding:
-        """A module-level hook that stays for the rest of the session."""
+    def never_removed(self, p: Pending, records_only: bool = False) -> Finding:
+        """A module-level hook that stays for the rest of the session. ``records_only``: the hook only records its
+        activation, so later forwards' results are unchanged, but each one records over (or adds to) the record."""
         ev = p.ev
         assert p.first is not None
         origin = f" (inside `{enclosing_function_name(ev.node)}`)" if p.via is not None else ""
+        effect = ("records its activation too, over what the forward there recorded (or on top of it: a list that "
+                  "grows with every forward)" if records_only else "runs it too")
         message = (f"Hook on {_shown(ev.label)}{origin} is never removed: after the forward at {self.where(p.first.node)} it "
                    f"stays on `{p.recv}` for the rest of the session, so every later forward (another cell, a re-run "
-                   f"cell, run_with_cache, patching) runs it too; `run_with_cache` and `run_with_hooks` do not remove it. "
+                   f"cell, run_with_cache, patching) {effect}; `run_with_cache` and `run_with_hooks` do not remove it. "
                    f"Remove it with `{p.recv}.reset_hooks()` after {self.where(p.first.node)}, or scope it with "
                    f"`with {p.recv}.hooks(...)`.")
         return Finding(*add_range(ev), "stale-hook", "warning", message, fixes=self.fixes.reset_after_use(p),
