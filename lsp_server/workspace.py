@@ -21,6 +21,7 @@ from .analysis.edits import Edit, diff_in
 from .analysis.findings import Finding
 from .analysis.imports import ModuleLinks
 from .analysis.syntax import SyntaxParser
+from .collection import collection_paused
 
 _CELL_MAGIC = re.compile(r"^\s*%%(\w+)")
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "px", "autoreload", "cython"})
@@ -164,7 +165,9 @@ class Workspace:
             if not _current(entry, key):
                 parser = self._parsers.setdefault(uri, SyntaxParser())
                 started = self._expiries
-                entry = _Entry(key, analyze(text, self._context(uri), parser, self.extra_checks), source=text.encode("utf-8"))
+                with collection_paused():
+                    analysis = analyze(text, self._context(uri), parser, self.extra_checks)
+                entry = _Entry(key, analysis, source=text.encode("utf-8"))
                 self._keep(uri, entry, started)
         return View(entry.analysis, uri)
 
@@ -238,7 +241,8 @@ class Workspace:
                     text, spans = joined_cells(cells)
                     parser = self._parsers.setdefault(notebook_uri, SyntaxParser())
                     started = self._expiries
-                    analysis = analyze(text, self._context(notebook_uri), parser, self.extra_checks, notebook=True)
+                    with collection_paused():
+                        analysis = analyze(text, self._context(notebook_uri), parser, self.extra_checks, notebook=True)
                     entry = _Entry(key, analysis, spans, source=text.encode("utf-8"))
                     self._keep(notebook_uri, entry, started)
         return [View(entry.analysis, span.uri, span, entry.cells) for span in entry.cells]

@@ -35,6 +35,51 @@ def test_a_full_collection_runs_once_the_server_is_idle(monkeypatch):
     asyncio.run(scenario())
 
 
+def test_no_collection_starts_while_an_analysis_runs_on_any_thread():
+    import gc
+    import threading
+
+    assert gc.isenabled()
+    inside, release = threading.Event(), threading.Event()
+
+    def other_analysis():
+        with collection.collection_paused():
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=other_analysis)
+    with collection.collection_paused():
+        assert not gc.isenabled()
+        thread.start()
+        inside.wait(5)
+    assert not gc.isenabled()  # the other thread's analysis still runs
+    release.set()
+    thread.join(5)
+    assert gc.isenabled()
+    gc.disable()  # collections off anyway (a caller's choice): a pause leaves them off
+    try:
+        with collection.collection_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_an_analysis_through_the_workspace_runs_without_collections(monkeypatch):
+    import gc
+
+    from lsp_server import workspace as ws
+    from lsp_server.analysis.document import AnalysisContext
+
+    seen = []
+    real = ws.analyze
+    monkeypatch.setattr(ws, "analyze", lambda *a, **k: (seen.append(gc.isenabled()), real(*a, **k))[1])
+    cache = ws.Workspace(lambda uri: AnalysisContext())
+    cache.text_view("file:///a.py", "x = 1\n", 1)
+    cache.notebook_views("file:///n.ipynb", [ws.CellText("file:///n.ipynb#1", "y = 2\n", 1, 1)])
+    assert seen == [False, False] and gc.isenabled()
+
+
 def test_a_replaced_analysis_is_freed_once_its_successor_is_published():
     """Freeing a large file's analysis and tree takes milliseconds: not between an edit and its diagnostics."""
     import weakref
