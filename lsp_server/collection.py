@@ -6,9 +6,9 @@ analyses, inside one, and walks every object the server holds: ~8 ms of the ~50 
 re-analysis of a 5,000-line file takes. So the objects the server starts with (modules, tables) are
 frozen out of every collection, automatic full collections are ten times rarer (they still bound the
 memory an unbroken burst of edits can leave), and a full collection runs once the server has been
-idle for a second. While an analysis runs, no collection starts at all (:func:`collection_paused`): the
-objects it makes and drops are freed as they go, and the few cycles it leaves are collected later, after the
-diagnostics are out, at ~1.5–2.5 ms less per keystroke on that file.
+idle for a second. While an analysis runs, no collection starts at all (:func:`collection_paused`): it
+makes no cycles (tests/analysis/test_no_reference_cycles.py), so reference counting frees what it drops, and
+the collections its allocations triggered only walked its live objects, ~1.7 ms of a keystroke's ~38 ms there.
 """
 
 from __future__ import annotations

@@ -863,7 +863,8 @@ class HookRefCollector:
             return True
         scope = self.scopes.scope_of(name.start_byte)
         if not self.scopes.definitions(word, scope) and reaching is not None and reaching.kind != "import":
-            scope = self.scopes.scope_of(reaching.offset)  # a closure's free name: where it is bound
+            # A closure's free name: where it is bound (a parameter's offset is its def's, outside the def's scope).
+            scope = self.scopes.scope_of(reaching.node.start_byte if reaching.kind == "param" else reaching.offset)
         for d in self.scopes.definitions(word, scope):
             if d.kind == "assign" and d.target.type == "identifier" and self._container(d.node, self.scopes):
                 return True
@@ -1013,6 +1014,12 @@ class HookRefCollector:
         passed = self.models.passed_caches(d) if d is not None and d.kind == "param" else None
         return not any(c is not None and c.call is not None for c in passed or ())
 
+    def _annotated_as_mapping(self, sub: Node) -> bool:
+        """Whether the subscripted name is a parameter annotated as a dict or mapping (see :func:`_annotated_mapping`)."""
+        value = sub.child_by_field_name("value")
+        d = self.scopes.lookup(text(value), value.start_byte) if value is not None and value.type == "identifier" else None
+        return d is not None and _annotated_mapping(d)
+
     def _full_name(self, key: Node) -> bool:
         """Whether every value of ``key`` is written as a full hook name (``blocks.…``, ``hook_…``)."""
         for v in options_of(self.ev.eval(key)):
@@ -1040,8 +1047,10 @@ class HookRefCollector:
             short, layer_type = self._act_name_short(key)
         if _is_short_name(value):
             # ActivationCache looks up non-names through get_act_name: cache["embed"] -> hook_embed
-            if not _may_mean_a_hook(value) and self._named_only(sub, cache):
-                return  # `cache_row["logit_diff"]`: a dict named like a cache, with keys of its own
+            if (not _may_mean_a_hook(value) or self._annotated_as_mapping(sub)) and self._named_only(sub, cache):
+                # `cache_row["logit_diff"]`: a dict named like a cache, with keys of its own; `acts_cache["resid_pre"]`
+                # with `acts_cache: Dict[str, Tensor]`: a dict, unless a caller passes a cache
+                return
             looked_up = cache_key_name(value)
             how = f"cache[{value!r}] → get_act_name({value!r}) = '{looked_up}'"
             if key.type == "string":
@@ -1154,6 +1163,14 @@ def _annotated_bare_dict(d) -> bool:
     """A parameter annotated ``dict`` or ``Dict`` and nothing more: an ActivationCache as often as a dict."""
     annotation = d.node.child_by_field_name("type") if d.kind == "param" else None
     return annotation is not None and text(annotation).rsplit(".", 1)[-1] in ("dict", "Dict")
+
+
+def _annotated_mapping(d) -> bool:
+    """A parameter annotated as a dict or mapping (``Dict[str, Tensor]``, ``Mapping[str, torch.Tensor]``), not as an
+    ActivationCache: a dict of activations by full hook name, maybe, which looks a short name up as written."""
+    annotation = d.node.child_by_field_name("type") if d.kind == "param" else None
+    written = text(annotation).lower() if annotation is not None else ""
+    return ("dict" in written or "mapping" in written) and "activationcache" not in written
 
 
 def _annotated_not_a_cache(d) -> bool:

@@ -351,6 +351,27 @@ def test_a_parameter_every_caller_passes_a_dict_is_not_a_cache_even_for_a_def_in
     assert [code for _, code, _, _ in rows] == ["unknown-hook"]
 
 
+def test_a_parameter_annotated_as_a_dict_of_tensors_looks_its_keys_up_as_written():
+    """Seen in real code: `def patch_resid_pre(src_cache: dict, layer)` whose hook closure reads `src_cache["resid_pre"]`,
+    a dict of the code's own stacked by layer. A dict does not expand short names as a cache does: no error,
+    unless every caller passes a real cache."""
+    closure = ("def patch_resid_pre(src_cache: dict, layer: int):\n"
+               "    def fn(value, hook):\n        value[0, -1, :] = src_cache['resid_pre'][layer]\n        return value\n"
+               "    return [(f'blocks.{layer}.hook_resid_pre', fn)]\n")
+    assert findings(closure)[0] == []
+    for annotation in ("Dict[str, torch.Tensor]", "dict[str, Tensor]", "Mapping[str, Tensor]", "Optional[Dict[str, Tensor]]"):
+        src = f"def read(acts_cache: {annotation}, layer):\n    return acts_cache['resid_pre'][layer]\n"
+        assert findings(src)[0] == [], annotation
+    # Full hook names are the same key in both: they hover with their shape, and a typo in one is still wrong.
+    typed = "def read(acts_cache: Dict[str, Tensor]):\n    return acts_cache['blocks.0.hook_resid_pre'], acts_cache['resid_pre']\n"
+    assert hovers_in(HEADER + typed, "acts_cache['")[0].startswith("`blocks.0.hook_resid_pre` · `[batch, pos, d_model]`")
+    rows, _ = findings("def read(acts_cache: Dict[str, Tensor]):\n    return acts_cache['blocks.0.hook_resid_pree']\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+    # Every caller passes a real cache: it is one, and a short name without a layer is wrong.
+    rows, _ = findings(typed + "read(cache)\n")
+    assert [code for _, code, _, _ in rows] == ["unknown-hook"]
+
+
 def test_a_filter_for_sae_hooks_is_judged_only_on_a_model_that_cannot_carry_saes():
     """`names_filter=lambda name: "error" in name` selects SAE Lens's `….hook_sae_error` under attached SAEs (seen in
     real code, on a model handed in as a parameter): silent for a parameter or a HookedSAETransformer, still an
