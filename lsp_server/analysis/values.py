@@ -468,7 +468,9 @@ class Evaluator(ObjectAttributes):
         return self._mutated_names[name]
 
     def _dict_item(self, node: Node, depth: int) -> Value:
-        """``cfg["act_name"]`` where ``cfg`` is a dict literal of the file (``cfg = {"act_name": ...}``)."""
+        """``cfg["act_name"]`` where ``cfg`` is a dict literal of the file (``cfg = {"act_name": ...}``); with a key
+        that may be several strings or is unknown (``SITES[component]``, ``component`` a parameter), one of the values
+        those keys select (any other key raises KeyError: no value at all)."""
         container, key = node.child_by_field_name("value"), node.child_by_field_name("subscript")
         if container is None or key is None or container.type != "identifier":
             return None
@@ -480,12 +482,18 @@ class Evaluator(ObjectAttributes):
         if not self._dict_unchanged(d):
             return None  # `cfg["act_name"] = ...`, `cfg.update(...)`, `post_init_cfg(cfg)`: not the literal any more
         wanted = self.eval(key, depth + 1)
-        if not isinstance(wanted, str):
+        pairs = [p for p in d.node.named_children if p.type != "comment"]
+        if isinstance(wanted, str):
+            for pair in pairs:
+                if pair.type == "pair" and self.eval(pair.child_by_field_name("key"), depth + 1) == wanted:
+                    return self.eval(pair.child_by_field_name("value"), depth + 1)
             return None
-        for pair in d.node.named_children:
-            if pair.type == "pair" and self.eval(pair.child_by_field_name("key"), depth + 1) == wanted:
-                return self.eval(pair.child_by_field_name("value"), depth + 1)
-        return None
+        keys = options_of(wanted) if wanted is not None else None
+        if keys is not None and not all(isinstance(k, str) for k in keys) or not pairs or len(pairs) > MAX_OPTIONS \
+                or any(p.type != "pair" for p in pairs):  # (`**other` in the literal: keys not seen here)
+            return None
+        chosen = [p for p in pairs if keys is None or self.eval(p.child_by_field_name("key"), depth + 1) in keys]
+        return one_of(self.eval(p.child_by_field_name("value"), depth + 1) for p in chosen) if chosen else None
 
     def _dict_unchanged(self, d: Definition) -> bool:
         """Whether the dict literal ``d`` binds is only ever read: every use of the name bound there is an

@@ -7,6 +7,7 @@ from lsp_server.analysis.activation_stores import ActivationStores
 from lsp_server.analysis.document import AnalysisContext, analyze
 from lsp_server.analysis.hookrefs import _filter_tests
 from lsp_server.analysis.syntax import descendants, text
+from lsp_server.analysis.value_types import Hole, OneOf, Pattern
 from lsp_server.features.hover import hover
 from lsp_server.knowledge.resolve import resolve_model_name
 
@@ -206,6 +207,22 @@ def test_a_dict_literal_is_read_only_while_nothing_may_change_it():
     for change, expected in cases.items():
         a = _analysis('cfg = {"act_name": "blocks.0.hook_resid_post"}\n' + change + 'x = cfg["act_name"]\nx\n')
         assert _value_at(a, "x") == expected, change
+
+
+def test_a_dict_literal_read_with_an_unknown_key_is_one_of_its_values():
+    """Seen in real code: `hook_name = get_act_name(_TARGETED_HOOK_MAP[component], layer)`, `component` a parameter."""
+    sites = 'SITES = {"attn_head": "z", "mlp_neuron": "post", "resid": "resid_pre"}\n'
+    a = _analysis(sites + 'def run(component, layer):\n    x = utils.get_act_name(SITES[component], layer)\n    x\n')
+    assert _value_at(a, "x") == OneOf(tuple(Pattern(("blocks.", Hole("layer"), site))
+                                            for site in (".attn.hook_z", ".mlp.hook_post", ".hook_resid_pre")))
+    # Several known keys select their values only; a key the dict lacks, or a non-string one, selects nothing.
+    a = _analysis(sites + 'for c in ["resid", "attn_head"]:\n    y = SITES[c]\n    y\n')
+    assert _value_at(a, "y") == OneOf(("z", "resid_pre"))
+    assert _value_at(_analysis(sites + 'y = SITES["nope"]\ny\n'), "y") is None
+    assert _value_at(_analysis(sites + 'y = SITES[3]\ny\n'), "y") is None
+    # A literal that unpacks another dict, or that the file may change, has keys not seen here.
+    assert _value_at(_analysis('SITES = {"a": "z", **more}\ndef f(c):\n    y = SITES[c]\n    y\n'), "y") is None
+    assert _value_at(_analysis(sites + 'SITES.update(extra)\ndef f(c):\n    y = SITES[c]\n    y\n'), "y") is None
 
 
 # -- attributes of the file's own objects
