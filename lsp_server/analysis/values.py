@@ -472,15 +472,9 @@ class Evaluator(ObjectAttributes):
         that may be several strings or is unknown (``SITES[component]``, ``component`` a parameter), one of the values
         those keys select (any other key raises KeyError: no value at all)."""
         container, key = node.child_by_field_name("value"), node.child_by_field_name("subscript")
-        if container is None or key is None or container.type != "identifier":
+        d = self._read_only_dict(container) if key is not None else None
+        if d is None:
             return None
-        d = self.scopes.lookup(text(container), node.start_byte)
-        if d is None or d.kind != "assign" or d.target.type != "identifier" or d.node.type != "dictionary":
-            return None
-        if self.reads is not None:
-            self.reads.add(text(container))
-        if not self._dict_unchanged(d):
-            return None  # `cfg["act_name"] = ...`, `cfg.update(...)`, `post_init_cfg(cfg)`: not the literal any more
         wanted = self.eval(key, depth + 1)
         pairs = [p for p in d.node.named_children if p.type != "comment"]
         if isinstance(wanted, str):
@@ -494,6 +488,41 @@ class Evaluator(ObjectAttributes):
             return None
         chosen = [p for p in pairs if keys is None or self.eval(p.child_by_field_name("key"), depth + 1) in keys]
         return one_of(self.eval(p.child_by_field_name("value"), depth + 1) for p in chosen) if chosen else None
+
+    def _read_only_dict(self, name: Node | None) -> Definition | None:
+        """The binding of ``name`` to a dict literal of the file, when nothing may change the dict."""
+        if name is None or name.type != "identifier":
+            return None
+        d = self.scopes.lookup(text(name), name.start_byte)
+        if d is None or d.kind != "assign" or d.target.type != "identifier" or d.node.type != "dictionary":
+            return None
+        if self.reads is not None:
+            self.reads.add(text(name))
+        # `cfg["act_name"] = ...`, `cfg.update(...)`, `post_init_cfg(cfg)`: not the literal any more
+        return d if self._dict_unchanged(d) else None
+
+    def _dict_loop(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
+        """``for k in SITES`` (or ``SITES.keys()``), ``for v in SITES.values()``, ``for k, v in SITES.items()`` over a
+        dict literal of the file that nothing changes: one of its keys, or of its values."""
+        method = None
+        if iterable.type == "call":
+            function, args = iterable.child_by_field_name("function"), iterable.child_by_field_name("arguments")
+            if function is None or function.type != "attribute" or args is None or args.named_child_count:
+                return None
+            method = text(function.child_by_field_name("attribute"))
+            iterable = function.child_by_field_name("object")
+        if method not in (None, "keys", "values", "items"):
+            return None
+        if method == "items":
+            names = [text(c) for c in target.named_children] if target.type in ("pattern_list", "tuple_pattern") else []
+            side = ("key", "value")[names.index(name)] if len(names) == 2 and name in names else None
+        else:
+            side = "value" if method == "values" else "key" if target.type == "identifier" else None
+        d = self._read_only_dict(iterable) if side is not None else None
+        pairs = [p for p in d.node.named_children if p.type != "comment"] if d is not None else []
+        if not pairs or len(pairs) > MAX_OPTIONS or any(p.type != "pair" for p in pairs):
+            return None
+        return one_of(self.eval(p.child_by_field_name(side), depth + 1) for p in pairs)
 
     def _dict_unchanged(self, d: Definition) -> bool:
         """Whether the dict literal ``d`` binds is only ever read: every use of the name bound there is an
@@ -518,6 +547,8 @@ class Evaluator(ObjectAttributes):
             return self._items(iterable, depth)  # `for letter in "qkv"`
         if iterable.type not in ("list", "tuple", "set"):
             keys = self._cache_key_loop(name, target, iterable)
+            if keys is None:
+                keys = self._dict_loop(name, target, iterable, depth)
             return keys if keys is not None else self._loop_over_value(name, target, self.eval(iterable, depth + 1))
         items = [c for c in iterable.named_children if c.type != "comment"]
         if target.type == "identifier":
@@ -1182,7 +1213,7 @@ _LOOKING_CALLS = frozenset({"len", "print", "repr", "str", "list", "sorted"})
 
 def _read_only_use(name: Node) -> bool:
     """Whether this occurrence of a dict's name only reads it: ``d[k]`` (not assigned or deleted),
-    ``d.get(k)``, ``k in d``, ``len(d)``, ``for k in d``."""
+    ``d.get(k)``, ``k in d``, ``len(d)``, ``for k in d`` (a comprehension's too)."""
     parent = name.parent
     if parent is None:
         return False
@@ -1198,8 +1229,8 @@ def _read_only_use(name: Node) -> bool:
         return True  # `"act_name" in cfg`
     if parent.type == "assignment" and parent.child_by_field_name("left") == name:
         return True  # `cfg = {...}` again: another binding, which the lookup follows
-    if parent.type == "for_statement" and parent.child_by_field_name("right") == name:
-        return True
+    if parent.type in ("for_statement", "for_in_clause") and parent.child_by_field_name("right") == name:
+        return True  # `for k in cfg`, `[k for k in cfg]`
     if parent.type == "argument_list" and parent.parent is not None and parent.parent.type == "call":
         function = parent.parent.child_by_field_name("function")
         return function is not None and function.type == "identifier" and text(function) in _LOOKING_CALLS

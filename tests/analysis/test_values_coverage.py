@@ -202,6 +202,7 @@ def test_a_dict_literal_is_read_only_while_nothing_may_change_it():
         'cfg |= {"act_name": "blocks.5.hook_resid_post"}\n': None,
         'json.dump(cfg, f)\n': None,  # handed to a function: it may change it
         'for k in cfg:\n    print(k, cfg[k], len(cfg))\n': "blocks.0.hook_resid_post",
+        'keys = [k for k in cfg]\n': "blocks.0.hook_resid_post",
         'cfg = {"act_name": "blocks.2.hook_resid_post"}\n': "blocks.2.hook_resid_post",  # rebound: the last binding
     }
     for change, expected in cases.items():
@@ -220,6 +221,15 @@ def test_a_dict_literal_read_with_an_unknown_key_is_one_of_its_values():
     assert _value_at(a, "y") == OneOf(("z", "resid_pre"))
     assert _value_at(_analysis(sites + 'y = SITES["nope"]\ny\n'), "y") is None
     assert _value_at(_analysis(sites + 'y = SITES[3]\ny\n'), "y") is None
+    # Loops over it: its keys, or its values.
+    loops = {'for k in SITES:\n    y = k\n': ("attn_head", "mlp_neuron", "resid"),
+             'for k in SITES.keys():\n    y = k\n': ("attn_head", "mlp_neuron", "resid"),
+             'for v in SITES.values():\n    y = v\n': ("z", "post", "resid_pre"),
+             'for k, v in SITES.items():\n    y = v\n': ("z", "post", "resid_pre"),
+             'for k, v in SITES.items():\n    y = k\n': ("attn_head", "mlp_neuron", "resid")}
+    for loop, expected in loops.items():
+        assert _value_at(_analysis(sites + loop + '    y\n'), "y") == OneOf(expected), loop
+    assert _value_at(_analysis(sites + 'SITES["x"] = "y"\nfor k in SITES:\n    y = k\n    y\n'), "y") is None
     # A literal that unpacks another dict, or that the file may change, has keys not seen here.
     assert _value_at(_analysis('SITES = {"a": "z", **more}\ndef f(c):\n    y = SITES[c]\n    y\n'), "y") is None
     assert _value_at(_analysis(sites + 'SITES.update(extra)\ndef f(c):\n    y = SITES[c]\n    y\n'), "y") is None
