@@ -472,34 +472,44 @@ class Evaluator(ObjectAttributes):
         that may be several strings or is unknown (``SITES[component]``, ``component`` a parameter), one of the values
         those keys select (any other key raises KeyError: no value at all)."""
         container, key = node.child_by_field_name("value"), node.child_by_field_name("subscript")
-        d = self._read_only_dict(container) if key is not None else None
-        if d is None:
+        found = self._read_only_dict(container) if key is not None else None
+        if found is None:
             return None
+        ev, d = found  # (the evaluator of the file the literal is written in)
         wanted = self.eval(key, depth + 1)
         pairs = [p for p in d.node.named_children if p.type != "comment"]
         if isinstance(wanted, str):
             for pair in pairs:
-                if pair.type == "pair" and self.eval(pair.child_by_field_name("key"), depth + 1) == wanted:
-                    return self.eval(pair.child_by_field_name("value"), depth + 1)
+                if pair.type == "pair" and ev.eval(pair.child_by_field_name("key"), depth + 1) == wanted:
+                    return ev.eval(pair.child_by_field_name("value"), depth + 1)
             return None
         keys = options_of(wanted) if wanted is not None else None
         if keys is not None and not all(isinstance(k, str) for k in keys) or not pairs or len(pairs) > MAX_OPTIONS \
                 or any(p.type != "pair" for p in pairs):  # (`**other` in the literal: keys not seen here)
             return None
-        chosen = [p for p in pairs if keys is None or self.eval(p.child_by_field_name("key"), depth + 1) in keys]
-        return one_of(self.eval(p.child_by_field_name("value"), depth + 1) for p in chosen) if chosen else None
+        chosen = [p for p in pairs if keys is None or ev.eval(p.child_by_field_name("key"), depth + 1) in keys]
+        return one_of(ev.eval(p.child_by_field_name("value"), depth + 1) for p in chosen) if chosen else None
 
-    def _read_only_dict(self, name: Node | None) -> Definition | None:
-        """The binding of ``name`` to a dict literal of the file, when nothing may change the dict."""
+    def _read_only_dict(self, name: Node | None) -> tuple[Evaluator, Definition] | None:
+        """The binding of ``name`` to a dict literal, of this file or imported from a workspace module (``from
+        patching import SITES``), with the evaluator of the file it is written in, when nothing may change the dict."""
         if name is None or name.type != "identifier":
             return None
         d = self.scopes.lookup(text(name), name.start_byte)
-        if d is None or d.kind != "assign" or d.target.type != "identifier" or d.node.type != "dictionary":
+        if d is None:
             return None
         if self.reads is not None:
             self.reads.add(text(name))
-        # `cfg["act_name"] = ...`, `cfg.update(...)`, `post_init_cfg(cfg)`: not the literal any more
-        return d if self._dict_unchanged(d) else None
+        ev, literal = self, d
+        if d.kind == "import":
+            found = followed(d.imported, self.links)
+            if found is None or self.writes_attribute(found[1].name):
+                return None
+            ev, literal = found[0].evaluator, found[1]
+        if literal.kind != "assign" or literal.target.type != "identifier" or literal.node.type != "dictionary":
+            return None
+        # `cfg["act_name"] = ...`, `cfg.update(...)`, `post_init_cfg(cfg)`: not the literal any more (here, or there)
+        return (ev, literal) if self._dict_unchanged(d) and ev._dict_unchanged(literal) else None
 
     def _dict_loop(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
         """``for k in SITES`` (or ``SITES.keys()``), ``for v in SITES.values()``, ``for k, v in SITES.items()`` over a
@@ -518,11 +528,11 @@ class Evaluator(ObjectAttributes):
             side = ("key", "value")[names.index(name)] if len(names) == 2 and name in names else None
         else:
             side = "value" if method == "values" else "key" if target.type == "identifier" else None
-        d = self._read_only_dict(iterable) if side is not None else None
-        pairs = [p for p in d.node.named_children if p.type != "comment"] if d is not None else []
+        found = self._read_only_dict(iterable) if side is not None else None
+        pairs = [p for p in found[1].node.named_children if p.type != "comment"] if found is not None else []
         if not pairs or len(pairs) > MAX_OPTIONS or any(p.type != "pair" for p in pairs):
             return None
-        return one_of(self.eval(p.child_by_field_name(side), depth + 1) for p in pairs)
+        return one_of(found[0].eval(p.child_by_field_name(side), depth + 1) for p in pairs)
 
     def _dict_unchanged(self, d: Definition) -> bool:
         """Whether the dict literal ``d`` binds is only ever read: every use of the name bound there is an

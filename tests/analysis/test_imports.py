@@ -172,6 +172,24 @@ def test_an_edit_to_an_imported_file_makes_its_importers_stale(tmp_path):
     assert after.findings == []  # gpt2-xl has 48 layers: layer 20 exists
 
 
+def test_a_dict_literal_imported_from_a_workspace_module_is_read_with_an_unknown_key(tmp_path):
+    """Seen in real code: `from patching import _TARGETED_HOOK_MAP` then `get_act_name(_TARGETED_HOOK_MAP[comp], layer)`."""
+    sites = 'SITES = {"resid": "resid_pre", "attn": "z"}\n'
+    script = ("from sites import SITES\nfrom setup import model\nfrom transformer_lens.utils import get_act_name\n"
+              "logits, cache = model.run_with_cache('hi')\n"
+              "def read(component):\n    return cache[get_act_name(SITES[component], 3)]\n"
+              "for kind in SITES.values():\n    x = cache[kind, 4]\n")
+    ws = _workspace(tmp_path, {"sites.py": sites, "setup.py": SETUP, "main.py": script})
+    shown = _full(ws, tmp_path / "main.py", "get_act_name(SITES")
+    assert shown.startswith("One of 2 hook names:\n\n- `blocks.3.hook_resid_pre`"), shown
+    assert "`blocks.3.attn.hook_z`" in shown
+    shown = _full(ws, tmp_path / "main.py", "kind, 4]")
+    assert shown.startswith("One of 2 hook names:\n\n- `blocks.4.hook_resid_pre`") and "`blocks.4.attn.hook_z`" in shown, shown
+    # Changed where it is written, or here: not the literal any more.
+    (tmp_path / "sites.py").write_text(sites + 'SITES["mlp"] = "mlp_out"\n')
+    assert _full(ws, tmp_path / "main.py", "get_act_name(SITES") == ""
+
+
 def test_an_imported_file_edited_on_disk_to_the_same_length_is_read_again(tmp_path):
     ws = _workspace(tmp_path, {"utils.py": UTILS, "setup.py": SETUP, "main.py": MAIN})
     main = tmp_path / "main.py"
