@@ -1056,8 +1056,10 @@ class Evaluator(ObjectAttributes):
         if self.is_act_name(node):
             return self.act_name(node, depth)
         if fname == "format" and receiver_node is not None:  # `"blocks.{}.hook_z".format(layer)`, or a name holding the template
-            template = self.eval(receiver_node, depth + 1)
-            return self._format(template, node, depth) if isinstance(template, str) else None
+            templates = options_of(self.eval(receiver_node, depth + 1))  # (one of several: a parameter's call sites)
+            if not templates or not all(isinstance(t, str) for t in templates):
+                return None
+            return one_of(self._format(t, node, depth) for t in templates)
         if fname == "str" and receiver is None:
             positional, _ = call_args(node)
             if len(positional) != 1:

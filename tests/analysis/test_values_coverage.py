@@ -235,6 +235,16 @@ def test_a_dict_literal_read_with_an_unknown_key_is_one_of_its_values():
     assert _value_at(_analysis(sites + 'SITES.update(extra)\ndef f(c):\n    y = SITES[c]\n    y\n'), "y") is None
 
 
+def test_a_format_template_with_several_values_formats_each():
+    """Seen in real code: `def sweep(hook_template): ... hook_template.format(L)`, called with three module constants."""
+    a = _analysis('RESID, MLP = "blocks.{}.hook_resid_pre", "blocks.{}.hook_mlp_out"\n'
+                  'def sweep(hook_template):\n    for L in range(n_layers):\n        x = hook_template.format(L)\n        x\n'
+                  'sweep(RESID)\nsweep(MLP)\n')
+    assert _value_at(a, "x") == OneOf((Pattern(("blocks.", Hole("L"), ".hook_resid_pre")),
+                                       Pattern(("blocks.", Hole("L"), ".hook_mlp_out"))))
+    assert _value_at(_analysis('def f(t):\n    x = t.format(3)\n    x\nf("blocks.{}.hook_z")\nf(some_name)\n'), "x") is None
+
+
 # -- attributes of the file's own objects
 
 def test_an_attribute_set_outside_its_class_methods_is_unknown():
