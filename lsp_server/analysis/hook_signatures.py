@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .findings import Edit, Finding, Fix, Related
 from .scopes import Scopes
-from .syntax import Node, call_args, call_name, text
+from .syntax import Node, call_args, call_name, self_attribute_value, text
 
 # Decorators that keep the signature (anything else may change it: no finding).
 _TRANSPARENT_DECORATORS = ("torch.no_grad", "t.no_grad", "no_grad", "torch.inference_mode", "inference_mode",
@@ -114,7 +114,11 @@ def hook_function(scopes: Scopes, node: Node | None, depth: int = 0) -> HookTarg
         if inner is None:
             return None
         return HookTarget(inner.fn, inner.bound_pos + len(positional) - 1, inner.bound_kw | frozenset(keywords), True)
+    if node.type == "attribute":  # `self.hook_fn`, set once in the class (`self.hook_fn = partial(hook_fn_base, ...)`)
+        value = self_attribute_value(node)
+        return hook_function(scopes, value, depth + 1) if value is not None else None
     return None
+
 
 
 def _plain_function(fn: Node) -> bool:

@@ -24,7 +24,7 @@ from .reuse import NameResolution, NoRefs, Reuse
 from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import (TYPED_PARAMETERS, HookPointPath, Node, call_args, call_name, descendants, dotted, hook_point_path,
-                     string_content_range, text)
+                     self_attribute_value, string_content_range, text)
 from .value_types import Hole, Items, OneOf, Pattern, Seq, Value, is_int as _is_int, item_options, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of, returns_own_container
 
@@ -581,6 +581,10 @@ class HookRefCollector:
         if node.type == "call" and call_name(node)[1] == "partial":
             positional, _ = call_args(node)
             return self.hook_functions(positional[0], depth + 1) if positional else []
+        if node.type == "attribute":  # `self.hook_fn`, set once in the class
+            if self.ev.reads is not None:  # (an edit that sets it again elsewhere names it)
+                self.ev.reads.add(text(node.child_by_field_name("attribute")))
+            return self.hook_functions(self_attribute_value(node), depth + 1)
         if node.type == "call":  # `hook_fn = make_patching_hook(...)`: the hook functions a factory of this file returns
             called = self.ev.function_called(node)
             return self._returned_functions(called[1], depth + 1) if called is not None and called[0] is self.ev else []
