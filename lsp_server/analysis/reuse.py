@@ -130,6 +130,8 @@ class Reuse:
             return self._no_refs(old, old_start, old_end, cache, model)
         if not old or any(r.context in ("store", "key") for r in old):
             return None  # a dict's keys are hook names only while no write anywhere says otherwise
+        if any((r.model is None) != (model is None) for r in old):
+            return None  # the cache's model came out otherwise (`wrapped = Wrapper(lens)` edited away: the file's model)
         if not all(edit.spares(old_start, old_end, r.deps, r.spans) for r in old):
             return None
         moved = [_moved(r, edit, cache, model, self._same, self._spans) for r in old]

@@ -176,7 +176,8 @@ class Evaluator(ObjectAttributes):
                 return self.eval(consequence if test else alternative, depth + 1)
             return one_of((self.eval(consequence, depth + 1), self.eval(alternative, depth + 1)))
         if kind == "subscript":
-            return self._dict_item(node, depth)
+            item = self._dict_item(node, depth)
+            return item if item is not None else self._returned_item(node, depth)
         if kind == "identifier":
             return self._name(node, depth)
         if kind == "call":
@@ -489,6 +490,21 @@ class Evaluator(ObjectAttributes):
             return None
         chosen = [p for p in pairs if keys is None or ev.eval(p.child_by_field_name("key"), depth + 1) in keys]
         return one_of(ev.eval(p.child_by_field_name("value"), depth + 1) for p in chosen) if chosen else None
+
+    def _returned_item(self, node: Node, depth: int) -> Value:
+        """``get_resid_name(layer, model)[0]``: the item at a literal index of the tuple a call returns."""
+        call, index = node.child_by_field_name("value"), node.child_by_field_name("subscript")
+        if call is None or index is None or call.type != "call" or index.type not in ("integer", "unary_operator"):
+            return None
+        at = self.eval(index, depth + 1)
+        if not is_int(at):
+            return None
+        items = []
+        for row in options_of(self.eval(call, depth + 1)):
+            if not isinstance(row, Seq) or not -len(row.items) <= int(at) < len(row.items):
+                return None
+            items.append(row.items[int(at)])
+        return one_of(items)
 
     def _read_only_dict(self, name: Node | None) -> tuple[Evaluator, Definition] | None:
         """The binding of ``name`` to a dict literal, of this file or imported from a workspace module (``from

@@ -670,3 +670,21 @@ for layer in range(2):
     cache["resid_post", layer]
 '''
     assert _resolutions(monkeypatch, [(b"# %% sweep", b"x# %% sweep")], text) == [(0, 2)]
+
+
+def test_a_key_whose_cache_comes_from_another_model_than_before_is_resolved_again():
+    """`lens_hooked = HookedModuleWrapper(lens)`: a cache of another module, with hook names of its own. An edit of that
+    line (which names neither the subscripted cache nor its key) that makes it the file's model's again changes what
+    the key means (found by random keystrokes on the twelfth corpus)."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+lens_hooked = HookedModuleWrapper(lens)
+logits, cache = lens_hooked.run_with_cache(latents)
+scale = cache['hook_scale']
+'''
+    parser = SyntaxParser()
+    before = analyze(text, CONTEXT, parser)
+    edited = text.replace(b"HookedModuleWrapper(lens)", b"hookedModuleWrapper(lens)")
+    after = analyze(edited, CONTEXT, parser)
+    assert before.findings == [] and [f.code for f in after.findings] == ["unknown-hook"]
+    assert facts(after) == facts(analyze(edited, CONTEXT))

@@ -245,6 +245,17 @@ def test_a_format_template_with_several_values_formats_each():
     assert _value_at(_analysis('def f(t):\n    x = t.format(3)\n    x\nf("blocks.{}.hook_z")\nf(some_name)\n'), "x") is None
 
 
+def test_an_item_of_the_tuple_a_call_returns_at_a_literal_index():
+    """Seen in real code: `NAMES = [get_resid_name(layer, model)[0] for layer in ...]`, the helper returning (name, layer)."""
+    helper = ('def get_resid_name(layer, model):\n    resid_type = "resid_pre"\n    if layer == model.cfg.n_layers:\n'
+              '        resid_type = "resid_post"\n        layer -= 1\n    return utils.get_act_name(resid_type, layer), layer\n')
+    both = OneOf(tuple(Pattern(("blocks.", Hole("layer"), site)) for site in (".hook_resid_pre", ".hook_resid_post")))
+    a = _analysis(helper + 'names = [get_resid_name(l, model)[0] for l in range(4)]\nfor each in names:\n    picked = each\n'
+                  '    picked\nlast = get_resid_name(3, model)[-2]\nlast\nbeyond = get_resid_name(3, model)[2]\nbeyond\n')
+    assert _value_at(a, "each", 0) == both and _value_at(a, "last") == both
+    assert _value_at(a, "beyond") is None  # past the end: IndexError, no value
+
+
 # -- attributes of the file's own objects
 
 def test_an_attribute_set_outside_its_class_methods_is_unknown():
