@@ -120,7 +120,6 @@ def hook_function(scopes: Scopes, node: Node | None, depth: int = 0) -> HookTarg
     return None
 
 
-
 def _plain_function(fn: Node) -> bool:
     """A module- or function-level def whose signature is what TransformerLens will call."""
     parent = fn.parent

@@ -529,7 +529,7 @@ class Evaluator(ObjectAttributes):
 
     def _dict_loop(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
         """``for k in SITES`` (or ``SITES.keys()``), ``for v in SITES.values()``, ``for k, v in SITES.items()`` over a
-        dict literal of the file that nothing changes: one of its keys, or of its values."""
+        dict literal that nothing changes (see :meth:`_read_only_dict`): one of its keys, or of its values."""
         method = None
         if iterable.type == "call":
             function, args = iterable.child_by_field_name("function"), iterable.child_by_field_name("arguments")
