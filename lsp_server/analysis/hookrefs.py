@@ -867,8 +867,7 @@ class HookRefCollector:
             return True
         scope = self.scopes.scope_of(name.start_byte)
         if not self.scopes.definitions(word, scope) and reaching is not None and reaching.kind != "import":
-            # A closure's free name: where it is bound (a parameter's offset is its def's, outside the def's scope).
-            scope = self.scopes.scope_of(reaching.node.start_byte if reaching.kind == "param" else reaching.offset)
+            scope = self.scopes.scope_of(reaching.target.start_byte)  # a closure's free name: where it is bound
         for d in self.scopes.definitions(word, scope):
             if d.kind == "assign" and d.target.type == "identifier" and self._container(d.node, self.scopes):
                 return True

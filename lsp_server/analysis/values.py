@@ -530,25 +530,12 @@ class Evaluator(ObjectAttributes):
     def _dict_loop(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
         """``for k in SITES`` (or ``SITES.keys()``), ``for v in SITES.values()``, ``for k, v in SITES.items()`` over a
         dict literal that nothing changes (see :meth:`_read_only_dict`): one of its keys, or of its values."""
-        method = None
-        if iterable.type == "call":
-            function, args = iterable.child_by_field_name("function"), iterable.child_by_field_name("arguments")
-            if function is None or function.type != "attribute" or args is None or args.named_child_count:
-                return None
-            method = text(function.child_by_field_name("attribute"))
-            iterable = function.child_by_field_name("object")
-        if method not in (None, "keys", "values", "items"):
-            return None
-        if method == "items":
-            names = [text(c) for c in target.named_children] if target.type in ("pattern_list", "tuple_pattern") else []
-            side = ("key", "value")[names.index(name)] if len(names) == 2 and name in names else None
-        else:
-            side = "value" if method == "values" else "key" if target.type == "identifier" else None
-        found = self._read_only_dict(iterable) if side is not None else None
+        iterated = _iterated_mapping(name, target, iterable)
+        found = self._read_only_dict(iterated[0]) if iterated is not None else None
         pairs = [p for p in found[1].node.named_children if p.type != "comment"] if found is not None else []
         if not pairs or len(pairs) > MAX_OPTIONS or any(p.type != "pair" for p in pairs):
             return None
-        return one_of(found[0].eval(p.child_by_field_name(side), depth + 1) for p in pairs)
+        return one_of(found[0].eval(p.child_by_field_name(iterated[1]), depth + 1) for p in pairs)
 
     def _dict_unchanged(self, d: Definition) -> bool:
         """Whether the dict literal ``d`` binds is only ever read: every use of the name bound there is an
@@ -1300,18 +1287,27 @@ def _built_container(value: Node) -> bool:
 def _iterated_cache(name: str, target: Node, iterable: Node) -> Node | None:
     """The name iterated for its keys where ``name`` is ``key`` of ``for key in cache``, ``cache.keys()`` or
     ``for key, act in cache.items()``."""
-    cache, method = iterable, None
-    if iterable.type == "call" and not call_args(iterable)[0]:
-        function = iterable.child_by_field_name("function")
-        if function is None or function.type != "attribute":
+    iterated = _iterated_mapping(name, target, iterable)
+    return iterated[0] if iterated is not None and iterated[1] == "key" else None
+
+
+def _iterated_mapping(name: str, target: Node, iterable: Node) -> tuple[Node, str] | None:
+    """The name a loop iterates as a mapping, and the side of it ``name`` takes ("key" or "value"): ``for k in m``,
+    ``for k in m.keys()``, ``for v in m.values()``, ``for k, v in m.items()``."""
+    mapping, method = iterable, None
+    if iterable.type == "call":
+        function, (positional, keywords) = iterable.child_by_field_name("function"), call_args(iterable)
+        if function is None or function.type != "attribute" or positional or keywords:
             return None
-        cache, method = function.child_by_field_name("object"), text(function.child_by_field_name("attribute"))
-    if cache is None or cache.type != "identifier" or method not in (None, "keys", "items"):
+        mapping, method = function.child_by_field_name("object"), text(function.child_by_field_name("attribute"))
+    if mapping is None or mapping.type != "identifier" or method not in (None, "keys", "values", "items"):
         return None
+    if method == "items":
+        names = [text(c) for c in target.named_children] if target.type != "identifier" else []
+        return (mapping, ("key", "value")[names.index(name)]) if len(names) == 2 and name in names else None
     if target.type != "identifier":
-        names = [text(c) for c in target.named_children]
-        return cache if method == "items" and len(names) == 2 and names.index(name) == 0 else None
-    return cache if method != "items" else None
+        return None
+    return mapping, "value" if method == "values" else "key"
 
 
 def _takes_self(fn: Node) -> bool:
