@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .findings import Edit, Finding, Fix, Related
+from .objects import self_attribute_value
 from .scopes import Scopes
-from .syntax import Node, call_args, call_name, self_attribute_value, text
+from .syntax import Node, call_args, call_name, text
 
 # Decorators that keep the signature (anything else may change it: no finding).
 _TRANSPARENT_DECORATORS = ("torch.no_grad", "t.no_grad", "no_grad", "torch.inference_mode", "inference_mode",
@@ -115,7 +116,7 @@ def hook_function(scopes: Scopes, node: Node | None, depth: int = 0) -> HookTarg
             return None
         return HookTarget(inner.fn, inner.bound_pos + len(positional) - 1, inner.bound_kw | frozenset(keywords), True)
     if node.type == "attribute":  # `self.hook_fn`, set once in the class (`self.hook_fn = partial(hook_fn_base, ...)`)
-        value = self_attribute_value(node)
+        value = self_attribute_value(node, scopes.parsed.source)
         return hook_function(scopes, value, depth + 1) if value is not None else None
     return None
 

@@ -20,11 +20,12 @@ from ..knowledge.hookpoints import split_layer, union_templates
 from .activation_stores import ActivationStores
 from .hook_filters import selected
 from .models import CACHING_RUNS, MODEL_CLASSES, CacheInfo, ModelInfo, Models
+from .objects import self_attribute_value
 from .reuse import NameResolution, NoRefs, Reuse
 from .saes import sae_point_of
 from .scopes import Scopes, function_of, parameter_names, starts_name
 from .syntax import (TYPED_PARAMETERS, HookPointPath, Node, call_args, call_name, descendants, dotted, hook_point_path,
-                     self_attribute_value, string_content_range, text)
+                     string_content_range, text)
 from .value_types import Hole, Items, OneOf, Pattern, Seq, Value, is_int as _is_int, item_options, normalise, one_of, options_of
 from .values import HOOK_METHODS, Evaluator, returns_of, returns_own_container
 
@@ -584,7 +585,7 @@ class HookRefCollector:
         if node.type == "attribute":  # `self.hook_fn`, set once in the class
             if self.ev.reads is not None:  # (an edit that sets it again elsewhere names it)
                 self.ev.reads.add(text(node.child_by_field_name("attribute")))
-            return self.hook_functions(self_attribute_value(node), depth + 1)
+            return self.hook_functions(self_attribute_value(node, self.scopes.parsed.source), depth + 1)
         if node.type == "call":  # `hook_fn = make_patching_hook(...)`: the hook functions a factory of this file returns
             called = self.ev.function_called(node)
             return self._returned_functions(called[1], depth + 1) if called is not None and called[0] is self.ev else []
@@ -1007,21 +1008,13 @@ class HookRefCollector:
             elements = keys if len(keys) > 1 else keys[0].named_children
             self._cache_key_tuple(sub, elements, cache, model)
 
-    def _named_only(self, sub: Node, cache: CacheInfo | None) -> bool:
-        """Whether the subscripted value is judged a cache by its name only: no caching run makes it, and no
-        caller passes it one."""
+    def _named_only(self, d, cache: CacheInfo | None) -> bool:
+        """Whether a subscripted value (``d``: the definition of its name, if it is one) is judged a cache by its name
+        only: no caching run makes it, and no caller passes it one."""
         if cache is not None and (cache.call is not None or cache.model is not None):
             return False
-        value = sub.child_by_field_name("value")
-        d = self.scopes.lookup(text(value), value.start_byte) if value is not None and value.type == "identifier" else None
         passed = self.models.passed_caches(d) if d is not None and d.kind == "param" else None
         return not any(c is not None and c.call is not None for c in passed or ())
-
-    def _annotated_as_mapping(self, sub: Node) -> bool:
-        """Whether the subscripted name is a parameter annotated as a dict or mapping (see :func:`_annotated_mapping`)."""
-        value = sub.child_by_field_name("value")
-        d = self.scopes.lookup(text(value), value.start_byte) if value is not None and value.type == "identifier" else None
-        return d is not None and _annotated_mapping(d)
 
     def _full_name(self, key: Node) -> bool:
         """Whether every value of ``key`` is written as a full hook name (``blocks.…``, ``hook_…``)."""
@@ -1050,7 +1043,9 @@ class HookRefCollector:
             short, layer_type = self._act_name_short(key)
         if _is_short_name(value):
             # ActivationCache looks up non-names through get_act_name: cache["embed"] -> hook_embed
-            if (not _may_mean_a_hook(value) or self._annotated_as_mapping(sub)) and self._named_only(sub, cache):
+            subscripted = sub.child_by_field_name("value")
+            d = self.scopes.lookup(text(subscripted), subscripted.start_byte) if subscripted.type == "identifier" else None
+            if (not _may_mean_a_hook(value) or d is not None and _annotated_mapping(d)) and self._named_only(d, cache):
                 # `cache_row["logit_diff"]`: a dict named like a cache, with keys of its own; `acts_cache["resid_pre"]`
                 # with `acts_cache: Dict[str, Tensor]`: a dict, unless a caller passes a cache
                 return
@@ -1162,17 +1157,28 @@ def _from_foreign_library(value: Node, scopes: Scopes) -> bool:
     return imported is not None and imported.module.split(".")[0] in _FOREIGN_LIBRARIES
 
 
+def _annotation(d, assignments: bool = False) -> str:
+    """What a parameter's annotation says, lowercased (``""``: none); ``assignments``: an annotated assignment's
+    too (``x: T = ...``)."""
+    if d.kind == "param":
+        annotation = d.node.child_by_field_name("type")
+    elif assignments and d.kind == "assign" and d.target.type == "identifier" and d.target.parent is not None \
+            and d.target.parent.type == "assignment":
+        annotation = d.target.parent.child_by_field_name("type")
+    else:
+        annotation = None
+    return text(annotation).lower() if annotation is not None else ""
+
+
 def _annotated_bare_dict(d) -> bool:
     """A parameter annotated ``dict`` or ``Dict`` and nothing more: an ActivationCache as often as a dict."""
-    annotation = d.node.child_by_field_name("type") if d.kind == "param" else None
-    return annotation is not None and text(annotation).rsplit(".", 1)[-1] in ("dict", "Dict")
+    return _annotation(d).rsplit(".", 1)[-1] == "dict"
 
 
 def _annotated_mapping(d) -> bool:
     """A parameter annotated as a dict or mapping (``Dict[str, Tensor]``, ``Mapping[str, torch.Tensor]``), not as an
     ActivationCache: a dict of activations by full hook name, maybe, which looks a short name up as written."""
-    annotation = d.node.child_by_field_name("type") if d.kind == "param" else None
-    written = text(annotation).lower() if annotation is not None else ""
+    written = _annotation(d)
     return ("dict" in written or "mapping" in written) and "activationcache" not in written
 
 
@@ -1180,16 +1186,7 @@ def _annotated_not_a_cache(d) -> bool:
     """A parameter annotated as a dict of something other than tensors, or a parameter or annotated
     assignment typed as a tensor or array (``cached_means: Float[Tensor, "layer d_model"]``, ``x: np.ndarray``):
     indexed by layer or position, never by hook name."""
-    if d.kind == "param":
-        annotation = d.node.child_by_field_name("type")
-    elif d.kind == "assign" and d.target.type == "identifier" and d.target.parent is not None \
-            and d.target.parent.type == "assignment":
-        annotation = d.target.parent.child_by_field_name("type")
-    else:
-        return False
-    if annotation is None:
-        return False
-    written = text(annotation).lower()  # dict[str, Tensor] may well be keyed by hook names
+    written = _annotation(d, assignments=True)  # dict[str, Tensor] may well be keyed by hook names
     if "dict" in written or "cache" in written:
         return d.kind == "param" and "dict" in written and "tensor" not in written and "activationcache" not in written
     return "tensor" in written or "ndarray" in written or "array" in written

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from .imports import followed
-from .scopes import default_of, parameter_names, starts_name
+from .scopes import default_of, function_of, parameter_names, starts_name
 from .syntax import Node, descendants, text
 from .value_types import Value, one_of
 
@@ -67,6 +67,42 @@ def _self_assignments(cls: Node) -> dict[str, list[tuple[Node, Node]]]:
                 if obj is not None and right is not None and text(obj) == me:
                     out.setdefault(text(left.child_by_field_name("attribute")), []).append((fn, right))
     return out
+
+
+def enclosing_class(node: Node) -> Node | None:
+    """The class whose method (or a function nested in one) holds ``node``."""
+    method = _method_holding(node)
+    return class_of(method) if method is not None else None
+
+
+def _method_holding(node: Node) -> Node | None:
+    owner = function_of(node)
+    while owner is not None and class_of(owner) is None:
+        owner = function_of(owner)
+    return owner
+
+
+def self_attribute_value(node: Node, source: bytes) -> Node | None:
+    """What ``self.<attr>``, read in a method, holds: the value of the one ``self.<attr> = value`` in its class's
+    methods, when that is the only write of ``<attr>`` on any object in the file's ``source`` (another write,
+    augmented, on another instance or through ``setattr``, makes it unknown)."""
+    obj, attr = node.child_by_field_name("object"), node.child_by_field_name("attribute")
+    method = _method_holding(node)
+    if obj is None or attr is None or method is None or obj.type != "identifier" or text(obj) != _self_name(method):
+        return None
+    assigned = _self_assignments(class_of(method)).get(text(attr), [])
+    root = method
+    while root.parent is not None:
+        root = root.parent
+    writes = [w for w in attribute_writes(source, text(attr)) if not _in_prose(root, w.start)]
+    return assigned[0][1] if len(assigned) == 1 and len(writes) == 1 else None
+
+
+def _in_prose(root: Node, offset: int) -> bool:
+    """Whether ``offset`` lies in a comment or in a string's text."""
+    node = root.descendant_for_byte_range(offset, offset + 1)
+    return node is not None and (node.type in ("comment", "string_content") or
+                                 node.parent is not None and node.parent.type == "string_content")
 
 
 class AttributeWrite(NamedTuple):

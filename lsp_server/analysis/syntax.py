@@ -331,20 +331,3 @@ def descendants(node: Node, *types: str) -> list[Node]:
             out.append(n)
         stack.extend(reversed(n.named_children))
     return out
-
-
-def self_attribute_value(node: Node) -> Node | None:
-    """The value of ``self.<attr>`` read in a method: what the one ``self.<attr> = value`` of its class assigns."""
-    obj, attr = node.child_by_field_name("object"), node.child_by_field_name("attribute")
-    if obj is None or attr is None or text(obj) != "self":
-        return None
-    cls = node.parent
-    while cls is not None and cls.type != "class_definition":
-        cls = cls.parent
-    if cls is None:
-        return None
-    written = text(node)
-    values = [a.child_by_field_name("right") for a in descendants(cls, "assignment")
-              if (left := a.child_by_field_name("left")) is not None and left.type == "attribute" and text(left) == written]
-    writes = len(values) + sum(1 for a in descendants(cls, "augmented_assignment") if text(a.child_by_field_name("left")) == written)
-    return values[0] if writes == 1 else None

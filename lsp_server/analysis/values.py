@@ -23,7 +23,7 @@ from typing import Callable, NamedTuple
 
 from .imports import ModuleLinks, followed, module_of, module_path
 from .loop_guards import guard_tests
-from .objects import ObjectAttributes, class_of
+from .objects import ObjectAttributes, class_of, enclosing_class
 from .pytest_params import parametrized
 from .scopes import Definition, Scopes, default_of, function_of, is_method, mutated_in, parameter_names, starts_name
 from .syntax import Node, call_args, call_name, descendants, string_value, text
@@ -827,7 +827,7 @@ class Evaluator(ObjectAttributes):
                 continue  # a longer name, a string or a comment
             call, receiver = attribute.parent, attribute.child_by_field_name("object")
             if call is None or call.type != "call" or call.child_by_field_name("function") != attribute or \
-                    receiver is None or text(receiver) != "self" or _enclosing_class(call) != cls:
+                    receiver is None or text(receiver) != "self" or enclosing_class(call) != cls:
                 return None
             sites.append((self, call, False))
             if len(sites) > MAX_CALL_SITES:
@@ -1315,14 +1315,6 @@ def _takes_self(fn: Node) -> bool:
     decorated = fn.parent if fn.parent is not None and fn.parent.type == "decorated_definition" else None
     return is_method(fn) and not (decorated is not None and any(
         text(d) == "@staticmethod" for d in decorated.named_children if d.type == "decorator"))
-
-
-def _enclosing_class(node: Node) -> Node | None:
-    """The class whose method (or a function nested in one) holds ``node``."""
-    owner = function_of(node)
-    while owner is not None and class_of(owner) is None:
-        owner = function_of(owner)
-    return class_of(owner) if owner is not None else None
 
 
 def returns_of(fn: Node) -> list[Node]:

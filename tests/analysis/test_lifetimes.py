@@ -444,6 +444,19 @@ def test_partial_binding(hook, ok):
     assert ({c for _, c, _ in found(src)} == set()) == ok
 
 
+@pytest.mark.parametrize("elsewhere,checked", [
+    ("", True),
+    ("# `self.fn = g` would keep another\n", True),  # a comment writes nothing
+    ("s = Steer()\ns.fn = g\n", False),  # set from outside: either may run
+    ("class Other:\n    def __init__(self):\n        self.fn = g\n", False),  # writes are told apart by name alone
+])
+def test_a_hook_function_a_class_holds_in_an_attribute_set_once(elsewhere, checked):
+    src = HT + ("def f(x, h): return x\ndef g(x, hook): return x\n"
+                "class Steer:\n    def __init__(self):\n        self.fn = f\n"
+                "    def run(self):\n        model.run_with_hooks('a', fwd_hooks=[('blocks.0.hook_resid_pre', self.fn)])\n") + elsewhere
+    assert ({c for _, c, _ in found(src)} == {"hook-signature"}) == checked
+
+
 def test_unresolvable_hook_functions_are_left_alone():
     assert found(HT + "import mylib\nmodel.run_with_hooks('a', fwd_hooks=[('blocks.0.hook_resid_pre', mylib.f)])\n") == set()
     assert found(HT + "def deco(f): return f\n@deco\ndef f(x, h): return x\n"
