@@ -174,6 +174,7 @@ class HookRefCollector:
         # What each registered name resolved to, by its byte range and use (the next version may reuse it too).
         self.by_name: dict[tuple[int, int, str], NameResolution] = {}
         self._reuse: Reuse | None = None
+        self._stand_in_made: tuple[ModelInfo | None] | None = None  # (the file's only model standing in,), once asked
         self.stores = ActivationStores(scopes, scan)  # dicts hook functions fill under hook.name
         evaluator.cache_keys = self.cache_keys
 
@@ -268,9 +269,9 @@ class HookRefCollector:
             return None
         model = self.models.model_at(receiver)
         if model is None or model.kind == "param" and not model.spec.structure_known:
-            sole = self.models.sole_model()
+            sole = self._sole_stand_in()
             if sole is not None and (model is None or not model.backend_known or model.spec.backend == sole.spec.backend):
-                return _stand_in(sole)
+                return sole
         return model
 
     def foreign_receiver(self, receiver: Node | None, depth: int = 0) -> bool:
@@ -299,8 +300,11 @@ class HookRefCollector:
         return bases is not None and any(m in text(bases) for m in _MODEL_CLASSES)
 
     def _sole_stand_in(self) -> ModelInfo | None:
-        sole = self.models.sole_model()
-        return _stand_in(sole) if sole is not None else None
+        """The file's only model, standing in (one object for every key: the next version compares it once)."""
+        if self._stand_in_made is None:
+            sole = self.models.sole_model()
+            self._stand_in_made = (_stand_in(sole) if sole is not None else None,)
+        return self._stand_in_made[0]
 
     def _add_hook(self, call: Node, receiver: Node | None) -> None:
         positional, keywords = call_args(call)

@@ -78,7 +78,7 @@ class Reuse:
         # Whether an old cache or model is the new one, by (id(old), id(new)): the same few pairs come back
         # for every subscript (both sides stay alive while this version is analysed).
         self._same: dict[tuple[int, int], bool] = {}
-        self._spans: dict[tuple, tuple] = {}  # code ranges moved already (keys read from one binding share theirs)
+        self._spans: dict[int, tuple] = {}  # code ranges moved already, by id (keys read from one binding share theirs)
 
     @classmethod
     def between(cls, previous: KeyResolutions | None, source: bytes, context: AnalysisContext,
@@ -279,7 +279,7 @@ def _same_facts(a: AnalysisContext, b: AnalysisContext) -> bool:
 
 
 def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo | None,
-           same: dict[tuple[int, int], bool], spans_moved: dict[tuple, tuple]) -> HookRef | None:
+           same: dict[tuple[int, int], bool], spans_moved: dict[int, tuple]) -> HookRef | None:
     """``ref`` at its new offsets, for the new analysis's cache and model (None if they differ; a ref
     made without them, like ``hook.name``'s, stays without). ``same``, ``spans_moved``: comparisons made and
     code ranges moved already."""
@@ -307,16 +307,16 @@ def _moved(ref: HookRef, edit: Edit, cache: CacheInfo | None, model: ModelInfo |
     return moved
 
 
-def _moved_spans(spans: tuple[tuple[int, int], ...], edit: Edit, memo: dict[tuple, tuple]) -> tuple[tuple[int, int], ...]:
+def _moved_spans(spans: tuple[tuple[int, int], ...], edit: Edit, memo: dict[int, tuple]) -> tuple[tuple[int, int], ...]:
     """Code ranges outside the edit (it spared them; in order) at their new offsets: those after it move
-    (``memo``: those moved already, by their old ranges)."""
+    (``memo``: those moved already, by the id of their old ranges, which the previous version keeps alive)."""
     delta = edit.delta
     if not delta or not spans or spans[-1][0] <= edit.old_end:
         return spans
-    moved = memo.get(spans)
+    moved = memo.get(id(spans))  # (by identity: hashing a long tuple costs as much as moving it)
     if moved is None:
         i = bisect.bisect_right(spans, (edit.old_end, sys.maxsize))
-        moved = memo[spans] = spans[:i] + tuple((s + delta, e + delta) for s, e in spans[i:])
+        moved = memo[id(spans)] = spans[:i] + tuple((s + delta, e + delta) for s, e in spans[i:])
     return moved
 
 

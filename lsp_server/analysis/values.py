@@ -480,9 +480,14 @@ class Evaluator(ObjectAttributes):
         wanted = self.eval(key, depth + 1)
         pairs = [p for p in d.node.named_children if p.type != "comment"]
         if isinstance(wanted, str):
-            for pair in pairs:
-                if pair.type == "pair" and ev.eval(pair.child_by_field_name("key"), depth + 1) == wanted:
+            for pair in reversed(pairs):  # the last pair with the key wins
+                if pair.type != "pair":
+                    return None  # `**other` after it: other may hold the key too
+                written = ev.eval(pair.child_by_field_name("key"), depth + 1)
+                if written == wanted:
                     return ev.eval(pair.child_by_field_name("value"), depth + 1)
+                if not isinstance(written, (str, int, float, Seq)):
+                    return None  # a key not known here may be the one
             return None
         keys = options_of(wanted) if wanted is not None else None
         if keys is not None and not all(isinstance(k, str) for k in keys) or not pairs or len(pairs) > MAX_OPTIONS \

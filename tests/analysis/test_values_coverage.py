@@ -233,6 +233,13 @@ def test_a_dict_literal_read_with_an_unknown_key_is_one_of_its_values():
     # A literal that unpacks another dict, or that the file may change, has keys not seen here.
     assert _value_at(_analysis('SITES = {"a": "z", **more}\ndef f(c):\n    y = SITES[c]\n    y\n'), "y") is None
     assert _value_at(_analysis(sites + 'SITES.update(extra)\ndef f(c):\n    y = SITES[c]\n    y\n'), "y") is None
+    # A known key: the last pair holding it, unless what follows it may hold it too.
+    read = 'y = SITES["a"]\ny\n'
+    assert _value_at(_analysis('SITES = {"a": "z", "a": "q", "b": "v"}\n' + read), "y") == "q"
+    assert _value_at(_analysis('SITES = {**more, "a": "z"}\n' + read), "y") == "z"
+    assert _value_at(_analysis('SITES = {"a": "z", **more}\n' + read), "y") is None
+    assert _value_at(_analysis('SITES = {"a": "z", name: "q"}\n' + read), "y") is None
+    assert _value_at(_analysis('SITES = {"a": "z", 3: "q", "b": "v"}\n' + read), "y") == "z"
 
 
 def test_a_format_template_with_several_values_formats_each():
