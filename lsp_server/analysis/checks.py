@@ -71,15 +71,19 @@ class NameChecker:
         return out
 
     def _probed(self, ref: HookRef) -> bool:
-        """``if key in cache: x = cache[key]`` (or ``if key not in cache: continue`` before the read): the code
-        asks the cache first, so a name it lacks is a probe that never raises (research code tries several
-        spellings in turn), not an error."""
+        """``if key in cache: x = cache[key]`` (or ``if key not in cache: continue`` before the read), or the read
+        in a ``try`` that catches its KeyError: the code asks the cache first, or expects the read to fail, so a name
+        it lacks is a probe (research code tries several spellings in turn), not an error."""
         key = self.parsed.root.descendant_for_byte_range(ref.start, ref.end)
-        while key is not None and key.parent is not None and key.parent.type != "subscript":
-            key = key.parent if key.parent.start_byte == ref.start and key.parent.end_byte == ref.end else None
-        if key is None or key.parent is None:
-            return False
-        subscript = key.parent
+        if key is not None and key.type == "subscript" and key.start_byte < ref.start:
+            subscript = key  # `cache["result", 0]`: the ref spans the subscript's keys
+        else:
+            while key is not None and key.parent is not None and key.parent.type != "subscript":
+                key = key.parent if key.parent.start_byte == ref.start and key.parent.end_byte == ref.end else None
+            if key is None or key.parent is None:
+                return False
+            subscript = key.parent
+        key_text = self.parsed.source[ref.start:ref.end].decode("utf-8", "replace")
         cache = text(subscript.child_by_field_name("value"))
         node = subscript
         while node.parent is not None and node.type not in ("function_definition", "class_definition", "module"):
@@ -89,10 +93,12 @@ class NameChecker:
                 condition = parent.child_by_field_name("condition")
             elif parent.type == "conditional_expression" and node == parent.named_children[0]:
                 condition = parent.named_children[1]
-            if condition is not None and _tests_membership(condition, text(key), cache):
+            if condition is not None and _tests_membership(condition, key_text, cache):
+                return True
+            if parent.type == "try_statement" and node == parent.child_by_field_name("body") and _catches_key_error(parent):
                 return True
             if parent.type in ("block", "module") and any(
-                    _leaves_unless_present(before, text(key), cache) for before in _statements_before(node)):
+                    _leaves_unless_present(before, key_text, cache) for before in _statements_before(node)):
                 return True
             node = parent
         return False
@@ -242,6 +248,20 @@ def _leaves_unless_present(statement: Node, key: str, cache: str) -> bool:
     return last is not None and last.type in ("continue_statement", "return_statement", "break_statement",
                                               "raise_statement") and \
         _tests_membership(statement.child_by_field_name("condition"), key, cache, negated=True)
+
+
+# What a missing cache key raises, and the classes above it.
+_CATCHES_KEY_ERROR = re.compile(r"\b(KeyError|LookupError|Exception|BaseException)\b")
+
+
+def _catches_key_error(try_statement: Node) -> bool:
+    """Whether a ``try`` has an ``except`` that catches KeyError (bare, or naming it or a class above it)."""
+    for clause in try_statement.named_children:
+        if clause.type == "except_clause":
+            caught = [c for c in clause.named_children if c.type != "block"]
+            if not caught or _CATCHES_KEY_ERROR.search(text(caught[0])):
+                return True
+    return False
 
 
 def _tests_membership(condition: Node, key: str, cache: str, negated: bool = False) -> bool:

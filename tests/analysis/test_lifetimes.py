@@ -235,6 +235,17 @@ def test_never_removed_at_module_level_is_a_warning_but_not_in_a_function_with_a
     """) == set()
 
 
+def test_a_hook_on_a_model_the_module_deletes_goes_with_it():
+    """Seen in real code: a script that boosts an MLP, generates, and ends with `del model; torch.cuda.empty_cache()`."""
+    added = HT + "model.add_hook('blocks.0.hook_resid_pre', lambda x, hook: x)\nmodel('a')\n"
+    assert found(added + "del model\n") == set()
+    assert found(added + "del cache, model  # free memory\n") == set()
+    # Deleted only on some runs, another name, or words in a string: the hook may stay.
+    assert found(added + "if low_memory:\n    del model\n") == {(3, "stale-hook", "warning")}
+    assert found(added + "del model_b\n") == {(3, "stale-hook", "warning")}
+    assert found(added + 's = """\ndel model\n"""\n') == {(3, "stale-hook", "warning")}
+
+
 def test_a_recording_hook_never_removed_says_later_forwards_record_too():
     _, f = only(HT + "acts = []\nmodel.add_hook('blocks.0.hook_resid_pre', lambda x, hook: acts.append(x))\nmodel('a')\n")
     assert (f.code, f.severity) == ("stale-hook", "warning")

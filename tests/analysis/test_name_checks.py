@@ -470,6 +470,18 @@ def test_a_key_the_code_asks_the_cache_for_first_is_a_probe_not_an_error():
     assert [(line, code) for line, code, _, _ in rows] == [(10, "unknown-hook")]  # that guard does not leave
 
 
+def test_a_key_read_in_a_try_that_catches_its_key_error_is_a_probe():
+    # Seen in real code (a notebook): `try: result = test_cache["result", 0] except KeyError as e: print(...)`.
+    for caught in ("KeyError as e", "(KeyError, IndexError)", "Exception", "LookupError", ""):
+        rows, _ = findings("_, cache = model.run_with_cache('x')\n"
+                           f"try:\n    r = cache['result', 0]\n    z = cache['blocks.0.attn.hook_zz']\nexcept {caught}:\n    pass\n")
+        assert rows == [], caught
+    rows, _ = findings("_, cache = model.run_with_cache('x')\n"
+                       "try:\n    r = cache['result', 0]\nexcept ValueError:\n    pass\n"
+                       "try:\n    pass\nexcept KeyError:\n    r = cache['blocks.0.attn.hook_zz']\n")
+    assert [(line, code) for line, code, _, _ in rows] == [(3, "hook-not-enabled"), (9, "unknown-hook")]
+
+
 def test_a_filter_used_twice_is_judged_once():
     rows, _ = findings("names = ['blocks.0.attn.hook_zz']\n"
                        "f = lambda name: name in names\n"

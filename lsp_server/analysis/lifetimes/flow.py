@@ -19,7 +19,7 @@ from ..syntax import Node, statement_of, text
 from .doc import Doc
 from .events import ANY_MODEL, RULES, Event, Key, Pending, Summary
 from .messages import Messages
-from .syntax import assigned_names, enclosing_loops, reaches, runs_once, use_statement
+from .syntax import assigned_names, deleted_at_top, enclosing_loops, reaches, runs_once, use_statement
 
 # Forwards people expect to start from a clean model: a leak into one of them is never deliberate-looking.
 SURPRISING = frozenset({"run_with_cache", "run_with_hooks", "patching", "hooks-context"})
@@ -101,11 +101,14 @@ class Flow:
                     self._finish(p, scope, removed_at, None)
 
     def _rebound(self, p: Pending, start: int, end: int) -> bool:
-        """The model name is bound to something else between ``start`` and ``end``."""
+        """The model name is bound to something else between ``start`` and ``end``, or (a module's name) deleted:
+        the hooks go with the model."""
         key = p.key
         if key[0] not in ("g", "l", "p"):
             return False
         name = key[-1]
+        if key[0] == "g" and deleted_at_top(self.scopes.parsed.root, self.scopes.parsed.source, name, start, end):
+            return True
         scope = MODULE if key[0] == "g" else key[1] if key[0] == "l" else self.scopes.scope_of(key[1])
         for d in self.scopes.definitions(name, scope):
             if start <= d.offset <= end and d.kind != "param":

@@ -5,10 +5,28 @@ Everything here works on tree-sitter nodes of one parse and byte offsets into it
 
 from __future__ import annotations
 
+import re
+
 from ..syntax import Node, statement_of, text
 
 LOOPS = ("for_statement", "while_statement")
 SCOPE_BOUNDARIES = ("function_definition", "lambda", "module")
+
+
+# A `del` statement at the start of a line (group 1: what it deletes, up to a comment or the line's end).
+_DEL = re.compile(rb"^del[ \t]+([^#\n]*)", re.M)
+
+
+def deleted_at_top(root: Node, source: bytes, name: str, start: int, end: int) -> bool:
+    """Whether a statement of the module itself (not of a block: every run reaches it) deletes ``name``
+    between ``start`` and ``end`` (``del model``, ``del model, cache``); ``source``: the text ``root`` parses."""
+    for m in _DEL.finditer(source, start, end):
+        statement = root.descendant_for_byte_range(m.start(), m.start() + 3)
+        statement = statement.parent if statement is not None else None
+        if statement is not None and statement.type == "delete_statement" and statement.parent == root \
+                and name.encode() in (part.strip() for part in m.group(1).split(b",")):
+            return True
+    return False
 
 
 def short(s: str, n: int = 40) -> str:
