@@ -180,7 +180,11 @@ class Scopes:
         self._statements(memo)
         self._fn_starts = [n.start_byte for n in self.functions]
         self._fn_ends = [n.end_byte for n in self.functions]
-        self._fn_body = [_header_end(n) for n in self.functions]
+        parameters = [n.child_by_field_name("parameters") for n in self.functions]
+        # Where each function's own scope starts (its parameters: the name belongs to the outer scope), and where
+        # its parameter list ends (defaults and annotations there are read in the outer scope, when the def runs).
+        self._fn_body = [p.start_byte if p is not None else n.start_byte for n, p in zip(self.functions, parameters)]
+        self._fn_params_end = [p.end_byte if p is not None else n.start_byte for n, p in zip(self.functions, parameters)]
         self._fn_parent = _parents(self._fn_starts, self._fn_ends)
         self._offsets: dict[tuple[ScopeKey, str], list[int]] = {}  # filled on first lookup
         self._bound: frozenset[str] | None = None
@@ -354,13 +358,18 @@ class Scopes:
 
     def scope_of(self, offset: int) -> ScopeKey:
         """The innermost function containing ``offset`` (its body or parameters), else the module."""
+        i = self._function_index(offset)
+        return (self._fn_starts[i], self._fn_ends[i]) if i >= 0 else MODULE
+
+    def _function_index(self, offset: int) -> int:
+        """The index of the innermost function containing ``offset`` (its body or parameters); -1: none."""
         i = bisect.bisect_right(self._fn_starts, offset) - 1
         while i >= 0:
             if self._fn_body[i] <= offset < self._fn_ends[i]:
-                return (self._fn_starts[i], self._fn_ends[i])
+                return i
             # Functions are nested intervals: only an ancestor of i can still contain offset.
             i = self._fn_parent[i]
-        return MODULE
+        return -1
 
     def function_at(self, offset: int) -> Node | None:
         """The innermost def or lambda containing ``offset``."""
@@ -375,7 +384,10 @@ class Scopes:
             local = self._expression_binding(name, offset)
             if local is not None:
                 return local
-        scope = self.scope_of(offset)
+        i = self._function_index(offset)
+        if i >= 0 and offset < self._fn_params_end[i] and _in_default_or_annotation(self.parsed.root, offset):
+            i = self._fn_parent[i]  # `def patch(x, hook, layer=layer)`: read where the def runs, in the outer scope
+        scope = (self._fn_starts[i], self._fn_ends[i]) if i >= 0 else MODULE
         while True:
             defs = self.definitions(name, scope)
             if defs:
@@ -404,6 +416,8 @@ class Scopes:
                             return Definition(name, clause.start_byte, "for", right, left)
             elif node.type == "lambda":
                 params = node.child_by_field_name("parameters")
+                if params is not None and offset < params.end_byte and _in_default_or_annotation(self.parsed.root, offset):
+                    params = None  # `lambda x, hook, l=layer: ...`: the default is read outside the lambda
                 for name_node, p in _parameters(params) if params is not None else ():
                     if text(name_node) == name:
                         return Definition(name, node.start_byte, "param", p, p)
@@ -496,10 +510,16 @@ def _key(fn: Node) -> ScopeKey:
     return (fn.start_byte, fn.end_byte)
 
 
-def _header_end(fn: Node) -> int:
-    """Where a function's own scope starts: its parameters (the name belongs to the outer scope)."""
-    params = fn.child_by_field_name("parameters")
-    return params.start_byte if params is not None else fn.start_byte
+def _in_default_or_annotation(root: Node, offset: int) -> bool:
+    """Whether ``offset`` (in a parameter list) lies in a parameter's default or annotation, not its name."""
+    node = root.descendant_for_byte_range(offset, offset)
+    while node is not None and node.parent is not None and node.type not in ("parameters", "lambda_parameters"):
+        parent = node.parent
+        if parent.type in ("default_parameter", "typed_default_parameter") and node == parent.child_by_field_name("value") \
+                or node.type == "type":
+            return True
+        node = parent
+    return False
 
 
 def _parents(starts: list[int], ends: list[int]) -> list[int]:

@@ -729,7 +729,8 @@ class Evaluator(ObjectAttributes):
         a script's entry point), if every call of it names it: not handed on as a value (``fire.Fire(main)``),
         not a method or a lambda, not decorated by something that may call it with arguments (``@app.route``).
         A name's default (``component_type="hook_post"``) is what such calls mean; a number's (``layer: int =
-        0``) is a placeholder for whatever index the caller passes."""
+        0``) is a placeholder for whatever index the caller passes, unless it captures a loop's variable
+        (``def patch(x, hook, layer=layer)``, registered in the loop: TransformerLens passes the other two)."""
         head = fn.parent if fn.parent is not None and fn.parent.type == "decorated_definition" else fn
         self.read_spans.append((head.start_byte, default.end_byte))  # its decorators decide too
         if fn.type != "function_definition" or is_method(fn) or self.escapes(text(fn.child_by_field_name("name")), fn):
@@ -737,6 +738,9 @@ class Evaluator(ObjectAttributes):
         if any(d.type == "decorator" and not _ARGUMENT_FREE_DECORATOR.search(text(d)) for d in head.children):
             return None
         value = self.eval(default, depth + 1)
+        if default.type == "identifier" and (bound := self.scopes.lookup(text(default), default.start_byte)) is not None \
+                and bound.kind == "for":
+            return value  # `def patch(x, hook, layer=layer)` in a loop: the iteration's value, captured
         return None if any(isinstance(o, (int, float)) for o in options_of(value)) else value
 
     def recorded(self, compute: Callable[[], object]) -> tuple[object, frozenset[str], tuple]:

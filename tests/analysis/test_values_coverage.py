@@ -297,3 +297,28 @@ def test_a_list_handed_to_a_function_that_changes_it_is_unknown():
         assert _value_at(_analysis(body.format(change)), "s") is None, change
     reads = 'def show(l):\n    print(l[0])\nshow(sites)\nsorted(sites)\n'
     assert _value_at(_analysis(body.format(reads)), "s") == "blocks.0.hook_resid_post"
+
+
+def test_a_default_or_an_annotation_is_read_in_the_scope_around_its_function():
+    """Python evaluates them where the def runs: `def patch(x, hook, layer=layer)` reads the loop's `layer`."""
+    import re
+
+    from lsp_server.analysis.scopes import Scopes
+    from lsp_server.analysis.syntax import parse
+    src = ("x = 'outer'\nT = int\n"
+           "def f(a, b=x, c: T = x, *, d=lambda e, g=x: (e, g), x=x):\n    x = 'inner'\n    return x, b\n"
+           "h = lambda b, y=b: y\n")
+    scopes = Scopes(parse(src.encode()))
+
+    def bound_on_line(name: str, nth: int) -> int | None:
+        """The line of the definition the ``nth`` use of the word ``name`` refers to (1-based)."""
+        at = [m.start() for m in re.finditer(rf"\b{name}\b", src)][nth - 1]
+        d = scopes.lookup(name, at)
+        return src.count("\n", 0, d.offset) + 1 if d is not None else None
+    # Defaults and annotations, the lambda's default (`g=x`) and `x=x` too: the module's names.
+    assert [bound_on_line("x", n) for n in (2, 3, 4, 6)] == [1, 1, 1, 1]
+    assert bound_on_line("T", 2) == 2
+    # In the body: the function's own names; its parameters where they are written.
+    assert bound_on_line("x", 8) == 4 and bound_on_line("b", 2) == 3 and scopes.lookup("b", src.index("b=x")).kind == "param"
+    # A lambda's default is read outside it: `y=b` is no parameter of its own lambda.
+    assert bound_on_line("b", 4) is None
