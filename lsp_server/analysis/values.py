@@ -104,7 +104,7 @@ class Evaluator(ObjectAttributes):
         self._attribute_writes: dict[str, bool] = {}  # attribute name -> this file writes `<x>.name = ...`
         # (list name, binding offset) -> handed to a function changing it, with what finding that out read
         self._handed: dict[tuple[str, int], tuple[bool, frozenset[str], tuple]] = {}
-        self._dicts_unchanged: dict[tuple[str, int], bool] = {}  # (name, binding offset) -> only ever read
+        self._dicts_unchanged: dict = {}  # (name, binding offset) -> (only ever read, what that was read from)
         self._augmented_at: dict[str, list[int]] = {}  # name -> where `name += ...` (any op) is written
         self._classes: dict[int, tuple] = {}  # class start -> (its defs by name, its `self.x = ...` by x)
         self._outside_sets: dict[tuple[int, str], bool] = {}  # (class start, attr) -> assigned outside its methods
@@ -542,15 +542,35 @@ class Evaluator(ObjectAttributes):
             return None
         return one_of(found[0].eval(p.child_by_field_name(iterated[1]), depth + 1) for p in pairs)
 
-    def _dict_unchanged(self, d: Definition) -> bool:
+    def _dict_unchanged(self, d: Definition, depth: int = 0) -> bool:
         """Whether the dict literal ``d`` binds is only ever read: every use of the name bound there is an
         item read (not an assignment or ``del`` target), a reading method (``get``, ``keys``, ...), an ``in``
-        test or ``len``/``print``; any other use (``update``, an item assignment, handing the dict to a
-        function or another name) may change it."""
-        key = (d.name, d.offset)
-        if key not in self._dicts_unchanged:
-            self._dicts_unchanged[key] = all(_read_only_use(use) for use in self._uses(d))
-        return self._dicts_unchanged[key]
+        test, ``len``/``print``, a ``**`` spread, or an argument of a function of this file that only reads that
+        parameter likewise (``train(config=CONFIG)``); any other use (``update``, an item assignment, handing
+        the dict to another function or name) may change it."""
+        return bool(self.memoised(self._dicts_unchanged, (d.name, d.offset), lambda: all(
+            _read_only_use(use) or depth < 2 and self._only_read_by_callee(use, depth) for use in self._uses(d))))
+
+    def _only_read_by_callee(self, use: Node, depth: int) -> bool:
+        """Whether ``use`` is an argument of a call of a function of this file whose parameter it binds is only
+        ever read there (see :meth:`_dict_unchanged`)."""
+        parent, keyword = use.parent, None
+        if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("value") == use:
+            keyword, parent = text(parent.child_by_field_name("name")), parent.parent
+        call = parent.parent if parent is not None and parent.type == "argument_list" else None
+        called = self.function_called(call) if call is not None and call.type == "call" else None
+        if called is None or called[0] is not self:
+            return False
+        fn = called[1]
+        bound = self.bind(fn, call)
+        param = keyword if keyword is not None else next((n for n, arg in (bound or {}).items() if arg == use), None)
+        body = fn.child_by_field_name("body")
+        if bound is None or param not in bound or body is None:
+            return False
+        if self.read_spans is not None:
+            self.read_spans.append((fn.start_byte, fn.end_byte))  # an edit of the callee may make it write
+        own = next((p for p in self.scopes.definitions(param, self.scopes.scope_of(body.start_byte)) if p.kind == "param"), None)
+        return own is not None and self._dict_unchanged(own, depth + 1)
 
     def _loop_variable(self, name: str, target: Node, iterable: Node, depth: int) -> Value:
         """``for site in ["resid_pre", "attn_out"]`` (or ``for name, layer in [("z", 3), ...]``): one of the items;
@@ -1249,8 +1269,8 @@ def _read_only_use(name: Node) -> bool:
     if parent.type == "attribute" and parent.child_by_field_name("object") == name:
         return text(parent.child_by_field_name("attribute")) in _READING_METHODS \
             and parent.parent is not None and parent.parent.type == "call"
-    if parent.type == "comparison_operator":
-        return True  # `"act_name" in cfg`
+    if parent.type in ("comparison_operator", "dictionary_splat"):
+        return True  # `"act_name" in cfg`, `{**cfg, "seed": 0}`
     if parent.type == "assignment" and parent.child_by_field_name("left") == name:
         return True  # `cfg = {...}` again: another binding, which the lookup follows
     if parent.type in ("for_statement", "for_in_clause") and parent.child_by_field_name("right") == name:

@@ -688,3 +688,23 @@ scale = cache['hook_scale']
     after = analyze(edited, CONTEXT, parser)
     assert before.findings == [] and [f.code for f in after.findings] == ["unknown-hook"]
     assert facts(after) == facts(analyze(edited, CONTEXT))
+
+
+def test_a_dict_handed_to_a_function_that_reads_it_depends_on_that_function():
+    """`train(config=CONFIG)` keeps `CONFIG["hook_point"]` known while `train` only reads its parameter: an edit there
+    that makes it change the dict (`c.get` -> `c.pop`, naming neither the dict nor the key) resolves the key again."""
+    text = b'''from transformer_lens import HookedTransformer
+model = HookedTransformer.from_pretrained("gpt2")
+CONFIG = {"hook_point": "blocks.3.hook_resid_post"}
+def train(c):
+    return c.get("lr")
+train(c=CONFIG)
+_, cache = model.run_with_cache("x")
+acts = cache[CONFIG["hook_point"]]
+'''
+    parser = SyntaxParser()
+    before = analyze(text, CONTEXT, parser)
+    assert [r.template for r in before.refs] == ["blocks.{l}.hook_resid_post"]
+    edited = text.replace(b"c.get", b"c.pop")
+    after = analyze(edited, CONTEXT, parser)
+    assert after.refs == [] and facts(after) == facts(analyze(edited, CONTEXT))

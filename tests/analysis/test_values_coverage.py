@@ -204,6 +204,16 @@ def test_a_dict_literal_is_read_only_while_nothing_may_change_it():
         'for k in cfg:\n    print(k, cfg[k], len(cfg))\n': "blocks.0.hook_resid_post",
         'keys = [k for k in cfg]\n': "blocks.0.hook_resid_post",
         'cfg = {"act_name": "blocks.2.hook_resid_post"}\n': "blocks.2.hook_resid_post",  # rebound: the last binding
+        'seeded = {**cfg, "seed": 0}\n': "blocks.0.hook_resid_post",  # a spread copies it
+        # Handed to a function of this file: known while that function only reads the parameter (two calls deep).
+        'def train(c):\n    return c["lr"], c.get("act_name")\ntrain(cfg)\n': "blocks.0.hook_resid_post",
+        'def train(lr, config=None):\n    return show(config)\ndef show(c):\n    print(c["act_name"])\n'
+        'train(1, config=cfg)\n': "blocks.0.hook_resid_post",
+        'def train(c):\n    c["act_name"] = "blocks.1.hook_z"\ntrain(cfg)\n': None,
+        'def train(c):\n    c.update(lr=2)\ntrain(cfg)\n': None,
+        'def train(c):\n    json.dump(c, f)\ntrain(cfg)\n': None,
+        'def train(c):\n    other = c\ntrain(cfg)\n': None,
+        'def train(*cs):\n    print(cs)\ntrain(cfg)\n': None,
     }
     for change, expected in cases.items():
         a = _analysis('cfg = {"act_name": "blocks.0.hook_resid_post"}\n' + change + 'x = cfg["act_name"]\nx\n')
