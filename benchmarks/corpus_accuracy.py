@@ -57,8 +57,9 @@ def _short(name: str) -> bool:
 def _int_key(analysis, key) -> bool:
     """Whether every value of ``key`` is an int (``caches[layer]`` with ``layer`` from ``range(...)``
     or a list of ints): ActivationCache has no int keys, so its receiver is not one."""
-    if key.type == "integer":
-        return True
+    if key.type == "integer" or key.type == "unary_operator" and key.named_child_count == 1 \
+            and key.named_children[0].type == "integer":
+        return True  # (`x[-1]` too)
     if key.type != "identifier":
         return False
     d = analysis.scopes.lookup(text(key), key.start_byte)
@@ -121,8 +122,8 @@ def main() -> None:
                 form = "not a model's cache (an SAE's or toy module's own)"  # hook names of the user's module
             elif guessed and own_hook_points:
                 form = "not a model's cache (an SAE's or toy module's own)"
-            elif len(keys) > 1 and keys[0].type in ("slice", "ellipsis", "integer"):
-                form = "not a cache (int key: a list, tensor or dict of layers)"  # tensor indexing: `x[:, 3]`
+            elif len(keys) > 1 and (keys[0].type == "integer" or any(k.type in ("slice", "ellipsis") for k in keys)):
+                form = "not a cache (int key: a list, tensor or dict of layers)"  # tensor indexing: `x[:, 3]`, `x[b, h, :]`
             elif len(keys) == 1 and _int_key(analysis, keys[0]):
                 form = "not a cache (int key: a list, tensor or dict of layers)"  # ActivationCache keys are names
             by_form[form][0] += 1
