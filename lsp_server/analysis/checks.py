@@ -19,7 +19,7 @@ from .hook_filters import SAID, matching_layers
 from .hookrefs import HookRef
 from .migration import migrate_config, migrate_hooked_transformer
 from .models import ModelInfo, is_bridge_code
-from .syntax import TYPED_PARAMETERS, Node, Parsed, statement_of, text
+from .syntax import TYPED_PARAMETERS, Node, Parsed, descendants, statement_of, text
 
 _GATE_SETTERS = {
     "use_attn_result": "set_use_attn_result",
@@ -73,7 +73,8 @@ class NameChecker:
     def _probed(self, ref: HookRef) -> bool:
         """``if key in cache: x = cache[key]`` (or ``if key not in cache: continue`` before the read), or the read
         in a ``try`` that catches its KeyError: the code asks the cache first, or expects the read to fail, so a name
-        it lacks is a probe (research code tries several spellings in turn), not an error."""
+        it lacks is a probe (research code tries several spellings in turn), not an error. So is one under
+        ``with contextlib.suppress(KeyError):``."""
         key = self.parsed.root.descendant_for_byte_range(ref.start, ref.end)
         if key is not None and key.type == "subscript" and key.start_byte < ref.start:
             subscript = key  # `cache["result", 0]`: the ref spans the subscript's keys
@@ -83,7 +84,10 @@ class NameChecker:
             if key is None or key.parent is None:
                 return False
             subscript = key.parent
-        key_text = self.parsed.source[ref.start:ref.end].decode("utf-8", "replace")
+        # The key as written, or the hook name it reads as a literal (`cache["result", 0]` after a test of
+        # `"blocks.0.attn.hook_result" in cache`).
+        key_text = (self.parsed.source[ref.start:ref.end].decode("utf-8", "replace"),
+                    *((f'"{ref.name()}"', f"'{ref.name()}'") if ref.name() is not None else ()))
         cache = text(subscript.child_by_field_name("value"))
         node = subscript
         while node.parent is not None and node.type not in ("function_definition", "class_definition", "module"):
@@ -96,6 +100,8 @@ class NameChecker:
             if condition is not None and _tests_membership(condition, key_text, cache):
                 return True
             if parent.type == "try_statement" and node == parent.child_by_field_name("body") and _catches_key_error(parent):
+                return True
+            if parent.type == "with_statement" and node == parent.child_by_field_name("body") and _suppresses_key_error(parent):
                 return True
             if parent.type in ("block", "module") and any(
                     _leaves_unless_present(before, key_text, cache) for before in _statements_before(node)):
@@ -239,7 +245,7 @@ def _statements_before(statement: Node) -> list[Node]:
     return out
 
 
-def _leaves_unless_present(statement: Node, key: str, cache: str) -> bool:
+def _leaves_unless_present(statement: Node, key: tuple[str, ...], cache: str) -> bool:
     """``if key not in cache: continue`` (``return``, ``break``, ``raise``; the test may be one of an ``or``)."""
     if statement.type != "if_statement" or statement.child_by_field_name("alternative") is not None:
         return False
@@ -264,9 +270,17 @@ def _catches_key_error(try_statement: Node) -> bool:
     return False
 
 
-def _tests_membership(condition: Node, key: str, cache: str, negated: bool = False) -> bool:
-    """Whether ``condition`` holds ``key in cache`` (or ``in cache.keys()``), alone or in an ``and``; with
-    ``negated``, whether it holds ``key not in cache``, alone or in an ``or``."""
+def _suppresses_key_error(with_statement: Node) -> bool:
+    """Whether a ``with`` suppresses KeyError (``contextlib.suppress(KeyError)``, or a class above it)."""
+    clause = next((c for c in with_statement.named_children if c.type == "with_clause"), None)
+    return clause is not None and any(
+        text(call.child_by_field_name("function")).rsplit(".", 1)[-1] == "suppress"
+        and _CATCHES_KEY_ERROR.search(text(call.child_by_field_name("arguments"))) for call in descendants(clause, "call"))
+
+
+def _tests_membership(condition: Node, key: tuple[str, ...], cache: str, negated: bool = False) -> bool:
+    """Whether ``condition`` holds ``key in cache`` (or ``in cache.keys()``; ``key``: the ways it may be written), alone
+    or in an ``and``; with ``negated``, whether it holds ``key not in cache``, alone or in an ``or``."""
     if condition.type == "parenthesized_expression" and condition.named_child_count == 1:
         return _tests_membership(condition.named_children[0], key, cache, negated)
     if condition.type == "boolean_operator" and text(condition.child_by_field_name("operator")) == ("or" if negated else "and"):
@@ -275,7 +289,7 @@ def _tests_membership(condition: Node, key: str, cache: str, negated: bool = Fal
             [text(c) for c in condition.children if not c.is_named] != ["not in" if negated else "in"]:
         return False
     left, right = condition.named_children
-    return text(left) == key and text(right).replace(" ", "") in (cache, f"{cache}.keys()", f"{cache}.cache_dict")
+    return text(left) in key and text(right).replace(" ", "") in (cache, f"{cache}.keys()", f"{cache}.cache_dict")
 
 
 def insert_after_statement(source: bytes, node: Node, code: str, title: str) -> Fix:

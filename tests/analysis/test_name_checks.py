@@ -482,6 +482,16 @@ def test_a_key_read_in_a_try_that_catches_its_key_error_is_a_probe():
     assert [(line, code) for line, code, _, _ in rows] == [(3, "hook-not-enabled"), (9, "unknown-hook")]
 
 
+def test_a_key_read_under_a_suppressed_key_error_or_after_a_test_of_its_full_name_is_a_probe():
+    rows, _ = findings("_, cache = model.run_with_cache('x')\n"
+                       "with contextlib.suppress(KeyError):\n    z = cache['blocks.0.attn.hook_zz']\n"
+                       "with suppress(ValueError, LookupError), open('f') as f:\n    z = cache['blocks.0.attn.hook_zz']\n"
+                       "r = cache['result', 0] if 'blocks.0.attn.hook_result' in cache else None\n"
+                       "with suppress(ValueError):\n    z = cache['blocks.0.attn.hook_zz']\n"
+                       "r = cache['result', 0] if 'blocks.1.attn.hook_result' in cache else None\n")
+    assert [(line, code) for line, code, _, _ in rows] == [(8, "unknown-hook"), (9, "hook-not-enabled")]
+
+
 def test_a_filter_used_twice_is_judged_once():
     rows, _ = findings("names = ['blocks.0.attn.hook_zz']\n"
                        "f = lambda name: name in names\n"
