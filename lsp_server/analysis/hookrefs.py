@@ -680,13 +680,14 @@ class HookRefCollector:
             elif "in" in ops and text(left) == param and right.type in ("list", "tuple", "set"):
                 for element in right.named_children:
                     self._name_ref(element, "filter", model)
-            elif "in" in ops and text(left) == param and right.type == "identifier":
+            elif "in" in ops and text(left) == param and right.type in ("identifier", "list_comprehension",
+                                                                          "set_comprehension", "generator_expression"):
                 self._listed_names(right, model)
 
     def _listed_names(self, node: Node, model: ModelInfo | None) -> None:
         """``lambda name: name in names``, ``names`` a list of known names or a comprehension without a
-        condition (``[get_act_name(site, l) for l in layers]``): one filter ref, at ``names``, listing each
-        element (a comprehension's for every value of its variables)."""
+        condition (``[get_act_name(site, l) for l in layers]``, also written in the test): one filter ref, at
+        ``names``, listing each element (a comprehension's for every value of its variables)."""
         listed = self.ev.eval(node)
         value = one_of(item_options(listed)) if isinstance(listed, (Seq, Items)) else None
         if isinstance(value, OneOf):
