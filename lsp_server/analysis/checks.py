@@ -84,10 +84,11 @@ class NameChecker:
             if key is None or key.parent is None:
                 return False
             subscript = key.parent
-        # The key as written, or the hook name it reads as a literal (`cache["result", 0]` after a test of
+        # The key as written, or as the literal hook name it reads (`cache["result", 0]` after a test of
         # `"blocks.0.attn.hook_result" in cache`).
-        key_text = (self.parsed.source[ref.start:ref.end].decode("utf-8", "replace"),
-                    *((f'"{ref.name()}"', f"'{ref.name()}'") if ref.name() is not None else ()))
+        name = ref.name()
+        written = (self.parsed.source[ref.start:ref.end].decode("utf-8", "replace"),
+                   *((f'"{name}"', f"'{name}'") if name is not None else ()))
         cache = text(subscript.child_by_field_name("value"))
         node = subscript
         while node.parent is not None and node.type not in ("function_definition", "class_definition", "module"):
@@ -97,14 +98,14 @@ class NameChecker:
                 condition = parent.child_by_field_name("condition")
             elif parent.type == "conditional_expression" and node == parent.named_children[0]:
                 condition = parent.named_children[1]
-            if condition is not None and _tests_membership(condition, key_text, cache):
+            if condition is not None and _tests_membership(condition, written, cache):
                 return True
             if parent.type == "try_statement" and node == parent.child_by_field_name("body") and _catches_key_error(parent):
                 return True
             if parent.type == "with_statement" and node == parent.child_by_field_name("body") and _suppresses_key_error(parent):
                 return True
             if parent.type in ("block", "module") and any(
-                    _leaves_unless_present(before, key_text, cache) for before in _statements_before(node)):
+                    _leaves_unless_present(before, written, cache) for before in _statements_before(node)):
                 return True
             node = parent
         return False
