@@ -72,7 +72,7 @@ class NameChecker:
 
     def _probed(self, ref: HookRef) -> bool:
         """``if key in cache: x = cache[key]`` (or ``if key not in cache: continue`` before the read), or the read
-        in a ``try`` that catches its KeyError: the code asks the cache first, or expects the read to fail, so a name
+        in a ``try`` whose ``except`` names KeyError: the code asks the cache first, or expects the read to fail, so a name
         it lacks is a probe (research code tries several spellings in turn), not an error. So is one under
         ``with contextlib.suppress(KeyError):``."""
         key = self.parsed.root.descendant_for_byte_range(ref.start, ref.end)
@@ -257,22 +257,23 @@ def _leaves_unless_present(statement: Node, key: tuple[str, ...], cache: str) ->
         _tests_membership(statement.child_by_field_name("condition"), key, cache, negated=True)
 
 
-# What a missing cache key raises, and the classes above it.
-_CATCHES_KEY_ERROR = re.compile(r"\b(KeyError|LookupError|Exception|BaseException)\b")
+# What a missing cache key raises, named: a broader catch (`except Exception:`, a bare `except:`) guards a block
+# against anything, and a typo'd name there would fail silently, so its reads are still judged.
+_CATCHES_KEY_ERROR = re.compile(r"\b(KeyError|LookupError)\b")
 
 
 def _catches_key_error(try_statement: Node) -> bool:
-    """Whether a ``try`` has an ``except`` that catches KeyError (bare, or naming it or a class above it)."""
+    """Whether a ``try`` has an ``except`` that names KeyError (or LookupError)."""
     for clause in try_statement.named_children:
         if clause.type == "except_clause":
             caught = [c for c in clause.named_children if c.type != "block"]
-            if not caught or _CATCHES_KEY_ERROR.search(text(caught[0])):
+            if caught and _CATCHES_KEY_ERROR.search(text(caught[0])):
                 return True
     return False
 
 
 def _suppresses_key_error(with_statement: Node) -> bool:
-    """Whether a ``with`` suppresses KeyError (``contextlib.suppress(KeyError)``, or a class above it)."""
+    """Whether a ``with`` suppresses KeyError by name (``contextlib.suppress(KeyError)``)."""
     clause = next((c for c in with_statement.named_children if c.type == "with_clause"), None)
     return clause is not None and any(
         text(call.child_by_field_name("function")).rsplit(".", 1)[-1] == "suppress"
