@@ -420,12 +420,10 @@ class Evaluator(ObjectAttributes):
         parent = use.parent
         if parent is not None and parent.type == "assignment" and parent.child_by_field_name("right") == use:
             return True  # another name for the same list
-        keyword = None
-        if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("value") == use:
-            keyword, parent = text(parent.child_by_field_name("name")), parent.parent
-        if parent is None or parent.type != "argument_list" or parent.parent is None or parent.parent.type != "call":
+        passed = _argument_of(use)
+        if passed is None:
             return False
-        call = parent.parent
+        call, keyword = passed
         called = self.function_called(call)
         candidates = [called[1]] if called is not None else \
             self.scopes.function_defs.get(text(call.child_by_field_name("function")).rpartition(".")[2], [])
@@ -554,11 +552,11 @@ class Evaluator(ObjectAttributes):
     def _only_read_by_callee(self, use: Node, depth: int) -> bool:
         """Whether ``use`` is an argument of a call of a function of this file whose parameter it binds is only
         ever read there (see :meth:`_dict_unchanged`)."""
-        parent, keyword = use.parent, None
-        if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("value") == use:
-            keyword, parent = text(parent.child_by_field_name("name")), parent.parent
-        call = parent.parent if parent is not None and parent.type == "argument_list" else None
-        called = self.function_called(call) if call is not None and call.type == "call" else None
+        passed = _argument_of(use)
+        if passed is None:
+            return False
+        call, keyword = passed
+        called = self.function_called(call)
         if called is None or called[0] is not self:
             return False
         fn = called[1]
@@ -1253,6 +1251,16 @@ def _used_as_value(name: Node) -> bool:
 # Methods that read a dict without changing it, and calls that only look at what they are given.
 _READING_METHODS = frozenset({"get", "keys", "values", "items", "copy", "__getitem__", "__contains__"})
 _LOOKING_CALLS = frozenset({"len", "print", "repr", "str", "list", "sorted"})
+
+
+def _argument_of(use: Node) -> tuple[Node, str | None] | None:
+    """The call ``use`` is an argument of, and the keyword it is passed by (None: by position); None if it is none."""
+    parent, keyword = use.parent, None
+    if parent is not None and parent.type == "keyword_argument" and parent.child_by_field_name("value") == use:
+        keyword, parent = text(parent.child_by_field_name("name")), parent.parent
+    if parent is None or parent.type != "argument_list" or parent.parent is None or parent.parent.type != "call":
+        return None
+    return parent.parent, keyword
 
 
 def _read_only_use(name: Node) -> bool:
